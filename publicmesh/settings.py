@@ -1,0 +1,35 @@
+"""One settings object, read from the environment, with embedded defaults."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(f"PUBLICMESH_{name}", default)
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = field(default_factory=lambda: Path(_env("DATA_DIR", "data")).resolve())
+    # Empty means SQLite files under data_dir; a PostgreSQL URL means one database per store on it.
+    database_url: str = field(default_factory=lambda: _env("DATABASE_URL", ""))
+    host: str = field(default_factory=lambda: _env("HOST", "127.0.0.1"))
+    base_port: int = field(default_factory=lambda: int(_env("BASE_PORT", "8700")))
+    provider_timeout_s: float = field(default_factory=lambda: float(_env("PROVIDER_TIMEOUT", "2.0")))
+    signature_max_age_s: int = field(default_factory=lambda: int(_env("SIGNATURE_MAX_AGE", "30")))
+    max_body_bytes: int = field(default_factory=lambda: int(_env("MAX_BODY_BYTES", str(1 << 20))))
+    seed: int = field(default_factory=lambda: int(_env("SEED", "20261123")))
+    residents: int = field(default_factory=lambda: int(_env("RESIDENTS", "20000")))
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.data_dir / "keys"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

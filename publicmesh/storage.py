@@ -1,0 +1,72 @@
+"""Engines for the stores: one SQLite file per store by default, one PostgreSQL database per store at scale.
+
+Every part owns its store by name (``numbers`` owns none, ``hub``, ``audit``, ``resident-registry`` ...);
+no part opens another's.
+"""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+
+from publicmesh.settings import Settings, get_settings
+
+
+def database_name(store: str) -> str:
+    return "publicmesh_" + re.sub(r"[^a-z0-9]+", "_", store.lower()).strip("_")
+
+
+def is_postgres(settings: Settings | None = None) -> bool:
+    return (settings or get_settings()).database_url.startswith("postgresql")
+
+
+def engine_for(store: str, settings: Settings | None = None, *, create: bool = True) -> Engine:
+    """The engine of one store; creates the SQLite file or the PostgreSQL database when missing."""
+    settings = settings or get_settings()
+    if is_postgres(settings):
+        return _postgres_engine(store, settings.database_url, create=create)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    path = settings.data_dir / f"{database_name(store)}.db"
+    engine = create_engine(f"sqlite:///{path}", connect_args={"check_same_thread": False})
+    event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL + synchronous=NORMAL is durable across process death (only an OS crash may lose the last commits).
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def _postgres_engine(store: str, base_url: str, *, create: bool) -> Engine:
+    url = make_url(base_url)
+    name = database_name(store)
+    if create:
+        admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            exists = conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).first()
+            if not exists:
+                conn.execute(text(f'CREATE DATABASE "{name}"'))
+        admin.dispose()
+    return create_engine(url.set(database=name), pool_size=10, max_overflow=20, pool_pre_ping=True)
+
+
+def drop_store(store: str, settings: Settings | None = None) -> None:
+    """Remove a store entirely (used by ``seed --fresh`` and by tests)."""
+    settings = settings or get_settings()
+    if is_postgres(settings):
+        url = make_url(settings.database_url)
+        admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{database_name(store)}" WITH (FORCE)'))
+        admin.dispose()
+        return
+    for suffix in ("", "-wal", "-shm"):
+        path = settings.data_dir / f"{database_name(store)}.db{suffix}"
+        path.unlink(missing_ok=True)
