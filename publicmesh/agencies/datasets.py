@@ -1,0 +1,123 @@
+"""Datasets an agency publishes: attributes with JSON schemas, looked up by the agency's own pseudonym."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import Connection, Table, bindparam, select
+
+
+@dataclass(frozen=True)
+class Attribute:
+    """One published data item (データ項目)."""
+
+    name: str
+    schema: dict
+    title_ja: str
+    title_en: str
+    category: str = "general"  # "address" items are withheld for protected persons
+    column: str | None = None
+
+    @property
+    def is_address(self) -> bool:
+        return self.category == "address"
+
+
+Lookup = Callable[[Connection, str | None, Sequence[str], Sequence[str]], dict[str, dict]]
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A dataset of one agency; ``lookup`` maps its pseudonyms to rows of the asked attributes."""
+
+    name: str
+    title_ja: str
+    title_en: str
+    attributes: tuple[Attribute, ...]
+    table: Table | None = None
+    tenant_column: str | None = "tenant"
+    protected_column: str | None = None
+    order_by: str | None = None  # latest row first when a subject has several (e.g. by fiscal year)
+    custom_lookup: Lookup | None = None
+    filters: dict = field(default_factory=dict)
+
+    def attribute(self, name: str) -> Attribute | None:
+        return next((a for a in self.attributes if a.name == name), None)
+
+    @property
+    def pseudonym_paths(self) -> list[str]:
+        """Attributes (or 'attr[].field' paths) that carry pseudonyms the hub must convert."""
+        paths = []
+        for attr in self.attributes:
+            if attr.schema.get("format") == "pseudonym":
+                paths.append(attr.name)
+            items = attr.schema.get("items", {})
+            for key, sub in items.get("properties", {}).items():
+                if sub.get("format") == "pseudonym":
+                    paths.append(f"{attr.name}[].{key}")
+        return paths
+
+    def json_schema(self) -> dict:
+        return {
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "title": self.title_en,
+            "description": self.title_ja,
+            "type": "object",
+            "properties": {a.name: {**a.schema, "title": a.title_en, "description": a.title_ja} for a in self.attributes},
+            "additionalProperties": False,
+        }
+
+    def describe(self) -> dict:
+        return {
+            "name": self.name,
+            "title_ja": self.title_ja,
+            "title_en": self.title_en,
+            "attributes": [
+                {"name": a.name, "title_ja": a.title_ja, "title_en": a.title_en, "category": a.category, "schema": a.schema}
+                for a in self.attributes
+            ],
+            "pseudonym_paths": self.pseudonym_paths,
+            "schema": self.json_schema(),
+        }
+
+    def lookup(self, conn: Connection, tenant: str | None, subjects: Sequence[str], attributes: Sequence[str]) -> dict[str, dict]:
+        """Rows for the subjects found, keyed by pseudonym; ``_protected`` marks address protection."""
+        if self.custom_lookup is not None:
+            return self.custom_lookup(conn, tenant, subjects, attributes)
+        query = self._statement(tuple(attributes), self.tenant_column is not None and tenant is not None)
+        params = {"subjects": list(subjects)}
+        if self.tenant_column and tenant is not None:
+            params["tenant"] = tenant
+        found: dict[str, dict] = {}
+        for row in conn.execute(query, params).mappings():
+            subject = row["_subject"]
+            if subject not in found:  # first row per subject is the latest
+                found[subject] = {k: _json_value(v) for k, v in row.items() if k != "_subject"}
+        return found
+
+    def _statement(self, attributes: tuple[str, ...], by_tenant: bool):
+        # Built once per attribute set: statement construction costs more than the indexed lookup itself.
+        cache = self.__dict__.setdefault("_statements", {})
+        key = (attributes, by_tenant)
+        if key not in cache:
+            table = self.table
+            columns = [table.c[self.attribute(a).column or a].label(a) for a in attributes]
+            extra = [table.c.pseudonym.label("_subject")]
+            if self.protected_column:
+                extra.append(table.c[self.protected_column].label("_protected"))
+            query = select(*extra, *columns).where(table.c.pseudonym.in_(bindparam("subjects", expanding=True)))
+            if by_tenant:
+                query = query.where(table.c[self.tenant_column] == bindparam("tenant"))
+            for column, value in self.filters.items():
+                query = query.where(table.c[column] == value)
+            if self.order_by:
+                query = query.order_by(table.c[self.order_by].desc())
+            cache[key] = query
+        return cache[key]
+
+
+def _json_value(value):
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return value

@@ -1,0 +1,194 @@
+"""Resident registry (住民基本台帳), one tenant per municipality: persons, households, addresses,
+moves, births, deaths, address protection (DV等支援措置) and non-registered residents (住登外者)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import polars as pl
+from sqlalchemy import (Boolean, Column, Connection, Date, DateTime, BigInteger, Index, Integer, MetaData, SmallInteger,
+                        String, Table, func, insert, select, update)
+
+from publicmesh.agencies.datasets import Attribute, Dataset
+from publicmesh.agencies.definition import AgencyDefinition
+from publicmesh.agencies.loading import load_frame
+from publicmesh.agencies.messaging import emit
+
+metadata = MetaData()
+residents = Table(
+    "residents", metadata,
+    Column("tenant", String(6), primary_key=True),
+    Column("pseudonym", String(22), primary_key=True),
+    Column("household_no", BigInteger, nullable=False, index=True),
+    Column("relation", String(8), nullable=False),
+    Column("family_name", String(32), nullable=False),
+    Column("given_name", String(32), nullable=False),
+    Column("family_name_kana", String(64), nullable=False),
+    Column("given_name_kana", String(64), nullable=False),
+    Column("family_name_romaji", String(64), nullable=False),
+    Column("given_name_romaji", String(64), nullable=False),
+    Column("sex", SmallInteger, nullable=False),
+    Column("birth_date", Date, nullable=False),
+    Column("death_date", Date),
+    Column("status", String(16), nullable=False),  # resident, deceased, moved-out, non-registered
+    Column("postal_code", String(7), nullable=False),
+    Column("address", String(160), nullable=False),
+    Column("residence_municipality_code", String(6), nullable=False),
+    Column("address_protected", Boolean, nullable=False, default=False),
+    Column("updated_at", DateTime(timezone=True), server_default=func.now()),
+)
+Index("residents_pseudonym", residents.c.pseudonym)
+moves = Table(
+    "moves", metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("tenant", String(6), nullable=False),
+    Column("pseudonym", String(22), nullable=False, index=True),
+    Column("moved_on", Date, nullable=False),
+    Column("from_address", String(160), nullable=False),
+    Column("to_address", String(160), nullable=False),
+    Column("to_postal_code", String(7), nullable=False),
+)
+
+_STR = {"type": "string"}
+_DATE = {"type": "string", "format": "date"}
+PERSON = Dataset(
+    "person", "基本4情報等", "Basic resident information",
+    (
+        Attribute("family_name", _STR, "氏", "Family name", "identity"),
+        Attribute("given_name", _STR, "名", "Given name", "identity"),
+        Attribute("family_name_kana", _STR, "氏（フリガナ）", "Family name (kana)", "identity"),
+        Attribute("given_name_kana", _STR, "名（フリガナ）", "Given name (kana)", "identity"),
+        Attribute("family_name_romaji", _STR, "氏（ローマ字）", "Family name (romaji)", "identity"),
+        Attribute("given_name_romaji", _STR, "名（ローマ字）", "Given name (romaji)", "identity"),
+        Attribute("sex", {"type": "integer", "enum": [1, 2]}, "性別（1 男 2 女）", "Sex (1 male, 2 female)", "identity"),
+        Attribute("birth_date", _DATE, "生年月日", "Date of birth", "identity"),
+        Attribute("status", {"type": "string", "enum": ["resident", "deceased", "moved-out", "non-registered"]},
+                  "住民の状態", "Registration status"),
+        Attribute("death_date", {"type": ["string", "null"], "format": "date"}, "死亡日", "Date of death"),
+    ),
+    table=residents, protected_column="address_protected",
+)
+ADDRESS = Dataset(
+    "address", "住所", "Address",
+    (
+        Attribute("postal_code", {"type": "string", "pattern": "^[0-9]{7}$"}, "郵便番号", "Postal code", "address"),
+        Attribute("address", _STR, "住所", "Address", "address"),
+        Attribute("residence_municipality_code", {"type": "string", "pattern": "^[0-9]{6}$"},
+                  "居住地の地方公共団体コード", "Municipality of residence", "address"),
+    ),
+    table=residents, protected_column="address_protected",
+)
+
+
+def _household_lookup(conn: Connection, tenant, subjects, attributes) -> dict[str, dict]:
+    heads = select(residents.c.pseudonym, residents.c.household_no, residents.c.relation,
+                   residents.c.address_protected).where(residents.c.tenant == tenant, residents.c.pseudonym.in_(list(subjects)))
+    found = {r.pseudonym: r for r in conn.execute(heads)}
+    numbers = sorted({r.household_no for r in found.values()})
+    members: dict[int, list[dict]] = {}
+    if numbers:
+        rows = conn.execute(select(residents.c.household_no, residents.c.pseudonym, residents.c.relation, residents.c.sex,
+                                   residents.c.birth_date, residents.c.status)
+                            .where(residents.c.tenant == tenant, residents.c.household_no.in_(numbers))
+                            .order_by(residents.c.household_no, residents.c.birth_date))
+        for r in rows:
+            if r.status in ("resident", "non-registered"):
+                members.setdefault(r.household_no, []).append(
+                    {"subject": r.pseudonym, "relation": r.relation, "sex": r.sex, "birth_date": r.birth_date.isoformat()})
+    out = {}
+    for subject, r in found.items():
+        household = members.get(r.household_no, [])
+        full = {"relation": r.relation, "household_size": len(household), "members": household}
+        out[subject] = {"_protected": bool(r.address_protected), **{a: full[a] for a in attributes}}
+    return out
+
+
+HOUSEHOLD = Dataset(
+    "household", "世帯情報", "Household",
+    (
+        Attribute("relation", {"type": "string", "enum": ["head", "spouse", "child", "parent", "single"]},
+                  "世帯主との続柄", "Relation to the head of household", "household"),
+        Attribute("household_size", {"type": "integer", "minimum": 0}, "世帯人員", "Household size", "household"),
+        Attribute("members", {"type": "array", "items": {"type": "object", "properties": {
+            "subject": {"type": "string", "format": "pseudonym"}, "relation": _STR,
+            "sex": {"type": "integer"}, "birth_date": _DATE}}}, "世帯員", "Household members", "household"),
+    ),
+    custom_lookup=_household_lookup,
+)
+
+
+def seed(conn: Connection, chunk: pl.DataFrame, pseudonyms: list[str], _tenants) -> None:
+    rows = chunk.with_columns(pl.Series("pseudonym", pseudonyms)).select(
+        pl.col("municipality_code").alias("tenant"), "pseudonym", pl.col("household_id").alias("household_no"),
+        "relation", "family_name", "given_name", "family_name_kana", "given_name_kana", "family_name_romaji",
+        "given_name_romaji", "sex", "birth_date", "death_date",
+        pl.when(pl.col("death_date").is_not_null()).then(pl.lit("deceased"))
+        .when(~pl.col("registered")).then(pl.lit("non-registered")).otherwise(pl.lit("resident")).alias("status"),
+        "postal_code", "address", "residence_municipality_code", "address_protected",
+    )
+    load_frame(conn, residents, rows)
+
+
+def _member(tenant: str) -> str:
+    return f"MUNI/{tenant}/resident-registry"
+
+
+def _person(conn: Connection, tenant: str, pseudonym: str):
+    row = conn.execute(select(residents).where(residents.c.tenant == tenant, residents.c.pseudonym == pseudonym)).first()
+    if row is None:
+        raise LookupError(f"no resident {pseudonym} in {tenant}")
+    return row
+
+
+def register_birth(conn: Connection, tenant: str, child: str, mother: str, given_name: str, given_name_kana: str,
+                   given_name_romaji: str, sex: int, born_on: dt.date) -> None:
+    """出生届: the child joins the mother's household; the event names both parents' pseudonyms."""
+    m = _person(conn, tenant, mother)
+    conn.execute(insert(residents).values(
+        tenant=tenant, pseudonym=child, household_no=m.household_no, relation="child", family_name=m.family_name,
+        given_name=given_name, family_name_kana=m.family_name_kana, given_name_kana=given_name_kana,
+        family_name_romaji=m.family_name_romaji, given_name_romaji=given_name_romaji, sex=sex, birth_date=born_on,
+        status="resident", postal_code=m.postal_code, address=m.address, residence_municipality_code=tenant,
+        address_protected=m.address_protected))
+    parents = [r.pseudonym for r in conn.execute(select(residents.c.pseudonym).where(
+        residents.c.tenant == tenant, residents.c.household_no == m.household_no,
+        residents.c.relation.in_(["head", "spouse", "single"]), residents.c.status == "resident"))]
+    if mother not in parents:
+        parents.append(mother)
+    emit(conn, AGENCY.outbox, _member(tenant), "birth", child,
+         {"birth_date": born_on.isoformat(), "sex": sex, "parents": parents, "municipality_code": tenant})
+
+
+def register_move(conn: Connection, tenant: str, pseudonym: str, postal_code: str, address: str, moved_on: dt.date) -> None:
+    """転居 within the municipality: the whole household moves; one event per member."""
+    p = _person(conn, tenant, pseudonym)
+    household = conn.execute(select(residents.c.pseudonym, residents.c.address).where(
+        residents.c.tenant == tenant, residents.c.household_no == p.household_no, residents.c.status == "resident")).all()
+    for member in household:
+        conn.execute(insert(moves).values(tenant=tenant, pseudonym=member.pseudonym, moved_on=moved_on,
+                                          from_address=member.address, to_address=address, to_postal_code=postal_code))
+        conn.execute(update(residents).where(residents.c.tenant == tenant, residents.c.pseudonym == member.pseudonym)
+                     .values(postal_code=postal_code, address=address, updated_at=func.now()))
+        emit(conn, AGENCY.outbox, _member(tenant), "move", member.pseudonym,
+             {"postal_code": postal_code, "address": address, "moved_on": moved_on.isoformat(),
+              "municipality_code": tenant, "protected": bool(p.address_protected)})
+
+
+def register_death(conn: Connection, tenant: str, pseudonym: str, died_on: dt.date) -> None:
+    """死亡届: the record stays as 除票 with status deceased."""
+    _person(conn, tenant, pseudonym)
+    conn.execute(update(residents).where(residents.c.tenant == tenant, residents.c.pseudonym == pseudonym)
+                 .values(status="deceased", death_date=died_on, updated_at=func.now()))
+    emit(conn, AGENCY.outbox, _member(tenant), "death", pseudonym, {"death_date": died_on.isoformat(), "municipality_code": tenant})
+
+
+def set_address_protection(conn: Connection, tenant: str, pseudonym: str, protected: bool) -> None:
+    p = _person(conn, tenant, pseudonym)
+    conn.execute(update(residents).where(residents.c.tenant == tenant, residents.c.household_no == p.household_no)
+                 .values(address_protected=protected))
+
+
+AGENCY = AgencyDefinition(
+    system="resident-registry", title_ja="住民基本台帳", title_en="Resident registry", metadata=metadata,
+    datasets={d.name: d for d in (PERSON, ADDRESS, HOUSEHOLD)}, seed=seed,
+)

@@ -1,0 +1,47 @@
+"""Trust in member keys: certificates checked against the mesh CA, cached by member id."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from publicmesh.mesh.ca import UntrustedCertificate, verify_member_certificate
+
+CERTIFICATE_HEADER = "mesh-certificate"
+
+
+class TrustStore:
+    """Member keys a node trusts, learned from certificates that the mesh CA issued."""
+
+    def __init__(self, ca_certificate: x509.Certificate):
+        self._ca = ca_certificate
+        self._keys: dict[str, Ed25519PublicKey] = {}
+
+    @classmethod
+    def from_keys_dir(cls, keys_dir: Path) -> "TrustStore":
+        return cls(x509.load_pem_x509_certificate((keys_dir / "mesh-ca.pem").read_bytes()))
+
+    def add_pem(self, pem: str | bytes) -> str:
+        """Learn a member certificate; returns the member id. Raises UntrustedCertificate."""
+        data = pem.encode() if isinstance(pem, str) else pem
+        try:
+            cert = x509.load_pem_x509_certificate(data)
+        except ValueError as exc:
+            raise UntrustedCertificate(f"unreadable certificate: {exc}") from None
+        member = str(verify_member_certificate(cert, self._ca))
+        key = cert.public_key()
+        if not isinstance(key, Ed25519PublicKey):
+            raise UntrustedCertificate("member keys are Ed25519")
+        self._keys[member] = key
+        return member
+
+    def remove(self, member: str) -> None:
+        self._keys.pop(member, None)
+
+    def key(self, member: str) -> Ed25519PublicKey | None:
+        return self._keys.get(member)
+
+    def __contains__(self, member: str) -> bool:
+        return member in self._keys

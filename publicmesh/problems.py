@@ -1,0 +1,86 @@
+"""RFC 9457 problem details with stable type URIs and Japanese and English titles."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import orjson
+from starlette.responses import Response
+
+TYPE_PREFIX = "urn:publicmesh:problem:"
+
+
+@dataclass(frozen=True)
+class ProblemType:
+    slug: str
+    status: int
+    title_ja: str
+    title_en: str
+
+    @property
+    def uri(self) -> str:
+        return TYPE_PREFIX + self.slug
+
+
+_TYPES = [
+    ProblemType("malformed-request", 400, "リクエストの形式が正しくありません", "The request is malformed"),
+    ProblemType("missing-signature", 401, "署名がありません", "The request is not signed"),
+    ProblemType("malformed-signature", 401, "署名の形式が正しくありません", "The signature is malformed"),
+    ProblemType("bad-signature", 401, "署名を検証できません", "The signature does not verify"),
+    ProblemType("unknown-key", 401, "登録されていない鍵です", "The signing key is not a certified member key"),
+    ProblemType("stale-signature", 401, "署名の有効期間を過ぎています", "The signature is too old or from the future"),
+    ProblemType("replayed", 401, "同じリクエストが再送されました", "The request was replayed"),
+    ProblemType("digest-mismatch", 401, "本文のダイジェストが一致しません", "The body does not match its digest"),
+    ProblemType("not-allowed", 403, "この照会を認めるアクセスルールがありません", "No access rule allows this exchange"),
+    ProblemType("not-a-consumer", 403, "この機関からの直接の照会は受け付けません", "This member may not call this node directly"),
+    ProblemType("unknown-subject", 404, "対象者が見つかりません", "The subject is not known"),
+    ProblemType("unknown-member", 404, "メンバーが登録されていません", "The member is not registered"),
+    ProblemType("unknown-dataset", 404, "データセットがありません", "The dataset does not exist"),
+    ProblemType("not-found", 404, "見つかりません", "Not found"),
+    ProblemType("payload-too-large", 413, "リクエストが大きすぎます", "The request is too large"),
+    ProblemType("unsupported-media-type", 415, "このメディアタイプは扱えません", "The media type is not supported"),
+    ProblemType("bad-provider-answer", 502, "提供機関の応答を検証できません", "The provider's answer could not be verified"),
+    ProblemType("provider-unavailable", 503, "提供機関に接続できません", "The provider is unavailable"),
+    ProblemType("provider-timeout", 504, "提供機関が時間内に応答しませんでした", "The provider did not answer in time"),
+    ProblemType("internal-error", 500, "内部エラーが発生しました", "An internal error occurred"),
+]
+PROBLEM_TYPES = {t.slug: t for t in _TYPES}
+
+
+class Problem(Exception):
+    """An error to be answered as problem details."""
+
+    def __init__(self, slug: str, detail: str, **extensions):
+        super().__init__(detail)
+        self.type = PROBLEM_TYPES[slug]
+        self.detail = detail
+        self.extensions = extensions
+
+    @property
+    def status(self) -> int:
+        return self.type.status
+
+    def body(self, instance: str | None = None, lang: str = "ja") -> bytes:
+        doc = {
+            "type": self.type.uri,
+            "title": self.type.title_ja if lang == "ja" else self.type.title_en,
+            "title_ja": self.type.title_ja,
+            "title_en": self.type.title_en,
+            "status": self.type.status,
+            "detail": self.detail,
+        }
+        if instance:
+            doc["instance"] = instance
+        doc.update(self.extensions)
+        return orjson.dumps(doc)
+
+    def response(self, instance: str | None = None, lang: str = "ja", headers: dict | None = None) -> Response:
+        return Response(self.body(instance, lang), status_code=self.status, headers=headers,
+                        media_type="application/problem+json")
+
+
+def preferred_language(accept_language: str | None) -> str:
+    """'en' when the caller prefers English, else Japanese (the default)."""
+    if accept_language and accept_language.strip().lower().startswith("en"):
+        return "en"
+    return "ja"
