@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import os
 from collections.abc import Sequence
 
@@ -16,10 +15,10 @@ from starlette.routing import Route
 
 from publicmesh.agencies.definition import AgencyDefinition
 from publicmesh.agencies.messaging import accept, read_outbox
-from publicmesh.mesh.ca import UntrustedCertificate, read_private_key
+from publicmesh.mesh.ca import read_private_key
 from publicmesh.mesh.members import HUB, InvalidMemberId, MemberId
 from publicmesh.mesh.signatures import SignatureError, Signer, Verifier
-from publicmesh.mesh.trust import CERTIFICATE_HEADER, TrustStore
+from publicmesh.mesh.trust import TrustStore, authenticate_request
 from publicmesh.problems import Problem
 from publicmesh.settings import Settings
 from publicmesh.storage import engine_for
@@ -51,15 +50,7 @@ class AgencyNode:
         self.max_body = settings.max_body_bytes * 64  # bulk requests carry many subjects
 
     def authenticate(self, request: Request, body: bytes) -> str:
-        key_id = _key_id(request.headers.get("signature-input", ""))
-        if key_id and key_id not in self.trust and CERTIFICATE_HEADER in request.headers:
-            try:
-                pem = base64.b64decode(request.headers[CERTIFICATE_HEADER])
-                if self.trust.add_pem(pem) != key_id:
-                    raise SignatureError("unknown-key", "the certificate is not the signer's")
-            except (UntrustedCertificate, ValueError) as exc:
-                raise SignatureError("unknown-key", str(exc)) from None
-        caller = self.verifier.verify_request(request.method, request.url.path, request.headers, body)
+        caller = authenticate_request(self.trust, self.verifier, request.method, request.url.path, request.headers, body)
         if caller not in self.accepted:
             raise Problem("not-a-consumer", f"{caller} must query through the hub")
         return caller
@@ -73,15 +64,6 @@ class AgencyNode:
     def signed(self, member: str, request_id: str, status: int, body: bytes, media_type: str) -> Response:
         signer = self.signers.get(member) or next(iter(self.signers.values()))
         return Response(body, status, headers=signer.sign_response(status, body, request_id), media_type=media_type)
-
-
-def _key_id(signature_input: str) -> str | None:
-    marker = 'keyid="'
-    start = signature_input.find(marker)
-    if start < 0:
-        return None
-    start += len(marker)
-    return signature_input[start:signature_input.find('"', start)]
 
 
 def create_app(node: AgencyNode) -> Starlette:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 
 from cryptography import x509
@@ -45,3 +46,30 @@ class TrustStore:
 
     def __contains__(self, member: str) -> bool:
         return member in self._keys
+
+
+def _key_id(signature_input: str) -> str | None:
+    marker = 'keyid="'
+    start = signature_input.find(marker)
+    if start < 0:
+        return None
+    start += len(marker)
+    return signature_input[start:signature_input.find('"', start)]
+
+
+def authenticate_request(trust: TrustStore, verifier, method: str, path: str, headers, body: bytes) -> str:
+    """The verified signer of a request; learns its certificate from the request when first seen."""
+    from publicmesh.mesh.signatures import SignatureError
+
+    key_id = _key_id(headers.get("signature-input", ""))
+    if key_id and key_id not in trust and CERTIFICATE_HEADER in headers:
+        try:
+            if trust.add_pem(base64.b64decode(headers[CERTIFICATE_HEADER])) != key_id:
+                raise SignatureError("unknown-key", "the certificate is not the signer's")
+        except (UntrustedCertificate, ValueError) as exc:
+            raise SignatureError("unknown-key", str(exc)) from None
+    return verifier.verify_request(method, path, headers, body)
+
+
+def certificate_header(pem: str) -> str:
+    return base64.b64encode(pem.encode()).decode()

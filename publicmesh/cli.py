@@ -1,0 +1,208 @@
+"""The ``publicmesh`` command: run the mesh, seed it, look into it, verify it, measure it."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Optional
+
+import httpx
+import orjson
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from publicmesh.settings import get_settings
+
+app = typer.Typer(help="Public Service Mesh (公共サービスメッシュ)", no_args_is_help=True)
+audit_app = typer.Typer(help="The exchange record log (情報提供等記録)", no_args_is_help=True)
+bench_app = typer.Typer(help="Benchmarks that print ratios against a baseline in the same run", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+app.add_typer(bench_app, name="bench")
+console = Console()
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    TimeRemainingColumn(), console=console)
+
+
+def _seed(residents: int, seed_value: int, fresh: bool) -> None:
+    from publicmesh.runtime.provision import provision
+    from publicmesh.runtime.seed import fresh_stores, seed
+    from publicmesh.runtime.topology import municipalities
+
+    settings = get_settings()
+    provision(settings)
+    if fresh:
+        fresh_stores(settings)
+    with _progress() as progress:
+        task = progress.add_task("Seeding residents", total=residents)
+        result = seed(settings, residents, municipalities(), seed_value, lambda n: progress.advance(task, n))
+    console.print(f"Seeded {result['residents']:,} residents in {result['seconds']} s into {settings.data_dir}")
+
+
+@app.command("seed")
+def seed_command(
+    residents: int = typer.Option(None, help="Number of residents (default: PUBLICMESH_RESIDENTS or 20,000)"),
+    seed: int = typer.Option(None, help="Random seed; the same seed gives the same population"),
+    fresh: bool = typer.Option(False, "--fresh", help="Drop every agency store and the audit log first"),
+):
+    """Generate the synthetic population and write it to every agency's own store."""
+    from publicmesh.runtime.seed import is_seeded
+
+    settings = get_settings()
+    if is_seeded(settings) and not fresh:
+        console.print("[red]The stores already hold a population; use --fresh to replace it.[/red]")
+        raise typer.Exit(1)
+    _seed(residents or settings.residents, settings.seed if seed is None else seed, fresh)
+
+
+@app.command()
+def up(
+    residents: int = typer.Option(None, help="Residents to seed when the stores are empty"),
+    fresh: bool = typer.Option(False, "--fresh", help="Re-seed even if a population exists"),
+):
+    """Start every part on localhost (numbers, hub, agency nodes), seeding first if the stores are empty."""
+    from publicmesh.runtime.seed import is_seeded
+    from publicmesh.runtime.supervisor import Supervisor
+    from publicmesh.runtime.topology import parts
+
+    settings = get_settings()
+    if fresh or not is_seeded(settings):
+        _seed(residents or settings.residents, settings.seed, fresh)
+    else:
+        from publicmesh.runtime.provision import provision
+        provision(settings)
+    with Supervisor(settings) as supervisor:
+        with console.status("Starting the parts…"):
+            supervisor.start()
+        table = Table(title="Public Service Mesh is running (Ctrl-C stops it)")
+        table.add_column("part")
+        table.add_column("URL")
+        table.add_column("members")
+        for p in parts(settings):
+            table.add_row(p.name, p.url(settings), ", ".join(str(m) for m in p.members[:3]) + (" …" if len(p.members) > 3 else ""))
+        console.print(table)
+        hub = next(p for p in parts(settings) if p.name == "hub").url(settings)
+        console.print(f"Hub API docs: {hub}/docs   catalog: {hub}/v1/catalog   checkpoint: {hub}/v1/audit/checkpoint")
+        console.print("Try: publicmesh subjects --member MUNI/012084/child-allowance, then publicmesh query …")
+        try:
+            while all(p.poll() is None for p in supervisor.processes.values()):
+                time.sleep(1)
+            console.print("[red]A part exited; see the logs in " + str(supervisor.log_dir) + "[/red]")
+        except KeyboardInterrupt:
+            console.print("Stopping…")
+
+
+def _hub_url() -> str:
+    from publicmesh.runtime.topology import part
+
+    settings = get_settings()
+    return part(settings, "hub").url(settings)
+
+
+@app.command()
+def catalog(member: Optional[str] = typer.Option(None, "--as", help="Show what this member may use")):
+    """List members, datasets and attributes (and what --as may use, for which affair)."""
+    try:
+        listing = httpx.get(_hub_url() + "/v1/catalog", params={"consumer": member} if member else None, timeout=10).json()
+    except httpx.HTTPError as exc:
+        console.print(f"[red]The hub is not reachable ({exc}); start it with: publicmesh up[/red]")
+        raise typer.Exit(1)
+    for provider in listing:
+        table = Table(title=f"{provider['member']} — {provider['title_ja']}", show_lines=False)
+        for column in ("dataset", "attributes", "allowed for " + (member or "—")):
+            table.add_column(column)
+        for d in provider["datasets"]:
+            allowed = sorted({a["affair"] for a in d.get("allowed", [])})
+            table.add_row(f"{d['name']} ({d['title_ja']})", ", ".join(a["name"] for a in d["attributes"]), ", ".join(allowed))
+        console.print(table)
+
+
+@app.command()
+def subjects(member: str = typer.Option(..., help="An agency member, e.g. MUNI/012084/child-allowance"),
+             limit: int = typer.Option(5)):
+    """Show a few pseudonyms this agency holds (read from the agency's own store, as its clerk would)."""
+    from sqlalchemy import select
+
+    from publicmesh.agencies.catalog import AGENCIES
+    from publicmesh.mesh.members import MemberId
+    from publicmesh.storage import engine_for
+
+    m = MemberId.parse(member)
+    agency = AGENCIES[m.system]
+    dataset = next(iter(agency.datasets.values()))
+    table = dataset.table if dataset.table is not None else agency.metadata.tables["residents"]
+    query = select(table.c.pseudonym).limit(limit)
+    if agency.municipal:
+        query = query.where(table.c.tenant == m.code)
+    with engine_for(m.system).connect() as conn:
+        for row in conn.execute(query):
+            console.print(row.pseudonym)
+
+
+@app.command()
+def query(
+    member: str = typer.Option(..., "--as", help="The consumer member, e.g. MUNI/012084/child-allowance"),
+    provider: str = typer.Option(..., help="e.g. MUNI/012084/resident-registry"),
+    dataset: str = typer.Option(...),
+    subject: str = typer.Option(..., help="The subject under the consumer's own pseudonym"),
+    attributes: str = typer.Option(..., help="Comma-separated attribute names"),
+    purpose: str = typer.Option(..., help="The affair, e.g. child-allowance-eligibility"),
+):
+    """Run one query through the hub as a member; prints the answer and its audit record id."""
+    from publicmesh.mesh.client import HubError, MeshClient
+
+    client = MeshClient.for_member(get_settings(), member, _hub_url())
+    try:
+        answer = client.query(provider, dataset, subject, [a.strip() for a in attributes.split(",")], purpose)
+    except HubError as exc:
+        console.print_json(orjson.dumps(exc.problem).decode())
+        raise typer.Exit(2)
+    except httpx.HTTPError as exc:
+        console.print(f"[red]The hub is not reachable ({exc}); start it with: publicmesh up[/red]")
+        raise typer.Exit(1)
+    console.print_json(orjson.dumps(answer).decode())
+    console.print(f"audit record: {answer['audit_record']}")
+
+
+@audit_app.command("verify")
+def audit_verify():
+    """Check the whole log: every record against its leaf, every checkpoint root and signature."""
+    from publicmesh.audit import verify_store
+
+    with console.status("Verifying the exchange record log…"):
+        report = verify_store(get_settings())
+    if report.ok:
+        console.print(f"[green]OK[/green]: {report.tree_size:,} records; every checkpoint verifies.")
+        return
+    for problem in report.problems[:50]:
+        where = f"position {problem.position}" if problem.position is not None else "log"
+        console.print(f"[red]{where}[/red]: {problem.kind} — {problem.detail}")
+    console.print(f"[red]FAILED[/red]: first bad position {report.first_bad_position}")
+    raise typer.Exit(1)
+
+
+@bench_app.command("exchange")
+def bench_exchange(
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object"),
+    seconds: float = typer.Option(10.0, help="Measuring time per phase"),
+    concurrency: int = typer.Option(32),
+    residents: int = typer.Option(20_000),
+    hub_workers: int = typer.Option(1, help="Hub processes"),
+):
+    """Signed queries at the given concurrency: directly to a provider, then through the hub, in one run."""
+    from publicmesh.bench.exchange import run
+
+    result = run(seconds=seconds, concurrency=concurrency, residents=residents, hub_workers=hub_workers,
+                 progress=None if as_json else console.print)
+    if as_json:
+        print(json.dumps(result))
+    else:
+        console.print_json(json.dumps(result))
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,60 @@
+"""A member's client of the hub: signs queries, checks the hub's signature on every answer."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+import httpx
+import orjson
+import pyarrow as pa
+from cryptography import x509
+
+from publicmesh.mesh.ca import read_private_key
+from publicmesh.mesh.members import HUB, MemberId
+from publicmesh.mesh.signatures import Signer, Verifier
+from publicmesh.settings import Settings
+
+
+class HubError(Exception):
+    """The hub answered with problem details."""
+
+    def __init__(self, status: int, problem: dict):
+        super().__init__(f"{status} {problem.get('title')}: {problem.get('detail')}")
+        self.status = status
+        self.problem = problem
+
+
+@dataclass
+class MeshClient:
+    hub_url: str
+    signer: Signer
+    verifier: Verifier
+    timeout_s: float = 30.0
+
+    @classmethod
+    def for_member(cls, settings: Settings, member: MemberId | str, hub_url: str) -> "MeshClient":
+        member = MemberId.parse(str(member))
+        keys = settings.keys_dir / "members"
+        hub_key = x509.load_pem_x509_certificate((keys / f"{HUB.file_stem}.pem").read_bytes()).public_key()
+        verifier = Verifier(lambda kid: hub_key if kid == str(HUB) else None, 300)
+        return cls(hub_url, Signer(str(member), read_private_key(keys / f"{member.file_stem}.key")), verifier)
+
+    def _post(self, path: str, doc: dict) -> httpx.Response:
+        request_id = uuid.uuid4().hex
+        body = orjson.dumps(doc)
+        headers = {**self.signer.sign_request("POST", path, body, request_id), "content-type": "application/json"}
+        response = httpx.post(self.hub_url + path, content=body, headers=headers, timeout=self.timeout_s)
+        self.verifier.verify_response(response.status_code, response.headers, response.content, request_id)
+        if response.status_code != 200:
+            raise HubError(response.status_code, orjson.loads(response.content))
+        return response
+
+    def query(self, provider: str, dataset: str, subject: str, attributes: list[str], purpose: str) -> dict:
+        return orjson.loads(self._post("/v1/query", {"provider": provider, "dataset": dataset, "subject": subject,
+                                                     "attributes": attributes, "purpose": purpose}).content)
+
+    def bulk(self, provider: str, dataset: str, subjects: list[str], attributes: list[str], purpose: str) -> pa.Table:
+        response = self._post("/v1/bulk", {"provider": provider, "dataset": dataset, "subjects": subjects,
+                                           "attributes": attributes, "purpose": purpose})
+        return pa.ipc.open_stream(response.content).read_all()

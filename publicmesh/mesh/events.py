@@ -1,0 +1,141 @@
+"""Event routing: each outbox event reaches every subscriber a rule names, converted, at least once.
+
+The hub keeps no copy of the events: a cursor per (provider, subscriber) moves only after the
+subscriber acknowledged, so a subscriber that is down gets everything from its cursor on its return.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import defaultdict
+
+from sqlalchemy import BigInteger, Column, Engine, MetaData, String, Table, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from publicmesh.mesh.exchange import Exchange
+from publicmesh.mesh.members import AUDIT_DOMAIN, MemberId
+from publicmesh.mesh.rules import EventRule
+from publicmesh.problems import Problem
+
+log = logging.getLogger(__name__)
+metadata = MetaData()
+cursors = Table(
+    "event_cursors", metadata,
+    Column("provider", String(64), primary_key=True),
+    Column("subscriber", String(64), primary_key=True),
+    Column("last_id", BigInteger, nullable=False),
+)
+_PAGE = 500
+
+
+class EventRouter:
+    def __init__(self, exchange: Exchange, engine: Engine, interval_s: float = 0.2):
+        self.exchange = exchange
+        self.engine = engine
+        self.interval = interval_s
+        self._retry_at: dict[tuple[str, str], float] = {}
+        self._failures: dict[tuple[str, str], int] = defaultdict(int)
+        metadata.create_all(engine)
+
+    def _cursor(self, provider: str, subscriber: str) -> int:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(cursors.c.last_id).where(cursors.c.provider == provider,
+                                                               cursors.c.subscriber == subscriber)).first()
+        return row.last_id if row else 0
+
+    def _advance(self, provider: str, subscriber: str, last_id: int) -> None:
+        values = dict(provider=provider, subscriber=subscriber, last_id=last_id)
+        insert = (postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert)(cursors).values(**values)
+        with self.engine.begin() as conn:
+            conn.execute(insert.on_conflict_do_update(index_elements=["provider", "subscriber"], set_={"last_id": last_id}))
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.route_once()
+            except Exception:  # one bad round must not stop routing; it is retried next round
+                log.exception("event routing round failed")
+            await asyncio.sleep(self.interval)
+
+    async def route_once(self) -> int:
+        """One pass over every provider with subscriptions; returns the number of deliveries."""
+        delivered = 0
+        directory = self.exchange.directory
+        for provider in list(directory.members.values()):
+            rules = self.exchange.rules.subscriptions(provider.id) if provider.active else []
+            if rules:
+                delivered += await self._route_provider(provider, rules)
+        return delivered
+
+    async def _route_provider(self, provider, rules: list[EventRule]) -> int:
+        subscribers = {str(s) for r in rules for s in self._candidates(r, provider.id)}
+        cursor_of = {s: self._cursor(str(provider.id), s) for s in subscribers}
+        after = min(cursor_of.values(), default=0)
+        answer = await self.exchange.outbound.post(provider.base_url, "/v1/outbox", {
+            "member": str(provider.id), "after": after, "limit": _PAGE}, str(provider.id))
+        events = [e for e in answer.json()["events"] if e["member"] == str(provider.id)] if answer.status == 200 else []
+        if not events:
+            return 0
+        last_seen = answer.json()["events"][-1]["id"]
+        plan: dict[str, list[tuple[EventRule, dict]]] = defaultdict(list)
+        for event in events:
+            for rule in rules:
+                if rule.event == event["type"]:
+                    subscriber = rule.subscriber_for(provider.id, event["data"])
+                    if subscriber and str(subscriber) in cursor_of and event["id"] > cursor_of[str(subscriber)]:
+                        plan[str(subscriber)].append((rule, event))
+        delivered = 0
+        for subscriber in subscribers:
+            key = (str(provider.id), subscriber)
+            if time.monotonic() < self._retry_at.get(key, 0):
+                continue
+            items = plan.get(subscriber, [])
+            try:
+                if items:
+                    delivered += await self._deliver(provider.id, MemberId.parse(subscriber), items)
+                self._advance(str(provider.id), subscriber, max(last_seen, cursor_of[subscriber]))
+                self._failures.pop(key, None)
+                self._retry_at.pop(key, None)
+            except Problem as problem:
+                self._failures[key] += 1
+                backoff = min(30.0, 0.5 * 2 ** self._failures[key])
+                self._retry_at[key] = time.monotonic() + backoff
+                log.warning("delivery %s → %s failed (%s); retry in %.1f s", *key, problem.detail, backoff)
+        return delivered
+
+    def _candidates(self, rule: EventRule, provider: MemberId) -> list[MemberId]:
+        _, code, system = rule.subscriber.split("/")
+        if code != "{code}":
+            found = rule.subscriber_for(provider, {})
+            return [found] if found and self.exchange.directory.get(found) else []
+        return [m.id for m in self.exchange.directory.members.values()
+                if m.active and m.id.system == system and m.id.member_class == rule.subscriber.split("/")[0]]
+
+    async def _deliver(self, provider: MemberId, subscriber_id: MemberId, items: list[tuple[EventRule, dict]]) -> int:
+        subscriber = self.exchange.directory.get(subscriber_id)
+        if subscriber is None:
+            return 0
+        source, target = provider.pseudonym_domain, subscriber_id.pseudonym_domain
+        subjects = await self.exchange.numbers.convert_many([e["subject"] for _, e in items], source, (target, AUDIT_DOMAIN))
+        deliveries, records = [], []
+        for k, (rule, event) in enumerate(items):
+            data = {a: event["data"][a] for a in rule.attributes if a in event["data"]}
+            if event["data"].get("protected"):
+                for name in ("postal_code", "address"):
+                    data.pop(name, None)
+            for name in rule.pseudonym_fields:
+                values = data.get(name) or []
+                if values:
+                    data[name] = (await self.exchange.numbers.convert_many(values, source, (target,)))[target]
+            deliveries.append({"idempotency_key": f"{provider}:{event['id']}:{subscriber_id}", "member": str(subscriber_id),
+                               "source": str(provider), "type": event["type"], "subject": subjects[target][k],
+                               "data": data, "occurred_at": event["occurred_at"]})
+            records.append(self.exchange._record("event", subscriber_id, provider, event["type"], list(data), rule,
+                                                 rule.affair, rule.legal_basis, subjects[AUDIT_DOMAIN][k], f"{provider}:{event['id']}"))
+        answer = await self.exchange.outbound.post(subscriber.base_url, "/v1/events", {"events": deliveries}, str(subscriber_id))
+        if answer.status != 200:
+            raise Problem("bad-provider-answer", f"{subscriber_id} answered HTTP {answer.status} to a delivery")
+        await self.exchange.audit.append_many(records)
+        return len(deliveries)

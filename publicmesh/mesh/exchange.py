@@ -1,0 +1,160 @@
+"""The query path: authenticate → authorize → convert pseudonym → forward → verify answer → audit → answer."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pyarrow as pa
+
+from publicmesh.audit import ExchangeRecord
+from publicmesh.mesh.catalog import Catalog
+from publicmesh.mesh.members import AUDIT_DOMAIN, InvalidMemberId, MemberId
+from publicmesh.mesh.outbound import Outbound
+from publicmesh.mesh.registry import Directory, Member
+from publicmesh.mesh.rules import AccessRule, RuleBook
+from publicmesh.mesh.schemas import BulkRequest, QueryRequest
+from publicmesh.numbers.client import NumbersClient
+from publicmesh.problems import Problem
+
+BULK_CHUNK = 50_000
+
+
+def now_iso() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
+
+
+class Exchange:
+    def __init__(self, directory: Directory, rules: RuleBook, catalog: Catalog, numbers: NumbersClient,
+                 outbound: Outbound, audit):
+        self.directory, self.rules, self.catalog = directory, rules, catalog
+        self.numbers, self.outbound, self.audit = numbers, outbound, audit
+
+    def _authorize(self, consumer: MemberId, provider_text: str, purpose: str, dataset: str,
+                   attributes: list[str]) -> tuple[Member, AccessRule]:
+        try:
+            provider_id = MemberId.parse(provider_text)
+        except InvalidMemberId as exc:
+            raise Problem("malformed-request", str(exc)) from None
+        provider = self.directory.get(provider_id)
+        if provider is None:
+            raise Problem("unknown-member", f"{provider_text} is not an active member")
+        rule = self.rules.authorize(consumer, purpose, provider_id, dataset, attributes)
+        if rule is None:
+            raise Problem("not-allowed", f"no rule lets {consumer} receive {dataset}({', '.join(attributes)}) "
+                                         f"from {provider_id} for {purpose!r}")
+        return provider, rule
+
+    def _record(self, kind, consumer, provider, dataset, attributes, rule: AccessRule | None, purpose, legal_basis,
+                subject, request_id, outcome="ok") -> ExchangeRecord:
+        return ExchangeRecord(kind=kind, at=now_iso(), consumer=str(consumer), provider=str(provider), dataset=dataset,
+                              attributes=tuple(attributes), purpose=purpose, legal_basis=legal_basis, subject=subject,
+                              request_id=request_id, outcome=outcome)
+
+    async def query(self, consumer: MemberId, req: QueryRequest, request_id: str) -> dict:
+        provider, rule = self._authorize(consumer, req.provider, req.purpose, req.dataset, req.attributes)
+        if req.legal_basis and req.legal_basis != rule.legal_basis:
+            raise Problem("not-allowed", f"the legal basis of {rule.id} is {rule.legal_basis!r}")
+        dataset = await self.catalog.dataset(provider.id, req.dataset)
+        provider_domain = provider.id.pseudonym_domain
+        converted = await self.numbers.convert(req.subject, consumer.pseudonym_domain, (provider_domain, AUDIT_DOMAIN))
+        if converted[provider_domain] is None:
+            raise Problem("unknown-subject", "the subject is not a pseudonym of the consumer's")
+        answer = await self.outbound.post(provider.base_url, "/v1/query", {
+            "member": str(provider.id), "dataset": req.dataset, "subject": converted[provider_domain],
+            "attributes": req.attributes}, str(provider.id), request_id=request_id)
+        if answer.status == 404:
+            raise Problem("unknown-subject", f"{provider.id} holds no {req.dataset} for this subject")
+        if answer.status != 200:
+            raise Problem("bad-provider-answer", f"{provider.id} answered HTTP {answer.status}")
+        doc = answer.json()
+        data = doc["data"]
+        withheld = withhold(data, bool(doc.get("protected")), dataset, rule)
+        embedded = await self._convert_embedded([data], dataset, provider_domain, consumer.pseudonym_domain)
+        records = [self._record("query", consumer, provider.id, req.dataset, req.attributes, rule, req.purpose,
+                                rule.legal_basis, converted[AUDIT_DOMAIN], request_id)]
+        records += [self._record("query", consumer, provider.id, req.dataset, [path], rule, req.purpose, rule.legal_basis,
+                                 audit_subject, request_id) for path, audit_subject in embedded]
+        positions = await self.audit.append_many(records)
+        return {"request_id": request_id, "audit_record": positions[0], "provider": str(provider.id),
+                "dataset": req.dataset, "subject": req.subject, "data": data, "withheld": withheld,
+                "rule": rule.id, "legal_basis": rule.legal_basis}
+
+    async def _convert_embedded(self, rows: list[dict], dataset: dict, source: str, target: str) -> list[tuple[str, str]]:
+        """Pseudonyms inside answers (e.g. household members) in the consumer's domain; returns audit subjects."""
+        slots = []  # (container, key, path)
+        for row in rows:
+            for path in dataset.get("pseudonym_paths", []):
+                name, _, field = path.partition("[].")
+                value = row.get(name)
+                if field and isinstance(value, list):
+                    slots += [(item, field, path) for item in value if isinstance(item, dict) and item.get(field)]
+                elif isinstance(value, list):
+                    slots += [(value, i, path) for i in range(len(value))]
+                elif value:
+                    slots.append((row, name, path))
+        if not slots:
+            return []
+        converted = await self.numbers.convert_many([c[k] for c, k, _ in slots], source, (target, AUDIT_DOMAIN))
+        for (container, key, _), value in zip(slots, converted[target]):
+            container[key] = value
+        return [(path, audit) for (_, _, path), audit in zip(slots, converted[AUDIT_DOMAIN]) if audit]
+
+    async def bulk(self, consumer: MemberId, req: BulkRequest, request_id: str) -> pa.Table:
+        """Bulk query: one audit record per subject answered; rows carry the consumer's pseudonyms."""
+        provider, rule = self._authorize(consumer, req.provider, req.purpose, req.dataset, req.attributes)
+        dataset = await self.catalog.dataset(provider.id, req.dataset)
+        provider_domain = provider.id.pseudonym_domain
+        converted = await self.numbers.convert_many(req.subjects, consumer.pseudonym_domain, (provider_domain, AUDIT_DOMAIN))
+        valid = [i for i, p in enumerate(converted[provider_domain]) if p is not None]
+        tables = []
+        for start in range(0, len(valid), BULK_CHUNK):
+            chunk = valid[start:start + BULK_CHUNK]
+            answer = await self.outbound.post(provider.base_url, "/v1/bulk", {
+                "member": str(provider.id), "dataset": req.dataset, "attributes": req.attributes,
+                "subjects": [converted[provider_domain][i] for i in chunk]}, str(provider.id),
+                request_id=f"{request_id}.{start // BULK_CHUNK}", timeout_s=120)
+            if answer.status != 200:
+                raise Problem("bad-provider-answer", f"{provider.id} answered HTTP {answer.status} to a bulk query")
+            table = pa.ipc.open_stream(answer.body).read_all()
+            original = pa.array([chunk[i] for i in table.column("i").to_pylist()], pa.int64())
+            tables.append(table.drop_columns(["i"]).append_column("row", original))
+        rows = pa.concat_tables(tables) if tables else pa.table(
+            {"_protected": pa.array([], pa.bool_()), "row": pa.array([], pa.int64())})
+        return await self._bulk_answer(consumer, provider, rule, dataset, req, rows, converted, request_id)
+
+    async def _bulk_answer(self, consumer, provider, rule, dataset, req, rows: pa.Table, converted, request_id) -> pa.Table:
+        order = rows.column("row").to_pylist()
+        protected = rows.column("_protected").to_pylist() if len(order) else []
+        columns = {"subject": pa.array([req.subjects[i] for i in order], pa.string())}
+        address = {a["name"] for a in dataset["attributes"] if a["category"] == "address"}
+        withholds = rule.protected_addresses != "allow"
+        for name in req.attributes:
+            values = rows.column(name).to_pylist() if len(order) else []
+            if name in address and withholds:
+                values = [None if p else v for v, p in zip(values, protected)]
+            columns[name] = values
+        embedded = []
+        if dataset.get("pseudonym_paths"):
+            as_rows = [{n: columns[n][k] for n in req.attributes} for k in range(len(order))]
+            embedded = await self._convert_embedded(as_rows, dataset, provider.id.pseudonym_domain, consumer.pseudonym_domain)
+            for name in req.attributes:
+                columns[name] = [r[name] for r in as_rows]
+        records = [self._record("bulk-item", consumer, provider.id, req.dataset, req.attributes, rule, req.purpose,
+                                rule.legal_basis, converted[AUDIT_DOMAIN][i], request_id) for i in order]
+        records += [self._record("bulk-item", consumer, provider.id, req.dataset, [path], rule, req.purpose,
+                                 rule.legal_basis, subject, request_id) for path, subject in embedded]
+        positions = await self.audit.append_many(records) if records else []
+        columns["withheld"] = pa.array([bool(p and withholds and address & set(req.attributes)) for p in protected], pa.bool_())
+        columns["audit_record"] = pa.array(positions[:len(order)], pa.int64())
+        return pa.table({k: v if isinstance(v, pa.Array) else pa.array(v) for k, v in columns.items()})
+
+
+def withhold(data: dict, protected: bool, dataset: dict, rule: AccessRule) -> list[str]:
+    """Remove address items of a protected person unless the rule explicitly allows them."""
+    if not protected or rule.protected_addresses == "allow":
+        return []
+    address = {a["name"] for a in dataset["attributes"] if a["category"] == "address"}
+    withheld = sorted(address & data.keys())
+    for name in withheld:
+        data.pop(name)
+    return withheld

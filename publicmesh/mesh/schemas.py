@@ -1,0 +1,47 @@
+"""The hub's public request and answer bodies (documented in its OpenAPI)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+PSEUDONYM = Field(min_length=22, max_length=22, pattern=r"^[A-Za-z0-9_-]{22}$",
+                  description="The subject under the consumer's own pseudonym (機関別符号)")
+
+
+class QueryRequest(BaseModel):
+    """情報照会: one subject, one provider dataset, the attributes the affair needs."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "provider": "MUNI/012084/resident-registry", "dataset": "household", "subject": "cdwN50YIflIJCf3lcEuNgw",
+        "attributes": ["relation", "household_size", "members"], "purpose": "child-allowance-eligibility"}]})
+
+    provider: str = Field(description="Provider member, CLASS/CODE/SYSTEM", examples=["MUNI/012084/resident-registry"])
+    dataset: str = Field(max_length=64)
+    subject: str = PSEUDONYM
+    attributes: list[str] = Field(min_length=1, max_length=64)
+    purpose: str = Field(max_length=64, description="The affair (事務) an access rule names")
+    legal_basis: str | None = Field(default=None, description="If given, must equal the rule's legal basis")
+
+
+class BulkRequest(BaseModel):
+    """Bulk query: the same affair for many subjects; answered as an Arrow IPC stream."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    provider: str
+    dataset: str = Field(max_length=64)
+    subjects: list[str] = Field(min_length=1, max_length=200_000)
+    attributes: list[str] = Field(min_length=1, max_length=64)
+    purpose: str = Field(max_length=64)
+
+
+class QueryAnswer(BaseModel):
+    request_id: str
+    audit_record: int = Field(description="Position of this exchange's record in the audit log")
+    provider: str
+    dataset: str
+    subject: str
+    data: dict
+    withheld: list[str] = Field(description="Attributes withheld because the address is protected")
+    rule: str
+    legal_basis: str

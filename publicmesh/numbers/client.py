@@ -1,0 +1,57 @@
+"""The hub's client of the number service: conversions from concurrent queries share one call."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+
+from publicmesh.mesh.outbound import Outbound
+from publicmesh.problems import Problem
+
+_FLUSH_AT = 512
+
+
+class NumbersClient:
+    def __init__(self, outbound: Outbound, base_url: str, member: str):
+        self._outbound = outbound
+        self._base_url = base_url
+        self._member = member
+        self._pending: dict[tuple, list[tuple[str, asyncio.Future]]] = defaultdict(list)
+
+    async def convert_many(self, pseudonyms: list[str], source: str, targets: tuple[str, ...]) -> dict[str, list[str | None]]:
+        answer = await self._outbound.post(self._base_url, "/v1/convert",
+                                           {"source": source, "targets": list(targets), "pseudonyms": pseudonyms},
+                                           self._member, timeout_s=30)
+        if answer.status != 200:
+            raise Problem("provider-unavailable", f"the number service answered {answer.status}")
+        return answer.json()["converted"]
+
+    async def convert(self, pseudonym: str, source: str, targets: tuple[str, ...]) -> dict[str, str | None]:
+        """One pseudonym in each target domain; batched with the other conversions of this loop tick."""
+        key = (source, targets)
+        future = asyncio.get_running_loop().create_future()
+        batch = self._pending[key]
+        batch.append((pseudonym, future))
+        if len(batch) == 1:
+            asyncio.get_running_loop().call_soon(self._schedule, key)
+        elif len(batch) >= _FLUSH_AT:
+            self._schedule(key)
+        return await future
+
+    def _schedule(self, key: tuple) -> None:
+        batch = self._pending.pop(key, None)
+        if batch:
+            asyncio.ensure_future(self._flush(key, batch))
+
+    async def _flush(self, key: tuple, batch: list[tuple[str, asyncio.Future]]) -> None:
+        source, targets = key
+        try:
+            converted = await self.convert_many([p for p, _ in batch], source, targets)
+        except Exception as exc:  # every waiting query gets the same failure
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        for i, (_, future) in enumerate(batch):
+            if not future.done():
+                future.set_result({t: converted[t][i] for t in targets})

@@ -1,0 +1,1 @@
+"""Running the mesh: topology, provisioning, seeding, serving and supervising the parts."""

@@ -1,0 +1,36 @@
+"""Serve one part: ``python -m publicmesh.runtime.serve PART``."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import uvicorn
+
+from publicmesh.agencies.catalog import AGENCIES
+from publicmesh.runtime.topology import municipalities, part
+from publicmesh.settings import get_settings
+
+
+def build_app(name: str):
+    settings = get_settings()
+    if name == "numbers":
+        from publicmesh.numbers.app import create_app
+        return create_app(settings)
+    if name == "hub":
+        from publicmesh.mesh.app import create_app
+        return create_app(settings, part(settings, "numbers").url(settings))
+    from publicmesh.agencies.node import AgencyNode, create_app
+    return create_app(AgencyNode(AGENCIES[name], settings, municipalities()))
+
+
+def main(argv: list[str]) -> None:
+    name = argv[0]
+    settings = get_settings()
+    logging.basicConfig(level=logging.WARNING, format=f"%(asctime)s {name} %(levelname)s %(message)s")
+    uvicorn.run(build_app(name), host=settings.host, port=part(settings, name).port, loop="uvloop", http="httptools",
+                log_level="warning", access_log=False, timeout_graceful_shutdown=5)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
