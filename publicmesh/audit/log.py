@@ -1,0 +1,216 @@
+"""The append-only exchange record log: records, leaf hashes, signed checkpoints and the frontier in one store."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from sqlalchemy import Connection, Engine, select, update
+from sqlalchemy.exc import DBAPIError, IntegrityError
+
+from publicmesh.audit import merkle
+from publicmesh.audit.checkpoint import Checkpoint
+from publicmesh.audit.keys import load_audit_public_key
+from publicmesh.audit.merkle import CompactRange, leaf_hash
+from publicmesh.audit.records import ExchangeRecord, canonical_bytes, utc_timestamp
+from publicmesh.audit.schema import HEAD_ID, checkpoints, frontier, leaves, metadata, record_row, records, row_record
+from publicmesh.audit.verify import VerificationReport, verify_log
+from publicmesh.settings import Settings, get_settings
+from publicmesh.storage import engine_for
+
+DEFAULT_LOG_ID = "publicmesh-audit"
+_LEAF_PAGE = 65_536
+
+
+class AuditLog:
+    """Appends exchange records under signed Merkle checkpoints and answers proofs about them."""
+
+    def __init__(
+        self, engine: Engine, signing_key: Ed25519PrivateKey | None, log_id: str = DEFAULT_LOG_ID
+    ) -> None:
+        self.engine = engine
+        self.log_id = log_id
+        self._signing_key = signing_key
+        self._lock = threading.Lock()
+        try:
+            metadata.create_all(engine)
+        except DBAPIError:
+            metadata.create_all(engine)  # another process created the tables between our check and create
+        self._ensure_head()
+
+    @property
+    def public_key(self) -> Ed25519PublicKey:
+        return self._key().public_key()
+
+    def _key(self) -> Ed25519PrivateKey:
+        if self._signing_key is None:
+            raise PermissionError("this audit log was opened without its signing key (read-only)")
+        return self._signing_key
+
+    def _ensure_head(self) -> None:
+        with self.engine.connect() as conn:
+            if conn.execute(select(frontier.c.id).where(frontier.c.id == HEAD_ID)).first() is not None:
+                return
+        if self._signing_key is None:
+            return  # a read-only opener of an empty store has nothing to sign
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(frontier.insert(), {"id": HEAD_ID, "tree_size": 0, "hashes": b""})
+                self._write_checkpoint(conn, CompactRange())
+        except IntegrityError:
+            pass  # another process created the head first
+
+    def _write_checkpoint(self, conn: Connection, tree: CompactRange) -> Checkpoint:
+        checkpoint = Checkpoint.sign(self._key(), self.log_id, tree.size, tree.root(), utc_timestamp())
+        conn.execute(
+            checkpoints.insert(),
+            {"tree_size": checkpoint.tree_size, "root_hash": checkpoint.root,
+             "timestamp": checkpoint.timestamp, "signature": checkpoint.signature},
+        )
+        return checkpoint
+
+    # -- writing ------------------------------------------------------------------------------------------
+
+    def append(self, record: ExchangeRecord) -> int:
+        """Append one record; returns its position."""
+        return self.append_many([record])[0]
+
+    def append_many(self, batch: Sequence[ExchangeRecord]) -> list[int]:
+        """Append records at consecutive positions in one transaction ending in a signed checkpoint."""
+        batch = list(batch)
+        for record in batch:
+            if not isinstance(record, ExchangeRecord):
+                raise TypeError(f"expected ExchangeRecord, got {type(record).__name__}")
+        if not batch:
+            return []
+        self._key()  # fail before taking the lock when the log is read-only
+        with self._lock, self.engine.begin() as conn:
+            # Writing the head row first takes the writers' lock before anything is read: a row lock on
+            # PostgreSQL, the database write lock on SQLite (a read first could not be upgraded safely).
+            locked = conn.execute(
+                update(frontier).where(frontier.c.id == HEAD_ID).values(tree_size=frontier.c.tree_size)
+            )
+            if locked.rowcount != 1:
+                raise RuntimeError("audit log head row is missing")
+            head = conn.execute(select(frontier.c.tree_size, frontier.c.hashes).where(frontier.c.id == HEAD_ID)).one()
+            tree = CompactRange.from_bytes(head.tree_size, bytes(head.hashes))
+            start = tree.size
+            record_rows, leaf_rows = [], []
+            for offset, record in enumerate(batch):
+                position = start + offset
+                leaf = leaf_hash(canonical_bytes(record, position))
+                tree.append(leaf)
+                record_rows.append(record_row(position, record))
+                leaf_rows.append({"position": position, "leaf_hash": leaf})
+            conn.execute(records.insert(), record_rows)
+            conn.execute(leaves.insert(), leaf_rows)
+            conn.execute(
+                update(frontier).where(frontier.c.id == HEAD_ID).values(tree_size=tree.size, hashes=tree.to_bytes())
+            )
+            self._write_checkpoint(conn, tree)
+        return list(range(start, start + len(batch)))
+
+    # -- reading ------------------------------------------------------------------------------------------
+
+    def size(self) -> int:
+        """Number of records in the log."""
+        with self.engine.connect() as conn:
+            return conn.execute(select(frontier.c.tree_size).where(frontier.c.id == HEAD_ID)).scalar() or 0
+
+    def latest_checkpoint(self) -> Checkpoint:
+        """The signed checkpoint of the current size."""
+        query = select(checkpoints).order_by(checkpoints.c.tree_size.desc()).limit(1)
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        if row is None:
+            raise LookupError("the audit log has no checkpoint yet")
+        return self._checkpoint(row)
+
+    def checkpoint(self, tree_size: int) -> Checkpoint | None:
+        """The signed checkpoint at exactly ``tree_size``, if one was written."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(checkpoints).where(checkpoints.c.tree_size == tree_size)).first()
+        return self._checkpoint(row) if row is not None else None
+
+    def _checkpoint(self, row) -> Checkpoint:
+        return Checkpoint(self.log_id, row.tree_size, bytes(row.root_hash), row.timestamp, bytes(row.signature))
+
+    def get(self, position: int) -> ExchangeRecord:
+        """The record at ``position`` (KeyError when there is none)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(records).where(records.c.position == position)).mappings().first()
+        if row is None:
+            raise KeyError(position)
+        return row_record(row)
+
+    def records_for_subject(
+        self, subject: str, limit: int = 100, before: int | None = None
+    ) -> list[tuple[int, ExchangeRecord]]:
+        """One subject's records, newest first; page with ``before`` = the last position seen."""
+        query = select(records).where(records.c.subject == subject)
+        if before is not None:
+            query = query.where(records.c.position < before)
+        query = query.order_by(records.c.position.desc()).limit(limit)
+        with self.engine.connect() as conn:
+            return [(row["position"], row_record(row)) for row in conn.execute(query).mappings()]
+
+    # -- proofs -------------------------------------------------------------------------------------------
+
+    def root(self, tree_size: int | None = None) -> bytes:
+        """The tree root at ``tree_size`` (default: now), recomputed from the stored leaves."""
+        with self.engine.connect() as conn:
+            size = self._proof_size(conn, tree_size)
+            return self._subtree_root(conn, 0, size)
+
+    def inclusion_proof(self, position: int, tree_size: int | None = None) -> list[bytes]:
+        """RFC 9162 inclusion proof of ``position`` in the tree of ``tree_size`` leaves (default: now)."""
+        with self.engine.connect() as conn:
+            size = self._proof_size(conn, tree_size)
+            return merkle.inclusion_path(position, size, lambda a, b: self._subtree_root(conn, a, b))
+
+    def consistency_proof(self, old_size: int, new_size: int | None = None) -> list[bytes]:
+        """RFC 9162 consistency proof from ``old_size`` to ``new_size`` (default: now)."""
+        with self.engine.connect() as conn:
+            size = self._proof_size(conn, new_size)
+            return merkle.consistency_path(old_size, size, lambda a, b: self._subtree_root(conn, a, b))
+
+    def _proof_size(self, conn: Connection, tree_size: int | None) -> int:
+        current = conn.execute(select(frontier.c.tree_size).where(frontier.c.id == HEAD_ID)).scalar() or 0
+        if tree_size is None:
+            return current
+        if not 0 <= tree_size <= current:
+            raise ValueError(f"tree size {tree_size} is outside the log (size {current})")
+        return tree_size
+
+    def _subtree_root(self, conn: Connection, start: int, end: int) -> bytes:
+        # Streams the leaves in pages: a proof touches each leaf at most once, in O(log n) memory.
+        tree = CompactRange()
+        for page_start in range(start, end, _LEAF_PAGE):
+            page_end = min(page_start + _LEAF_PAGE, end)
+            hashes = conn.execute(
+                select(leaves.c.leaf_hash)
+                .where((leaves.c.position >= page_start) & (leaves.c.position < page_end))
+                .order_by(leaves.c.position)
+            ).scalars().all()
+            if len(hashes) != page_end - page_start:
+                raise LookupError(f"leaves missing in positions {page_start}..{page_end - 1}; run verify()")
+            tree.extend(bytes(h) for h in hashes)
+        return tree.root()
+
+    # -- verification -------------------------------------------------------------------------------------
+
+    def verify(self, public_key: Ed25519PublicKey | None = None) -> VerificationReport:
+        """Check the whole log (streamed); ``public_key`` defaults to the signing key's."""
+        return verify_log(self.engine, public_key or self.public_key, self.log_id)
+
+
+def verify_store(settings: Settings | None = None, log_id: str = DEFAULT_LOG_ID) -> VerificationReport:
+    """Verify the ``audit`` store with the published audit key from the keys folder."""
+    settings = settings or get_settings()
+    public_key = load_audit_public_key(settings.keys_dir)
+    engine = engine_for("audit", settings)
+    try:
+        return AuditLog(engine, None, log_id).verify(public_key)
+    finally:
+        engine.dispose()

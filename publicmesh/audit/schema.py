@@ -1,0 +1,94 @@
+"""Tables of the audit store (SQLAlchemy Core); portable between SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+
+from sqlalchemy import BigInteger, Column, Index, Integer, LargeBinary, MetaData, Table, Text
+
+from publicmesh.audit.records import ExchangeRecord
+
+metadata = MetaData()
+_ATTRIBUTES = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+# On SQLite an INTEGER primary key is the rowid: appends and position-range scans stay on the table b-tree.
+_Position = BigInteger().with_variant(Integer(), "sqlite")
+
+records = Table(
+    "audit_records",
+    metadata,
+    Column("position", _Position, primary_key=True, autoincrement=False),
+    Column("kind", Text, nullable=False),
+    Column("at", Text, nullable=False),
+    Column("consumer", Text, nullable=False),
+    Column("provider", Text, nullable=False),
+    Column("dataset", Text, nullable=False),
+    Column("attributes", Text, nullable=False),  # JSON array of attribute names
+    Column("purpose", Text, nullable=False),
+    Column("legal_basis", Text, nullable=False),
+    Column("subject", Text, nullable=False),
+    Column("request_id", Text, nullable=False),
+    Column("outcome", Text, nullable=False),
+    # Subject access requests list one person's records newest first.
+    Index("ix_audit_records_subject", "subject", "position"),
+)
+
+# Leaf hashes live apart from the records so that rewriting a record alone is caught by its leaf,
+# and rewriting both is caught by the signed checkpoints.
+leaves = Table(
+    "audit_leaves",
+    metadata,
+    Column("position", _Position, primary_key=True, autoincrement=False),
+    Column("leaf_hash", LargeBinary, nullable=False),
+)
+
+checkpoints = Table(
+    "audit_checkpoints",
+    metadata,
+    Column("tree_size", _Position, primary_key=True, autoincrement=False),
+    Column("root_hash", LargeBinary, nullable=False),
+    Column("timestamp", Text, nullable=False),
+    Column("signature", LargeBinary, nullable=False),
+)
+
+# One row (id = 1): the log's head. Appenders lock it first, which serializes writers across processes
+# (a row lock on PostgreSQL, the database write lock on SQLite), and it keeps the compact range so a
+# restart never re-reads the leaves.
+frontier = Table(
+    "audit_frontier",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("tree_size", BigInteger, nullable=False),
+    Column("hashes", LargeBinary, nullable=False),
+)
+
+HEAD_ID = 1
+
+
+def record_row(position: int, record: ExchangeRecord) -> dict[str, object]:
+    """The ``audit_records`` row of a record."""
+    row = record.as_dict()
+    row["attributes"] = _ATTRIBUTES.encode(row["attributes"])
+    row["position"] = position
+    return row
+
+
+def row_record(row: Mapping[str, object]) -> ExchangeRecord:
+    """The record stored in an ``audit_records`` row (raises ValueError/TypeError if it cannot be one)."""
+    attributes = json.loads(row["attributes"])
+    if not isinstance(attributes, list):
+        raise ValueError("attributes column is not a JSON array")
+    return ExchangeRecord(
+        kind=row["kind"],
+        at=row["at"],
+        consumer=row["consumer"],
+        provider=row["provider"],
+        dataset=row["dataset"],
+        attributes=tuple(attributes),
+        purpose=row["purpose"],
+        legal_basis=row["legal_basis"],
+        subject=row["subject"],
+        request_id=row["request_id"],
+        outcome=row["outcome"],
+    )

@@ -1,0 +1,256 @@
+"""Whole-log verification, streamed in position windows so it runs in constant memory on any log size."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from sqlalchemy import Connection, Engine, func, or_, select
+
+from publicmesh.audit.checkpoint import Checkpoint
+from publicmesh.audit.merkle import CompactRange, leaf_hash
+from publicmesh.audit.records import ExchangeRecord, canonical_bytes
+from publicmesh.audit.schema import HEAD_ID, checkpoints, frontier, leaves, records, row_record
+
+WINDOW = 20_000
+MAX_PROBLEMS = 1_000
+# Mismatching records are cross-checked pairwise to tell a move from an edit; bounded so that a
+# wholesale rewrite cannot make verification quadratic.
+CROSS_CHECK_LIMIT = 256
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One finding: a position when it is known, otherwise the inclusive range it lies in."""
+
+    position: int | None
+    kind: str
+    detail: str
+    positions: tuple[int, int] | None = None
+    checkpoint_size: int | None = None
+
+    @property
+    def earliest(self) -> int | None:
+        if self.position is not None:
+            return self.position
+        return self.positions[0] if self.positions else None
+
+
+@dataclass
+class VerificationReport:
+    """The outcome of checking every record, leaf, checkpoint and the frontier."""
+
+    tree_size: int
+    problems: list[Problem] = field(default_factory=list)
+    records_checked: int = 0
+    checkpoints_checked: int = 0
+    problems_left_out: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    @property
+    def first_bad_position(self) -> int | None:
+        found = [p.earliest for p in self.problems if p.earliest is not None]
+        return min(found) if found else None
+
+    def positions(self, kind: str | None = None) -> list[int]:
+        """Positions reported, optionally of one kind."""
+        return [p.position for p in self.problems if p.position is not None and kind in (None, p.kind)]
+
+
+def verify_log(
+    engine: Engine, public_key: Ed25519PublicKey, log_id: str, window: int = WINDOW
+) -> VerificationReport:
+    """Check the whole log against its leaves, its signed checkpoints and its frontier."""
+    with engine.connect() as conn:
+        return _Verifier(conn, public_key, log_id, window).run()
+
+
+class _Verifier:
+    def __init__(self, conn: Connection, public_key: Ed25519PublicKey, log_id: str, window: int) -> None:
+        self.conn, self.public_key, self.log_id, self.window = conn, public_key, log_id, window
+        self.report = VerificationReport(tree_size=0)
+        self.tree = CompactRange()
+        self.tree_lost_at: int | None = None  # a position whose record and leaf are both gone
+        self.unrecomputable = 0
+        self.last_good = 0  # size of the last signed checkpoint the records reproduce
+        self.mismatch: list[int] | None = None  # [first size, last size, count] of a run of bad checkpoints
+        self.latest_checkpoint: int | None = None
+        self.suspects: list[tuple[int, ExchangeRecord, bytes]] = []
+        self.homes: list[tuple[int, bytes]] = []  # (position, stored leaf) where a moved record may belong
+
+    def add(self, problem: Problem) -> None:
+        if len(self.report.problems) < MAX_PROBLEMS:
+            self.report.problems.append(problem)
+        else:
+            self.report.problems_left_out += 1
+
+    def run(self) -> VerificationReport:
+        head = self.conn.execute(select(frontier).where(frontier.c.id == HEAD_ID)).first()
+        size = head.tree_size if head is not None else 0
+        self.report.tree_size = size
+        if head is None:
+            self.add(Problem(None, "head-missing", "the audit_frontier head row is missing"))
+        pending = self._checkpoints(size)
+        upcoming = next(pending, None)
+        while upcoming is not None and upcoming.tree_size == 0:
+            self._check_checkpoint(upcoming)
+            upcoming = next(pending, None)
+        for start in range(0, size, self.window):
+            end = min(start + self.window, size)
+            window = (records.c.position >= start) & (records.c.position < end)
+            rows = {r["position"]: r for r in self.conn.execute(select(records).where(window)).mappings()}
+            in_leaves = (leaves.c.position >= start) & (leaves.c.position < end)
+            stored = dict(self.conn.execute(select(leaves.c.position, leaves.c.leaf_hash).where(in_leaves)).all())
+            for position in range(start, end):
+                self._check_position(position, rows.get(position), stored.get(position))
+                while upcoming is not None and upcoming.tree_size == position + 1:
+                    self._check_checkpoint(upcoming)
+                    upcoming = next(pending, None)
+        self._end_mismatch_run()
+        self._check_coverage(size)
+        if head is not None:
+            self._check_frontier(head)
+        self._classify_suspects()
+        self._check_beyond_end()
+        self.report.problems.sort(key=lambda p: (p.earliest is None, p.earliest or 0, p.kind))
+        return self.report
+
+    def _checkpoints(self, up_to: int) -> Iterator[Checkpoint]:
+        after = -1
+        while True:
+            page = self.conn.execute(
+                select(checkpoints)
+                .where((checkpoints.c.tree_size > after) & (checkpoints.c.tree_size <= up_to))
+                .order_by(checkpoints.c.tree_size)
+                .limit(1000)
+            ).all()
+            for row in page:
+                yield Checkpoint(self.log_id, row.tree_size, bytes(row.root_hash), row.timestamp, bytes(row.signature))
+            if len(page) < 1000:
+                return
+            after = page[-1].tree_size
+
+    def _check_position(self, position: int, row, stored: bytes | None) -> None:
+        computed = record = None
+        if row is None:
+            self.add(Problem(position, "removed", f"removed record at position {position}"))
+        else:
+            self.report.records_checked += 1
+            try:
+                record = row_record(row)
+                computed = leaf_hash(canonical_bytes(record, position))
+            except (ValueError, TypeError, KeyError) as exc:
+                self.add(Problem(position, "altered", f"altered record at position {position}: unreadable ({exc})"))
+        if stored is None:
+            self.add(Problem(position, "leaf-missing", f"leaf hash of position {position} is missing"))
+        else:
+            stored = bytes(stored)
+            if computed is not None and computed != stored:
+                self._suspect(position, record, stored)
+            elif row is None and len(self.homes) < CROSS_CHECK_LIMIT:
+                self.homes.append((position, stored))
+        # The stored leaf is what the checkpoints signed; feeding it keeps one edited record from
+        # making every later checkpoint disagree, while leaf edits still surface at the next checkpoint.
+        feed = stored if stored is not None else computed
+        if self.tree_lost_at is None:
+            if feed is None:
+                self.tree_lost_at = position
+            else:
+                self.tree.append(feed)
+
+    def _suspect(self, position: int, record: ExchangeRecord, stored: bytes) -> None:
+        if len(self.suspects) < CROSS_CHECK_LIMIT:
+            self.suspects.append((position, record, stored))
+            self.homes.append((position, stored))
+        else:
+            detail = f"altered record at position {position}: it does not hash to its leaf"
+            self.add(Problem(position, "altered", detail))
+
+    def _check_checkpoint(self, checkpoint: Checkpoint) -> None:
+        self.report.checkpoints_checked += 1
+        self.latest_checkpoint = checkpoint.tree_size
+        if not checkpoint.verify(self.public_key):
+            # A checkpoint without a valid signature proves nothing about the records; report it and move on.
+            self.add(Problem(None, "checkpoint-signature", f"checkpoint at size {checkpoint.tree_size} has an "
+                             "invalid signature (checkpoint altered or forged)", checkpoint_size=checkpoint.tree_size))
+            return
+        if self.tree_lost_at is not None:
+            self.unrecomputable += 1
+            return
+        if self.tree.root() == checkpoint.root:
+            self._end_mismatch_run()
+            self.last_good = checkpoint.tree_size
+        elif self.mismatch is None:
+            self.mismatch = [checkpoint.tree_size, checkpoint.tree_size, 1]
+        else:
+            self.mismatch[1] = checkpoint.tree_size
+            self.mismatch[2] += 1
+
+    def _end_mismatch_run(self) -> None:
+        if self.mismatch is None:
+            return
+        first, last, count = self.mismatch
+        self.mismatch = None
+        detail = (f"signed checkpoint at size {first} does not match the recomputed tree: an entry in positions "
+                  f"{self.last_good}..{first - 1} was altered together with its leaf hash")
+        if count > 1:
+            later = "1 later checkpoint" if count == 2 else f"{count - 1} later checkpoints"
+            detail += f"; {later} up to size {last} disagree as a consequence"
+        self.add(Problem(None, "checkpoint-mismatch", detail, (self.last_good, first - 1), first))
+
+    def _check_coverage(self, size: int) -> None:
+        if self.tree_lost_at is not None and self.unrecomputable:
+            self.add(Problem(None, "checkpoints-unverifiable", f"{self.unrecomputable} checkpoint(s) after position "
+                             f"{self.tree_lost_at} cannot be recomputed: its record and leaf are both gone",
+                             (self.tree_lost_at, size - 1)))
+        if size and self.latest_checkpoint != size:
+            since = self.latest_checkpoint or 0
+            self.add(Problem(None, "checkpoint-missing", f"no signed checkpoint covers positions {since}..{size - 1} "
+                             f"(head size {size}, latest checkpoint {self.latest_checkpoint})", (since, size - 1)))
+
+    def _check_frontier(self, head) -> None:
+        if self.tree_lost_at is not None:
+            return
+        try:
+            stored = CompactRange.from_bytes(head.tree_size, bytes(head.hashes))
+        except ValueError as exc:
+            self.add(Problem(None, "frontier-mismatch", f"stored frontier is malformed: {exc}"))
+            return
+        if stored != self.tree:
+            self.add(Problem(None, "frontier-mismatch", f"stored frontier at size {head.tree_size} does not match "
+                             "the leaves"))
+
+    def _classify_suspects(self) -> None:
+        for position, record, _ in self.suspects:
+            home = next((other for other, leaf in self.homes
+                         if other != position and leaf_hash(canonical_bytes(record, other)) == leaf), None)
+            if home is None:
+                self.add(Problem(position, "altered", f"altered record at position {position}: it does not hash to "
+                                 "its leaf (record or leaf changed)"))
+            else:
+                self.add(Problem(position, "reordered", f"reordered/altered at position {position}: it holds the "
+                                 f"record logged at position {home}"))
+
+    def _check_beyond_end(self) -> None:
+        # Re-read the head: appends made while verifying are legitimate, anything past them is not.
+        size = self.conn.execute(select(frontier.c.tree_size).where(frontier.c.id == HEAD_ID)).scalar() or 0
+        for table, kind in ((records, "extra-record"), (leaves, "extra-leaf")):
+            outside = or_(table.c.position < 0, table.c.position >= size)
+            count = self.conn.execute(select(func.count()).select_from(table).where(outside)).scalar_one()
+            found = self.conn.execute(select(table.c.position).where(outside).order_by(table.c.position).limit(100))
+            for (position,) in found:
+                self.add(Problem(position, kind, f"{table.name} has an entry at position {position} outside the "
+                                 f"log (size {size}): inserted"))
+            if count > 100:
+                self.add(Problem(None, kind, f"{count - 100} more {table.name} entries outside the log"))
+        beyond = self.conn.execute(
+            select(checkpoints.c.tree_size).where(checkpoints.c.tree_size > size).order_by(checkpoints.c.tree_size)
+            .limit(100)
+        )
+        for (tree_size,) in beyond:
+            self.add(Problem(None, "checkpoint-beyond-end", f"a checkpoint commits to size {tree_size} but the log "
+                             f"holds {size} entries: truncated", (size, tree_size - 1), tree_size))

@@ -1,0 +1,326 @@
+"""The audit log on a real store: appends, proofs, restarts, concurrency and tamper detection."""
+
+from __future__ import annotations
+
+import os
+import stat
+import threading
+import time
+import uuid
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import delete, select, update
+
+from publicmesh.audit import AuditLog, ExchangeRecord, load_or_create_audit_key, verify_store
+from publicmesh.audit.merkle import CompactRange, leaf_hash, root, verify_consistency, verify_inclusion
+from publicmesh.audit.records import canonical_bytes
+from publicmesh.audit.schema import checkpoints, frontier, leaves, records
+from publicmesh.settings import Settings
+from publicmesh.storage import drop_store, engine_for
+
+pytestmark = pytest.mark.storage
+
+DATABASE_URL = os.environ.get("PUBLICMESH_DATABASE_URL", "")
+
+
+@pytest.fixture
+def engine(tmp_path):
+    """The configured database: a throwaway PostgreSQL database, or a SQLite file under tmp_path."""
+    if DATABASE_URL.startswith("postgresql"):
+        settings = Settings(data_dir=tmp_path, database_url=DATABASE_URL)
+        store = f"audit-test-{uuid.uuid4().hex[:12]}"
+        engine = engine_for(store, settings)
+        yield engine
+        engine.dispose()
+        drop_store(store, settings)
+    else:
+        engine = engine_for("audit", Settings(data_dir=tmp_path, database_url=""))
+        yield engine
+        engine.dispose()
+
+
+@pytest.fixture
+def key():
+    return Ed25519PrivateKey.generate()
+
+
+@pytest.fixture
+def log(engine, key):
+    return AuditLog(engine, key)
+
+
+def make_record(i: int, **changes) -> ExchangeRecord:
+    fields = dict(
+        kind=("query", "bulk-item", "event")[i % 3],
+        at=f"2026-11-23T09:{i // 60 % 60:02d}:{i % 60:02d}.{i % 1000:03d}Z",
+        consumer="MUNI/012084/child-allowance",
+        provider="MUNI/131016/resident-registry",
+        dataset="resident-basic",
+        attributes=("name", "address", "birth_date"),
+        purpose="児童手当の認定",
+        legal_basis="番号法別表第八",
+        subject=f"ap-{i % 7:04d}",
+        request_id=f"req-{i}",
+        outcome="ok",
+    )
+    fields.update(changes)
+    return ExchangeRecord(**fields)
+
+
+def fill(log: AuditLog, n: int, batch: int = 10) -> None:
+    for start in range(0, n, batch):
+        log.append_many([make_record(i) for i in range(start, min(start + batch, n))])
+
+
+def stored_leaves(engine) -> list[bytes]:
+    with engine.connect() as conn:
+        return [bytes(h) for h in conn.execute(select(leaves.c.leaf_hash).order_by(leaves.c.position)).scalars()]
+
+
+# --- appending and reading --------------------------------------------------------------------------------
+
+def test_append_assigns_consecutive_positions_and_signs_each_size(log, key):
+    assert log.size() == 0
+    assert log.latest_checkpoint().tree_size == 0
+    assert log.append_many([make_record(0), make_record(1)]) == [0, 1]
+    assert log.append(make_record(2)) == 2
+    assert log.append_many([]) == []
+    checkpoint = log.latest_checkpoint()
+    assert (log.size(), checkpoint.tree_size) == (3, 3)
+    assert checkpoint.verify(key.public_key())
+    assert not checkpoint.verify(Ed25519PrivateKey.generate().public_key())
+    assert checkpoint.root == root([leaf_hash(canonical_bytes(make_record(i), i)) for i in range(3)])
+    assert log.checkpoint(2).tree_size == 2 and log.checkpoint(1) is None
+    assert log.get(1) == make_record(1)
+    with pytest.raises(KeyError):
+        log.get(3)
+
+
+def test_records_for_subject_newest_first_with_paging(log):
+    fill(log, 50)
+    mine = [p for p in range(50) if p % 7 == 3]
+    first = log.records_for_subject("ap-0003", limit=4)
+    assert [p for p, _ in first] == mine[::-1][:4]
+    rest = log.records_for_subject("ap-0003", limit=100, before=first[-1][0])
+    assert [p for p, _ in rest] == mine[::-1][4:]
+    assert all(r.subject == "ap-0003" for _, r in first + rest)
+    assert log.records_for_subject("nobody") == []
+
+
+def test_proofs_verify_against_signed_checkpoints(log):
+    fill(log, 37, batch=5)
+    old = log.checkpoint(20)
+    new = log.latest_checkpoint()
+    for position in (0, 19, 20, 36):
+        leaf = leaf_hash(canonical_bytes(log.get(position), position))
+        assert verify_inclusion(position, 37, leaf, log.inclusion_proof(position), new.root)
+    assert verify_inclusion(3, 20, leaf_hash(canonical_bytes(log.get(3), 3)), log.inclusion_proof(3, 20), old.root)
+    assert verify_consistency(20, 37, old.root, new.root, log.consistency_proof(20))
+    assert log.root(20) == old.root
+    with pytest.raises(ValueError):
+        log.inclusion_proof(37)
+    with pytest.raises(ValueError):
+        log.consistency_proof(5, 38)
+
+
+def test_restart_continues_from_the_stored_frontier(engine, key):
+    first = AuditLog(engine, key)
+    fill(first, 23)
+    again = AuditLog(engine, key)
+    assert again.append(make_record(23)) == 23
+    assert again.latest_checkpoint().root == root(stored_leaves(engine))
+    assert again.verify().ok
+
+
+def test_read_only_log_cannot_append(engine, key):
+    AuditLog(engine, key)
+    reader = AuditLog(engine, None)
+    with pytest.raises(PermissionError):
+        reader.append(make_record(0))
+    assert reader.verify(key.public_key()).ok
+
+
+def test_records_are_validated():
+    with pytest.raises(ValueError):
+        make_record(0, kind="gossip")
+    with pytest.raises(ValueError):
+        make_record(0, at="2026-11-23 09:00:00")
+    with pytest.raises(TypeError):
+        make_record(0, attributes="name")
+    assert make_record(0, attributes=["a", "b"]).attributes == ("a", "b")
+
+
+def test_canonical_bytes_include_position_and_are_deterministic():
+    record = make_record(5)
+    assert canonical_bytes(record, 5) == canonical_bytes(make_record(5), 5)
+    assert canonical_bytes(record, 5) != canonical_bytes(record, 6)
+    text = canonical_bytes(record, 5).decode("utf-8")
+    assert text.startswith('{"at":') and '"position":5' in text and "児童手当" in text and ": " not in text
+
+
+def test_concurrent_writers_with_separate_engines_keep_positions_consecutive(engine, key):
+    # Two AuditLog objects on two engines behave like two processes: only the database orders them.
+    other = engine_for_same_store(engine)
+    logs = [AuditLog(engine, key), AuditLog(other, key)]
+    got: list[int] = []
+    lock = threading.Lock()
+
+    def writer(log: AuditLog, offset: int) -> None:
+        for i in range(20):
+            positions = log.append_many([make_record(offset + i * 3 + j) for j in range(3)])
+            assert positions == list(range(positions[0], positions[0] + 3))
+            with lock:
+                got.extend(positions)
+
+    threads = [threading.Thread(target=writer, args=(logs[i % 2], 1000 * i)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    other.dispose()
+    assert sorted(got) == list(range(240))
+    assert logs[0].verify().ok
+
+
+def engine_for_same_store(engine):
+    from sqlalchemy import create_engine
+
+    return create_engine(engine.url, **({"connect_args": {"timeout": 30}} if engine.dialect.name == "sqlite" else {}))
+
+
+def test_keys_are_created_once_with_private_mode(tmp_path):
+    keys_dir = tmp_path / "nested" / "keys"
+    key = load_or_create_audit_key(keys_dir)
+    path = keys_dir / "audit.key"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert load_or_create_audit_key(keys_dir).public_key().public_bytes_raw() == key.public_key().public_bytes_raw()
+
+
+def test_verify_store_uses_the_audit_store_and_key(tmp_path):
+    settings = Settings(data_dir=tmp_path, database_url="")  # never the shared PostgreSQL "audit" store
+    engine = engine_for("audit", settings)
+    fill(AuditLog(engine, load_or_create_audit_key(settings.keys_dir)), 12)
+    engine.dispose()
+    report = verify_store(settings)
+    assert report.ok and report.tree_size == 12
+
+
+# --- tamper detection -------------------------------------------------------------------------------------
+
+def test_untouched_log_verifies(log):
+    fill(log, 95)
+    report = log.verify()
+    assert report.ok, report.problems
+    assert (report.tree_size, report.records_checked, report.first_bad_position) == (95, 95, None)
+    assert report.checkpoints_checked == 11  # size 0 and one per batch
+
+
+def test_updated_purpose_is_reported_at_its_position(log, engine):
+    fill(log, 60)
+    with engine.begin() as conn:
+        conn.execute(update(records).where(records.c.position == 17).values(purpose="marketing"))
+    report = log.verify()
+    assert not report.ok
+    assert [(p.position, p.kind) for p in report.problems] == [(17, "altered")]
+    assert report.first_bad_position == 17
+
+
+def test_deleted_record_is_reported_as_removed(log, engine):
+    fill(log, 60)
+    with engine.begin() as conn:
+        conn.execute(delete(records).where(records.c.position == 42))
+    report = log.verify()
+    assert [(p.position, p.kind) for p in report.problems] == [(42, "removed")]
+    assert "removed record at position 42" in report.problems[0].detail
+
+
+def test_swapped_records_are_reported_as_reordered(log, engine):
+    fill(log, 60)
+    columns = [c for c in records.c if c.name != "position"]
+    with engine.begin() as conn:
+        a, b = (conn.execute(select(*columns).where(records.c.position == p)).mappings().one() for p in (8, 51))
+        conn.execute(update(records).where(records.c.position == 8).values(**b))
+        conn.execute(update(records).where(records.c.position == 51).values(**a))
+    report = log.verify()
+    assert sorted((p.position, p.kind) for p in report.problems) == [(8, "reordered"), (51, "reordered")]
+    assert "logged at position 51" in next(p.detail for p in report.problems if p.position == 8)
+    assert report.first_bad_position == 8
+
+
+def test_record_and_leaf_rewritten_together_breaks_the_checkpoint(log, engine):
+    fill(log, 60, batch=10)
+    forged = make_record(33, purpose="marketing")
+    with engine.begin() as conn:
+        conn.execute(update(records).where(records.c.position == 33).values(purpose="marketing"))
+        forged_leaf = leaf_hash(canonical_bytes(forged, 33))
+        conn.execute(update(leaves).where(leaves.c.position == 33).values(leaf_hash=forged_leaf))
+    report = log.verify()
+    mismatch = [p for p in report.problems if p.kind == "checkpoint-mismatch"]
+    assert len(mismatch) == 1
+    assert mismatch[0].checkpoint_size == 40 and mismatch[0].positions == (30, 39)
+    assert "later checkpoints up to size 60" in mismatch[0].detail
+    assert not any(p.kind in ("altered", "reordered", "removed") for p in report.problems)
+    assert report.first_bad_position == 30
+
+
+def test_leaf_rewritten_alone_is_reported(log, engine):
+    fill(log, 30)
+    with engine.begin() as conn:
+        conn.execute(update(leaves).where(leaves.c.position == 4).values(leaf_hash=b"\x00" * 32))
+    report = log.verify()
+    assert (4, "altered") in [(p.position, p.kind) for p in report.problems]
+    assert any(p.kind == "checkpoint-mismatch" and p.positions == (0, 9) for p in report.problems)
+
+
+def test_forged_checkpoint_signature_is_reported(log, engine):
+    fill(log, 30)
+    with engine.begin() as conn:
+        backdated = {"timestamp": "2020-01-01T00:00:00.000Z"}
+        conn.execute(update(checkpoints).where(checkpoints.c.tree_size == 20).values(**backdated))
+    report = log.verify()
+    assert [(p.kind, p.checkpoint_size) for p in report.problems] == [("checkpoint-signature", 20)]
+
+
+def test_truncated_tail_is_reported(log, engine):
+    fill(log, 30)
+    tree = CompactRange()
+    tree.extend(stored_leaves(engine)[:25])
+    with engine.begin() as conn:  # drop the last five entries and rewind the head consistently
+        conn.execute(delete(records).where(records.c.position >= 25))
+        conn.execute(delete(leaves).where(leaves.c.position >= 25))
+        conn.execute(update(frontier).values(tree_size=25, hashes=tree.to_bytes()))
+    report = log.verify()
+    kinds = {p.kind: p for p in report.problems}
+    assert kinds["checkpoint-beyond-end"].positions == (25, 29)
+    assert "checkpoint-missing" in kinds  # nothing was signed at size 25
+
+
+def test_inserted_record_beyond_the_end_is_reported(log, engine):
+    fill(log, 10)
+    with engine.begin() as conn:
+        conn.execute(records.insert(), {**_row(make_record(99)), "position": 10})
+    report = log.verify()
+    assert [(p.position, p.kind) for p in report.problems] == [(10, "extra-record")]
+
+
+def _row(record: ExchangeRecord) -> dict:
+    from publicmesh.audit.schema import record_row
+
+    return record_row(0, record)
+
+
+# --- scale ------------------------------------------------------------------------------------------------
+
+def test_hundred_thousand_appends_and_a_full_verify(log, capsys):
+    batch = [make_record(i) for i in range(100_000)]
+    started = time.perf_counter()
+    assert log.append_many(batch)[-1] == 99_999
+    appended = time.perf_counter() - started
+    started = time.perf_counter()
+    report = log.verify()
+    verified = time.perf_counter() - started
+    assert report.ok and report.records_checked == 100_000
+    with capsys.disabled():
+        print(f"\n[audit] 100,000 appends: {appended:.2f}s, full verify: {verified:.2f}s ({log.engine.dialect.name})")
+    assert appended < 10
