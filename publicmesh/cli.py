@@ -34,9 +34,9 @@ def _seed(residents: int, seed_value: int, fresh: bool) -> None:
     from publicmesh.runtime.topology import municipalities
 
     settings = get_settings()
-    provision(settings)
     if fresh:
         fresh_stores(settings)
+    provision(settings)
     with _progress() as progress:
         task = progress.add_task("Seeding residents", total=residents)
         result = seed(settings, residents, municipalities(), seed_value, lambda n: progress.advance(task, n))

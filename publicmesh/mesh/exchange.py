@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 import pyarrow as pa
 
-from publicmesh.audit import ExchangeRecord
+from publicmesh.audit import ExchangeRecord, utc_timestamp
 from publicmesh.mesh.catalog import Catalog
 from publicmesh.mesh.members import AUDIT_DOMAIN, InvalidMemberId, MemberId
 from publicmesh.mesh.outbound import Outbound
@@ -17,10 +15,6 @@ from publicmesh.numbers.client import NumbersClient
 from publicmesh.problems import Problem
 
 BULK_CHUNK = 50_000
-
-
-def now_iso() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
 
 
 class Exchange:
@@ -46,7 +40,7 @@ class Exchange:
 
     def _record(self, kind, consumer, provider, dataset, attributes, rule: AccessRule | None, purpose, legal_basis,
                 subject, request_id, outcome="ok") -> ExchangeRecord:
-        return ExchangeRecord(kind=kind, at=now_iso(), consumer=str(consumer), provider=str(provider), dataset=dataset,
+        return ExchangeRecord(kind=kind, at=utc_timestamp(), consumer=str(consumer), provider=str(provider), dataset=dataset,
                               attributes=tuple(attributes), purpose=purpose, legal_basis=legal_basis, subject=subject,
                               request_id=request_id, outcome=outcome)
 

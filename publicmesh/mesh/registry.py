@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from cryptography import x509
 from sqlalchemy import Column, Engine, MetaData, String, Table, Text, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from publicmesh.mesh.ca import verify_member_certificate
+from publicmesh.mesh.ca import UntrustedCertificate, verify_member_certificate
 from publicmesh.mesh.members import MemberId
 from publicmesh.mesh.trust import TrustStore
 
+log = logging.getLogger(__name__)
 metadata = MetaData()
 members = Table(
     "members", metadata,
@@ -69,11 +71,15 @@ class Directory:
         for r in rows:
             member = Member(MemberId.parse(r["member_id"]), r["base_url"], r["certificate_pem"], r["status"],
                             r["title_ja"], r["title_en"])
+            try:
+                if member.active:
+                    self.trust.add_pem(member.certificate_pem)
+                else:
+                    self.trust.remove(r["member_id"])
+            except UntrustedCertificate as exc:  # e.g. certified by a previous CA: not a member any more
+                log.warning("member %s ignored: %s", r["member_id"], exc)
+                continue
             loaded[r["member_id"]] = member
-            if member.active:
-                self.trust.add_pem(member.certificate_pem)
-            else:
-                self.trust.remove(r["member_id"])
         self.members = loaded
 
     def get(self, member: MemberId | str) -> Member | None:

@@ -34,15 +34,12 @@ def is_seeded(settings: Settings) -> bool:
 
 
 def fresh_stores(settings: Settings) -> None:
-    """Drop every agency store, the number service's counter, the hub's cursors and the audit log."""
-    for store in [*AGENCIES, "numbers", "audit"]:
-        drop_store(store, settings)
-    from sqlalchemy import text
+    """Drop every store: agencies, the number service's counter, the hub's registry and cursors, the audit log.
 
-    engine = engine_for("hub", settings)
-    with engine.begin() as conn:
-        conn.execute(text("DROP TABLE IF EXISTS event_cursors"))
-    engine.dispose()
+    Keys stay; run ``provision`` afterwards to register the members again.
+    """
+    for store in [*AGENCIES, "numbers", "audit", "hub"]:
+        drop_store(store, settings)
 
 
 def seed(settings: Settings, residents: int, municipalities: tuple[str, ...], seed_value: int,
