@@ -59,7 +59,7 @@ class Hub:
                                  settings.provider_timeout_s)
         self.audit_log = AuditLog(engine_for("audit", settings), load_or_create_audit_key(keys))
         self.audit = AsyncAuditAppender(self.audit_log)
-        self.catalog = Catalog(self.directory, self.rules)
+        self.catalog = Catalog(self.directory, self.rules, settings.provider_timeout_s)
         self.exchange = Exchange(self.directory, self.rules, self.catalog,
                                  NumbersClient(self.outbound, numbers_url, str(NUMBERS)), self.outbound, self.audit)
         self.events = EventRouter(self.exchange, self.engine) if route_events else None
@@ -68,6 +68,7 @@ class Hub:
     async def start(self) -> None:
         await self.outbound.start()
         await self.audit.start()
+        self._tasks.append(asyncio.create_task(self.catalog.warm()))
         if self.events:
             self._tasks.append(asyncio.create_task(self.events.run()))
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import aiohttp
 
 from publicmesh.mesh.members import MemberId
@@ -13,19 +15,35 @@ from publicmesh.problems import Problem
 class Catalog:
     """Datasets as each node publishes them, fetched once per node and kept."""
 
-    def __init__(self, directory: Directory, rules: RuleBook):
+    def __init__(self, directory: Directory, rules: RuleBook, timeout_s: float = 2.0):
         self._directory = directory
         self._rules = rules
+        self._timeout = timeout_s
         self._by_url: dict[str, dict] = {}
+
+    async def warm(self) -> None:
+        """Fetch every node's catalog in the background, so the first query does not pay for it."""
+        urls = {m.base_url for m in self._directory.members.values() if m.base_url and m.id.member_class != "MESH"}
+        for _ in range(60):  # nodes start after the hub; stop trying after a minute and fetch on demand
+            for url in urls - self._by_url.keys():
+                try:
+                    await self.node(url)
+                except Problem:
+                    pass
+            if urls <= self._by_url.keys():
+                return
+            await asyncio.sleep(1)
 
     async def node(self, base_url: str) -> dict:
         if base_url not in self._by_url:
             try:
                 async with aiohttp.ClientSession() as session:
-                    async with session.get(base_url + "/v1/datasets", timeout=aiohttp.ClientTimeout(total=5)) as r:
+                    async with session.get(base_url + "/v1/datasets", timeout=aiohttp.ClientTimeout(total=self._timeout)) as r:
                         r.raise_for_status()
                         self._by_url[base_url] = await r.json()
-            except (aiohttp.ClientError, TimeoutError) as exc:
+            except TimeoutError:
+                raise Problem("provider-timeout", f"the catalog of {base_url} did not come within {self._timeout} s") from None
+            except aiohttp.ClientError as exc:
                 raise Problem("provider-unavailable", f"catalog of {base_url}: {type(exc).__name__}") from None
         return self._by_url[base_url]
 

@@ -65,9 +65,19 @@ class EventRouter:
         directory = self.exchange.directory
         for provider in list(directory.members.values()):
             rules = self.exchange.rules.subscriptions(provider.id) if provider.active else []
-            if rules:
+            if not rules or time.monotonic() < self._retry_at.get((str(provider.id), ""), 0):
+                continue
+            try:
                 delivered += await self._route_provider(provider, rules)
+            except Problem as problem:  # the provider is down: its outbox waits, nothing is lost
+                self._back_off((str(provider.id), ""), problem)
         return delivered
+
+    def _back_off(self, key: tuple[str, str], problem: Problem) -> None:
+        self._failures[key] += 1
+        backoff = min(10.0, 0.25 * 2 ** self._failures[key])
+        self._retry_at[key] = time.monotonic() + backoff
+        log.warning("%s → %s: %s; retry in %.1f s", key[0], key[1] or "hub", problem.detail, backoff)
 
     async def _route_provider(self, provider, rules: list[EventRule]) -> int:
         subscribers = {str(s) for r in rules for s in self._candidates(r, provider.id)}
@@ -75,6 +85,7 @@ class EventRouter:
         after = min(cursor_of.values(), default=0)
         answer = await self.exchange.outbound.post(provider.base_url, "/v1/outbox", {
             "member": str(provider.id), "after": after, "limit": _PAGE}, str(provider.id))
+        self._failures.pop((str(provider.id), ""), None)
         events = [e for e in answer.json()["events"] if e["member"] == str(provider.id)] if answer.status == 200 else []
         if not events:
             return 0
@@ -99,10 +110,7 @@ class EventRouter:
                 self._failures.pop(key, None)
                 self._retry_at.pop(key, None)
             except Problem as problem:
-                self._failures[key] += 1
-                backoff = min(30.0, 0.5 * 2 ** self._failures[key])
-                self._retry_at[key] = time.monotonic() + backoff
-                log.warning("delivery %s → %s failed (%s); retry in %.1f s", *key, problem.detail, backoff)
+                self._back_off(key, problem)
         return delivered
 
     def _candidates(self, rule: EventRule, provider: MemberId) -> list[MemberId]:

@@ -20,7 +20,7 @@ from publicmesh.storage import engine_for
 KITAMI = "012084"
 
 
-def _wait_for(check, timeout_s: float = 20.0):
+def _wait_for(check, timeout_s: float = 30.0):
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         found = check()
