@@ -191,12 +191,11 @@ def bench_exchange(
     seconds: float = typer.Option(10.0, help="Measuring time per phase"),
     concurrency: int = typer.Option(32),
     residents: int = typer.Option(20_000),
-    hub_workers: int = typer.Option(1, help="Hub processes"),
 ):
     """Signed queries at the given concurrency: directly to a provider, then through the hub, in one run."""
     from publicmesh.bench.exchange import run
 
-    result = run(seconds=seconds, concurrency=concurrency, residents=residents, hub_workers=hub_workers,
+    result = run(seconds=seconds, concurrency=concurrency, residents=residents,
                  progress=None if as_json else console.print)
     if as_json:
         print(json.dumps(result))

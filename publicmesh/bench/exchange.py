@@ -69,7 +69,7 @@ def _phase(url: str, path: str, key_path: Path, bodies: list[dict], concurrency:
             "p99_ms": latencies[int(len(latencies) * 0.99) - 1] if latencies else None, "statuses": statuses}
 
 
-def run(seconds: float = 10.0, concurrency: int = 32, residents: int = 20_000, hub_workers: int = 1, progress=None) -> dict:
+def run(seconds: float = 10.0, concurrency: int = 32, residents: int = 20_000, progress=None) -> dict:
     say = progress or (lambda *_: None)
     with tempfile.TemporaryDirectory(prefix="publicmesh-bench-") as tmp:
         settings = Settings(data_dir=Path(tmp), database_url=os.environ.get("PUBLICMESH_DATABASE_URL", ""),
@@ -105,5 +105,5 @@ def run(seconds: float = 10.0, concurrency: int = 32, residents: int = 20_000, h
         "direct_p99_ms": round(direct["p99_ms"], 2) if direct["p99_ms"] else None,
         "errors": direct["errors"] + hub["errors"], "queries": direct["queries"] + hub["queries"],
         "hub_queries": hub["queries"], "audit_records": audit_records, "concurrency": concurrency,
-        "seconds_per_phase": seconds, "hub_workers": hub_workers, "statuses": {"direct": direct["statuses"], "hub": hub["statuses"]},
+        "seconds_per_phase": seconds, "statuses": {"direct": direct["statuses"], "hub": hub["statuses"]},
     }

@@ -5,25 +5,28 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from pathlib import Path
 
 import aiohttp
 import orjson
 
 from publicmesh.mesh.ca import read_private_key
 from publicmesh.mesh.signatures import Signer
+from publicmesh.mesh.trust import CERTIFICATE_HEADER, certificate_header
 
 
 def worker(url: str, path: str, member: str, key_path: str, bodies: list[dict], concurrency: int, seconds: float,
            warmup_s: float, out) -> None:
-    """Runs in its own process; puts (count, errors, latencies_ms) on ``out``."""
+    """Runs in its own process; puts (count, errors, latencies_ms, statuses) on ``out``."""
     import uvloop
 
-    signer = Signer(member, read_private_key(__import__("pathlib").Path(key_path)))
-    result = uvloop.run(_drive(url, path, signer, bodies, concurrency, seconds, warmup_s))
-    out.put(result)
+    key_file = Path(key_path)
+    signer = Signer(member, read_private_key(key_file))
+    certificate = certificate_header(key_file.with_suffix(".pem").read_text())
+    out.put(uvloop.run(_drive(url, path, signer, certificate, bodies, concurrency, seconds, warmup_s)))
 
 
-async def _drive(url, path, signer, bodies, concurrency, seconds, warmup_s):
+async def _drive(url, path, signer, certificate, bodies, concurrency, seconds, warmup_s):
     latencies: list[float] = []
     errors = 0
     statuses: dict[int, int] = {}
@@ -44,6 +47,7 @@ async def _drive(url, path, signer, bodies, concurrency, seconds, warmup_s):
                 i += concurrency
                 headers = signer.sign_request("POST", path, payload, uuid.uuid4().hex)
                 headers["content-type"] = "application/json"
+                headers[CERTIFICATE_HEADER] = certificate
                 t0 = time.perf_counter()
                 try:
                     async with session.post(url + path, data=payload, headers=headers) as response:

@@ -37,27 +37,33 @@ class EventRouter:
         self.interval = interval_s
         self._retry_at: dict[tuple[str, str], float] = {}
         self._failures: dict[tuple[str, str], int] = defaultdict(int)
+        self._cursors: dict[tuple[str, str], int] | None = None
         metadata.create_all(engine)
 
     def _cursor(self, provider: str, subscriber: str) -> int:
-        with self.engine.connect() as conn:
-            row = conn.execute(select(cursors.c.last_id).where(cursors.c.provider == provider,
-                                                               cursors.c.subscriber == subscriber)).first()
-        return row.last_id if row else 0
+        if self._cursors is None:  # the hub is the only writer: read once, then keep in memory
+            with self.engine.connect() as conn:
+                self._cursors = {(r.provider, r.subscriber): r.last_id for r in conn.execute(select(cursors))}
+        return self._cursors.get((provider, subscriber), 0)
 
     def _advance(self, provider: str, subscriber: str, last_id: int) -> None:
         values = dict(provider=provider, subscriber=subscriber, last_id=last_id)
         insert = (postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert)(cursors).values(**values)
         with self.engine.begin() as conn:
             conn.execute(insert.on_conflict_do_update(index_elements=["provider", "subscriber"], set_={"last_id": last_id}))
+        self._cursors[(provider, subscriber)] = last_id
 
     async def run(self) -> None:
+        pause = self.interval
         while True:
+            delivered = 0
             try:
-                await self.route_once()
+                delivered = await self.route_once()
             except Exception:  # one bad round must not stop routing; it is retried next round
                 log.exception("event routing round failed")
-            await asyncio.sleep(self.interval)
+            # Poll fast while events flow, slower (up to 1 s) while outboxes are quiet.
+            pause = self.interval if delivered else min(1.0, pause * 1.5)
+            await asyncio.sleep(pause)
 
     async def route_once(self) -> int:
         """One pass over every provider with subscriptions; returns the number of deliveries."""
@@ -106,7 +112,8 @@ class EventRouter:
             try:
                 if items:
                     delivered += await self._deliver(provider.id, MemberId.parse(subscriber), items)
-                self._advance(str(provider.id), subscriber, max(last_seen, cursor_of[subscriber]))
+                if max(last_seen, cursor_of[subscriber]) != cursor_of[subscriber]:
+                    self._advance(str(provider.id), subscriber, max(last_seen, cursor_of[subscriber]))
                 self._failures.pop(key, None)
                 self._retry_at.pop(key, None)
             except Problem as problem:

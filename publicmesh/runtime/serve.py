@@ -29,7 +29,7 @@ def main(argv: list[str]) -> None:
     settings = get_settings()
     logging.basicConfig(level=logging.WARNING, format=f"%(asctime)s {name} %(levelname)s %(message)s")
     uvicorn.run(build_app(name), host=settings.host, port=part(settings, name).port, loop="uvloop", http="httptools",
-                log_level="warning", access_log=False, timeout_graceful_shutdown=5)
+                log_level="warning", access_log=False, proxy_headers=False, timeout_graceful_shutdown=5)
 
 
 if __name__ == "__main__":
