@@ -169,6 +169,19 @@ class AuditLog:
             size = self._proof_size(conn, tree_size)
             return merkle.inclusion_path(position, size, lambda a, b: self._subtree_root(conn, a, b))
 
+    def inclusion_proofs(self, positions: Sequence[int], tree_size: int | None = None) -> tuple[int, dict[int, list[bytes]]]:
+        """Proofs of several positions against one tree size, sharing the subtrees they have in common."""
+        with self.engine.connect() as conn:
+            size = self._proof_size(conn, tree_size)
+            memo: dict[tuple[int, int], bytes] = {}
+
+            def subtree(a: int, b: int) -> bytes:
+                if (a, b) not in memo:
+                    memo[(a, b)] = self._subtree_root(conn, a, b)
+                return memo[(a, b)]
+
+            return size, {p: merkle.inclusion_path(p, size, subtree) for p in positions if p < size}
+
     def consistency_proof(self, old_size: int, new_size: int | None = None) -> list[bytes]:
         """RFC 9162 consistency proof from ``old_size`` to ``new_size`` (default: now)."""
         with self.engine.connect() as conn:

@@ -24,7 +24,7 @@ from publicmesh.mesh.members import HUB, MemberId
 from publicmesh.mesh.outbound import Outbound
 from publicmesh.mesh.registry import Directory
 from publicmesh.mesh.rules import RuleBook
-from publicmesh.mesh.schemas import BulkRequest, QueryAnswer, QueryRequest
+from publicmesh.mesh.schemas import BulkRequest, QueryAnswer, QueryRequest, RecordsRequest
 from publicmesh.mesh.signatures import SignatureError, Signer, Verifier
 from publicmesh.mesh.trust import certificate_header
 from publicmesh.numbers.app import NUMBERS
@@ -206,6 +206,24 @@ def create_app(settings: Settings | None = None, numbers_url: str | None = None,
         return {"log_id": cp.log_id, "tree_size": cp.tree_size, "root": base64.b64encode(cp.root).decode(),
                 "timestamp": cp.timestamp, "signature": base64.b64encode(cp.signature).decode(),
                 "note": cp.note().decode()}
+
+    @app.post("/v1/audit/records", responses=_PROBLEM_RESPONSES)
+    async def exchange_records(request: Request):
+        """情報提供等記録: one person's exchange records with inclusion proofs against the latest signed checkpoint.
+
+        Only the resident portal may ask, for the person logged in to it (subject under its own pseudonym).
+        """
+        request_id = request.headers.get("mesh-request-id") or uuid.uuid4().hex
+        try:
+            consumer, body = await _signed_body(hub, request, settings.max_body_bytes)
+            try:
+                req = RecordsRequest.model_validate_json(body)
+            except ValidationError as exc:
+                raise _invalid(exc) from None
+            result = await hub.exchange.records(consumer, req, hub.audit_log)
+        except Problem as problem:
+            return hub.problem(problem, request, request_id)
+        return hub.answer(200, orjson.dumps(result), request_id, "application/json")
 
     @app.get("/problems")
     async def problem_types():

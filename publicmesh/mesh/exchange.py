@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import base64
+
 import pyarrow as pa
 
-from publicmesh.audit import ExchangeRecord, utc_timestamp
+from publicmesh.audit import ExchangeRecord, canonical_bytes, utc_timestamp
 from publicmesh.mesh.catalog import Catalog
-from publicmesh.mesh.members import AUDIT_DOMAIN, InvalidMemberId, MemberId
+from publicmesh.mesh.members import AUDIT_DOMAIN, PORTAL, InvalidMemberId, MemberId
 from publicmesh.mesh.outbound import Outbound
 from publicmesh.mesh.registry import Directory, Member
 from publicmesh.mesh.rules import AccessRule, RuleBook
@@ -93,6 +96,15 @@ class Exchange:
             container[key] = value
         return [(path, audit) for (_, _, path), audit in zip(slots, converted[AUDIT_DOMAIN]) if audit]
 
+    async def records(self, consumer: MemberId, req, audit_log) -> dict:
+        """A person's own exchange records; the subject is converted to the audit pseudonym here, never shown."""
+        if consumer != PORTAL:
+            raise Problem("not-allowed", "only the resident portal reads exchange records, for the person logged in")
+        converted = await self.numbers.convert(req.subject, consumer.pseudonym_domain, (AUDIT_DOMAIN,))
+        if converted[AUDIT_DOMAIN] is None:
+            raise Problem("unknown-subject", "the subject is not a pseudonym of the portal's")
+        return await _records_page(audit_log, converted[AUDIT_DOMAIN], req.limit, req.before)
+
     async def bulk(self, consumer: MemberId, req: BulkRequest, request_id: str) -> pa.Table:
         """Bulk query: one audit record per subject answered; rows carry the consumer's pseudonyms."""
         provider, rule = self._authorize(consumer, req.provider, req.purpose, req.dataset, req.attributes)
@@ -141,6 +153,24 @@ class Exchange:
         columns["withheld"] = pa.array([bool(p and withholds and address & set(req.attributes)) for p in protected], pa.bool_())
         columns["audit_record"] = pa.array(positions[:len(order)], pa.int64())
         return pa.table({k: v if isinstance(v, pa.Array) else pa.array(v) for k, v in columns.items()})
+
+
+async def _records_page(audit_log, subject: str, limit: int, before: int | None) -> dict:
+    def work():
+        checkpoint = audit_log.latest_checkpoint()
+        found = [(p, r) for p, r in audit_log.records_for_subject(subject, limit, before) if p < checkpoint.tree_size]
+        _, proofs = audit_log.inclusion_proofs([p for p, _ in found], checkpoint.tree_size)
+        return checkpoint, found, proofs
+
+    checkpoint, found, proofs = await asyncio.to_thread(work)
+    b64 = lambda b: base64.b64encode(b).decode()  # noqa: E731
+    return {
+        "checkpoint": {"log_id": checkpoint.log_id, "tree_size": checkpoint.tree_size, "root": b64(checkpoint.root),
+                       "timestamp": checkpoint.timestamp, "signature": b64(checkpoint.signature)},
+        "records": [{"position": p, **{k: v for k, v in r.as_dict().items() if k != "subject"},
+                     "leaf": b64(canonical_bytes(r, p)), "inclusion_proof": [b64(h) for h in proofs[p]]}
+                    for p, r in found],
+    }
 
 
 def withhold(data: dict, protected: bool, dataset: dict, rule: AccessRule) -> list[str]:

@@ -41,4 +41,5 @@ class MemberId:
 
 
 HUB = MemberId("MESH", "0000000", "hub")
+PORTAL = MemberId("GOV", "digital", "portal")  # マイナポータル: the resident-facing system
 AUDIT_DOMAIN = "audit"

@@ -45,3 +45,13 @@ class QueryAnswer(BaseModel):
     withheld: list[str] = Field(description="Attributes withheld because the address is protected")
     rule: str
     legal_basis: str
+
+
+class RecordsRequest(BaseModel):
+    """The exchange records about one person, for that person (asked by the resident portal)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    subject: str = PSEUDONYM
+    limit: int = Field(default=50, ge=1, le=200)
+    before: int | None = Field(default=None, ge=0, description="Page: positions below this one")

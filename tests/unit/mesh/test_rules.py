@@ -24,7 +24,9 @@ def test_attributes_beyond_the_rule_and_other_affairs_are_refused():
 def test_protected_addresses_are_withheld_unless_a_rule_says_so():
     rules = RuleBook.load()
     allowed = [r for r in rules.rules if r.protected_addresses == "allow"]
-    assert [r.id for r in allowed] == ["welfare-address-protected"]
+    # only the city's own support affair, and the person reading their own data through the portal
+    assert {r.affair for r in allowed} == {"protected-person-support", "self-information"}
+    assert all(r.consumer == "GOV/digital/portal" for r in allowed if r.affair == "self-information")
     assert all(r.protected_addresses == "withhold" for r in rules.rules if r not in allowed)
 
 
