@@ -1,0 +1,229 @@
+"""Sending notices (one or 100,000 at a time, idempotently), reading the inbox, and nudging by email or SMS."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from itertools import islice
+
+from sqlalchemy import Connection, Engine, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from publicmesh.notices.channels import Channel, OutgoingMessage
+from publicmesh.notices.model import (
+    CONTACT_FOR_CHANNEL, IdempotencyConflict, Notice, NoticeDraft, NoticeNotFound, dumps, new_id, to_text,
+    utc_now,
+)
+from publicmesh.notices.schema import contacts, ensure_schema, notices, row_notice
+
+MAX_PAGE = 100
+BULK_CHUNK = 10_000
+
+# The nudge says only that something arrived: email and SMS are not confidential, the notice stays in the portal.
+NUDGE_SUBJECT = "【公共サービスメッシュ】新しいお知らせがあります / You have a new notice"
+NUDGE_BODY = (
+    "マイページに新しいお知らせが届きました。ポータルにログインしてご確認ください。\n"
+    "A new notice has arrived. Please log in to the portal to read it.\n"
+    "（このメールに個人情報は含まれません / This message contains no personal information.)"
+)
+NUDGE_SMS = "公共サービスメッシュ: 新しいお知らせがあります。ポータルでご確認ください。"
+
+
+def _insert_ignoring_duplicates(engine: Engine):
+    """INSERT … ON CONFLICT DO NOTHING on the idempotency key, in the engine's dialect."""
+    dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
+    return dialect.insert(notices).on_conflict_do_nothing(index_elements=["sender", "idempotency_key"])
+
+
+class _Rows:
+    """Turns drafts into rows, encoding the few distinct delivery maps once instead of per notice."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = to_text(now)
+        self._delivery: dict[tuple[str, ...], str] = {}
+
+    def __call__(self, draft: NoticeDraft) -> dict[str, object]:
+        draft.check()
+        delivery = self._delivery.get(draft.channels)
+        if delivery is None:
+            delivery = dumps({"inbox": "delivered", **{c: "queued" for c in draft.channels}})
+            self._delivery[draft.channels] = delivery
+        notice_id = new_id()
+        return {
+            "id": notice_id, "person_ref": draft.person_ref, "sender": draft.sender, "category": draft.category,
+            "title_ja": draft.title_ja, "title_en": draft.title_en, "body_ja": draft.body_ja,
+            "body_en": draft.body_en, "links": dumps(draft.links) if draft.links else "{}",
+            "idempotency_key": draft.idempotency_key or notice_id, "delivery": delivery,
+            "pending": 1 if draft.channels else 0, "created_at": self.now, "read_at": None,
+        }
+
+
+def send(engine: Engine, draft: NoticeDraft, *, now: datetime | None = None) -> Notice:
+    """Puts a notice in the person's inbox; sending the same (sender, idempotency key) again returns the first."""
+    ensure_schema(engine)
+    row = _Rows(now or utc_now())(draft)
+    with engine.begin() as conn:
+        conn.execute(_insert_ignoring_duplicates(engine), [row])
+        stored = conn.execute(
+            select(notices).where(notices.c.sender == row["sender"],
+                                  notices.c.idempotency_key == row["idempotency_key"])
+        ).mappings().one()
+    if stored["person_ref"] != draft.person_ref:
+        raise IdempotencyConflict(f"{draft.sender} already used key {row['idempotency_key']!r} for another person")
+    return row_notice(stored)
+
+
+def _chunks(items: Iterable[NoticeDraft], size: int) -> Iterator[list[NoticeDraft]]:
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+def send_many(engine: Engine, drafts: Iterable[NoticeDraft], *, now: datetime | None = None) -> int:
+    """Bulk send (one executemany per chunk); drafts whose key was already sent are skipped. Returns how many new.
+
+    Each chunk commits on its own, so a crash midway loses nothing acknowledged, and re-running the same drafts
+    after one sends only the rest.
+    """
+    ensure_schema(engine)
+    to_row = _Rows(now or utc_now())
+    copy = engine.dialect.name == "postgresql" and engine.dialect.driver == "psycopg"
+    statement = _insert_ignoring_duplicates(engine)
+    inserted = 0
+    for chunk in _chunks(drafts, BULK_CHUNK):
+        rows = [to_row(draft) for draft in chunk]
+        with engine.begin() as conn:
+            if copy:
+                inserted += _copy_ignoring_duplicates(conn, rows)
+            else:
+                # SQLite's executemany is the fast path there, and it reports how many rows it inserted.
+                inserted += conn.execute(statement, rows).rowcount
+    return inserted
+
+
+_COLUMNS = [column.name for column in notices.columns]
+
+
+def _copy_ignoring_duplicates(conn: Connection, rows: list[dict[str, object]]) -> int:
+    """PostgreSQL: COPY into a temporary table, then one INSERT … SELECT … ON CONFLICT DO NOTHING.
+
+    Several times faster than executemany there, and, unlike executemany, its row count is exact.
+    """
+    names = ", ".join(_COLUMNS)
+    with conn.connection.driver_connection.cursor() as cursor:  # same transaction as ``conn``
+        cursor.execute("CREATE TEMPORARY TABLE IF NOT EXISTS notices_in (LIKE notices) ON COMMIT DELETE ROWS")
+        with cursor.copy(f"COPY notices_in ({names}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row([row[name] for name in _COLUMNS])
+        cursor.execute(
+            f"INSERT INTO notices ({names}) SELECT {names} FROM notices_in "
+            "ON CONFLICT (sender, idempotency_key) DO NOTHING"
+        )
+        return cursor.rowcount
+
+
+def inbox(engine: Engine, person_ref: str, limit: int = 20, offset: int = 0, *, category: str | None = None,
+          unread_only: bool = False) -> list[Notice]:
+    """One page of the person's notices, newest first."""
+    ensure_schema(engine)
+    query = select(notices).where(notices.c.person_ref == person_ref)
+    if category is not None:
+        query = query.where(notices.c.category == category)
+    if unread_only:
+        query = query.where(notices.c.read_at.is_(None))
+    query = query.order_by(notices.c.created_at.desc(), notices.c.id.desc())
+    query = query.limit(max(0, min(limit, MAX_PAGE))).offset(max(0, offset))
+    with engine.connect() as conn:
+        return [row_notice(row) for row in conn.execute(query).mappings()]
+
+
+def unread_count(engine: Engine, person_ref: str) -> int:
+    """How many of the person's notices are unread (the badge on the portal)."""
+    ensure_schema(engine)
+    with engine.connect() as conn:
+        return conn.execute(
+            select(func.count()).select_from(notices)
+            .where(notices.c.person_ref == person_ref, notices.c.read_at.is_(None))
+        ).scalar_one()
+
+
+def get_notice(engine: Engine, notice_id: str, person_ref: str) -> Notice:
+    """The person's own notice; NoticeNotFound when unknown or someone else's (the portal answers 404)."""
+    ensure_schema(engine)
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(notices).where(notices.c.id == notice_id, notices.c.person_ref == person_ref)
+        ).mappings().first()
+    if row is None:
+        raise NoticeNotFound(notice_id)
+    return row_notice(row)
+
+
+def mark_read(engine: Engine, notice_id: str, person_ref: str, *, now: datetime | None = None) -> Notice:
+    """Marks the person's own notice read (the first reading time is kept); NoticeNotFound otherwise."""
+    ensure_schema(engine)
+    with engine.begin() as conn:
+        conn.execute(
+            update(notices)
+            .where(notices.c.id == notice_id, notices.c.person_ref == person_ref, notices.c.read_at.is_(None))
+            .values(read_at=to_text(now or utc_now()))
+        )
+    return get_notice(engine, notice_id, person_ref)
+
+
+def mark_all_read(engine: Engine, person_ref: str, *, now: datetime | None = None) -> int:
+    """Marks every unread notice of the person read; returns how many."""
+    ensure_schema(engine)
+    with engine.begin() as conn:
+        return conn.execute(
+            update(notices).where(notices.c.person_ref == person_ref, notices.c.read_at.is_(None))
+            .values(read_at=to_text(now or utc_now()))
+        ).rowcount
+
+
+def dispatch_queued(engine: Engine, channel: Channel, *, limit: int = 500) -> int:
+    """Sends the email/SMS nudges of queued notices through ``channel``; returns how many notices it handled.
+
+    A notice is claimed (pending 1 → 0) before its nudge goes out, so two dispatchers never both send it; a crash
+    between claim and send loses only the nudge, never the notice, which is already in the inbox.
+    """
+    ensure_schema(engine)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(notices.c.id, notices.c.person_ref, notices.c.delivery).where(notices.c.pending == 1).limit(limit)
+        ).all()
+    handled = 0
+    for notice_id, person_ref, delivery_json in rows:
+        with engine.begin() as conn:
+            claimed = conn.execute(
+                update(notices).where(notices.c.id == notice_id, notices.c.pending == 1).values(pending=0)
+            ).rowcount
+            found = conn.execute(
+                select(contacts.c.kind, contacts.c.address).where(contacts.c.person_ref == person_ref)
+            ).all()
+        if claimed != 1:
+            continue
+        addresses = dict(found)
+        delivery = json.loads(delivery_json)
+        for name, status in delivery.items():
+            if status != "queued":
+                continue
+            address = addresses.get(CONTACT_FOR_CHANNEL.get(name, ""))
+            delivery[name] = _nudge(channel, name, address, notice_id) if address else "no-contact"
+        with engine.begin() as conn:
+            conn.execute(update(notices).where(notices.c.id == notice_id).values(delivery=dumps(delivery)))
+        handled += 1
+    return handled
+
+
+def _nudge(channel: Channel, name: str, address: str, notice_id: str) -> str:
+    if name == "sms":
+        message = OutgoingMessage("sms", address, "", NUDGE_SMS, notice_id)
+    else:
+        message = OutgoingMessage("email", address, NUDGE_SUBJECT, NUDGE_BODY, notice_id)
+    try:
+        channel.send(message)
+    except Exception:  # a channel outage must not stop the other notices; the status tells the operator
+        return "failed"
+    return "sent"

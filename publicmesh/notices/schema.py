@@ -1,0 +1,102 @@
+"""Tables of the notices store (SQLAlchemy Core); portable between SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import threading
+import weakref
+from collections.abc import Mapping
+
+from sqlalchemy import (
+    Column, Engine, Index, Integer, LargeBinary, MetaData, PrimaryKeyConstraint, Table, Text, UniqueConstraint,
+)
+from sqlalchemy.exc import DBAPIError
+
+from publicmesh.notices.model import Notice, from_text
+from publicmesh.settings import Settings
+from publicmesh.storage import engine_for
+
+STORE = "notices"
+metadata = MetaData()
+
+notices = Table(
+    "notices",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("person_ref", Text, nullable=False),
+    Column("sender", Text, nullable=False),
+    Column("category", Text, nullable=False),
+    Column("title_ja", Text, nullable=False),
+    Column("title_en", Text, nullable=False),
+    Column("body_ja", Text, nullable=False),
+    Column("body_en", Text, nullable=False),
+    Column("links", Text, nullable=False),  # JSON object
+    Column("idempotency_key", Text, nullable=False),
+    Column("delivery", Text, nullable=False),  # JSON object: channel → delivered/queued/sent/no-contact/failed
+    Column("pending", Integer, nullable=False),  # 1 while some channel is queued: the dispatcher's work list
+    Column("created_at", Text, nullable=False),
+    Column("read_at", Text),
+    # Keys are the sender's: two senders choosing the same key must not swallow each other's notices.
+    UniqueConstraint("sender", "idempotency_key", name="ux_notices_idempotency"),
+    Index("ix_notices_inbox", "person_ref", "created_at"),
+    Index("ix_notices_unread", "person_ref", "read_at"),
+    Index("ix_notices_pending", "pending"),
+)
+
+contacts = Table(
+    "contacts",
+    metadata,
+    Column("person_ref", Text, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("address", Text, nullable=False),
+    Column("verified_at", Text, nullable=False),
+    PrimaryKeyConstraint("person_ref", "kind"),  # one email and one phone each: a new one replaces the old
+)
+
+contact_codes = Table(
+    "contact_codes",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("person_ref", Text, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("address", Text, nullable=False),
+    Column("salt", LargeBinary, nullable=False),
+    Column("code_hash", LargeBinary, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("created_at", Text, nullable=False),
+    Column("expires_at", Text, nullable=False),
+    Column("confirmed_at", Text),
+    Index("ix_contact_codes_person", "person_ref", "created_at"),
+)
+
+_ready: weakref.WeakSet[Engine] = weakref.WeakSet()
+_ready_lock = threading.Lock()
+
+
+def ensure_schema(engine: Engine) -> Engine:
+    """Creates the tables once per engine (callers need not remember to)."""
+    if engine in _ready:
+        return engine
+    with _ready_lock:
+        if engine not in _ready:
+            try:
+                metadata.create_all(engine)
+            except DBAPIError:
+                metadata.create_all(engine)  # another process created them between our check and create
+            _ready.add(engine)
+    return engine
+
+
+def open_store(settings: Settings | None = None) -> Engine:
+    """The notices store's engine, with its tables."""
+    return ensure_schema(engine_for(STORE, settings))
+
+
+def row_notice(row: Mapping[str, object]) -> Notice:
+    return Notice(
+        id=row["id"], person_ref=row["person_ref"], sender=row["sender"], category=row["category"],
+        title_ja=row["title_ja"], title_en=row["title_en"], body_ja=row["body_ja"], body_en=row["body_en"],
+        links=json.loads(row["links"]), idempotency_key=row["idempotency_key"],
+        delivery=json.loads(row["delivery"]), created_at=from_text(row["created_at"]),
+        read_at=from_text(row["read_at"]),
+    )
