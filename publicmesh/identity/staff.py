@@ -1,0 +1,175 @@
+"""Staff accounts of municipal offices (職員): scrypt passwords, TOTP second factor, roles per municipality."""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import re
+import secrets
+import struct
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from urllib.parse import quote
+
+from cryptography.exceptions import InvalidKey
+from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+from sqlalchemy import Engine, select, update
+from sqlalchemy.exc import IntegrityError
+
+from publicmesh.identity import store
+from publicmesh.identity.errors import IdentityError, StaffLoginError
+from publicmesh.identity.keys import derive_key, load_or_create_secret, seal, unseal
+
+MASTER_FILE = "staff-totp.key"
+ROLES = frozenset({"reviewer", "approver"})
+MAX_FAILURES = 10
+MIN_PASSWORD = 12
+TOTP_STEP, TOTP_DIGITS, TOTP_WINDOW = 30, 6, 1  # RFC 6238 defaults; accept one step of clock drift each way
+_SCRYPT = dict(n=2**14, r=8, p=1)
+_USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{2,63}$")
+_WEIGHTS = (6, 5, 4, 3, 2)
+
+
+def hotp(secret: bytes, counter: int, digits: int = TOTP_DIGITS, digest: str = "sha1") -> str:
+    """RFC 4226 HOTP."""
+    mac = hmac.digest(secret, struct.pack(">Q", counter), digest)
+    offset = mac[-1] & 0x0F
+    code = (int.from_bytes(mac[offset:offset + 4], "big") & 0x7FFFFFFF) % 10**digits
+    return str(code).zfill(digits)
+
+
+def totp(secret: bytes, at: float, digits: int = TOTP_DIGITS, digest: str = "sha1", step: int = TOTP_STEP) -> str:
+    """RFC 6238 TOTP at Unix time ``at``."""
+    return hotp(secret, int(at) // step, digits, digest)
+
+
+def provisioning_uri(username: str, secret_base32: str, issuer: str = "Public Service Mesh") -> str:
+    """The ``otpauth://`` URI an authenticator app scans as a QR code."""
+    label = quote(f"{issuer}:{username}")
+    return f"otpauth://totp/{label}?secret={secret_base32}&issuer={quote(issuer)}&algorithm=SHA1&digits=6&period=30"
+
+
+def check_municipality(code: str) -> str:
+    """A 6-digit 全国地方公共団体コード whose last digit is its check digit ((11 − Σ dᵢwᵢ mod 11) mod 10)."""
+    if not isinstance(code, str) or len(code) != 6 or not code.isascii() or not code.isdigit():
+        raise ValueError(f"a municipality code has 6 digits, got {code!r}")
+    if str((11 - sum(int(d) * w for d, w in zip(code, _WEIGHTS, strict=False)) % 11) % 10) != code[5]:
+        raise ValueError(f"{code} fails its check digit")
+    return code
+
+
+def hash_password(password: str) -> str:
+    salt = secrets.token_bytes(16)
+    derived = Scrypt(salt=salt, length=32, **_SCRYPT).derive(password.encode())
+    return "scrypt${n}${r}${p}$".format(**_SCRYPT) + _b64(salt) + "$" + _b64(derived)
+
+
+def verify_password(password: str, encoded: str) -> bool:
+    """Constant-time check of a password against ``hash_password``'s output."""
+    _, n, r, p, salt, derived = encoded.split("$")
+    try:
+        Scrypt(salt=_unb64(salt), length=32, n=int(n), r=int(r), p=int(p)).verify(password.encode(), _unb64(derived))
+    except InvalidKey:
+        return False
+    return True
+
+
+@lru_cache(maxsize=1)
+def _dummy_hash() -> str:
+    return hash_password(secrets.token_urlsafe(16))
+
+
+@dataclass(frozen=True)
+class StaffPrincipal:
+    """A logged-in staff member: sees only their own municipality's tenant."""
+
+    username: str
+    municipality: str
+    roles: frozenset[str]
+
+    def can_see(self, municipality_code: str) -> bool:
+        return municipality_code == self.municipality
+
+    def has_role(self, role: str) -> bool:
+        return role in self.roles
+
+
+class StaffDirectory:
+    """Staff accounts in the identity store; TOTP secrets sealed under a master secret."""
+
+    def __init__(self, engine: Engine, master_secret: bytes):
+        self.engine, self._key = engine, derive_key(master_secret, "staff-totp")
+
+    @classmethod
+    def open(cls, engine: Engine, keys_dir: Path) -> "StaffDirectory":
+        store.create_all(engine)
+        return cls(engine, load_or_create_secret(keys_dir, MASTER_FILE))
+
+    def create_staff(self, municipality: str, username: str, password: str, roles: set[str] | frozenset[str]) -> str:
+        """A new account; returns its TOTP secret in base32, to show once as a QR code."""
+        check_municipality(municipality)
+        if not _USERNAME.match(username):
+            raise ValueError("a username is 3–64 characters of a–z, 0–9, '.', '_' and '-'")
+        if len(password) < MIN_PASSWORD:
+            raise ValueError(f"a staff password has at least {MIN_PASSWORD} characters")
+        if not roles or not set(roles) <= ROLES:
+            raise ValueError(f"roles are a non-empty subset of {sorted(ROLES)}")
+        secret = secrets.token_bytes(20)
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(store.staff_accounts.insert().values(
+                    username=username, municipality=municipality, roles=",".join(sorted(roles)),
+                    password_hash=hash_password(password), totp_secret=seal(self._key, secret, username),
+                    totp_last_step=-1, failures=0, created_at=store.utc_now()))
+        except IntegrityError:
+            raise IdentityError(f"the username {username} is taken", reason="username-taken") from None
+        return base64.b32encode(secret).decode().rstrip("=")
+
+    def staff_login(self, username: str, password: str, totp_code: str, *, at: float | None = None) -> StaffPrincipal:
+        """The principal, if the password and the current TOTP code are right; locked after 10 failures."""
+        table = store.staff_accounts
+        with self.engine.begin() as conn:
+            # Count the attempt first; success resets it. A locked account is refused before any check.
+            spent = conn.execute(update(table).where(table.c.username == username, table.c.failures < MAX_FAILURES)
+                                 .values(failures=table.c.failures + 1)).rowcount
+            row = conn.execute(select(table).where(table.c.username == username)).first()
+        if row is None:
+            verify_password(password, _dummy_hash())  # same cost as for a real account
+            raise StaffLoginError("wrong username, password or code")
+        if not spent:
+            raise StaffLoginError("the account is locked; an administrator can unlock it", reason="locked")
+        step = self._matching_step(row.totp_secret, username, totp_code, time.time() if at is None else at)
+        if not verify_password(password, row.password_hash) or step is None:
+            raise StaffLoginError("wrong username, password or code")
+        with self.engine.begin() as conn:
+            # A code is good once: refuse a step at or before the last one used.
+            fresh = conn.execute(update(table).where(table.c.username == username, table.c.totp_last_step < step)
+                                 .values(failures=0, totp_last_step=step)).rowcount
+        if not fresh:
+            raise StaffLoginError("the code was already used")
+        return StaffPrincipal(row.username, row.municipality, frozenset(row.roles.split(",")))
+
+    def unlock(self, username: str) -> None:
+        """An administrator clears the failure count."""
+        with self.engine.begin() as conn:
+            conn.execute(update(store.staff_accounts).where(store.staff_accounts.c.username == username)
+                         .values(failures=0))
+
+    def _matching_step(self, sealed: bytes, username: str, code: str, at: float) -> int | None:
+        secret = unseal(self._key, sealed, username)
+        now = int(at) // TOTP_STEP
+        found = None
+        for step in range(now - TOTP_WINDOW, now + TOTP_WINDOW + 1):
+            if hmac.compare_digest(hotp(secret, step).encode(), str(code).encode()) and found is None:
+                found = step
+        return found
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.b64decode(text)
