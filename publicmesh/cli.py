@@ -203,5 +203,31 @@ def bench_exchange(
         console.print_json(json.dumps(result))
 
 
+@bench_app.command("population")
+def bench_population(
+    residents: int = typer.Option(1_000_000),
+    stores: bool = typer.Option(True, help="Also seed every agency's store (SQLite in a temporary folder)"),
+):
+    """Generation time and peak memory, streamed; then the time to enrol and write it to every store."""
+    import resource
+    import tempfile
+    from pathlib import Path
+
+    from publicmesh.population.bench import bench
+    from publicmesh.runtime.provision import provision
+    from publicmesh.runtime.seed import seed
+    from publicmesh.runtime.topology import municipalities
+    from publicmesh.settings import Settings
+
+    result = {"generate": bench(residents, materialise=False)}
+    if stores:
+        with tempfile.TemporaryDirectory(prefix="publicmesh-seed-") as tmp:
+            settings = Settings(data_dir=Path(tmp))
+            provision(settings)
+            result["seed"] = seed(settings, residents, municipalities(), 1)
+    result["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    print(json.dumps(result))
+
+
 if __name__ == "__main__":
     app()

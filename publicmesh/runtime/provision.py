@@ -30,7 +30,8 @@ def member_key(settings: Settings, ca: MeshCA, member: MemberId) -> tuple[Ed2551
 def _titles(member: MemberId) -> tuple[str, str]:
     agency = AGENCIES.get(member.system)
     if agency is None:
-        return {"hub": ("公共サービスメッシュ ハブ", "Mesh hub"), "numbers": ("番号管理", "Number service")}.get(
+        return {"hub": ("公共サービスメッシュ ハブ", "Mesh hub"), "numbers": ("番号管理", "Number service"),
+                "portal": ("マイナポータル", "Resident portal")}.get(
             member.system, (member.system, member.system))
     if member.member_class == "MUNI":
         try:

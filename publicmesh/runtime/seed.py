@@ -38,7 +38,7 @@ def fresh_stores(settings: Settings) -> None:
 
     Keys stay; run ``provision`` afterwards to register the members again.
     """
-    for store in [*AGENCIES, "numbers", "audit", "hub"]:
+    for store in [*AGENCIES, "numbers", "audit", "hub", "identity", "notices", "consent", "accounts"]:
         drop_store(store, settings)
 
 
@@ -67,4 +67,7 @@ def seed(settings: Settings, residents: int, municipalities: tuple[str, ...], se
             progress(frame.height)
     for engine in [*engines.values(), numbers_engine]:
         engine.dispose()
+    from publicmesh.runtime.demo import issue_demo_identities
+
+    issue_demo_identities(settings)
     return {"residents": written, "seconds": round(time.perf_counter() - started, 2), "first_serial": first}

@@ -17,6 +17,9 @@ def build_app(name: str):
     if name == "numbers":
         from publicmesh.numbers.app import create_app
         return create_app(settings)
+    if name == "portal":
+        from publicmesh.portal.app import create_app
+        return create_app(settings, part(settings, "hub").url(settings))
     if name == "hub":
         from publicmesh.mesh.app import create_app
         return create_app(settings, part(settings, "numbers").url(settings))

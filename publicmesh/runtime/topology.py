@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 
 from publicmesh.agencies.catalog import AGENCIES
-from publicmesh.mesh.members import HUB, MemberId
+from publicmesh.mesh.members import HUB, PORTAL, MemberId
 from publicmesh.numbers.app import NUMBERS
 from publicmesh.settings import Settings
 
@@ -35,9 +35,10 @@ class Part:
 
 
 def parts(settings: Settings) -> list[Part]:
-    """Start-up order: the number service, the hub, then every agency node."""
+    """Start-up order: the number service, the hub, the resident portal, then every agency node."""
     codes = municipalities()
-    out = [Part("numbers", settings.base_port, (NUMBERS,)), Part("hub", settings.base_port + 1, (HUB,))]
+    out = [Part("numbers", settings.base_port, (NUMBERS,)), Part("hub", settings.base_port + 1, (HUB,)),
+           Part("portal", settings.base_port + 2, (PORTAL,))]
     for i, agency in enumerate(AGENCIES.values()):
         out.append(Part(agency.system, settings.base_port + 10 + i, tuple(agency.members(codes))))
     return out

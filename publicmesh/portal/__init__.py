@@ -1,0 +1,1 @@
+"""The resident portal (マイナポータル style): server-rendered pages, mobile first, Japanese by default."""

@@ -1,0 +1,132 @@
+"""The portal's pages. Every handler works on ``session.subject_ref`` only; nothing takes a person id from the URL."""
+
+from __future__ import annotations
+
+import base64
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, RedirectResponse
+
+from publicmesh.audit.checkpoint import Checkpoint
+from publicmesh.audit.merkle import leaf_hash, verify_inclusion
+from publicmesh.portal import format as fmt
+from publicmesh.portal.mesh import SOURCES
+from publicmesh.portal.i18n import translate
+
+
+def register(app: FastAPI, portal) -> None:
+    render, current, language, NotFound = app.state.render, app.state.current, app.state.language, app.state.NotFound
+
+    def require(request: Request, scope: str = "self-information"):
+        session = current(request)
+        if session is None:
+            return None
+        if session.acting_for and not portal.identity.mandate_allows(session, scope):
+            raise NotFound(f"mandate does not cover {scope}")
+        portal.sessions.touch(session)
+        return session
+
+    def check_csrf(session, token: str) -> None:
+        if token != session.csrf:
+            raise NotFound("bad form token")
+
+    def to_login():
+        return RedirectResponse("/login", status_code=303)
+
+    @app.get("/healthz")
+    async def health():
+        return {"status": "ok", "system": "portal"}
+
+    @app.get("/")
+    async def home(request: Request):
+        session = require(request, "notices")
+        if session is None:
+            return to_login()
+        return render(request, "home.html", session, active="home", display_name=session.actor_name,
+                      unread=portal.identity.unread(session), mandates=portal.identity.mandates_held(session))
+
+    @app.get("/me")
+    async def me(request: Request):
+        session = require(request)
+        if session is None:
+            return to_login()
+        lang = language(request)
+        catalog = await portal.catalog()
+        found = await portal.mesh.self_information(session.subject_ref, session.subject_municipality)
+        sections = []
+        for source in SOURCES:
+            result = found[source.key]
+            section = {"key": source.key, "state": result["state"]}
+            if result["state"] == "ok":
+                attributes = catalog.get((source.provider.split("/")[2], source.dataset), {})
+                section["rows"] = _rows(result["data"], attributes, lang, session)
+                section["audit_record"] = result["audit_record"]
+                section["provider_title"] = portal.member_title(result["provider"], lang)
+            sections.append(section)
+        return render(request, "me.html", session, active="me", sections=sections, unread=portal.identity.unread(session))
+
+    def _rows(data: dict, attributes: dict, lang: str, session) -> list[dict]:
+        rows = []
+        for name, value in data.items():
+            if name == "members":
+                value = len(value)
+                label = translate("household_members", lang)
+            else:
+                label = fmt.label(name, attributes.get(name), lang)
+                value = fmt.display(name, value, attributes.get(name), lang)
+            rows.append({"label": label, "value": value})
+        return rows
+
+    async def _records(session, before: int | None):
+        page = await portal.mesh.exchange_records(session.subject_ref, before)
+        c = page["checkpoint"]
+        checkpoint = Checkpoint(c["log_id"], c["tree_size"], base64.b64decode(c["root"]), c["timestamp"],
+                                base64.b64decode(c["signature"]))
+        signed = checkpoint.verify(portal.audit_key)
+        for r in page["records"]:
+            proof = [base64.b64decode(h) for h in r["inclusion_proof"]]
+            r["verified"] = signed and verify_inclusion(r["position"], checkpoint.tree_size,
+                                                        leaf_hash(base64.b64decode(r["leaf"])), proof, checkpoint.root)
+        return page, checkpoint
+
+    @app.get("/records")
+    async def records(request: Request, before: int | None = None):
+        session = require(request)
+        if session is None:
+            return to_login()
+        lang = language(request)
+        await portal.catalog()
+        page, checkpoint = await _records(session, before)
+        rows = []
+        for r in page["records"]:
+            rows.append({
+                "position": r["position"], "verified": r["verified"], "when": fmt.date(r["at"], lang) + " " + r["at"][11:16] + " UTC",
+                "consumer_title": portal.member_title(r["consumer"], lang), "provider_title": portal.member_title(r["provider"], lang),
+                "what": f'{r["dataset"]}: ' + ", ".join(r["attributes"]), "why": r["purpose"], "legal_basis": r["legal_basis"]})
+        older = page["records"][-1]["position"] if len(page["records"]) == 50 else None
+        return render(request, "records.html", session, active="records", records=rows, checkpoint=checkpoint,
+                      older=older, unread=portal.identity.unread(session))
+
+    @app.get("/records/{position}.json")
+    async def record_proof(request: Request, position: int):
+        """Everything needed to check one record offline: the leaf, the proof, the signed checkpoint, the key."""
+        session = require(request)
+        if session is None:
+            return to_login()
+        page, _ = await _records(session, position + 1)
+        record = next((r for r in page["records"] if r["position"] == position), None)
+        if record is None:
+            raise NotFound(f"record {position} is not about this person")
+        from cryptography.hazmat.primitives import serialization
+
+        key = portal.audit_key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        return JSONResponse({"record": record, "checkpoint": page["checkpoint"], "log_public_key_pem": key.decode(),
+                             "how_to_verify": "RFC 9162 §2.1.3.2: leaf hash = SHA-256(0x00 || leaf); the checkpoint "
+                                              "signature is Ed25519 over its note"})
+
+    @app.get("/applications")
+    async def applications(request: Request):
+        session = require(request, "applications")
+        if session is None:
+            return to_login()
+        return render(request, "applications.html", session, active="applications", unread=portal.identity.unread(session))

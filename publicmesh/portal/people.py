@@ -1,0 +1,48 @@
+"""What the portal needs of identity, notices, consent and accounts — always for one session's person."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from publicmesh import accounts, consent, notices
+from publicmesh.identity import open_identity
+from publicmesh.portal.residents import ResidentDirectory
+from publicmesh.portal.sessions import Session
+from publicmesh.settings import Settings
+from publicmesh.storage import engine_for
+
+
+class People:
+    def __init__(self, settings: Settings):
+        self.identity = open_identity(settings)
+        self.directory = ResidentDirectory(self.identity.engine)
+        self.notices = engine_for("notices", settings)
+        self.consents = engine_for("consent", settings)
+        self.accounts = engine_for("accounts", settings)
+        self.channel = notices.LogChannel.for_settings(settings)
+
+    def name_of(self, person_ref: str) -> str:
+        holder = self.directory.get(person_ref)
+        return holder.display_name if holder else "—"
+
+    def unread(self, session: Session) -> int:
+        return notices.unread_count(self.notices, session.subject_ref)
+
+    def mandate_allows(self, session: Session, scope: str) -> bool:
+        return self.identity.mandates.authorize(session.actor_ref, session.subject_ref, scope) is not None
+
+    def mandates_held(self, session: Session) -> list[dict]:
+        return [{"id": m.mandate_id, "principal_name": self.name_of(m.principal_ref), "scopes": sorted(m.scopes)}
+                for m in self.identity.mandates.mandates_held(session.actor_ref)]
+
+    def mandates_given(self, person_ref: str) -> list[dict]:
+        return [{"id": m.mandate_id, "proxy_name": self.name_of(m.proxy_ref), "scopes": sorted(m.scopes),
+                 "valid_until": m.valid_until.date().isoformat()}
+                for m in self.identity.mandates.mandates_to_show(person_ref)]
+
+    def grant(self, principal_ref: str, proxy_code: str, scopes: set[str], days: int):
+        proxy = self.directory.by_proxy_code(proxy_code)
+        if proxy is None or proxy.person_ref == principal_ref:
+            raise LookupError("proxy code")
+        now = dt.datetime.now(dt.timezone.utc)
+        return self.identity.mandates.grant(principal_ref, proxy.person_ref, scopes, now, now + dt.timedelta(days=days))

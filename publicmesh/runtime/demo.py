@@ -1,0 +1,66 @@
+"""Demo identities: My Number Cards for a handful of Kitami residents, issued as the city's counter would.
+
+Demo only: every card's auth PIN is 1234 and signing password ABC123. The card holder data comes from the
+resident registry (the municipality issues cards), the person reference is the resident's pseudonym in the
+portal's own domain, made by the number service.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+from sqlalchemy import and_, select
+
+from publicmesh.agencies.resident_registry import residents
+from publicmesh.numbers.keys import load_or_create_master
+from publicmesh.numbers.pseudonyms import PseudonymService
+from publicmesh.settings import Settings
+from publicmesh.storage import engine_for
+
+DEMO_MUNICIPALITY = "012084"
+AUTH_PIN = "1234"
+SIGNING_PASSWORD = "ABC123"
+
+
+def pick_demo_residents(settings: Settings, count: int = 12) -> list[dict]:
+    """A family with children (both parents), a pensioner, an address-protected resident, then others."""
+    engine = engine_for("resident-registry", settings)
+    r = residents.c
+    living = and_(r.tenant == DEMO_MUNICIPALITY, r.status == "resident")
+    with engine.connect() as conn:
+        def first(*conditions, limit=1):
+            query = select(residents).where(living, *conditions).order_by(r.pseudonym).limit(limit)
+            return [dict(row._mapping) for row in conn.execute(query)]
+
+        children = first(r.relation == "child", r.birth_date > dt.date(2012, 4, 1))
+        family = first(r.household_no == children[0]["household_no"], r.relation.in_(["head", "spouse"]), limit=2) if children else []
+        picked = family + first(r.birth_date < dt.date(1955, 1, 1)) + first(r.address_protected.is_(True))
+        seen = {p["pseudonym"] for p in picked}
+        others = [p for p in first(r.birth_date < dt.date(2006, 1, 1), limit=count * 2) if p["pseudonym"] not in seen]
+        picked += others[: max(0, count - len(picked))]
+    engine.dispose()
+    return picked
+
+
+def issue_demo_identities(settings: Settings) -> list[dict]:
+    """Cards for the demo residents; writes data_dir/demo-cards.json (labels for the login page)."""
+    from publicmesh.identity import issue_demo_cards, open_identity
+    from publicmesh.portal.residents import ResidentDirectory
+
+    people = pick_demo_residents(settings)
+    service = PseudonymService(load_or_create_master(settings.keys_dir))
+    refs = service.convert([p["pseudonym"] for p in people], "resident-registry", ["portal"])["portal"]
+    identity = open_identity(settings)
+    cards = issue_demo_cards(identity.engine, identity.authority, refs, [{
+        "name": f'{p["family_name"]} {p["given_name"]}', "address": p["address"],
+        "birth_date": p["birth_date"].isoformat(), "sex": p["sex"]} for p in people])
+    directory = ResidentDirectory(identity.engine)
+    labels = []
+    for p, ref, card in zip(people, refs, cards):
+        name = f'{p["family_name"]} {p["given_name"]}'
+        directory.record(ref, DEMO_MUNICIPALITY, name)
+        labels.append({"card_id": card.card_id, "label": f'{name}（{p["family_name_kana"]} {p["given_name_kana"]}）',
+                       "relation": p["relation"]})
+    (settings.data_dir / "demo-cards.json").write_text(json.dumps(labels, ensure_ascii=False, indent=1), encoding="utf-8")
+    return labels
