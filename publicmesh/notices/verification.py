@@ -139,3 +139,11 @@ def remove_contact(engine: Engine, person_ref: str, kind: str) -> bool:
         return conn.execute(
             delete(contacts).where(contacts.c.person_ref == person_ref, contacts.c.kind == kind)
         ).rowcount > 0
+
+
+def owns_code(engine: Engine, person_ref: str, code_id: str) -> bool:
+    """Whether ``code_id`` is one of this person's verifications (the portal answers 404 otherwise)."""
+    ensure_schema(engine)
+    with engine.connect() as conn:
+        return conn.execute(select(contact_codes.c.id).where(
+            contact_codes.c.id == code_id, contact_codes.c.person_ref == person_ref)).first() is not None

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from publicmesh import accounts, consent, notices
 from publicmesh.identity import CardError, CardLocked, IdentityError, LoginError, WrongPin
 from publicmesh.identity.mandates import SCOPES
+from publicmesh.notices.verification import owns_code
 from publicmesh.portal import format as fmt
 from publicmesh.portal.i18n import translate
 
@@ -96,7 +97,7 @@ def register(app: FastAPI, portal) -> None:
         if held is None or held.proxy_ref != session.actor_ref or not held.permits(next(iter(held.scopes))):
             raise NotFound(f"mandate {mandate} is not held by this person")
         holder = people.directory.get(held.principal_ref)
-        portal.sessions.act_for(session, held.principal_ref, holder.display_name, holder.municipality, held.mandate_id)
+        portal.sessions.act_for(session, held.principal_ref, holder.display_name, holder.municipality, held.id)
         return RedirectResponse("/", status_code=303)
 
     @app.get("/notices")
@@ -182,10 +183,9 @@ def register(app: FastAPI, portal) -> None:
     async def confirm_contact(request: Request, csrf: str = Form(...), code_id: str = Form(...), code: str = Form(...)):
         session = settings_session(request, csrf)
         lang = language(request)
-        try:
-            ok = notices.confirm_contact(people.notices, session.subject_ref, code_id, code)
-        except LookupError:
-            raise NotFound(f"verification {code_id} is not this person's") from None
+        if not owns_code(people.notices, session.subject_ref, code_id):
+            raise NotFound(f"verification {code_id} is not this person's")
+        ok = notices.confirm_contact(people.notices, session.subject_ref, code_id, code)
         if not ok:
             return settings_page(request, session, error=translate("code_wrong", lang), pending_code=code_id, status=422)
         return settings_page(request, session, message=translate("contact_verified", lang))

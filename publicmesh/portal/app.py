@@ -108,6 +108,13 @@ def create_app(settings: Settings | None = None, hub_url: str | None = None) -> 
         lang = language(request)
         return render(request, "error.html", session, 404, title=translate("not_found", lang), detail="")
 
+    @app.exception_handler(Exception)
+    async def failed(request: Request, exc: Exception):
+        log.exception("portal error on %s", request.url.path)
+        lang = language(request)
+        return render(request, "error.html", current(request), 500, title=translate("error", lang),
+                      detail=translate("try_later", lang))
+
     app.state.render = render
     app.state.current = current
     app.state.language = language

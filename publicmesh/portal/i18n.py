@@ -41,6 +41,7 @@ TEXTS: dict[str, tuple[str, str]] = {
     "save": ("保存する", "Save"),
     "lang_switch": ("English", "日本語"),
     "error": ("エラー", "Error"),
+    "try_later": ("処理できませんでした。しばらくしてからもう一度お試しください。", "Something went wrong. Please try again later."),
     "person": ("基本情報", "Basic information"),
     "address": ("住所", "Address"),
     "household": ("世帯", "Household"),

@@ -32,11 +32,11 @@ class People:
         return self.identity.mandates.authorize(session.actor_ref, session.subject_ref, scope) is not None
 
     def mandates_held(self, session: Session) -> list[dict]:
-        return [{"id": m.mandate_id, "principal_name": self.name_of(m.principal_ref), "scopes": sorted(m.scopes)}
+        return [{"id": m.id, "principal_name": self.name_of(m.principal_ref), "scopes": sorted(m.scopes)}
                 for m in self.identity.mandates.mandates_held(session.actor_ref)]
 
     def mandates_given(self, person_ref: str) -> list[dict]:
-        return [{"id": m.mandate_id, "proxy_name": self.name_of(m.proxy_ref), "scopes": sorted(m.scopes),
+        return [{"id": m.id, "proxy_name": self.name_of(m.proxy_ref), "scopes": sorted(m.scopes),
                  "valid_until": m.valid_until.date().isoformat()}
                 for m in self.identity.mandates.mandates_to_show(person_ref)]
 
