@@ -203,6 +203,14 @@ def bench_exchange(
         console.print_json(json.dumps(result))
 
 
+@bench_app.command("portal")
+def bench_portal(runs: int = typer.Option(200), residents: int = typer.Option(20_000)):
+    """Server time of a card login and of わたしの情報 (p50, p99), and hub exchanges per page view."""
+    from publicmesh.bench.portal import run
+
+    print(json.dumps(run(runs=runs, residents=residents)))
+
+
 @bench_app.command("population")
 def bench_population(
     residents: int = typer.Option(1_000_000),

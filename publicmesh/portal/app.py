@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -107,6 +108,13 @@ def create_app(settings: Settings | None = None, hub_url: str | None = None) -> 
         log.warning("refused: %s asked for %s (%s)", session.actor_ref if session else "anonymous", request.url.path, exc)
         lang = language(request)
         return render(request, "error.html", session, 404, title=translate("not_found", lang), detail="")
+
+    @app.middleware("http")
+    async def server_timing(request: Request, call_next):
+        started = time.perf_counter()
+        response = await call_next(request)
+        response.headers["server-timing"] = f"app;dur={(time.perf_counter() - started) * 1000:.1f}"
+        return response
 
     @app.exception_handler(Exception)
     async def failed(request: Request, exc: Exception):
