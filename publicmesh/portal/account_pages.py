@@ -136,7 +136,8 @@ def register(app: FastAPI, portal) -> None:
             consents=[{"id": c.id, "recipient": c.recipient, "datasets": c.datasets, "purpose": c.purpose.id}
                       for c in consent.consents_of(people.consents, session.actor_ref)],
             prior_intent=consent.has_prior_intent(people.consents, session.actor_ref, PRIOR_INTENT, "*"),
-            wallets=people.identity.wallets.list_wallets(session.actor_ref), unread=people.unread(session))
+            wallets=people.identity.wallets.list_wallets(session.actor_ref), unread=people.unread(session),
+            signing_status=_signing_status(people, session.actor_ref))
 
     def settings_session(request: Request, csrf: str | None = None, own_only: bool = False):
         session = current(request)
@@ -237,6 +238,24 @@ def register(app: FastAPI, portal) -> None:
                     consent.revoke_prior_intent(people.consents, intent.id, session.actor_ref)
         return RedirectResponse("/settings", status_code=303)
 
+    @app.post("/settings/signing-certificate")
+    async def reissue_signing(request: Request, csrf: str = Form(...), password: str = Form(...)):
+        """Reissue after a move: the person is logged in with the card's auth certificate; facts come from the registry."""
+        session = settings_session(request, csrf, own_only=True)
+        lang = language(request)
+        found = await portal.mesh.self_information(session.actor_ref, session.municipality, keys=("person", "address"))
+        person, address = found["person"].get("data", {}), found["address"].get("data", {})
+        card = people.identity.cards.cards_of(session.actor_ref)[0]
+        try:
+            people.identity.authority.reissue_signing_certificate({
+                "family_name": person["family_name"], "given_name": person["given_name"], "address": address["address"],
+                "birth_date": person["birth_date"], "sex": person["sex"]}, card, signing_password=password)
+        except WrongPin as exc:
+            return settings_page(request, session, error=translate("wrong_pin", lang, n=exc.tries_left), status=401)
+        except (CardError, KeyError) as exc:
+            return settings_page(request, session, error=str(exc), status=422)
+        return settings_page(request, session, message=translate("signing_reissued", lang))
+
     @app.post("/settings/wallet")
     async def enrol_wallet(request: Request, csrf: str = Form(...), device_name: str = Form(...), spki: str = Form(...)):
         session = settings_session(request, csrf, own_only=True)
@@ -255,6 +274,14 @@ def register(app: FastAPI, portal) -> None:
         except (LookupError, PermissionError, IdentityError):
             raise NotFound(f"wallet {device_id} is not this person's") from None
         return RedirectResponse("/settings", status_code=303)
+
+
+def _signing_status(people, person_ref: str) -> str:
+    """'good' when the person holds a valid signing certificate, else 'revoked'."""
+    from publicmesh.identity import SIGNING
+
+    records = people.identity.authority.certificates_of(person_ref, SIGNING)
+    return "good" if any(r.status == "good" for r in records) else "revoked"
 
 
 def _nonce(people, challenge_id: str) -> bytes:

@@ -99,5 +99,11 @@ TEXTS.update({
     "card_locked": ("カードがロックされています。お住まいの市区町村の窓口で解除してください。",
                     "The card is locked. Your municipality's counter can unlock it."),
     "login_failed": ("ログインできませんでした", "Login failed"),
+    "new_signing_password": ("新しい署名用電子証明書の暗証番号（英数字6〜16桁）", "New signing password (6–16 letters and digits)"),
+    "signing_certificate": ("署名用電子証明書", "Signing certificate"),
+    "signing_good": ("有効です", "Valid"),
+    "signing_revoked": ("失効しています（住所の変更など）。新しい証明書を発行できます。", "Revoked (e.g. after a move). You can have a new one issued."),
+    "reissue": ("新しい証明書を発行する", "Issue a new certificate"),
+    "signing_reissued": ("署名用電子証明書を発行しました", "A new signing certificate was issued"),
     "signing_password": ("署名用電子証明書の暗証番号（英数字6〜16桁）", "Signing password (6–16 letters and digits)"),
 })
