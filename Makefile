@@ -16,8 +16,10 @@ setup: $(BIN)/publicmesh
 run: setup
 	$(BIN)/publicmesh up
 
-# Installs and starts a throwaway PostgreSQL (Debian's package) so the storage and exchange tests run on both.
+# Installs Debian's chromium and a CJK font for the browser tests, and starts a throwaway PostgreSQL (Debian's
+# package) so the storage and exchange tests run on both.
 test: setup
+	bash scripts/browser-deps.sh
 	eval "$$(bash scripts/postgres.sh)" && $(BIN)/python -m pytest -q
 
 bench: setup

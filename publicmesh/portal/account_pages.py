@@ -14,6 +14,7 @@ from publicmesh.identity.mandates import SCOPES
 from publicmesh.notices.verification import owns_code
 from publicmesh.portal import format as fmt
 from publicmesh.portal.i18n import translate
+from publicmesh.portal.proxies import minor_children
 
 PRIOR_INTENT = "auto-pay-eligible-benefits"
 
@@ -86,10 +87,18 @@ def register(app: FastAPI, portal) -> None:
         return response
 
     @app.post("/act-for")
-    async def act_for(request: Request, csrf: str = Form(...), mandate: str = Form("")):
+    async def act_for(request: Request, csrf: str = Form(...), mandate: str = Form(""), child: str = Form("")):
         session = current(request)
         if session is None or csrf != session.csrf:
             raise NotFound("no session or bad form token")
+        if child:  # statutory: re-established from the registry's household, never taken from the form
+            household = await portal.mesh.self_information(session.actor_ref, session.municipality, keys=("household",))
+            minors = {c["subject"]: c for c in minor_children(household["household"], session.actor_ref)}
+            if child not in minors:
+                raise NotFound("not a minor child in this person's household")
+            name = translate("child_of_age", language(request), age=minors[child]["age"])
+            portal.sessions.act_for(session, child, name, session.municipality, f"statutory:{session.actor_ref}:{child}")
+            return RedirectResponse("/", status_code=303)
         if not mandate:
             portal.sessions.act_for(session, None, None, None, None)
             return RedirectResponse("/", status_code=303)
@@ -118,6 +127,8 @@ def register(app: FastAPI, portal) -> None:
         session = current(request)
         if session is None or csrf != session.csrf:
             raise NotFound("no session or bad form token")
+        if session.acting_for and not people.mandate_allows(session, "notices"):
+            raise NotFound("mandate does not cover notices")
         try:
             notices.mark_read(people.notices, notice_id, session.subject_ref)
         except (LookupError, PermissionError):

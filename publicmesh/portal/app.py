@@ -100,7 +100,15 @@ def create_app(settings: Settings | None = None, hub_url: str | None = None) -> 
         return response
 
     def current(request: Request) -> Session | None:
-        return portal.sessions.get(request.cookies.get(COOKIE))
+        """The logged-in session. A mandate revoked or expired since the proxy chose it puts them back on their
+        own account at their next request, instead of leaving them on pages that all answer 404."""
+        session = portal.sessions.get(request.cookies.get(COOKIE))
+        if session is not None and session.acting_for and not portal.identity.mandate_in_force(session):
+            log.info("mandate %s no longer in force: %s is back on their own account", session.mandate_id,
+                     session.actor_ref)
+            portal.sessions.act_for(session, None, None, None, None)
+            session = portal.sessions.get(session.id)
+        return session
 
     @app.exception_handler(NotFound)
     async def not_found(request: Request, exc: NotFound):

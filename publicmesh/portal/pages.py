@@ -11,18 +11,23 @@ from publicmesh.audit.checkpoint import Checkpoint
 from publicmesh.audit.merkle import leaf_hash, verify_inclusion
 from publicmesh.portal import format as fmt
 from publicmesh.portal.mesh import SOURCES
+from publicmesh.portal.proxies import minor_children
 from publicmesh.portal.i18n import translate
 
 
 def register(app: FastAPI, portal) -> None:
     render, current, language, NotFound = app.state.render, app.state.current, app.state.language, app.state.NotFound
 
-    def require(request: Request, scope: str = "self-information"):
+    def require(request: Request, scope: str | None = "self-information"):
+        """The logged-in session, or None; acting for someone needs the mandate to cover ``scope`` (None: any)."""
         session = current(request)
         if session is None:
             return None
-        if session.acting_for and not portal.identity.mandate_allows(session, scope):
-            raise NotFound(f"mandate does not cover {scope}")
+        if session.acting_for:
+            if scope is not None and not portal.identity.mandate_allows(session, scope):
+                raise NotFound(f"mandate does not cover {scope}")
+            portal.identity.proxy_log.record(session.acting_for, session.actor_ref, session.mandate_id or "",
+                                             f"{request.method} {request.url.path}")
         portal.sessions.touch(session)
         return session
 
@@ -30,8 +35,9 @@ def register(app: FastAPI, portal) -> None:
         if token != session.csrf:
             raise NotFound("bad form token")
 
-    def to_login():
-        return RedirectResponse("/login", status_code=303)
+    def to_login(request: Request):
+        chosen = request.query_params.get("lang")
+        return RedirectResponse(f"/login?lang={chosen}" if chosen in ("ja", "en") else "/login", status_code=303)
 
     @app.get("/healthz")
     async def health():
@@ -39,17 +45,29 @@ def register(app: FastAPI, portal) -> None:
 
     @app.get("/")
     async def home(request: Request):
-        session = require(request, "notices")
+        session = require(request, None)
         if session is None:
-            return to_login()
+            return to_login(request)
+        children = []
+        if not session.acting_for:
+            household = await portal.mesh.self_information(session.actor_ref, session.municipality, keys=("household",))
+            children = minor_children(household["household"], session.actor_ref)
         return render(request, "home.html", session, active="home", display_name=session.actor_name,
-                      unread=portal.identity.unread(session), mandates=portal.identity.mandates_held(session))
+                      unread=_unread(session), mandates=[] if session.acting_for else portal.identity.mandates_held(session),
+                      children=children, proxy_actions=portal.identity.proxy_log.for_principal(session.subject_ref, 10)
+                      if not session.acting_for else [])
+
+    def _unread(session) -> int:
+        """Unread notices, shown only where the person (or their mandate) may read notices."""
+        if session.acting_for and not portal.identity.mandate_allows(session, "notices"):
+            return 0
+        return portal.identity.unread(session)
 
     @app.get("/me")
     async def me(request: Request):
         session = require(request)
         if session is None:
-            return to_login()
+            return to_login(request)
         lang = language(request)
         catalog = await portal.catalog()
         found = await portal.mesh.self_information(session.subject_ref, session.subject_municipality)
@@ -63,7 +81,7 @@ def register(app: FastAPI, portal) -> None:
                 section["audit_record"] = result["audit_record"]
                 section["provider_title"] = portal.member_title(result["provider"], lang)
             sections.append(section)
-        return render(request, "me.html", session, active="me", sections=sections, unread=portal.identity.unread(session))
+        return render(request, "me.html", session, active="me", sections=sections, unread=_unread(session))
 
     def _rows(data: dict, attributes: dict, lang: str, session) -> list[dict]:
         rows = []
@@ -93,7 +111,7 @@ def register(app: FastAPI, portal) -> None:
     async def records(request: Request, before: int | None = None):
         session = require(request)
         if session is None:
-            return to_login()
+            return to_login(request)
         lang = language(request)
         await portal.catalog()
         page, checkpoint = await _records(session, before)
@@ -105,14 +123,14 @@ def register(app: FastAPI, portal) -> None:
                 "what": f'{r["dataset"]}: ' + ", ".join(r["attributes"]), "why": r["purpose"], "legal_basis": r["legal_basis"]})
         older = page["records"][-1]["position"] if len(page["records"]) == 50 else None
         return render(request, "records.html", session, active="records", records=rows, checkpoint=checkpoint,
-                      older=older, unread=portal.identity.unread(session))
+                      older=older, unread=_unread(session))
 
     @app.get("/records/{position}.json")
     async def record_proof(request: Request, position: int):
         """Everything needed to check one record offline: the leaf, the proof, the signed checkpoint, the key."""
         session = require(request)
         if session is None:
-            return to_login()
+            return to_login(request)
         page, _ = await _records(session, position + 1)
         record = next((r for r in page["records"] if r["position"] == position), None)
         if record is None:
@@ -128,5 +146,5 @@ def register(app: FastAPI, portal) -> None:
     async def applications(request: Request):
         session = require(request, "applications")
         if session is None:
-            return to_login()
-        return render(request, "applications.html", session, active="applications", unread=portal.identity.unread(session))
+            return to_login(request)
+        return render(request, "applications.html", session, active="applications", unread=_unread(session))

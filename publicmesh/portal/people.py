@@ -6,6 +6,7 @@ import datetime as dt
 
 from publicmesh import accounts, consent, notices
 from publicmesh.identity import open_identity
+from publicmesh.portal.proxies import ProxyLog
 from publicmesh.portal.residents import ResidentDirectory
 from publicmesh.portal.sessions import Session
 from publicmesh.settings import Settings
@@ -20,6 +21,7 @@ class People:
         self.consents = engine_for("consent", settings)
         self.accounts = engine_for("accounts", settings)
         self.channel = notices.LogChannel.for_settings(settings)
+        self.proxy_log = ProxyLog(self.identity.engine)
 
     def name_of(self, person_ref: str) -> str:
         holder = self.directory.get(person_ref)
@@ -29,7 +31,18 @@ class People:
         return notices.unread_count(self.notices, session.subject_ref)
 
     def mandate_allows(self, session: Session, scope: str) -> bool:
-        return self.identity.mandates.authorize(session.actor_ref, session.subject_ref, scope) is not None
+        # A statutory mandate was established from the registry when the parent chose the child (and is
+        # re-established at every login); granted ones are checked against the mandate store every time.
+        statutory = (session.mandate_id or "").startswith("statutory:")
+        return self.identity.mandates.authorize(session.actor_ref, session.subject_ref, scope,
+                                                is_parent_of_minor=statutory) is not None
+
+    def mandate_in_force(self, session: Session) -> bool:
+        """Whether the mandate the session acts under still holds for some scope (statutory: see mandate_allows)."""
+        if (session.mandate_id or "").startswith("statutory:"):
+            return True
+        return any(m.id == session.mandate_id and m.principal_ref == session.acting_for
+                   for m in self.identity.mandates.mandates_held(session.actor_ref))
 
     def mandates_held(self, session: Session) -> list[dict]:
         return [{"id": m.id, "principal_name": self.name_of(m.principal_ref), "scopes": sorted(m.scopes)}

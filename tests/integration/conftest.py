@@ -23,8 +23,22 @@ class RunningMesh:
     def url(self, name: str) -> str:
         return part(self.settings, name).url(self.settings)
 
+    residents = TEST_RESIDENTS
+
     def client(self, member: str) -> MeshClient:
         return MeshClient.for_member(self.settings, member, self.url("hub"))
+
+    def audit_size(self) -> int:
+        """How many exchange records the hub's audit log holds."""
+        from sqlalchemy import text
+
+        from publicmesh.storage import engine_for
+
+        engine = engine_for("audit", self.settings)
+        with engine.connect() as conn:
+            size = conn.execute(text("SELECT COUNT(*) FROM audit_records")).scalar()
+        engine.dispose()
+        return size
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])
@@ -84,14 +98,3 @@ class People:
 def people(mesh) -> People:
     return People(mesh)
 
-
-def audit_size(mesh: RunningMesh) -> int:
-    from sqlalchemy import text
-
-    from publicmesh.storage import engine_for
-
-    engine = engine_for("audit", mesh.settings)
-    with engine.connect() as conn:
-        size = conn.execute(text("SELECT COUNT(*) FROM audit_records")).scalar()
-    engine.dispose()
-    return size

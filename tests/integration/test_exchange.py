@@ -12,7 +12,6 @@ import orjson
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from conftest import audit_size
 from publicmesh.agencies.resident_registry import residents
 from publicmesh.mesh import signatures
 from publicmesh.mesh.client import HubError
@@ -57,12 +56,12 @@ def child_signer(mesh):
 
 
 def test_a_query_answers_with_data_and_an_audit_record(mesh, child_subjects):
-    before = audit_size(mesh)
+    before = mesh.audit_size()
     answer = mesh.client(CHILD).query(REGISTRY, "person", child_subjects[0], PERSON, "child-allowance-eligibility")
     assert answer["subject"] == child_subjects[0]  # the consumer sees only its own pseudonym
     assert set(answer["data"]) == set(PERSON) and answer["data"]["family_name"]
     assert answer["rule"] == "child-allowance-person" and "番号法" in answer["legal_basis"]
-    assert audit_size(mesh) == before + 1
+    assert mesh.audit_size() == before + 1
     assert answer["audit_record"] == before
 
 
@@ -170,7 +169,7 @@ def test_a_slow_provider_gets_504_and_a_dead_one_503_within_the_timeout(mesh, pe
 def test_household_members_arrive_under_the_consumers_pseudonyms(mesh, people):
     heads = people.registry(where=residents.c.relation == "head", limit=30)
     child = people.convert(heads, "resident-registry", "child-allowance")
-    before = audit_size(mesh)
+    before = mesh.audit_size()
     answer = next(a for a in (mesh.client(CHILD).query(REGISTRY, "household", s, ["relation", "household_size", "members"],
                                                        "child-allowance-eligibility") for s in child)
                   if a["data"]["household_size"] >= 2)
@@ -178,29 +177,29 @@ def test_household_members_arrive_under_the_consumers_pseudonyms(mesh, people):
     assert answer["subject"] in members
     registry_view = people.convert(members, "child-allowance", "resident-registry")
     assert None not in registry_view  # each is a valid child-allowance pseudonym of a real resident
-    assert audit_size(mesh) > before + len(members)  # the subject and each member disclosed are recorded
+    assert mesh.audit_size() > before + len(members)  # the subject and each member disclosed are recorded
 
 
 def test_bulk_answers_in_arrow_with_one_audit_record_per_subject(mesh, people):
     subjects = people.convert(people.registry(limit=200), "resident-registry", "child-allowance")
-    before = audit_size(mesh)
+    before = mesh.audit_size()
     table = mesh.client(CHILD).bulk(REGISTRY, "person", subjects + ["B" * 22], PERSON, "child-allowance-eligibility")
     assert table.num_rows == 200
     assert set(table.column("subject").to_pylist()) == set(subjects)
     assert table.column("audit_record").to_pylist() == list(range(before, before + 200))
-    assert audit_size(mesh) == before + 200
+    assert mesh.audit_size() == before + 200
 
 
 def test_the_number_of_audit_records_equals_the_number_of_exchanges(mesh, people, child_signer):
     subjects = people.convert(people.registry(limit=25), "resident-registry", "child-allowance")
-    before = audit_size(mesh)
+    before = mesh.audit_size()
     client = mesh.client(CHILD)
     for s in subjects[:10]:
         client.query(REGISTRY, "person", s, PERSON, "child-allowance-eligibility")
     client.bulk(REGISTRY, "person", subjects[10:], PERSON, "child-allowance-eligibility")
     refused, _ = _post(mesh, _body(subjects[0], purpose="pension-payment"), child_signer)
     assert refused.status_code == 403
-    assert audit_size(mesh) == before + 10 + 15
+    assert mesh.audit_size() == before + 10 + 15
 
 
 def test_the_catalog_lists_datasets_what_a_member_may_use_and_openapi(mesh):

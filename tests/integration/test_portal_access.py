@@ -156,3 +156,33 @@ def test_a_move_revokes_the_signing_certificate_tells_the_person_and_a_new_one_c
     renewed = identity.cards.card(card["card_id"])
     assert "青葉町1丁目2番3号" in basic_information(load_certificate(renewed.signing_certificate_pem())).address
     assert renewed.sign_document(b"intent", "NEW456")  # the new password is the card's now
+
+
+def test_a_parent_acts_for_a_minor_child_without_a_grant_and_the_child_sees_it(mesh):
+    parent, response = _login(mesh, _cards(mesh)[0]["card_id"])
+    home = parent.get("/").text
+    child = re.search(r'name="child" value="([^"]+)"', home)
+    assert child, "the head of a household with a minor child is offered to act for the child"
+    csrf = re.search(r'name="csrf" value="([^"]+)"', home).group(1)
+    assert parent.post("/act-for", data={"csrf": csrf, "child": child.group(1)}).status_code == 303
+    me = parent.get("/me").text
+    assert "代理人として操作しています" in me and "<dt>続柄</dt>" not in me
+    assert re.search(r"<dt>世帯主との続柄</dt><dd>子</dd>", me)
+    # a made-up child is refused
+    assert parent.post("/act-for", data={"csrf": csrf, "child": "A" * 22}).status_code == 404
+    parent.post("/act-for", data={"csrf": csrf, "mandate": ""})
+    # a granted proxy's views are recorded and shown to the principal
+    principal, _ = _login(mesh, _cards(mesh)[2]["card_id"])
+    proxy, _ = _login(mesh, _cards(mesh)[4]["card_id"])
+    code = re.search(r'id="proxy-code">([^<]+)<', proxy.get("/settings").text).group(1)
+    principal.post("/settings/mandates", data={"csrf": _csrf(principal), "proxy_code": code,
+                                               "scopes": ["self-information"], "days": "3"})
+    mandate = re.search(r'name="mandate" value="([^"]+)"', proxy.get("/").text).group(1)
+    proxy.post("/act-for", data={"csrf": _csrf_of(proxy), "mandate": mandate})
+    assert proxy.get("/me").status_code == 200
+    assert proxy.get("/settings").status_code == 404  # outside the mandate's scope
+    assert "GET /me" in principal.get("/").text
+
+
+def _csrf_of(client: httpx.Client) -> str:
+    return re.search(r'name="csrf" value="([^"]+)"', client.get("/").text).group(1)

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 from sqlalchemy import MetaData, select
 
-from conftest import TEST_RESIDENTS
 from publicmesh.agencies.catalog import AGENCIES
 from publicmesh.storage import engine_for
 
@@ -35,7 +34,7 @@ def _tokens(text: str) -> set[str]:
 
 
 def test_no_my_number_and_no_other_agencys_pseudonym_is_stored_by_an_agency(mesh, people):
-    serials = np.arange(0, TEST_RESIDENTS + 100)
+    serials = np.arange(0, mesh.residents + 100)
     my_numbers = set(people.numbers.my_numbers_for_test(serials))
     assert len(my_numbers) == len(serials)
     domains = [*AGENCIES, "audit"]
@@ -50,7 +49,7 @@ def test_no_my_number_and_no_other_agencys_pseudonym_is_stored_by_an_agency(mesh
 
 
 def test_the_hub_and_the_audit_log_hold_no_my_number_and_no_agency_pseudonym(mesh, people, ensure_exchanges):
-    serials = np.arange(0, TEST_RESIDENTS + 100)
+    serials = np.arange(0, mesh.residents + 100)
     my_numbers = set(people.numbers.my_numbers_for_test(serials))
     agency_pseudonyms = set()
     for p in people.numbers.enrol(serials, list(AGENCIES)).values():

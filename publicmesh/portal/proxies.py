@@ -1,0 +1,54 @@
+"""Acting for someone else: granted mandates, statutory mandates for minor children, and the action log.
+
+Every page a proxy opens for a principal is recorded as "proxy X for principal Y" and shown to the principal.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import Column, DateTime, Engine, Integer, MetaData, String, Table, insert, select
+
+metadata = MetaData()
+proxy_actions = Table(
+    "portal_proxy_actions", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("principal_ref", String(22), nullable=False, index=True),
+    Column("proxy_ref", String(22), nullable=False),
+    Column("mandate", String(80), nullable=False),
+    Column("action", String(80), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+)
+ADULT_AGE = 18
+
+
+class ProxyLog:
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        metadata.create_all(engine)
+
+    def record(self, principal_ref: str, proxy_ref: str, mandate: str, action: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(insert(proxy_actions).values(principal_ref=principal_ref, proxy_ref=proxy_ref, mandate=mandate,
+                                                      action=action[:80], at=dt.datetime.now(dt.timezone.utc)))
+
+    def for_principal(self, principal_ref: str, limit: int = 20) -> list[dict]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(proxy_actions).where(proxy_actions.c.principal_ref == principal_ref)
+                                .order_by(proxy_actions.c.id.desc()).limit(limit)).mappings().all()
+        return [dict(r) for r in rows]
+
+
+def minor_children(household: dict, actor_ref: str, today: dt.date | None = None) -> list[dict]:
+    """Household members under 18 for whom the actor, as head or spouse, is the statutory proxy (親権者)."""
+    data = household.get("data") or {}
+    if household.get("state") != "ok" or data.get("relation") not in ("head", "spouse"):
+        return []
+    today = today or dt.date.today()
+    children = []
+    for member in data.get("members", []):
+        born = dt.date.fromisoformat(member["birth_date"])
+        age = today.year - born.year - ((today.month, today.day) < (born.month, born.day))
+        if member["relation"] == "child" and age < ADULT_AGE and member["subject"] != actor_ref:
+            children.append({"subject": member["subject"], "birth_date": member["birth_date"], "age": age})
+    return children
