@@ -50,9 +50,12 @@ class MeshClient:
             raise HubError(response.status_code, orjson.loads(response.content))
         return response
 
-    def query(self, provider: str, dataset: str, subject: str, attributes: list[str], purpose: str) -> dict:
-        return orjson.loads(self._post("/v1/query", {"provider": provider, "dataset": dataset, "subject": subject,
-                                                     "attributes": attributes, "purpose": purpose}).content)
+    def query(self, provider: str, dataset: str, subject: str, attributes: list[str], purpose: str,
+              consent: str | None = None) -> dict:
+        doc = {"provider": provider, "dataset": dataset, "subject": subject, "attributes": attributes, "purpose": purpose}
+        if consent:
+            doc["consent"] = consent
+        return orjson.loads(self._post("/v1/query", doc).content)
 
     def bulk(self, provider: str, dataset: str, subjects: list[str], attributes: list[str], purpose: str) -> pa.Table:
         response = self._post("/v1/bulk", {"provider": provider, "dataset": dataset, "subjects": subjects,

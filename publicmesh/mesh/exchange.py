@@ -9,6 +9,7 @@ import pyarrow as pa
 
 from publicmesh.audit import ExchangeRecord, canonical_bytes, utc_timestamp
 from publicmesh.mesh.catalog import Catalog
+from publicmesh.mesh.consents import ConsentCheck
 from publicmesh.mesh.members import AUDIT_DOMAIN, PORTAL, InvalidMemberId, MemberId
 from publicmesh.mesh.outbound import Outbound
 from publicmesh.mesh.registry import Directory, Member
@@ -25,6 +26,7 @@ class Exchange:
                  outbound: Outbound, audit):
         self.directory, self.rules, self.catalog = directory, rules, catalog
         self.numbers, self.outbound, self.audit = numbers, outbound, audit
+        self.consents = ConsentCheck(directory, numbers, outbound)
 
     def _authorize(self, consumer: MemberId, provider_text: str, purpose: str, dataset: str,
                    attributes: list[str]) -> tuple[Member, AccessRule]:
@@ -56,6 +58,11 @@ class Exchange:
         converted = await self.numbers.convert(req.subject, consumer.pseudonym_domain, (provider_domain, AUDIT_DOMAIN))
         if converted[provider_domain] is None:
             raise Problem("unknown-subject", "the subject is not a pseudonym of the consumer's")
+        legal_basis = rule.legal_basis
+        if rule.basis == "consent":
+            found = await self.consents.require(req.consent, consumer, f"{provider.id.system}/{req.dataset}", req.purpose,
+                                                converted[AUDIT_DOMAIN], request_id)
+            legal_basis = f"{rule.legal_basis}（同意 {found['consent']} 第{found['version']}版）"
         answer = await self.outbound.post(provider.base_url, "/v1/query", {
             "member": str(provider.id), "dataset": req.dataset, "subject": converted[provider_domain],
             "attributes": req.attributes}, str(provider.id), request_id=request_id)
@@ -68,13 +75,13 @@ class Exchange:
         withheld = withhold(data, bool(doc.get("protected")), dataset, rule)
         embedded = await self._convert_embedded([data], dataset, provider_domain, consumer.pseudonym_domain)
         records = [self._record("query", consumer, provider.id, req.dataset, req.attributes, rule, req.purpose,
-                                rule.legal_basis, converted[AUDIT_DOMAIN], request_id)]
-        records += [self._record("query", consumer, provider.id, req.dataset, [path], rule, req.purpose, rule.legal_basis,
+                                legal_basis, converted[AUDIT_DOMAIN], request_id)]
+        records += [self._record("query", consumer, provider.id, req.dataset, [path], rule, req.purpose, legal_basis,
                                  audit_subject, request_id) for path, audit_subject in embedded]
         positions = await self.audit.append_many(records)
         return {"request_id": request_id, "audit_record": positions[0], "provider": str(provider.id),
                 "dataset": req.dataset, "subject": req.subject, "data": data, "withheld": withheld,
-                "rule": rule.id, "legal_basis": rule.legal_basis}
+                "rule": rule.id, "legal_basis": legal_basis}
 
     async def _convert_embedded(self, rows: list[dict], dataset: dict, source: str, target: str) -> list[tuple[str, str]]:
         """Pseudonyms inside answers (e.g. household members) in the consumer's domain; returns audit subjects."""
@@ -108,6 +115,8 @@ class Exchange:
     async def bulk(self, consumer: MemberId, req: BulkRequest, request_id: str) -> pa.Table:
         """Bulk query: one audit record per subject answered; rows carry the consumer's pseudonyms."""
         provider, rule = self._authorize(consumer, req.provider, req.purpose, req.dataset, req.attributes)
+        if rule.basis == "consent":
+            raise Problem("not-allowed", f"{rule.id} rests on each person's consent: query one subject at a time")
         dataset = await self.catalog.dataset(provider.id, req.dataset)
         provider_domain = provider.id.pseudonym_domain
         converted = await self.numbers.convert_many(req.subjects, consumer.pseudonym_domain, (provider_domain, AUDIT_DOMAIN))

@@ -37,6 +37,7 @@ class AccessRule:
     attributes: tuple[str, ...]
     legal_basis: str
     protected_addresses: str = "withhold"  # or "allow" (e.g. for the police or the court)
+    basis: str = "law"  # or "consent": the query must also name the person's consent (本人同意), checked per exchange
 
     def allows(self, consumer: MemberId, provider: MemberId) -> bool:
         bindings: dict[str, str] = {}

@@ -21,6 +21,8 @@ class QueryRequest(BaseModel):
     attributes: list[str] = Field(min_length=1, max_length=64)
     purpose: str = Field(max_length=64, description="The affair (事務) an access rule names")
     legal_basis: str | None = Field(default=None, description="If given, must equal the rule's legal basis")
+    consent: str | None = Field(default=None, max_length=64,
+                                description="The person's consent id, required where the rule's basis is consent")
 
 
 class BulkRequest(BaseModel):

@@ -135,9 +135,9 @@ def create_app(settings: Settings | None = None, hub_url: str | None = None) -> 
     app.state.current = current
     app.state.language = language
     app.state.NotFound = NotFound
-    from publicmesh.portal import account_pages, events, pages  # noqa: E402  (routes need the helpers above)
+    from publicmesh.portal import account_pages, hub_api, pages  # noqa: E402  (routes need the helpers above)
 
     pages.register(app, portal)
     account_pages.register(app, portal)
-    events.register(app, portal)
+    hub_api.register(app, portal)
     return app

@@ -83,7 +83,9 @@ def portal(tmp_path_factory) -> RunningPortal:
         supervisor.stop()
 
 
-@pytest.fixture(scope="session")
+# Module scope: Playwright's sync API keeps an event loop running in this thread while it is open, which
+# would break every later test that calls asyncio.run().
+@pytest.fixture(scope="module")
 def browser():
     if not CHROMIUM.exists():
         reason = f"the browser tests need Debian's chromium at {CHROMIUM}: run `bash scripts/browser-deps.sh`"

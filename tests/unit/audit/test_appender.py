@@ -17,12 +17,13 @@ from publicmesh.storage import drop_store, engine_for
 
 pytestmark = pytest.mark.storage
 
-DATABASE_URL = os.environ.get("PUBLICMESH_DATABASE_URL", "")
+DATABASE_URL = os.environ.get("PUBLICMESH_TEST_DATABASE_URL", "")
+BACKENDS = ["sqlite"] + (["postgresql"] if DATABASE_URL.startswith("postgresql") else [])
 
 
-@pytest.fixture
-def log(tmp_path):
-    if DATABASE_URL.startswith("postgresql"):
+@pytest.fixture(params=BACKENDS)
+def log(request, tmp_path):
+    if request.param == "postgresql":
         settings = Settings(data_dir=tmp_path, database_url=DATABASE_URL)
         store = f"audit-test-{uuid.uuid4().hex[:12]}"
         engine = engine_for(store, settings)

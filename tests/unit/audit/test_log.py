@@ -21,13 +21,14 @@ from publicmesh.storage import drop_store, engine_for
 
 pytestmark = pytest.mark.storage
 
-DATABASE_URL = os.environ.get("PUBLICMESH_DATABASE_URL", "")
+DATABASE_URL = os.environ.get("PUBLICMESH_TEST_DATABASE_URL", "")
+BACKENDS = ["sqlite"] + (["postgresql"] if DATABASE_URL.startswith("postgresql") else [])
 
 
-@pytest.fixture
-def engine(tmp_path):
+@pytest.fixture(params=BACKENDS)
+def engine(request, tmp_path):
     """The configured database: a throwaway PostgreSQL database, or a SQLite file under tmp_path."""
-    if DATABASE_URL.startswith("postgresql"):
+    if request.param == "postgresql":
         settings = Settings(data_dir=tmp_path, database_url=DATABASE_URL)
         store = f"audit-test-{uuid.uuid4().hex[:12]}"
         engine = engine_for(store, settings)
