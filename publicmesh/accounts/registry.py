@@ -161,6 +161,19 @@ def account_of(engine: Engine, person_ref: str) -> PublicFundAccount | None:
     return None if row is None else _account(row)
 
 
+def accounts_of_many(engine: Engine, person_refs: list[str], chunk: int = 5000) -> dict[str, PublicFundAccount]:
+    """The registered accounts of many people at once (for a payout run), keyed by person."""
+    ensure_schema(engine)
+    found: dict[str, PublicFundAccount] = {}
+    with engine.connect() as conn:
+        for start in range(0, len(person_refs), chunk):
+            part = person_refs[start:start + chunk]
+            for row in conn.execute(select(accounts).where(accounts.c.person_ref.in_(part),
+                                                           accounts.c.status == ACTIVE)).mappings():
+                found[row["person_ref"]] = _account(row)
+    return found
+
+
 def account_history(engine: Engine, person_ref: str) -> list[PublicFundAccount]:
     """Every account the person has registered, oldest first, with its status."""
     ensure_schema(engine)

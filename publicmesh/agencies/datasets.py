@@ -41,6 +41,17 @@ class Dataset:
     order_by: str | None = None  # latest row first when a subject has several (e.g. by fiscal year)
     custom_lookup: Lookup | None = None
     filters: dict = field(default_factory=dict)
+    scan_table: Table | None = None  # where a whole-municipality scan lists subjects (default: ``table``)
+
+    def all_subjects(self, conn: Connection, tenant: str | None) -> list[str]:
+        """Every subject of the dataset in one tenant: what a population-scale service starts from."""
+        table = self.scan_table if self.scan_table is not None else self.table
+        if table is None:
+            raise ValueError(f"dataset {self.name} cannot be scanned")
+        query = select(table.c.pseudonym).distinct()
+        if self.tenant_column and tenant is not None:
+            query = query.where(table.c[self.tenant_column] == tenant)
+        return [row[0] for row in conn.execute(query.order_by(table.c.pseudonym))]
 
     def attribute(self, name: str) -> Attribute | None:
         return next((a for a in self.attributes if a.name == name), None)

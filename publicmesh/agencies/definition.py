@@ -26,6 +26,8 @@ class AgencyDefinition:
     seed: Callable  # (conn, population chunk: polars.DataFrame, pseudonyms: list[str], tenants) -> None
     gov_code: str | None = None  # national agencies; municipal ones have one tenant per municipality
     handlers: dict[str, EventHandler] = field(default_factory=dict)
+    # datasets that take submissions through the hub (write rules): (conn, tenant, subject, payload) -> answer
+    writers: dict[str, Callable] = field(default_factory=dict)
     outbox: Table = field(init=False)
     inbox: Table = field(init=False)
 

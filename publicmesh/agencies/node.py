@@ -106,6 +106,13 @@ def create_app(node: AgencyNode) -> Starlette:
         member = node.member_of(doc)
         dataset, attributes = dataset_and_attributes(doc)
         subject = doc["subject"]
+        if "payload" in doc:  # a submission the hub authorized under a write rule
+            writer = agency.writers.get(dataset.name)
+            if writer is None:
+                raise Problem("not-allowed", f"{dataset.name} takes no submissions")
+            with node.engine.begin() as conn:
+                answer = writer(conn, agency.tenant_of(member), subject, doc["payload"] or {})
+            return 200, orjson.dumps({"subject": subject, "data": answer, "protected": False}), "application/json"
         with node.engine.connect() as conn:
             rows = dataset.lookup(conn, agency.tenant_of(member), [subject], attributes)
         if subject not in rows:
@@ -117,14 +124,17 @@ def create_app(node: AgencyNode) -> Starlette:
     def bulk(doc: dict):
         member = node.member_of(doc)
         dataset, attributes = dataset_and_attributes(doc)
-        subjects = doc["subjects"]
+        scan = doc.get("scan") is True
         with node.engine.connect() as conn:
+            subjects = dataset.all_subjects(conn, agency.tenant_of(member)) if scan else doc["subjects"]
             rows = dataset.lookup(conn, agency.tenant_of(member), subjects, attributes)
         index = [i for i, s in enumerate(subjects) if s in rows]
         columns = {"i": pa.array(index, pa.int32()),
                    "_protected": pa.array([bool(rows[subjects[i]].get("_protected", False)) for i in index])}
         for name in attributes:
             columns[name] = pa.array([rows[subjects[i]][name] for i in index])
+        if scan:  # the hub learns the subjects from the answer (in this agency's pseudonyms)
+            columns["subject"] = pa.array([subjects[i] for i in index], pa.string())
         return 200, _arrow_bytes(pa.table(columns)), ARROW_STREAM
 
     def outbox(doc: dict):

@@ -114,6 +114,7 @@ HOUSEHOLD = Dataset(
             "sex": {"type": "integer"}, "birth_date": _DATE}}}, "世帯員", "Household members", "household"),
     ),
     custom_lookup=_household_lookup,
+    scan_table=residents,
 )
 
 

@@ -240,6 +240,20 @@ def revoke_prior_intent(engine: Engine, intent_id: str, person_ref: str, *,
     return row_intent(row)
 
 
+def people_with_prior_intent(engine: Engine, kind: str, service_id: str, person_refs: list[str],
+                             chunk: int = 5000) -> set[str]:
+    """Of ``person_refs``, those with an active prior intent ``kind`` covering the service (a bulk has_prior_intent)."""
+    ensure_schema(engine)
+    found: set[str] = set()
+    with engine.connect() as conn:
+        for start in range(0, len(person_refs), chunk):
+            rows = conn.execute(select(prior_intents).where(
+                prior_intents.c.person_ref.in_(person_refs[start:start + chunk]), prior_intents.c.kind == kind,
+                prior_intents.c.status == ACTIVE)).mappings()
+            found.update(row["person_ref"] for row in rows if row_intent(row).covers(service_id))
+    return found
+
+
 def has_prior_intent(engine: Engine, person_ref: str, kind: str, service_id: str, *,
                      verify: Verifier | None = None) -> bool:
     """Whether the person said in advance ``kind`` for this service (e.g. pay without an application)."""

@@ -24,7 +24,7 @@ from publicmesh.mesh.members import HUB, MemberId
 from publicmesh.mesh.outbound import Outbound
 from publicmesh.mesh.registry import Directory
 from publicmesh.mesh.rules import RuleBook
-from publicmesh.mesh.schemas import BulkRequest, QueryAnswer, QueryRequest, RecordsRequest
+from publicmesh.mesh.schemas import BulkRequest, NotifyRequest, QueryAnswer, QueryRequest, RecordsRequest
 from publicmesh.mesh.signatures import SignatureError, Signer, Verifier
 from publicmesh.mesh.trust import certificate_header
 from publicmesh.numbers.app import NUMBERS
@@ -167,6 +167,22 @@ def create_app(settings: Settings | None = None, numbers_url: str | None = None,
             for batch in table.to_batches(max_chunksize=10_000):
                 writer.write_batch(batch)
         return hub.answer(200, sink.getvalue().to_pybytes(), request_id, ARROW_STREAM)
+
+    @app.post("/v1/notify", responses=_PROBLEM_RESPONSES, openapi_extra={"requestBody": {"required": True, "content": {
+        "application/json": {"schema": NotifyRequest.model_json_schema()}}}})
+    async def notify(request: Request):
+        """Notices to people's inboxes, converted to the inbox holder's pseudonyms, one audit record per person."""
+        request_id = request.headers.get("mesh-request-id") or uuid.uuid4().hex
+        try:
+            consumer, body = await _signed_body(hub, request, settings.max_body_bytes * 64)
+            try:
+                req = NotifyRequest.model_validate_json(body)
+            except ValidationError as exc:
+                raise _invalid(exc) from None
+            result = await hub.exchange.notify(consumer, req, request_id)
+        except Problem as problem:
+            return hub.problem(problem, request, request_id)
+        return hub.answer(200, orjson.dumps(result), request_id, "application/json")
 
     @app.get("/v1/members")
     async def list_members():

@@ -57,7 +57,14 @@ class MeshClient:
             doc["consent"] = consent
         return orjson.loads(self._post("/v1/query", doc).content)
 
-    def bulk(self, provider: str, dataset: str, subjects: list[str], attributes: list[str], purpose: str) -> pa.Table:
-        response = self._post("/v1/bulk", {"provider": provider, "dataset": dataset, "subjects": subjects,
-                                           "attributes": attributes, "purpose": purpose})
+    def bulk(self, provider: str, dataset: str, subjects: list[str] | None, attributes: list[str], purpose: str) -> pa.Table:
+        """Many subjects at once; ``subjects=None`` asks for every subject of the provider (a scan, where allowed)."""
+        doc = {"provider": provider, "dataset": dataset, "attributes": attributes, "purpose": purpose}
+        doc.update({"scan": True} if subjects is None else {"subjects": subjects})
+        response = self._post("/v1/bulk", doc)
         return pa.ipc.open_stream(response.content).read_all()
+
+    def notify(self, provider: str, purpose: str, service: str, notices: list[dict]) -> dict:
+        """Notices to people's inboxes through the hub; answers which recipients have a prior intent."""
+        return orjson.loads(self._post("/v1/notify", {"provider": provider, "purpose": purpose, "service": service,
+                                                      "notices": notices}).content)

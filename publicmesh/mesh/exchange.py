@@ -53,6 +53,8 @@ class Exchange:
         provider, rule = self._authorize(consumer, req.provider, req.purpose, req.dataset, req.attributes)
         if req.legal_basis and req.legal_basis != rule.legal_basis:
             raise Problem("not-allowed", f"the legal basis of {rule.id} is {rule.legal_basis!r}")
+        if (req.payload is not None) != rule.write:
+            raise Problem("not-allowed", f"{rule.id} {'needs' if rule.write else 'takes no'} payload")
         dataset = await self.catalog.dataset(provider.id, req.dataset)
         provider_domain = provider.id.pseudonym_domain
         converted = await self.numbers.convert(req.subject, consumer.pseudonym_domain, (provider_domain, AUDIT_DOMAIN))
@@ -63,11 +65,17 @@ class Exchange:
             found = await self.consents.require(req.consent, consumer, f"{provider.id.system}/{req.dataset}", req.purpose,
                                                 converted[AUDIT_DOMAIN], request_id)
             legal_basis = f"{rule.legal_basis}（同意 {found['consent']} 第{found['version']}版）"
-        answer = await self.outbound.post(provider.base_url, "/v1/query", {
-            "member": str(provider.id), "dataset": req.dataset, "subject": converted[provider_domain],
-            "attributes": req.attributes}, str(provider.id), request_id=request_id)
+        forwarded = {"member": str(provider.id), "dataset": req.dataset, "subject": converted[provider_domain],
+                     "attributes": req.attributes}
+        if rule.write:
+            forwarded.update(payload=req.payload, purpose=req.purpose)
+        answer = await self.outbound.post(provider.base_url, "/v1/query", forwarded, str(provider.id),
+                                          request_id=request_id)
         if answer.status == 404:
             raise Problem("unknown-subject", f"{provider.id} holds no {req.dataset} for this subject")
+        if answer.status in (409, 422) and rule.write:  # the provider refused the submission: pass its reason on
+            problem = answer.json()
+            raise Problem("submission-refused", problem.get("detail", f"{provider.id} refused the submission"))
         if answer.status != 200:
             raise Problem("bad-provider-answer", f"{provider.id} answered HTTP {answer.status}")
         doc = answer.json()
@@ -82,6 +90,28 @@ class Exchange:
         return {"request_id": request_id, "audit_record": positions[0], "provider": str(provider.id),
                 "dataset": req.dataset, "subject": req.subject, "data": data, "withheld": withheld,
                 "rule": rule.id, "legal_basis": legal_basis}
+
+    async def notify(self, consumer: MemberId, req, request_id: str) -> dict:
+        """Push notices into inboxes: the holder answers, per notice, whether the person has a prior intent."""
+        provider, rule = self._authorize(consumer, req.provider, req.purpose, "inbox", ["notice"])
+        domain = provider.id.pseudonym_domain
+        converted = await self.numbers.convert_many([n.subject for n in req.notices], consumer.pseudonym_domain,
+                                                    (domain, AUDIT_DOMAIN))
+        valid = [i for i, p in enumerate(converted[domain]) if p is not None]
+        answer = await self.outbound.post(provider.base_url, "/v1/notices", {
+            "member": str(provider.id), "service": req.service, "sender": str(consumer),
+            "notices": [{**req.notices[i].model_dump(), "subject": converted[domain][i]} for i in valid]},
+            str(provider.id), request_id=request_id, timeout_s=300)
+        if answer.status != 200:
+            raise Problem("bad-provider-answer", f"{provider.id} answered HTTP {answer.status} to the notices")
+        flags = answer.json()["prior_intent"]
+        await self.audit.append_many([
+            self._record("notice", consumer, provider.id, "inbox", ["notice"], rule, req.purpose, rule.legal_basis,
+                         converted[AUDIT_DOMAIN][i], request_id) for i in valid])
+        prior_intent = [False] * len(req.notices)
+        for k, i in enumerate(valid):
+            prior_intent[i] = bool(flags[k])
+        return {"request_id": request_id, "delivered": len(valid), "prior_intent": prior_intent}
 
     async def _convert_embedded(self, rows: list[dict], dataset: dict, source: str, target: str) -> list[tuple[str, str]]:
         """Pseudonyms inside answers (e.g. household members) in the consumer's domain; returns audit subjects."""
@@ -117,7 +147,11 @@ class Exchange:
         provider, rule = self._authorize(consumer, req.provider, req.purpose, req.dataset, req.attributes)
         if rule.basis == "consent":
             raise Problem("not-allowed", f"{rule.id} rests on each person's consent: query one subject at a time")
+        if req.scan != (req.subjects is None):
+            raise Problem("malformed-request", "name the subjects, or ask for a scan (scan: true), not both")
         dataset = await self.catalog.dataset(provider.id, req.dataset)
+        if req.scan:
+            return await self._scan(consumer, provider, rule, dataset, req, request_id)
         provider_domain = provider.id.pseudonym_domain
         converted = await self.numbers.convert_many(req.subjects, consumer.pseudonym_domain, (provider_domain, AUDIT_DOMAIN))
         valid = [i for i, p in enumerate(converted[provider_domain]) if p is not None]
@@ -135,12 +169,31 @@ class Exchange:
             tables.append(table.drop_columns(["i"]).append_column("row", original))
         rows = pa.concat_tables(tables) if tables else pa.table(
             {"_protected": pa.array([], pa.bool_()), "row": pa.array([], pa.int64())})
-        return await self._bulk_answer(consumer, provider, rule, dataset, req, rows, converted, request_id)
+        return await self._bulk_answer(consumer, provider, rule, dataset, req, rows, converted, req.subjects, request_id)
 
-    async def _bulk_answer(self, consumer, provider, rule, dataset, req, rows: pa.Table, converted, request_id) -> pa.Table:
+    async def _scan(self, consumer, provider, rule, dataset, req: BulkRequest, request_id: str) -> pa.Table:
+        """Every subject of one municipality's dataset, for a rule that allows it; audited per subject like any bulk."""
+        if not rule.scan:
+            raise Problem("not-allowed", f"{rule.id} does not allow asking for a whole municipality")
+        answer = await self.outbound.post(provider.base_url, "/v1/bulk", {
+            "member": str(provider.id), "dataset": req.dataset, "attributes": req.attributes, "scan": True},
+            str(provider.id), request_id=f"{request_id}.scan", timeout_s=300)
+        if answer.status != 200:
+            raise Problem("bad-provider-answer", f"{provider.id} answered HTTP {answer.status} to a scan")
+        table = pa.ipc.open_stream(answer.body).read_all()
+        provider_subjects = table.column("subject").to_pylist()
+        converted = await self.numbers.convert_many(provider_subjects, provider.id.pseudonym_domain,
+                                                    (consumer.pseudonym_domain, AUDIT_DOMAIN)) \
+            if provider_subjects else {consumer.pseudonym_domain: [], AUDIT_DOMAIN: []}
+        rows = table.drop_columns(["i", "subject"]).append_column("row", pa.array(range(table.num_rows), pa.int64()))
+        return await self._bulk_answer(consumer, provider, rule, dataset, req, rows, converted,
+                                       converted[consumer.pseudonym_domain], request_id)
+
+    async def _bulk_answer(self, consumer, provider, rule, dataset, req, rows: pa.Table, converted, subjects,
+                           request_id) -> pa.Table:
         order = rows.column("row").to_pylist()
         protected = rows.column("_protected").to_pylist() if len(order) else []
-        columns = {"subject": pa.array([req.subjects[i] for i in order], pa.string())}
+        columns = {"subject": pa.array([subjects[i] for i in order], pa.string())}
         address = {a["name"] for a in dataset["attributes"] if a["category"] == "address"}
         withholds = rule.protected_addresses != "allow"
         for name in req.attributes:

@@ -26,6 +26,13 @@ def _match(pattern: str, member: MemberId, bindings: dict[str, str]) -> bool:
     return p_code in ("*", member.code)
 
 
+def _affair_matches(pattern: str, affair: str) -> bool:
+    """'specified-public-benefit:*' covers 'specified-public-benefit:emergency-benefit' (one affair per service)."""
+    if pattern.endswith(":*"):
+        return affair.startswith(pattern[:-1]) and len(affair) > len(pattern) - 1
+    return pattern == affair
+
+
 @dataclass(frozen=True)
 class AccessRule:
     id: str
@@ -37,6 +44,8 @@ class AccessRule:
     attributes: tuple[str, ...]
     legal_basis: str
     protected_addresses: str = "withhold"  # or "allow" (e.g. for the police or the court)
+    scan: bool = False
+    write: bool = False  # the query carries a submission (e.g. an application) the provider acts on  # may the consumer ask for every subject of a municipality (population-scale services)
     basis: str = "law"  # or "consent": the query must also name the person's consent (本人同意), checked per exchange
 
     def allows(self, consumer: MemberId, provider: MemberId) -> bool:
@@ -87,7 +96,7 @@ class RuleBook:
                   attributes: list[str]) -> AccessRule | None:
         """The rule allowing all these attributes for this affair, or None."""
         for rule in self.rules:
-            if rule.affair == affair and rule.dataset == dataset and rule.allows(consumer, provider) \
+            if _affair_matches(rule.affair, affair) and rule.dataset == dataset and rule.allows(consumer, provider) \
                     and set(attributes) <= set(rule.attributes):
                 return rule
         return None

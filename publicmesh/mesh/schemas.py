@@ -21,6 +21,8 @@ class QueryRequest(BaseModel):
     attributes: list[str] = Field(min_length=1, max_length=64)
     purpose: str = Field(max_length=64, description="The affair (事務) an access rule names")
     legal_basis: str | None = Field(default=None, description="If given, must equal the rule's legal basis")
+    payload: dict | None = Field(default=None, description="A submission (e.g. a signed application), only where the "
+                                                          "rule is a write rule")
     consent: str | None = Field(default=None, max_length=64,
                                 description="The person's consent id, required where the rule's basis is consent")
 
@@ -32,9 +34,36 @@ class BulkRequest(BaseModel):
 
     provider: str
     dataset: str = Field(max_length=64)
-    subjects: list[str] = Field(min_length=1, max_length=200_000)
+    subjects: list[str] | None = Field(default=None, min_length=1, max_length=200_000)
+    scan: bool = Field(default=False, description="Every subject the provider (one municipality) holds, where a "
+                                                  "rule allows a scan; then no subjects are given")
     attributes: list[str] = Field(min_length=1, max_length=64)
     purpose: str = Field(max_length=64)
+
+
+class Notice(BaseModel):
+    """One notice for one person's inbox (プッシュ型のお知らせ); ``key`` makes a resend harmless."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    subject: str = PSEUDONYM
+    key: str = Field(max_length=128)
+    title_ja: str = Field(max_length=200)
+    title_en: str = Field(max_length=200)
+    body_ja: str = Field(max_length=4000)
+    body_en: str = Field(max_length=4000)
+    link: str | None = Field(default=None, max_length=200, pattern=r"^/[A-Za-z0-9/_.#?=&-]*$")
+
+
+class NotifyRequest(BaseModel):
+    """Notices to many people's inboxes, for an affair an access rule names (dataset 'inbox')."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    provider: str = Field(description="The inbox holder, e.g. GOV/digital/portal")
+    purpose: str = Field(max_length=64)
+    service: str = Field(max_length=64, description="Answer which recipients have a prior intent for this service")
+    notices: list[Notice] = Field(min_length=1, max_length=200_000)
 
 
 class QueryAnswer(BaseModel):

@@ -41,6 +41,9 @@ class Portal:
         from publicmesh.portal.people import People
 
         self.identity = People(settings)
+        from publicmesh.portal.status_feed import StatusFeed
+
+        self.status_feed = StatusFeed()
 
     async def name_kana(self, person_ref: str, municipality: str) -> tuple[str, str]:
         """The person's registered name in kana, asked of the resident registry through the hub."""

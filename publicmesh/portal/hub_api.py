@@ -1,6 +1,8 @@
 """What the hub calls on the portal, signed by the hub and answered signed by the portal.
 
 - /v1/events: events the portal subscribes to; a move revokes the signing certificate and tells the person.
+- /v1/notices: notices pushed by a service into inboxes; answers who has a prior intent (事前の意思表示) for it.
+- /v1/bulk (dataset public-fund-account): the registered receiving accounts (公金受取口座), for payouts.
 - /v1/consents/check: the portal holds the people's consents (it is their agent); the hub asks it for the
   consent a consent-based exchange names, and binds it to the query's subject itself (mesh/consents.py).
 """
@@ -10,15 +12,17 @@ from __future__ import annotations
 import logging
 
 import orjson
+import pyarrow as pa
 from cryptography import x509
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
-from publicmesh import consent, notices
+from publicmesh import accounts, consent, notices
 from publicmesh.identity import IdentityError
 from publicmesh.mesh.ca import read_private_key
 from publicmesh.mesh.members import HUB, PORTAL
 from publicmesh.mesh.signatures import SignatureError, Signer, Verifier
+from publicmesh.portal.account_pages import PRIOR_INTENT
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +44,8 @@ def register(app: FastAPI, portal) -> None:
             return Response(orjson.dumps({"detail": exc.detail}), 401, media_type="application/json")
         accepted = 0
         for event in orjson.loads(body)["events"]:
+            if event["type"] == "application-status":
+                portal.status_feed.publish(event["subject"], event.get("data", {}))
             if event["type"] == "move" and people.directory.get(event["subject"]) is not None:
                 people.identity.authority.on_address_change(event["subject"])
                 notices.send(people.notices, notices.NoticeDraft(
@@ -89,3 +95,52 @@ def register(app: FastAPI, portal) -> None:
             else (404, orjson.dumps({"detail": "no such consent in force for this recipient, dataset and purpose"}))
         return Response(payload, status, headers=signer.sign_response(status, payload, request_id),
                         media_type="application/json")
+
+    def hub_call(path: str):
+        """Decorator: a hub-only POST route, its body verified as the hub's and its answer signed by the portal."""
+        def register_route(work):
+            async def route(request: Request):
+                body = await request.body()
+                request_id = request.headers.get("mesh-request-id", "")
+                try:
+                    verifier.verify_request("POST", path, request.headers, body)
+                except SignatureError as exc:
+                    return Response(orjson.dumps({"detail": exc.detail}), 401, media_type="application/json")
+                status, payload, media = work(orjson.loads(body))
+                return Response(payload, status, headers=signer.sign_response(status, payload, request_id),
+                                media_type=media)
+            app.add_api_route(path, route, methods=["POST"], include_in_schema=False)
+            return work
+        return register_route
+
+    @hub_call("/v1/notices")
+    def push_notices(doc: dict):
+        drafts = [notices.NoticeDraft(
+            person_ref=n["subject"], sender=doc["sender"], category="service-eligibility", title_ja=n["title_ja"],
+            title_en=n["title_en"], body_ja=n["body_ja"], body_en=n["body_en"],
+            links={"open": n["link"]} if n.get("link") else {}, idempotency_key=n["key"]) for n in doc["notices"]]
+        notices.send_many(people.notices, drafts)
+        with_intent = consent.people_with_prior_intent(people.consents, PRIOR_INTENT, doc["service"],
+                                                       [n["subject"] for n in doc["notices"]])
+        flags = [n["subject"] in with_intent for n in doc["notices"]]
+        return 200, orjson.dumps({"accepted": len(drafts), "prior_intent": flags}), "application/json"
+
+    @hub_call("/v1/bulk")
+    def public_fund_accounts(doc: dict):
+        if doc.get("dataset") != "public-fund-account" or "subjects" not in doc:
+            return 404, orjson.dumps({"detail": "the portal provides only public-fund-account, by subject"}), \
+                "application/json"
+        subjects = doc["subjects"]
+        found = accounts.accounts_of_many(people.accounts, subjects)
+        index = [i for i, s in enumerate(subjects) if s in found]
+        columns = {"i": pa.array(index, pa.int32()), "_protected": pa.array([False] * len(index), pa.bool_())}
+        values = {"bank_code": lambda a: a.bank_code, "branch_code": lambda a: a.branch_code,
+                  "account_type": lambda a: a.type_code, "account_number": lambda a: a.account_number,
+                  "holder_kana": lambda a: a.holder_kana}
+        for name in doc.get("attributes") or list(values):
+            columns[name] = pa.array([values[name](found[subjects[i]]) for i in index], pa.string())
+        sink = pa.BufferOutputStream()
+        table = pa.table(columns)
+        with pa.ipc.new_stream(sink, table.schema) as writer:
+            writer.write_table(table)
+        return 200, sink.getvalue().to_pybytes(), "application/vnd.apache.arrow.stream"

@@ -43,6 +43,9 @@ SOURCES = (
 )
 
 
+SERVICES = "GOV/digital/services"
+
+
 class PortalMesh:
     def __init__(self, settings: Settings, hub_url: str):
         keys = settings.keys_dir / "members"
@@ -81,6 +84,27 @@ class PortalMesh:
         chosen = [s for s in SOURCES if keys is None or s.key in keys]
         results = await asyncio.gather(*(self._query(s, subject, municipality) for s in chosen))
         return {s.key: r for s, r in zip(chosen, results)}
+
+    async def benefits(self, subject: str) -> dict:
+        """The person's offers (benefits they can receive) and applications, from the services part via the hub."""
+        answer = await self.outbound.post(self.hub_url, "/v1/query", {
+            "provider": SERVICES, "dataset": "applications", "subject": subject,
+            "attributes": ["offers", "applications"], "purpose": PURPOSE}, str(HUB))
+        if answer.status == 404:
+            return {"offers": [], "applications": []}
+        if answer.status != 200:
+            raise Problem("bad-provider-answer", answer.json().get("detail", f"the hub answered {answer.status}"))
+        return answer.json()["data"]
+
+    async def submit(self, subject: str, payload: dict) -> dict:
+        """A submission (apply, withdraw) to the services part through the hub; refusals keep their reason."""
+        answer = await self.outbound.post(self.hub_url, "/v1/query", {
+            "provider": SERVICES, "dataset": "application", "subject": subject, "attributes": ["submit"],
+            "purpose": "apply", "payload": payload}, str(HUB))
+        doc = answer.json()
+        if answer.status != 200:
+            raise Problem("submission-refused", doc.get("detail", f"the hub answered {answer.status}"))
+        return doc["data"]
 
     async def exchange_records(self, subject: str, before: int | None = None, limit: int = 50) -> dict:
         answer = await self.outbound.post(self.hub_url, "/v1/audit/records",

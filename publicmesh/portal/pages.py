@@ -142,9 +142,6 @@ def register(app: FastAPI, portal) -> None:
                              "how_to_verify": "RFC 9162 §2.1.3.2: leaf hash = SHA-256(0x00 || leaf); the checkpoint "
                                               "signature is Ed25519 over its note"})
 
-    @app.get("/applications")
-    async def applications(request: Request):
-        session = require(request, "applications")
-        if session is None:
-            return to_login(request)
-        return render(request, "applications.html", session, active="applications", unread=_unread(session))
+    from publicmesh.portal import application_pages
+
+    application_pages.register(app, portal, require, to_login)

@@ -1,0 +1,140 @@
+"""Applications: created by one tap on a signed form, by a prior intent, or by a proxy; decided by the rules
+or by staff; every change kept in the history and sent to the person's portal as an event."""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from pathlib import Path
+
+import orjson
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from sqlalchemy import Connection, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from publicmesh.agencies.messaging import emit
+from publicmesh.problems import Problem
+from publicmesh.services.store import applications, history, offers, utc_now
+
+SERVICES_MEMBER = "GOV/digital/services"
+STATUSES = ("received", "in-review", "approved", "rejected", "paid", "returned", "withdrawn")
+OPEN = ("received", "in-review", "returned")
+SIGNING_OID = "signing"
+
+
+def application_content(offer: dict) -> bytes:
+    """What the person signs: the service, the offer and every pre-filled value they saw, canonical JSON."""
+    return orjson.dumps({"type": "publicmesh/application", "service": offer["service_id"], "offer": offer["id"],
+                         "amount_yen": offer["amount_yen"], "form": offer["form"]}, option=orjson.OPT_SORT_KEYS)
+
+
+class SignatureCheck:
+    """Checks a signed application against the JPKI trust anchor (the CA certificate relying parties get)."""
+
+    def __init__(self, keys_dir: Path):
+        from publicmesh.identity.pki import CERTIFICATE_FILE
+
+        self.path = Path(keys_dir) / CERTIFICATE_FILE
+        self._root: x509.Certificate | None = None
+
+    @property
+    def root(self) -> x509.Certificate:
+        if self._root is None:
+            self._root = x509.load_pem_x509_certificate(self.path.read_bytes())
+        return self._root
+
+    def verify(self, content: bytes, signed: dict) -> None:
+        from publicmesh.identity.certificates import kind_of
+
+        try:
+            certificate = x509.load_pem_x509_certificate(signed["certificate"].encode())
+            certificate.verify_directly_issued_by(self.root)
+            now = utc_now()
+            if not certificate.not_valid_before_utc <= now <= certificate.not_valid_after_utc:
+                raise ValueError("the certificate is not valid now")
+            if kind_of(certificate) != SIGNING_OID:
+                raise ValueError("not a signing certificate (署名用電子証明書)")
+            if base64.b64decode(signed["content"]) != content:
+                raise ValueError("the signed content is not this offer")
+            certificate.public_key().verify(base64.b64decode(signed["signature"]), content, ec.ECDSA(hashes.SHA256()))
+        except (KeyError, TypeError, ValueError, InvalidSignature) as exc:
+            raise Problem("submission-refused", f"the application's signature does not verify: {exc or 'bad signature'}") \
+                from None
+
+
+def offer_for(conn: Connection, offer_id: str, subject: str) -> dict:
+    row = conn.execute(select(offers).where(offers.c.id == offer_id)).mappings().first()
+    if row is None or row["subject"] != subject:  # another household's offer is as good as none
+        raise Problem("submission-refused", "no such offer for this person")
+    return dict(row)
+
+
+def create(conn: Connection, offer: dict, channel: str, *, signature: dict | None, review_over: int,
+           automatic: bool, actor: str) -> dict:
+    """One application for the offer's unit; a second one for the same service and unit is refused (409)."""
+    now = utc_now()
+    four_eyes = offer["amount_yen"] > review_over
+    status = "approved" if automatic and not four_eyes else "in-review"
+    values = dict(id=secrets.token_hex(8), service_id=offer["service_id"], unit_key=offer["unit_key"],
+                  offer_id=offer["id"], subject=offer["subject"], tenant=offer["tenant"],
+                  amount_yen=offer["amount_yen"], status=status, channel=channel,
+                  signature=orjson.dumps(signature).decode() if signature else None, needs_four_eyes=four_eyes,
+                  submitted_at=now, decided_at=now if status == "approved" else None)
+    try:
+        with conn.begin_nested():
+            conn.execute(insert(applications).values(**values))
+    except IntegrityError:
+        raise Problem("submission-refused", "an application for this household or person already exists") from None
+    conn.execute(insert(history).values(application_id=values["id"], status="received", actor=actor, at=now))
+    if status != "received":
+        conn.execute(insert(history).values(application_id=values["id"], status=status, actor="rules", at=now))
+    announce(conn, values, status)
+    return values
+
+
+def change(conn: Connection, application_id: str, status: str, actor: str, reason: str | None = None,
+           tenant: str | None = None) -> dict:
+    """Move an application to ``status``; staff may only touch their own municipality's (``tenant``)."""
+    if status not in STATUSES:
+        raise ValueError(f"unknown status {status}")
+    row = conn.execute(select(applications).where(applications.c.id == application_id)).mappings().first()
+    if row is None or (tenant is not None and row["tenant"] != tenant):
+        raise LookupError(application_id)
+    now = utc_now()
+    values = {"status": status, "reason": reason}
+    if status in ("approved", "rejected"):
+        values["decided_at"] = now
+    if status == "paid":
+        values["paid_at"] = now
+    conn.execute(update(applications).where(applications.c.id == application_id).values(**values))
+    conn.execute(insert(history).values(application_id=application_id, status=status, actor=actor, reason=reason, at=now))
+    announce(conn, {**row, **values}, status)
+    return {**row, **values}
+
+
+def announce(conn: Connection, application: dict, status: str) -> None:
+    """The status change, for the hub to carry to the person's portal (converted to the portal's pseudonym)."""
+    from publicmesh.services.agency import AGENCY
+
+    emit(conn, AGENCY.outbox, SERVICES_MEMBER, "application-status", application["subject"], {
+        "application": application["id"], "service": application["service_id"], "status": status,
+        "reason": application.get("reason"), "amount_yen": application["amount_yen"]})
+
+
+def of_subject(conn: Connection, subject: str) -> dict:
+    """What the portal shows the person: open offers (not applied yet) and applications with their status."""
+    applied = {r["offer_id"]: r for r in conn.execute(
+        select(applications).where(applications.c.subject == subject).order_by(applications.c.submitted_at.desc())
+    ).mappings()}
+    found_offers = [dict(r) for r in conn.execute(select(offers).where(offers.c.subject == subject)).mappings()]
+    return {
+        "offers": [_json(o) for o in found_offers if o["id"] not in applied],
+        "applications": [_json(a, drop=("signature",)) for a in applied.values()],
+    }
+
+
+def _json(row: dict, drop: tuple[str, ...] = ()) -> dict:
+    return {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in row.items() if k not in drop}

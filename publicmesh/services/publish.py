@@ -1,0 +1,230 @@
+"""Publishing a service: validate → fetch what the rules need, one municipality at a time, through the hub →
+evaluate eligibility and amounts next to the data (Polars) → one offer and one notice per eligible unit →
+applications for people with a prior intent → automatic decisions → payout files.
+
+Runs as the services member (GOV/digital/services) on the services part's own store. Re-publishing is safe:
+offers, notices and applications are unique per service and unit, so only what is new is created.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+import yaml
+from sqlalchemy import Engine, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from publicmesh.mesh.client import MeshClient
+from publicmesh.mesh.members import PORTAL
+from publicmesh.services import applications as apps
+from publicmesh.services.store import offers, publications, utc_now
+
+SERVICES_MEMBER = "GOV/digital/services"
+Progress = Callable[[str, int, int], None]  # (phase, done, total)
+
+
+@dataclass
+class Summary:
+    service: str
+    version: int
+    residents: int = 0
+    eligible: int = 0
+    new_offers: int = 0
+    notices: int = 0
+    prior_intent_applications: int = 0
+    total_yen: int = 0
+    by_municipality: dict[str, dict] = field(default_factory=dict)
+    phases: dict[str, float] = field(default_factory=dict)
+    payout: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return {k: v for k, v in self.__dict__.items()}
+
+
+def purpose_of(service_id: str) -> str:
+    return f"specified-public-benefit:{service_id}"
+
+
+def fetch_municipality(client: MeshClient, doc: dict, code: str) -> pl.DataFrame:
+    """The definition's data for every resident of one municipality: a scan of the first source, then one bulk
+    exchange per other source for those subjects; columns named 'source.attribute', plus 'subject' and
+    'household' (the household key: the smallest member pseudonym, the same for every member)."""
+    purpose = purpose_of(doc["id"])
+    frame: pl.DataFrame | None = None
+    subjects: list[str] | None = None
+    for name, source in doc["data"].items():
+        provider = source["provider"].replace("{code}", code).replace("*", code)
+        table = client.bulk(provider, source["dataset"], subjects, list(source["attributes"]), purpose)
+        part = _columns(pl.from_arrow(table), name, source)
+        if frame is None:
+            frame, subjects = part, part["subject"].to_list()
+        else:
+            frame = frame.join(part, on="subject", how="left")
+        if not subjects:
+            break
+    frame = frame if frame is not None else pl.DataFrame({"subject": []}, schema={"subject": pl.Utf8})
+    return frame.with_columns(_household_key(frame))
+
+
+def _columns(table: pl.DataFrame, name: str, source: dict) -> pl.DataFrame:
+    kept = ["subject", *source["attributes"]]
+    out = table.select(kept).rename({a: f"{name}.{a}" for a in source["attributes"]})
+    audit = table.select(pl.col("audit_record").alias(f"{name}._audit")) if "audit_record" in table.columns else None
+    if audit is not None:
+        out = out.with_columns(audit)
+    for column, dtype in out.schema.items():
+        if column.endswith("_date") and dtype == pl.Utf8:
+            out = out.with_columns(pl.col(column).str.to_date(strict=False))
+    return out
+
+
+def _household_key(frame: pl.DataFrame) -> pl.Expr:
+    if "household.members" in frame.columns:
+        members = pl.col("household.members").list.eval(pl.element().struct.field("subject")).list.min()
+        return pl.coalesce(pl.min_horizontal(members, pl.col("subject")), pl.col("subject")).alias("household")
+    return pl.col("subject").alias("household")
+
+
+def form_values(compiled, frame: pl.DataFrame, doc: dict) -> pl.DataFrame:
+    """The form's pre-filled fields for every row (the same expressions the portal shows)."""
+    fields = [f for f in doc.get("form", []) if "source" in f]
+    return frame.with_columns([compiled.expression(str(f["source"])).alias(f"form.{f['name']}") for f in fields])
+
+
+def publish(engine: Engine, client: MeshClient, path: Path | str, municipalities: list[str], payout_dir: Path, *,
+            progress: Progress | None = None, compile_rules=None, load_definition=None) -> Summary:
+    from publicmesh.services.definition import content_hash
+    from publicmesh.services.definition import load_definition as default_load
+    from publicmesh.services.rules import compile_rules as default_compile
+
+    progress = progress or (lambda *_: None)
+    started = time.perf_counter()
+    text = Path(path).read_text(encoding="utf-8")
+    definition = (load_definition or default_load)(Path(path))
+    doc = yaml.safe_load(text)
+    compiled = (compile_rules or default_compile)(doc["rules"], doc.get("tables") or {}, _date(doc["as_of"]))
+    summary = Summary(doc["id"], int(doc["version"]))
+    summary.phases["validate"] = time.perf_counter() - started
+    from publicmesh.services.store import metadata
+
+    metadata.create_all(engine)
+    new: list[dict] = []
+    for k, code in enumerate(municipalities):
+        t0 = time.perf_counter()
+        frame = fetch_municipality(client, doc, code)
+        t1 = time.perf_counter()
+        decided = form_values(compiled, compiled.decide(frame, doc["unit"]), doc)
+        eligible = decided.filter(pl.col("eligible"))
+        created = _store_offers(engine, doc, code, eligible)
+        new.extend(created)
+        t2 = time.perf_counter()
+        summary.phases["fetch"] = summary.phases.get("fetch", 0) + t1 - t0
+        summary.phases["evaluate"] = summary.phases.get("evaluate", 0) + t2 - t1
+        summary.residents += frame.height
+        summary.eligible += eligible.height
+        total = int(eligible["amount"].sum() or 0)
+        summary.total_yen += total
+        summary.by_municipality[code] = {"residents": frame.height, "eligible": eligible.height, "total_yen": total}
+        progress("evaluate", k + 1, len(municipalities))
+    summary.new_offers = len(new)
+    t3 = time.perf_counter()
+    intents = _notify(client, doc, new, progress)
+    summary.notices = len(new)
+    summary.phases["notify"] = time.perf_counter() - t3
+    t4 = time.perf_counter()
+    summary.prior_intent_applications = _apply_by_intent(engine, doc, [o for o, flag in zip(new, intents) if flag])
+    summary.phases["decide"] = time.perf_counter() - t4
+    with engine.begin() as conn:
+        if conn.execute(select(publications.c.version).where(publications.c.service_id == doc["id"],
+                                                             publications.c.version == int(doc["version"]))).first() is None:
+            conn.execute(insert(publications).values(
+                service_id=doc["id"], version=int(doc["version"]), content_hash=content_hash(definition),
+                definition=text, published_at=utc_now(), eligible=summary.eligible, total_yen=summary.total_yen))
+    if doc.get("payout", {}).get("method") == "zengin-sogo-furikomi":
+        t5 = time.perf_counter()
+        from publicmesh.services.payout import pay_approved
+
+        summary.payout = pay_approved(engine, client, doc, payout_dir, progress=progress)
+        summary.phases["payout"] = time.perf_counter() - t5
+    summary.phases["total"] = time.perf_counter() - started
+    return summary
+
+
+def _date(value) -> dt.date:
+    return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
+
+
+def _store_offers(engine: Engine, doc: dict, code: str, eligible: pl.DataFrame) -> list[dict]:
+    """One offer per eligible unit; units that already have one (an earlier publish) are left alone."""
+    fields = [f for f in doc.get("form", []) if "source" in f]
+    audit_columns = [c for c in eligible.columns if c.endswith("._audit")]
+    rows = []
+    now = utc_now()
+    for r in eligible.iter_rows(named=True):
+        rows.append({
+            "id": secrets.token_hex(8), "service_id": doc["id"], "unit_key": r["household"], "subject": r["subject"],
+            "tenant": code, "amount_yen": int(r["amount"]), "version": int(doc["version"]), "offered_at": now,
+            "form": {"title_ja": doc["title"]["ja"], "title_en": doc["title"]["en"],
+                     "fields": [{"name": f["name"], "label_ja": f["label"]["ja"], "label_en": f["label"]["en"],
+                                 "format": f.get("format", "text"), "value": _plain(r[f"form.{f['name']}"])}
+                                for f in fields],
+                     "audit_records": [int(r[c]) for c in audit_columns if r[c] is not None]}})
+    if not rows:
+        return []
+    with engine.begin() as conn:
+        existing = set(conn.execute(select(offers.c.unit_key).where(offers.c.service_id == doc["id"],
+                                                                    offers.c.tenant == code)).scalars())
+        fresh = [r for r in rows if r["unit_key"] not in existing]
+        if fresh:
+            insert_ignoring = (postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert)(offers)
+            conn.execute(insert_ignoring.on_conflict_do_nothing(index_elements=["service_id", "unit_key"]), fresh)
+    return fresh
+
+
+def _plain(value):
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.isoformat()
+    return value
+
+
+def _notify(client: MeshClient, doc: dict, new: list[dict], progress: Progress, batch: int = 50_000) -> list[bool]:
+    """One notice per new offer into the person's portal inbox (through the hub); who has a prior intent."""
+    text = doc["notices"]["eligible"]
+    flags: list[bool] = []
+    for start in range(0, len(new), batch):
+        chunk = new[start:start + batch]
+        notices = [{"subject": o["subject"], "key": f"{doc['id']}:{o['unit_key']}:eligible",
+                    "title_ja": text["title"]["ja"], "title_en": text["title"]["en"],
+                    "body_ja": text["body"]["ja"].format(amount=f"{o['amount_yen']:,}"),
+                    "body_en": text["body"]["en"].format(amount=f"{o['amount_yen']:,}"),
+                    "link": f"/applications/offers/{o['id']}"} for o in chunk]
+        answer = client.notify(str(PORTAL), purpose_of(doc["id"]), doc["id"], notices)
+        flags.extend(answer["prior_intent"])
+        progress("notify", min(start + batch, len(new)), len(new))
+    return flags
+
+
+def _apply_by_intent(engine: Engine, doc: dict, chosen: list[dict]) -> int:
+    """People who said in advance 'pay me what I am eligible for' get an application without asking."""
+    workflow = doc.get("workflow", {})
+    created = 0
+    with engine.begin() as conn:
+        for offer in chosen:
+            try:
+                apps.create(conn, offer, "prior-intent", signature=None, review_over=int(workflow.get("review_over", 0)),
+                            automatic=bool(workflow.get("automatic", False)), actor="prior-intent")
+                created += 1
+            except apps.Problem:
+                continue  # already applied
+    return created
+
+
+def arrow_of(table: pa.Table) -> pl.DataFrame:  # pragma: no cover - convenience for notebooks
+    return pl.from_arrow(table)

@@ -1,0 +1,87 @@
+"""The services part's own store: offers made at publishing, applications, their history, and payouts.
+
+Uniqueness does the work the 2020 online applications lacked: one offer and one application per service and
+unit (person or household), enforced by the database, so a re-publish or a double tap cannot pay twice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import (JSON, BigInteger, Boolean, Column, DateTime, Integer, MetaData, String, Table, Text,
+                        UniqueConstraint)
+
+metadata = MetaData()
+
+publications = Table(
+    "publications", metadata,
+    Column("service_id", String(64), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("content_hash", String(64), nullable=False),
+    Column("definition", Text, nullable=False),  # the YAML as published
+    Column("published_at", DateTime(timezone=True), nullable=False),
+    Column("eligible", BigInteger, nullable=False),
+    Column("total_yen", BigInteger, nullable=False),
+)
+
+offers = Table(
+    "offers", metadata,
+    Column("id", String(32), primary_key=True),
+    Column("service_id", String(64), nullable=False),
+    Column("unit_key", String(22), nullable=False),  # the household key (or the person) in our pseudonyms
+    Column("subject", String(22), nullable=False, index=True),  # who receives the notice and applies
+    Column("tenant", String(6), nullable=False),  # the municipality
+    Column("amount_yen", BigInteger, nullable=False),
+    Column("form", JSON, nullable=False),  # field name → value, as fetched through the hub at publishing
+    Column("version", Integer, nullable=False),
+    Column("offered_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("service_id", "unit_key", name="one_offer_per_unit"),
+)
+
+applications = Table(
+    "applications", metadata,
+    Column("id", String(32), primary_key=True),
+    Column("service_id", String(64), nullable=False),
+    Column("unit_key", String(22), nullable=False),
+    Column("offer_id", String(32), nullable=False),
+    Column("subject", String(22), nullable=False, index=True),
+    Column("tenant", String(6), nullable=False, index=True),
+    Column("amount_yen", BigInteger, nullable=False),
+    Column("status", String(16), nullable=False, index=True),  # received, in-review, approved, rejected, paid, returned, withdrawn
+    Column("channel", String(16), nullable=False),  # tap, prior-intent, proxy
+    Column("reason", Text),
+    Column("signature", Text),  # the signed application (JSON: content, signature, certificate) for taps
+    Column("needs_four_eyes", Boolean, nullable=False, default=False),
+    Column("reviewed_by", String(64)),
+    Column("approved_by", String(64)),
+    Column("submitted_at", DateTime(timezone=True), nullable=False),
+    Column("decided_at", DateTime(timezone=True)),
+    Column("paid_at", DateTime(timezone=True)),
+    Column("payout_file", String(128)),
+    UniqueConstraint("service_id", "unit_key", name="one_application_per_unit"),
+)
+
+history = Table(
+    "application_history", metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("application_id", String(32), nullable=False, index=True),
+    Column("status", String(16), nullable=False),
+    Column("actor", String(64), nullable=False),  # "rules", "resident", a staff id
+    Column("reason", Text),
+    Column("at", DateTime(timezone=True), nullable=False),
+)
+
+payout_files = Table(
+    "payout_files", metadata,
+    Column("name", String(128), primary_key=True),
+    Column("tenant", String(6), nullable=False),
+    Column("service_id", String(64), nullable=False),
+    Column("transfer_date", String(10), nullable=False),
+    Column("count", Integer, nullable=False),
+    Column("total_yen", BigInteger, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
