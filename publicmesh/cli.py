@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
+from pathlib import Path
 from typing import Optional
 
 import httpx
@@ -18,8 +20,10 @@ from publicmesh.settings import get_settings
 app = typer.Typer(help="Public Service Mesh (公共サービスメッシュ)", no_args_is_help=True)
 audit_app = typer.Typer(help="The exchange record log (情報提供等記録)", no_args_is_help=True)
 bench_app = typer.Typer(help="Benchmarks that print ratios against a baseline in the same run", no_args_is_help=True)
+services_app = typer.Typer(help="Public services (公共サービス) defined in YAML", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
 app.add_typer(bench_app, name="bench")
+app.add_typer(services_app, name="services")
 console = Console()
 
 
@@ -183,6 +187,47 @@ def audit_verify():
         console.print(f"[red]{where}[/red]: {problem.kind} — {problem.detail}")
     console.print(f"[red]FAILED[/red]: first bad position {report.first_bad_position}")
     raise typer.Exit(1)
+
+
+def _load_service(path: Path):
+    """A definition file checked as every services command checks it; prints the problems and exits 1."""
+    from rich.markup import escape
+
+    from publicmesh.services.definition import DefinitionError, load_definition
+
+    try:
+        return load_definition(path)
+    except DefinitionError as exc:
+        for problem in exc.problems:
+            console.print(f"[red]✗[/red] {escape(problem.format(str(path)))}", soft_wrap=True)
+    except OSError as exc:
+        console.print(f"[red]✗[/red] {escape(str(path))}: {escape(exc.strerror or str(exc))}", soft_wrap=True)
+    return None
+
+
+@services_app.command("validate")
+def services_validate(files: list[Path] = typer.Argument(..., help="Service definition files (YAML)")):
+    """Check definition files: YAML, the schema, the agencies' catalog and the names used in the rules."""
+    from rich.markup import escape
+
+    failed = 0
+    for path in files:
+        definition = _load_service(path)
+        if definition is None:
+            failed += 1
+            continue
+        console.print(f"[green]✓[/green] {escape(str(path))}: {definition.id} v{definition.version} "
+                      f"({escape(definition.title.ja)})", soft_wrap=True)
+    if failed:
+        raise typer.Exit(1)
+
+
+@services_app.command("schema")
+def services_schema():
+    """Print the JSON schema of a service definition (draft 2020-12)."""
+    from publicmesh.services.definition import SCHEMA_PATH
+
+    sys.stdout.write(SCHEMA_PATH.read_text(encoding="utf-8"))
 
 
 @bench_app.command("exchange")

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 
-KINDS = ("query", "bulk-item", "event")
+KINDS = ("query", "bulk-item", "event", "notice")
 OUTCOMES = ("ok", "denied", "not-found", "withheld", "error")
 
 # Built once: json.dumps with options would construct a new encoder on every call.

@@ -18,6 +18,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
 from publicmesh import accounts, consent, notices
+from publicmesh.agencies.datasets import Attribute, Dataset
 from publicmesh.identity import IdentityError
 from publicmesh.mesh.ca import read_private_key
 from publicmesh.mesh.members import HUB, PORTAL
@@ -25,6 +26,16 @@ from publicmesh.mesh.signatures import SignatureError, Signer, Verifier
 from publicmesh.portal.account_pages import PRIOR_INTENT
 
 log = logging.getLogger(__name__)
+
+
+_TEXT = {"type": "string"}
+PUBLIC_FUND_ACCOUNT = Dataset("public-fund-account", "公金受取口座", "Public-fund receiving account", (
+    Attribute("bank_code", {"type": "string", "pattern": "^[0-9]{4}$"}, "金融機関コード", "Bank code", "account"),
+    Attribute("branch_code", {"type": "string", "pattern": "^[0-9]{3}$"}, "支店コード", "Branch code", "account"),
+    Attribute("account_type", {"type": "string", "enum": ["1", "2", "4"]}, "預金種目", "Account type", "account"),
+    Attribute("account_number", {"type": "string", "pattern": "^[0-9]{7}$"}, "口座番号", "Account number", "account"),
+    Attribute("holder_kana", _TEXT, "口座名義（カナ）", "Account holder (kana)", "account"),
+), tenant_column=None)
 
 
 def register(app: FastAPI, portal) -> None:
@@ -144,3 +155,9 @@ def register(app: FastAPI, portal) -> None:
         with pa.ipc.new_stream(sink, table.schema) as writer:
             writer.write_table(table)
         return 200, sink.getvalue().to_pybytes(), "application/vnd.apache.arrow.stream"
+
+    @app.get("/v1/datasets", include_in_schema=False)
+    async def datasets():
+        """What the portal provides through the hub (the hub's catalog reads it): the public-fund accounts."""
+        return {"system": PORTAL.system, "title_ja": "マイナポータル", "title_en": "Resident portal",
+                "members": [str(PORTAL)], "datasets": [PUBLIC_FUND_ACCOUNT.describe()]}

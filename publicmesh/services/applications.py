@@ -137,4 +137,4 @@ def of_subject(conn: Connection, subject: str) -> dict:
 
 
 def _json(row: dict, drop: tuple[str, ...] = ()) -> dict:
-    return {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in row.items() if k not in drop}
+    return {str(k): (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in row.items() if k not in drop}

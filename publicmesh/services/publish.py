@@ -92,12 +92,6 @@ def _household_key(frame: pl.DataFrame) -> pl.Expr:
     return pl.col("subject").alias("household")
 
 
-def form_values(compiled, frame: pl.DataFrame, doc: dict) -> pl.DataFrame:
-    """The form's pre-filled fields for every row (the same expressions the portal shows)."""
-    fields = [f for f in doc.get("form", []) if "source" in f]
-    return frame.with_columns([compiled.expression(str(f["source"])).alias(f"form.{f['name']}") for f in fields])
-
-
 def publish(engine: Engine, client: MeshClient, path: Path | str, municipalities: list[str], payout_dir: Path, *,
             progress: Progress | None = None, compile_rules=None, load_definition=None) -> Summary:
     from publicmesh.services.definition import content_hash
@@ -120,7 +114,8 @@ def publish(engine: Engine, client: MeshClient, path: Path | str, municipalities
         t0 = time.perf_counter()
         frame = fetch_municipality(client, doc, code)
         t1 = time.perf_counter()
-        decided = form_values(compiled, compiled.decide(frame, doc["unit"]), doc)
+        fields = {f"form.{f['name']}": str(f["source"]) for f in doc.get("form", []) if "source" in f}
+        decided = compiled.decide(frame, doc["unit"], fields)
         eligible = decided.filter(pl.col("eligible"))
         created = _store_offers(engine, doc, code, eligible)
         new.extend(created)

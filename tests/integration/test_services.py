@@ -1,0 +1,158 @@
+"""A service published end to end on a running mesh: offers and notices through the hub, a one-tap signed
+application through the portal, no duplicates on re-publish or double submission, and a payout file."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+from sqlalchemy import func, select
+
+from publicmesh import accounts
+from publicmesh.notices.schema import notices as notice_table
+from publicmesh.identity import open_identity
+from publicmesh.mesh.client import HubError
+from publicmesh.mesh.members import PORTAL
+from publicmesh.payouts import zengin
+from publicmesh.services.applications import application_content
+from publicmesh.services.operator import publish_file
+from publicmesh.services.store import applications, offers
+from publicmesh.storage import engine_for
+
+DEFINITIONS = Path(__file__).resolve().parents[2] / "publicmesh" / "services" / "definitions"
+SIGNING_PASSWORD = "ABC123"
+
+
+@pytest.fixture(scope="module")
+def published(mesh, tmp_path_factory):
+    """The emergency benefit with every resident household eligible (so the demo cards' households are)."""
+    doc = yaml.safe_load((DEFINITIONS / "emergency-benefit.yaml").read_text(encoding="utf-8"))
+    doc["id"], doc["rules"]["eligible"] = "test-benefit", 'person.status == "resident"'
+    doc["workflow"]["review_over"] = 10_000_000  # decided by the rules alone, so the payout test has approvals
+    path = tmp_path_factory.mktemp("definitions") / "test-benefit.yaml"
+    path.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
+    before = mesh.audit_size()
+    summary = publish_file(mesh.settings, path)
+    return {"path": path, "summary": summary, "audit_before": before, "audit_after": mesh.audit_size()}
+
+
+def _count(mesh, table, **where) -> int:
+    engine = engine_for("services", mesh.settings)
+    with engine.connect() as conn:
+        query = select(func.count()).select_from(table)
+        for column, value in where.items():
+            query = query.where(table.c[column] == value)
+        n = conn.execute(query).scalar()
+    engine.dispose()
+    return n
+
+
+def test_publishing_offers_every_eligible_household_once_and_notifies_it(mesh, published):
+    summary = published["summary"]
+    assert summary.eligible > 0 and summary.new_offers == summary.eligible == summary.notices
+    assert _count(mesh, offers, service_id="test-benefit") == summary.eligible
+    assert summary.total_yen == sum(m["total_yen"] for m in summary.by_municipality.values())
+    # every subject read in bulk left its own audit record (person, household and its members, income, notice)
+    assert published["audit_after"] - published["audit_before"] >= summary.residents + summary.eligible
+    engine = engine_for("notices", mesh.settings)
+    with engine.connect() as conn:
+        sent = conn.execute(select(func.count()).select_from(notice_table)
+                            .where(notice_table.c.idempotency_key.like("test-benefit:%"))).scalar()
+    assert sent == summary.eligible
+
+
+def test_republishing_creates_no_duplicate_offers_or_notices(mesh, published):
+    again = publish_file(mesh.settings, published["path"])
+    assert again.new_offers == 0 and again.notices == 0
+    assert _count(mesh, offers, service_id="test-benefit") == published["summary"].eligible
+
+
+def _head_card(mesh):
+    cards = json.loads((mesh.settings.data_dir / "demo-cards.json").read_text(encoding="utf-8"))
+    return next(c for c in cards if c["relation"] in ("head", "single"))
+
+
+def _login(mesh, card_id: str) -> httpx.Client:
+    client = httpx.Client(base_url=mesh.url("portal"), follow_redirects=False, timeout=30)
+    challenge = re.search(r'name="challenge" value="([^"]+)"', client.get("/login").text).group(1)
+    assert client.post("/login", data={"card": card_id, "pin": "1234", "challenge": challenge}).status_code == 303
+    return client
+
+
+def test_one_tap_signed_application_and_no_second_one(mesh, published):
+    card = _head_card(mesh)
+    client = _login(mesh, card["card_id"])
+    listing = client.get("/applications")
+    offer_id = re.search(r'href="/applications/offers/([0-9a-f]+)"', listing.text).group(1)
+    form = client.get(f"/applications/offers/{offer_id}")
+    assert form.status_code == 200 and "¥" in form.text
+    typed = re.findall(r'<input (?![^>]*type="hidden")[^>]*>', form.text)
+    assert [t for t in typed if 'name="password"' not in t] == []  # nothing to type but the signing password
+    csrf = re.search(r'name="csrf" value="([^"]+)"', form.text).group(1)
+    done = client.post(f"/applications/offers/{offer_id}", data={"csrf": csrf, "password": SIGNING_PASSWORD})
+    assert done.status_code == 303 and done.headers["location"].startswith("/applications?done=")
+    assert _count(mesh, applications, offer_id=offer_id) == 1
+    again = client.post(f"/applications/offers/{offer_id}", data={"csrf": csrf, "password": SIGNING_PASSWORD})
+    assert again.status_code == 404  # the offer is no longer open
+    assert _count(mesh, applications, offer_id=offer_id) == 1
+    page = client.get("/applications").text
+    assert "支給決定" in page or "審査中" in page
+
+
+def _submit(mesh, subject: str, payload: dict):
+    return mesh.client(str(PORTAL)).query("GOV/digital/services", "application", subject, ["submit"], "apply") \
+        if payload is None else mesh.client(str(PORTAL))._post("/v1/query", {
+            "provider": "GOV/digital/services", "dataset": "application", "subject": subject,
+            "attributes": ["submit"], "purpose": "apply", "payload": payload})
+
+
+def _open_offer(mesh, exclude_subject: str | None = None):
+    engine = engine_for("services", mesh.settings)
+    with engine.connect() as conn:
+        applied = select(applications.c.offer_id)
+        row = conn.execute(select(offers).where(offers.c.service_id == "test-benefit", offers.c.id.not_in(applied))
+                           .limit(5)).mappings().all()
+    engine.dispose()
+    return [dict(r) for r in row]
+
+
+def test_an_application_with_a_forged_signature_or_for_another_household_is_refused(mesh, people, published):
+    identity = open_identity(mesh.settings)
+    card = identity.cards.card(_head_card(mesh)["card_id"])
+    first, second = _open_offer(mesh)[:2]
+    portal_subject = people.convert([first["subject"]], "services", PORTAL.pseudonym_domain)[0]
+    content = application_content(first)
+    signature = card.sign_document(content, SIGNING_PASSWORD)
+    forged = {"content": base64.b64encode(content).decode(), "certificate": card.signing_certificate_pem(),
+              "signature": base64.b64encode(signature[:-2] + b"\x00\x00").decode()}
+    with pytest.raises(HubError) as refused:
+        _submit(mesh, portal_subject, {"action": "apply", "offer": first["id"], "signed": forged})
+    assert refused.value.status == 422 and "signature" in refused.value.problem["detail"]
+    good = {**forged, "signature": base64.b64encode(signature).decode()}
+    with pytest.raises(HubError) as other:  # a valid signature, but the offer is another household's
+        _submit(mesh, portal_subject, {"action": "apply", "offer": second["id"], "signed": good})
+    assert other.value.status == 422 and "no such offer" in other.value.problem["detail"]
+
+
+def test_approved_applications_are_paid_in_a_zengin_file_that_reconciles(mesh, people, published):
+    card_entry = _head_card(mesh)
+    identity = open_identity(mesh.settings)
+    card = identity.cards.card(card_entry["card_id"])
+    kana = card_entry["label"].split("（")[1].rstrip("）").split()
+    account = accounts.validate_account("0001", "001", "ordinary", "1234567", accounts.to_holder_kana(" ".join(kana)))
+    accounts.register_account(engine_for("accounts", mesh.settings), card.person_ref, account, kana[0], kana[1])
+    summary = publish_file(mesh.settings, published["path"])  # a re-run pays what is approved and payable
+    assert summary.payout["paid"] >= 1
+    for entry in summary.payout["files"]:
+        parsed = zengin.parse((mesh.settings.data_dir / "payouts" / entry["name"]).read_bytes())
+        assert parsed.total_yen == entry["total_yen"] and parsed.total_count == entry["count"]
+        engine = engine_for("services", mesh.settings)
+        with engine.connect() as conn:
+            paid = conn.execute(select(func.sum(applications.c.amount_yen))
+                                .where(applications.c.payout_file == entry["name"])).scalar()
+        assert paid == parsed.total_yen
