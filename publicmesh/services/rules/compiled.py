@@ -150,18 +150,14 @@ class CompiledRules:
 
     def decide(self, frame: Frame, unit: str, fields: Mapping[str, str] | None = None) -> pl.DataFrame:
         """One row per unit: every person, or per household the row of its head (世帯主) — or, when the data
-        names no head, of the member with the smallest pseudonym, so the choice is still deterministic."""
-        evaluated = self.plan(frame, fields)
+        names no head (or several), the member with the smallest pseudonym, so the choice stays deterministic."""
         if unit == "person":
-            return _collect(evaluated)
+            return self.evaluate(frame, fields)
         if unit != "household":
             raise ValueError(f"unknown unit {unit!r}: person or household")
-        if "household.relation" not in evaluated.collect_schema():
+        if "household.relation" not in frame.lazy().collect_schema():
             raise ValueError("household decisions need household.relation to find the head of each household")
-        head = pl.col("household.relation").is_in(list(HEADS)).fill_null(False)
-        chosen = pl.coalesce(pl.col(SUBJECT).filter(head).min().over(HOUSEHOLD),
-                             pl.col(SUBJECT).min().over(HOUSEHOLD))
-        return _collect(evaluated.filter(pl.col(SUBJECT) == chosen))
+        return _head_rows(self.evaluate(frame, fields))
 
     def evaluate_one(self, frame: Frame, subject: str, fields: Mapping[str, str] | None = None) -> dict:
         """The person's row, computed only over the rows of their household — what the portal shows."""
@@ -178,6 +174,17 @@ class CompiledRules:
             return Rule(name, label, compile_expression(source, self.form_scope))
         except RuleError as e:
             raise e.within(label) from None
+
+
+def _head_rows(evaluated: pl.DataFrame) -> pl.DataFrame:
+    """Almost every household has exactly one head and is settled by a cheap filter; only the others pay
+    for comparing pseudonyms (heads first)."""
+    head = pl.col("household.relation").is_in(list(HEADS)).fill_null(False)
+    counted = evaluated.with_columns(head.sum().over(HOUSEHOLD).alias("__heads"))
+    clear = counted.filter(head & (pl.col("__heads") == 1))
+    unclear = counted.filter(pl.col("__heads") != 1)
+    chosen = pl.coalesce(pl.col(SUBJECT).filter(head).min().over(HOUSEHOLD), pl.col(SUBJECT).min().over(HOUSEHOLD))
+    return pl.concat([clear, unclear.filter(pl.col(SUBJECT) == chosen)]).drop("__heads")
 
 
 def _collect(frame: pl.LazyFrame) -> pl.DataFrame:
