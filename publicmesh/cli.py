@@ -222,6 +222,27 @@ def services_validate(files: list[Path] = typer.Argument(..., help="Service defi
         raise typer.Exit(1)
 
 
+@services_app.command("publish")
+def services_publish(file: Path = typer.Argument(..., help="A service definition (YAML)")):
+    """Validate, evaluate eligibility for every resident through the hub, send the notices, apply for people with
+    a prior intent, decide, and write the payout files. Safe to run again: only what is new is created."""
+    from publicmesh.services.operator import print_summary, publish_file
+
+    if _load_service(file) is None:
+        raise typer.Exit(1)
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console) as bar:
+        tasks: dict[str, int] = {}
+
+        def progress(phase: str, done: int, total: int) -> None:
+            if phase not in tasks:
+                tasks[phase] = bar.add_task(phase, total=total)
+            bar.update(tasks[phase], completed=done, total=total)
+
+        summary = publish_file(get_settings(), file, progress)
+    print_summary(summary, console)
+
+
 @services_app.command("schema")
 def services_schema():
     """Print the JSON schema of a service definition (draft 2020-12)."""
