@@ -73,8 +73,10 @@ def test_republishing_creates_no_duplicate_offers_or_notices(mesh, published):
 
 
 def _head_card(mesh):
+    """A head of household among the cards whose signing password no other test gets wrong (test_portal_access
+    tries wrong passwords on the first cards and locks the last)."""
     cards = json.loads((mesh.settings.data_dir / "demo-cards.json").read_text(encoding="utf-8"))
-    return next(c for c in cards if c["relation"] in ("head", "single"))
+    return next(c for c in cards[4:-1] + cards if c["relation"] in ("head", "single"))
 
 
 def _login(mesh, card_id: str) -> httpx.Client:

@@ -9,7 +9,8 @@ import yaml
 
 from publicmesh.bench.openfisca_rule import openfisca_emergency_benefit
 
-DEFINITION = Path(__file__).resolve().parents[3] / "publicmesh" / "services" / "definitions" / "emergency-benefit.yaml"
+DEFINITIONS = Path(__file__).resolve().parents[3] / "publicmesh" / "services" / "definitions"
+DEFINITION = DEFINITIONS / "emergency-benefit.yaml"
 SCHEMA = {"household": pl.Utf8, "subject": pl.Utf8, "household.relation": pl.Utf8, "person.status": pl.Utf8,
           "tax.income": pl.Int64}
 INT32_MAX = 2**31 - 1
