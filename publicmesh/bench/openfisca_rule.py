@@ -1,4 +1,4 @@
-"""The emergency benefit (緊急支援給付金) written as an OpenFisca tax-benefit system, to time and cross-check our engine.
+"""The emergency benefit (緊急支援給付金) as an OpenFisca tax-benefit system, to time and cross-check our engine.
 
 The rule is the one in services/definitions/emergency-benefit.yaml: the household is paid, through its head,
 100,000 yen per resident member when the head is a resident and the members' total income is under 2,000,000
