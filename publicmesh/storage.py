@@ -70,3 +70,31 @@ def drop_store(store: str, settings: Settings | None = None) -> None:
     for suffix in ("", "-wal", "-shm"):
         path = settings.data_dir / f"{database_name(store)}.db{suffix}"
         path.unlink(missing_ok=True)
+
+
+def schema_once(metadata):
+    """``ensure_schema(engine)`` for one store's tables: created once per engine, so callers need not remember to.
+
+    A second ``create_all`` absorbs the race where another process created the tables between check and create.
+    """
+    import threading
+    import weakref
+
+    from sqlalchemy.exc import DBAPIError
+
+    ready: weakref.WeakSet = weakref.WeakSet()
+    lock = threading.Lock()
+
+    def ensure_schema(engine):
+        if engine in ready:
+            return engine
+        with lock:
+            if engine not in ready:
+                try:
+                    metadata.create_all(engine)
+                except DBAPIError:
+                    metadata.create_all(engine)
+                ready.add(engine)
+        return engine
+
+    return ensure_schema

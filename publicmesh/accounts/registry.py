@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import secrets
-import threading
-import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import Column, Engine, Index, MetaData, Table, Text, select, text, update
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import IntegrityError
 
 from publicmesh.accounts.kana import holder_matches, person_holder_kana
 from publicmesh.accounts.validation import ACCOUNT_TYPES, AccountError, ValidatedAccount
 from publicmesh.settings import Settings
-from publicmesh.storage import engine_for
+from publicmesh.storage import engine_for, schema_once
 
 STORE = "accounts"
 ACTIVE, REPLACED, WITHDRAWN = "active", "replaced", "withdrawn"
@@ -71,22 +69,7 @@ class PublicFundAccount:
         return ACCOUNT_TYPES[self.account_type][1]
 
 
-_ready: weakref.WeakSet[Engine] = weakref.WeakSet()
-_ready_lock = threading.Lock()
-
-
-def ensure_schema(engine: Engine) -> Engine:
-    """Creates the table once per engine (callers need not remember to)."""
-    if engine in _ready:
-        return engine
-    with _ready_lock:
-        if engine not in _ready:
-            try:
-                metadata.create_all(engine)
-            except DBAPIError:
-                metadata.create_all(engine)  # another process created it between our check and create
-            _ready.add(engine)
-    return engine
+ensure_schema = schema_once(metadata)
 
 
 def open_store(settings: Settings | None = None) -> Engine:

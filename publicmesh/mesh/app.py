@@ -102,6 +102,15 @@ async def _signed_body(hub: Hub, request: Request, limit: int) -> tuple[MemberId
         raise Problem(exc.reason, exc.detail) from None
 
 
+async def _signed_request(hub: Hub, request: Request, model, limit: int):
+    """The authenticated consumer and its request body, validated against ``model``."""
+    consumer, body = await _signed_body(hub, request, limit)
+    try:
+        return consumer, model.model_validate_json(body)
+    except ValidationError as exc:
+        raise _invalid(exc) from None
+
+
 def _invalid(exc: ValidationError) -> Problem:
     errors = [{"loc": ".".join(str(p) for p in e["loc"]), "msg": e["msg"]} for e in exc.errors(include_url=False)]
     return Problem("malformed-request", "; ".join(f"{e['loc']}: {e['msg']}" for e in errors[:5]), errors=errors)
@@ -137,11 +146,7 @@ def create_app(settings: Settings | None = None, numbers_url: str | None = None,
         """情報照会: one subject's attributes from a provider dataset, for an affair an access rule names."""
         request_id = request.headers.get("mesh-request-id") or uuid.uuid4().hex
         try:
-            consumer, body = await _signed_body(hub, request, settings.max_body_bytes)
-            try:
-                req = QueryRequest.model_validate_json(body)
-            except ValidationError as exc:
-                raise _invalid(exc) from None
+            consumer, req = await _signed_request(hub, request, QueryRequest, settings.max_body_bytes)
             result = await hub.exchange.query(consumer, req, request_id)
         except Problem as problem:
             return hub.problem(problem, request, request_id)
@@ -154,11 +159,7 @@ def create_app(settings: Settings | None = None, numbers_url: str | None = None,
         """Bulk query for many subjects; the answer is an Arrow IPC stream, one audit record per subject."""
         request_id = request.headers.get("mesh-request-id") or uuid.uuid4().hex
         try:
-            consumer, body = await _signed_body(hub, request, settings.max_body_bytes * 16)
-            try:
-                req = BulkRequest.model_validate_json(body)
-            except ValidationError as exc:
-                raise _invalid(exc) from None
+            consumer, req = await _signed_request(hub, request, BulkRequest, settings.max_body_bytes * 16)
             table = await hub.exchange.bulk(consumer, req, request_id)
         except Problem as problem:
             return hub.problem(problem, request, request_id)
@@ -174,11 +175,7 @@ def create_app(settings: Settings | None = None, numbers_url: str | None = None,
         """Notices to people's inboxes, converted to the inbox holder's pseudonyms, one audit record per person."""
         request_id = request.headers.get("mesh-request-id") or uuid.uuid4().hex
         try:
-            consumer, body = await _signed_body(hub, request, settings.max_body_bytes * 64)
-            try:
-                req = NotifyRequest.model_validate_json(body)
-            except ValidationError as exc:
-                raise _invalid(exc) from None
+            consumer, req = await _signed_request(hub, request, NotifyRequest, settings.max_body_bytes * 64)
             result = await hub.exchange.notify(consumer, req, request_id)
         except Problem as problem:
             return hub.problem(problem, request, request_id)
@@ -231,11 +228,7 @@ def create_app(settings: Settings | None = None, numbers_url: str | None = None,
         """
         request_id = request.headers.get("mesh-request-id") or uuid.uuid4().hex
         try:
-            consumer, body = await _signed_body(hub, request, settings.max_body_bytes)
-            try:
-                req = RecordsRequest.model_validate_json(body)
-            except ValidationError as exc:
-                raise _invalid(exc) from None
+            consumer, req = await _signed_request(hub, request, RecordsRequest, settings.max_body_bytes)
             result = await hub.exchange.records(consumer, req, hub.audit_log)
         except Problem as problem:
             return hub.problem(problem, request, request_id)

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import json
-import threading
-import weakref
 from collections.abc import Mapping
 
 from sqlalchemy import (
     Column, Engine, Index, Integer, LargeBinary, MetaData, PrimaryKeyConstraint, Table, Text, UniqueConstraint,
 )
-from sqlalchemy.exc import DBAPIError
 
 from publicmesh.notices.model import Notice, from_text
 from publicmesh.settings import Settings
-from publicmesh.storage import engine_for
+from publicmesh.storage import engine_for, schema_once
 
 STORE = "notices"
 metadata = MetaData()
@@ -69,22 +66,7 @@ contact_codes = Table(
     Index("ix_contact_codes_person", "person_ref", "created_at"),
 )
 
-_ready: weakref.WeakSet[Engine] = weakref.WeakSet()
-_ready_lock = threading.Lock()
-
-
-def ensure_schema(engine: Engine) -> Engine:
-    """Creates the tables once per engine (callers need not remember to)."""
-    if engine in _ready:
-        return engine
-    with _ready_lock:
-        if engine not in _ready:
-            try:
-                metadata.create_all(engine)
-            except DBAPIError:
-                metadata.create_all(engine)  # another process created them between our check and create
-            _ready.add(engine)
-    return engine
+ensure_schema = schema_once(metadata)
 
 
 def open_store(settings: Settings | None = None) -> Engine:

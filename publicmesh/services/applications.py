@@ -22,7 +22,6 @@ from publicmesh.services.store import applications, history, offers, utc_now
 SERVICES_MEMBER = "GOV/digital/services"
 STATUSES = ("received", "in-review", "approved", "rejected", "paid", "returned", "withdrawn")
 OPEN = ("received", "in-review", "returned")
-SIGNING_OID = "signing"
 
 
 def application_content(offer: dict) -> bytes:
@@ -47,7 +46,7 @@ class SignatureCheck:
         return self._root
 
     def verify(self, content: bytes, signed: dict) -> None:
-        from publicmesh.identity.certificates import kind_of
+        from publicmesh.identity.certificates import SIGNING, kind_of
 
         try:
             certificate = x509.load_pem_x509_certificate(signed["certificate"].encode())
@@ -55,7 +54,7 @@ class SignatureCheck:
             now = utc_now()
             if not certificate.not_valid_before_utc <= now <= certificate.not_valid_after_utc:
                 raise ValueError("the certificate is not valid now")
-            if kind_of(certificate) != SIGNING_OID:
+            if kind_of(certificate) != SIGNING:
                 raise ValueError("not a signing certificate (署名用電子証明書)")
             if base64.b64decode(signed["content"]) != content:
                 raise ValueError("the signed content is not this offer")

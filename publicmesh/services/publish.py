@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
-import pyarrow as pa
 import yaml
 from sqlalchemy import Engine, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -220,6 +219,3 @@ def _apply_by_intent(engine: Engine, doc: dict, chosen: list[dict]) -> int:
                 continue  # already applied
     return created
 
-
-def arrow_of(table: pa.Table) -> pl.DataFrame:  # pragma: no cover - convenience for notebooks
-    return pl.from_arrow(table)
