@@ -9,7 +9,7 @@ import polars as pl
 from sqlalchemy import (Boolean, Column, Connection, Date, DateTime, BigInteger, Index, Integer, MetaData, SmallInteger,
                         String, Table, func, insert, select, update)
 
-from publicmesh.agencies.datasets import Attribute, Dataset
+from publicmesh.agencies.datasets import SCAN_OVER, Attribute, Dataset
 from publicmesh.agencies.definition import AgencyDefinition
 from publicmesh.agencies.loading import load_frame
 from publicmesh.agencies.messaging import emit
@@ -81,25 +81,32 @@ ADDRESS = Dataset(
 
 
 def _household_lookup(conn: Connection, tenant, subjects, attributes) -> dict[str, dict]:
-    heads = select(residents.c.pseudonym, residents.c.household_no, residents.c.relation,
-                   residents.c.address_protected).where(residents.c.tenant == tenant, residents.c.pseudonym.in_(list(subjects)))
-    found = {r.pseudonym: r for r in conn.execute(heads)}
-    numbers = sorted({r.household_no for r in found.values()})
+    r = residents.c
+    columns = (r.pseudonym, r.household_no, r.relation, r.address_protected, r.sex, r.birth_date, r.status)
+    if len(subjects) > SCAN_OVER:  # most of the municipality: one scan serves the subjects and their households
+        wanted = set(subjects)
+        everyone = list(conn.execute(select(*columns).where(r.tenant == tenant)
+                                     .order_by(r.household_no, r.birth_date)))
+        found = {row.pseudonym: row for row in everyone if row.pseudonym in wanted}
+        numbers = {row.household_no for row in found.values()}
+        member_rows = [row for row in everyone if row.household_no in numbers]
+    else:
+        found = {row.pseudonym: row for row in conn.execute(
+            select(*columns).where(r.tenant == tenant, r.pseudonym.in_(list(subjects))))}
+        numbers = sorted({row.household_no for row in found.values()})
+        member_rows = list(conn.execute(select(*columns).where(r.tenant == tenant, r.household_no.in_(numbers))
+                                        .order_by(r.household_no, r.birth_date))) if numbers else []
     members: dict[int, list[dict]] = {}
-    if numbers:
-        rows = conn.execute(select(residents.c.household_no, residents.c.pseudonym, residents.c.relation, residents.c.sex,
-                                   residents.c.birth_date, residents.c.status)
-                            .where(residents.c.tenant == tenant, residents.c.household_no.in_(numbers))
-                            .order_by(residents.c.household_no, residents.c.birth_date))
-        for r in rows:
-            if r.status in ("resident", "non-registered"):
-                members.setdefault(r.household_no, []).append(
-                    {"subject": r.pseudonym, "relation": r.relation, "sex": r.sex, "birth_date": r.birth_date.isoformat()})
+    for row in member_rows:
+        if row.status in ("resident", "non-registered"):
+            members.setdefault(row.household_no, []).append(
+                {"subject": row.pseudonym, "relation": row.relation, "sex": row.sex,
+                 "birth_date": row.birth_date.isoformat()})
     out = {}
-    for subject, r in found.items():
-        household = members.get(r.household_no, [])
-        full = {"relation": r.relation, "household_size": len(household), "members": household}
-        out[subject] = {"_protected": bool(r.address_protected), **{a: full[a] for a in attributes}}
+    for subject, row in found.items():
+        household = members.get(row.household_no, [])
+        full = {"relation": row.relation, "household_size": len(household), "members": household}
+        out[subject] = {"_protected": bool(row.address_protected), **{a: full[a] for a in attributes}}
     return out
 
 

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
+
+import orjson
 
 KINDS = ("query", "bulk-item", "event", "notice")
 OUTCOMES = ("ok", "denied", "not-found", "withheld", "error")
 
-# Built once: json.dumps with options would construct a new encoder on every call.
-_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+# The canonical form is JSON with sorted keys, no spaces, and non-ASCII kept as UTF-8. orjson writes exactly
+# these bytes for the record's strings and integers (tests compare it with the standard library's encoder).
+_CANONICAL_OPTION = orjson.OPT_SORT_KEYS
 
 _AT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z")
 _OUTCOME = re.compile(r"[a-z][a-z0-9-]*")
@@ -57,6 +60,23 @@ class ExchangeRecord:
         if not _OUTCOME.fullmatch(self.outcome):
             raise ValueError(f"outcome must be a lower-case word such as {OUTCOMES}, got {self.outcome!r}")
 
+    def for_subjects(self, subjects: Sequence[str]) -> list[ExchangeRecord]:
+        """The same record for each subject: one bulk exchange leaves one record per person. This record's fields
+        are checked once (at construction); each subject only for being a string UTF-8 can encode."""
+        out = []
+        new, setter = object.__new__, object.__setattr__
+        shared = [(f.name, getattr(self, f.name)) for f in fields(self) if f.name != "subject"]
+        for subject in subjects:
+            if not isinstance(subject, str):
+                raise TypeError(f"subject must be str, got {type(subject).__name__}")
+            subject.encode("utf-8")
+            record = new(ExchangeRecord)
+            for name, value in shared:
+                setter(record, name, value)
+            setter(record, "subject", subject)
+            out.append(record)
+        return out
+
     def as_dict(self) -> dict[str, object]:
         """The fields as plain JSON values (attributes as a list)."""
         return {
@@ -78,4 +98,4 @@ def canonical_bytes(record: ExchangeRecord, position: int) -> bytes:
     """Deterministic JSON of the record and its log position; the position makes reordering detectable."""
     body = record.as_dict()
     body["position"] = position
-    return _CANONICAL.encode(body).encode("utf-8")
+    return orjson.dumps(body, option=_CANONICAL_OPTION)

@@ -66,10 +66,15 @@ frontier = Table(
 HEAD_ID = 1
 
 
+def encode_attributes(attributes) -> str:
+    """The ``attributes`` column: a JSON array of the names."""
+    return _ATTRIBUTES.encode(list(attributes))
+
+
 def record_row(position: int, record: ExchangeRecord) -> dict[str, object]:
     """The ``audit_records`` row of a record."""
     row = record.as_dict()
-    row["attributes"] = _ATTRIBUTES.encode(row["attributes"])
+    row["attributes"] = encode_attributes(row["attributes"])
     row["position"] = position
     return row
 

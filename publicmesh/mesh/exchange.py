@@ -207,10 +207,21 @@ class Exchange:
             embedded = await self._convert_embedded(as_rows, dataset, provider.id.pseudonym_domain, consumer.pseudonym_domain)
             for name in req.attributes:
                 columns[name] = [r[name] for r in as_rows]
-        records = [self._record("bulk-item", consumer, provider.id, req.dataset, req.attributes, rule, req.purpose,
-                                rule.legal_basis, converted[AUDIT_DOMAIN][i], request_id) for i in order]
-        records += [self._record("bulk-item", consumer, provider.id, req.dataset, [path], rule, req.purpose,
-                                 rule.legal_basis, subject, request_id) for path, subject in embedded]
+        # One record per subject answered. A household member embedded in someone's answer gets a record of
+        # their own only when they are not a subject of this exchange already (a whole-municipality scan
+        # answers every member, so there each person has exactly one record of the exchange).
+        template = self._record("bulk-item", consumer, provider.id, req.dataset, req.attributes, rule, req.purpose,
+                                rule.legal_basis, "", request_id)
+        audit_subjects = [converted[AUDIT_DOMAIN][i] for i in order]
+        records = template.for_subjects(audit_subjects)
+        answered = set(audit_subjects)
+        by_path: dict[str, dict[str, None]] = {}
+        for path, subject in embedded:
+            if subject not in answered:
+                by_path.setdefault(path, {})[subject] = None
+        for path, subjects in by_path.items():
+            records += self._record("bulk-item", consumer, provider.id, req.dataset, [path], rule, req.purpose,
+                                    rule.legal_basis, "", request_id).for_subjects(list(subjects))
         positions = await self.audit.append_many(records) if records else []
         columns["withheld"] = pa.array([bool(p and withholds and address & set(req.attributes)) for p in protected], pa.bool_())
         columns["audit_record"] = pa.array(positions[:len(order)], pa.int64())

@@ -12,12 +12,13 @@ from publicmesh.settings import Settings
 from publicmesh.storage import engine_for
 
 
-def publish_file(settings: Settings, path: Path, progress=None) -> Summary:
+def publish_file(settings: Settings, path: Path, progress=None, **options) -> Summary:
     engine = engine_for("services", settings)
     client = MeshClient.for_member(settings, SERVICES_MEMBER, part(settings, "hub").url(settings))
     client.timeout_s = 600
     try:
-        return publish(engine, client, path, list(municipalities()), settings.data_dir / "payouts", progress=progress)
+        return publish(engine, client, path, list(municipalities()), settings.data_dir / "payouts", progress=progress,
+                       **options)
     finally:
         engine.dispose()
 

@@ -92,7 +92,9 @@ def _household_key(frame: pl.DataFrame) -> pl.Expr:
 
 
 def publish(engine: Engine, client: MeshClient, path: Path | str, municipalities: list[str], payout_dir: Path, *,
-            progress: Progress | None = None, compile_rules=None, load_definition=None) -> Summary:
+            progress: Progress | None = None, compile_rules=None, load_definition=None,
+            on_frame: Callable[[str, pl.DataFrame], None] | None = None) -> Summary:
+    """``on_frame(code, frame)`` sees each municipality's fetched frame (the benchmark evaluates it again)."""
     from publicmesh.services.definition import content_hash
     from publicmesh.services.definition import load_definition as default_load
     from publicmesh.services.rules import compile_rules as default_compile
@@ -113,6 +115,8 @@ def publish(engine: Engine, client: MeshClient, path: Path | str, municipalities
         t0 = time.perf_counter()
         frame = fetch_municipality(client, doc, code)
         t1 = time.perf_counter()
+        if on_frame is not None:
+            on_frame(code, frame)
         fields = {f"form.{f['name']}": str(f["source"]) for f in doc.get("form", []) if "source" in f}
         decided = compiled.decide(frame, doc["unit"], fields)
         eligible = decided.filter(pl.col("eligible"))

@@ -1,0 +1,130 @@
+"""``publicmesh bench services``: publish the emergency benefit to a whole synthetic population on a running mesh,
+then, in the same run, the same rule in OpenFisca on the same population, and the resident path in a browser.
+
+Publishing is timed from the definition file to the last notice written and the payout files ready, split by
+phase; peak memory is the sum of every process's high-water mark (the benchmark and each part), so it is an
+upper bound of what the machine needed at once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import polars as pl
+import yaml
+from sqlalchemy import text
+
+from publicmesh.runtime.provision import provision
+from publicmesh.runtime.seed import seed
+from publicmesh.runtime.supervisor import Supervisor
+from publicmesh.runtime.topology import municipalities
+from publicmesh.services.publish import purpose_of
+from publicmesh.settings import Settings
+from publicmesh.storage import engine_for
+
+SERVICE = "emergency-benefit"
+DEFINITIONS = Path(__file__).parents[1] / "services" / "definitions"
+
+
+def peak_rss_mb(pids: list[int]) -> float:
+    """The sum of the processes' peak resident set sizes (VmHWM), in MiB."""
+    total_kb = 0
+    for pid in pids:
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        for line in status.splitlines():
+            if line.startswith("VmHWM:"):
+                total_kb += int(line.split()[1])
+    return round(total_kb / 1024, 1)
+
+
+def audit_per_subject(settings: Settings, purpose: str) -> dict:
+    """How many records the publish left in the exchange record log, and for how many distinct subjects."""
+    engine = engine_for("audit", settings)
+    try:
+        with engine.connect() as conn:
+            records, subjects = conn.execute(text(
+                "SELECT COUNT(*), COUNT(DISTINCT subject) FROM audit_records WHERE purpose = :p"),
+                {"p": purpose}).one()
+    finally:
+        engine.dispose()
+    return {"records": records, "subjects": subjects}
+
+
+def compare_openfisca(doc: dict, frame: pl.DataFrame) -> dict:
+    """Our compiled rules and the OpenFisca system on the same persons: seconds, ratio and totals in yen."""
+    from publicmesh.bench.openfisca_rule import openfisca_emergency_benefit
+    from publicmesh.services.rules import compile_rules
+
+    compiled = compile_rules(doc["rules"], doc.get("tables") or {}, doc["as_of"])
+    started = time.perf_counter()
+    ours = compiled.decide(frame, doc["unit"])
+    ours_total = int(ours.filter(pl.col("eligible"))["amount"].sum() or 0)
+    ours_seconds = time.perf_counter() - started
+    persons = frame.select("subject", "household", "person.status", "tax.income", "household.relation")
+    started = time.perf_counter()
+    theirs = openfisca_emergency_benefit(persons, threshold_yen=2_000_000, per_member_yen=100_000)
+    openfisca_total = int(theirs["amount"].sum() or 0)
+    openfisca_seconds = time.perf_counter() - started
+    return {"persons": frame.height, "ours_seconds": round(ours_seconds, 3),
+            "openfisca_seconds": round(openfisca_seconds, 3),
+            "ratio": round(openfisca_seconds / ours_seconds, 2), "ours_total_yen": ours_total,
+            "openfisca_total_yen": openfisca_total, "totals_match": ours_total == openfisca_total}
+
+
+def run(residents: int = 1_000_000, *, openfisca: bool = True, browser: bool = True, base_port: int = 8990,
+        progress=None) -> dict:
+    say = progress or (lambda *_: None)
+    path = DEFINITIONS / f"{SERVICE}.yaml"
+    doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    result: dict = {"service": SERVICE, "residents": residents}
+    with tempfile.TemporaryDirectory(prefix="publicmesh-services-bench-") as tmp:
+        settings = Settings(data_dir=Path(tmp), base_port=base_port)
+        say(f"seeding {residents:,} residents")
+        provision(settings)
+        result["seed_seconds"] = seed(settings, residents, municipalities(), 7)["seconds"]
+        frames: list[pl.DataFrame] = []
+        with Supervisor(settings) as supervisor:
+            supervisor.start()
+            say("publishing the emergency benefit")
+            from publicmesh.services.operator import publish_file
+
+            summary = publish_file(settings, path, on_frame=lambda _code, frame: frames.append(frame))
+            result.update({"eligible": summary.eligible, "seconds": round(summary.phases["total"], 2),
+                           "phases": {k: round(v, 2) for k, v in summary.phases.items() if k != "total"},
+                           "notices": summary.notices, "total_yen": summary.total_yen,
+                           "paid": summary.payout.get("paid", 0), "paid_yen": summary.payout.get("paid_yen", 0),
+                           "without_account": summary.payout.get("without_account", 0),
+                           "payout_files": len(summary.payout.get("files", []))})
+            pids = [os.getpid(), *(p.pid for p in supervisor.processes.values())]
+            result["peak_rss_mb"] = peak_rss_mb(pids)
+            result["audit"] = audit_per_subject(settings, purpose_of(SERVICE))
+            if browser:
+                result["resident_path"] = _resident_path(settings, say)
+        if openfisca:
+            say("the same rule in OpenFisca on the same persons")
+            result["openfisca"] = compare_openfisca(doc, pl.concat(frames, how="diagonal_relaxed"))
+    return result
+
+
+def _resident_path(settings: Settings, say) -> dict:
+    """Notice → submitted application for a demo card whose household got a notice, in headless chromium."""
+    from publicmesh.bench.resident_path import measure
+    from publicmesh.runtime.demo import AUTH_PIN, SIGNING_PASSWORD
+    from publicmesh.runtime.topology import part
+
+    cards = json.loads((settings.data_dir / "demo-cards.json").read_text(encoding="utf-8"))
+    say("the resident path in a browser")
+    url = part(settings, "portal").url(settings)
+    for card in cards:
+        try:
+            return measure(url, card["card_id"], AUTH_PIN, SIGNING_PASSWORD)
+        except LookupError:
+            continue  # this card's household got no notice
+    return {"error": "no demo card's household is eligible"}
