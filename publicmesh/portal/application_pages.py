@@ -38,8 +38,8 @@ def register(app: FastAPI, portal, require, to_login) -> None:
             return to_login(request)
         return page(request, session, await benefits(session), done=done)
 
-    async def offer_of(session, offer_id: str) -> dict:
-        found = await benefits(session)
+    async def offer_of(session, offer_id: str, found: dict | None = None) -> dict:
+        found = found or await benefits(session)
         offer = next((o for o in found["offers"] if o["id"] == offer_id), None)
         if offer is None:  # not this person's, or already applied for
             raise NotFound(f"offer {offer_id} is not open for this person")
@@ -55,7 +55,11 @@ def register(app: FastAPI, portal, require, to_login) -> None:
         session = require(request, "applications")
         if session is None:
             return to_login(request)
-        return offer_page(request, session, await offer_of(session, offer_id))
+        found = await benefits(session)
+        applied = next((a for a in found["applications"] if a["offer_id"] == offer_id), None)
+        if applied is not None:  # the notice's link, followed again after applying: the application's status
+            return RedirectResponse(f"/applications#a-{applied['id']}", status_code=303)
+        return offer_page(request, session, await offer_of(session, offer_id, found))
 
     @app.post("/applications/offers/{offer_id}")
     async def apply(request: Request, offer_id: str, csrf: str = Form(...), password: str = Form(...)):

@@ -7,6 +7,7 @@ import base64
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse
 
+from publicmesh import notices
 from publicmesh.audit.checkpoint import Checkpoint
 from publicmesh.audit.merkle import leaf_hash, verify_inclusion
 from publicmesh.portal import format as fmt
@@ -141,6 +142,21 @@ def register(app: FastAPI, portal) -> None:
         return JSONResponse({"record": record, "checkpoint": page["checkpoint"], "log_public_key_pem": key.decode(),
                              "how_to_verify": "RFC 9162 §2.1.3.2: leaf hash = SHA-256(0x00 || leaf); the checkpoint "
                                               "signature is Ed25519 over its note"})
+
+    @app.get("/notices/{notice_id}/open")
+    async def open_notice(request: Request, notice_id: str):
+        """Tapping a notice reads it and goes where it points (a service notice: straight to the offer)."""
+        session = require(request, "notices")
+        if session is None:
+            return to_login(request)
+        try:
+            notice = notices.mark_read(portal.identity.notices, notice_id, session.subject_ref)
+        except (LookupError, PermissionError):
+            raise NotFound(f"notice {notice_id} is not this person's") from None
+        target = notice.links.get("open") or next(iter(notice.links.values()), "")
+        if not target.startswith("/") or target.startswith("//") or "\\" in target:  # only this portal's pages
+            target = f"/notices#n-{notice.id}"
+        return RedirectResponse(target, status_code=303)
 
     from publicmesh.portal import application_pages
 

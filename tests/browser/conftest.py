@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from publicmesh.bench.browser import CHROMIUM, MISSING, PHONE, launch
 from publicmesh.runtime.provision import provision
 from publicmesh.runtime.seed import fresh_stores, seed
 from publicmesh.runtime.supervisor import Supervisor
@@ -23,14 +24,9 @@ from publicmesh.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOTS = REPO / "screenshots"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
 BASE_PORT = 9400  # tests/integration uses 9100 and 9200
 RESIDENTS = 3000
 SEED = 11
-PHONE = dict(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True, has_touch=True,
-             locale="ja-JP", timezone_id="Asia/Tokyo")
 TIMEOUT_MS = 15_000
 
 
@@ -88,14 +84,14 @@ def portal(tmp_path_factory) -> RunningPortal:
 @pytest.fixture(scope="module")
 def browser():
     if not CHROMIUM.exists():
-        reason = f"the browser tests need Debian's chromium at {CHROMIUM}: run `bash scripts/browser-deps.sh`"
+        reason = f"the browser tests {MISSING}"
         if os.environ.get("CI"):
             pytest.fail(f"CI must run the browser tests: {reason}")
         pytest.skip(reason)
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        launched = launch(p)
         try:
             yield launched
         finally:
