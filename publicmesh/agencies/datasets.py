@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -107,12 +108,17 @@ class Dataset:
         if self.tenant_column and tenant is not None:
             params["tenant"] = tenant
         found: dict[str, dict] = {}
-        for row in conn.execute(query, params).mappings():
-            subject = row["_subject"]
-            if wanted is not None and subject not in wanted:
-                continue
-            if subject not in found:  # first row per subject is the latest
-                found[subject] = {k: _json_value(v) for k, v in row.items() if k != "_subject"}
+        result = conn.execute(query, params)
+        names = list(result.keys())[1:]
+        dated = [i for i, column in enumerate(query.selected_columns[1:]) if _is_temporal(column.type)]
+        for row in result:  # plain tuples: the mapping view per row costs more than the values
+            subject = row[0]
+            if (wanted is not None and subject not in wanted) or subject in found:
+                continue  # not asked for, or an older row of a subject already found (latest first)
+            values = list(row[1:])
+            for i in dated:
+                values[i] = _json_value(values[i])
+            found[subject] = dict(zip(names, values))
         return found
 
     def _statement(self, attributes: tuple[str, ...], by_tenant: bool, scan: bool = False):
@@ -136,6 +142,13 @@ class Dataset:
                 query = query.order_by(table.c[self.order_by].desc())
             cache[key] = query
         return cache[key]
+
+
+def _is_temporal(column_type) -> bool:
+    try:
+        return column_type.python_type in (dt.date, dt.datetime)
+    except NotImplementedError:
+        return False
 
 
 def _json_value(value):

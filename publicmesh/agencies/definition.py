@@ -28,6 +28,8 @@ class AgencyDefinition:
     handlers: dict[str, EventHandler] = field(default_factory=dict)
     # datasets that take submissions through the hub (write rules): (conn, tenant, subject, payload) -> answer
     writers: dict[str, Callable] = field(default_factory=dict)
+    # started with the node, stopped with it: (engine, settings) -> an object with start() and stop()
+    worker: Callable | None = None
     outbox: Table = field(init=False)
     inbox: Table = field(init=False)
 

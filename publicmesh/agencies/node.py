@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Sequence
 
@@ -36,7 +37,7 @@ class AgencyNode:
     """State of a running node: its own engine, its members' keys, the keys it trusts."""
 
     def __init__(self, agency: AgencyDefinition, settings: Settings, municipalities: Sequence[str], engine: Engine | None = None):
-        self.agency = agency
+        self.agency, self.settings = agency, settings
         self.engine = engine or engine_for(agency.system, settings)
         agency.metadata.create_all(self.engine)
         self.members = {str(m): m for m in agency.members(municipalities)}
@@ -166,7 +167,18 @@ def create_app(node: AgencyNode) -> Starlette:
     async def health(_request):
         return JSONResponse({"status": "ok", "system": agency.system})
 
-    return Starlette(routes=[
+    @contextlib.asynccontextmanager
+    async def lifespan(_app):
+        worker = agency.worker(node.engine, node.settings) if agency.worker else None
+        if worker:
+            worker.start()
+        try:
+            yield
+        finally:
+            if worker:
+                worker.stop()
+
+    return Starlette(lifespan=lifespan, routes=[
         Route("/healthz", health),
         Route("/v1/datasets", datasets_route),
         Route("/v1/query", query_route, methods=["POST"]),

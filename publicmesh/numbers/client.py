@@ -6,6 +6,7 @@ import asyncio
 from collections import defaultdict
 
 from publicmesh.mesh.outbound import Outbound
+from publicmesh.numbers.app import MAX_BATCH
 from publicmesh.problems import Problem
 
 _FLUSH_AT = 512
@@ -19,12 +20,17 @@ class NumbersClient:
         self._pending: dict[tuple, list[tuple[str, asyncio.Future]]] = defaultdict(list)
 
     async def convert_many(self, pseudonyms: list[str], source: str, targets: tuple[str, ...]) -> dict[str, list[str | None]]:
-        answer = await self._outbound.post(self._base_url, "/v1/convert",
-                                           {"source": source, "targets": list(targets), "pseudonyms": pseudonyms},
-                                           self._member, timeout_s=30)
-        if answer.status != 200:
-            raise Problem("provider-unavailable", f"the number service answered {answer.status}")
-        return answer.json()["converted"]
+        """In calls of at most the number service's batch limit; the answers in the order asked."""
+        converted: dict[str, list[str | None]] = {t: [] for t in targets}
+        for start in range(0, len(pseudonyms), MAX_BATCH):
+            answer = await self._outbound.post(self._base_url, "/v1/convert", {
+                "source": source, "targets": list(targets), "pseudonyms": pseudonyms[start:start + MAX_BATCH]},
+                self._member, timeout_s=60)
+            if answer.status != 200:
+                raise Problem("provider-unavailable", f"the number service answered {answer.status}")
+            for target, values in answer.json()["converted"].items():
+                converted[target].extend(values)
+        return converted
 
     async def convert(self, pseudonym: str, source: str, targets: tuple[str, ...]) -> dict[str, str | None]:
         """One pseudonym in each target domain; batched with the other conversions of this loop tick."""

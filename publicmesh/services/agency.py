@@ -11,6 +11,7 @@ from publicmesh.agencies.definition import AgencyDefinition
 from publicmesh.problems import Problem
 from publicmesh.services import applications as apps
 from publicmesh.services.store import metadata, publications
+from publicmesh.services.triggers import on_birth
 
 _LIST = {"type": "array", "items": {"type": "object"}}
 
@@ -64,6 +65,17 @@ class Submissions:
         raise Problem("submission-refused", f"unknown action {action!r}")
 
 
+def _birth_worker(engine, settings):
+    """The services part's worker: births the registry reported become offers for the newborn's household."""
+    from publicmesh.mesh.client import MeshClient
+    from publicmesh.runtime.topology import part
+    from publicmesh.services.publish import SERVICES_MEMBER
+    from publicmesh.services.triggers import BirthWorker
+
+    client = MeshClient.for_member(settings, SERVICES_MEMBER, part(settings, "hub").url(settings))
+    return BirthWorker(engine, client)
+
+
 def _seed(*_args) -> None:
     """Nothing to seed: offers appear when a service is published."""
 
@@ -83,5 +95,6 @@ AGENCY = AgencyDefinition(
             (Attribute("submit", {"type": "object"}, "申請", "Submission", "benefit"),),
             custom_lookup=lambda *_: {}, tenant_column=None),
     },
-    _seed, gov_code="digital", writers={"application": SUBMISSIONS},
+    _seed, gov_code="digital", writers={"application": SUBMISSIONS}, handlers={"birth": on_birth},
+    worker=_birth_worker,
 )

@@ -12,6 +12,7 @@ import datetime as dt
 import secrets
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from publicmesh.services import applications as apps
 from publicmesh.services.store import offers, publications, utc_now
 
 SERVICES_MEMBER = "GOV/digital/services"
+FETCH_AHEAD = 2  # municipalities fetched at once
 Progress = Callable[[str, int, int], None]  # (phase, done, total)
 
 
@@ -51,13 +53,12 @@ def purpose_of(service_id: str) -> str:
     return f"specified-public-benefit:{service_id}"
 
 
-def fetch_municipality(client: MeshClient, doc: dict, code: str) -> pl.DataFrame:
-    """The definition's data for every resident of one municipality: a scan of the first source, then one bulk
-    exchange per other source for those subjects; columns named 'source.attribute', plus 'subject' and
-    'household' (the household key: the smallest member pseudonym, the same for every member)."""
+def fetch_municipality(client: MeshClient, doc: dict, code: str, subjects: list[str] | None = None) -> pl.DataFrame:
+    """The definition's data for every resident of one municipality (or only for ``subjects``): a scan of the
+    first source, then one bulk exchange per other source for those subjects; columns named 'source.attribute',
+    plus 'subject' and 'household' (the household key, the same for every member: see _household_key)."""
     purpose = purpose_of(doc["id"])
     frame: pl.DataFrame | None = None
-    subjects: list[str] | None = None
     for name, source in doc["data"].items():
         provider = source["provider"].replace("{code}", code).replace("*", code)
         table = client.bulk(provider, source["dataset"], subjects, list(source["attributes"]), purpose)
@@ -85,9 +86,14 @@ def _columns(table: pl.DataFrame, name: str, source: dict) -> pl.DataFrame:
 
 
 def _household_key(frame: pl.DataFrame) -> pl.Expr:
+    """The head's pseudonym (世帯主), or the smallest member's when the registry names no head. Not simply the
+    smallest member: a newborn joining the household must not give it a new key (and a second offer)."""
     if "household.members" in frame.columns:
-        members = pl.col("household.members").list.eval(pl.element().struct.field("subject")).list.min()
-        return pl.coalesce(pl.min_horizontal(members, pl.col("subject")), pl.col("subject")).alias("household")
+        members = pl.col("household.members")
+        heads = members.list.eval(pl.element().filter(pl.element().struct.field("relation").is_in(["head", "single"]))
+                                  .struct.field("subject")).list.min()
+        smallest = members.list.eval(pl.element().struct.field("subject")).list.min()
+        return pl.coalesce(heads, smallest, pl.col("subject")).alias("household")
     return pl.col("subject").alias("household")
 
 
@@ -111,26 +117,30 @@ def publish(engine: Engine, client: MeshClient, path: Path | str, municipalities
 
     metadata.create_all(engine)
     new: list[dict] = []
-    for k, code in enumerate(municipalities):
+    fields = {f"form.{f['name']}": str(f["source"]) for f in doc.get("form", []) if "source" in f}
+    # Municipalities are fetched FETCH_AHEAD at a time: while one is evaluated here, the hub and the agencies
+    # already answer the next (each is its own process).
+    with ThreadPoolExecutor(max_workers=FETCH_AHEAD, thread_name_prefix="publish-fetch") as pool:
+        fetched = pool.map(lambda code: (code, fetch_municipality(client, doc, code)), municipalities)
         t0 = time.perf_counter()
-        frame = fetch_municipality(client, doc, code)
-        t1 = time.perf_counter()
-        if on_frame is not None:
-            on_frame(code, frame)
-        fields = {f"form.{f['name']}": str(f["source"]) for f in doc.get("form", []) if "source" in f}
-        decided = compiled.decide(frame, doc["unit"], fields)
-        eligible = decided.filter(pl.col("eligible"))
-        created = _store_offers(engine, doc, code, eligible)
-        new.extend(created)
-        t2 = time.perf_counter()
-        summary.phases["fetch"] = summary.phases.get("fetch", 0) + t1 - t0
-        summary.phases["evaluate"] = summary.phases.get("evaluate", 0) + t2 - t1
-        summary.residents += frame.height
-        summary.eligible += eligible.height
-        total = int(eligible["amount"].sum() or 0)
-        summary.total_yen += total
-        summary.by_municipality[code] = {"residents": frame.height, "eligible": eligible.height, "total_yen": total}
-        progress("evaluate", k + 1, len(municipalities))
+        for k, (code, frame) in enumerate(fetched):
+            t1 = time.perf_counter()
+            if on_frame is not None:
+                on_frame(code, frame)
+            decided = compiled.decide(frame, doc["unit"], fields)
+            eligible = decided.filter(pl.col("eligible"))
+            new.extend(_store_offers(engine, doc, code, eligible))
+            t2 = time.perf_counter()
+            summary.phases["fetch"] = summary.phases.get("fetch", 0) + t1 - t0
+            summary.phases["evaluate"] = summary.phases.get("evaluate", 0) + t2 - t1
+            summary.residents += frame.height
+            summary.eligible += eligible.height
+            total = int(eligible["amount"].sum() or 0)
+            summary.total_yen += total
+            summary.by_municipality[code] = {"residents": frame.height, "eligible": eligible.height,
+                                             "total_yen": total}
+            progress("evaluate", k + 1, len(municipalities))
+            t0 = time.perf_counter()
     summary.new_offers = len(new)
     t3 = time.perf_counter()
     intents = _notify(client, doc, new, progress)
@@ -159,15 +169,17 @@ def _date(value) -> dt.date:
     return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
 
 
-def _store_offers(engine: Engine, doc: dict, code: str, eligible: pl.DataFrame) -> list[dict]:
-    """One offer per eligible unit; units that already have one (an earlier publish) are left alone."""
+def _store_offers(engine: Engine, doc: dict, code: str, eligible: pl.DataFrame, unit_key: str | None = None) -> list[dict]:
+    """One offer per eligible unit; units that already have one (an earlier publish) are left alone.
+    ``unit_key`` replaces the household as the unit (a birth-triggered service is offered once per birth)."""
     fields = [f for f in doc.get("form", []) if "source" in f]
     audit_columns = [c for c in eligible.columns if c.endswith("._audit")]
     rows = []
     now = utc_now()
     for r in eligible.iter_rows(named=True):
         rows.append({
-            "id": secrets.token_hex(8), "service_id": doc["id"], "unit_key": r["household"], "subject": r["subject"],
+            "id": secrets.token_hex(8), "service_id": doc["id"], "unit_key": unit_key or r["household"],
+            "subject": r["subject"],
             "tenant": code, "amount_yen": int(r["amount"]), "version": int(doc["version"]), "offered_at": now,
             "form": {"title_ja": doc["title"]["ja"], "title_en": doc["title"]["en"],
                      "fields": [{"name": f["name"], "label_ja": f["label"]["ja"], "label_en": f["label"]["en"],

@@ -82,6 +82,20 @@ payout_files = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
+# Births the registry reported (the 'birth' event, delivered through the hub): each runs the services whose
+# definitions name the birth trigger, for the newborn's household, once.
+births = Table(
+    "birth_triggers", metadata,
+    Column("event_id", String(128), primary_key=True),  # the registry's event id: a redelivery changes nothing
+    Column("tenant", String(6), nullable=False),
+    Column("child", String(22), nullable=False),  # in this part's pseudonyms
+    Column("parents", JSON, nullable=False),
+    Column("born_on", String(10), nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("handled_at", DateTime(timezone=True), index=True),
+    Column("outcome", Text),  # what was offered, or why nothing was
+)
+
 
 def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)

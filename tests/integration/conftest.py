@@ -40,6 +40,28 @@ class RunningMesh:
         engine.dispose()
         return size
 
+    def enrol_newborn(self, municipality: str = "012084") -> str:
+        """The registry asks the number service for a newborn's pseudonym, as a signed member call."""
+        import base64
+        import uuid
+
+        import httpx
+        import orjson
+
+        from publicmesh.mesh.ca import read_private_key
+        from publicmesh.mesh.signatures import Signer
+
+        member = f"MUNI/{municipality}/resident-registry"
+        stem = member.replace("/", "_")
+        signer = Signer(member, read_private_key(self.settings.keys_dir / "members" / f"{stem}.key"))
+        body = orjson.dumps({"count": 1})
+        headers = signer.sign_request("POST", "/v1/enrol", body, uuid.uuid4().hex)
+        cert = (self.settings.keys_dir / "members" / f"{stem}.pem").read_text()
+        headers["mesh-certificate"] = base64.b64encode(cert.encode()).decode()
+        response = httpx.post(self.url("numbers") + "/v1/enrol", content=body, headers=headers)
+        assert response.status_code == 200, response.text
+        return response.json()["pseudonyms"][0]
+
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])
 def mesh(request, tmp_path_factory):
@@ -53,7 +75,7 @@ def mesh(request, tmp_path_factory):
                 pytest.fail("CI must run the PostgreSQL tests: PUBLICMESH_TEST_DATABASE_URL is not set")
             pytest.skip("PostgreSQL tests need PUBLICMESH_TEST_DATABASE_URL (eval \"$(scripts/postgres.sh)\")")
     settings = Settings(data_dir=tmp_path_factory.mktemp(f"mesh-{backend}"), database_url=url,
-                        base_port=9100 if backend == "sqlite" else 9200)
+                        base_port=int(os.environ.get("PUBLICMESH_TEST_BASE_PORT", 9100)) + (0 if backend == "sqlite" else 100))
     fresh_stores(settings)
     provision(settings)
     seed(settings, TEST_RESIDENTS, municipalities(), 11)

@@ -38,22 +38,6 @@ def _rows(mesh, store: str, query):
     return rows
 
 
-def _enrol_newborn(mesh) -> str:
-    """The registry asks the number service for the newborn's pseudonym, as a signed member call."""
-    member = f"MUNI/{KITAMI}/resident-registry"
-    stem = member.replace("/", "_")
-    signer = Signer(member, read_private_key(mesh.settings.keys_dir / "members" / f"{stem}.key"))
-    body = orjson.dumps({"count": 1})
-    headers = signer.sign_request("POST", "/v1/enrol", body, uuid.uuid4().hex)
-    cert = (mesh.settings.keys_dir / "members" / f"{stem}.pem").read_text()
-    import base64
-
-    headers["mesh-certificate"] = base64.b64encode(cert.encode()).decode()
-    response = httpx.post(mesh.url("numbers") + "/v1/enrol", content=body, headers=headers)
-    assert response.status_code == 200, response.text
-    return response.json()["pseudonyms"][0]
-
-
 def test_a_birth_reaches_a_subscriber_that_was_down_when_it_happened(mesh, people):
     mothers = people.registry(where=(resident_registry.residents.c.relation == "spouse")
                               & (resident_registry.residents.c.sex == 2)
@@ -61,7 +45,7 @@ def test_a_birth_reaches_a_subscriber_that_was_down_when_it_happened(mesh, peopl
     mother = mothers[0]
     mesh.supervisor.kill("child-allowance")
     try:
-        child = _enrol_newborn(mesh)
+        child = mesh.enrol_newborn()
         engine = engine_for("resident-registry", mesh.settings)
         with engine.begin() as conn:
             resident_registry.register_birth(conn, KITAMI, child, mother, "陽葵", "ヒマリ", "Himari", 2, dt.date.today())
