@@ -12,6 +12,7 @@ from cryptography import x509
 
 from publicmesh.mesh.ca import read_private_key
 from publicmesh.mesh.members import HUB, MemberId
+from publicmesh.mesh.schemas import BULK_MAX_SUBJECTS
 from publicmesh.mesh.signatures import Signer, Verifier
 from publicmesh.settings import Settings
 
@@ -58,10 +59,17 @@ class MeshClient:
         return orjson.loads(self._post("/v1/query", doc).content)
 
     def bulk(self, provider: str, dataset: str, subjects: list[str] | None, attributes: list[str], purpose: str) -> pa.Table:
-        """Many subjects at once; ``subjects=None`` asks for every subject of the provider (a scan, where allowed)."""
+        """Many subjects at once; ``subjects=None`` asks for every subject of the provider (a scan, where allowed).
+        More subjects than one request may carry go in several requests, each its own audited exchange."""
         doc = {"provider": provider, "dataset": dataset, "attributes": attributes, "purpose": purpose}
-        doc.update({"scan": True} if subjects is None else {"subjects": subjects})
-        response = self._post("/v1/bulk", doc)
+        if subjects is None:
+            return self._arrow(self._post("/v1/bulk", {**doc, "scan": True}))
+        parts = [self._arrow(self._post("/v1/bulk", {**doc, "subjects": subjects[start:start + BULK_MAX_SUBJECTS]}))
+                 for start in range(0, max(len(subjects), 1), BULK_MAX_SUBJECTS)]
+        return pa.concat_tables(parts) if len(parts) > 1 else parts[0]
+
+    @staticmethod
+    def _arrow(response: httpx.Response) -> pa.Table:
         return pa.ipc.open_stream(response.content).read_all()
 
     def notify(self, provider: str, purpose: str, service: str, notices: list[dict]) -> dict:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+BULK_MAX_SUBJECTS = 200_000  # per bulk request; clients split larger lists
 PSEUDONYM = Field(min_length=22, max_length=22, pattern=r"^[A-Za-z0-9_-]{22}$",
                   description="The subject under the consumer's own pseudonym (機関別符号)")
 
@@ -34,7 +35,7 @@ class BulkRequest(BaseModel):
 
     provider: str
     dataset: str = Field(max_length=64)
-    subjects: list[str] | None = Field(default=None, min_length=1, max_length=200_000)
+    subjects: list[str] | None = Field(default=None, min_length=1, max_length=BULK_MAX_SUBJECTS)
     scan: bool = Field(default=False, description="Every subject the provider (one municipality) holds, where a "
                                                   "rule allows a scan; then no subjects are given")
     attributes: list[str] = Field(min_length=1, max_length=64)
@@ -52,7 +53,9 @@ class Notice(BaseModel):
     title_en: str = Field(max_length=200)
     body_ja: str = Field(max_length=4000)
     body_en: str = Field(max_length=4000)
-    link: str | None = Field(default=None, max_length=200, pattern=r"^/[A-Za-z0-9/_.#?=&-]*$")
+    # a path on the portal: one "/" and then no second one, which would make it a link to another host (//host)
+    link: str | None = Field(default=None, max_length=200, pattern=r"^/(?:[A-Za-z0-9_.#?=&-][A-Za-z0-9/_.#?=&-]*)?$",
+                             examples=["/applications/offers/4ac95c59143416b2"])
 
 
 class NotifyRequest(BaseModel):
