@@ -251,6 +251,74 @@ def services_schema():
     sys.stdout.write(SCHEMA_PATH.read_text(encoding="utf-8"))
 
 
+staff_app = typer.Typer(help="Staff accounts of the staff console (職員用画面)", no_args_is_help=True)
+app.add_typer(staff_app, name="staff")
+
+
+def _staff_directory():
+    from publicmesh.console.staff import StaffDirectory
+    from publicmesh.storage import engine_for
+
+    settings = get_settings()
+    return StaffDirectory.open(engine_for("services", settings), settings.keys_dir)
+
+
+@staff_app.command("add")
+def staff_add(
+    username: str = typer.Argument(..., help="3–64 characters of a–z, 0–9, '.', '_' and '-'"),
+    municipality: str = typer.Option(..., help="The 6-digit local government code, e.g. 012084 (Kitami)"),
+    role: list[str] = typer.Option(..., help="reviewer or approver; repeat for both"),
+):
+    """Add a staff member (asks for the password, at least 12 characters); prints the TOTP secret and the
+    otpauth:// URI for their authenticator app, once."""
+    from publicmesh.console.staff import StaffError, provisioning_uri
+
+    # Asked for, never an option: a password on the command line stays in the shell's history.
+    password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    try:
+        secret = _staff_directory().create_staff(municipality, username, password, set(role))
+    except (ValueError, StaffError) as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1)
+    console.print(f"Added {username} ({', '.join(sorted(set(role)))}) for {municipality}. "
+                  "Show these once, to them only; they are not kept in the clear:")
+    console.print(f"TOTP secret: {secret}")
+    console.print(provisioning_uri(username, secret), soft_wrap=True, markup=False)
+
+
+@staff_app.command("unlock")
+def staff_unlock(username: str = typer.Argument(...)):
+    """Clear the failed-login count of a locked account."""
+    if not _staff_directory().unlock(username):
+        console.print(f"[red]No staff account {username}[/red]")
+        raise typer.Exit(1)
+    console.print(f"Unlocked {username}")
+
+
+@staff_app.command("demo")
+def staff_demo():
+    """The demo staff accounts made at seeding (data_dir/demo-staff.json) with their current 6-digit codes."""
+    import base64
+
+    from publicmesh.console.staff import totp
+    from publicmesh.runtime.topology import part
+
+    settings = get_settings()
+    path = settings.data_dir / "demo-staff.json"
+    if not path.exists():
+        console.print(f"[red]{path} does not exist: a seed makes the demo accounts (publicmesh up --fresh), "
+                      "or add one with publicmesh staff add[/red]")
+        raise typer.Exit(1)
+    table = Table(title=f"Demo staff of the console at {part(settings, 'console').url(settings)} (DEMO ONLY)")
+    for column in ("username", "municipality", "role", "password", "code now"):
+        table.add_column(column)
+    for a in json.loads(path.read_text(encoding="utf-8")):
+        secret = base64.b32decode(a["totp_secret"] + "=" * (-len(a["totp_secret"]) % 8))
+        table.add_row(a["username"], f"{a['municipality']} {a['municipality_name']}", ", ".join(a["roles"]),
+                      a["password"], totp(secret, time.time()))
+    console.print(table)
+
+
 @bench_app.command("exchange")
 def bench_exchange(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hmac
 import logging
 import secrets
@@ -9,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
@@ -18,11 +20,12 @@ from sqlalchemy import Engine
 from publicmesh.console import pages, texts
 from publicmesh.console.cases import REVIEWED_NOTE
 from publicmesh.console.sessions import ABSOLUTE_S, StaffSession, StaffSessions
-from publicmesh.identity.errors import StaffLoginError
+from publicmesh.console.staff import StaffLoginError
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
 LOGIN_CSRF = "console_login"
+RESEND_S = 10  # how often decision notices the hub did not take are tried again
 
 
 class LoginRequired(Exception):
@@ -47,15 +50,40 @@ def municipality_name(code: str) -> str:
         return code
 
 
-def create_app(engine_services: Engine, staff, *, secure_cookies: bool = False) -> FastAPI:
-    """The console on the services store (``engine_services``) and a staff directory (``staff.staff_login``)."""
+def for_settings(settings, hub_url: str) -> FastAPI:
+    """The console of this machine's mesh: the services store, its staff accounts, and decision notices sent
+    through the hub as the services member (GOV/digital/services), whose staff face the console is."""
+    from publicmesh.console.staff import StaffDirectory
+    from publicmesh.mesh.client import MeshClient
+    from publicmesh.services.applications import SERVICES_MEMBER
+    from publicmesh.services.decisions import NoticeSender
+    from publicmesh.services.store import metadata
+    from publicmesh.storage import engine_for, schema_once
+
+    engine = schema_once(metadata)(engine_for("services", settings))
+    client = MeshClient.for_member(settings, SERVICES_MEMBER, hub_url)
+    client.timeout_s = 10
+    # Plain HTTP on localhost, as every part: secure (__Host-) cookies wait for a TLS setting in the settings.
+    return create_app(engine, StaffDirectory.open(engine, settings.keys_dir), notices=NoticeSender(engine, client))
+
+
+def create_app(engine_services: Engine, staff, *, secure_cookies: bool = False, notices=None) -> FastAPI:
+    """The console on the services store (``engine_services``) and a staff directory (``staff.staff_login``);
+    ``notices.send_pending()``, if given, sends the decision notices after each decision and periodically."""
     sessions = StaffSessions()
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     templates.env.globals.update(yen=texts.yen, when=texts.when, duration=texts.duration, reviewed_note=REVIEWED_NOTE)
     # __Host- binds the cookie to this exact origin, but browsers only accept it over HTTPS.
     cookie = "__Host-console_session" if secure_cookies else "console_session"
 
-    app = FastAPI(title="Staff console", docs_url=None, redoc_url=None, openapi_url=None)
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        resend = asyncio.create_task(_resend_forever(notices)) if notices is not None else None
+        yield
+        if resend is not None:
+            resend.cancel()
+
+    app = FastAPI(title="Staff console", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
 
     def language(request: Request) -> str:
@@ -121,6 +149,10 @@ def create_app(engine_services: Engine, staff, *, secure_cookies: bool = False) 
         response.set_cookie(LOGIN_CSRF, token, httponly=True, samesite="strict", secure=secure_cookies, max_age=3600)
         return response
 
+    @app.get("/healthz", include_in_schema=False)
+    async def health():
+        return PlainTextResponse("ok")
+
     @app.get("/login")
     async def login_form(request: Request):
         return login_page(request)
@@ -157,5 +189,16 @@ def create_app(engine_services: Engine, staff, *, secure_cookies: bool = False) 
         return response
 
     app.state.sessions = sessions
-    pages.register(app, engine_services, render=render, current=current, posted=posted, not_found=NotFound)
+    pages.register(app, engine_services, render=render, current=current, posted=posted, not_found=NotFound,
+                   notices=notices)
     return app
+
+
+async def _resend_forever(notices) -> None:
+    """Notices left pending (the hub was down, or the console died after a decision) go out on a later run."""
+    while True:
+        try:
+            await run_in_threadpool(notices.send_pending)
+        except Exception:  # keep retrying whatever went wrong; the next run may succeed
+            log.exception("console: sending decision notices failed")
+        await asyncio.sleep(RESEND_S)

@@ -7,6 +7,7 @@ import re
 
 from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from sqlalchemy import Engine
 
@@ -19,7 +20,7 @@ _ID = re.compile(r"^[0-9a-zA-Z_-]{1,32}$")
 DONE = ("reviewed", "approved", "rejected", "returned")
 
 
-def register(app: FastAPI, engine: Engine, *, render, current, posted, not_found) -> None:
+def register(app: FastAPI, engine: Engine, *, render, current, posted, not_found, notices=None) -> None:
     def case_or_404(session, application_id: str) -> dict:
         if not _ID.match(application_id):
             raise not_found()
@@ -78,7 +79,9 @@ def register(app: FastAPI, engine: Engine, *, render, current, posted, not_found
             return render(request, "case.html", session, refused.status, active="queue", error=refused.code,
                           failed_action=action, reason_text=form.get("reason", ""), **found)
         log.info("console: %s %s application %s", session.username, outcome, application_id)
-        return RedirectResponse(f"/cases/{application_id}?done={outcome}", status_code=303)
+        # The decision is committed with its notice; sending it after the answer keeps staff from waiting on the hub.
+        send = BackgroundTask(notices.send_pending) if notices is not None and outcome != "reviewed" else None
+        return RedirectResponse(f"/cases/{application_id}?done={outcome}", status_code=303, background=send)
 
     @app.post("/cases/{application_id}/approve")
     async def approve(request: Request, application_id: str):

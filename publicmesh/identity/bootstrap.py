@@ -10,7 +10,6 @@ from publicmesh.identity.card import CardStore
 from publicmesh.identity.login import ResidentLogin
 from publicmesh.identity.mandates import Mandates
 from publicmesh.identity.pki import JpkiAuthority
-from publicmesh.identity.staff import StaffDirectory
 from publicmesh.identity.wallet import Wallets
 from publicmesh.settings import Settings, get_settings
 from publicmesh.storage import engine_for
@@ -25,7 +24,6 @@ class Identity:
     cards: CardStore
     login: ResidentLogin
     wallets: Wallets
-    staff: StaffDirectory
     mandates: Mandates
 
 
@@ -37,5 +35,5 @@ def open_identity(settings: Settings | None = None, engine: Engine | None = None
     return Identity(
         engine=engine, authority=authority, cards=CardStore.open(engine, settings.keys_dir),
         login=ResidentLogin(engine, authority), wallets=Wallets(engine, authority),
-        staff=StaffDirectory.open(engine, settings.keys_dir), mandates=Mandates(engine),
+        mandates=Mandates(engine),
     )

@@ -54,9 +54,3 @@ class CardLocked(CardError):
     """A card slot locked after too many wrong PINs (暗証番号ロック); only the municipal counter unlocks it."""
 
     default_reason = "card-locked"
-
-
-class StaffLoginError(IdentityError):
-    """A staff login refused: ``bad-credentials`` or ``locked``."""
-
-    default_reason = "bad-credentials"

@@ -10,8 +10,8 @@ import datetime as dt
 import re
 
 from sqlalchemy import (
-    BigInteger, Column, Connection, DateTime, Engine, ForeignKey, Index, Integer, LargeBinary, MetaData, String, Table,
-    Text, TypeDecorator, select,
+    Column, Connection, DateTime, Engine, ForeignKey, Index, Integer, LargeBinary, MetaData, String, Table, Text,
+    TypeDecorator, select,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -111,20 +111,6 @@ challenges = Table(
     Column("expires_at", UtcDateTime, nullable=False),
     Column("used_at", UtcDateTime),
     Index("ix_identity_challenges_expires", "expires_at"),
-)
-
-staff_accounts = Table(
-    "identity_staff_accounts",
-    metadata,
-    Column("username", String(64), primary_key=True),
-    Column("municipality", String(6), nullable=False),
-    Column("roles", Text, nullable=False),  # comma-separated, sorted
-    Column("password_hash", Text, nullable=False),
-    Column("totp_secret", LargeBinary, nullable=False),  # sealed
-    Column("totp_last_step", BigInteger, nullable=False),
-    Column("failures", Integer, nullable=False),
-    Column("created_at", UtcDateTime, nullable=False),
-    Index("ix_identity_staff_municipality", "municipality"),
 )
 
 mandates = Table(

@@ -67,7 +67,8 @@ def seed(settings: Settings, residents: int, municipalities: tuple[str, ...], se
             progress(frame.height)
     for engine in [*engines.values(), numbers_engine]:
         engine.dispose()
-    from publicmesh.runtime.demo import issue_demo_identities
+    from publicmesh.runtime.demo import issue_demo_identities, issue_demo_staff
 
     issue_demo_identities(settings)
+    issue_demo_staff(settings, municipalities)
     return {"residents": written, "seconds": round(time.perf_counter() - started, 2), "first_serial": first}

@@ -23,6 +23,9 @@ def build_app(name: str):
     if name == "hub":
         from publicmesh.mesh.app import create_app
         return create_app(settings, part(settings, "numbers").url(settings))
+    if name == "console":
+        from publicmesh.console.app import for_settings
+        return for_settings(settings, part(settings, "hub").url(settings))
     from publicmesh.agencies.node import AgencyNode, create_app
     return create_app(AgencyNode(AGENCIES[name], settings, municipalities()))
 
@@ -32,7 +35,10 @@ def main(argv: list[str]) -> None:
     settings = get_settings()
     logging.basicConfig(level=logging.WARNING, format=f"%(asctime)s {name} %(levelname)s %(message)s")
     uvicorn.run(build_app(name), host=settings.host, port=part(settings, name).port, loop="uvloop", http="httptools",
-                log_level="warning", access_log=False, proxy_headers=False, timeout_graceful_shutdown=5)
+                log_level="warning", access_log=False, proxy_headers=False, timeout_graceful_shutdown=5,
+                # Longer than the hub's client keeps idle connections (60 s): otherwise the server may close one
+                # just as the client reuses it, and a request fails with a reset connection.
+                timeout_keep_alive=75)
 
 
 if __name__ == "__main__":

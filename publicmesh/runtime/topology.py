@@ -35,12 +35,14 @@ class Part:
 
 
 def parts(settings: Settings) -> list[Part]:
-    """Start-up order: the number service, the hub, the resident portal, then every agency node."""
+    """Start-up order: the number service, the hub, the resident portal, every agency node, then the staff console
+    (the staff face of the services node: it speaks for no member of its own)."""
     codes = municipalities()
     out = [Part("numbers", settings.base_port, (NUMBERS,)), Part("hub", settings.base_port + 1, (HUB,)),
            Part("portal", settings.base_port + 2, (PORTAL,))]
     for i, agency in enumerate(AGENCIES.values()):
         out.append(Part(agency.system, settings.base_port + 10 + i, tuple(agency.members(codes))))
+    out.append(Part("console", settings.base_port + 3, ()))
     return out
 
 

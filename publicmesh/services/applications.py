@@ -1,5 +1,6 @@
 """Applications: created by one tap on a signed form, by a prior intent, or by a proxy; decided by the rules
-or by staff; every change kept in the history and sent to the person's portal as an event."""
+or by staff; every change kept in the history and sent to the person's portal as an event, and a staff decision
+also as a notice to the person's inbox (決定通知)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 
 from publicmesh.agencies.messaging import emit
 from publicmesh.problems import Problem
+from publicmesh.services import decisions
 from publicmesh.services.store import applications, history, offers, utc_now
 
 SERVICES_MEMBER = "GOV/digital/services"
@@ -110,8 +112,10 @@ def change(conn: Connection, application_id: str, status: str, actor: str, reaso
         values["paid_at"] = now
     conn.execute(update(applications).where(applications.c.id == application_id).values(**values))
     conn.execute(insert(history).values(application_id=application_id, status=status, actor=actor, reason=reason, at=now))
-    announce(conn, {**row, **values}, status)
-    return {**row, **values}
+    changed = {**row, **values}
+    announce(conn, changed, status)
+    decisions.record(conn, changed, status)  # approved, rejected or returned: the person's notice, same transaction
+    return changed
 
 
 def announce(conn: Connection, application: dict, status: str) -> None:

@@ -110,8 +110,9 @@ class Notice(_Frozen):
 
 class Notices(_Frozen):
     eligible: Notice
-    decided: Notice
+    decided: Notice  # the approval
     rejected: Notice
+    returned: Notice | None = None  # sent back to the person with a reason (差戻し)
     no_account: Notice | None = None
 
 

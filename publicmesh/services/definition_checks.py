@@ -334,9 +334,9 @@ def _unique_names(document: Document, section: str, names: list[str]) -> list[Pr
 
 def _notice_problems(document: Document, definition: ServiceDefinition) -> list[Problem]:
     problems = []
-    for kind in ("eligible", "decided", "rejected", "no_account"):
+    for kind in ("eligible", "decided", "rejected", "returned", "no_account"):
         notice = getattr(definition.notices, kind)
-        allowed = ("amount", "reason") if kind == "rejected" else ("amount",)
+        allowed = ("amount", "reason") if kind in ("rejected", "returned") else ("amount",)
         for part in ("title", "body") if notice is not None else ():
             for language in ("ja", "en"):
                 path, text = ("notices", kind, part, language), getattr(getattr(notice, part), language)

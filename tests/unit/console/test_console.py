@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, insert, select
 
 from publicmesh.console.app import create_app
-from publicmesh.identity import StaffDirectory, totp
+from publicmesh.console.staff import StaffDirectory, totp
 from publicmesh.services import store
 from publicmesh.services.agency import AGENCY
 
@@ -32,9 +32,8 @@ def engine(tmp_path):
 
 
 @pytest.fixture
-def staff(tmp_path):
-    identity = create_engine(f"sqlite:///{tmp_path / 'identity.db'}")
-    directory = StaffDirectory.open(identity, tmp_path / "keys")
+def staff(tmp_path, engine):
+    directory = StaffDirectory.open(engine, tmp_path / "keys")  # the accounts live in the services store too
     secrets_by_user = {}
     for municipality, username, roles in ((KITAMI, "rev.kitami", {"reviewer"}), (KITAMI, "rev2.kitami", {"reviewer"}),
                                           (KITAMI, "appr.kitami", {"approver"}),
@@ -43,8 +42,7 @@ def staff(tmp_path):
         code = directory.create_staff(municipality, username, PASSWORD, roles)
         secrets_by_user[username] = base64.b32decode(code + "=" * (-len(code) % 8))
     directory.secrets = secrets_by_user
-    yield directory
-    identity.dispose()
+    return directory
 
 
 @pytest.fixture
@@ -287,3 +285,31 @@ def test_the_dashboard_counts_by_status_and_averages_the_decision_time(app, staf
     assert (count("approved"), count("rejected"), count("in-review"), count("paid")) == (1, 1, 2, 0)
     assert 'id="avg-decision">3時間15分<' in page
     assert 'id="avg-decision">3 h 15 min<' in browser.get("/?lang=en").text
+
+
+class Notices:
+    """Stands in for the decision notice sender: counts how often the console asked it to send."""
+
+    def __init__(self):
+        self.runs = 0
+
+    def send_pending(self) -> int:
+        self.runs += 1
+        return 0
+
+
+def test_each_decision_but_a_first_review_sends_the_pending_notices(engine, staff):
+    notices = Notices()
+    app = create_app(engine, staff, notices=notices)
+    reviewed, rejected = add_case(engine, KITAMI, four_eyes=True), add_case(engine, KITAMI)
+    reviewer = log_in(app, staff, "rev.kitami")
+    assert post(reviewer, f"/cases/{reviewed}/approve").headers["location"].endswith("done=reviewed")
+    assert notices.runs == 0  # nothing is decided yet, so the person is not told anything
+    assert post(reviewer, f"/cases/{rejected}/reject", reason="対象外です").status_code == 303
+    assert notices.runs == 1
+    assert post(log_in(app, staff, "appr.kitami"), f"/cases/{reviewed}/approve").status_code == 303
+    assert notices.runs == 2
+
+
+def test_health_answers_without_a_login(app):
+    assert client(app).get("/healthz").text == "ok"

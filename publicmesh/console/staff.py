@@ -1,4 +1,8 @@
-"""Staff accounts of municipal offices (職員): scrypt passwords, TOTP second factor, roles per municipality."""
+"""Staff accounts of municipal offices (職員): scrypt passwords, TOTP second factor, roles per municipality.
+
+The accounts live in the services store, next to the applications the console decides: the console is the staff
+face of the services SaaS, so it opens that one store and no other part's (the identity store holds residents).
+"""
 
 from __future__ import annotations
 
@@ -15,12 +19,13 @@ from urllib.parse import quote
 
 from cryptography.exceptions import InvalidKey
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
-from sqlalchemy import Engine, select, update
+from sqlalchemy import (BigInteger, Column, DateTime, Engine, Index, Integer, LargeBinary, MetaData, String, Table,
+                        Text, delete, select, update)
 from sqlalchemy.exc import IntegrityError
 
-from publicmesh.identity import store
-from publicmesh.identity.errors import IdentityError, StaffLoginError
 from publicmesh.identity.keys import derive_key, load_or_create_secret, seal, unseal
+from publicmesh.services.store import utc_now
+from publicmesh.storage import schema_once
 
 MASTER_FILE = "staff-totp.key"
 ROLES = frozenset({"reviewer", "approver"})
@@ -30,6 +35,39 @@ TOTP_STEP, TOTP_DIGITS, TOTP_WINDOW = 30, 6, 1  # RFC 6238 defaults; accept one 
 _SCRYPT = dict(n=2**14, r=8, p=1)
 _USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{2,63}$")
 _WEIGHTS = (6, 5, 4, 3, 2)
+
+metadata = MetaData()
+
+staff_accounts = Table(
+    "console_staff_accounts", metadata,
+    Column("username", String(64), primary_key=True),
+    Column("municipality", String(6), nullable=False),
+    Column("roles", Text, nullable=False),  # comma-separated, sorted
+    Column("password_hash", Text, nullable=False),
+    Column("totp_secret", LargeBinary, nullable=False),  # sealed under the console's master secret
+    Column("totp_last_step", BigInteger, nullable=False),
+    Column("failures", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("ix_console_staff_municipality", "municipality"),
+)
+
+ensure_schema = schema_once(metadata)
+
+
+class StaffError(Exception):
+    """A staff account operation refused, with a stable ``reason`` code."""
+
+    default_reason = "staff-error"
+
+    def __init__(self, message: str = "", reason: str | None = None):
+        self.reason = reason or self.default_reason
+        super().__init__(message or self.reason)
+
+
+class StaffLoginError(StaffError):
+    """A staff login refused: ``bad-credentials`` or ``locked``."""
+
+    default_reason = "bad-credentials"
 
 
 def hotp(secret: bytes, counter: int, digits: int = TOTP_DIGITS, digest: str = "sha1") -> str:
@@ -97,14 +135,14 @@ class StaffPrincipal:
 
 
 class StaffDirectory:
-    """Staff accounts in the identity store; TOTP secrets sealed under a master secret."""
+    """Staff accounts in the services store; TOTP secrets sealed under a master secret in the keys folder."""
 
     def __init__(self, engine: Engine, master_secret: bytes):
         self.engine, self._key = engine, derive_key(master_secret, "staff-totp")
 
     @classmethod
     def open(cls, engine: Engine, keys_dir: Path) -> "StaffDirectory":
-        store.create_all(engine)
+        ensure_schema(engine)
         return cls(engine, load_or_create_secret(keys_dir, MASTER_FILE))
 
     def create_staff(self, municipality: str, username: str, password: str, roles: set[str] | frozenset[str]) -> str:
@@ -119,17 +157,17 @@ class StaffDirectory:
         secret = secrets.token_bytes(20)
         try:
             with self.engine.begin() as conn:
-                conn.execute(store.staff_accounts.insert().values(
+                conn.execute(staff_accounts.insert().values(
                     username=username, municipality=municipality, roles=",".join(sorted(roles)),
                     password_hash=hash_password(password), totp_secret=seal(self._key, secret, username),
-                    totp_last_step=-1, failures=0, created_at=store.utc_now()))
+                    totp_last_step=-1, failures=0, created_at=utc_now()))
         except IntegrityError:
-            raise IdentityError(f"the username {username} is taken", reason="username-taken") from None
+            raise StaffError(f"the username {username} is taken", reason="username-taken") from None
         return base64.b32encode(secret).decode().rstrip("=")
 
     def staff_login(self, username: str, password: str, totp_code: str, *, at: float | None = None) -> StaffPrincipal:
         """The principal, if the password and the current TOTP code are right; locked after 10 failures."""
-        table = store.staff_accounts
+        table = staff_accounts
         with self.engine.begin() as conn:
             # Count the attempt first; success resets it. A locked account is refused before any check.
             spent = conn.execute(update(table).where(table.c.username == username, table.c.failures < MAX_FAILURES)
@@ -151,11 +189,16 @@ class StaffDirectory:
             raise StaffLoginError("the code was already used")
         return StaffPrincipal(row.username, row.municipality, frozenset(row.roles.split(",")))
 
-    def unlock(self, username: str) -> None:
-        """An administrator clears the failure count."""
+    def unlock(self, username: str) -> bool:
+        """An administrator clears the failure count; False if there is no such account."""
         with self.engine.begin() as conn:
-            conn.execute(update(store.staff_accounts).where(store.staff_accounts.c.username == username)
-                         .values(failures=0))
+            return conn.execute(update(staff_accounts).where(staff_accounts.c.username == username)
+                                .values(failures=0)).rowcount == 1
+
+    def remove(self, username: str) -> bool:
+        """Delete an account (a staff member who left); False if there was none."""
+        with self.engine.begin() as conn:
+            return conn.execute(delete(staff_accounts).where(staff_accounts.c.username == username)).rowcount == 1
 
     def _matching_step(self, sealed: bytes, username: str, code: str, at: float) -> int | None:
         secret = unseal(self._key, sealed, username)

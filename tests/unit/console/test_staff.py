@@ -1,16 +1,23 @@
-"""Staff accounts: scrypt passwords, RFC 6238 TOTP, lockout and municipality scoping."""
+"""Staff accounts: scrypt passwords, RFC 6238 TOTP, lockout and municipality scoping; kept in the services store."""
 
 from __future__ import annotations
 
 import base64
+import os
 import time
+import uuid
 
 import pytest
+from sqlalchemy import inspect
 
-from publicmesh.identity import IdentityError, StaffDirectory, StaffLoginError, StaffPrincipal, provisioning_uri, totp
-from publicmesh.identity.staff import MAX_FAILURES, check_municipality, hash_password, verify_password
+from publicmesh.console.staff import (MAX_FAILURES, StaffDirectory, StaffError, StaffLoginError, StaffPrincipal,
+                                      check_municipality, hash_password, provisioning_uri, totp, verify_password)
+from publicmesh.settings import Settings
+from publicmesh.storage import drop_store, engine_for
 
 pytestmark = pytest.mark.storage
+
+DATABASE_URL = os.environ.get("PUBLICMESH_TEST_DATABASE_URL", "")
 
 PASSWORD = "correct horse battery"
 KITAMI, CHIYODA = "012084", "131016"
@@ -39,8 +46,29 @@ def test_six_digit_codes_are_the_last_six_digits():
 
 
 @pytest.fixture
+def settings(tmp_path):
+    return Settings(data_dir=tmp_path, database_url=DATABASE_URL if DATABASE_URL.startswith("postgresql") else "")
+
+
+@pytest.fixture
+def engine(settings):
+    """The services store (SQLite under tmp_path, or a throwaway PostgreSQL database)."""
+    store = f"services-test-{uuid.uuid4().hex[:12]}" if settings.database_url else "services"
+    engine = engine_for(store, settings)
+    yield engine
+    engine.dispose()
+    if settings.database_url:
+        drop_store(store, settings)
+
+
+@pytest.fixture
 def directory(engine, settings):
     return StaffDirectory.open(engine, settings.keys_dir)
+
+
+def test_the_accounts_live_in_their_own_table_of_the_services_store(directory, engine):
+    assert "console_staff_accounts" in inspect(engine).get_table_names()
+    assert not any(name.startswith("identity_") for name in inspect(engine).get_table_names())
 
 
 def secret_of(base32: str) -> bytes:
@@ -122,9 +150,16 @@ def test_account_rules(directory):
     with pytest.raises(ValueError):
         directory.create_staff(KITAMI, "Sato K", PASSWORD, {"reviewer"})
     directory.create_staff(KITAMI, "sato.k", PASSWORD, {"reviewer"})
-    with pytest.raises(IdentityError) as refused:
+    with pytest.raises(StaffError) as refused:
         directory.create_staff(CHIYODA, "sato.k", PASSWORD, {"reviewer"})
     assert refused.value.reason == "username-taken"
+
+
+def test_remove_and_unlock_answer_whether_the_account_exists(directory):
+    directory.create_staff(KITAMI, "sato.k", PASSWORD, {"reviewer"})
+    assert directory.unlock("sato.k") and not directory.unlock("nobody")
+    assert directory.remove("sato.k") and not directory.remove("sato.k")
+    directory.create_staff(KITAMI, "sato.k", PASSWORD, {"approver"})  # the name is free again
 
 
 def test_check_digits_of_real_municipalities():

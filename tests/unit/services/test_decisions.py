@@ -1,0 +1,123 @@
+"""Decision notices: written with the decision from the definition's texts, sent through the hub, kept on failure."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+from sqlalchemy import create_engine, insert, select
+
+from publicmesh.mesh.client import HubError
+from publicmesh.services import applications as apps
+from publicmesh.services import decisions, store
+from publicmesh.services.agency import AGENCY
+
+DEFINITIONS = Path(__file__).resolve().parents[3] / "publicmesh" / "services" / "definitions"
+T0 = dt.datetime(2026, 12, 1, tzinfo=dt.timezone.utc)
+
+
+@pytest.fixture
+def engine(tmp_path):
+    engine = create_engine(f"sqlite:///{tmp_path / 'services.db'}")
+    AGENCY.metadata.create_all(engine)  # the services store: applications, the event outbox, decision notices
+    yield engine
+    engine.dispose()
+
+
+def publish(engine, path: Path) -> None:
+    with engine.begin() as conn:
+        conn.execute(insert(store.publications).values(
+            service_id=yaml.safe_load(path.read_text(encoding="utf-8"))["id"], version=1, content_hash="x",
+            definition=path.read_text(encoding="utf-8"), published_at=T0, eligible=1, total_yen=0))
+
+
+def application(engine, service_id: str = "emergency-benefit", amount: int = 300_000) -> str:
+    app_id = f"a{amount}{service_id[:4]}"
+    with engine.begin() as conn:
+        conn.execute(insert(store.applications).values(
+            id=app_id, service_id=service_id, unit_key=app_id.ljust(22, "U"), offer_id="o1", subject="S" * 22,
+            tenant="012084", amount_yen=amount, status="in-review", channel="tap", needs_four_eyes=False,
+            submitted_at=T0))
+    return app_id
+
+
+def notices(engine) -> list[dict]:
+    with engine.connect() as conn:
+        return [dict(r) for r in conn.execute(select(decisions.decision_notices)
+                                              .order_by(decisions.decision_notices.c.created_at)).mappings()]
+
+
+def test_a_rejection_writes_the_definitions_notice_with_the_reason(engine):
+    publish(engine, DEFINITIONS / "emergency-benefit.yaml")
+    app_id = application(engine)
+    with engine.begin() as conn:
+        apps.change(conn, app_id, "rejected", "rev.kitami", "世帯の所得が基準を超えています", tenant="012084")
+    [notice] = notices(engine)
+    assert notice["key"] == f"emergency-benefit:{app_id}:rejected" and notice["sent_at"] is None
+    assert notice["title_ja"] == "緊急支援給付金を支給できません"
+    assert notice["body_ja"] == "理由: 世帯の所得が基準を超えています"
+    assert notice["body_en"] == "Reason: 世帯の所得が基準を超えています"
+
+
+def test_an_approval_and_a_return_use_their_own_texts_and_amount(engine):
+    publish(engine, DEFINITIONS / "emergency-benefit.yaml")
+    approved, returned = application(engine, amount=300_000), application(engine, amount=200_000)
+    with engine.begin() as conn:
+        apps.change(conn, approved, "approved", "appr.kitami")
+        apps.change(conn, returned, "returned", "rev.kitami", "口座名義を確認してください")
+        apps.change(conn, returned, "withdrawn", "resident")  # the person's own act: no notice
+    by_key = {n["key"].rsplit(":", 1)[1]: n for n in notices(engine)}
+    assert set(by_key) == {"approved", "returned"}
+    assert by_key["approved"]["title_ja"] == "緊急支援給付金の支給が決まりました"
+    assert by_key["approved"]["body_ja"] == "300,000円を公金受取口座に振り込みます。"
+    assert by_key["returned"]["title_ja"] == "緊急支援給付金の申請が差し戻されました"
+    assert by_key["returned"]["body_ja"].startswith("理由: 口座名義を確認してください　")
+
+
+def test_without_a_publication_or_a_returned_text_the_plain_words_are_sent(engine, tmp_path):
+    doc = yaml.safe_load((DEFINITIONS / "child-allowance.yaml").read_text(encoding="utf-8"))
+    del doc["notices"]["returned"]
+    old = tmp_path / "child-allowance.yaml"
+    old.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
+    publish(engine, old)
+    returned, unknown = application(engine, "child-allowance"), application(engine, "unpublished-service")
+    with engine.begin() as conn:
+        apps.change(conn, returned, "returned", "rev.kitami", "所得の確認が必要です")
+        apps.change(conn, unknown, "rejected", "rev.kitami", "対象外です")
+    by_service = {n["service_id"]: n for n in notices(engine)}
+    assert by_service["child-allowance"]["title_ja"] == "児童手当の申請が差し戻されました"
+    assert by_service["child-allowance"]["body_ja"].startswith("理由: 所得の確認が必要です")
+    assert by_service["unpublished-service"]["title_en"] == "Your application for unpublished-service was not approved"
+
+
+class Hub:
+    def __init__(self, fail: Exception | None = None):
+        self.calls, self.fail = [], fail
+
+    def notify(self, provider, purpose, service, sent):
+        if self.fail is not None:
+            raise self.fail
+        self.calls.append((provider, purpose, service, sent))
+        return {"delivered": len(sent), "prior_intent": [False] * len(sent)}
+
+
+def test_pending_notices_go_through_the_hub_once_per_service_and_stay_pending_on_failure(engine):
+    publish(engine, DEFINITIONS / "emergency-benefit.yaml")
+    app_id = application(engine)
+    with engine.begin() as conn:
+        apps.change(conn, app_id, "rejected", "rev.kitami", "対象外です")
+    for failure in (HubError(503, {"title": "unavailable"}), httpx.ConnectError("hub down")):
+        assert decisions.NoticeSender(engine, Hub(failure)).send_pending() == 0
+        assert notices(engine)[0]["sent_at"] is None
+    hub = Hub()
+    assert decisions.NoticeSender(engine, hub).send_pending() == 1
+    [(provider, purpose, service, sent)] = hub.calls
+    assert (provider, purpose, service) == ("GOV/digital/portal", "specified-public-benefit:emergency-benefit",
+                                            "emergency-benefit")
+    assert sent[0]["subject"] == "S" * 22 and sent[0]["key"] == f"emergency-benefit:{app_id}:rejected"
+    assert sent[0]["link"] == "/applications"
+    assert notices(engine)[0]["sent_at"] is not None
+    assert decisions.NoticeSender(engine, hub).send_pending() == 0 and len(hub.calls) == 1
