@@ -68,7 +68,8 @@ def test_a_birth_reaches_a_subscriber_that_was_down_when_it_happened(mesh, peopl
     audit_child = people.convert([child], "resident-registry", "audit")[0]
     events = _rows(mesh, "audit", text("SELECT consumer FROM audit_records WHERE subject = :s AND kind = 'event'")
                    .bindparams(s=audit_child))
-    assert {e.consumer for e in events} == {f"MUNI/{KITAMI}/child-allowance", "GOV/mhlw/health-insurance"}
+    assert {e.consumer for e in events} == {f"MUNI/{KITAMI}/child-allowance", "GOV/mhlw/health-insurance",
+                                            "GOV/digital/services"}  # the last: the birth one-stop
 
 
 def _household_of(mesh, pseudonym: str) -> int:
