@@ -105,6 +105,7 @@ def run(residents: int = 1_000_000, *, openfisca: bool = True, browser: bool = T
             pids = [os.getpid(), *(p.pid for p in supervisor.processes.values())]
             result["peak_rss_mb"] = peak_rss_mb(pids)
             result["audit"] = audit_per_subject(settings, purpose_of(SERVICE))
+            say(json.dumps(result, ensure_ascii=False))
             if browser:
                 result["resident_path"] = _resident_path(settings, say)
         if openfisca:
@@ -114,17 +115,34 @@ def run(residents: int = 1_000_000, *, openfisca: bool = True, browser: bool = T
 
 
 def _resident_path(settings: Settings, say) -> dict:
-    """Notice → submitted application for a demo card whose household got a notice, in headless chromium."""
+    """Notice → submitted application in headless chromium, for the first demo card that heads a household.
+    The demo cards are Kitami residents picked before any income is known, so their households are seldom
+    eligible for the emergency benefit: the path is then measured on a variant every Kitami household is
+    eligible for, published to Kitami only (not part of the publish figures above)."""
     from publicmesh.bench.resident_path import measure
-    from publicmesh.runtime.demo import AUTH_PIN, SIGNING_PASSWORD
+    from publicmesh.mesh.client import MeshClient
+    from publicmesh.runtime.demo import AUTH_PIN, DEMO_MUNICIPALITY, SIGNING_PASSWORD, register_demo_account
     from publicmesh.runtime.topology import part
+    from publicmesh.services.publish import SERVICES_MEMBER, publish
 
     cards = json.loads((settings.data_dir / "demo-cards.json").read_text(encoding="utf-8"))
+    heads = [c for c in cards if c["relation"] in ("head", "single")]
+    if not heads:
+        return {"error": "no demo card heads a household"}
     say("the resident path in a browser")
-    url = part(settings, "portal").url(settings)
-    for card in cards:
-        try:
-            return measure(url, card["card_id"], AUTH_PIN, SIGNING_PASSWORD)
-        except LookupError:
-            continue  # this card's household got no notice
-    return {"error": "no demo card's household is eligible"}
+    doc = yaml.safe_load((DEFINITIONS / f"{SERVICE}.yaml").read_text(encoding="utf-8"))
+    doc["id"], doc["rules"]["eligible"] = "resident-path-benefit", 'person.status == "resident"'
+    path = settings.data_dir / "resident-path-benefit.yaml"
+    path.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
+    engine = engine_for("services", settings)
+    client = MeshClient.for_member(settings, SERVICES_MEMBER, part(settings, "hub").url(settings))
+    client.timeout_s = 600
+    try:
+        publish(engine, client, path, [DEMO_MUNICIPALITY], settings.data_dir / "payouts")
+    finally:
+        engine.dispose()
+    register_demo_account(settings, heads[0])
+    try:
+        return measure(part(settings, "portal").url(settings), heads[0]["card_id"], AUTH_PIN, SIGNING_PASSWORD)
+    except RuntimeError as exc:
+        return {"error": str(exc)}

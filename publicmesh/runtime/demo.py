@@ -97,3 +97,21 @@ def issue_demo_staff(settings: Settings, codes: tuple[str, ...] | list[str]) -> 
     path.write_text(json.dumps(accounts, ensure_ascii=False, indent=1), encoding="utf-8")
     os.chmod(path, 0o600)  # passwords: DEMO ONLY, but still not for every local user to read
     return accounts
+
+
+def register_demo_account(settings: Settings, card: dict) -> None:
+    """A public-fund account for a demo card holder, as they would register it once in 設定 (demo only)."""
+    import re
+
+    from publicmesh import accounts
+    from publicmesh.identity import open_identity
+
+    person_ref = open_identity(settings).cards.card(card["card_id"]).person_ref
+    kana = re.search(r"（(.+)）", card["label"]).group(1)
+    family, given = kana.split()
+    account = accounts.validate_account("0001", "100", "ordinary", "7654321", accounts.to_holder_kana(kana))
+    engine = engine_for("accounts", settings)
+    try:
+        accounts.register_account(engine, person_ref, account, family, given)
+    finally:
+        engine.dispose()

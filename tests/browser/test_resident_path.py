@@ -12,12 +12,9 @@ import pytest
 import yaml
 from playwright.sync_api import expect
 
-from publicmesh import accounts
 from publicmesh.bench.resident_path import measure
-from publicmesh.identity import open_identity
-from publicmesh.runtime.demo import AUTH_PIN, SIGNING_PASSWORD
+from publicmesh.runtime.demo import AUTH_PIN, SIGNING_PASSWORD, register_demo_account
 from publicmesh.services.operator import publish_file
-from publicmesh.storage import engine_for
 
 REPO = Path(__file__).resolve().parents[2]
 DEFINITIONS = REPO / "publicmesh" / "services" / "definitions"
@@ -47,16 +44,7 @@ def published(portal, tmp_path_factory):
 
 def register_account(portal, card) -> None:
     """The public-fund account a person registers once in 設定 (not part of the path), so the offer shows it."""
-    person_ref = open_identity(portal.settings).cards.card(card.card_id).person_ref
-    kana = re.search(r"（(.+)）", card.label).group(1)
-    family, given = kana.split()
-    account = accounts.validate_account("0001", "100", "ordinary", "7654321", accounts.to_holder_kana(kana))
-    engine = engine_for("accounts", portal.settings)
-    try:
-        accounts.register_account(engine, person_ref, account, family, given)
-    finally:
-        engine.dispose()
-
+    register_demo_account(portal.settings, {"card_id": card.card_id, "label": card.label})
 
 def log_in(page, card) -> None:
     page.goto("/login")
