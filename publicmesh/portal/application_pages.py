@@ -93,7 +93,8 @@ def register(app: FastAPI, portal, require, to_login) -> None:
         if session is None or csrf != session.csrf:
             raise NotFound("no session or bad form token")
         try:
-            await portal.mesh.submit(session.subject_ref, {"action": "withdraw", "application": application_id})
+            await portal.mesh.submit(session.subject_ref, {"action": "withdraw", "application": application_id,
+                                                           "proxy": bool(session.acting_for)})
         except Problem:
             raise NotFound(f"application {application_id} is not this person's open application") from None
         return RedirectResponse("/applications", status_code=303)

@@ -41,6 +41,10 @@ TEXTS: dict[str, tuple[str, str]] = {
     "applied": ("申請を受け付けました", "Your application was received"),
     "prefilled": ("行政が持っている情報で入力済みです。確認して、署名用電子証明書の暗証番号で申請してください。",
                   "Everything is filled in from what government already holds. Check it and apply with your signing password."),
+    "prefilled_proxy": ("代理人として申請します。入力済みの内容を確認して、あなた自身のマイナンバーカードの署名用電子証明書の暗証番号で"
+                        "署名してください（ご本人の暗証番号ではありません）。",
+                        "You are applying as a proxy. Check what is filled in and sign with the signing password of your own "
+                        "My Number Card (not the person's)."),
     "receiving_account": ("受取口座（公金受取口座）", "Receiving account (public-fund account)"),
     "no_account_yet": ("未登録です。登録すると振り込まれます。", "Not registered yet: register one to be paid."),
     "status_received": ("受付", "Received"), "status_in-review": ("審査中", "In review"), "status_approved": ("支給決定", "Approved"),
@@ -97,7 +101,8 @@ TEXTS.update({
     "proxies": ("代理人", "Proxies"), "my_proxy_code": ("あなたの代理人受付コード", "Your proxy code"),
     "no_mandates": ("代理人はいません", "No proxies"), "proxy_code": ("代理人の受付コード", "The proxy's code"),
     "scopes": ("代理の範囲", "Scope"), "scope_self-information": ("わたしの情報・やりとり履歴の閲覧", "View my information and history"),
-    "scope_applications": ("申請", "Applications"), "scope_notices": ("お知らせ", "Notices"), "scope_settings": ("設定", "Settings"),
+    "scope_applications": ("給付の確認・申請・取り下げ", "See, apply for and withdraw benefits"),
+    "scope_notices": ("お知らせ", "Notices"), "scope_settings": ("設定", "Settings"),
     "days": ("有効日数", "Valid for (days)"), "grant": ("代理権を与える", "Give the mandate"), "until": ("期限", "until"),
     "revoke": ("取り消す", "Revoke"), "mandate_granted": ("代理権を与えました", "Mandate given"),
     "mandate_revoked": ("代理権を取り消しました", "Mandate revoked"), "proxy_unknown": ("受付コードが見つかりません", "No such proxy code"),

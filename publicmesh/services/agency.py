@@ -41,6 +41,8 @@ class Submissions:
 
     def __call__(self, conn: Connection, _tenant, subject: str, payload: dict) -> dict:
         action = payload.get("action")
+        by_proxy = payload.get("proxy") is True  # the portal says so only while someone acts under a mandate
+        actor = "proxy" if by_proxy else "resident"
         if action == "apply":
             offer = apps.offer_for(conn, str(payload.get("offer", "")), subject)
             if self.signatures is None:
@@ -49,10 +51,9 @@ class Submissions:
                 self.signatures = apps.SignatureCheck(get_settings().keys_dir)
             self.signatures.verify(apps.application_content(offer), payload.get("signed") or {})
             workflow = workflow_of(conn, offer["service_id"])
-            channel = "proxy" if payload.get("proxy") else "tap"
-            created = apps.create(conn, offer, channel, signature=payload["signed"],
+            created = apps.create(conn, offer, "proxy" if by_proxy else "tap", signature=payload["signed"],
                                   review_over=int(workflow.get("review_over", 0)),
-                                  automatic=bool(workflow.get("automatic", False)), actor="resident")
+                                  automatic=bool(workflow.get("automatic", False)), actor=actor)
             return {"application": created["id"], "status": created["status"]}
         if action == "withdraw":
             row = conn.execute(select(apps.applications).where(
@@ -60,7 +61,7 @@ class Submissions:
                 apps.applications.c.subject == subject)).mappings().first()
             if row is None or row["status"] not in apps.OPEN + ("approved",):
                 raise Problem("submission-refused", "no open application of this person to withdraw")
-            changed = apps.change(conn, row["id"], "withdrawn", "resident")
+            changed = apps.change(conn, row["id"], "withdrawn", actor)
             return {"application": changed["id"], "status": "withdrawn"}
         raise Problem("submission-refused", f"unknown action {action!r}")
 
