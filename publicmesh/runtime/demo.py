@@ -25,7 +25,7 @@ SIGNING_PASSWORD = "ABC123"
 
 
 def pick_demo_residents(settings: Settings, count: int = 12) -> list[dict]:
-    """A family with children (both parents), a pensioner, an address-protected resident, then others."""
+    """A family with children (both parents), a pensioner, an address-protected resident, then heads of households."""
     engine = engine_for("resident-registry", settings)
     r = residents.c
     living = and_(r.tenant == DEMO_MUNICIPALITY, r.status == "resident")
@@ -38,7 +38,9 @@ def pick_demo_residents(settings: Settings, count: int = 12) -> list[dict]:
         family = first(r.household_no == children[0]["household_no"], r.relation.in_(["head", "spouse"]), limit=2) if children else []
         picked = family + first(r.birth_date < dt.date(1955, 1, 1)) + first(r.address_protected.is_(True))
         seen = {p["pseudonym"] for p in picked}
-        others = [p for p in first(r.birth_date < dt.date(2006, 1, 1), limit=count * 2) if p["pseudonym"] not in seen]
+        # the rest head their households: a service for households is offered to its head, so each has their own
+        others = [p for p in first(r.birth_date < dt.date(2006, 1, 1), r.relation.in_(["head", "single"]),
+                                   limit=count * 2) if p["pseudonym"] not in seen]
         picked += others[: max(0, count - len(picked))]
     engine.dispose()
     return picked
