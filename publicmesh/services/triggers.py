@@ -51,12 +51,15 @@ def handle_births(engine: Engine, client: MeshClient, compile_rules=None) -> int
     with engine.connect() as conn:
         pending = list(conn.execute(select(births).where(births.c.handled_at.is_(None))
                                     .order_by(births.c.received_at)).mappings())
+        if not pending:  # the worker's usual poll: no definition is read or compiled
+            return 0
         services = birth_services(conn)
+    compiled = {d["id"]: compile_rules(d["rules"], d.get("tables") or {}, _date(d["as_of"])) for d in services}
     for birth in pending:
         outcome = []
         for doc in services:
             try:
-                outcome.append(_offer_for_birth(engine, client, doc, dict(birth), compile_rules))
+                outcome.append(_offer_for_birth(engine, client, doc, dict(birth), compiled[doc["id"]]))
             except HubError as exc:  # a refused exchange is recorded and not retried forever
                 outcome.append(f"{doc['id']}: {exc}")
         with engine.begin() as conn:
@@ -65,13 +68,12 @@ def handle_births(engine: Engine, client: MeshClient, compile_rules=None) -> int
     return len(pending)
 
 
-def _offer_for_birth(engine: Engine, client: MeshClient, doc: dict, birth: dict, compile_rules) -> str:
+def _offer_for_birth(engine: Engine, client: MeshClient, doc: dict, birth: dict, compiled) -> str:
     code, parents = birth["tenant"], list(birth["parents"])
     if not parents:
         return f"{doc['id']}: no parent to notify"
     members = _household_members(client, doc, code, parents)
     frame = fetch_municipality(client, doc, code, sorted({*members, *parents, birth["child"]}))
-    compiled = compile_rules(doc["rules"], doc.get("tables") or {}, _date(doc["as_of"]))
     fields = {f"form.{f['name']}": str(f["source"]) for f in doc.get("form", []) if "source" in f}
     decided = compiled.decide(frame, doc["unit"], fields)
     theirs = decided.filter(pl.col("eligible") & pl.col("household").is_in(
