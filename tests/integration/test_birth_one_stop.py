@@ -59,14 +59,19 @@ def test_a_birth_brings_the_parent_one_notice_per_birth_service(mesh, people):
                       .where(offers.c.unit_key == ours))
     assert sorted(o.service_id for o in offered) == sorted(BIRTH_ONLY), handled[0].outcome
     grant = next(o for o in offered if o.service_id == "childbirth-grant")
-    assert grant.amount_yen == 500_000
+    r = resident_registry.residents.c
+    household = select(r.household_no).where(r.tenant == KITAMI, r.pseudonym == mother).scalar_subquery()
+    # ¥500,000 per child under one on the definition's date, 2026-12-01, in legal age (a year older on the eve
+    # of the birthday: born on 2025-12-02 is one already), so a sibling born this year counts too
+    babies = _select(mesh, "resident-registry", select(func.count()).where(
+        r.tenant == KITAMI, r.household_no == household, r.status == "resident",
+        r.birth_date > dt.date(2025, 12, 2)))[0][0]
+    assert babies >= 1 and grant.amount_yen == 500_000 * babies
     # the notice is in the parent's inbox (the head of the newborn's household), keyed by the birth
     notices = _select(mesh, "notices", select(func.count()).select_from(notice_table).where(
         notice_table.c.idempotency_key.in_([f"{s}:{ours}:eligible" for s in BIRTH_ONLY])))
     assert notices[0][0] == 2
     # the notice goes to the head of the newborn's household (世帯主), not to the baby
-    r = resident_registry.residents.c
-    household = select(r.household_no).where(r.tenant == KITAMI, r.pseudonym == mother).scalar_subquery()
     heads = [row.pseudonym for row in _select(mesh, "resident-registry", select(r.pseudonym).where(
         r.tenant == KITAMI, r.household_no == household, r.relation.in_(["head", "single"])))]
     assert {o.subject for o in offered} == set(people.convert(heads, "resident-registry", "services"))
