@@ -11,11 +11,11 @@ import polars as pl
 
 from publicmesh.services.rules.compiler import FUNCTIONS, Compiled, Scope, compile_expression
 from publicmesh.services.rules.errors import RuleError
-from publicmesh.services.rules.functions import HOUSEHOLD, SUBJECT, Table
+from publicmesh.services.rules.functions import HOUSEHOLD, SUBJECT, UNIT, Table, with_unit
 
 Frame = pl.DataFrame | pl.LazyFrame
 HEADS = ("head", "single")  # household.relation values of the row that applies for, and is paid for, a household
-_RESERVED = {SUBJECT, HOUSEHOLD, "eligible", "amount", *FUNCTIONS}
+_RESERVED = {SUBJECT, HOUSEHOLD, UNIT, "eligible", "amount", *FUNCTIONS}
 _WANTS = {"boolean": lambda t: t in (pl.Boolean, pl.Null), "date": lambda t: t == pl.Date or t == pl.Datetime,
           "integer": lambda t: t.is_integer() or t == pl.Null}
 
@@ -133,13 +133,16 @@ class CompiledRules:
     def evaluate(self, frame: Frame, fields: Mapping[str, str] | None = None) -> pl.DataFrame:
         """The frame with a column per `let`, eligible (Boolean, null → False) and amount (Int64 yen, null → 0),
         and one per form field (column name → source) if given."""
-        return _collect(self.plan(frame, fields))
+        return _collect(self.plan(frame, fields)).drop(UNIT)
 
     def plan(self, frame: Frame, fields: Mapping[str, str] | None = None) -> pl.LazyFrame:
-        lazy = frame.lazy()
-        missing = [k for k in (SUBJECT, HOUSEHOLD) if k not in lazy.collect_schema()]
+        """The evaluation as a lazy frame, with the household id column (UNIT) the aggregates group by."""
+        names = frame.collect_schema().names()
+        missing = [k for k in (SUBJECT, HOUSEHOLD) if k not in names]
         if missing:
             raise ValueError(f"the frame needs the key columns subject and household (missing: {missing})")
+        frame = frame.collect() if isinstance(frame, pl.LazyFrame) else frame
+        lazy = with_unit(frame).lazy()
         for rule in (*self.lets, self.eligible, self.amount):
             lazy = rule.add_to(lazy)
         lazy = lazy.with_columns(pl.col("eligible").fill_null(False),
@@ -157,14 +160,14 @@ class CompiledRules:
             raise ValueError(f"unknown unit {unit!r}: person or household")
         if "household.relation" not in frame.lazy().collect_schema():
             raise ValueError("household decisions need household.relation to find the head of each household")
-        return _head_rows(self.evaluate(frame, fields))
+        return _head_rows(_collect(self.plan(frame, fields))).drop(UNIT)
 
     def evaluate_one(self, frame: Frame, subject: str, fields: Mapping[str, str] | None = None) -> dict:
         """The person's row, computed only over the rows of their household — what the portal shows."""
         lazy = frame.lazy()
         theirs = lazy.filter(pl.col(SUBJECT) == subject).select(HOUSEHOLD).unique()
         household = lazy.join(theirs, on=HOUSEHOLD, how="semi")
-        rows = _collect(self.plan(household, fields).filter(pl.col(SUBJECT) == subject))
+        rows = _collect(self.plan(household, fields).filter(pl.col(SUBJECT) == subject)).drop(UNIT)
         if rows.height == 0:
             raise LookupError(f"no person {subject!r} in the frame")
         return rows.row(0, named=True)
@@ -177,14 +180,17 @@ class CompiledRules:
 
 
 def _head_rows(evaluated: pl.DataFrame) -> pl.DataFrame:
-    """Almost every household has exactly one head and is settled by a cheap filter; only the others pay
-    for comparing pseudonyms (heads first)."""
+    """Almost every household has exactly one head and is settled by a cheap test; only the others pay for
+    comparing pseudonyms (heads first). The rows are chosen on narrow columns, then filtered once."""
     head = pl.col("household.relation").is_in(list(HEADS)).fill_null(False)
-    counted = evaluated.with_columns(head.sum().over(HOUSEHOLD).alias("__heads"))
-    clear = counted.filter(head & (pl.col("__heads") == 1))
-    unclear = counted.filter(pl.col("__heads") != 1)
-    chosen = pl.coalesce(pl.col(SUBJECT).filter(head).min().over(HOUSEHOLD), pl.col(SUBJECT).min().over(HOUSEHOLD))
-    return pl.concat([clear, unclear.filter(pl.col(SUBJECT) == chosen)]).drop("__heads")
+    narrow = evaluated.select(UNIT, SUBJECT, head.alias("head"))
+    narrow = narrow.with_columns(pl.col("head").sum().over(UNIT).alias("heads"))
+    keep = pl.col("head") & (pl.col("heads") == 1)
+    if (narrow["heads"] != 1).any():
+        chosen = pl.coalesce(pl.col(SUBJECT).filter(pl.col("head")).min().over(UNIT),
+                             pl.col(SUBJECT).min().over(UNIT))
+        keep = keep | ((pl.col("heads") != 1) & (pl.col(SUBJECT) == chosen))
+    return evaluated.filter(narrow.select(keep.alias("keep"))["keep"])
 
 
 def _collect(frame: pl.LazyFrame) -> pl.DataFrame:

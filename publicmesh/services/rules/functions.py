@@ -11,7 +11,18 @@ import polars as pl
 from publicmesh.services.rules.errors import RuleError
 
 HOUSEHOLD = "household"  # the key column every member of a household shares
+UNIT = "__household_id"  # an integer stand-in for the household key that aggregates group by (see with_unit)
 SUBJECT = "subject"  # the person's pseudonym: unique, so it breaks ties deterministically
+
+
+def with_unit(frame: pl.DataFrame) -> pl.DataFrame:
+    """The frame with an integer household id to group by: grouping by a 64-bit hash of the key is several
+    times faster than by the key itself. Two households whose keys hash alike would be merged, so the hash is
+    only used when it has as many distinct values as the key; otherwise the id is the key's dense rank."""
+    key = frame.get_column(HOUSEHOLD)
+    hashed = key.hash()
+    unit = hashed if hashed.n_unique() == key.n_unique() else key.rank("dense")
+    return frame.with_columns(unit.alias(UNIT))
 
 
 def legal_age(birth: pl.Expr, on: dt.date) -> pl.Expr:
@@ -31,29 +42,29 @@ def _within(expr: pl.Expr, where: pl.Expr | None) -> pl.Expr:
 
 def household_sum(expr: pl.Expr, where: pl.Expr | None = None) -> pl.Expr:
     """Nulls add nothing: a member without an assessment adds 0 yen, and an all-null household sums to 0."""
-    return _within(expr, where).sum().over(HOUSEHOLD)
+    return _within(expr, where).sum().over(UNIT)
 
 
 def household_count(where: pl.Expr | None = None) -> pl.Expr:
     counted = pl.len() if where is None else where.fill_null(False).sum()
-    return counted.over(HOUSEHOLD).cast(pl.Int64)
+    return counted.over(UNIT).cast(pl.Int64)
 
 
 def household_min(expr: pl.Expr, where: pl.Expr | None = None) -> pl.Expr:
-    return _within(expr, where).min().over(HOUSEHOLD)
+    return _within(expr, where).min().over(UNIT)
 
 
 def household_max(expr: pl.Expr, where: pl.Expr | None = None) -> pl.Expr:
-    return _within(expr, where).max().over(HOUSEHOLD)
+    return _within(expr, where).max().over(UNIT)
 
 
 def household_any(condition: pl.Expr) -> pl.Expr:
     """Unknown (null) members are skipped, as in sums: they neither satisfy nor veto."""
-    return condition.any().over(HOUSEHOLD)
+    return condition.any().over(UNIT)
 
 
 def household_all(condition: pl.Expr) -> pl.Expr:
-    return condition.all().over(HOUSEHOLD)
+    return condition.all().over(UNIT)
 
 
 def household_rank(expr: pl.Expr, where: pl.Expr | None = None) -> pl.Expr:
@@ -61,7 +72,7 @@ def household_rank(expr: pl.Expr, where: pl.Expr | None = None) -> pl.Expr:
     ties (twins) go by pseudonym so the order never depends on row order. Null on every other row."""
     ranked = expr.is_not_null() if where is None else where.fill_null(False) & expr.is_not_null()
     key = pl.struct(expr.alias("value"), pl.col(SUBJECT).alias("subject"))
-    return pl.when(ranked).then(key).rank("ordinal").over(HOUSEHOLD).cast(pl.Int64)
+    return pl.when(ranked).then(key).rank("ordinal").over(UNIT).cast(pl.Int64)
 
 
 _KEY_TYPES = (bool, int, str, dt.date)

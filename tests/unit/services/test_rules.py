@@ -217,6 +217,17 @@ def test_a_household_without_a_head_is_decided_on_its_smallest_pseudonym():
         rules_of("child-allowance").evaluate_one(people, "nobody")
 
 
+def test_households_whose_keys_hash_alike_are_still_kept_apart(monkeypatch):
+    """Aggregates group by a hash of the household key; were two keys to hash alike, the households would be
+    merged, so the id falls back to the key's rank. Forced here by a hash that gives every key the same value."""
+    people = frame([person("h1", "a1", "head", D(1980, 5, 5), income=1_900_000),
+                    person("h2", "b1", "head", D(1975, 1, 1), income=1_900_000)])
+    honest = by_household(rules_of("emergency-benefit").decide(people, "household"))
+    monkeypatch.setattr(pl.Series, "hash", lambda self, *a, **k: pl.Series(self.name, [7] * len(self), pl.UInt64))
+    colliding = by_household(rules_of("emergency-benefit").decide(people, "household"))
+    assert colliding == honest == {"h1": ("a1", True, 100_000), "h2": ("b1", True, 100_000)}
+
+
 def test_every_shipped_definition_and_form_source_compiles():
     for path in sorted(DEFINITIONS.glob("*.yaml")):
         doc = yaml.safe_load(path.read_text(encoding="utf-8"))
