@@ -266,13 +266,20 @@ def _staff_directory():
 @staff_app.command("add")
 def staff_add(
     username: str = typer.Argument(..., help="3–64 characters of a–z, 0–9, '.', '_' and '-'"),
-    municipality: str = typer.Option(..., help="The 6-digit local government code, e.g. 012084 (Kitami)"),
-    role: list[str] = typer.Option(..., help="reviewer or approver; repeat for both"),
+    municipality: str = typer.Option("", help="The 6-digit local government code, e.g. 012084 (Kitami); "
+                                              "none for an operator"),
+    role: list[str] = typer.Option(..., help="reviewer or approver (municipal; repeat for both), or operator "
+                                             "(national: publishes services from the console)"),
 ):
     """Add a staff member (asks for the password, at least 12 characters); prints the TOTP secret and the
     otpauth:// URI for their authenticator app, once."""
-    from publicmesh.console.staff import StaffError, provisioning_uri
+    from publicmesh.console.staff import StaffError, check_roles, provisioning_uri
 
+    try:
+        check_roles(municipality, set(role))  # before asking for a password
+    except ValueError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1)
     # Asked for, never an option: a password on the command line stays in the shell's history.
     password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
     try:
@@ -280,7 +287,7 @@ def staff_add(
     except (ValueError, StaffError) as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(1)
-    console.print(f"Added {username} ({', '.join(sorted(set(role)))}) for {municipality}. "
+    console.print(f"Added {username} ({', '.join(sorted(set(role)))}) for {municipality or 'the whole country'}. "
                   "Show these once, to them only; they are not kept in the clear:")
     console.print(f"TOTP secret: {secret}")
     console.print(provisioning_uri(username, secret), soft_wrap=True, markup=False)
@@ -314,7 +321,7 @@ def staff_demo():
         table.add_column(column)
     for a in json.loads(path.read_text(encoding="utf-8")):
         secret = base64.b32decode(a["totp_secret"] + "=" * (-len(a["totp_secret"]) % 8))
-        table.add_row(a["username"], f"{a['municipality']} {a['municipality_name']}", ", ".join(a["roles"]),
+        table.add_row(a["username"], f"{a['municipality']} {a['municipality_name']}".strip(), ", ".join(a["roles"]),
                       a["password"], totp(secret, time.time()))
     console.print(table)
 

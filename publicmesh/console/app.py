@@ -1,4 +1,5 @@
-"""The staff console app: login with password and TOTP, then pages scoped to the staff member's municipality."""
+"""The staff console app: login with password and TOTP, then pages scoped to the staff member's municipality,
+and the operator's pages for publishing a service."""
 
 from __future__ import annotations
 
@@ -36,6 +37,10 @@ class NotFound(Exception):
     """Not there, or another municipality's: both answer the same 404."""
 
 
+class Forbidden(Exception):
+    """Logged in, but without the role the page needs: 403."""
+
+
 class CsrfRefused(Exception):
     """A POST whose form token does not match the session's (or the login cookie's)."""
 
@@ -56,23 +61,31 @@ def for_settings(settings, hub_url: str) -> FastAPI:
     from publicmesh.console.staff import StaffDirectory
     from publicmesh.mesh.client import MeshClient
     from publicmesh.services.applications import SERVICES_MEMBER
+    from publicmesh.console.publishing import Publisher
     from publicmesh.services.decisions import NoticeSender
+    from publicmesh.services.operator import publish_file
     from publicmesh.services.store import metadata
     from publicmesh.storage import engine_for, schema_once
 
     engine = schema_once(metadata)(engine_for("services", settings))
     client = MeshClient.for_member(settings, SERVICES_MEMBER, hub_url)
     client.timeout_s = 10
+    publisher = Publisher(engine, lambda path, progress: publish_file(settings, path, progress=progress),
+                          settings.data_dir / "uploaded-definitions")
     # Plain HTTP on localhost, as every part: secure (__Host-) cookies wait for a TLS setting in the settings.
-    return create_app(engine, StaffDirectory.open(engine, settings.keys_dir), notices=NoticeSender(engine, client))
+    return create_app(engine, StaffDirectory.open(engine, settings.keys_dir), notices=NoticeSender(engine, client),
+                      publisher=publisher)
 
 
-def create_app(engine_services: Engine, staff, *, secure_cookies: bool = False, notices=None) -> FastAPI:
+def create_app(engine_services: Engine, staff, *, secure_cookies: bool = False, notices=None,
+               publisher=None) -> FastAPI:
     """The console on the services store (``engine_services``) and a staff directory (``staff.staff_login``);
-    ``notices.send_pending()``, if given, sends the decision notices after each decision and periodically."""
+    ``notices.send_pending()``, if given, sends the decision notices after each decision and periodically;
+    ``publisher`` (a publishing.Publisher), if given, serves the operator's publish pages."""
     sessions = StaffSessions()
     templates = Jinja2Templates(directory=str(HERE / "templates"))
-    templates.env.globals.update(yen=texts.yen, when=texts.when, duration=texts.duration, reviewed_note=REVIEWED_NOTE)
+    templates.env.globals.update(yen=texts.yen, when=texts.when, duration=texts.duration, reviewed_note=REVIEWED_NOTE,
+                                 place=municipality_name)
     # __Host- binds the cookie to this exact origin, but browsers only accept it over HTTPS.
     cookie = "__Host-console_session" if secure_cookies else "console_session"
 
@@ -94,7 +107,7 @@ def create_app(engine_services: Engine, staff, *, secure_cookies: bool = False, 
         lang = language(request)
         response = templates.TemplateResponse(request, name, {
             "lang": lang, "t": lambda key, **v: texts.translate(key, lang, **v), "session": session,
-            "municipality": municipality_name(session.municipality) if session else "", **context},
+            "municipality": _where(session, lang), **context},
             status_code=status)
         if request.query_params.get("lang") in ("ja", "en"):
             response.set_cookie("lang", lang, max_age=365 * 86400, samesite="lax", secure=secure_cookies)
@@ -135,6 +148,12 @@ def create_app(engine_services: Engine, staff, *, secure_cookies: bool = False, 
                     request.url.path)
         lang = language(request)
         return render(request, "error.html", session, 404, title=texts.translate("not_found", lang), detail="")
+
+    @app.exception_handler(Forbidden)
+    async def forbidden(request: Request, _exc: Forbidden):
+        lang = language(request)
+        return render(request, "error.html", sessions.get(request.cookies.get(cookie)), 403,
+                      title=texts.translate("forbidden", lang), detail=texts.translate("err_operator", lang))
 
     @app.exception_handler(CsrfRefused)
     async def csrf_refused(request: Request, _exc: CsrfRefused):
@@ -191,7 +210,19 @@ def create_app(engine_services: Engine, staff, *, secure_cookies: bool = False, 
     app.state.sessions = sessions
     pages.register(app, engine_services, render=render, current=current, posted=posted, not_found=NotFound,
                    notices=notices)
+    if publisher is not None:
+        from publicmesh.console import publish_pages
+
+        publish_pages.register(app, engine_services, publisher, render=render, current=current, posted=posted,
+                               forbidden=Forbidden, not_found=NotFound)
     return app
+
+
+def _where(session: StaffSession | None, lang: str) -> str:
+    """The staff member's municipality by name, or 'national' for an operator."""
+    if session is None:
+        return ""
+    return municipality_name(session.municipality) if session.municipality else texts.translate("national", lang)
 
 
 async def _resend_forever(notices) -> None:

@@ -34,6 +34,8 @@ def register(app: FastAPI, engine: Engine, *, render, current, posted, not_found
     @app.get("/")
     def dashboard(request: Request):
         session = current(request)
+        if not session.municipality:  # a national operator has no municipality's cases, only publishing
+            return RedirectResponse("/publish", status_code=303)
         with engine.connect() as conn:
             figures = cases.figures(conn, session.municipality)
         return render(request, "dashboard.html", session, active="dashboard", figures=figures,

@@ -1,4 +1,4 @@
-"""Staff accounts of municipal offices (職員): scrypt passwords, TOTP second factor, roles per municipality.
+"""Staff accounts (職員): scrypt passwords, TOTP second factor, roles per municipality, and national operators.
 
 The accounts live in the services store, next to the applications the console decides: the console is the staff
 face of the services SaaS, so it opens that one store and no other part's (the identity store holds residents).
@@ -28,7 +28,10 @@ from publicmesh.services.store import utc_now
 from publicmesh.storage import schema_once
 
 MASTER_FILE = "staff-totp.key"
-ROLES = frozenset({"reviewer", "approver"})
+MUNICIPAL_ROLES = frozenset({"reviewer", "approver"})
+NATIONAL_ROLES = frozenset({"operator"})  # publishes services for the whole country; sees no municipality's cases
+ROLES = MUNICIPAL_ROLES | NATIONAL_ROLES
+NATIONAL = ""  # the municipality column of a national account
 MAX_FAILURES = 10
 MIN_PASSWORD = 12
 TOTP_STEP, TOTP_DIGITS, TOTP_WINDOW = 30, 6, 1  # RFC 6238 defaults; accept one step of clock drift each way
@@ -41,7 +44,7 @@ metadata = MetaData()
 staff_accounts = Table(
     "console_staff_accounts", metadata,
     Column("username", String(64), primary_key=True),
-    Column("municipality", String(6), nullable=False),
+    Column("municipality", String(6), nullable=False),  # NATIONAL ('') for an operator
     Column("roles", Text, nullable=False),  # comma-separated, sorted
     Column("password_hash", Text, nullable=False),
     Column("totp_secret", LargeBinary, nullable=False),  # sealed under the console's master secret
@@ -98,6 +101,17 @@ def check_municipality(code: str) -> str:
     return code
 
 
+def check_roles(municipality: str | None, roles: set[str] | frozenset[str]) -> None:
+    """Municipal roles (reviewer, approver) belong to one municipality; the national role (operator) to none."""
+    if not roles or not set(roles) <= ROLES:
+        raise ValueError(f"roles are a non-empty subset of {sorted(ROLES)}")
+    if set(roles) & NATIONAL_ROLES:
+        if municipality or set(roles) - NATIONAL_ROLES:
+            raise ValueError("an operator is national: no municipality and no municipal role")
+    else:
+        check_municipality(municipality or "")
+
+
 def hash_password(password: str) -> str:
     salt = secrets.token_bytes(16)
     derived = Scrypt(salt=salt, length=32, **_SCRYPT).derive(password.encode())
@@ -121,14 +135,14 @@ def _dummy_hash() -> str:
 
 @dataclass(frozen=True)
 class StaffPrincipal:
-    """A logged-in staff member: sees only their own municipality's tenant."""
+    """A logged-in staff member: sees only their own municipality's tenant (a national operator sees none)."""
 
     username: str
     municipality: str
     roles: frozenset[str]
 
     def can_see(self, municipality_code: str) -> bool:
-        return municipality_code == self.municipality
+        return self.municipality != NATIONAL and municipality_code == self.municipality
 
     def has_role(self, role: str) -> bool:
         return role in self.roles
@@ -145,15 +159,16 @@ class StaffDirectory:
         ensure_schema(engine)
         return cls(engine, load_or_create_secret(keys_dir, MASTER_FILE))
 
-    def create_staff(self, municipality: str, username: str, password: str, roles: set[str] | frozenset[str]) -> str:
-        """A new account; returns its TOTP secret in base32, to show once as a QR code."""
-        check_municipality(municipality)
+    def create_staff(self, municipality: str | None, username: str, password: str,
+                     roles: set[str] | frozenset[str]) -> str:
+        """A new account; returns its TOTP secret in base32, to show once as a QR code. Municipal roles need a
+        municipality; the national operator role has none (``municipality`` None or NATIONAL)."""
+        check_roles(municipality, roles)
         if not _USERNAME.match(username):
             raise ValueError("a username is 3–64 characters of a–z, 0–9, '.', '_' and '-'")
         if len(password) < MIN_PASSWORD:
             raise ValueError(f"a staff password has at least {MIN_PASSWORD} characters")
-        if not roles or not set(roles) <= ROLES:
-            raise ValueError(f"roles are a non-empty subset of {sorted(ROLES)}")
+        municipality = municipality or NATIONAL
         secret = secrets.token_bytes(20)
         try:
             with self.engine.begin() as conn:

@@ -1,5 +1,5 @@
 """Demo identities: My Number Cards for a handful of Kitami residents, issued as the city's counter would, and
-staff console accounts (a reviewer and an approver) for each demo municipality.
+staff console accounts (a reviewer and an approver for each demo municipality, and one national operator).
 
 Demo only: every card's auth PIN is 1234 and signing password ABC123. The card holder data comes from the
 resident registry (the municipality issues cards), the person reference is the resident's pseudonym in the
@@ -70,30 +70,36 @@ def issue_demo_identities(settings: Settings) -> list[dict]:
 
 
 def issue_demo_staff(settings: Settings, codes: tuple[str, ...] | list[str]) -> list[dict]:
-    """A reviewer and an approver for each demo municipality, in the console's staff accounts; writes their
-    passwords and TOTP secrets to data_dir/demo-staff.json (read by ``publicmesh staff demo``). Re-issued at
-    every seed, so the file always matches the accounts."""
+    """A reviewer and an approver for each demo municipality and one national operator (operator.national, who
+    publishes services), in the console's staff accounts; writes their passwords and TOTP secrets to
+    data_dir/demo-staff.json (read by ``publicmesh staff demo``). Re-issued at every seed, so the file always
+    matches the accounts."""
     import os
     import secrets as random_source
 
-    from publicmesh.console.staff import StaffDirectory, provisioning_uri
+    from publicmesh.console.staff import NATIONAL, StaffDirectory, provisioning_uri
     from publicmesh.population.places import municipality
 
     engine = engine_for("services", settings)
     directory = StaffDirectory.open(engine, settings.keys_dir)
     accounts = []
+
+    def issue(username: str, code: str, name: str, role: str) -> None:
+        password = random_source.token_urlsafe(12)
+        directory.remove(username)
+        secret = directory.create_staff(code, username, password, {role})
+        accounts.append({"username": username, "municipality": code, "municipality_name": name, "roles": [role],
+                         "password": password, "totp_secret": secret,
+                         "provisioning_uri": provisioning_uri(username, secret)})
+
     for code in codes:
         try:
             name = municipality(code).name
         except KeyError:
             name = code
         for role in ("reviewer", "approver"):
-            username, password = f"{role}.{code}", random_source.token_urlsafe(12)
-            directory.remove(username)
-            secret = directory.create_staff(code, username, password, {role})
-            accounts.append({"username": username, "municipality": code, "municipality_name": name, "roles": [role],
-                             "password": password, "totp_secret": secret,
-                             "provisioning_uri": provisioning_uri(username, secret)})
+            issue(f"{role}.{code}", code, name, role)
+    issue("operator.national", NATIONAL, "全国", "operator")
     engine.dispose()
     path = settings.data_dir / "demo-staff.json"
     path.write_text(json.dumps(accounts, ensure_ascii=False, indent=1), encoding="utf-8")
