@@ -33,6 +33,8 @@ _TYPES = [
     ProblemType("digest-mismatch", 401, "本文のダイジェストが一致しません", "The body does not match its digest"),
     ProblemType("not-allowed", 403, "この照会を認めるアクセスルールがありません", "No access rule allows this exchange"),
     ProblemType("submission-refused", 422, "申請を受け付けられません", "The submission was refused"),
+    ProblemType("wrong-state", 409, "申請の現在の状況ではこの操作はできません",
+                "The application's status does not allow this"),
     ProblemType("no-consent", 403, "本人の有効な同意がありません", "The person has not consented to this exchange"),
     ProblemType("not-a-consumer", 403, "この機関からの直接の照会は受け付けません", "This member may not call this node directly"),
     ProblemType("unknown-subject", 404, "対象者が見つかりません", "The subject is not known"),

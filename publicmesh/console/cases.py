@@ -10,9 +10,10 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, and_, func, insert, select, update
 
 from publicmesh.services import applications as apps
+from publicmesh.services import forms
 from publicmesh.services.store import applications, history, offers, utc_now
 
-QUEUED = ("in-review", "returned")
+QUEUED = ("received", "in-review", "returned")  # received: a returned application the person resubmitted
 DECIDABLE = ("received", "in-review")  # a returned application waits for the person, not for staff
 REJECTABLE = ("received", "in-review", "returned")
 DECIDERS = frozenset({"reviewer", "approver"})
@@ -74,9 +75,10 @@ def case(conn: Connection, tenant: str, application_id: str) -> dict:
     offer = conn.execute(select(offers).where(offers.c.id == row["offer_id"], offers.c.tenant == tenant)
                          ).mappings().first()
     form = dict(offer["form"]) if offer is not None else {}
+    typed = forms.shown(form, forms.signed_typed(row["signature"]))  # what the person typed, as signed
     steps = conn.execute(select(history).where(history.c.application_id == application_id)
                          .order_by(history.c.at, history.c.id)).mappings()
-    return {"application": dict(row), "form": form, "fields": form.get("fields", []),
+    return {"application": dict(row), "form": form, "fields": form.get("fields", []) + typed,
             "audit_records": [int(p) for p in form.get("audit_records", [])],
             "history": [dict(h) for h in steps]}
 

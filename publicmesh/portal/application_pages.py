@@ -1,5 +1,6 @@
 """申請: benefits the person can receive (offers pushed at publishing), one-tap applications signed with the
-card's signing key, and the status of each application, live (server-sent events)."""
+card's signing key, returned applications fixed and signed again (再提出), and the status of each application,
+live (server-sent events)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,9 @@ from publicmesh.identity import CardError, WrongPin
 from publicmesh.portal.i18n import translate
 from publicmesh.problems import Problem
 from publicmesh.services.applications import STATUSES, application_content
+from publicmesh.services.forms import TypedFieldError, typed_values
+
+FIELD_PREFIX = "field-"  # the input name of a typed field: field-<name>
 
 
 def register(app: FastAPI, portal, require, to_login) -> None:
@@ -32,11 +36,11 @@ def register(app: FastAPI, portal, require, to_login) -> None:
                       status_labels={k: translate(f"status_{k}", language(request)) for k in STATUSES}, **context)
 
     @app.get("/applications")
-    async def applications(request: Request, done: str | None = None):
+    async def applications(request: Request, done: str | None = None, resubmitted: str | None = None):
         session = require(request, "applications")
         if session is None:
             return to_login(request)
-        return page(request, session, await benefits(session), done=done)
+        return page(request, session, await benefits(session), done=done, resubmitted=resubmitted)
 
     async def offer_of(session, offer_id: str, found: dict | None = None) -> dict:
         found = found or await benefits(session)
@@ -45,10 +49,28 @@ def register(app: FastAPI, portal, require, to_login) -> None:
             raise NotFound(f"offer {offer_id} is not open for this person")
         return offer
 
-    def offer_page(request, session, offer, error=None, status=200):
+    def offer_page(request, session, offer, error=None, status=200, typed=None):
         account = accounts.account_of(people.accounts, session.subject_ref)
         return render(request, "offer.html", session, status, active="applications", offer=offer, error=error,
-                      account=accounts.masked(account) if account else None, unread=0)
+                      account=accounts.masked(account) if account else None, unread=0, typed=typed or {})
+
+    async def typed_in(request: Request, form: dict) -> tuple[dict, str | None]:
+        """What the person typed into the form's typed fields, checked as the services part will check it."""
+        posted = await request.form()
+        submitted = {f["name"]: str(posted.get(FIELD_PREFIX + f["name"], "")) for f in form.get("typed_fields") or []}
+        try:
+            return typed_values(form, submitted), None
+        except TypedFieldError as exc:
+            lang = language(request)
+            label = exc.field["label_en"] if lang == "en" else exc.field["label_ja"]
+            return submitted, translate(f"typed_{exc.code}", lang, label=label)
+
+    def sign(session, content: bytes, password: str) -> dict:
+        """The content signed with the signing key of the person's own card (a proxy's own, never the principal's)."""
+        card = people.identity.cards.cards_of(session.actor_ref)[0]
+        signature = card.sign_document(content, password)
+        return {"content": base64.b64encode(content).decode(), "signature": base64.b64encode(signature).decode(),
+                "certificate": card.signing_certificate_pem()}
 
     @app.get("/applications/offers/{offer_id}")
     async def offer(request: Request, offer_id: str):
@@ -68,24 +90,83 @@ def register(app: FastAPI, portal, require, to_login) -> None:
         if session is None or csrf != session.csrf:
             raise NotFound("no session or bad form token")
         offer = await offer_of(session, offer_id)
+        typed, invalid = await typed_in(request, offer["form"])
+        if invalid:
+            return offer_page(request, session, offer, invalid, 422, typed)
         content = application_content({"service_id": offer["service_id"], "id": offer["id"],
-                                       "amount_yen": offer["amount_yen"], "form": offer["form"]})
-        card = people.identity.cards.cards_of(session.actor_ref)[0]  # a proxy signs with their own card
+                                       "amount_yen": offer["amount_yen"], "form": offer["form"]}, typed=typed)
         lang = language(request)
         try:
-            signature = card.sign_document(content, password)
+            signed = sign(session, content, password)
         except WrongPin as exc:
-            return offer_page(request, session, offer, translate("wrong_pin", lang, n=exc.tries_left), 401)
+            return offer_page(request, session, offer, translate("wrong_pin", lang, n=exc.tries_left), 401, typed)
         except CardError as exc:
-            return offer_page(request, session, offer, str(exc), 422)
-        signed = {"content": base64.b64encode(content).decode(), "signature": base64.b64encode(signature).decode(),
-                  "certificate": card.signing_certificate_pem()}
+            return offer_page(request, session, offer, str(exc), 422, typed)
         try:
             created = await portal.mesh.submit(session.subject_ref, {
-                "action": "apply", "offer": offer_id, "signed": signed, "proxy": bool(session.acting_for)})
+                "action": "apply", "offer": offer_id, "signed": signed, "typed": typed,
+                "proxy": bool(session.acting_for)})
         except Problem as problem:
-            return offer_page(request, session, offer, problem.detail, 422)
+            return offer_page(request, session, offer, problem.detail, 422, typed)
         return RedirectResponse(f"/applications?done={created['application']}", status_code=303)
+
+    async def returned_of(session, application_id: str) -> dict:
+        found = await benefits(session)
+        application = next((a for a in found["applications"] if a["id"] == application_id), None)
+        if application is None:  # not this person's (or their principal's)
+            raise NotFound(f"application {application_id} is not this person's")
+        return application
+
+    def resubmit_page(request, session, application, error=None, status=200, typed=None):
+        account = accounts.account_of(people.accounts, session.subject_ref)
+        return render(request, "resubmit.html", session, status, active="applications", application=application,
+                      offer={"form": application["form"]}, error=error, unread=0,
+                      typed=application.get("typed", {}) if typed is None else typed,
+                      account=accounts.masked(account) if account else None)
+
+    @app.get("/applications/{application_id}/resubmit")
+    async def resubmit_form(request: Request, application_id: str):
+        """The returned application as it was, with the staff's reason: what the person typed can be corrected."""
+        session = require(request, "applications")
+        if session is None:
+            return to_login(request)
+        application = await returned_of(session, application_id)
+        if application["status"] != "returned":  # resubmitted already, or decided: its status
+            return RedirectResponse(f"/applications#a-{application_id}", status_code=303)
+        return resubmit_page(request, session, application)
+
+    @app.post("/applications/{application_id}/resubmit")
+    async def resubmit(request: Request, application_id: str, csrf: str = Form(...), password: str = Form(...)):
+        """Signs the corrected application, naming the one it replaces, and sends it back for review."""
+        session = require(request, "applications")
+        if session is None or csrf != session.csrf:
+            raise NotFound("no session or bad form token")
+        application = await returned_of(session, application_id)
+        lang = language(request)
+        if application["status"] != "returned":
+            return render(request, "error.html", session, 409, title=translate("not_returned_title", lang),
+                          detail=translate("not_returned", lang))
+        form = application["form"]
+        typed, invalid = await typed_in(request, form)
+        if invalid:
+            return resubmit_page(request, session, application, invalid, 422, typed)
+        content = application_content({"service_id": application["service_id"], "id": application["offer_id"],
+                                       "amount_yen": application["amount_yen"], "form": form}, typed=typed,
+                                      resubmits=(application_id, application["supersedes"]))
+        try:
+            signed = sign(session, content, password)
+        except WrongPin as exc:
+            return resubmit_page(request, session, application, translate("wrong_pin", lang, n=exc.tries_left), 401,
+                                 typed)
+        except CardError as exc:
+            return resubmit_page(request, session, application, str(exc), 422, typed)
+        try:
+            await portal.mesh.submit(session.subject_ref, {
+                "action": "resubmit", "application": application_id, "signed": signed, "typed": typed,
+                "proxy": bool(session.acting_for)})
+        except Problem as problem:
+            return resubmit_page(request, session, application, problem.detail, 422, typed)
+        return RedirectResponse(f"/applications?resubmitted={application_id}#a-{application_id}", status_code=303)
 
     @app.post("/applications/{application_id}/withdraw")
     async def withdraw(request: Request, application_id: str, csrf: str = Form(...)):

@@ -128,3 +128,23 @@ TEXTS.update({
     "signing_reissued": ("署名用電子証明書を発行しました", "A new signing certificate was issued"),
     "signing_password": ("署名用電子証明書の暗証番号（英数字6〜16桁）", "Signing password (6–16 letters and digits)"),
 })
+
+TEXTS.update({
+    "resubmit": ("修正して再提出", "Fix and resubmit"),
+    "resubmit_confirm": ("署名して再提出する", "Sign and resubmit"),
+    "returned_because": ("差し戻しの理由（担当窓口から）", "Why it was returned (from your municipal office)"),
+    "resubmit_intro": ("行政が持っている情報は変更できません。ご自身で入力した項目を直し、署名用電子証明書の暗証番号で再提出してください。",
+                       "What government holds cannot be changed here. Correct what you typed and resubmit with your signing password."),
+    "resubmit_intro_proxy": ("代理人として再提出します。入力した項目を直し、あなた自身のマイナンバーカードの署名用電子証明書の暗証番号で"
+                             "署名してください（ご本人の暗証番号ではありません）。",
+                             "You are resubmitting as a proxy. Correct what was typed and sign with the signing password of "
+                             "your own My Number Card (not the person's)."),
+    "resubmitted": ("修正した申請を再提出しました。もう一度審査されます。", "Your corrected application was resubmitted for review."),
+    "back_applications": ("申請の一覧に戻る", "Back to your applications"),
+    "not_returned_title": ("再提出できません", "Cannot be resubmitted"),
+    "not_returned": ("この申請は差し戻されていないため、再提出できません。", "This application was not returned, so it cannot be resubmitted."),
+    "required": ("必須", "required"),
+    "typed_missing": ("「{label}」を入力してください", "Please enter {label}"),
+    "typed_invalid": ("「{label}」の形式が正しくありません", "{label} is not in a valid form"),
+    "typed_unknown": ("この申請にない項目です", "This application has no such field"),
+})

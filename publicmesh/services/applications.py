@@ -1,10 +1,11 @@
 """Applications: created by one tap on a signed form, by a prior intent, or by a proxy; decided by the rules
-or by staff; every change kept in the history and sent to the person's portal as an event, and a staff decision
-also as a notice to the person's inbox (決定通知)."""
+or by staff; returned to the person, fixed and signed again (再提出); every change kept in the history and sent to
+the person's portal as an event, and a decision also as a notice to the person's inbox (決定通知)."""
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import secrets
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 
 from publicmesh.agencies.messaging import emit
 from publicmesh.problems import Problem
-from publicmesh.services import decisions
+from publicmesh.services import decisions, forms
 from publicmesh.services.store import applications, history, offers, utc_now
 
 SERVICES_MEMBER = "GOV/digital/services"
@@ -26,10 +27,25 @@ STATUSES = ("received", "in-review", "approved", "rejected", "paid", "returned",
 OPEN = ("received", "in-review", "returned")
 
 
-def application_content(offer: dict) -> bytes:
-    """What the person signs: the service, the offer and every pre-filled value they saw, canonical JSON."""
-    return orjson.dumps({"type": "publicmesh/application", "service": offer["service_id"], "offer": offer["id"],
-                         "amount_yen": offer["amount_yen"], "form": offer["form"]}, option=orjson.OPT_SORT_KEYS)
+RESUBMITTED = "resubmitted"  # the history note of a returned application signed again
+
+
+def application_content(offer: dict, *, typed: dict | None = None, resubmits: tuple[str, str] | None = None) -> bytes:
+    """What the person signs: the service, the offer, every pre-filled value they saw and what they typed, canonical
+    JSON. A resubmission also names the application and the digest of the signature it replaces, so neither the
+    first application's signature nor an earlier resubmission's can be sent again as this one."""
+    doc = {"type": "publicmesh/application", "service": offer["service_id"], "offer": offer["id"],
+           "amount_yen": offer["amount_yen"], "form": offer["form"]}
+    if typed:
+        doc["typed"] = typed
+    if resubmits is not None:
+        doc.update(type="publicmesh/resubmission", application=resubmits[0], supersedes=resubmits[1])
+    return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
+
+
+def signature_digest(signature: str | None) -> str:
+    """The digest of a stored signed application, as a resubmission names it."""
+    return hashlib.sha256((signature or "").encode()).hexdigest()
 
 
 class SignatureCheck:
@@ -47,7 +63,8 @@ class SignatureCheck:
             self._root = x509.load_pem_x509_certificate(self.path.read_bytes())
         return self._root
 
-    def verify(self, content: bytes, signed: dict) -> None:
+    def verify(self, content: bytes, signed: dict) -> x509.Certificate:
+        """The signer's certificate, once the signature over exactly ``content`` verifies under the trust anchor."""
         from publicmesh.identity.certificates import SIGNING, kind_of
 
         try:
@@ -61,6 +78,7 @@ class SignatureCheck:
             if base64.b64decode(signed["content"]) != content:
                 raise ValueError("the signed content is not this offer")
             certificate.public_key().verify(base64.b64decode(signed["signature"]), content, ec.ECDSA(hashes.SHA256()))
+            return certificate
         except (KeyError, TypeError, ValueError, InvalidSignature) as exc:
             raise Problem("submission-refused", f"the application's signature does not verify: {exc or 'bad signature'}") \
                 from None
@@ -118,6 +136,22 @@ def change(conn: Connection, application_id: str, status: str, actor: str, reaso
     return changed
 
 
+def resubmit(conn: Connection, application: dict, signature: dict, actor: str) -> dict:
+    """A returned application, fixed and signed again: back to received, for staff to review again."""
+    now = utc_now()
+    stored = orjson.dumps(signature).decode()
+    values = {"status": "received", "reason": None, "signature": stored}
+    done = conn.execute(update(applications).where(applications.c.id == application["id"],
+                                                   applications.c.status == "returned").values(**values))
+    if done.rowcount != 1:  # resubmitted or withdrawn meanwhile
+        raise Problem("wrong-state", "the application is no longer returned; it cannot be resubmitted")
+    conn.execute(insert(history).values(application_id=application["id"], status="received", actor=actor,
+                                        reason=RESUBMITTED, at=now))
+    changed = {**application, **values}
+    announce(conn, changed, "received")
+    return changed
+
+
 def announce(conn: Connection, application: dict, status: str) -> None:
     """The status change, for the hub to carry to the person's portal (converted to the portal's pseudonym)."""
     from publicmesh.services.agency import AGENCY
@@ -133,10 +167,22 @@ def of_subject(conn: Connection, subject: str) -> dict:
         select(applications).where(applications.c.subject == subject).order_by(applications.c.submitted_at.desc())
     ).mappings()}
     found_offers = [dict(r) for r in conn.execute(select(offers).where(offers.c.subject == subject)).mappings()]
+    returned = [a["offer_id"] for a in applied.values() if a["status"] == "returned"]
+    forms_of = {r["id"]: r["form"] for r in conn.execute(select(offers.c.id, offers.c.form)
+                                                         .where(offers.c.id.in_(returned))).mappings()} if returned else {}
     return {
         "offers": [_json(o) for o in found_offers if o["id"] not in applied],
-        "applications": [_json(a, drop=("signature",)) for a in applied.values()],
+        "applications": [_json(_to_fix(a, forms_of) if a["status"] == "returned" else a, drop=("signature",))
+                         for a in applied.values()],
     }
+
+
+def _to_fix(application: dict, forms_of: dict) -> dict:
+    """A returned application with what the portal needs to show it again: the form, what the person typed,
+    and the digest of the signature a resubmission replaces."""
+    return {**application, "form": forms_of.get(application["offer_id"], {}),
+            "typed": forms.signed_typed(application["signature"]),
+            "supersedes": signature_digest(application["signature"])}
 
 
 def _json(row: dict, drop: tuple[str, ...] = ()) -> dict:

@@ -1,4 +1,5 @@
-"""Decision notices (決定通知): what the person is told when staff approve, reject or return an application.
+"""Decision notices (決定通知): what the person is told when staff approve, reject or return an application (a
+returned one links to its resubmit page).
 
 Each notice is written in the same transaction as the decision (an outbox of notices), then sent through the hub
 into the person's portal inbox. One not sent yet (the hub was down, the sender died) is sent on the next run; its
@@ -30,8 +31,8 @@ FALLBACK = {
     "rejected": (("{title}の申請は認められませんでした", "Your application for {title} was not approved"),
                  ("理由: {reason}", "Reason: {reason}")),
     "returned": (("{title}の申請が差し戻されました", "Your application for {title} was returned"),
-                 ("理由: {reason}　内容をご確認のうえ、お住まいの市区町村の担当窓口にご連絡ください。",
-                  "Reason: {reason} Please check it and contact your municipal office.")),
+                 ("理由: {reason}　このお知らせを開くと、内容を直して再提出できます。",
+                  "Reason: {reason} Open this notice to correct your application and resubmit it.")),
 }
 
 decision_notices = Table(
@@ -95,6 +96,13 @@ def record(conn: Connection, application: dict, status: str) -> None:
         pass  # the same decision recorded twice keeps its first notice
 
 
+def link_of(notice: dict) -> str:
+    """Where the notice opens on the portal: a returned application's resubmit page, else the applications."""
+    if notice["key"].endswith(":returned"):
+        return f"/applications/{notice['application_id']}/resubmit"
+    return "/applications"
+
+
 def pending(conn: Connection, limit: int = 500) -> list[dict]:
     query = select(decision_notices).where(decision_notices.c.sent_at.is_(None))
     return [dict(r) for r in conn.execute(query.order_by(decision_notices.c.created_at).limit(limit)).mappings()]
@@ -123,7 +131,7 @@ class NoticeSender:
             for service, group in by_service.items():
                 notices = [{"subject": r["subject"], "key": r["key"], "title_ja": r["title_ja"],
                             "title_en": r["title_en"], "body_ja": r["body_ja"], "body_en": r["body_en"],
-                            "link": "/applications"} for r in group]
+                            "link": link_of(r)} for r in group]
                 try:
                     self.client.notify(str(PORTAL), purpose_of(service), service, notices)
                 except (HubError, httpx.HTTPError) as exc:

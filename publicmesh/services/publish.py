@@ -24,6 +24,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from publicmesh.mesh.client import MeshClient
 from publicmesh.mesh.members import PORTAL
 from publicmesh.services import applications as apps
+from publicmesh.services import forms
 from publicmesh.services.store import offers, publications, utc_now
 
 SERVICES_MEMBER = "GOV/digital/services"
@@ -173,6 +174,8 @@ def _store_offers(engine: Engine, doc: dict, code: str, eligible: pl.DataFrame, 
     """One offer per eligible unit; units that already have one (an earlier publish) are left alone.
     ``unit_key`` replaces the household as the unit (a birth-triggered service is offered once per birth)."""
     fields = [f for f in doc.get("form", []) if "source" in f]
+    typed_fields = forms.descriptions(doc.get("form", []))  # what the person types: no agency holds it
+    typed = {"typed_fields": typed_fields} if typed_fields else {}
     audit_columns = [c for c in eligible.columns if c.endswith("._audit")]
     rows = []
     now = utc_now()
@@ -185,7 +188,7 @@ def _store_offers(engine: Engine, doc: dict, code: str, eligible: pl.DataFrame, 
                      "fields": [{"name": f["name"], "label_ja": f["label"]["ja"], "label_en": f["label"]["en"],
                                  "format": f.get("format", "text"), "value": _plain(r[f"form.{f['name']}"])}
                                 for f in fields],
-                     "audit_records": [int(r[c]) for c in audit_columns if r[c] is not None]}})
+                     "audit_records": [int(r[c]) for c in audit_columns if r[c] is not None], **typed}})
     if not rows:
         return []
     with engine.begin() as conn:
