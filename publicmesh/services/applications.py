@@ -92,8 +92,9 @@ def offer_for(conn: Connection, offer_id: str, subject: str) -> dict:
 
 
 def create(conn: Connection, offer: dict, channel: str, *, signature: dict | None, review_over: int,
-           automatic: bool, actor: str) -> dict:
-    """One application for the offer's unit; a second one for the same service and unit is refused (409)."""
+           automatic: bool, actor: str, definition: dict | None = None) -> dict:
+    """One application for the offer's unit; a second one for the same service and unit is refused (409). One
+    the rules approve at once gets its approval notice in the same transaction, as a staff approval does."""
     now = utc_now()
     four_eyes = offer["amount_yen"] > review_over
     status = "approved" if automatic and not four_eyes else "in-review"
@@ -111,6 +112,7 @@ def create(conn: Connection, offer: dict, channel: str, *, signature: dict | Non
     if status != "received":
         conn.execute(insert(history).values(application_id=values["id"], status=status, actor="rules", at=now))
     announce(conn, values, status)
+    decisions.record(conn, values, status, definition)  # approved by the rules: the notice; in review: none yet
     return values
 
 

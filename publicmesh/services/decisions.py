@@ -1,5 +1,5 @@
 """Decision notices (決定通知): what the person is told when staff approve, reject or return an application (a
-returned one links to its resubmit page).
+returned one links to its resubmit page), or when the rules alone approve it.
 
 Each notice is written in the same transaction as the decision (an outbox of notices), then sent through the hub
 into the person's portal inbox. One not sent yet (the hub was down, the sender died) is sent on the next run; its
@@ -56,11 +56,14 @@ def _definition(text: str) -> dict:
     return yaml.safe_load(text) or {}
 
 
-def texts_for(conn: Connection, service_id: str, kind: str) -> tuple[dict, dict, str]:
-    """(title, body, service title) in ja and en: the latest published definition's notice, else the fallback."""
-    row = conn.execute(select(publications.c.definition).where(publications.c.service_id == service_id)
-                       .order_by(publications.c.version.desc()).limit(1)).first()
-    doc = _definition(row[0]) if row is not None else {}
+def texts_for(conn: Connection, service_id: str, kind: str, definition: dict | None = None) -> tuple[dict, dict, str]:
+    """(title, body, service title) in ja and en: the definition's notice (the one being published, else the latest
+    published one), else the fallback."""
+    doc = definition
+    if doc is None:
+        row = conn.execute(select(publications.c.definition).where(publications.c.service_id == service_id)
+                           .order_by(publications.c.version.desc()).limit(1)).first()
+        doc = _definition(row[0]) if row is not None else {}
     notice = (doc.get("notices") or {}).get(kind)
     service_title = doc.get("title") or {"ja": service_id, "en": service_id}
     if notice:
@@ -76,12 +79,13 @@ def _fill(text: str, **values) -> str:
         return text
 
 
-def record(conn: Connection, application: dict, status: str) -> None:
-    """The notice of this decision, in the decision's own transaction; nothing for other statuses."""
+def record(conn: Connection, application: dict, status: str, definition: dict | None = None) -> None:
+    """The notice of this decision, in the decision's own transaction; nothing for other statuses. ``definition``:
+    the service being published, whose decisions are taken before its publication is recorded."""
     kind = NOTICE_OF.get(status)
     if kind is None:
         return
-    title, body, service_title = texts_for(conn, application["service_id"], kind)
+    title, body, service_title = texts_for(conn, application["service_id"], kind, definition)
     amount, reason = f"{int(application['amount_yen']):,}", application.get("reason") or ""
     row = {"key": f"{application['service_id']}:{application['id']}:{status}", "application_id": application["id"],
            "service_id": application["service_id"], "subject": application["subject"], "created_at": utc_now()}
@@ -114,6 +118,13 @@ class NoticeSender:
     def __init__(self, engine: Engine, client):
         self.engine, self.client = engine, client
         self._lock = threading.Lock()
+
+    def send_all(self, batch: int = 50_000) -> int:
+        """Every pending notice, a batch at a time, until a run sends none (what the hub refuses stays pending)."""
+        total = 0
+        while sent := self.send_pending(batch):
+            total += sent
+        return total
 
     def send_pending(self, limit: int = 500) -> int:
         """How many were sent; on a hub error, what is left stays pending for the next run."""

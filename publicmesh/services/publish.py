@@ -24,7 +24,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from publicmesh.mesh.client import MeshClient
 from publicmesh.mesh.members import PORTAL
 from publicmesh.services import applications as apps
-from publicmesh.services import forms
+from publicmesh.services import decisions, forms
 from publicmesh.services.store import offers, publications, utc_now
 
 SERVICES_MEMBER = "GOV/digital/services"
@@ -148,7 +148,7 @@ def publish(engine: Engine, client: MeshClient, path: Path | str, municipalities
     summary.notices = len(new)
     summary.phases["notify"] = time.perf_counter() - t3
     t4 = time.perf_counter()
-    summary.prior_intent_applications = _apply_by_intent(engine, doc, [o for o, flag in zip(new, intents) if flag])
+    summary.prior_intent_applications = _decide(engine, client, doc, [o for o, flag in zip(new, intents) if flag])
     summary.phases["decide"] = time.perf_counter() - t4
     with engine.begin() as conn:
         if conn.execute(select(publications.c.version).where(publications.c.service_id == doc["id"],
@@ -224,6 +224,15 @@ def _notify(client: MeshClient, doc: dict, new: list[dict], progress: Progress, 
     return flags
 
 
+def _decide(engine: Engine, client: MeshClient, doc: dict, chosen: list[dict]) -> int:
+    """Applications by prior intent, decided by the rules where the workflow says so; the approval notices written
+    with them are sent right away (once each: a notice sent is marked, and the inbox keeps one per key)."""
+    created = _apply_by_intent(engine, doc, chosen)
+    if created:
+        decisions.NoticeSender(engine, client).send_all()
+    return created
+
+
 def _apply_by_intent(engine: Engine, doc: dict, chosen: list[dict]) -> int:
     """People who said in advance 'pay me what I am eligible for' get an application without asking."""
     workflow = doc.get("workflow", {})
@@ -232,7 +241,7 @@ def _apply_by_intent(engine: Engine, doc: dict, chosen: list[dict]) -> int:
         for offer in chosen:
             try:
                 apps.create(conn, offer, "prior-intent", signature=None, review_over=int(workflow.get("review_over", 0)),
-                            automatic=bool(workflow.get("automatic", False)), actor="prior-intent")
+                            automatic=bool(workflow.get("automatic", False)), actor="prior-intent", definition=doc)
                 created += 1
             except apps.Problem:
                 continue  # already applied

@@ -16,8 +16,7 @@ import yaml
 from sqlalchemy import Connection, Engine, insert, select, update
 
 from publicmesh.mesh.client import HubError, MeshClient
-from publicmesh.services.publish import (_apply_by_intent, _date, _notify, _store_offers, fetch_municipality,
-                                         purpose_of)
+from publicmesh.services.publish import _date, _decide, _notify, _store_offers, fetch_municipality, purpose_of
 from publicmesh.services.store import births, publications, utc_now
 
 log = logging.getLogger(__name__)
@@ -85,7 +84,7 @@ def _offer_for_birth(engine: Engine, client: MeshClient, doc: dict, birth: dict,
     per_birth = "publish" not in (doc.get("triggers") or [])
     created = _store_offers(engine, doc, code, theirs.head(1), unit_key=birth["child"] if per_birth else None)
     intents = _notify(client, doc, created, lambda *_: None)
-    _apply_by_intent(engine, doc, [o for o, flag in zip(created, intents) if flag])
+    _decide(engine, client, doc, [o for o, flag in zip(created, intents) if flag])
     return f"{doc['id']}: {len(created)} offered"
 
 

@@ -121,3 +121,35 @@ def test_pending_notices_go_through_the_hub_once_per_service_and_stay_pending_on
     assert sent[0]["link"] == "/applications"
     assert notices(engine)[0]["sent_at"] is not None
     assert decisions.NoticeSender(engine, hub).send_pending() == 0 and len(hub.calls) == 1
+
+
+def offer(service_id: str = "emergency-benefit", amount: int = 300_000, unit: str = "U") -> dict:
+    return {"id": f"o-{unit}", "service_id": service_id, "unit_key": unit * 22, "subject": "S" * 22,
+            "tenant": "012084", "amount_yen": amount, "form": {}}
+
+
+def test_an_automatic_approval_writes_the_approved_notice_from_the_definition_being_published(engine):
+    # the definition is not recorded as published yet: publish records it after its decide phase
+    doc = yaml.safe_load((DEFINITIONS / "emergency-benefit.yaml").read_text(encoding="utf-8"))
+    with engine.begin() as conn:
+        approved = apps.create(conn, offer(), "prior-intent", signature=None, review_over=1_000_000, automatic=True,
+                               actor="prior-intent", definition=doc)
+        apps.create(conn, offer(amount=2_000_000, unit="V"), "prior-intent", signature=None,
+                    review_over=1_000_000, automatic=True, actor="prior-intent", definition=doc)  # four-eyes
+    [notice] = notices(engine)
+    assert notice["key"] == f"emergency-benefit:{approved['id']}:approved"
+    assert notice["title_ja"] == "緊急支援給付金の支給が決まりました"
+    assert notice["body_ja"] == "300,000円を公金受取口座に振り込みます。"
+
+
+def test_deciding_by_prior_intent_sends_each_approval_notice_once(engine):
+    from publicmesh.services.publish import _decide
+
+    doc = yaml.safe_load((DEFINITIONS / "emergency-benefit.yaml").read_text(encoding="utf-8"))
+    hub = Hub()
+    assert _decide(engine, hub, doc, [offer()]) == 1
+    assert _decide(engine, hub, doc, [offer()]) == 0  # published again: the unit has its application already
+    [(_, _, _, sent)] = hub.calls
+    assert [n["key"].rsplit(":", 1)[1] for n in sent] == ["approved"] and sent[0]["link"] == "/applications"
+    [notice] = notices(engine)
+    assert notice["sent_at"] is not None

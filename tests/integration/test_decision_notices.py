@@ -1,0 +1,136 @@
+"""Decision notices on a running mesh: an application the rules approve at once (a prior intent, an automatic
+workflow) gets the same approval notice a staff approval does, sent once however often the service is published."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+from sqlalchemy import func, select
+
+from publicmesh import consent
+from publicmesh.identity import open_identity
+from publicmesh.notices.schema import notices as notice_table
+from publicmesh.portal.account_pages import PRIOR_INTENT
+from publicmesh.services.decisions import decision_notices
+from publicmesh.services.operator import publish_file
+from publicmesh.services.store import applications
+from publicmesh.storage import engine_for
+
+DEFINITIONS = Path(__file__).resolve().parents[2] / "publicmesh" / "services" / "definitions"
+SERVICE = "auto-notice-test-benefit"
+TITLE = "自動決定の試験給付金"
+APPROVED_TITLE = "自動決定の試験給付金の支給が決まりました"
+AMOUNT = 20_000
+SIGNING_PASSWORD = "ABC123"  # the demo cards' signing password
+
+
+def _card(mesh) -> dict:
+    """The head of household test_services applies with (it taps and never locks or changes its card); the prior
+    intent given here covers this module's service only."""
+    cards = json.loads((mesh.settings.data_dir / "demo-cards.json").read_text(encoding="utf-8"))
+    return next(c for c in cards[4:-1] + cards if c["relation"] in ("head", "single"))
+
+
+@pytest.fixture(scope="module")
+def card(mesh):
+    return _card(mesh)
+
+
+@pytest.fixture(scope="module")
+def prior_intent(mesh, card):
+    """The person said in advance: pay me this benefit without an application (signed with their card)."""
+    holder = open_identity(mesh.settings).cards.card(card["card_id"])
+    engine = engine_for("consent", mesh.settings)
+    intent = consent.record_prior_intent(engine, holder.person_ref, PRIOR_INTENT, [SERVICE],
+                                         sign=lambda data: holder.sign_document(data, SIGNING_PASSWORD))
+    yield intent
+    consent.revoke_prior_intent(engine, intent.id, holder.person_ref)
+    engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def published(mesh, card, prior_intent, tmp_path_factory):
+    """A benefit for our household, decided by the rules alone."""
+    doc = yaml.safe_load((DEFINITIONS / "emergency-benefit.yaml").read_text(encoding="utf-8"))
+    name = 'person.family_name + " " + person.given_name'
+    doc["id"], doc["title"] = SERVICE, {"ja": TITLE, "en": "Automatic decision test benefit"}
+    doc["rules"] = {"eligible": f'person.status == "resident" and {name} == "{card["label"].split("（")[0]}"',
+                    "amount": str(AMOUNT)}
+    doc["workflow"] = {"automatic": True, "review_over": 10_000_000}
+    doc["notices"]["decided"]["title"] = {"ja": APPROVED_TITLE, "en": "Your automatic test benefit was approved"}
+    path = tmp_path_factory.mktemp("definitions") / f"{SERVICE}.yaml"
+    path.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
+    return {"path": path, "summary": publish_file(mesh.settings, path)}
+
+
+def _ours(mesh, person_ref: str) -> dict:
+    """Our person's application (the service's eligible namesakes elsewhere have no prior intent)."""
+    from publicmesh.mesh.members import PORTAL
+    from publicmesh.numbers.keys import load_or_create_master
+    from publicmesh.numbers.pseudonyms import PseudonymService
+
+    subject = PseudonymService(load_or_create_master(mesh.settings.keys_dir)).convert(
+        [person_ref], PORTAL.pseudonym_domain, ["services"])["services"][0]
+    engine = engine_for("services", mesh.settings)
+    with engine.connect() as conn:
+        row = conn.execute(select(applications).where(applications.c.service_id == SERVICE,
+                                                      applications.c.subject == subject)).mappings().one()
+    engine.dispose()
+    return dict(row)
+
+
+def _approval_notices(mesh, application_id: str) -> list[dict]:
+    engine = engine_for("notices", mesh.settings)
+    with engine.connect() as conn:
+        rows = conn.execute(select(notice_table).where(
+            notice_table.c.idempotency_key == f"{SERVICE}:{application_id}:approved")).mappings().all()
+    engine.dispose()
+    return [dict(r) for r in rows]
+
+
+def _outbox(mesh, application_id: str) -> list[dict]:
+    engine = engine_for("services", mesh.settings)
+    with engine.connect() as conn:
+        rows = conn.execute(select(decision_notices).where(decision_notices.c.application_id == application_id)
+                            ).mappings().all()
+    engine.dispose()
+    return [dict(r) for r in rows]
+
+
+def test_an_automatic_approval_sends_one_approval_notice_even_after_republishing(mesh, card, published):
+    assert published["summary"].prior_intent_applications >= 1
+    holder = open_identity(mesh.settings).cards.card(card["card_id"])
+    application = _ours(mesh, holder.person_ref)
+    assert application["status"] == "approved" and application["channel"] == "prior-intent"
+    [notice] = _approval_notices(mesh, application["id"])  # sent by the publish run itself
+    assert notice["person_ref"] == holder.person_ref and notice["title_ja"] == APPROVED_TITLE
+    assert f"{AMOUNT:,}円" in notice["body_ja"]
+
+    again = publish_file(mesh.settings, published["path"])
+    assert again.new_offers == 0 and again.prior_intent_applications == 0
+    assert len(_approval_notices(mesh, application["id"])) == 1
+    [outbox] = _outbox(mesh, application["id"])
+    assert outbox["sent_at"] is not None
+
+    client = httpx.Client(base_url=mesh.url("portal"), follow_redirects=False, timeout=30)
+    challenge = re.search(r'name="challenge" value="([^"]+)"', client.get("/login").text).group(1)
+    assert client.post("/login", data={"card": card["card_id"], "pin": "1234", "challenge": challenge}
+                       ).status_code == 303
+    assert client.get("/notices").text.count(APPROVED_TITLE) == 1
+    client.close()
+
+
+def test_in_review_applications_get_no_approval_notice(mesh, published):
+    engine = engine_for("services", mesh.settings)
+    with engine.connect() as conn:
+        waiting = conn.execute(select(func.count()).select_from(decision_notices).join(
+            applications, applications.c.id == decision_notices.c.application_id).where(
+            applications.c.status.in_(("received", "in-review")),
+            decision_notices.c.key.like("%:approved"))).scalar()
+    engine.dispose()
+    assert waiting == 0
