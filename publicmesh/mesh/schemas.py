@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 BULK_MAX_SUBJECTS = 200_000  # per bulk request; clients split larger lists
@@ -56,6 +58,10 @@ class Notice(BaseModel):
     # a path on the portal: one "/" and then no second one, which would make it a link to another host (//host)
     link: str | None = Field(default=None, max_length=200, pattern=r"^/(?:[A-Za-z0-9_.#?=&-][A-Za-z0-9/_.#?=&-]*)?$",
                              examples=["/applications/offers/4ac95c59143416b2"])
+    category: Literal["service-eligibility", "application-decision", "payout", "account-request"] = Field(
+        default="service-eligibility", description="What the notice is about, for the inbox to file and filter it: a "
+        "service the person can receive, a decision on their application, a payment, or a request to register a "
+        "public-fund account (お知らせの種別)")
 
 
 class NotifyRequest(BaseModel):

@@ -11,7 +11,9 @@ from datetime import UTC, datetime
 
 from publicmesh.mesh.members import MemberId
 
-CATEGORIES = ("service-eligibility", "decision", "document", "security", "info")
+# The first four are also what services name in the hub's Notice (mesh/schemas.py); the inbox files them as sent.
+CATEGORIES = ("service-eligibility", "application-decision", "payout", "account-request", "decision", "document",
+              "security", "info")
 CHANNELS = ("email", "sms")  # besides the inbox, which always receives the notice
 CONTACT_FOR_CHANNEL = {"email": "email", "sms": "phone"}
 

@@ -17,6 +17,8 @@ from publicmesh.portal.i18n import translate
 from publicmesh.portal.proxies import minor_children
 
 PRIOR_INTENT = "auto-pay-eligible-benefits"
+# the kinds of notice the inbox offers to show alone (every kind is labelled on the notice itself)
+INBOX_FILTERS = ("service-eligibility", "application-decision", "payout", "account-request", "security")
 
 
 def register(app: FastAPI, portal) -> None:
@@ -110,17 +112,21 @@ def register(app: FastAPI, portal) -> None:
         return RedirectResponse("/", status_code=303)
 
     @app.get("/notices")
-    async def inbox(request: Request):
+    async def inbox(request: Request, category: str | None = None):
+        """The inbox, newest first; ``category`` shows one kind only (an unknown one shows all)."""
         session = current(request)
         if session is None:
             return RedirectResponse("/login", status_code=303)
         if session.acting_for and not people.mandate_allows(session, "notices"):
             raise NotFound("mandate does not cover notices")
         lang = language(request)
+        chosen = category if category in notices.CATEGORIES else None
         items = [{"id": n.id, "read_at": n.read_at, "title": n.title_en if lang == "en" else n.title_ja,
-                  "body": n.body_en if lang == "en" else n.body_ja, "sent": fmt.date(n.created_at.isoformat(), lang)}
-                 for n in notices.inbox(people.notices, session.subject_ref, limit=50)]
-        return render(request, "notices.html", session, active="notices", notices=items, unread=people.unread(session))
+                  "body": n.body_en if lang == "en" else n.body_ja, "sent": fmt.date(n.created_at.isoformat(), lang),
+                  "category": n.category}
+                 for n in notices.inbox(people.notices, session.subject_ref, limit=50, category=chosen)]
+        return render(request, "notices.html", session, active="notices", notices=items, unread=people.unread(session),
+                      category=chosen, filters=INBOX_FILTERS)
 
     @app.post("/notices/{notice_id}/read")
     async def read_notice(request: Request, notice_id: str, csrf: str = Form(...)):

@@ -1,7 +1,8 @@
 """What the hub calls on the portal, signed by the hub and answered signed by the portal.
 
 - /v1/events: events the portal subscribes to; a move revokes the signing certificate and tells the person.
-- /v1/notices: notices pushed by a service into inboxes; answers who has a prior intent (事前の意思表示) for it.
+- /v1/notices: notices pushed by a service into inboxes, filed under the category the service names (a service
+  the person can receive when it names none); answers who has a prior intent (事前の意思表示) for it.
 - /v1/bulk (dataset public-fund-account): the registered receiving accounts (公金受取口座), for payouts.
 - /v1/consents/check: the portal holds the people's consents (it is their agent); the hub asks it for the
   consent a consent-based exchange names, and binds it to the query's subject itself (mesh/consents.py).
@@ -127,8 +128,8 @@ def register(app: FastAPI, portal) -> None:
     @hub_call("/v1/notices")
     def push_notices(doc: dict):
         drafts = [notices.NoticeDraft(
-            person_ref=n["subject"], sender=doc["sender"], category="service-eligibility", title_ja=n["title_ja"],
-            title_en=n["title_en"], body_ja=n["body_ja"], body_en=n["body_en"],
+            person_ref=n["subject"], sender=doc["sender"], category=n.get("category") or "service-eligibility",
+            title_ja=n["title_ja"], title_en=n["title_en"], body_ja=n["body_ja"], body_en=n["body_en"],
             links={"open": n["link"]} if n.get("link") else {}, idempotency_key=n["key"]) for n in doc["notices"]]
         notices.send_many(people.notices, drafts)
         with_intent = consent.people_with_prior_intent(people.consents, PRIOR_INTENT, doc["service"],

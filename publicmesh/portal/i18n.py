@@ -148,3 +148,12 @@ TEXTS.update({
     "typed_invalid": ("「{label}」の形式が正しくありません", "{label} is not in a valid form"),
     "typed_unknown": ("この申請にない項目です", "This application has no such field"),
 })
+
+TEXTS.update({
+    "filter_notices": ("お知らせの種類", "Kinds of notice"), "all_notices": ("すべて", "All"),
+    "cat_service-eligibility": ("受け取れる給付", "Benefits you can receive"),
+    "cat_application-decision": ("申請の結果", "Application decisions"),
+    "cat_payout": ("お支払い", "Payments"), "cat_account-request": ("口座登録のお願い", "Account requests"),
+    "cat_decision": ("決定", "Decisions"), "cat_document": ("書類", "Documents"),
+    "cat_security": ("セキュリティ", "Security"), "cat_info": ("お知らせ", "Information"),
+})

@@ -142,7 +142,7 @@ class NoticeSender:
             for service, group in by_service.items():
                 notices = [{"subject": r["subject"], "key": r["key"], "title_ja": r["title_ja"],
                             "title_en": r["title_en"], "body_ja": r["body_ja"], "body_en": r["body_en"],
-                            "link": link_of(r)} for r in group]
+                            "link": link_of(r), "category": "application-decision"} for r in group]
                 try:
                     self.client.notify(str(PORTAL), purpose_of(service), service, notices)
                 except (HubError, httpx.HTTPError) as exc:

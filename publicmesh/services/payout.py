@@ -106,5 +106,5 @@ def _ask_for_account(client: MeshClient, doc: dict, missing: pl.DataFrame) -> No
                 "title_ja": text["title"]["ja"], "title_en": text["title"]["en"],
                 "body_ja": text["body"]["ja"].format(amount=f"{r['amount_yen']:,}"),
                 "body_en": text["body"]["en"].format(amount=f"{r['amount_yen']:,}"),
-                "link": "/settings#h-account"} for r in missing.iter_rows(named=True)]
+                "link": "/settings#h-account", "category": "account-request"} for r in missing.iter_rows(named=True)]
     client.notify(str(PORTAL), f"specified-public-benefit:{doc['id']}", doc["id"], notices)

@@ -1,5 +1,6 @@
 """Decision notices on a running mesh: an application the rules approve at once (a prior intent, an automatic
-workflow) gets the same approval notice a staff approval does, sent once however often the service is published."""
+workflow) gets the same approval notice a staff approval does, sent once however often the service is published;
+the inbox files it as an application decision, apart from the notice that the benefit can be received."""
 
 from __future__ import annotations
 
@@ -123,6 +124,38 @@ def test_an_automatic_approval_sends_one_approval_notice_even_after_republishing
                        ).status_code == 303
     assert client.get("/notices").text.count(APPROVED_TITLE) == 1
     client.close()
+
+
+def test_the_category_a_service_names_reaches_the_inbox(mesh, card, published):
+    holder = open_identity(mesh.settings).cards.card(card["card_id"])
+    application = _ours(mesh, holder.person_ref)
+    [approved] = _approval_notices(mesh, application["id"])
+    assert approved["category"] == "application-decision"
+    engine = engine_for("notices", mesh.settings)
+    with engine.connect() as conn:
+        eligible = conn.execute(select(notice_table.c.category, notice_table.c.title_ja).where(
+            notice_table.c.idempotency_key == f"{SERVICE}:{application['unit_key']}:eligible")).one()
+        asked = conn.execute(select(notice_table.c.category).where(
+            notice_table.c.idempotency_key == f"{SERVICE}:{application['id']}:no-account")).scalars().all()
+    engine.dispose()
+    assert eligible.category == "service-eligibility"  # the publish run names none: the default
+    if application["status"] == "approved":  # not paid: the person has no public-fund account yet, and is asked
+        assert asked == ["account-request"]
+
+    client = httpx.Client(base_url=mesh.url("portal"), follow_redirects=False, timeout=30)
+    challenge = re.search(r'name="challenge" value="([^"]+)"', client.get("/login").text).group(1)
+    assert client.post("/login", data={"card": card["card_id"], "pin": "1234", "challenge": challenge}
+                       ).status_code == 303
+    everything = client.get("/notices").text
+    decisions = client.get("/notices?category=application-decision").text
+    offers = client.get("/notices?category=service-eligibility").text
+    client.close()
+    assert APPROVED_TITLE in everything and eligible.title_ja in everything
+    assert APPROVED_TITLE in decisions and eligible.title_ja not in decisions
+    assert eligible.title_ja in offers and APPROVED_TITLE not in offers
+    article = re.search(rf'<article[^>]*data-category="application-decision">(?:(?!</article>).)*{APPROVED_TITLE}',
+                        decisions, re.S)
+    assert article and "申請の結果" in article.group(0)  # labelled with its kind
 
 
 def test_in_review_applications_get_no_approval_notice(mesh, published):
