@@ -8,10 +8,10 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from publicmesh.audit.log import AuditLog
-from publicmesh.audit.records import ExchangeRecord
+from publicmesh.audit.records import ExchangeRecord, SubjectBatch
 
-
-_Request = tuple[list[ExchangeRecord], "asyncio.Future[list[int]]"]
+_Item = ExchangeRecord | SubjectBatch
+_Request = tuple[list[_Item], "asyncio.Future[list[int]]", int]  # (items, future, number of records)
 
 
 class AsyncAuditAppender:
@@ -67,19 +67,20 @@ class AsyncAuditAppender:
         """Append one record; returns its position once committed."""
         return (await self.append_many([record]))[0]
 
-    async def append_many(self, batch: Sequence[ExchangeRecord]) -> list[int]:
-        """Append records at consecutive positions; returns them once committed."""
+    async def append_many(self, batch: Sequence[_Item]) -> list[int]:
+        """Append records (or SubjectBatches of them) at consecutive positions; returns them once committed."""
         batch = list(batch)
         for record in batch:
             # Checked here so one malformed record cannot fail the whole group it would be committed with.
-            if not isinstance(record, ExchangeRecord):
+            if not isinstance(record, (ExchangeRecord, SubjectBatch)):
                 raise TypeError(f"expected ExchangeRecord, got {type(record).__name__}")
-        if not batch:
+        count = sum(len(item) if isinstance(item, SubjectBatch) else 1 for item in batch)
+        if not count:
             return []
         await self.start()
         done: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
-        self._pending.append((batch, done))
-        self._pending_records += len(batch)
+        self._pending.append((batch, done, count))
+        self._pending_records += count
         self._wakeup.set()
         if self._pending_records >= self.max_batch:
             self._full.set()
@@ -115,22 +116,22 @@ class AsyncAuditAppender:
     def _take(self) -> list[_Request]:
         taken, count = [], 0
         # Whole requests only: a caller's records stay consecutive and commit together.
-        while self._pending and (not taken or count + len(self._pending[0][0]) <= self.max_batch):
+        while self._pending and (not taken or count + self._pending[0][2] <= self.max_batch):
             request = self._pending.popleft()
             taken.append(request)
-            count += len(request[0])
+            count += request[2]
         self._pending_records -= count
         return taken
 
     async def _write(self, taken: list[_Request]) -> None:
-        flat = [record for batch, _ in taken for record in batch]
+        flat = [item for batch, _, _ in taken for item in batch]
         loop = asyncio.get_running_loop()
         self._in_flight = taken
         try:
             positions = await loop.run_in_executor(self._executor, self.log.append_many, flat)
         except Exception as exc:  # every caller of the failed transaction learns it failed
             self._in_flight = []
-            for _, done in taken:
+            for _, done, _ in taken:
                 if not done.done():
                     done.set_exception(exc)
             return
@@ -138,13 +139,13 @@ class AsyncAuditAppender:
         self._in_flight = []
         self.batches_written += 1
         offset = 0
-        for batch, done in taken:
+        for _, done, count in taken:
             if not done.done():
-                done.set_result(positions[offset : offset + len(batch)])
-            offset += len(batch)
+                done.set_result(positions[offset : offset + count])
+            offset += count
 
     def _fail_pending(self, exc: Exception) -> None:
-        for _, done in [*self._in_flight, *self._pending]:
+        for _, done, _ in [*self._in_flight, *self._pending]:
             if not done.done():
                 done.set_exception(exc)
         self._in_flight = []

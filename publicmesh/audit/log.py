@@ -13,9 +13,9 @@ from publicmesh.audit import merkle
 from publicmesh.audit.checkpoint import Checkpoint
 from publicmesh.audit.keys import load_audit_public_key
 from publicmesh.audit.merkle import CompactRange, leaf_hash
-from publicmesh.audit.records import ExchangeRecord, canonical_bytes, utc_timestamp
+from publicmesh.audit.records import ExchangeRecord, SubjectBatch, utc_timestamp
 from publicmesh.audit.schema import (HEAD_ID, checkpoints, encode_attributes, frontier, leaves, metadata, records,
-                                     row_record)
+                                     row_record, subjects)
 from publicmesh.audit.verify import VerificationReport, verify_log
 from publicmesh.settings import Settings, get_settings
 from publicmesh.storage import engine_for
@@ -39,6 +39,8 @@ class AuditLog:
         except DBAPIError:
             metadata.create_all(engine)  # another process created the tables between our check and create
         self._ensure_head()
+        if signing_key is not None:
+            self._index_subjects()
 
     @property
     def public_key(self) -> Ed25519PublicKey:
@@ -62,6 +64,14 @@ class AuditLog:
         except IntegrityError:
             pass  # another process created the head first
 
+    def _index_subjects(self) -> None:
+        """A store written before audit_subjects existed gets its pairs once, so its records stay findable."""
+        with self.engine.begin() as conn:
+            if (conn.execute(select(subjects.c.position).limit(1)).first() is None
+                    and conn.execute(select(records.c.position).limit(1)).first() is not None):
+                conn.execute(subjects.insert().from_select(["subject", "position"],
+                                                           select(records.c.subject, records.c.position)))
+
     def _write_checkpoint(self, conn: Connection, tree: CompactRange) -> Checkpoint:
         checkpoint = Checkpoint.sign(self._key(), self.log_id, tree.size, tree.root(), utc_timestamp())
         conn.execute(
@@ -77,13 +87,15 @@ class AuditLog:
         """Append one record; returns its position."""
         return self.append_many([record])[0]
 
-    def append_many(self, batch: Sequence[ExchangeRecord]) -> list[int]:
-        """Append records at consecutive positions in one transaction ending in a signed checkpoint."""
+    def append_many(self, batch: Sequence[ExchangeRecord | SubjectBatch]) -> list[int]:
+        """Append records at consecutive positions in one transaction ending in a signed checkpoint. A
+        SubjectBatch (one exchange's records for many subjects) counts as its records, in order."""
         batch = list(batch)
-        for record in batch:
-            if not isinstance(record, ExchangeRecord):
-                raise TypeError(f"expected ExchangeRecord, got {type(record).__name__}")
-        if not batch:
+        for item in batch:
+            if not isinstance(item, (ExchangeRecord, SubjectBatch)):
+                raise TypeError(f"expected ExchangeRecord, got {type(item).__name__}")
+        count = sum(len(item) if isinstance(item, SubjectBatch) else 1 for item in batch)
+        if not count:
             return []
         self._key()  # fail before taking the lock when the log is read-only
         with self._lock, self.engine.begin() as conn:
@@ -97,27 +109,16 @@ class AuditLog:
             head = conn.execute(select(frontier.c.tree_size, frontier.c.hashes).where(frontier.c.id == HEAD_ID)).one()
             tree = CompactRange.from_bytes(head.tree_size, bytes(head.hashes))
             start = tree.size
-            record_rows, leaf_rows = [], []
-            encoded: dict[tuple[str, ...], str] = {}
-            for offset, record in enumerate(batch):
-                position = start + offset
-                leaf = leaf_hash(canonical_bytes(record, position))
-                tree.append(leaf)
-                attributes = encoded.get(record.attributes)
-                if attributes is None:
-                    attributes = encoded[record.attributes] = encode_attributes(record.attributes)
-                record_rows.append((position, record.kind, record.at, record.consumer, record.provider, record.dataset,
-                                    attributes, record.purpose, record.legal_basis, record.subject, record.request_id,
-                                    record.outcome))
-                leaf_rows.append((position, leaf))
+            record_rows, leaf_rows, subject_rows = _rows(batch, start, tree)
             # Straight to the driver: SQLAlchemy's per-row parameter processing cost more than the insert itself.
             conn.exec_driver_sql(_insert_sql(conn, records), record_rows)
             conn.exec_driver_sql(_insert_sql(conn, leaves), leaf_rows)
+            conn.exec_driver_sql(_insert_sql(conn, subjects), subject_rows)
             conn.execute(
                 update(frontier).where(frontier.c.id == HEAD_ID).values(tree_size=tree.size, hashes=tree.to_bytes())
             )
             self._write_checkpoint(conn, tree)
-        return list(range(start, start + len(batch)))
+        return list(range(start, start + count))
 
     # -- reading ------------------------------------------------------------------------------------------
 
@@ -156,10 +157,13 @@ class AuditLog:
         self, subject: str, limit: int = 100, before: int | None = None
     ) -> list[tuple[int, ExchangeRecord]]:
         """One subject's records, newest first; page with ``before`` = the last position seen."""
-        query = select(records).where(records.c.subject == subject)
+        # The pairs table finds the positions; the record must still name the subject, so a pair that points
+        # at someone else's record shows nothing (verify() reports such pairs).
+        query = (select(records).join(subjects, subjects.c.position == records.c.position)
+                 .where(subjects.c.subject == subject, records.c.subject == subject))
         if before is not None:
-            query = query.where(records.c.position < before)
-        query = query.order_by(records.c.position.desc()).limit(limit)
+            query = query.where(subjects.c.position < before)
+        query = query.order_by(subjects.c.position.desc()).limit(limit)
         with self.engine.connect() as conn:
             return [(row["position"], row_record(row)) for row in conn.execute(query).mappings()]
 
@@ -235,6 +239,28 @@ def verify_store(settings: Settings | None = None, log_id: str = DEFAULT_LOG_ID)
         return AuditLog(engine, None, log_id).verify(public_key)
     finally:
         engine.dispose()
+
+
+def _rows(batch: Sequence[ExchangeRecord | SubjectBatch], start: int, tree: CompactRange):
+    """The audit_records, audit_leaves and audit_subjects rows of the records from position ``start`` on, their
+    leaves appended to ``tree``; the subject rows sorted, so they go into their table in key order."""
+    record_rows, leaf_rows, subject_rows = [], [], []
+    position = start
+    for item in batch:
+        group = item if isinstance(item, SubjectBatch) else SubjectBatch(item, [item.subject])
+        r = group.template
+        hashes = [leaf_hash(data) for data in group.canonical_leaves(position)]
+        tree.extend(hashes)
+        positions = range(position, position + len(hashes))
+        before = (r.kind, r.at, r.consumer, r.provider, r.dataset, encode_attributes(r.attributes), r.purpose,
+                  r.legal_basis)
+        after = (r.request_id, r.outcome)
+        record_rows += [(p, *before, subject, *after) for p, subject in zip(positions, group.subjects)]
+        leaf_rows += zip(positions, hashes)
+        subject_rows += zip(group.subjects, positions)
+        position += len(hashes)
+    subject_rows.sort()
+    return record_rows, leaf_rows, subject_rows
 
 
 def _insert_sql(conn: Connection, table) -> str:

@@ -60,22 +60,9 @@ class ExchangeRecord:
         if not _OUTCOME.fullmatch(self.outcome):
             raise ValueError(f"outcome must be a lower-case word such as {OUTCOMES}, got {self.outcome!r}")
 
-    def for_subjects(self, subjects: Sequence[str]) -> list[ExchangeRecord]:
-        """The same record for each subject: one bulk exchange leaves one record per person. This record's fields
-        are checked once (at construction); each subject only for being a string UTF-8 can encode."""
-        out = []
-        new, setter = object.__new__, object.__setattr__
-        shared = [(f.name, getattr(self, f.name)) for f in fields(self) if f.name != "subject"]
-        for subject in subjects:
-            if not isinstance(subject, str):
-                raise TypeError(f"subject must be str, got {type(subject).__name__}")
-            subject.encode("utf-8")
-            record = new(ExchangeRecord)
-            for name, value in shared:
-                setter(record, name, value)
-            setter(record, "subject", subject)
-            out.append(record)
-        return out
+    def for_subjects(self, subjects: Sequence[str]) -> SubjectBatch:
+        """The same record for each subject: one bulk exchange leaves one record per person."""
+        return SubjectBatch(self, subjects)
 
     def as_dict(self) -> dict[str, object]:
         """The fields as plain JSON values (attributes as a list)."""
@@ -92,6 +79,57 @@ class ExchangeRecord:
             "request_id": self.request_id,
             "outcome": self.outcome,
         }
+
+
+class SubjectBatch(Sequence):
+    """The records of one exchange that differ only in their subject, kept as the shared record and the subjects:
+    a bulk exchange of a whole municipality leaves hundreds of thousands of them. The shared record's fields were
+    checked when it was made; each subject is checked here for being a string UTF-8 can encode."""
+
+    __slots__ = ("template", "subjects")
+
+    def __init__(self, template: ExchangeRecord, subjects: Sequence[str]) -> None:
+        if not isinstance(template, ExchangeRecord):
+            raise TypeError(f"expected ExchangeRecord, got {type(template).__name__}")
+        subjects = list(subjects)
+        for subject in subjects:
+            if not isinstance(subject, str):
+                raise TypeError(f"subject must be str, got {type(subject).__name__}")
+            subject.encode("utf-8")
+        self.template, self.subjects = template, subjects
+
+    def __len__(self) -> int:
+        return len(self.subjects)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return SubjectBatch(self.template, self.subjects[index])
+        record = object.__new__(ExchangeRecord)
+        for f in fields(ExchangeRecord):
+            object.__setattr__(record, f.name, getattr(self.template, f.name))
+        object.__setattr__(record, "subject", self.subjects[index])
+        return record
+
+    def canonical_leaves(self, start: int) -> list[bytes]:
+        """The leaf data (canonical bytes) of each record at consecutive positions from ``start``: the shared
+        fields are encoded once, only the position and the subject per record (equal to canonical_bytes)."""
+        before, between, after = _canonical_parts(self.template)
+        dumps = orjson.dumps
+        return [b"".join((before, str(start + i).encode(), between, dumps(subject), after))
+                for i, subject in enumerate(self.subjects)]
+
+
+def _canonical_parts(record: ExchangeRecord) -> tuple[bytes, bytes, bytes]:
+    """The canonical bytes of a record split around its position and its subject. With sorted keys they are
+    ...,"position":N,"provider":...,"request_id":...,"subject":S}: nothing follows the subject but the brace,
+    and '"position":0,' cannot occur inside a value, where every quote is escaped."""
+    body = record.as_dict()
+    body["position"], body["subject"] = 0, ""
+    whole = orjson.dumps(body, option=_CANONICAL_OPTION)
+    before, found, rest = whole.partition(b'"position":0,')
+    if not found or not rest.endswith(b'"subject":""}'):
+        raise ValueError("unexpected canonical form")
+    return before + b'"position":', b"," + rest[:-len(b'"subject":""}')] + b'"subject":', b"}"
 
 
 def canonical_bytes(record: ExchangeRecord, position: int) -> bytes:

@@ -11,7 +11,7 @@ from sqlalchemy import Connection, Engine, func, or_, select
 from publicmesh.audit.checkpoint import Checkpoint
 from publicmesh.audit.merkle import CompactRange, leaf_hash
 from publicmesh.audit.records import ExchangeRecord, canonical_bytes
-from publicmesh.audit.schema import HEAD_ID, checkpoints, frontier, leaves, records, row_record
+from publicmesh.audit.schema import HEAD_ID, checkpoints, frontier, leaves, records, row_record, subjects
 
 WINDOW = 20_000
 MAX_PROBLEMS = 1_000
@@ -116,6 +116,7 @@ class _Verifier:
             self._check_frontier(head)
         self._classify_suspects()
         self._check_beyond_end()
+        self._check_subject_pairs()
         self.report.problems.sort(key=lambda p: (p.earliest is None, p.earliest or 0, p.kind))
         return self.report
 
@@ -234,6 +235,23 @@ class _Verifier:
             else:
                 self.add(Problem(position, "reordered", f"reordered/altered at position {position}: it holds the "
                                  f"record logged at position {home}"))
+
+    def _check_subject_pairs(self) -> None:
+        """Every record has its (subject, position) pair, and every pair its record: a deleted pair would hide
+        a record from the person's own view of who read their data. Positions already reported (an edited,
+        moved or inserted record) are not reported again for their pairs."""
+        reported = {p.position for p in self.report.problems if p.position is not None}
+        pair = (subjects.c.subject == records.c.subject) & (subjects.c.position == records.c.position)
+        unlisted = select(records.c.position).where(~select(subjects.c.position).where(pair).exists())
+        stray = (select(subjects.c.position).join(records, records.c.position == subjects.c.position)
+                 .where(records.c.subject != subjects.c.subject))  # a removed record is reported as removed
+        for query, kind, what in ((unlisted, "subject-unlisted", "is missing from audit_subjects: the person "
+                                   "would not see it"), (stray, "subject-stray", "in audit_subjects names a "
+                                   "subject its record does not have")):
+            for (position,) in self.conn.execute(query.order_by(query.selected_columns[0]).limit(100)):
+                if position not in reported:
+                    self.add(Problem(position, kind, f"the record at position {position} {what}"
+                                     if kind == "subject-unlisted" else f"the pair at position {position} {what}"))
 
     def _check_beyond_end(self) -> None:
         # Re-read the head: appends made while verifying are legitimate, anything past them is not.

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import base64
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from publicmesh.audit import ExchangeRecord, canonical_bytes, utc_timestamp
 from publicmesh.mesh.catalog import Catalog
@@ -191,41 +193,79 @@ class Exchange:
 
     async def _bulk_answer(self, consumer, provider, rule, dataset, req, rows: pa.Table, converted, subjects,
                            request_id) -> pa.Table:
-        order = rows.column("row").to_pylist()
-        protected = rows.column("_protected").to_pylist() if len(order) else []
-        columns = {"subject": pa.array([subjects[i] for i in order], pa.string())}
+        """The answer kept in Arrow columns: subjects taken by row, protected addresses withheld, embedded
+        pseudonyms converted column-wise; then one audit record per subject answered."""
+        order = _single(rows.column("row"), pa.int64())
+        protected = _single(rows.column("_protected"), pa.bool_()).cast(pa.bool_()).fill_null(False)
+        columns = {"subject": pa.array(subjects, pa.string()).take(order)}
         address = {a["name"] for a in dataset["attributes"] if a["category"] == "address"}
         withholds = rule.protected_addresses != "allow"
         for name in req.attributes:
-            values = rows.column(name).to_pylist() if len(order) else []
+            column = _single(rows.column(name)) if name in rows.column_names else pa.nulls(0)
             if name in address and withholds:
-                values = [None if p else v for v, p in zip(values, protected)]
-            columns[name] = values
-        embedded = []
-        if dataset.get("pseudonym_paths"):
-            as_rows = [{n: columns[n][k] for n in req.attributes} for k in range(len(order))]
-            embedded = await self._convert_embedded(as_rows, dataset, provider.id.pseudonym_domain, consumer.pseudonym_domain)
-            for name in req.attributes:
-                columns[name] = [r[name] for r in as_rows]
+                column = pc.if_else(protected, pa.nulls(len(column), column.type), column)
+            columns[name] = column
+        embedded = []  # (path, audit pseudonyms of the persons named there)
+        for path in dataset.get("pseudonym_paths", []):
+            name, _, field = path.partition("[].")
+            if name in columns:
+                columns[name], audit_subjects = await self._convert_column(
+                    columns[name], field, provider.id.pseudonym_domain, consumer.pseudonym_domain)
+                embedded.append((path, audit_subjects))
         # One record per subject answered. A household member embedded in someone's answer gets a record of
         # their own only when they are not a subject of this exchange already (a whole-municipality scan
         # answers every member, so there each person has exactly one record of the exchange).
-        template = self._record("bulk-item", consumer, provider.id, req.dataset, req.attributes, rule, req.purpose,
-                                rule.legal_basis, "", request_id)
-        audit_subjects = [converted[AUDIT_DOMAIN][i] for i in order]
-        records = template.for_subjects(audit_subjects)
-        answered = set(audit_subjects)
-        by_path: dict[str, dict[str, None]] = {}
-        for path, subject in embedded:
-            if subject not in answered:
-                by_path.setdefault(path, {})[subject] = None
-        for path, subjects in by_path.items():
-            records += self._record("bulk-item", consumer, provider.id, req.dataset, [path], rule, req.purpose,
-                                    rule.legal_basis, "", request_id).for_subjects(list(subjects))
-        positions = await self.audit.append_many(records) if records else []
-        columns["withheld"] = pa.array([bool(p and withholds and address & set(req.attributes)) for p in protected], pa.bool_())
+        audit = converted[AUDIT_DOMAIN]
+        answered = [audit[i] for i in order.to_pylist()]
+        batches = [self._record("bulk-item", consumer, provider.id, req.dataset, req.attributes, rule, req.purpose,
+                                rule.legal_basis, "", request_id).for_subjects(answered)]
+        seen = set(answered)
+        for path, audit_subjects in embedded:
+            others = list(dict.fromkeys(s for s in audit_subjects if s and s not in seen))
+            if others:
+                batches.append(self._record("bulk-item", consumer, provider.id, req.dataset, [path], rule,
+                                            req.purpose, rule.legal_basis, "", request_id).for_subjects(others))
+        positions = await self.audit.append_many(batches) if answered or len(batches) > 1 else []
+        withheld = withholds and bool(address & set(req.attributes))
+        columns["withheld"] = pc.and_(protected, pa.scalar(withheld)) if len(order) else pa.array([], pa.bool_())
         columns["audit_record"] = pa.array(positions[:len(order)], pa.int64())
-        return pa.table({k: v if isinstance(v, pa.Array) else pa.array(v) for k, v in columns.items()})
+        return pa.table(columns)
+
+    async def _convert_column(self, column: pa.Array, field: str, source: str, target: str):
+        """A column of pseudonyms (or a list column whose items are, or carry in ``field``, pseudonyms) in the
+        target domain; returns it and the audit pseudonyms of the persons it names."""
+        if pa.types.is_list(column.type) or pa.types.is_large_list(column.type):
+            items = pc.list_flatten(column)
+            inner = items.field(field) if field else items
+            converted, audit = await self._convert_strings(inner, source, target)
+            if field:
+                names = [f.name for f in items.type]
+                items = pa.StructArray.from_arrays([converted if n == field else items.field(n) for n in names],
+                                                   names=names, mask=items.is_null())
+            else:
+                items = converted
+            lengths = pc.list_value_length(column).fill_null(0).to_numpy(zero_copy_only=False)
+            offsets = pa.array(np.concatenate([[0], np.cumsum(lengths)]), pa.int32())
+            return pa.ListArray.from_arrays(offsets, items, mask=column.is_null()), audit
+        return await self._convert_strings(column, source, target)
+
+    async def _convert_strings(self, values: pa.Array, source: str, target: str) -> tuple[pa.Array, list[str]]:
+        pseudonyms = values.to_pylist()
+        present = [i for i, p in enumerate(pseudonyms) if p]
+        if not present:
+            return pa.nulls(len(values), pa.string()), []
+        found = await self.numbers.convert_many([pseudonyms[i] for i in present], source, (target, AUDIT_DOMAIN))
+        out: list[str | None] = [None] * len(pseudonyms)
+        for i, value in zip(present, found[target]):
+            out[i] = value
+        return pa.array(out, pa.string()), [a for a in found[AUDIT_DOMAIN] if a]
+
+
+def _single(column: pa.ChunkedArray, empty_type: pa.DataType | None = None) -> pa.Array:
+    """One contiguous array of a column (typed ``empty_type`` when the table has no rows)."""
+    if column.num_chunks == 0:
+        return pa.array([], empty_type or column.type)
+    return column.combine_chunks()
 
 
 async def _records_page(audit_log, subject: str, limit: int, before: int | None) -> dict:

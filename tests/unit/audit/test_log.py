@@ -15,7 +15,7 @@ from sqlalchemy import delete, select, update
 from publicmesh.audit import AuditLog, ExchangeRecord, load_or_create_audit_key, verify_store
 from publicmesh.audit.merkle import CompactRange, leaf_hash, root, verify_consistency, verify_inclusion
 from publicmesh.audit.records import canonical_bytes
-from publicmesh.audit.schema import checkpoints, frontier, leaves, records
+from publicmesh.audit.schema import checkpoints, frontier, leaves, records, subjects
 from publicmesh.settings import Settings
 from publicmesh.storage import drop_store, engine_for
 
@@ -234,6 +234,33 @@ def test_deleted_record_is_reported_as_removed(log, engine):
     report = log.verify()
     assert [(p.position, p.kind) for p in report.problems] == [(42, "removed")]
     assert "removed record at position 42" in report.problems[0].detail
+
+
+def test_a_batch_of_subjects_is_logged_as_the_same_records_one_by_one(log, engine, key, tmp_path):
+    template = make_record(1)
+    positions = log.append_many([make_record(0), template.for_subjects(["ap-a", "ap-b", "ap-c"]), make_record(2)])
+    assert positions == [0, 1, 2, 3, 4]
+    assert [log.get(p).subject for p in positions] == ["ap-0000", "ap-a", "ap-b", "ap-c", "ap-0002"]
+    assert log.records_for_subject("ap-b") == [(2, template.for_subjects(["ap-b"])[0])]
+    assert stored_leaves(engine)[2] == leaf_hash(canonical_bytes(log.get(2), 2))
+    assert log.verify().ok
+
+
+def test_a_deleted_subject_pair_hides_a_record_and_is_reported(log, engine):
+    fill(log, 30)
+    assert 15 in [p for p, _ in log.records_for_subject("ap-0001")]
+    with engine.begin() as conn:
+        conn.execute(delete(subjects).where(subjects.c.position == 15))
+    assert 15 not in [p for p, _ in log.records_for_subject("ap-0001")]
+    assert [(p.position, p.kind) for p in log.verify().problems] == [(15, "subject-unlisted")]
+
+
+def test_a_forged_pair_never_shows_someone_elses_record(log, engine):
+    fill(log, 30)
+    with engine.begin() as conn:
+        conn.execute(subjects.insert(), {"subject": "ap-0001", "position": 16})  # position 16 is ap-0002's
+    assert 16 not in [p for p, _ in log.records_for_subject("ap-0001")]
+    assert [(p.position, p.kind) for p in log.verify().problems] == [(16, "subject-stray")]
 
 
 def test_swapped_records_are_reported_as_reordered(log, engine):

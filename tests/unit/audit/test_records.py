@@ -32,10 +32,17 @@ def test_canonical_bytes_are_the_standard_sorted_compact_utf8_json(consumer, sub
 
 def test_records_for_many_subjects_equal_records_made_one_by_one():
     template = record(subject="")
-    made = template.for_subjects(["a", "児童", "c"])
+    made = list(template.for_subjects(["a", "児童", "c"]))
     assert made == [record(at=template.at, subject=s) for s in ("a", "児童", "c")]
     assert [canonical_bytes(r, 7) for r in made] == [canonical_bytes(record(at=template.at, subject=s), 7)
                                                     for s in ("a", "児童", "c")]
+
+
+@given(consumer=TEXT, purpose=TEXT, subjects=st.lists(TEXT, max_size=5), attributes=st.lists(TEXT, max_size=4),
+       start=st.integers(0, 2**62))
+def test_a_batch_encodes_each_record_as_canonical_bytes_does(consumer, purpose, subjects, attributes, start):
+    batch = record(consumer=consumer, purpose=purpose, attributes=attributes).for_subjects(subjects)
+    assert batch.canonical_leaves(start) == [canonical_bytes(r, start + i) for i, r in enumerate(batch)]
 
 
 def test_records_for_many_subjects_refuse_a_subject_that_is_not_text():
