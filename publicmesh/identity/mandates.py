@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import secrets
 from dataclasses import dataclass
 
@@ -32,6 +33,14 @@ class Mandate:
     def permits(self, scope: str, at: dt.datetime | None = None) -> bool:
         at = at or store.utc_now()
         return self.revoked_at is None and self.valid_from <= at < self.valid_until and scope in self.scopes
+
+
+def reference(mandate_id: str) -> str:
+    """What a mandate is called outside the portal (in a signed application, to the services part): a granted
+    mandate by its id; a statutory one, whose id holds the parent's and the child's portal pseudonyms, by a digest."""
+    if mandate_id.startswith(f"{STATUTORY}:"):
+        return f"{STATUTORY}-" + hashlib.sha256(mandate_id.encode()).hexdigest()[:32]
+    return mandate_id
 
 
 def check_scopes(scopes: set[str] | frozenset[str]) -> frozenset[str]:

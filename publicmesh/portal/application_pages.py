@@ -12,7 +12,9 @@ from fastapi import FastAPI, Form, Request
 from fastapi.responses import RedirectResponse, StreamingResponse
 
 from publicmesh import accounts
-from publicmesh.identity import CardError, WrongPin
+from publicmesh.identity import CardError, WrongPin, basic_information, load_certificate
+from publicmesh.identity.certificates import serial_hex
+from publicmesh.identity.mandates import reference as mandate_reference
 from publicmesh.portal.i18n import translate
 from publicmesh.problems import Problem
 from publicmesh.services.applications import STATUSES, application_content
@@ -65,9 +67,21 @@ def register(app: FastAPI, portal, require, to_login) -> None:
             label = exc.field["label_en"] if lang == "en" else exc.field["label_ja"]
             return submitted, translate(f"typed_{exc.code}", lang, label=label)
 
-    def sign(session, content: bytes, password: str) -> dict:
-        """The content signed with the signing key of the person's own card (a proxy's own, never the principal's)."""
+    def signer(session):
+        """The card that signs: the person's own (a proxy's own, never the principal's); and for a proxy, what the
+        signed content names: the proxy, as their signing certificate does, and the mandate they act under."""
         card = people.identity.cards.cards_of(session.actor_ref)[0]
+        if not session.acting_for:
+            return card, None
+        certificate = load_certificate(card.signing_certificate_pem())
+        try:
+            name = basic_information(certificate).name
+        except ValueError:
+            name = session.actor_name
+        return card, {"name": name, "certificate": serial_hex(certificate.serial_number),
+                      "mandate": mandate_reference(session.mandate_id or "")}
+
+    def sign(card, content: bytes, password: str) -> dict:
         signature = card.sign_document(content, password)
         return {"content": base64.b64encode(content).decode(), "signature": base64.b64encode(signature).decode(),
                 "certificate": card.signing_certificate_pem()}
@@ -93,19 +107,19 @@ def register(app: FastAPI, portal, require, to_login) -> None:
         typed, invalid = await typed_in(request, offer["form"])
         if invalid:
             return offer_page(request, session, offer, invalid, 422, typed)
+        card, proxy = signer(session)
         content = application_content({"service_id": offer["service_id"], "id": offer["id"],
-                                       "amount_yen": offer["amount_yen"], "form": offer["form"]}, typed=typed)
+                                       "amount_yen": offer["amount_yen"], "form": offer["form"]}, typed=typed, proxy=proxy)
         lang = language(request)
         try:
-            signed = sign(session, content, password)
+            signed = sign(card, content, password)
         except WrongPin as exc:
             return offer_page(request, session, offer, translate("wrong_pin", lang, n=exc.tries_left), 401, typed)
         except CardError as exc:
             return offer_page(request, session, offer, str(exc), 422, typed)
         try:
             created = await portal.mesh.submit(session.subject_ref, {
-                "action": "apply", "offer": offer_id, "signed": signed, "typed": typed,
-                "proxy": bool(session.acting_for)})
+                "action": "apply", "offer": offer_id, "signed": signed, "typed": typed, "proxy": proxy})
         except Problem as problem:
             return offer_page(request, session, offer, problem.detail, 422, typed)
         return RedirectResponse(f"/applications?done={created['application']}", status_code=303)
@@ -150,11 +164,12 @@ def register(app: FastAPI, portal, require, to_login) -> None:
         typed, invalid = await typed_in(request, form)
         if invalid:
             return resubmit_page(request, session, application, invalid, 422, typed)
+        card, proxy = signer(session)
         content = application_content({"service_id": application["service_id"], "id": application["offer_id"],
                                        "amount_yen": application["amount_yen"], "form": form}, typed=typed,
-                                      resubmits=(application_id, application["supersedes"]))
+                                      proxy=proxy, resubmits=(application_id, application["supersedes"]))
         try:
-            signed = sign(session, content, password)
+            signed = sign(card, content, password)
         except WrongPin as exc:
             return resubmit_page(request, session, application, translate("wrong_pin", lang, n=exc.tries_left), 401,
                                  typed)
@@ -163,7 +178,7 @@ def register(app: FastAPI, portal, require, to_login) -> None:
         try:
             await portal.mesh.submit(session.subject_ref, {
                 "action": "resubmit", "application": application_id, "signed": signed, "typed": typed,
-                "proxy": bool(session.acting_for)})
+                "proxy": proxy})
         except Problem as problem:
             return resubmit_page(request, session, application, problem.detail, 422, typed)
         return RedirectResponse(f"/applications?resubmitted={application_id}#a-{application_id}", status_code=303)

@@ -1,6 +1,8 @@
 """Acting for someone else: granted mandates, statutory mandates for minor children, and the action log.
 
 Every page a proxy opens for a principal is recorded as "proxy X for principal Y" and shown to the principal.
+The services part asks, through the hub, which mandates to apply for a person are in force and with which signing
+certificates their proxies sign (``mandates_to_apply``): it checks a proxy's signed application against them.
 """
 
 from __future__ import annotations
@@ -37,6 +39,23 @@ class ProxyLog:
             rows = conn.execute(select(proxy_actions).where(proxy_actions.c.principal_ref == principal_ref)
                                 .order_by(proxy_actions.c.id.desc()).limit(limit)).mappings().all()
         return [dict(r) for r in rows]
+
+
+def mandates_to_apply(identity, sessions, principal_ref: str, at: dt.datetime | None = None) -> list[dict]:
+    """The principal's mandates in force that cover applications, each named as a signed application names it
+    (mandates.reference) and with its proxy's signing certificates in force (serials, lower-case hex)."""
+    from publicmesh.identity import SIGNING
+    from publicmesh.identity.mandates import GRANTED, SCOPES, STATUTORY, reference
+
+    at = at or dt.datetime.now(dt.timezone.utc)
+    found = [(m.id, GRANTED, m.proxy_ref, m.scopes, m.valid_from, m.valid_until)
+             for m in identity.mandates.active_mandates(principal_ref, at) if m.permits("applications", at)]
+    found += [(mandate_id, STATUTORY, parent, SCOPES, at, until)
+              for parent, mandate_id, until in sessions.statutory_proxies(principal_ref)]
+    return [{"mandate": reference(mandate_id), "kind": kind, "scopes": sorted(scopes),
+             "valid_from": valid_from.isoformat(), "valid_until": valid_until.isoformat(),
+             "proxy_certificates": [c.serial for c in identity.authority.certificates_of(proxy, SIGNING)]}
+            for mandate_id, kind, proxy, scopes, valid_from, valid_until in found]
 
 
 def minor_children(household: dict, actor_ref: str, today: dt.date | None = None) -> list[dict]:

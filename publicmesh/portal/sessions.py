@@ -74,6 +74,14 @@ class SessionStore:
             conn.execute(update(sessions).where(sessions.c.id == session.id).values(
                 acting_for=principal, acting_for_name=name, acting_for_municipality=municipality, mandate_id=mandate_id))
 
+    def statutory_proxies(self, principal_ref: str) -> list[tuple[str, str, dt.datetime]]:
+        """(parent, mandate id, until) of live sessions acting for ``principal_ref`` under a statutory mandate: the
+        portal established it from the registry when the parent chose the child (see account_pages.act_for)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(sessions.c.actor_ref, sessions.c.mandate_id, sessions.c.expires_at).where(
+                sessions.c.acting_for == principal_ref, sessions.c.mandate_id.like("statutory:%"))).all()
+        return [(r.actor_ref, r.mandate_id, _aware(r.expires_at)) for r in rows if _aware(r.expires_at) > _now()]
+
     def touch(self, session: Session) -> None:
         with self.engine.begin() as conn:
             conn.execute(update(sessions).where(sessions.c.id == session.id).values(expires_at=_now() + LIFETIME))

@@ -30,14 +30,19 @@ OPEN = ("received", "in-review", "returned")
 RESUBMITTED = "resubmitted"  # the history note of a returned application signed again
 
 
-def application_content(offer: dict, *, typed: dict | None = None, resubmits: tuple[str, str] | None = None) -> bytes:
+def application_content(offer: dict, *, typed: dict | None = None, proxy: dict | None = None,
+                        resubmits: tuple[str, str] | None = None) -> bytes:
     """What the person signs: the service, the offer, every pre-filled value they saw and what they typed, canonical
-    JSON. A resubmission also names the application and the digest of the signature it replaces, so neither the
-    first application's signature nor an earlier resubmission's can be sent again as this one."""
+    JSON. A proxy's also names the proxy (the name and serial of the signing certificate) and the mandate
+    (``proxy``: name, certificate, mandate). A resubmission also names the application and the digest of the
+    signature it replaces, so neither the first application's signature nor an earlier one can be sent again."""
     doc = {"type": "publicmesh/application", "service": offer["service_id"], "offer": offer["id"],
            "amount_yen": offer["amount_yen"], "form": offer["form"]}
     if typed:
         doc["typed"] = typed
+    if proxy is not None:
+        doc["proxy"] = {"name": proxy["name"], "certificate": proxy["certificate"]}
+        doc["mandate"] = proxy["mandate"]
     if resubmits is not None:
         doc.update(type="publicmesh/resubmission", application=resubmits[0], supersedes=resubmits[1])
     return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)

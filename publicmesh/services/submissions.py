@@ -1,15 +1,23 @@
 """What the portal submits through the hub for one person (申請の受付): apply, resubmit a returned application, or
-withdraw. Every application and resubmission is signed with a JPKI signing key over exactly what was shown."""
+withdraw. Every application and resubmission is signed with a JPKI signing key over exactly what was shown; a
+proxy's names the proxy and the mandate, checked against the signing certificate and the principal's mandates."""
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Callable
+
 import yaml
+from cryptography import x509
 from sqlalchemy import Connection, select
 
 from publicmesh.problems import Problem
 from publicmesh.services import applications as apps
 from publicmesh.services.forms import TypedFieldError, typed_values
-from publicmesh.services.store import applications, offers, publications
+from publicmesh.services.store import applications, offers, publications, utc_now
+
+PROXY_FIELDS = ("name", "certificate", "mandate")
+MandateLookup = Callable[[str], list[dict]]  # subject → the principal's mandates to apply in force (from the portal)
 
 
 def workflow_of(conn: Connection, service_id: str) -> dict:
@@ -27,11 +35,55 @@ def typed_of(offer: dict, payload: dict) -> dict[str, str]:
         raise Problem("submission-refused", f"the form's field {exc.field['name']!r} is {exc.code}") from None
 
 
-class Submissions:
-    """The services part's writer for the 'application' dataset."""
+def proxy_of(payload: dict) -> dict | None:
+    """The proxy a submission names (None: the person themself). A bare flag no longer does: the signed content
+    must name the proxy and the mandate."""
+    proxy = payload.get("proxy")
+    if proxy is None or proxy is False:
+        return None
+    if not isinstance(proxy, dict) or set(proxy) != set(PROXY_FIELDS) or not all(
+            isinstance(proxy[k], str) and 0 < len(proxy[k]) <= 200 for k in PROXY_FIELDS):
+        raise Problem("submission-refused", "a proxy's application names the proxy (name and signing certificate) "
+                                            "and the mandate")
+    return proxy
 
-    def __init__(self):
+
+def check_proxy(proxy: dict, certificate: x509.Certificate, mandates: list[dict],
+                at: dt.datetime | None = None) -> None:
+    """The proxy named is the holder of the certificate that signed, and the mandate named is one of the
+    principal's, in force, covering applications, held by that certificate's holder."""
+    from publicmesh.identity.certificates import basic_information, serial_hex
+
+    def refuse(why: str):
+        raise Problem("submission-refused", f"the proxy's mandate does not hold: {why}")
+
+    if serial_hex(certificate.serial_number) != proxy["certificate"]:
+        refuse("the proxy named did not sign it")
+    try:
+        if basic_information(certificate).name != proxy["name"]:
+            refuse("the proxy named is not the signing certificate's holder")
+    except ValueError:
+        refuse("the signing certificate names nobody")
+    at = at or utc_now()
+    mandate = next((m for m in mandates if m.get("mandate") == proxy["mandate"]), None)
+    if mandate is None:
+        refuse(f"no mandate {proxy['mandate']} of this person is in force")
+    if "applications" not in mandate.get("scopes", ()):
+        refuse("the mandate does not cover applications")
+    if not dt.datetime.fromisoformat(mandate["valid_from"]) <= at < dt.datetime.fromisoformat(mandate["valid_until"]):
+        refuse("the mandate is not in force")
+    if proxy["certificate"] not in mandate.get("proxy_certificates", ()):
+        refuse("the mandate is not the signer's")
+
+
+class Submissions:
+    """The services part's writer for the 'application' dataset. ``mandates`` looks up a principal's mandates;
+    by default it asks the portal through the hub (rule services-proxy-mandate)."""
+
+    def __init__(self, mandates: MandateLookup | None = None):
         self._signatures = None  # SignatureCheck on the JPKI trust anchor in this part's keys folder, made on first use
+        self._mandates = mandates
+        self._client = None
 
     @property
     def signatures(self) -> apps.SignatureCheck:
@@ -41,33 +93,60 @@ class Submissions:
             self._signatures = apps.SignatureCheck(get_settings().keys_dir)
         return self._signatures
 
+    def mandates(self, subject: str) -> list[dict]:
+        if self._mandates is not None:
+            return self._mandates(subject)
+        import httpx
+
+        from publicmesh.mesh.client import HubError, MeshClient
+        from publicmesh.mesh.members import PORTAL
+        from publicmesh.runtime.topology import part
+        from publicmesh.settings import get_settings
+
+        if self._client is None:
+            settings = get_settings()
+            self._client = MeshClient.for_member(settings, apps.SERVICES_MEMBER, part(settings, "hub").url(settings))
+            self._client.timeout_s = 10
+        try:
+            return self._client.query(str(PORTAL), "mandates", subject, ["mandates"], "apply")["data"]["mandates"]
+        except (HubError, httpx.HTTPError) as exc:
+            raise Problem("submission-refused", f"the proxy's mandate could not be checked: {exc}") from None
+
     def __call__(self, conn: Connection, _tenant, subject: str, payload: dict) -> dict:
         action = payload.get("action")
-        by_proxy = payload.get("proxy") is True  # the portal says so only while someone acts under a mandate
-        actor = "proxy" if by_proxy else "resident"
         if action == "apply":
-            return self.apply(conn, subject, payload, by_proxy, actor)
+            return self.apply(conn, subject, payload)
         if action == "resubmit":
-            return self.resubmit(conn, subject, payload, actor)
+            return self.resubmit(conn, subject, payload)
         if action == "withdraw":
             row = self._application(conn, subject, payload)
             if row is None or row["status"] not in apps.OPEN + ("approved",):
                 raise Problem("submission-refused", "no open application of this person to withdraw")
-            changed = apps.change(conn, row["id"], "withdrawn", actor)
+            # unsigned: the portal vouches for its session, as for every page a proxy opens within the mandate
+            changed = apps.change(conn, row["id"], "withdrawn", "proxy" if payload.get("proxy") else "resident")
             return {"application": changed["id"], "status": "withdrawn"}
         raise Problem("submission-refused", f"unknown action {action!r}")
 
-    def apply(self, conn: Connection, subject: str, payload: dict, by_proxy: bool, actor: str) -> dict:
+    def _verify(self, subject: str, content: bytes, payload: dict, proxy: dict | None) -> str:
+        """Checks the signature (and a proxy's mandate); returns who submitted: "resident" or "proxy"."""
+        certificate = self.signatures.verify(content, payload.get("signed") or {})
+        if proxy is None:
+            return "resident"
+        check_proxy(proxy, certificate, self.mandates(subject))
+        return "proxy"
+
+    def apply(self, conn: Connection, subject: str, payload: dict) -> dict:
         offer = apps.offer_for(conn, str(payload.get("offer", "")), subject)
-        content = apps.application_content(offer, typed=typed_of(offer, payload))
-        self.signatures.verify(content, payload.get("signed") or {})
+        proxy = proxy_of(payload)
+        content = apps.application_content(offer, typed=typed_of(offer, payload), proxy=proxy)
+        actor = self._verify(subject, content, payload, proxy)
         workflow = workflow_of(conn, offer["service_id"])
-        created = apps.create(conn, offer, "proxy" if by_proxy else "tap", signature=payload["signed"],
+        created = apps.create(conn, offer, "proxy" if proxy else "tap", signature=payload["signed"],
                               review_over=int(workflow.get("review_over", 0)),
                               automatic=bool(workflow.get("automatic", False)), actor=actor)
         return {"application": created["id"], "status": created["status"]}
 
-    def resubmit(self, conn: Connection, subject: str, payload: dict, actor: str) -> dict:
+    def resubmit(self, conn: Connection, subject: str, payload: dict) -> dict:
         """Only the person's own application (or their principal's, for a proxy), and only while it is returned."""
         row = self._application(conn, subject, payload)
         if row is None:  # another person's application is as good as none
@@ -75,9 +154,10 @@ class Submissions:
         if row["status"] != "returned":
             raise Problem("wrong-state", f"only a returned application can be resubmitted; this one is {row['status']}")
         offer = dict(conn.execute(select(offers).where(offers.c.id == row["offer_id"])).mappings().one())
-        content = apps.application_content(offer, typed=typed_of(offer, payload),
+        proxy = proxy_of(payload)
+        content = apps.application_content(offer, typed=typed_of(offer, payload), proxy=proxy,
                                            resubmits=(row["id"], apps.signature_digest(row["signature"])))
-        self.signatures.verify(content, payload.get("signed") or {})
+        actor = self._verify(subject, content, payload, proxy)
         changed = apps.resubmit(conn, row, payload["signed"], actor)
         return {"application": changed["id"], "status": changed["status"]}
 

@@ -1,7 +1,9 @@
 """A proxy applies for their principal within the mandate (issue 4 §4), over HTTP on a running mesh: the proxy
-signs with their own card, the application is the principal's with the channel "proxy", and the principal sees it
-and the hub's record of the submission. Outside the mandate — no applications scope, a revoked mandate, another
-household's offer — nothing is applied for."""
+signs with their own card, the signed content names the proxy and the mandate, which the services part checks
+against the signing certificate and the principal's mandates (asked of the portal through the hub); the
+application is the principal's with the channel "proxy", and the principal sees it and the hub's record of the
+submission. Outside the mandate — no applications scope, a revoked mandate, another household's offer, a mandate id
+or a proxy the signed content names falsely — nothing is applied for."""
 
 from __future__ import annotations
 
@@ -16,8 +18,11 @@ import yaml
 from sqlalchemy import select
 
 from publicmesh.agencies.resident_registry import residents
-from publicmesh.identity import open_identity
+from publicmesh.identity import basic_information, load_certificate, open_identity
+from publicmesh.identity.certificates import serial_hex
+from publicmesh.mesh.client import HubError
 from publicmesh.mesh.members import PORTAL
+from publicmesh.services.applications import application_content
 from publicmesh.services.operator import publish_file
 from publicmesh.services.store import applications, history, offers
 from publicmesh.storage import engine_for
@@ -204,6 +209,47 @@ def test_a_proxy_cannot_apply_for_another_household(mesh, people, cast, clients,
     assert _applications_for(mesh, theirs["id"]) == []
 
 
+def _held(mesh, proxy_card: dict, principal_card: dict) -> str:
+    """The id of the mandate in force the proxy holds for the principal."""
+    cards = open_identity(mesh.settings)
+    proxy_ref, principal_ref = (cards.cards.card(c["card_id"]).person_ref for c in (proxy_card, principal_card))
+    return next(m.id for m in cards.mandates.mandates_held(proxy_ref) if m.principal_ref == principal_ref)
+
+
+def _naming(card, mandate: str) -> dict:
+    certificate = load_certificate(card.signing_certificate_pem())
+    return {"name": basic_information(certificate).name, "certificate": serial_hex(certificate.serial_number),
+            "mandate": mandate}
+
+
+def test_a_mandate_or_proxy_named_falsely_in_the_signed_content_is_refused(mesh, people, cast, clients, published,
+                                                                          proxy_password):
+    ours, _ = _offers(mesh, people, cast["principal"])
+    if "代理人として操作しています" not in clients["proxy"].get("/").text:  # run on its own: give the mandate here
+        _give(clients["principal"], clients["proxy"], _name(cast["principal"]), ["applications"])
+    mandate = _held(mesh, cast["proxy"], cast["principal"])
+    identity = open_identity(mesh.settings)
+    proxy, limited = (identity.cards.card(cast[role]["card_id"]) for role in ("proxy", "limited"))
+    principal_ref = identity.cards.card(cast["principal"]["card_id"]).person_ref
+    tampered = mandate[:-1] + ("0" if mandate[-1] != "0" else "1")
+    falsely = [  # what the signed content and the submission name
+        (_naming(proxy, tampered), "no mandate"),
+        (_naming(proxy, _held(mesh, cast["limited"], cast["principal"])), "no mandate"),  # no applications scope
+        ({**_naming(limited, mandate), "name": _naming(proxy, mandate)["name"]}, "did not sign"),
+    ]
+    for named, why in falsely:
+        content = application_content(ours, proxy=named)
+        signed = {"content": base64.b64encode(content).decode(), "certificate": proxy.signing_certificate_pem(),
+                  "signature": base64.b64encode(proxy.sign_document(content, proxy_password)).decode()}
+        with pytest.raises(HubError) as refused:
+            mesh.client(str(PORTAL))._post("/v1/query", {
+                "provider": "GOV/digital/services", "dataset": "application", "subject": principal_ref,
+                "attributes": ["submit"], "purpose": "apply",
+                "payload": {"action": "apply", "offer": ours["id"], "signed": signed, "proxy": named}})
+        assert refused.value.status == 422 and why in refused.value.problem["detail"], refused.value.problem
+    assert _applications_for(mesh, ours["id"]) == []
+
+
 def test_a_proxy_applies_for_the_principal_with_their_own_signing_password(mesh, people, cast, clients, published,
                                                                           proxy_password):
     ours, _ = _offers(mesh, people, cast["principal"])
@@ -231,7 +277,11 @@ def test_a_proxy_applies_for_the_principal_with_their_own_signing_password(mesh,
     identity = open_identity(mesh.settings)
     assert signed["certificate"] == identity.cards.card(cast["proxy"]["card_id"]).signing_certificate_pem()
     assert signed["certificate"] != identity.cards.card(cast["principal"]["card_id"]).signing_certificate_pem()
-    assert json.loads(base64.b64decode(signed["content"]))["offer"] == ours["id"]
+    content = json.loads(base64.b64decode(signed["content"]))
+    assert content["offer"] == ours["id"]
+    proxy_card = identity.cards.card(cast["proxy"]["card_id"])
+    assert content["mandate"] == _held(mesh, cast["proxy"], cast["principal"])  # the mandate the proxy acts under
+    assert content["proxy"] == {k: v for k, v in _naming(proxy_card, "").items() if k != "mandate"}
     assert _history(mesh, application_id)[0] == ("received", "proxy")  # staff see who submitted it
 
     mine = principal.get("/applications").text  # the principal sees it as their own

@@ -105,3 +105,35 @@ def test_a_parent_of_a_minor_is_a_statutory_proxy(mandates, people):
     assert mandates.authorize(parent, child, "applications") is None
     assert mandates.authorize(parent, child, "applications", is_parent_of_minor=True).kind == "statutory"
     assert mandates.active_mandates(child) == []  # nothing is stored for it
+
+
+def test_what_the_services_part_is_told_of_a_principals_mandates_to_apply(engine, authority, cards, hanako, people):
+    """The portal's answer (portal/proxies.mandates_to_apply): mandates in force covering applications, named as a
+    signed application names them, with the proxy's signing certificates; a statutory one by a digest only."""
+    from publicmesh.identity import SIGNING, issue_card
+    from publicmesh.identity.bootstrap import Identity
+    from publicmesh.identity.mandates import reference
+    from publicmesh.portal.proxies import mandates_to_apply
+    from publicmesh.portal.sessions import SessionStore
+
+    create_all(engine)
+    principal, proxy, parent = people
+    issue_card(authority, cards, proxy, hanako, "1234", "ABC123")
+    mandates = Mandates(engine)
+    applying = mandates.grant(principal, proxy, {"applications"}, NOW - DAY, NOW + DAY)
+    mandates.grant(principal, proxy, {"notices"}, NOW - DAY, NOW + DAY)  # not for applying
+    revoked = mandates.grant(principal, proxy, {"applications"}, NOW - DAY, NOW + DAY)
+    mandates.revoke(revoked.id, principal)
+    sessions = SessionStore(engine)
+    session = sessions.create(parent, "北見 太郎", "012084")
+    sessions.act_for(session, principal, "北見 花子", "012084", f"statutory:{parent}:{principal}")
+    identity = Identity(engine, authority, cards, None, None, mandates)
+
+    found = {m["mandate"]: m for m in mandates_to_apply(identity, sessions, principal)}
+    statutory = reference(f"statutory:{parent}:{principal}")
+    assert set(found) == {applying.id, statutory}
+    assert found[applying.id]["kind"] == "granted" and found[applying.id]["scopes"] == ["applications"]
+    assert found[applying.id]["proxy_certificates"] == [c.serial for c in authority.certificates_of(proxy, SIGNING)]
+    assert statutory.startswith("statutory-") and parent not in statutory and principal not in statutory
+    assert found[statutory]["proxy_certificates"] == []  # the parent holds no card here
+    assert reference(applying.id) == applying.id

@@ -1,5 +1,6 @@
-"""Submissions on the services store with real JPKI signatures: typed fields are part of what is signed, and a
-returned application is resubmitted only by its owner, only while returned, only with a fresh valid signature."""
+"""Submissions on the services store with real JPKI signatures: typed fields are part of what is signed; a
+returned application is resubmitted only by its owner, only while returned, only with a fresh valid signature; a
+proxy's application names the proxy and the mandate, checked against the certificate and the principal's mandates."""
 
 from __future__ import annotations
 
@@ -49,15 +50,29 @@ def engine(tmp_path):
     engine.dispose()
 
 
+def _ref() -> str:
+    return base64.urlsafe_b64encode(secrets.token_bytes(16)).decode().rstrip("=")
+
+
 @pytest.fixture
-def card(tmp_path):
+def jpki(tmp_path):
     settings = Settings(data_dir=tmp_path / "identity")
     identity = engine_for("identity", settings)
     authority = JpkiAuthority.load_or_create(settings.keys_dir, identity)
-    person = BasicInformation("北見　花子", "北海道北見市青葉町1番1号", dt.date(1988, 4, 2), 2)
-    yield issue_card(authority, CardStore.open(identity, settings.keys_dir), base64.urlsafe_b64encode(
-        secrets.token_bytes(16)).decode().rstrip("="), person, "1234", PASSWORD), settings.keys_dir
+    yield authority, CardStore.open(identity, settings.keys_dir), settings.keys_dir
     identity.dispose()
+
+
+@pytest.fixture
+def card(jpki):
+    person = BasicInformation("北見　花子", "北海道北見市青葉町1番1号", dt.date(1988, 4, 2), 2)
+    return issue_card(jpki[0], jpki[1], _ref(), person, "1234", PASSWORD), jpki[2]
+
+
+@pytest.fixture
+def proxy_card(jpki):
+    person = BasicInformation("網走　次郎", "北海道網走市南6条東4丁目", dt.date(1960, 1, 20), 1)
+    return issue_card(jpki[0], jpki[1], _ref(), person, "1234", PASSWORD), jpki[2]
 
 
 @pytest.fixture
@@ -160,3 +175,66 @@ def test_a_resubmission_is_refused_unless_signed_anew_by_the_owner_and_nothing_c
             submit(engine, submissions, payload, subject)
         assert refused.value.status == status
     assert application(engine) == returned
+
+
+MANDATE = "4f1c2a9e0b7d4c3a8e6f5d2c1b0a9e8d"
+
+
+def mandates_of(*serials: str, scopes=("applications",), until: str = "2999-01-01T00:00:00+00:00"):
+    """What the portal answers for the principal: one granted mandate held by the certificates ``serials``."""
+    entry = {"mandate": MANDATE, "kind": "granted", "scopes": list(scopes), "valid_from": "2020-01-01T00:00:00+00:00",
+             "valid_until": until, "proxy_certificates": list(serials)}
+    return lambda subject: [entry] if subject == SUBJECT else []
+
+
+def naming(card, mandate: str = MANDATE) -> dict:
+    from publicmesh.identity import basic_information, load_certificate
+    from publicmesh.identity.certificates import serial_hex
+
+    certificate = load_certificate(card[0].signing_certificate_pem())
+    return {"name": basic_information(certificate).name, "certificate": serial_hex(certificate.serial_number),
+            "mandate": mandate}
+
+
+def test_a_proxy_applies_naming_themself_and_the_mandate(engine, proxy_card):
+    proxy = naming(proxy_card)
+    taking = Submissions(mandates=mandates_of(proxy["certificate"]))
+    taking._signatures = apps.SignatureCheck(proxy_card[1])
+    content = apps.application_content(offer(engine), typed={"phone": "0157-00-0000"}, proxy=proxy)
+    submit(engine, taking, {"action": "apply", "offer": "offer1", "typed": {"phone": "0157-00-0000"},
+                            "signed": signed(proxy_card, content), "proxy": proxy})
+    row = application(engine)
+    assert row["channel"] == "proxy"
+    named = orjson.loads(base64.b64decode(orjson.loads(row["signature"])["content"]))
+    assert named["mandate"] == MANDATE and named["proxy"] == {"name": "網走　次郎", "certificate": proxy["certificate"]}
+    with engine.connect() as conn:
+        assert conn.execute(select(store.history.c.actor)).scalars().first() == "proxy"
+
+
+def test_a_proxy_outside_the_mandate_is_refused(engine, card, proxy_card):
+    proxy, other = naming(proxy_card), naming(card)
+    cases = [  # (what the content and payload name, whose card signs, the principal's mandates, why refused)
+        (naming(proxy_card, "0" * 32), proxy_card, mandates_of(proxy["certificate"]), "no mandate"),
+        (proxy, proxy_card, mandates_of(other["certificate"]), "not the signer's"),
+        (proxy, proxy_card, mandates_of(proxy["certificate"], scopes=("notices",)), "does not cover applications"),
+        (proxy, proxy_card, mandates_of(proxy["certificate"], until="2021-01-01T00:00:00+00:00"), "not in force"),
+        ({**proxy, "name": "北見　花子"}, proxy_card, mandates_of(proxy["certificate"]), "not the signing"),
+        (proxy, card, mandates_of(proxy["certificate"]), "did not sign"),  # signed with another card
+    ]
+    for named, signer, mandates, why in cases:
+        taking = Submissions(mandates=mandates)
+        taking._signatures = apps.SignatureCheck(signer[1])
+        content = apps.application_content(offer(engine), typed={"phone": "0157-00-0000"}, proxy=named)
+        with pytest.raises(Problem) as refused:
+            submit(engine, taking, {"action": "apply", "offer": "offer1", "typed": {"phone": "0157-00-0000"},
+                                    "signed": signed(signer, content), "proxy": named})
+        assert why in refused.value.detail
+    bare = Submissions(mandates=mandates_of(proxy["certificate"]))
+    bare._signatures = apps.SignatureCheck(proxy_card[1])
+    content = apps.application_content(offer(engine), typed={"phone": "0157-00-0000"})
+    with pytest.raises(Problem) as refused:  # the flag alone, as the portal sent it before
+        submit(engine, bare, {"action": "apply", "offer": "offer1", "typed": {"phone": "0157-00-0000"},
+                              "signed": signed(proxy_card, content), "proxy": True})
+    assert "names the proxy" in refused.value.detail
+    with engine.connect() as conn:
+        assert conn.execute(select(store.applications)).first() is None
