@@ -6,6 +6,7 @@ import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+import pyarrow as pa
 from sqlalchemy import Connection, Table, bindparam, select
 
 SCAN_OVER = 5_000  # subjects in one lookup above which the tenant is scanned instead of listing them
@@ -28,6 +29,8 @@ class Attribute:
 
 
 Lookup = Callable[[Connection, str | None, Sequence[str], Sequence[str]], dict[str, dict]]
+# (conn, tenant, subjects or None for every subject, attributes) → Arrow table: subject, _protected, attributes
+BulkLookup = Callable[[Connection, str | None, Sequence[str] | None, Sequence[str]], pa.Table]
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,7 @@ class Dataset:
     custom_lookup: Lookup | None = None
     filters: dict = field(default_factory=dict)
     scan_table: Table | None = None  # where a whole-municipality scan lists subjects (default: ``table``)
+    custom_bulk: BulkLookup | None = None
 
     def all_subjects(self, conn: Connection, tenant: str | None) -> list[str]:
         """Every subject of the dataset in one tenant: what a population-scale service starts from."""
@@ -121,6 +125,44 @@ class Dataset:
             found[subject] = dict(zip(names, values))
         return found
 
+    def bulk(self, conn: Connection, tenant: str | None, subjects: Sequence[str] | None,
+             attributes: Sequence[str]) -> pa.Table:
+        """The rows of many subjects (or, with ``subjects=None``, of every subject of the tenant) as Arrow columns
+        subject, _protected and the attributes; one row per subject found (the latest), dates as ISO text."""
+        if self.custom_bulk is not None:
+            return self.custom_bulk(conn, tenant, subjects, attributes)
+        if self.custom_lookup is not None:
+            subjects = self.all_subjects(conn, tenant) if subjects is None else subjects
+            return rows_table(self.custom_lookup(conn, tenant, subjects, attributes), attributes)
+        by_tenant = self.tenant_column is not None and tenant is not None
+        scan = subjects is None or len(subjects) > SCAN_OVER
+        query = self._statement(tuple(attributes), by_tenant, scan=scan)
+        params = {"tenant": tenant} if by_tenant else {}
+        if scan:  # straight from the driver: the rows of a whole municipality, without a Row object each
+            rows = driver_rows(conn, query, params)
+        else:
+            rows = [tuple(row) for row in conn.execute(query, {**params, "subjects": list(subjects)})]
+        wanted = None if subjects is None else set(subjects)
+        seen: set[str] = set()
+        kept = []
+        for row in rows:  # latest first: the first row of a subject is the one answered
+            subject = row[0]
+            if subject not in seen and (wanted is None or subject in wanted):
+                seen.add(subject)
+                kept.append(row)
+        names = [c.name for c in query.selected_columns]
+        values = list(zip(*kept)) if kept else [()] * len(names)
+        columns = {"subject": pa.array(values[0], pa.string())}
+        protected = names.index("_protected") if "_protected" in names else None
+        columns["_protected"] = pa.array([bool(v) for v in values[protected]] if protected else [False] * len(kept),
+                                         pa.bool_())
+        for name in attributes:
+            column = values[names.index(name)]
+            if _is_temporal(query.selected_columns[name].type):
+                column = [_json_value(v) for v in column]
+            columns[name] = pa.array(column)
+        return pa.table(columns)
+
     def _statement(self, attributes: tuple[str, ...], by_tenant: bool, scan: bool = False):
         # Built once per attribute set: statement construction costs more than the indexed lookup itself.
         cache = self.__dict__.setdefault("_statements", {})
@@ -142,6 +184,30 @@ class Dataset:
                 query = query.order_by(table.c[self.order_by].desc())
             cache[key] = query
         return cache[key]
+
+
+def driver_rows(conn: Connection, query, params: dict) -> list[tuple]:
+    """A statement's rows as the driver's own tuples (SQLite gives dates as their ISO text, PostgreSQL as dates).
+    Reading a municipality through Row objects and result processing cost several times the query."""
+    compiled = query.compile(dialect=conn.dialect)
+    values = compiled.construct_params(params)
+    if conn.dialect.paramstyle == "qmark":
+        values = tuple(values[name] for name in compiled.positiontup)
+    cursor = conn.connection.dbapi_connection.cursor()
+    try:
+        cursor.execute(str(compiled), values)
+        return cursor.fetchall()
+    finally:
+        cursor.close()
+
+
+def rows_table(found: dict[str, dict], attributes: Sequence[str]) -> pa.Table:
+    rows = list(found.items())
+    columns = {"subject": pa.array([s for s, _ in rows], pa.string()),
+               "_protected": pa.array([bool(r.get("_protected", False)) for _, r in rows], pa.bool_())}
+    for name in attributes:
+        columns[name] = pa.array([r[name] for _, r in rows])
+    return pa.table(columns)
 
 
 def _is_temporal(column_type) -> bool:

@@ -125,18 +125,16 @@ def create_app(node: AgencyNode) -> Starlette:
     def bulk(doc: dict):
         member = node.member_of(doc)
         dataset, attributes = dataset_and_attributes(doc)
-        scan = doc.get("scan") is True
+        subjects = None if doc.get("scan") is True else doc["subjects"]
         with node.engine.connect() as conn:
-            subjects = dataset.all_subjects(conn, agency.tenant_of(member)) if scan else doc["subjects"]
-            rows = dataset.lookup(conn, agency.tenant_of(member), subjects, attributes)
-        index = [i for i, s in enumerate(subjects) if s in rows]
-        columns = {"i": pa.array(index, pa.int32()),
-                   "_protected": pa.array([bool(rows[subjects[i]].get("_protected", False)) for i in index])}
-        for name in attributes:
-            columns[name] = pa.array([rows[subjects[i]][name] for i in index])
-        if scan:  # the hub learns the subjects from the answer (in this agency's pseudonyms)
-            columns["subject"] = pa.array([subjects[i] for i in index], pa.string())
-        return 200, _arrow_bytes(pa.table(columns)), ARROW_STREAM
+            table = dataset.bulk(conn, agency.tenant_of(member), subjects, attributes)
+        if subjects is None:  # a scan: the hub learns the subjects from the answer (in this agency's pseudonyms)
+            index = pa.array(range(table.num_rows), pa.int32())
+        else:  # which of the asked subjects each row answers
+            position = {s: k for k, s in enumerate(subjects)}
+            index = pa.array([position[s] for s in table.column("subject").to_pylist()], pa.int32())
+            table = table.drop_columns(["subject"])
+        return 200, _arrow_bytes(table.append_column("i", index)), ARROW_STREAM
 
     def outbox(doc: dict):
         with node.engine.connect() as conn:

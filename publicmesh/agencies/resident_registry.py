@@ -6,10 +6,11 @@ from __future__ import annotations
 import datetime as dt
 
 import polars as pl
+import pyarrow as pa
 from sqlalchemy import (Boolean, Column, Connection, Date, DateTime, BigInteger, Index, Integer, MetaData, SmallInteger,
                         String, Table, func, insert, select, update)
 
-from publicmesh.agencies.datasets import SCAN_OVER, Attribute, Dataset
+from publicmesh.agencies.datasets import SCAN_OVER, Attribute, Dataset, rows_table, driver_rows
 from publicmesh.agencies.definition import AgencyDefinition
 from publicmesh.agencies.loading import load_frame
 from publicmesh.agencies.messaging import emit
@@ -110,6 +111,29 @@ def _household_lookup(conn: Connection, tenant, subjects, attributes) -> dict[st
     return out
 
 
+def _household_bulk(conn: Connection, tenant, subjects, attributes) -> pa.Table:
+    """Most of a municipality: one scan, the members of each household grouped in Polars (the same members, in
+    the same order, as _household_lookup gives one household)."""
+    if subjects is not None and len(subjects) <= SCAN_OVER:
+        return rows_table(_household_lookup(conn, tenant, subjects, attributes), attributes)
+    r = residents.c
+    rows = driver_rows(conn, select(r.pseudonym, r.household_no, r.relation, r.address_protected, r.sex,
+                                    r.birth_date, r.status).where(r.tenant == tenant)
+                       .order_by(r.household_no, r.birth_date), {})
+    everyone = pl.DataFrame(rows, schema=["subject", "household_no", "relation", "protected", "sex", "birth_date",
+                                          "status"], orient="row", infer_schema_length=None)
+    if everyone.schema["birth_date"] != pl.Utf8:  # PostgreSQL gives dates, SQLite their ISO text
+        everyone = everyone.with_columns(pl.col("birth_date").dt.to_string("%Y-%m-%d"))
+    members = (everyone.filter(pl.col("status").is_in(["resident", "non-registered"]))
+               .group_by("household_no", maintain_order=True)
+               .agg(pl.struct("subject", "relation", pl.col("sex").cast(pl.Int64), "birth_date").alias("members")))
+    found = everyone if subjects is None else everyone.filter(pl.col("subject").is_in(list(subjects)))
+    answer = found.join(members, on="household_no", how="left").with_columns(
+        pl.col("members").fill_null([]), pl.col("protected").cast(pl.Boolean).fill_null(False).alias("_protected"))
+    answer = answer.with_columns(pl.col("members").list.len().cast(pl.Int64).alias("household_size"))
+    return answer.select("subject", "_protected", *attributes).to_arrow()
+
+
 HOUSEHOLD = Dataset(
     "household", "世帯情報", "Household",
     (
@@ -121,6 +145,7 @@ HOUSEHOLD = Dataset(
             "sex": {"type": "integer"}, "birth_date": _DATE}}}, "世帯員", "Household members", "household"),
     ),
     custom_lookup=_household_lookup,
+    custom_bulk=_household_bulk,
     scan_table=residents,
 )
 
