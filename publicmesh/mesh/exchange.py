@@ -109,7 +109,7 @@ class Exchange:
         flags = answer.json()["prior_intent"]
         await self.audit.append_many([
             self._record("notice", consumer, provider.id, "inbox", ["notice"], rule, req.purpose, rule.legal_basis,
-                         converted[AUDIT_DOMAIN][i], request_id) for i in valid])
+                         "", request_id).for_subjects([converted[AUDIT_DOMAIN][i] for i in valid])])
         prior_intent = [False] * len(req.notices)
         for k, i in enumerate(valid):
             prior_intent[i] = bool(flags[k])
