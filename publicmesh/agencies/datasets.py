@@ -210,6 +210,20 @@ def rows_table(found: dict[str, dict], attributes: Sequence[str]) -> pa.Table:
     return pa.table(columns)
 
 
+def small_types(table: pa.Table) -> pa.Table:
+    """The table with string and list columns (Polars gives large_string and large_list): the types the
+    per-subject path answers, so parts of one answer concatenate."""
+    def small(t: pa.DataType) -> pa.DataType:
+        if pa.types.is_large_string(t) or pa.types.is_string_view(t):
+            return pa.string()
+        if pa.types.is_large_list(t) or pa.types.is_list(t):
+            return pa.list_(small(t.value_type))
+        if pa.types.is_struct(t):
+            return pa.struct([pa.field(f.name, small(f.type)) for f in t])
+        return t
+    return table.cast(pa.schema([pa.field(f.name, small(f.type)) for f in table.schema]))
+
+
 def _is_temporal(column_type) -> bool:
     try:
         return column_type.python_type in (dt.date, dt.datetime)

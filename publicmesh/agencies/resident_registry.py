@@ -10,7 +10,7 @@ import pyarrow as pa
 from sqlalchemy import (Boolean, Column, Connection, Date, DateTime, BigInteger, Index, Integer, MetaData, SmallInteger,
                         String, Table, func, insert, select, update)
 
-from publicmesh.agencies.datasets import SCAN_OVER, Attribute, Dataset, rows_table, driver_rows
+from publicmesh.agencies.datasets import SCAN_OVER, Attribute, Dataset, driver_rows, rows_table, small_types
 from publicmesh.agencies.definition import AgencyDefinition
 from publicmesh.agencies.loading import load_frame
 from publicmesh.agencies.messaging import emit
@@ -131,7 +131,7 @@ def _household_bulk(conn: Connection, tenant, subjects, attributes) -> pa.Table:
     answer = found.join(members, on="household_no", how="left").with_columns(
         pl.col("members").fill_null([]), pl.col("protected").cast(pl.Boolean).fill_null(False).alias("_protected"))
     answer = answer.with_columns(pl.col("members").list.len().cast(pl.Int64).alias("household_size"))
-    return answer.select("subject", "_protected", *attributes).to_arrow()
+    return small_types(answer.select("subject", "_protected", *attributes).to_arrow())
 
 
 HOUSEHOLD = Dataset(

@@ -66,7 +66,7 @@ class MeshClient:
             return self._arrow(self._post("/v1/bulk", {**doc, "scan": True}))
         parts = [self._arrow(self._post("/v1/bulk", {**doc, "subjects": subjects[start:start + BULK_MAX_SUBJECTS]}))
                  for start in range(0, max(len(subjects), 1), BULK_MAX_SUBJECTS)]
-        return pa.concat_tables(parts) if len(parts) > 1 else parts[0]
+        return pa.concat_tables(parts, promote_options="permissive") if len(parts) > 1 else parts[0]
 
     @staticmethod
     def _arrow(response: httpx.Response) -> pa.Table:

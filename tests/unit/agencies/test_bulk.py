@@ -53,10 +53,13 @@ def test_a_large_subject_list_is_answered_from_one_scan_with_the_same_rows(setti
     attributes = ["relation", "household_size", "members"]
     with engine.connect() as conn:
         some = resident_registry.HOUSEHOLD.all_subjects(conn, tenant)[::2]
-        listed = _answers(resident_registry.HOUSEHOLD.bulk(conn, tenant, some, attributes))
+        listed_table = resident_registry.HOUSEHOLD.bulk(conn, tenant, some, attributes)
+        listed = _answers(listed_table)
         monkeypatch.setattr(resident_registry, "SCAN_OVER", 0)
         monkeypatch.setattr(datasets, "SCAN_OVER", 0)
-        scanned = _answers(resident_registry.HOUSEHOLD.bulk(conn, tenant, some, attributes))
+        scanned_table = resident_registry.HOUSEHOLD.bulk(conn, tenant, some, attributes)
+        scanned = _answers(scanned_table)
     engine.dispose()
     assert len(listed) == len(some) and scanned == listed
+    assert listed_table.schema == scanned_table.schema  # parts of one answer concatenate
     assert any(len(row["members"]) > 1 for row in listed.values())
