@@ -158,9 +158,13 @@ class Dataset:
                                          pa.bool_())
         for name in attributes:
             column = values[names.index(name)]
-            if _is_temporal(query.selected_columns[name].type):
+            kind = query.selected_columns[name].type
+            if _is_temporal(kind):
                 column = [_json_value(v) for v in column]
-            columns[name] = pa.array(column)
+            elif _python_type(kind) is bool:  # SQLite's driver gives 0 and 1
+                column = [None if v is None else bool(v) for v in column]
+            # Typed by the column, not by the values: a column without a value here is still text or a number
+            columns[name] = pa.array(column, _ARROW.get(_python_type(kind)))
         return pa.table(columns)
 
     def _statement(self, attributes: tuple[str, ...], by_tenant: bool, scan: bool = False):
@@ -224,11 +228,19 @@ def small_types(table: pa.Table) -> pa.Table:
     return table.cast(pa.schema([pa.field(f.name, small(f.type)) for f in table.schema]))
 
 
-def _is_temporal(column_type) -> bool:
+_ARROW = {str: pa.string(), int: pa.int64(), bool: pa.bool_(), float: pa.float64(), dt.date: pa.string(),
+          dt.datetime: pa.string()}
+
+
+def _python_type(column_type):
     try:
-        return column_type.python_type in (dt.date, dt.datetime)
+        return column_type.python_type
     except NotImplementedError:
-        return False
+        return None
+
+
+def _is_temporal(column_type) -> bool:
+    return _python_type(column_type) in (dt.date, dt.datetime)
 
 
 def _json_value(value):
