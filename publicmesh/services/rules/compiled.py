@@ -180,17 +180,19 @@ class CompiledRules:
 
 
 def _head_rows(evaluated: pl.DataFrame) -> pl.DataFrame:
-    """Almost every household has exactly one head and is settled by a cheap test; only the others pay for
-    comparing pseudonyms (heads first). The rows are chosen on narrow columns, then filtered once."""
+    """Almost every household has exactly one head and is settled by a cheap test; only the others (a head
+    moved out, or bad data with two) pay for comparing pseudonyms, heads first, among their own rows. The rows
+    are chosen on narrow columns, then filtered once."""
     head = pl.col("household.relation").is_in(list(HEADS)).fill_null(False)
-    narrow = evaluated.select(UNIT, SUBJECT, head.alias("head"))
+    narrow = evaluated.select(UNIT, SUBJECT, head.alias("head")).with_row_index("row")
     narrow = narrow.with_columns(pl.col("head").sum().over(UNIT).alias("heads"))
-    keep = pl.col("head") & (pl.col("heads") == 1)
-    if (narrow["heads"] != 1).any():
+    keep = narrow.select(pl.col("head") & (pl.col("heads") == 1)).to_series()
+    unclear = narrow.filter(pl.col("heads") != 1)
+    if unclear.height:
         chosen = pl.coalesce(pl.col(SUBJECT).filter(pl.col("head")).min().over(UNIT),
                              pl.col(SUBJECT).min().over(UNIT))
-        keep = keep | ((pl.col("heads") != 1) & (pl.col(SUBJECT) == chosen))
-    return evaluated.filter(narrow.select(keep.alias("keep"))["keep"])
+        keep = keep.scatter(unclear.filter(pl.col(SUBJECT) == chosen)["row"], True)
+    return evaluated.filter(keep)
 
 
 def _collect(frame: pl.LazyFrame) -> pl.DataFrame:
