@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
 
+import httpx
 import pytest
 
 from publicmesh.mesh.client import MeshClient
@@ -27,6 +29,38 @@ class RunningMesh:
 
     def client(self, member: str) -> MeshClient:
         return MeshClient.for_member(self.settings, member, self.url("hub"))
+
+    def rows(self, store: str, query) -> list:
+        """The rows of a query on one part's store (tests look at stores; parts never do)."""
+        from publicmesh.storage import engine_for
+
+        engine = engine_for(store, self.settings)
+        try:
+            with engine.connect() as conn:
+                return conn.execute(query).all()
+        finally:
+            engine.dispose()
+
+    def portal_login(self, card_id: str) -> httpx.Client:
+        """A browser-like client of the resident portal, logged in with the card and the demo PIN."""
+        client = httpx.Client(base_url=self.url("portal"), follow_redirects=False, timeout=30)
+        challenge = re.search(r'name="challenge" value="([^"]+)"', client.get("/login").text).group(1)
+        logged_in = client.post("/login", data={"card": card_id, "pin": "1234", "challenge": challenge})
+        assert logged_in.status_code == 303, logged_in.text
+        return client
+
+    @staticmethod
+    def wait_for(check, timeout_s: float = 60.0):
+        """``check()``'s first truthy answer, polled every 0.2 s (parts work asynchronously)."""
+        import time
+
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            found = check()
+            if found:
+                return found
+            time.sleep(0.2)
+        raise AssertionError("timed out waiting")
 
     def audit_size(self) -> int:
         """How many exchange records the hub's audit log holds."""

@@ -5,7 +5,6 @@ to accept with one tap — nothing to ask for, and nothing twice."""
 from __future__ import annotations
 
 import datetime as dt
-import time
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -21,23 +20,6 @@ BIRTH_ONLY = ("childbirth-grant", "newborn-health-insurance")
 KITAMI = "012084"
 
 
-def _select(mesh, store: str, query):
-    engine = engine_for(store, mesh.settings)
-    with engine.connect() as conn:
-        rows = conn.execute(query).all()
-    engine.dispose()
-    return rows
-
-
-def _wait_for(check, timeout_s: float = 60.0):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.2)
-    raise AssertionError("timed out")
-
 
 def test_a_birth_brings_the_parent_one_notice_per_birth_service(mesh, people):
     for service in BIRTH_ONLY:
@@ -52,10 +34,10 @@ def test_a_birth_brings_the_parent_one_notice_per_birth_service(mesh, people):
     engine.dispose()
 
     ours = people.convert([child], "resident-registry", "services")[0]
-    handled = _wait_for(lambda: _select(mesh, "services", select(births.c.outcome).where(
+    handled = mesh.wait_for(lambda: mesh.rows("services", select(births.c.outcome).where(
         births.c.child == ours, births.c.handled_at.is_not(None))))
     assert len(handled) == 1, "one birth, handled once"
-    offered = _select(mesh, "services", select(offers.c.service_id, offers.c.subject, offers.c.amount_yen)
+    offered = mesh.rows("services", select(offers.c.service_id, offers.c.subject, offers.c.amount_yen)
                       .where(offers.c.unit_key == ours))
     assert sorted(o.service_id for o in offered) == sorted(BIRTH_ONLY), handled[0].outcome
     grant = next(o for o in offered if o.service_id == "childbirth-grant")
@@ -63,16 +45,16 @@ def test_a_birth_brings_the_parent_one_notice_per_birth_service(mesh, people):
     household = select(r.household_no).where(r.tenant == KITAMI, r.pseudonym == mother).scalar_subquery()
     # ¥500,000 per child under one on the definition's date, 2026-12-01, in legal age (a year older on the eve
     # of the birthday: born on 2025-12-02 is one already), so a sibling born this year counts too
-    babies = _select(mesh, "resident-registry", select(func.count()).where(
+    babies = mesh.rows("resident-registry", select(func.count()).where(
         r.tenant == KITAMI, r.household_no == household, r.status == "resident",
         r.birth_date > dt.date(2025, 12, 2)))[0][0]
     assert babies >= 1 and grant.amount_yen == 500_000 * babies
     # the notice is in the parent's inbox (the head of the newborn's household), keyed by the birth
-    notices = _select(mesh, "notices", select(func.count()).select_from(notice_table).where(
+    notices = mesh.rows("notices", select(func.count()).select_from(notice_table).where(
         notice_table.c.idempotency_key.in_([f"{s}:{ours}:eligible" for s in BIRTH_ONLY])))
     assert notices[0][0] == 2
     # the notice goes to the head of the newborn's household (世帯主), not to the baby
-    heads = [row.pseudonym for row in _select(mesh, "resident-registry", select(r.pseudonym).where(
+    heads = [row.pseudonym for row in mesh.rows("resident-registry", select(r.pseudonym).where(
         r.tenant == KITAMI, r.household_no == household, r.relation.in_(["head", "single"])))]
     assert {o.subject for o in offered} == set(people.convert(heads, "resident-registry", "services"))
 
@@ -84,8 +66,8 @@ def test_handling_a_birth_again_offers_nothing_new(mesh, people):
 
     engine = engine_for("services", mesh.settings)
     pending = select(births.c.event_id).where(births.c.handled_at.is_(None))
-    _wait_for(lambda: not _select(mesh, "services", pending))
-    before = _select(mesh, "services", select(func.count()).select_from(offers))[0][0]
+    mesh.wait_for(lambda: not mesh.rows("services", pending))
+    before = mesh.rows("services", select(func.count()).select_from(offers))[0][0]
     # Births that were offered services (other tests may have registered births before any birth-triggered
     # service was published: handling those now rightly offers them what is published since).
     offered = births.c.child.in_(select(offers.c.unit_key))
@@ -95,6 +77,6 @@ def test_handling_a_birth_again_offers_nothing_new(mesh, people):
     client = mesh.client("GOV/digital/services")
     # the services part's worker may take some of them first; either way each is handled and nothing is new
     handle_births(engine, client)
-    _wait_for(lambda: not _select(mesh, "services", pending))
+    mesh.wait_for(lambda: not mesh.rows("services", pending))
     engine.dispose()
-    assert _select(mesh, "services", select(func.count()).select_from(offers))[0][0] == before
+    assert mesh.rows("services", select(func.count()).select_from(offers))[0][0] == before

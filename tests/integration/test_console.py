@@ -31,15 +31,6 @@ THRESHOLD, SMALL, LARGE = 500_000, 50_000, 600_000
 SIGNING_PASSWORD = "ABC123"  # the demo cards' signing password
 
 
-def _wait_for(check, timeout_s: float = 30.0):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.2)
-    raise AssertionError("timed out waiting")
-
 
 def _our_cards(mesh) -> tuple[dict, dict]:
     """Two heads of household whose cards no other test locks or applies with: test_portal_access uses the
@@ -80,13 +71,6 @@ def published(mesh, cards, tmp_path_factory):
     return summary
 
 
-def _portal(mesh, card: dict) -> httpx.Client:
-    client = httpx.Client(base_url=mesh.url("portal"), follow_redirects=False, timeout=30)
-    challenge = re.search(r'name="challenge" value="([^"]+)"', client.get("/login").text).group(1)
-    answer = client.post("/login", data={"card": card["card_id"], "pin": "1234", "challenge": challenge})
-    assert answer.status_code == 303
-    return client
-
 
 def _apply(client: httpx.Client) -> str:
     """One tap on our service's offer, signed with the card; returns the application id."""
@@ -101,7 +85,7 @@ def _apply(client: httpx.Client) -> str:
 
 @pytest.fixture(scope="module")
 def applied(mesh, cards, published):
-    people = {kind: _portal(mesh, card) for kind, card in cards.items()}
+    people = {kind: mesh.portal_login(card["card_id"]) for kind, card in cards.items()}
     ids = {kind: _apply(client) for kind, client in people.items()}
     yield {"people": people, "ids": ids}
     for client in people.values():
@@ -200,7 +184,7 @@ def test_a_rejection_with_a_reason_reaches_the_person(mesh, applied, staff):
     listener.join(40)
     assert seen and seen[0]["reason"] == REASON  # live, through the hub
 
-    inbox = _wait_for(lambda: (text := person.get("/notices").text) and REJECTED_TITLE in text and text, 20)
+    inbox = mesh.wait_for(lambda: (text := person.get("/notices").text) and REJECTED_TITLE in text and text, 20)
     assert f"理由: {REASON}" in inbox
     assert staff["reviewer.012084"].get(f"/cases/{application_id}").text.count(REASON) >= 2  # case and history
     overview = staff["reviewer.012084"].get("/").text
@@ -220,6 +204,6 @@ def test_a_reviewer_alone_cannot_approve_over_the_threshold(mesh, applied, staff
     assert done.status_code == 303 and done.headers["location"].endswith("done=approved")
     row = re.search(rf'<tr id="a-{application_id}">.*?</tr>', person.get("/applications").text, re.S).group(0)
     assert 'data-status="approved"' in row
-    inbox = _wait_for(lambda: (text := person.get("/notices").text) and f"{LARGE:,}円を公金受取口座に振り込みます。" in text
+    inbox = mesh.wait_for(lambda: (text := person.get("/notices").text) and f"{LARGE:,}円を公金受取口座に振り込みます。" in text
                       and text, 20)
     assert "支給が決まりました" in inbox

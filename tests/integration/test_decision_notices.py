@@ -8,7 +8,6 @@ import json
 import re
 from pathlib import Path
 
-import httpx
 import pytest
 import yaml
 from sqlalchemy import func, select
@@ -118,10 +117,7 @@ def test_an_automatic_approval_sends_one_approval_notice_even_after_republishing
     [outbox] = _outbox(mesh, application["id"])
     assert outbox["sent_at"] is not None
 
-    client = httpx.Client(base_url=mesh.url("portal"), follow_redirects=False, timeout=30)
-    challenge = re.search(r'name="challenge" value="([^"]+)"', client.get("/login").text).group(1)
-    assert client.post("/login", data={"card": card["card_id"], "pin": "1234", "challenge": challenge}
-                       ).status_code == 303
+    client = mesh.portal_login(card["card_id"])
     assert client.get("/notices").text.count(APPROVED_TITLE) == 1
     client.close()
 
@@ -142,10 +138,7 @@ def test_the_category_a_service_names_reaches_the_inbox(mesh, card, published):
     if application["status"] == "approved":  # not paid: the person has no public-fund account yet, and is asked
         assert asked == ["account-request"]
 
-    client = httpx.Client(base_url=mesh.url("portal"), follow_redirects=False, timeout=30)
-    challenge = re.search(r'name="challenge" value="([^"]+)"', client.get("/login").text).group(1)
-    assert client.post("/login", data={"card": card["card_id"], "pin": "1234", "challenge": challenge}
-                       ).status_code == 303
+    client = mesh.portal_login(card["card_id"])
     everything = client.get("/notices").text
     decisions = client.get("/notices?category=application-decision").text
     offers = client.get("/notices?category=service-eligibility").text

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import time
 import uuid
 
 import httpx
@@ -20,22 +19,6 @@ from publicmesh.storage import engine_for
 KITAMI = "012084"
 
 
-def _wait_for(check, timeout_s: float = 30.0):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.2)
-    raise AssertionError("timed out waiting")
-
-
-def _rows(mesh, store: str, query):
-    engine = engine_for(store, mesh.settings)
-    with engine.connect() as conn:
-        rows = conn.execute(query).all()
-    engine.dispose()
-    return rows
 
 
 def test_a_birth_reaches_a_subscriber_that_was_down_when_it_happened(mesh, people):
@@ -52,12 +35,12 @@ def test_a_birth_reaches_a_subscriber_that_was_down_when_it_happened(mesh, peopl
         engine.dispose()
         # the subscriber that is up gets it at once: a pending enrolment for the newborn
         insured_child = people.convert([child], "resident-registry", "health-insurance")[0]
-        _wait_for(lambda: _rows(mesh, "health-insurance", select(health_insurance.coverage).where(
+        mesh.wait_for(lambda: mesh.rows("health-insurance", select(health_insurance.coverage).where(
             health_insurance.coverage.c.pseudonym == insured_child)))
     finally:
         mesh.supervisor.start_part(part(mesh.settings, "child-allowance"))
     claim_child = people.convert([child], "resident-registry", "child-allowance")[0]
-    claims = _wait_for(lambda: _rows(mesh, "child-allowance", select(child_allowance.birth_claims).where(
+    claims = mesh.wait_for(lambda: mesh.rows("child-allowance", select(child_allowance.birth_claims).where(
         child_allowance.birth_claims.c.child == claim_child)))
     assert len(claims) == 1
     # the parent arrived under the child-allowance office's own pseudonym
@@ -66,14 +49,14 @@ def test_a_birth_reaches_a_subscriber_that_was_down_when_it_happened(mesh, peopl
         "resident-registry", "child-allowance")
     # each delivery is an exchange record under the newborn's audit pseudonym
     audit_child = people.convert([child], "resident-registry", "audit")[0]
-    events = _rows(mesh, "audit", text("SELECT consumer FROM audit_records WHERE subject = :s AND kind = 'event'")
+    events = mesh.rows("audit", text("SELECT consumer FROM audit_records WHERE subject = :s AND kind = 'event'")
                    .bindparams(s=audit_child))
     assert {e.consumer for e in events} == {f"MUNI/{KITAMI}/child-allowance", "GOV/mhlw/health-insurance",
                                             "GOV/digital/services"}  # the last: the birth one-stop
 
 
 def _household_of(mesh, pseudonym: str) -> int:
-    return _rows(mesh, "resident-registry", select(resident_registry.residents.c.household_no).where(
+    return mesh.rows("resident-registry", select(resident_registry.residents.c.household_no).where(
         resident_registry.residents.c.pseudonym == pseudonym))[0].household_no
 
 
@@ -100,6 +83,6 @@ def test_an_income_correction_reaches_the_citys_resident_tax(mesh, people):
         national_tax.correct_income(conn, taxpayer.pseudonym, 9_876_000, 7_000_000)
     engine.dispose()
     local = people.convert([taxpayer.pseudonym], "national-tax", "local-tax")[0]
-    row = _wait_for(lambda: [r for r in _rows(mesh, "local-tax", select(local_tax.assessments).where(
+    row = mesh.wait_for(lambda: [r for r in mesh.rows("local-tax", select(local_tax.assessments).where(
         local_tax.assessments.c.pseudonym == local)) if r.income == 9_876_000])
     assert row[0].municipal_tax == 7_000_000 * 6 // 100 + 4_000

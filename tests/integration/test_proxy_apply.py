@@ -99,13 +99,6 @@ def proxy_password(mesh, cast):
     cards.unlock(card_id, signing_password=DEMO_SIGNING_PASSWORD)
 
 
-def _login(mesh, card: dict) -> httpx.Client:
-    client = httpx.Client(base_url=mesh.url("portal"), follow_redirects=False, timeout=30)
-    challenge = re.search(r'name="challenge" value="([^"]+)"', client.get("/login").text).group(1)
-    logged_in = client.post("/login", data={"card": card["card_id"], "pin": "1234", "challenge": challenge})
-    assert logged_in.status_code == 303
-    return client
-
 
 def _csrf(client: httpx.Client) -> str:
     return re.search(r'name="csrf" value="([^"]+)"', client.get("/").text).group(1)
@@ -113,7 +106,7 @@ def _csrf(client: httpx.Client) -> str:
 
 @pytest.fixture(scope="module")
 def clients(mesh, cast):
-    opened = {role: _login(mesh, cast[role]) for role in ("principal", "proxy", "limited", "revoked")}
+    opened = {role: mesh.portal_login(cast[role]["card_id"]) for role in ("principal", "proxy", "limited", "revoked")}
     yield opened
     for client in opened.values():
         client.close()

@@ -37,15 +37,6 @@ SIGNING_PASSWORD = "ABC123"  # the demo cards' signing password
 STAFF = "resubmit-test-reviewer"
 
 
-def _wait_for(check, timeout_s: float = 30.0):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.2)
-    raise AssertionError("timed out waiting")
-
 
 def _cards(mesh) -> list[dict]:
     return json.loads((mesh.settings.data_dir / "demo-cards.json").read_text(encoding="utf-8"))
@@ -83,12 +74,6 @@ def published(mesh, card, tmp_path_factory):
     assert summary.eligible >= 1, summary.as_dict()
     return summary
 
-
-def _portal(mesh, card: dict) -> httpx.Client:
-    client = httpx.Client(base_url=mesh.url("portal"), follow_redirects=False, timeout=30)
-    challenge = re.search(r'name="challenge" value="([^"]+)"', client.get("/login").text).group(1)
-    assert client.post("/login", data={"card": card["card_id"], "pin": "1234", "challenge": challenge}).status_code == 303
-    return client
 
 
 def _staff(mesh) -> httpx.Client:
@@ -134,7 +119,7 @@ def _csrf(text: str) -> str:
 @pytest.fixture(scope="module")
 def returned(mesh, card, published):
     """Applied with the first phone number, then returned by a reviewer with the reason."""
-    person = _portal(mesh, card)
+    person = mesh.portal_login(card["card_id"])
     listing = person.get("/applications").text
     offer_id = re.search(rf'{TITLE}</strong>.*?href="/applications/offers/([0-9a-f]+)"', listing, re.S).group(1)
     form = person.get(f"/applications/offers/{offer_id}").text
@@ -211,7 +196,7 @@ def test_the_person_fixes_and_resubmits_and_staff_see_it_again(mesh, card, retur
         with engine.connect() as conn:
             return conn.execute(select(notice_table.c.links, notice_table.c.body_ja, notice_table.c.category)
                                 .where(notice_table.c.idempotency_key == key)).first()
-    links, body, category = _wait_for(notice, 20)
+    links, body, category = mesh.wait_for(notice, 20)
     engine.dispose()
     assert json.loads(links) == {"open": f"/applications/{application_id}/resubmit"} and REASON in body
     assert category == "application-decision"

@@ -8,7 +8,6 @@ import json
 import re
 from pathlib import Path
 
-import httpx
 import pytest
 import yaml
 from sqlalchemy import func, select
@@ -79,16 +78,10 @@ def _head_card(mesh):
     return next(c for c in cards[4:-1] + cards if c["relation"] in ("head", "single"))
 
 
-def _login(mesh, card_id: str) -> httpx.Client:
-    client = httpx.Client(base_url=mesh.url("portal"), follow_redirects=False, timeout=30)
-    challenge = re.search(r'name="challenge" value="([^"]+)"', client.get("/login").text).group(1)
-    assert client.post("/login", data={"card": card_id, "pin": "1234", "challenge": challenge}).status_code == 303
-    return client
-
 
 def test_one_tap_signed_application_and_no_second_one(mesh, published):
     card = _head_card(mesh)
-    client = _login(mesh, card["card_id"])
+    client = mesh.portal_login(card["card_id"])
     listing = client.get("/applications")
     # this card's household may hold offers of other tests' services too (the console test): take this one's
     title = yaml.safe_load((DEFINITIONS / "emergency-benefit.yaml").read_text(encoding="utf-8"))["title"]["ja"]
