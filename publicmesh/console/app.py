@@ -18,6 +18,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 from sqlalchemy import Engine
 
+from publicmesh import design
 from publicmesh.console import pages, texts
 from publicmesh.console.cases import REVIEWED_NOTE
 from publicmesh.console.sessions import ABSOLUTE_S, StaffSession, StaffSessions
@@ -97,6 +98,7 @@ def create_app(engine_services: Engine, staff, *, secure_cookies: bool = False, 
             resend.cancel()
 
     app = FastAPI(title="Staff console", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
+    design.mount(app)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
 
     def language(request: Request) -> str:

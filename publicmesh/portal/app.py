@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
+from publicmesh import design
 from publicmesh.audit import load_audit_public_key
 from publicmesh.portal.i18n import translate
 from publicmesh.portal.mesh import PortalMesh
@@ -86,6 +87,7 @@ def create_app(settings: Settings | None = None, hub_url: str | None = None) -> 
 
     app = FastAPI(title="Resident portal", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.portal = portal
+    design.mount(app)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
 
     def language(request: Request) -> str:

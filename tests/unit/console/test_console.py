@@ -313,3 +313,12 @@ def test_each_decision_but_a_first_review_sends_the_pending_notices(engine, staf
 
 def test_health_answers_without_a_login(app):
     assert client(app).get("/healthz").text == "ok"
+
+
+def test_the_login_page_uses_the_shared_stylesheet_then_its_own(app):
+    browser = client(app)
+    page = browser.get("/login").text
+    assert page.index("/static/design/base.css") < page.index("/static/console.css")
+    shared, own = browser.get("/static/design/base.css"), browser.get("/static/console.css")
+    assert shared.status_code == own.status_code == 200
+    assert ":focus" in shared.text and "textarea" in own.text
