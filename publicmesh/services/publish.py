@@ -104,21 +104,20 @@ def publish(engine: Engine, client: MeshClient, path: Path | str, municipalities
     """``on_frame(code, frame)`` sees each municipality's fetched frame (the benchmark evaluates it again)."""
     from publicmesh.services.definition import content_hash
     from publicmesh.services.definition import load_definition as default_load
-    from publicmesh.services.rules import compile_rules as default_compile
 
     progress = progress or (lambda *_: None)
     started = time.perf_counter()
     text = Path(path).read_text(encoding="utf-8")
     definition = (load_definition or default_load)(Path(path))
     doc = yaml.safe_load(text)
-    compiled = (compile_rules or default_compile)(doc["rules"], doc.get("tables") or {}, _date(doc["as_of"]))
+    compiled = rules_of(doc, compile_rules)
     summary = Summary(doc["id"], int(doc["version"]))
     summary.phases["validate"] = time.perf_counter() - started
     from publicmesh.services.store import metadata
 
     metadata.create_all(engine)
     new: list[dict] = []
-    fields = {f"form.{f['name']}": str(f["source"]) for f in doc.get("form", []) if "source" in f}
+    fields = form_sources(doc)
     # Municipalities are fetched FETCH_AHEAD at a time: while one is evaluated here, the hub and the agencies
     # already answer the next (each is its own process).
     with ThreadPoolExecutor(max_workers=FETCH_AHEAD, thread_name_prefix="publish-fetch") as pool:
@@ -166,8 +165,28 @@ def publish(engine: Engine, client: MeshClient, path: Path | str, municipalities
     return summary
 
 
-def _date(value) -> dt.date:
-    return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
+def rules_of(doc: dict, compile_rules=None):
+    """The definition's rules compiled at its reference date (``as_of``)."""
+    if compile_rules is None:
+        from publicmesh.services.rules import compile_rules
+    as_of = doc["as_of"] if isinstance(doc["as_of"], dt.date) else dt.date.fromisoformat(str(doc["as_of"]))
+    return compile_rules(doc["rules"], doc.get("tables") or {}, as_of)
+
+
+def form_sources(doc: dict) -> dict[str, str]:
+    """The form's fields that come from the mesh, as the columns decide() adds: form.<name> → source."""
+    return {f"form.{f['name']}": str(f["source"]) for f in doc.get("form", []) if "source" in f}
+
+
+def offer(engine: Engine, client: MeshClient, doc: dict, code: str, eligible: pl.DataFrame,
+          unit_key: str | None = None) -> int:
+    """What publishing does for a municipality, for a few eligible units (e.g. a birth's household): their
+    offers (new ones only), one notice each, and applications for those with a prior intent. Returns how
+    many offers are new."""
+    created = _store_offers(engine, doc, code, eligible, unit_key)
+    intents = _notify(client, doc, created, lambda *_: None)
+    _decide(engine, client, doc, [o for o, flag in zip(created, intents) if flag])
+    return len(created)
 
 
 def _store_offers(engine: Engine, doc: dict, code: str, eligible: pl.DataFrame, unit_key: str | None = None) -> list[dict]:

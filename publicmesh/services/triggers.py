@@ -16,7 +16,7 @@ import yaml
 from sqlalchemy import Connection, Engine, insert, select, update
 
 from publicmesh.mesh.client import HubError, MeshClient
-from publicmesh.services.publish import _date, _decide, _notify, _store_offers, fetch_municipality, purpose_of
+from publicmesh.services.publish import fetch_municipality, form_sources, offer, purpose_of, rules_of
 from publicmesh.services.store import births, publications, utc_now
 
 log = logging.getLogger(__name__)
@@ -44,16 +44,13 @@ def birth_services(conn: Connection) -> list[dict]:
 
 def handle_births(engine: Engine, client: MeshClient, compile_rules=None) -> int:
     """Every recorded birth not yet handled: returns how many were handled."""
-    from publicmesh.services.rules import compile_rules as default_compile
-
-    compile_rules = compile_rules or default_compile
     with engine.connect() as conn:
         pending = list(conn.execute(select(births).where(births.c.handled_at.is_(None))
                                     .order_by(births.c.received_at)).mappings())
         if not pending:  # the worker's usual poll: no definition is read or compiled
             return 0
         services = birth_services(conn)
-    compiled = {d["id"]: compile_rules(d["rules"], d.get("tables") or {}, _date(d["as_of"])) for d in services}
+    compiled = {d["id"]: rules_of(d, compile_rules) for d in services}
     for birth in pending:
         outcome = []
         for doc in services:
@@ -73,8 +70,7 @@ def _offer_for_birth(engine: Engine, client: MeshClient, doc: dict, birth: dict,
         return f"{doc['id']}: no parent to notify"
     members = _household_members(client, doc, code, parents)
     frame = fetch_municipality(client, doc, code, sorted({*members, *parents, birth["child"]}))
-    fields = {f"form.{f['name']}": str(f["source"]) for f in doc.get("form", []) if "source" in f}
-    decided = compiled.decide(frame, doc["unit"], fields)
+    decided = compiled.decide(frame, doc["unit"], form_sources(doc))
     theirs = decided.filter(pl.col("eligible") & pl.col("household").is_in(
         frame.filter(pl.col("subject") == birth["child"])["household"].to_list()))
     if theirs.height == 0:
@@ -82,10 +78,8 @@ def _offer_for_birth(engine: Engine, client: MeshClient, doc: dict, birth: dict,
     # A service offered only on births is offered once per child; one the whole population also gets (the
     # child allowance) stays one per household, so a birth into a household already offered it adds nothing.
     per_birth = "publish" not in (doc.get("triggers") or [])
-    created = _store_offers(engine, doc, code, theirs.head(1), unit_key=birth["child"] if per_birth else None)
-    intents = _notify(client, doc, created, lambda *_: None)
-    _decide(engine, client, doc, [o for o, flag in zip(created, intents) if flag])
-    return f"{doc['id']}: {len(created)} offered"
+    created = offer(engine, client, doc, code, theirs.head(1), unit_key=birth["child"] if per_birth else None)
+    return f"{doc['id']}: {created} offered"
 
 
 def _household_members(client: MeshClient, doc: dict, code: str, parents: list[str]) -> list[str]:
