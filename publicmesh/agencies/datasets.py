@@ -154,12 +154,14 @@ class Dataset:
         values = list(zip(*kept)) if kept else [()] * len(names)
         columns = {"subject": pa.array(values[0], pa.string())}
         protected = names.index("_protected") if "_protected" in names else None
-        columns["_protected"] = pa.array([bool(v) for v in values[protected]] if protected else [False] * len(kept),
-                                         pa.bool_())
+        columns["_protected"] = pa.array([bool(v) for v in values[protected]] if protected is not None
+                                         else [False] * len(kept), pa.bool_())
         for name in attributes:
             column = values[names.index(name)]
             kind = query.selected_columns[name].type
-            if _is_temporal(kind):
+            if _python_type(kind) is dt.datetime:  # SQLite's text has a space where isoformat() has a T
+                column = [_json_value(dt.datetime.fromisoformat(v) if isinstance(v, str) else v) for v in column]
+            elif _is_temporal(kind):
                 column = [_json_value(v) for v in column]
             elif _python_type(kind) is bool:  # SQLite's driver gives 0 and 1
                 column = [None if v is None else bool(v) for v in column]
