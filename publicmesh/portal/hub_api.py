@@ -53,68 +53,6 @@ def register(app: FastAPI, portal) -> None:
     signer = Signer(str(PORTAL), read_private_key(keys / f"{PORTAL.file_stem}.key"))
     people = portal.identity
 
-    @app.post("/v1/events", include_in_schema=False)
-    async def events(request: Request):
-        body = await request.body()
-        request_id = request.headers.get("mesh-request-id", "")
-        try:
-            verifier.verify_request("POST", "/v1/events", request.headers, body)
-        except SignatureError as exc:
-            return Response(orjson.dumps({"detail": exc.detail}), 401, media_type="application/json")
-        accepted = 0
-        for event in orjson.loads(body)["events"]:
-            if event["type"] == "application-status":
-                portal.status_feed.publish(event["subject"], event.get("data", {}))
-            if event["type"] == "move" and people.directory.get(event["subject"]) is not None:
-                people.identity.authority.on_address_change(event["subject"])
-                notices.send(people.notices, notices.NoticeDraft(
-                    person_ref=event["subject"], sender=str(PORTAL), category="security",
-                    title_ja="署名用電子証明書が失効しました", title_en="Your signing certificate was revoked",
-                    body_ja="住所の変更（転居）により、法律に基づき署名用電子証明書が失効しました。"
-                            "「設定」から利用者証明用電子証明書でログインしたまま新しい証明書を発行できます。",
-                    body_en="Your move revoked your signing certificate, as the law requires. You can have a new one "
-                            "issued in Settings while logged in with your card.",
-                    links={"settings": "/settings#h-signing"}, idempotency_key=event["idempotency_key"]))
-            accepted += 1
-        payload = orjson.dumps({"accepted": accepted, "duplicates": 0})
-        return Response(payload, 200, headers=signer.sign_response(200, payload, request_id), media_type="application/json")
-
-    def signed_by_the_person(person_ref: str):
-        """The consent signature check: the person's card signing key, chained to the JPKI root, not revoked."""
-        def verify(content: bytes, signature: bytes) -> bool:
-            for card in people.identity.cards.cards_of(person_ref):
-                try:
-                    people.identity.authority.verify_signed_document(content, signature, card.signing_certificate_pem())
-                    return True
-                except (IdentityError, ValueError):
-                    continue
-            return False
-        return verify
-
-    @app.post("/v1/consents/check", include_in_schema=False)
-    async def check_consent(request: Request):
-        body = await request.body()
-        request_id = request.headers.get("mesh-request-id", "")
-        try:
-            verifier.verify_request("POST", "/v1/consents/check", request.headers, body)
-        except SignatureError as exc:
-            return Response(orjson.dumps({"detail": exc.detail}), 401, media_type="application/json")
-        asked = orjson.loads(body)
-        try:
-            found = consent.get_consent(people.consents, str(asked.get("consent", ""))[:64])
-            allowed = found and consent.check_consent(
-                people.consents, found.id, asked["recipient"], asked["dataset"], asked["purpose"],
-                verify=signed_by_the_person(found.person_ref))
-        except (KeyError, ValueError) as exc:  # a malformed question or an unreadable (tampered) row allows nothing
-            log.warning("consent check refused: %s", exc)
-            allowed = None
-        status, payload = (200, orjson.dumps({"consent": allowed.id, "version": allowed.version,
-                                              "person_ref": allowed.person_ref,
-                                              "valid_until": allowed.valid_until.isoformat()})) if allowed \
-            else (404, orjson.dumps({"detail": "no such consent in force for this recipient, dataset and purpose"}))
-        return Response(payload, status, headers=signer.sign_response(status, payload, request_id),
-                        media_type="application/json")
-
     def hub_call(path: str):
         """Decorator: a hub-only POST route, its body verified as the hub's and its answer signed by the portal."""
         def register_route(work):
@@ -131,6 +69,53 @@ def register(app: FastAPI, portal) -> None:
             app.add_api_route(path, route, methods=["POST"], include_in_schema=False)
             return work
         return register_route
+
+    @hub_call("/v1/events")
+    def events(doc: dict):
+        accepted = 0
+        for event in doc["events"]:
+            if event["type"] == "application-status":
+                portal.status_feed.publish(event["subject"], event.get("data", {}))
+            if event["type"] == "move" and people.directory.get(event["subject"]) is not None:
+                people.identity.authority.on_address_change(event["subject"])
+                notices.send(people.notices, notices.NoticeDraft(
+                    person_ref=event["subject"], sender=str(PORTAL), category="security",
+                    title_ja="署名用電子証明書が失効しました", title_en="Your signing certificate was revoked",
+                    body_ja="住所の変更（転居）により、法律に基づき署名用電子証明書が失効しました。"
+                            "「設定」から利用者証明用電子証明書でログインしたまま新しい証明書を発行できます。",
+                    body_en="Your move revoked your signing certificate, as the law requires. You can have a new one "
+                            "issued in Settings while logged in with your card.",
+                    links={"settings": "/settings#h-signing"}, idempotency_key=event["idempotency_key"]))
+            accepted += 1
+        return 200, orjson.dumps({"accepted": accepted, "duplicates": 0}), "application/json"
+
+    def signed_by_the_person(person_ref: str):
+        """The consent signature check: the person's card signing key, chained to the JPKI root, not revoked."""
+        def verify(content: bytes, signature: bytes) -> bool:
+            for card in people.identity.cards.cards_of(person_ref):
+                try:
+                    people.identity.authority.verify_signed_document(content, signature, card.signing_certificate_pem())
+                    return True
+                except (IdentityError, ValueError):
+                    continue
+            return False
+        return verify
+
+    @hub_call("/v1/consents/check")
+    def check_consent(asked: dict):
+        try:
+            found = consent.get_consent(people.consents, str(asked.get("consent", ""))[:64])
+            allowed = found and consent.check_consent(
+                people.consents, found.id, asked["recipient"], asked["dataset"], asked["purpose"],
+                verify=signed_by_the_person(found.person_ref))
+        except (KeyError, ValueError) as exc:  # a malformed question or an unreadable (tampered) row allows nothing
+            log.warning("consent check refused: %s", exc)
+            allowed = None
+        status, payload = (200, orjson.dumps({"consent": allowed.id, "version": allowed.version,
+                                              "person_ref": allowed.person_ref,
+                                              "valid_until": allowed.valid_until.isoformat()})) if allowed \
+            else (404, orjson.dumps({"detail": "no such consent in force for this recipient, dataset and purpose"}))
+        return status, payload, "application/json"
 
     @hub_call("/v1/notices")
     def push_notices(doc: dict):
