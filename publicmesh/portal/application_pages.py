@@ -17,7 +17,7 @@ from publicmesh.identity.certificates import serial_hex
 from publicmesh.identity.mandates import reference as mandate_reference
 from publicmesh.portal.i18n import translate
 from publicmesh.problems import Problem
-from publicmesh.services.applications import STATUSES, application_content
+from publicmesh.services.applications import STATUSES, WITHDRAWABLE, application_content, withdrawal_content
 from publicmesh.services.forms import TypedFieldError, typed_values
 
 FIELD_PREFIX = "field-"  # the input name of a typed field: field-<name>
@@ -35,14 +35,16 @@ def register(app: FastAPI, portal, require, to_login) -> None:
         return render(request, "applications.html", session, active="applications", offers=found["offers"],
                       applications=found["applications"], unread=people.unread(session) if not session.acting_for else 0,
                       account=accounts.masked(account) if account else None,
-                      status_labels={k: translate(f"status_{k}", language(request)) for k in STATUSES}, **context)
+                      status_labels={k: translate(f"status_{k}", language(request)) for k in STATUSES},
+                      withdrawable=WITHDRAWABLE, **context)
 
     @app.get("/applications")
-    async def applications(request: Request, done: str | None = None, resubmitted: str | None = None):
+    async def applications(request: Request, done: str | None = None, resubmitted: str | None = None,
+                           withdrawn: str | None = None):
         session = require(request, "applications")
         if session is None:
             return to_login(request)
-        return page(request, session, await benefits(session), done=done, resubmitted=resubmitted)
+        return page(request, session, await benefits(session), done=done, resubmitted=resubmitted, withdrawn=withdrawn)
 
     async def offer_of(session, offer_id: str, found: dict | None = None) -> dict:
         found = found or await benefits(session)
@@ -124,7 +126,7 @@ def register(app: FastAPI, portal, require, to_login) -> None:
             return offer_page(request, session, offer, problem.detail, 422, typed)
         return RedirectResponse(f"/applications?done={created['application']}", status_code=303)
 
-    async def returned_of(session, application_id: str) -> dict:
+    async def application_of(session, application_id: str) -> dict:
         found = await benefits(session)
         application = next((a for a in found["applications"] if a["id"] == application_id), None)
         if application is None:  # not this person's (or their principal's)
@@ -144,7 +146,7 @@ def register(app: FastAPI, portal, require, to_login) -> None:
         session = require(request, "applications")
         if session is None:
             return to_login(request)
-        application = await returned_of(session, application_id)
+        application = await application_of(session, application_id)
         if application["status"] != "returned":  # resubmitted already, or decided: its status
             return RedirectResponse(f"/applications#a-{application_id}", status_code=303)
         return resubmit_page(request, session, application)
@@ -155,7 +157,7 @@ def register(app: FastAPI, portal, require, to_login) -> None:
         session = require(request, "applications")
         if session is None or csrf != session.csrf:
             raise NotFound("no session or bad form token")
-        application = await returned_of(session, application_id)
+        application = await application_of(session, application_id)
         lang = language(request)
         if application["status"] != "returned":
             return render(request, "error.html", session, 409, title=translate("not_returned_title", lang),
@@ -183,17 +185,44 @@ def register(app: FastAPI, portal, require, to_login) -> None:
             return resubmit_page(request, session, application, problem.detail, 422, typed)
         return RedirectResponse(f"/applications?resubmitted={application_id}#a-{application_id}", status_code=303)
 
+    def withdraw_page(request, session, application, error=None, status=200):
+        return render(request, "withdraw.html", session, status, active="applications", application=application,
+                      error=error, unread=0)
+
+    @app.get("/applications/{application_id}/withdraw")
+    async def withdraw_form(request: Request, application_id: str):
+        """The application to withdraw and the signing password: a withdrawal is signed as the application was."""
+        session = require(request, "applications")
+        if session is None:
+            return to_login(request)
+        application = await application_of(session, application_id)
+        if application["status"] not in WITHDRAWABLE:
+            return RedirectResponse(f"/applications#a-{application_id}", status_code=303)
+        return withdraw_page(request, session, application)
+
     @app.post("/applications/{application_id}/withdraw")
-    async def withdraw(request: Request, application_id: str, csrf: str = Form(...)):
+    async def withdraw(request: Request, application_id: str, csrf: str = Form(...), password: str = Form(...)):
         session = require(request, "applications")
         if session is None or csrf != session.csrf:
             raise NotFound("no session or bad form token")
+        application = await application_of(session, application_id)
+        lang = language(request)
+        if application["status"] not in WITHDRAWABLE:
+            return render(request, "error.html", session, 409, title=translate("not_withdrawable_title", lang),
+                          detail=translate("not_withdrawable", lang))
+        card, proxy = signer(session)
+        try:
+            signed = sign(card, withdrawal_content(application, proxy=proxy), password)
+        except WrongPin as exc:
+            return withdraw_page(request, session, application, translate("wrong_pin", lang, n=exc.tries_left), 401)
+        except CardError as exc:
+            return withdraw_page(request, session, application, str(exc), 422)
         try:
             await portal.mesh.submit(session.subject_ref, {"action": "withdraw", "application": application_id,
-                                                           "proxy": bool(session.acting_for)})
-        except Problem:
-            raise NotFound(f"application {application_id} is not this person's open application") from None
-        return RedirectResponse("/applications", status_code=303)
+                                                           "signed": signed, "proxy": proxy})
+        except Problem as problem:
+            return withdraw_page(request, session, application, problem.detail, 422)
+        return RedirectResponse(f"/applications?withdrawn={application_id}#a-{application_id}", status_code=303)
 
     @app.get("/applications/events")
     async def events(request: Request):

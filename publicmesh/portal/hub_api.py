@@ -4,8 +4,8 @@
 - /v1/notices: notices pushed by a service into inboxes, filed under the category the service names (a service
   the person can receive when it names none); answers who has a prior intent (事前の意思表示) for it.
 - /v1/bulk (dataset public-fund-account): the registered receiving accounts (公金受取口座), for payouts.
-- /v1/query (dataset mandates): a person's mandates to apply in force and their proxies' signing certificates,
-  for the services part to check a proxy's signed application against (代理権の確認).
+- /v1/query (dataset signers): who may sign a person's applications: their own signing certificates in force, and
+  their mandates to apply in force with their proxies' signing certificates (署名者・代理権の確認).
 - /v1/consents/check: the portal holds the people's consents (it is their agent); the hub asks it for the
   consent a consent-based exchange names, and binds it to the query's subject itself (mesh/consents.py).
 """
@@ -27,7 +27,7 @@ from publicmesh.mesh.ca import read_private_key
 from publicmesh.mesh.members import HUB, PORTAL
 from publicmesh.mesh.signatures import SignatureError, Signer, Verifier
 from publicmesh.portal.account_pages import PRIOR_INTENT
-from publicmesh.portal.proxies import mandates_to_apply
+from publicmesh.portal.proxies import signers_of
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,10 @@ PUBLIC_FUND_ACCOUNT = Dataset("public-fund-account", "公金受取口座", "Publ
     Attribute("account_number", {"type": "string", "pattern": "^[0-9]{7}$"}, "口座番号", "Account number", "account"),
     Attribute("holder_kana", _TEXT, "口座名義（カナ）", "Account holder (kana)", "account"),
 ), tenant_column=None)
-MANDATES = Dataset("mandates", "代理権（申請の代理）", "Mandates to apply for the person", (
+SIGNERS = Dataset("signers", "申請の署名者（本人・代理人）", "Who may sign the person's applications", (
+    Attribute("signing_certificates", {"type": "array", "items": {"type": "string"}},
+              "本人の有効な署名用電子証明書（シリアル番号）", "The person's signing certificates in force (serials)",
+              "identity"),
     Attribute("mandates", {"type": "array", "items": {"type": "object"}}, "効力のある代理権と代理人の署名用電子証明書",
               "Mandates in force to apply, with each proxy's signing certificates", "identity"),
 ), tenant_column=None)
@@ -130,13 +133,12 @@ def register(app: FastAPI, portal) -> None:
         return 200, orjson.dumps({"accepted": len(drafts), "prior_intent": flags}), "application/json"
 
     @hub_call("/v1/query")
-    def mandates(doc: dict):
-        if doc.get("dataset") != "mandates" or "payload" in doc:
-            return 404, orjson.dumps({"detail": "the portal answers single queries of mandates only"}), \
+    def signers(doc: dict):
+        if doc.get("dataset") != "signers" or "payload" in doc:
+            return 404, orjson.dumps({"detail": "the portal answers single queries of signers only"}), \
                 "application/json"
-        found = mandates_to_apply(people.identity, portal.sessions, doc["subject"])
-        return 200, orjson.dumps({"subject": doc["subject"], "data": {"mandates": found}, "protected": False}), \
-            "application/json"
+        found = signers_of(people.identity, portal.sessions, doc["subject"], doc.get("attributes"))
+        return 200, orjson.dumps({"subject": doc["subject"], "data": found, "protected": False}), "application/json"
 
     @hub_call("/v1/bulk")
     def public_fund_accounts(doc: dict):
@@ -161,6 +163,6 @@ def register(app: FastAPI, portal) -> None:
     @app.get("/v1/datasets", include_in_schema=False)
     async def datasets():
         """What the portal provides through the hub (the hub's catalog reads it): the public-fund accounts and
-        the mandates to apply."""
+        who may sign the person's applications."""
         return {"system": PORTAL.system, "title_ja": "マイナポータル", "title_en": "Resident portal",
-                "members": [str(PORTAL)], "datasets": [PUBLIC_FUND_ACCOUNT.describe(), MANDATES.describe()]}
+                "members": [str(PORTAL)], "datasets": [PUBLIC_FUND_ACCOUNT.describe(), SIGNERS.describe()]}

@@ -140,6 +140,18 @@ TEXTS.update({
                              "You are resubmitting as a proxy. Correct what was typed and sign with the signing password of "
                              "your own My Number Card (not the person's)."),
     "resubmitted": ("修正した申請を再提出しました。もう一度審査されます。", "Your corrected application was resubmitted for review."),
+    "withdraw": ("取り下げる", "Withdraw"),
+    "withdraw_confirm": ("署名して取り下げる", "Sign and withdraw"),
+    "withdraw_intro": ("この申請を取り下げます。取り下げた申請は元に戻せません。署名用電子証明書の暗証番号で署名してください。",
+                       "You are withdrawing this application. This cannot be undone. Sign with your signing password."),
+    "withdraw_intro_proxy": ("代理人としてこの申請を取り下げます。取り下げた申請は元に戻せません。あなた自身のマイナンバーカードの"
+                             "署名用電子証明書の暗証番号で署名してください。",
+                             "You are withdrawing this application as a proxy. This cannot be undone. Sign with the signing "
+                             "password of your own My Number Card."),
+    "withdrawn_done": ("申請を取り下げました。", "Your application was withdrawn."),
+    "not_withdrawable_title": ("取り下げられません", "Cannot be withdrawn"),
+    "not_withdrawable": ("この申請は支払済みか、既に取り下げられているため、取り下げられません。",
+                         "This application is paid or already withdrawn, so it cannot be withdrawn."),
     "back_applications": ("申請の一覧に戻る", "Back to your applications"),
     "not_returned_title": ("再提出できません", "Cannot be resubmitted"),
     "not_returned": ("この申請は差し戻されていないため、再提出できません。", "This application was not returned, so it cannot be resubmitted."),

@@ -1,8 +1,9 @@
 """Acting for someone else: granted mandates, statutory mandates for minor children, and the action log.
 
 Every page a proxy opens for a principal is recorded as "proxy X for principal Y" and shown to the principal.
-The services part asks, through the hub, which mandates to apply for a person are in force and with which signing
-certificates their proxies sign (``mandates_to_apply``): it checks a proxy's signed application against them.
+The services part asks, through the hub, who may sign a person's applications (``signers_of``): the person's own
+signing certificates in force, and the mandates to apply in force with the signing certificates their proxies sign
+with (``mandates_to_apply``); it checks every signed application, resubmission and withdrawal against them.
 """
 
 from __future__ import annotations
@@ -39,6 +40,17 @@ class ProxyLog:
             rows = conn.execute(select(proxy_actions).where(proxy_actions.c.principal_ref == principal_ref)
                                 .order_by(proxy_actions.c.id.desc()).limit(limit)).mappings().all()
         return [dict(r) for r in rows]
+
+
+def signers_of(identity, sessions, person_ref: str, attributes=None) -> dict:
+    """The answer to the services part's ``signers`` query: ``signing_certificates`` (the person's own, in force:
+    a revoked one, after a move, signs for nobody) and ``mandates`` (mandates_to_apply), those asked for."""
+    from publicmesh.identity import SIGNING
+
+    answers = {"signing_certificates": lambda: [c.serial for c in identity.authority.certificates_of(person_ref,
+                                                                                                     SIGNING)],
+               "mandates": lambda: mandates_to_apply(identity, sessions, person_ref)}
+    return {name: answers[name]() for name in attributes or list(answers) if name in answers}
 
 
 def mandates_to_apply(identity, sessions, principal_ref: str, at: dt.datetime | None = None) -> list[dict]:

@@ -20,11 +20,12 @@ from sqlalchemy.exc import IntegrityError
 from publicmesh.agencies.messaging import emit
 from publicmesh.problems import Problem
 from publicmesh.services import decisions, forms
-from publicmesh.services.store import applications, history, offers, utc_now
+from publicmesh.services.store import applications, history, offers, utc_now, withdrawals
 
 SERVICES_MEMBER = "GOV/digital/services"
 STATUSES = ("received", "in-review", "approved", "rejected", "paid", "returned", "withdrawn")
 OPEN = ("received", "in-review", "returned")
+WITHDRAWABLE = OPEN + ("approved",)  # until it is paid
 
 
 RESUBMITTED = "resubmitted"  # the history note of a returned application signed again
@@ -45,6 +46,16 @@ def application_content(offer: dict, *, typed: dict | None = None, proxy: dict |
         doc["mandate"] = proxy["mandate"]
     if resubmits is not None:
         doc.update(type="publicmesh/resubmission", application=resubmits[0], supersedes=resubmits[1])
+    return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
+
+
+def withdrawal_content(application: dict, *, proxy: dict | None = None) -> bytes:
+    """What the person signs to withdraw (取下げ): the application and its service; a proxy's also names the proxy
+    and the mandate, as their application does."""
+    doc = {"type": "publicmesh/withdrawal", "application": application["id"], "service": application["service_id"]}
+    if proxy is not None:
+        doc["proxy"] = {"name": proxy["name"], "certificate": proxy["certificate"]}
+        doc["mandate"] = proxy["mandate"]
     return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
 
 
@@ -156,6 +167,22 @@ def resubmit(conn: Connection, application: dict, signature: dict, actor: str) -
                                         reason=RESUBMITTED, at=now))
     changed = {**application, **values}
     announce(conn, changed, "received")
+    return changed
+
+
+def withdraw(conn: Connection, application: dict, signature: dict, actor: str) -> dict:
+    """The person's signed withdrawal: the application is withdrawn and the signature kept with it."""
+    done = conn.execute(update(applications).where(applications.c.id == application["id"],
+                                                   applications.c.status.in_(WITHDRAWABLE))
+                        .values(status="withdrawn", reason=None))
+    if done.rowcount != 1:  # decided, paid or withdrawn meanwhile
+        raise Problem("wrong-state", "the application can no longer be withdrawn")
+    now = utc_now()
+    conn.execute(insert(withdrawals).values(application_id=application["id"], signature=orjson.dumps(signature).decode(),
+                                            actor=actor, at=now))
+    conn.execute(insert(history).values(application_id=application["id"], status="withdrawn", actor=actor, at=now))
+    changed = {**application, "status": "withdrawn", "reason": None}
+    announce(conn, changed, "withdrawn")
     return changed
 
 

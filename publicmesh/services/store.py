@@ -71,6 +71,14 @@ history = Table(
     Column("at", DateTime(timezone=True), nullable=False),
 )
 
+withdrawals = Table(  # 取下げ: the signed withdrawal, kept as the application's signature is
+    "application_withdrawals", metadata,
+    Column("application_id", String(32), primary_key=True),
+    Column("signature", Text, nullable=False),  # JSON: content, signature, certificate
+    Column("actor", String(64), nullable=False),  # "resident" or "proxy"
+    Column("at", DateTime(timezone=True), nullable=False),
+)
+
 payout_files = Table(
     "payout_files", metadata,
     Column("name", String(128), primary_key=True),

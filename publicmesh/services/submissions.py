@@ -1,6 +1,7 @@
 """What the portal submits through the hub for one person (申請の受付): apply, resubmit a returned application, or
-withdraw. Every application and resubmission is signed with a JPKI signing key over exactly what was shown; a
-proxy's names the proxy and the mandate, checked against the signing certificate and the principal's mandates."""
+withdraw. Each is signed with a JPKI signing key over exactly what was shown, and the signer must be the person
+(one of their signing certificates in force) or a proxy the signed content names, within one of the principal's
+mandates. Who may sign is asked of the portal, which holds identity, through the hub (services-application-signers)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from publicmesh.services.forms import TypedFieldError, typed_values
 from publicmesh.services.store import applications, offers, publications, utc_now
 
 PROXY_FIELDS = ("name", "certificate", "mandate")
-MandateLookup = Callable[[str], list[dict]]  # subject → the principal's mandates to apply in force (from the portal)
+# subject → who may sign for them (from the portal): {"signing_certificates": [serial, ...], "mandates": [...]}
+SignerLookup = Callable[[str], dict]
 
 
 def workflow_of(conn: Connection, service_id: str) -> dict:
@@ -76,13 +78,22 @@ def check_proxy(proxy: dict, certificate: x509.Certificate, mandates: list[dict]
         refuse("the mandate is not the signer's")
 
 
-class Submissions:
-    """The services part's writer for the 'application' dataset. ``mandates`` looks up a principal's mandates;
-    by default it asks the portal through the hub (rule services-proxy-mandate)."""
+def check_own(certificate: x509.Certificate, signers: dict) -> None:
+    """A person's own application: the certificate that signed is one of theirs, in force (not revoked by a move)."""
+    from publicmesh.identity.certificates import serial_hex
 
-    def __init__(self, mandates: MandateLookup | None = None):
+    if serial_hex(certificate.serial_number) not in signers.get("signing_certificates", ()):
+        raise Problem("submission-refused", "the signer is not the applicant: the signing certificate is not one of "
+                                            "this person's in force")
+
+
+class Submissions:
+    """The services part's writer for the 'application' dataset. ``signers`` looks up who may sign for a person;
+    by default it asks the portal through the hub (rule services-application-signers)."""
+
+    def __init__(self, signers: SignerLookup | None = None):
         self._signatures = None  # SignatureCheck on the JPKI trust anchor in this part's keys folder, made on first use
-        self._mandates = mandates
+        self._signers = signers
         self._client = None
 
     @property
@@ -93,9 +104,9 @@ class Submissions:
             self._signatures = apps.SignatureCheck(get_settings().keys_dir)
         return self._signatures
 
-    def mandates(self, subject: str) -> list[dict]:
-        if self._mandates is not None:
-            return self._mandates(subject)
+    def signers(self, subject: str) -> dict:
+        if self._signers is not None:
+            return self._signers(subject)
         import httpx
 
         from publicmesh.mesh.client import HubError, MeshClient
@@ -108,9 +119,10 @@ class Submissions:
             self._client = MeshClient.for_member(settings, apps.SERVICES_MEMBER, part(settings, "hub").url(settings))
             self._client.timeout_s = 10
         try:
-            return self._client.query(str(PORTAL), "mandates", subject, ["mandates"], "apply")["data"]["mandates"]
+            return self._client.query(str(PORTAL), "signers", subject, ["signing_certificates", "mandates"],
+                                      "apply")["data"]
         except (HubError, httpx.HTTPError) as exc:
-            raise Problem("submission-refused", f"the proxy's mandate could not be checked: {exc}") from None
+            raise Problem("submission-refused", f"who may sign for this person could not be checked: {exc}") from None
 
     def __call__(self, conn: Connection, _tenant, subject: str, payload: dict) -> dict:
         action = payload.get("action")
@@ -119,20 +131,18 @@ class Submissions:
         if action == "resubmit":
             return self.resubmit(conn, subject, payload)
         if action == "withdraw":
-            row = self._application(conn, subject, payload)
-            if row is None or row["status"] not in apps.OPEN + ("approved",):
-                raise Problem("submission-refused", "no open application of this person to withdraw")
-            # unsigned: the portal vouches for its session, as for every page a proxy opens within the mandate
-            changed = apps.change(conn, row["id"], "withdrawn", "proxy" if payload.get("proxy") else "resident")
-            return {"application": changed["id"], "status": "withdrawn"}
+            return self.withdraw(conn, subject, payload)
         raise Problem("submission-refused", f"unknown action {action!r}")
 
     def _verify(self, subject: str, content: bytes, payload: dict, proxy: dict | None) -> str:
-        """Checks the signature (and a proxy's mandate); returns who submitted: "resident" or "proxy"."""
+        """Checks the signature and the signer: the person themself, or the proxy named within the mandate named.
+        Returns who submitted: "resident" or "proxy"."""
         certificate = self.signatures.verify(content, payload.get("signed") or {})
+        signers = self.signers(subject)
         if proxy is None:
+            check_own(certificate, signers)
             return "resident"
-        check_proxy(proxy, certificate, self.mandates(subject))
+        check_proxy(proxy, certificate, signers.get("mandates", []))
         return "proxy"
 
     def apply(self, conn: Connection, subject: str, payload: dict) -> dict:
@@ -159,6 +169,16 @@ class Submissions:
                                            resubmits=(row["id"], apps.signature_digest(row["signature"])))
         actor = self._verify(subject, content, payload, proxy)
         changed = apps.resubmit(conn, row, payload["signed"], actor)
+        return {"application": changed["id"], "status": changed["status"]}
+
+    def withdraw(self, conn: Connection, subject: str, payload: dict) -> dict:
+        """The person's own (or their principal's) application, until it is paid, signed as the application was."""
+        row = self._application(conn, subject, payload)
+        if row is None or row["status"] not in apps.WITHDRAWABLE:
+            raise Problem("submission-refused", "no open application of this person to withdraw")
+        proxy = proxy_of(payload)
+        actor = self._verify(subject, apps.withdrawal_content(row, proxy=proxy), payload, proxy)
+        changed = apps.withdraw(conn, row, payload["signed"], actor)
         return {"application": changed["id"], "status": changed["status"]}
 
     @staticmethod

@@ -289,11 +289,23 @@ def test_a_proxy_applies_for_the_principal_with_their_own_signing_password(mesh,
     assert principal.get(f"/records/{submission.group(1)}.json").status_code == 200
 
 
-def test_a_proxy_withdraws_within_the_mandate_and_the_history_says_so(mesh, people, cast, clients, published):
+def test_a_proxy_withdraws_within_the_mandate_signing_it_and_the_history_says_so(mesh, people, cast, clients,
+                                                                                published, proxy_password):
     ours, _ = _offers(mesh, people, cast["principal"])
     [row] = _applications_for(mesh, ours["id"])  # the one the proxy applied for above
     proxy = clients["proxy"]
     assert "代理人として操作しています" in proxy.get("/").text
-    withdrawn = proxy.post(f"/applications/{row['id']}/withdraw", data={"csrf": _csrf(proxy)})
+    assert f'href="/applications/{row["id"]}/withdraw"' in proxy.get("/applications").text
+    page = proxy.get(f"/applications/{row['id']}/withdraw")
+    assert page.status_code == 200 and 'name="password"' in page.text
+    unsigned = proxy.post(f"/applications/{row['id']}/withdraw", data={"csrf": _csrf(proxy)})
+    assert unsigned.status_code == 422  # no signing password: nothing is sent
+    wrong = proxy.post(f"/applications/{row['id']}/withdraw", data={"csrf": _csrf(proxy), "password": "WRONG1"})
+    assert wrong.status_code == 401
+    assert _history(mesh, row["id"])[-1][0] != "withdrawn"
+    withdrawn = proxy.post(f"/applications/{row['id']}/withdraw", data={"csrf": _csrf(proxy),
+                                                                        "password": proxy_password})
     assert withdrawn.status_code == 303
     assert _history(mesh, row["id"])[-1] == ("withdrawn", "proxy")
+    cards = open_identity(mesh.settings).cards
+    cards.unlock(cast["proxy"]["card_id"], signing_password=proxy_password)  # the wrong try above counted

@@ -122,8 +122,10 @@ def _open_offer(mesh, exclude_subject: str | None = None):
 def test_an_application_with_a_forged_signature_or_for_another_household_is_refused(mesh, people, published):
     identity = open_identity(mesh.settings)
     card = identity.cards.card(_head_card(mesh)["card_id"])
-    first, second = _open_offer(mesh)[:2]
-    portal_subject = people.convert([first["subject"]], "services", PORTAL.pseudonym_domain)[0]
+    found = _open_offer(mesh)
+    portal_subjects = people.convert([o["subject"] for o in found], "services", PORTAL.pseudonym_domain)
+    first, second = [o for o, s in zip(found, portal_subjects) if s != card.person_ref][:2]  # not the card's own
+    portal_subject = portal_subjects[found.index(first)]
     content = application_content(first)
     signature = card.sign_document(content, SIGNING_PASSWORD)
     forged = {"content": base64.b64encode(content).decode(), "certificate": card.signing_certificate_pem(),
@@ -135,6 +137,10 @@ def test_an_application_with_a_forged_signature_or_for_another_household_is_refu
     with pytest.raises(HubError) as other:  # a valid signature, but the offer is another household's
         _submit(mesh, portal_subject, {"action": "apply", "offer": second["id"], "signed": good})
     assert other.value.status == 422 and "no such offer" in other.value.problem["detail"]
+    with pytest.raises(HubError) as signer:  # the offer's own person, but the card that signed is someone else's
+        _submit(mesh, portal_subject, {"action": "apply", "offer": first["id"], "signed": good})
+    assert signer.value.status == 422 and "not the applicant" in signer.value.problem["detail"]
+    assert _count(mesh, applications, offer_id=first["id"]) == 0
 
 
 def test_approved_applications_are_paid_in_a_zengin_file_that_reconciles(mesh, people, published):

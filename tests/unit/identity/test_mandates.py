@@ -137,3 +137,26 @@ def test_what_the_services_part_is_told_of_a_principals_mandates_to_apply(engine
     assert statutory.startswith("statutory-") and parent not in statutory and principal not in statutory
     assert found[statutory]["proxy_certificates"] == []  # the parent holds no card here
     assert reference(applying.id) == applying.id
+
+
+def test_the_persons_own_signing_certificates_are_told_until_revoked(engine, authority, cards, hanako, people):
+    """portal/proxies.signers_of: the services part accepts the person's own signature only with a certificate
+    listed here; after a move revokes it, it is listed no more."""
+    from publicmesh.identity import SIGNING, issue_card
+    from publicmesh.identity.bootstrap import Identity
+    from publicmesh.portal.proxies import signers_of
+    from publicmesh.portal.sessions import SessionStore
+
+    create_all(engine)
+    person, other, _ = people
+    issue_card(authority, cards, person, hanako, "1234", "ABC123")
+    issue_card(authority, cards, other, hanako, "1234", "ABC123")
+    identity = Identity(engine, authority, cards, None, None, Mandates(engine))
+    sessions = SessionStore(engine)
+    [theirs] = authority.certificates_of(person, SIGNING)
+    assert signers_of(identity, sessions, person) == {"signing_certificates": [theirs.serial], "mandates": []}
+    assert signers_of(identity, sessions, person, ["signing_certificates"]) == {"signing_certificates": [theirs.serial]}
+    authority.revoke(theirs.serial, "affiliationChanged")
+    assert signers_of(identity, sessions, person)["signing_certificates"] == []
+    assert signers_of(identity, sessions, other)["signing_certificates"] == [
+        c.serial for c in authority.certificates_of(other, SIGNING)]

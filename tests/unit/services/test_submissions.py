@@ -1,6 +1,7 @@
 """Submissions on the services store with real JPKI signatures: typed fields are part of what is signed; a
 returned application is resubmitted only by its owner, only while returned, only with a fresh valid signature; a
-proxy's application names the proxy and the mandate, checked against the certificate and the principal's mandates."""
+proxy's application names the proxy and the mandate, checked against the certificate and the principal's mandates;
+the person's own is signed with one of their own certificates in force; a withdrawal is signed like an application."""
 
 from __future__ import annotations
 
@@ -75,9 +76,22 @@ def proxy_card(jpki):
     return issue_card(jpki[0], jpki[1], _ref(), person, "1234", PASSWORD), jpki[2]
 
 
+def serial_of(card) -> str:
+    from publicmesh.identity import load_certificate
+    from publicmesh.identity.certificates import serial_hex
+
+    return serial_hex(load_certificate(card[0].signing_certificate_pem()).serial_number)
+
+
+def own(*cards):
+    """What the portal answers for SUBJECT when ``cards`` are theirs and nobody holds a mandate."""
+    serials = [serial_of(c) for c in cards]
+    return lambda subject: {"signing_certificates": serials if subject == SUBJECT else [], "mandates": []}
+
+
 @pytest.fixture
 def submissions(card):
-    taking = Submissions()
+    taking = Submissions(signers=own(card))
     taking._signatures = apps.SignatureCheck(card[1])
     return taking
 
@@ -184,7 +198,7 @@ def mandates_of(*serials: str, scopes=("applications",), until: str = "2999-01-0
     """What the portal answers for the principal: one granted mandate held by the certificates ``serials``."""
     entry = {"mandate": MANDATE, "kind": "granted", "scopes": list(scopes), "valid_from": "2020-01-01T00:00:00+00:00",
              "valid_until": until, "proxy_certificates": list(serials)}
-    return lambda subject: [entry] if subject == SUBJECT else []
+    return lambda subject: {"signing_certificates": [], "mandates": [entry] if subject == SUBJECT else []}
 
 
 def naming(card, mandate: str = MANDATE) -> dict:
@@ -198,7 +212,7 @@ def naming(card, mandate: str = MANDATE) -> dict:
 
 def test_a_proxy_applies_naming_themself_and_the_mandate(engine, proxy_card):
     proxy = naming(proxy_card)
-    taking = Submissions(mandates=mandates_of(proxy["certificate"]))
+    taking = Submissions(signers=mandates_of(proxy["certificate"]))
     taking._signatures = apps.SignatureCheck(proxy_card[1])
     content = apps.application_content(offer(engine), typed={"phone": "0157-00-0000"}, proxy=proxy)
     submit(engine, taking, {"action": "apply", "offer": "offer1", "typed": {"phone": "0157-00-0000"},
@@ -222,14 +236,14 @@ def test_a_proxy_outside_the_mandate_is_refused(engine, card, proxy_card):
         (proxy, card, mandates_of(proxy["certificate"]), "did not sign"),  # signed with another card
     ]
     for named, signer, mandates, why in cases:
-        taking = Submissions(mandates=mandates)
+        taking = Submissions(signers=mandates)
         taking._signatures = apps.SignatureCheck(signer[1])
         content = apps.application_content(offer(engine), typed={"phone": "0157-00-0000"}, proxy=named)
         with pytest.raises(Problem) as refused:
             submit(engine, taking, {"action": "apply", "offer": "offer1", "typed": {"phone": "0157-00-0000"},
                                     "signed": signed(signer, content), "proxy": named})
         assert why in refused.value.detail
-    bare = Submissions(mandates=mandates_of(proxy["certificate"]))
+    bare = Submissions(signers=mandates_of(proxy["certificate"]))
     bare._signatures = apps.SignatureCheck(proxy_card[1])
     content = apps.application_content(offer(engine), typed={"phone": "0157-00-0000"})
     with pytest.raises(Problem) as refused:  # the flag alone, as the portal sent it before
@@ -238,3 +252,70 @@ def test_a_proxy_outside_the_mandate_is_refused(engine, card, proxy_card):
     assert "names the proxy" in refused.value.detail
     with engine.connect() as conn:
         assert conn.execute(select(store.applications)).first() is None
+
+
+def test_the_persons_own_application_is_refused_when_signed_with_someone_elses_card(engine, card, proxy_card):
+    """A valid signature is not enough: without a mandate named, the signer must be the applicant (a card that is
+    not theirs, or theirs but revoked, is not among their certificates in force)."""
+    for theirs in ((), (proxy_card,)):  # the signer's card is not the person's; the person's card was revoked
+        taking = Submissions(signers=own(*theirs) if theirs else own())
+        taking._signatures = apps.SignatureCheck(card[1])
+        content = apps.application_content(offer(engine), typed={"phone": "0157-00-0000"})
+        with pytest.raises(Problem) as refused:
+            submit(engine, taking, {"action": "apply", "offer": "offer1", "typed": {"phone": "0157-00-0000"},
+                                    "signed": signed(card, content)})
+        assert "not the applicant" in refused.value.detail
+    with engine.connect() as conn:
+        assert conn.execute(select(store.applications)).first() is None
+
+
+def test_a_withdrawal_is_signed_by_the_person_and_kept(engine, submissions, card, proxy_card, returned):
+    content = apps.withdrawal_content(returned)
+    refused_payloads = [
+        {"action": "withdraw", "application": returned["id"]},  # unsigned, as the portal sent it before
+        {"action": "withdraw", "application": returned["id"], "proxy": True, "signed": signed(card, content)},
+        {"action": "withdraw", "application": returned["id"],  # signed over the application, not the withdrawal
+         "signed": orjson.loads(returned["signature"])},
+    ]
+    for payload in refused_payloads:
+        with pytest.raises(Problem):
+            submit(engine, submissions, payload)
+    other = Submissions(signers=own(card))
+    other._signatures = apps.SignatureCheck(proxy_card[1])
+    with pytest.raises(Problem) as refused:  # another person's card, no mandate named
+        submit(engine, other, {"action": "withdraw", "application": returned["id"],
+                               "signed": signed(proxy_card, content)})
+    assert "not the applicant" in refused.value.detail
+    with pytest.raises(Problem):  # the right signature, for someone else's application
+        submit(engine, submissions, {"action": "withdraw", "application": returned["id"],
+                                     "signed": signed(card, content)}, OTHER)
+    assert application(engine) == returned
+
+    answer = submit(engine, submissions, {"action": "withdraw", "application": returned["id"],
+                                          "signed": signed(card, content)})
+    assert answer == {"application": returned["id"], "status": "withdrawn"}
+    with engine.connect() as conn:
+        kept = conn.execute(select(store.withdrawals)).mappings().one()
+        last = conn.execute(select(store.history.c.status, store.history.c.actor)
+                            .order_by(store.history.c.id.desc())).first()
+    assert kept["application_id"] == returned["id"] and kept["actor"] == "resident"
+    assert base64.b64decode(orjson.loads(kept["signature"])["content"]) == content
+    assert tuple(last) == ("withdrawn", "resident")
+    with pytest.raises(Problem):  # withdrawn is final
+        submit(engine, submissions, {"action": "withdraw", "application": returned["id"],
+                                     "signed": signed(card, content)})
+
+
+def test_a_proxy_withdraws_naming_the_mandate(engine, card, proxy_card, returned):
+    proxy = naming(proxy_card)
+    taking = Submissions(signers=mandates_of(proxy["certificate"]))
+    taking._signatures = apps.SignatureCheck(proxy_card[1])
+    bare = apps.withdrawal_content(returned)  # signed by the proxy but not naming them: not the applicant's card
+    with pytest.raises(Problem):
+        submit(engine, taking, {"action": "withdraw", "application": returned["id"],
+                                "signed": signed(proxy_card, bare)})
+    content = apps.withdrawal_content(returned, proxy=proxy)
+    submit(engine, taking, {"action": "withdraw", "application": returned["id"], "signed": signed(proxy_card, content),
+                            "proxy": proxy})
+    with engine.connect() as conn:
+        assert conn.execute(select(store.withdrawals.c.actor)).scalar() == "proxy"
