@@ -39,7 +39,11 @@ class NotFound(Exception):
 
 
 class Forbidden(Exception):
-    """Logged in, but without the role the page needs: 403."""
+    """Logged in, but without the role the page needs: 403, with why (a texts key)."""
+
+    def __init__(self, why: str = "err_operator"):
+        super().__init__(why)
+        self.why = why
 
 
 class CsrfRefused(Exception):
@@ -152,10 +156,10 @@ def create_app(engine_services: Engine, staff, *, secure_cookies: bool = False, 
         return render(request, "error.html", session, 404, title=texts.translate("not_found", lang), detail="")
 
     @app.exception_handler(Forbidden)
-    async def forbidden(request: Request, _exc: Forbidden):
+    async def forbidden(request: Request, exc: Forbidden):
         lang = language(request)
         return render(request, "error.html", sessions.get(request.cookies.get(cookie)), 403,
-                      title=texts.translate("forbidden", lang), detail=texts.translate("err_operator", lang))
+                      title=texts.translate("forbidden", lang), detail=texts.translate(exc.why, lang))
 
     @app.exception_handler(CsrfRefused)
     async def csrf_refused(request: Request, _exc: CsrfRefused):
@@ -211,7 +215,7 @@ def create_app(engine_services: Engine, staff, *, secure_cookies: bool = False, 
 
     app.state.sessions = sessions
     pages.register(app, engine_services, render=render, current=current, posted=posted, not_found=NotFound,
-                   notices=notices)
+                   forbidden=Forbidden, notices=notices)
     if publisher is not None:
         from publicmesh.console import publish_pages
 

@@ -20,7 +20,14 @@ _ID = re.compile(r"^[0-9a-zA-Z_-]{1,32}$")
 DONE = ("reviewed", "approved", "rejected", "returned")
 
 
-def register(app: FastAPI, engine: Engine, *, render, current, posted, not_found, notices=None) -> None:
+def register(app: FastAPI, engine: Engine, *, render, current, posted, not_found, forbidden, notices=None) -> None:
+    def reviewer(request: Request):
+        """The session of municipal staff: an operator (national, no municipality) reviews no cases (403)."""
+        session = current(request)
+        if not session.municipality:
+            raise forbidden("err_municipal")
+        return session
+
     def case_or_404(session, application_id: str) -> dict:
         if not _ID.match(application_id):
             raise not_found()
@@ -43,7 +50,7 @@ def register(app: FastAPI, engine: Engine, *, render, current, posted, not_found
 
     @app.get("/queue")
     def review_queue(request: Request):
-        session = current(request)
+        session = reviewer(request)
         page = request.query_params.get("page", "1")
         page = max(int(page), 1) if page.isdigit() and len(page) < 7 else 1
         with engine.connect() as conn:
@@ -53,7 +60,7 @@ def register(app: FastAPI, engine: Engine, *, render, current, posted, not_found
 
     @app.get("/cases/{application_id}")
     def one_case(request: Request, application_id: str):
-        session = current(request)
+        session = reviewer(request)
         found = case_or_404(session, application_id)
         done = request.query_params.get("done")
         return render(request, "case.html", session, active="queue", done=done if done in DONE else None, **found)
@@ -67,7 +74,7 @@ def register(app: FastAPI, engine: Engine, *, render, current, posted, not_found
             return cases.send_back(conn, session.municipality, application_id, session, reason)
 
     async def decide(request: Request, application_id: str, action: str):
-        session = current(request)
+        session = reviewer(request)
         form = await posted(request, session)
         if not _ID.match(application_id):
             raise not_found()

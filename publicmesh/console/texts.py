@@ -74,6 +74,8 @@ TEXTS: dict[str, tuple[str, str]] = {
     # Publishing a service (operators, national).
     "national": ("全国", "National"),
     "forbidden": ("権限がありません", "Not allowed"),
+    "err_municipal": ("審査の画面は、市区町村の職員だけが使えます。運用担当者は「サービスの公開」をお使いください。",
+                      "Only municipal staff can review cases. Operators publish services."),
     "err_operator": ("この画面は、サービスを公開する運用担当者（全国）だけが使えます。",
                      "Only operators (national staff who publish services) can use this page."),
     "publish": ("サービスの公開", "Publish a service"),

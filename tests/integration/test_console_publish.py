@@ -1,6 +1,6 @@
 """An operator publishes a service from the staff console of a running mesh: logs in with a password and a TOTP code,
 uploads a definition with a mistake and sees its line with nothing published, then publishes a valid one and
-follows it to the summary, whose numbers are the services store's. Municipal staff get 403 on these pages."""
+follows it to the summary, whose numbers are the services store's. Municipal staff get 403 on these pages, and the operator on the review pages."""
 
 from __future__ import annotations
 
@@ -80,6 +80,11 @@ def test_an_operator_lands_on_publishing(mesh, operator):
     page = operator.get("/publish")
     assert page.status_code == 200 and f"{OPERATOR}（全国）" in page.text
     assert "緊急支援給付金（低所得世帯）" in page.text and 'action="/publish"' in page.text
+    for path in ("/queue", "/cases/0123456789abcdef"):  # an operator reviews no cases: 403, not an empty queue
+        refused = operator.get(path)
+        assert refused.status_code == 403 and "市区町村の職員だけ" in refused.text
+    refused = operator.post("/cases/0123456789abcdef/approve", data={"csrf": "x"})
+    assert refused.status_code == 403
 
 
 def test_a_definition_with_a_mistake_shows_its_line_and_publishes_nothing(mesh, operator):
