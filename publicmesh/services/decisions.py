@@ -1,5 +1,6 @@
 """Decision notices (決定通知): what the person is told when staff approve, reject or return an application (a
-returned one links to its resubmit page), or when the rules alone approve it.
+returned one links to its resubmit page), or when the rules alone approve it; and the payout notice (振込のお知らせ)
+when the application is paid in a transfer file, filed in the inbox as a payout.
 
 Each notice is written in the same transaction as the decision (an outbox of notices), then sent through the hub
 into the person's portal inbox. One not sent yet (the hub was down, the sender died) is sent on the next run; its
@@ -8,6 +9,7 @@ key makes a resend harmless, as the inbox keeps one notice per key.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import threading
 from functools import lru_cache
@@ -22,7 +24,7 @@ from publicmesh.services.store import metadata, publications, utc_now
 log = logging.getLogger(__name__)
 
 # application status → the definition's notice for it (``decided`` is the approval, as definitions name it)
-NOTICE_OF = {"approved": "decided", "rejected": "rejected", "returned": "returned"}
+NOTICE_OF = {"approved": "decided", "rejected": "rejected", "returned": "returned", "paid": "paid"}
 
 # For a definition without the notice (one written before ``returned`` existed, or none published): plain words.
 FALLBACK = {
@@ -33,6 +35,8 @@ FALLBACK = {
     "returned": (("{title}の申請が差し戻されました", "Your application for {title} was returned"),
                  ("理由: {reason}　このお知らせを開くと、内容を直して再提出できます。",
                   "Reason: {reason} Open this notice to correct your application and resubmit it.")),
+    "paid": (("{title}を振り込みます", "{title} is being paid"),
+             ("{amount}円を{date}に公金受取口座へ振り込みます。", "{amount} yen will reach your public-fund account on {date}.")),
 }
 
 decision_notices = Table(
@@ -80,24 +84,47 @@ def _fill(text: str, **values) -> str:
 
 
 def record(conn: Connection, application: dict, status: str, definition: dict | None = None) -> None:
-    """The notice of this decision, in the decision's own transaction; nothing for other statuses. ``definition``:
-    the service being published, whose decisions are taken before its publication is recorded."""
+    """The notice of this decision, in the decision's own transaction; nothing for other statuses (paid: see
+    record_paid). ``definition``: the service being published, whose decisions are taken before its publication
+    is recorded."""
     kind = NOTICE_OF.get(status)
-    if kind is None:
+    if kind is None or status == "paid":
         return
-    title, body, service_title = texts_for(conn, application["service_id"], kind, definition)
+    texts = texts_for(conn, application["service_id"], kind, definition)
+    try:
+        with conn.begin_nested():
+            conn.execute(insert(decision_notices).values(**_row(application, status, texts)))
+    except IntegrityError:
+        pass  # the same decision recorded twice keeps its first notice
+
+
+def record_paid(conn: Connection, paid: list[dict], transfer_date: dt.date, definition: dict | None = None) -> None:
+    """The payout notices of applications just marked paid in a transfer file, in that same transaction (each is
+    paid once, so each key is new)."""
+    if not paid:
+        return
+    texts = texts_for(conn, paid[0]["service_id"], "paid", definition)
+    date = {"ja": f"{transfer_date.year}年{transfer_date.month}月{transfer_date.day}日",
+            "en": f"{transfer_date.day} {transfer_date:%B %Y}"}
+    conn.execute(insert(decision_notices), [_row(a, "paid", texts, date) for a in paid])
+
+
+def _row(application: dict, status: str, texts: tuple[dict, dict, dict], date: dict | None = None) -> dict:
+    title, body, service_title = texts
     amount, reason = f"{int(application['amount_yen']):,}", application.get("reason") or ""
     row = {"key": f"{application['service_id']}:{application['id']}:{status}", "application_id": application["id"],
            "service_id": application["service_id"], "subject": application["subject"], "created_at": utc_now()}
     for lang in ("ja", "en"):
-        values = {"amount": amount, "reason": reason, "title": service_title.get(lang, application["service_id"])}
+        values = {"amount": amount, "reason": reason, "title": service_title.get(lang, application["service_id"]),
+                  "date": (date or {}).get(lang, "")}
         row[f"title_{lang}"] = _fill(title[lang], **values)[:200]
         row[f"body_{lang}"] = _fill(body[lang], **values)[:4000]
-    try:
-        with conn.begin_nested():
-            conn.execute(insert(decision_notices).values(**row))
-    except IntegrityError:
-        pass  # the same decision recorded twice keeps its first notice
+    return row
+
+
+def category_of(notice: dict) -> str:
+    """The inbox category: a payout notice is filed as a payout, the others as decisions."""
+    return "payout" if notice["key"].endswith(":paid") else "application-decision"
 
 
 def link_of(notice: dict) -> str:
@@ -142,7 +169,7 @@ class NoticeSender:
             for service, group in by_service.items():
                 notices = [{"subject": r["subject"], "key": r["key"], "title_ja": r["title_ja"],
                             "title_en": r["title_en"], "body_ja": r["body_ja"], "body_en": r["body_en"],
-                            "link": link_of(r), "category": "application-decision"} for r in group]
+                            "link": link_of(r), "category": category_of(r)} for r in group]
                 try:
                     self.client.notify(str(PORTAL), purpose_of(service), service, notices)
                 except (HubError, httpx.HTTPError) as exc:

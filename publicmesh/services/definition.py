@@ -114,6 +114,7 @@ class Notices(_Frozen):
     rejected: Notice
     returned: Notice | None = None  # sent back to the person with a reason (差戻し)
     no_account: Notice | None = None
+    paid: Notice | None = None  # the transfer is made (振込のお知らせ), with {amount} and {date}
 
 
 class Payout(_Frozen):

@@ -1,8 +1,9 @@
 """Payouts: approved applications become Zengin 総合振込 transfer files, one per paying municipality and day.
 
 The receiving accounts (公金受取口座) are asked of the portal through the hub, for these people only; a person
-without one gets a notice asking for it and is paid in a later run. Marking the applications paid and
-recording the file happen in one transaction after the file is written, so a crash never pays twice.
+without one gets a notice asking for it and is paid in a later run. Marking the applications paid, recording the
+file and writing each person's payout notice happen in one transaction after the file is written, so a crash
+never pays twice.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from sqlalchemy import Engine, insert, select, update
 from publicmesh.mesh.client import MeshClient
 from publicmesh.mesh.members import PORTAL
 from publicmesh.payouts import zengin
+from publicmesh.services import decisions
 from publicmesh.services.store import applications, history, payout_files, utc_now
 
 ACCOUNT_ATTRIBUTES = ["bank_code", "branch_code", "account_type", "account_number", "holder_kana"]
@@ -74,12 +76,19 @@ def pay_approved(engine: Engine, client: MeshClient, doc: dict, out_dir: Path, *
             conn.execute(insert(payout_files).values(name=name, tenant=code, service_id=doc["id"],
                                                      transfer_date=transfer_date.isoformat(), count=len(ids),
                                                      total_yen=file.total_yen, created_at=now))
+            marked: list[str] = []
             for start in range(0, len(ids), 5000):
                 part = ids[start:start + 5000]
-                conn.execute(update(applications).where(applications.c.id.in_(part), applications.c.status == "approved")
-                             .values(status="paid", paid_at=now, payout_file=name))
-                conn.execute(insert(history), [{"application_id": i, "status": "paid", "actor": "payout",
-                                                "reason": name, "at": now} for i in part])
+                done = conn.execute(
+                    update(applications).where(applications.c.id.in_(part), applications.c.status == "approved")
+                    .values(status="paid", paid_at=now, payout_file=name).returning(applications.c.id)).scalars().all()
+                if done:
+                    conn.execute(insert(history), [{"application_id": i, "status": "paid", "actor": "payout",
+                                                    "reason": name, "at": now} for i in done])
+                marked += done
+            decisions.record_paid(conn, [{**r, "service_id": doc["id"]} for r in payable.filter(
+                pl.col("id").is_in(marked)).select("id", "subject", "amount_yen").iter_rows(named=True)],
+                transfer_date, doc)
         result["files"].append({"name": name, "tenant": code, "count": file.total_count, "total_yen": file.total_yen})
         result["paid"] += file.total_count
         result["paid_yen"] += file.total_yen

@@ -160,6 +160,8 @@ def publish(engine: Engine, client: MeshClient, path: Path | str, municipalities
         from publicmesh.services.payout import pay_approved
 
         summary.payout = pay_approved(engine, client, doc, payout_dir, progress=progress)
+        if summary.payout["paid"]:  # their payout notices, written with the file
+            decisions.NoticeSender(engine, client).send_all()
         summary.phases["payout"] = time.perf_counter() - t5
     summary.phases["total"] = time.perf_counter() - started
     return summary

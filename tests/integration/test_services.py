@@ -160,3 +160,15 @@ def test_approved_applications_are_paid_in_a_zengin_file_that_reconciles(mesh, p
             paid = conn.execute(select(func.sum(applications.c.amount_yen))
                                 .where(applications.c.payout_file == entry["name"])).scalar()
         assert paid == parsed.total_yen
+    engine = engine_for("services", mesh.settings)
+    with engine.connect() as conn:
+        ids = conn.execute(select(applications.c.id).where(applications.c.status == "paid",
+                                                           applications.c.service_id == "test-benefit")).scalars().all()
+    with engine_for("notices", mesh.settings).connect() as conn:  # each paid person is told, once, as a payout
+        told = conn.execute(select(notice_table.c.idempotency_key, notice_table.c.category, notice_table.c.body_ja)
+                            .where(notice_table.c.idempotency_key.like("test-benefit:%:paid"))).all()
+    assert sorted(key.split(":")[1] for key, _, _ in told) == sorted(ids)
+    assert all(category == "payout" and "円を" in body and "公金受取口座へ振り込みます" in body
+               for _, category, body in told)
+    again = publish_file(mesh.settings, published["path"])
+    assert again.payout.get("paid", 0) == 0

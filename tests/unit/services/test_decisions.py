@@ -153,3 +153,31 @@ def test_deciding_by_prior_intent_sends_each_approval_notice_once(engine):
     assert [n["key"].rsplit(":", 1)[1] for n in sent] == ["approved"] and sent[0]["link"] == "/applications"
     [notice] = notices(engine)
     assert notice["sent_at"] is not None
+
+
+def test_a_payout_notice_names_the_amount_and_date_and_is_filed_as_a_payout(engine, tmp_path):
+    publish(engine, DEFINITIONS / "emergency-benefit.yaml")
+    app_id = application(engine)
+    paid = [{"id": app_id, "service_id": "emergency-benefit", "subject": "S" * 22, "amount_yen": 300_000}]
+    with engine.begin() as conn:
+        decisions.record_paid(conn, paid, dt.date(2026, 12, 4))
+        decisions.record_paid(conn, [], dt.date(2026, 12, 4))  # nothing paid: nothing written
+    [notice] = notices(engine)
+    assert notice["key"] == f"emergency-benefit:{app_id}:paid"
+    assert notice["title_ja"] == "緊急支援給付金を振り込みます"
+    assert notice["body_ja"] == "300,000円を2026年12月4日に公金受取口座へ振り込みます。"
+    assert notice["body_en"] == "300,000 yen will reach your public-fund account on 4 December 2026."
+    hub = Hub()
+    assert decisions.NoticeSender(engine, hub).send_pending() == 1
+    [(_, _, _, sent)] = hub.calls
+    assert sent[0]["category"] == "payout" and sent[0]["link"] == "/applications"
+
+    plain = tmp_path / "plain.yaml"  # a definition without a paid text: the plain words, with the date
+    doc = yaml.safe_load((DEFINITIONS / "emergency-benefit.yaml").read_text(encoding="utf-8"))
+    del doc["notices"]["paid"]
+    doc["id"] = "plain-benefit"
+    plain.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
+    publish(engine, plain)
+    with engine.begin() as conn:
+        decisions.record_paid(conn, [{**paid[0], "id": "p1", "service_id": "plain-benefit"}], dt.date(2027, 1, 8))
+    assert notices(engine)[-1]["body_ja"] == "300,000円を2027年1月8日に公金受取口座へ振り込みます。"
