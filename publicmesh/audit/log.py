@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from hashlib import sha256
 from collections.abc import Sequence
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -12,7 +13,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from publicmesh.audit import merkle
 from publicmesh.audit.checkpoint import Checkpoint
 from publicmesh.audit.keys import load_audit_public_key
-from publicmesh.audit.merkle import CompactRange, leaf_hash
+from publicmesh.audit.merkle import LEAF_PREFIX, CompactRange
 from publicmesh.audit.records import ExchangeRecord, SubjectBatch, utc_timestamp
 from publicmesh.audit.schema import (HEAD_ID, checkpoints, encode_attributes, frontier, leaves, metadata, records,
                                      row_record, subjects)
@@ -109,11 +110,7 @@ class AuditLog:
             head = conn.execute(select(frontier.c.tree_size, frontier.c.hashes).where(frontier.c.id == HEAD_ID)).one()
             tree = CompactRange.from_bytes(head.tree_size, bytes(head.hashes))
             start = tree.size
-            record_rows, leaf_rows, subject_rows = _rows(batch, start, tree)
-            # Straight to the driver: SQLAlchemy's per-row parameter processing cost more than the insert itself.
-            conn.exec_driver_sql(_insert_sql(conn, records), record_rows)
-            conn.exec_driver_sql(_insert_sql(conn, leaves), leaf_rows)
-            conn.exec_driver_sql(_insert_sql(conn, subjects), subject_rows)
+            _write(conn, batch, start, tree)
             conn.execute(
                 update(frontier).where(frontier.c.id == HEAD_ID).values(tree_size=tree.size, hashes=tree.to_bytes())
             )
@@ -241,30 +238,52 @@ def verify_store(settings: Settings | None = None, log_id: str = DEFAULT_LOG_ID)
         engine.dispose()
 
 
-def _rows(batch: Sequence[ExchangeRecord | SubjectBatch], start: int, tree: CompactRange):
-    """The audit_records, audit_leaves and audit_subjects rows of the records from position ``start`` on, their
-    leaves appended to ``tree``; the subject rows sorted, so they go into their table in key order."""
-    record_rows, leaf_rows, subject_rows = [], [], []
+# Rows go to the driver, not through SQLAlchemy: its per-row parameter processing cost more than the inserts.
+# Every record's (position, subject, leaf hash) is first put in a per-connection scratch table; from there the
+# leaves and the subject pairs are copied by the database itself (the pairs sorted by subject, so they go into
+# their table in key order), and so are the records of one exchange with many subjects: their shared fields are
+# bound once instead of once per subject.
+_SCRATCH = "audit_scratch"
+_SHARED_FROM = 64  # an exchange with at least this many subjects has its records copied from the scratch table
+_TEMPLATE = ("kind", "at", "consumer", "provider", "dataset", "attributes", "purpose", "legal_basis")
+
+
+def _write(conn: Connection, batch: Sequence[ExchangeRecord | SubjectBatch], start: int, tree: CompactRange) -> None:
+    """Insert the records, leaves and subject pairs of the records from position ``start`` on, their leaves
+    appended to ``tree``."""
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    integer, binary = ("INTEGER", "BLOB") if conn.dialect.name == "sqlite" else ("BIGINT", "BYTEA")
+    conn.exec_driver_sql(f"CREATE TEMP TABLE IF NOT EXISTS {_SCRATCH} (position {integer} PRIMARY KEY, "
+                         f"subject TEXT NOT NULL, leaf_hash {binary} NOT NULL)")
+    scratch_rows, record_rows, shared = [], [], []
     position = start
     for item in batch:
         group = item if isinstance(item, SubjectBatch) else SubjectBatch(item, [item.subject])
         r = group.template
-        hashes = [leaf_hash(data) for data in group.canonical_leaves(position)]
+        hashes = [sha256(data).digest() for data in group.canonical_leaves(position, prefix=LEAF_PREFIX)]
         tree.extend(hashes)
-        positions = range(position, position + len(hashes))
+        end = position + len(hashes)
+        scratch_rows += zip(range(position, end), group.subjects, hashes)
         before = (r.kind, r.at, r.consumer, r.provider, r.dataset, encode_attributes(r.attributes), r.purpose,
                   r.legal_basis)
-        after = (r.request_id, r.outcome)
-        record_rows += [(p, *before, subject, *after) for p, subject in zip(positions, group.subjects)]
-        leaf_rows += zip(positions, hashes)
-        subject_rows += zip(group.subjects, positions)
-        position += len(hashes)
-    subject_rows.sort()
-    return record_rows, leaf_rows, subject_rows
-
-
-def _insert_sql(conn: Connection, table) -> str:
-    """INSERT with the driver's own placeholders, columns in the table's order."""
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    names = [c.name for c in table.columns]
-    return f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join([mark] * len(names))})"
+        if len(hashes) >= _SHARED_FROM:
+            shared.append((*before, r.request_id, r.outcome, position, end))
+        else:
+            record_rows += [(p, *before, subject, r.request_id, r.outcome)
+                            for p, subject in zip(range(position, end), group.subjects)]
+        position = end
+    conn.exec_driver_sql(f"INSERT INTO {_SCRATCH} VALUES ({mark}, {mark}, {mark})", scratch_rows)
+    if record_rows:
+        names = [c.name for c in records.columns]
+        conn.exec_driver_sql(f"INSERT INTO {records.name} ({', '.join(names)}) VALUES "
+                             f"({', '.join([mark] * len(names))})", record_rows)
+    for values in shared:
+        conn.exec_driver_sql(
+            f"INSERT INTO {records.name} (position, {', '.join(_TEMPLATE)}, subject, request_id, outcome) "
+            f"SELECT position, {', '.join([mark] * len(_TEMPLATE))}, subject, {mark}, {mark} FROM {_SCRATCH} "
+            f"WHERE position >= {mark} AND position < {mark} ORDER BY position", values)
+    conn.exec_driver_sql(f"INSERT INTO {leaves.name} (position, leaf_hash) "
+                         f"SELECT position, leaf_hash FROM {_SCRATCH} ORDER BY position")
+    conn.exec_driver_sql(f"INSERT INTO {subjects.name} (subject, position) "
+                         f"SELECT subject, position FROM {_SCRATCH} ORDER BY subject, position")
+    conn.exec_driver_sql(f"DELETE FROM {_SCRATCH}")

@@ -110,10 +110,12 @@ class SubjectBatch(Sequence):
         object.__setattr__(record, "subject", self.subjects[index])
         return record
 
-    def canonical_leaves(self, start: int) -> list[bytes]:
+    def canonical_leaves(self, start: int, prefix: bytes = b"") -> list[bytes]:
         """The leaf data (canonical bytes) of each record at consecutive positions from ``start``: the shared
-        fields are encoded once, only the position and the subject per record (equal to canonical_bytes)."""
+        fields are encoded once, only the position and the subject per record (equal to canonical_bytes).
+        ``prefix`` goes before each (the leaf hash's 0x00, so the log hashes them without another copy)."""
         before, between, after = _canonical_parts(self.template)
+        before = prefix + before
         dumps = orjson.dumps
         return [b"".join((before, str(start + i).encode(), between, dumps(subject), after))
                 for i, subject in enumerate(self.subjects)]

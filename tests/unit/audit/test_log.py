@@ -246,6 +246,30 @@ def test_a_batch_of_subjects_is_logged_as_the_same_records_one_by_one(log, engin
     assert log.verify().ok
 
 
+def test_a_large_exchange_copied_by_the_database_is_the_same_records_and_leaves(log, engine):
+    """An exchange of many subjects has its records copied from the scratch table with the shared fields bound
+    once; between single records and a small batch, every position holds the record and leaf it would hold if
+    each were appended alone, and every subject finds theirs."""
+    from publicmesh.audit.log import _SHARED_FROM
+
+    big = [f"big-{i:05d}" for i in range(_SHARED_FROM * 3 + 1)]
+    items = [make_record(0), make_record(1).for_subjects(big), make_record(2).for_subjects(["ap-a", "ap-b"]),
+             make_record(3)]
+    expected = [make_record(0), *make_record(1).for_subjects(big), *make_record(2).for_subjects(["ap-a", "ap-b"]),
+                make_record(3)]
+    assert log.append_many(items) == list(range(len(expected)))
+    log.append_many([make_record(4).for_subjects(big[:_SHARED_FROM])])  # a second one: the scratch table is reused
+    expected += make_record(4).for_subjects(big[:_SHARED_FROM])
+    assert [log.get(p) for p in range(len(expected))] == expected
+    assert stored_leaves(engine) == [leaf_hash(canonical_bytes(r, p)) for p, r in enumerate(expected)]
+    assert log.root() == root(stored_leaves(engine))
+    assert [p for p, _ in log.records_for_subject("big-00007")] == [len(expected) - _SHARED_FROM + 7, 8]
+    with engine.connect() as conn:
+        pairs = conn.execute(select(subjects.c.subject, subjects.c.position)).all()
+    assert sorted(pairs) == sorted((r.subject, p) for p, r in enumerate(expected))
+    assert log.verify().ok
+
+
 def test_a_deleted_subject_pair_hides_a_record_and_is_reported(log, engine):
     fill(log, 30)
     assert 15 in [p for p, _ in log.records_for_subject("ap-0001")]

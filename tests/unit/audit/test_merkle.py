@@ -245,6 +245,20 @@ def test_compact_range_matches_root_and_round_trips(n, cut):
     assert len(restored.hashes) == n.bit_count()
 
 
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.integers(0, 300), min_size=1, max_size=6))
+def test_extending_by_blocks_is_appending_one_by_one(chunks):
+    """extend adds perfect subtrees level by level; after every chunk its frontier is the one-by-one frontier."""
+    d = leaves(sum(chunks))
+    by_blocks, one_by_one, done = CompactRange(), CompactRange(), 0
+    for chunk in chunks:
+        by_blocks.extend(d[done:done + chunk])
+        for leaf in d[done:done + chunk]:
+            one_by_one.append(leaf)
+        done += chunk
+        assert by_blocks == one_by_one and by_blocks.root() == root(d[:done])
+
+
 def test_compact_range_rejects_wrong_shape():
     with pytest.raises(ValueError):
         CompactRange(3, [EMPTY_ROOT])
