@@ -116,7 +116,8 @@ def _walk(page, timing: ServerTime, card_id: str, pin: str, signing_password: st
     status.wait_for()
     shot("3-submitted")
     return {"typed_fields": typed_fields, "taps": taps, "server_ms": timing.take(),
-            "status": status.inner_text().strip(), "login_server_ms": login_ms, "application": done.group(1)}
+            "status": status.inner_text().strip().splitlines()[0],  # the status, not the withdraw link below it
+            "login_server_ms": login_ms, "application": done.group(1)}
 
 
 def _alert(page) -> str:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx
 import orjson
@@ -28,10 +29,23 @@ class HubError(Exception):
 
 @dataclass
 class MeshClient:
+    """Keeps one HTTP connection pool, made on first use and shared by the threads that call (httpx's client may
+    be): a new client per call built a TLS context and a connection every time, which cost more than a small
+    query through the hub."""
+
     hub_url: str
     signer: Signer
     verifier: Verifier
     timeout_s: float = 30.0
+    _client: httpx.Client | None = field(default=None, init=False, repr=False, compare=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
+
+    def http(self) -> httpx.Client:
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    self._client = httpx.Client()
+        return self._client
 
     @classmethod
     def for_member(cls, settings: Settings, member: MemberId | str, hub_url: str) -> "MeshClient":
@@ -45,7 +59,7 @@ class MeshClient:
         request_id = uuid.uuid4().hex
         body = orjson.dumps(doc)
         headers = {**self.signer.sign_request("POST", path, body, request_id), "content-type": "application/json"}
-        response = httpx.post(self.hub_url + path, content=body, headers=headers, timeout=self.timeout_s)
+        response = self.http().post(self.hub_url + path, content=body, headers=headers, timeout=self.timeout_s)
         self.verifier.verify_response(response.status_code, response.headers, response.content, request_id)
         if response.status_code != 200:
             raise HubError(response.status_code, orjson.loads(response.content))

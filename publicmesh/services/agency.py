@@ -24,13 +24,15 @@ def _applications_lookup(conn: Connection, _tenant, subjects, attributes) -> dic
     return out
 
 
-def _birth_worker(engine, settings):
-    """The services part's worker: births the registry reported become offers for the newborn's household."""
+def _start(engine, settings):
+    """When the services part starts: submissions get their trust anchor and hub client ready, and the worker
+    that turns the births the registry reported into offers for the newborn's household starts."""
     from publicmesh.mesh.client import MeshClient
     from publicmesh.runtime.topology import part
     from publicmesh.services.publish import SERVICES_MEMBER
     from publicmesh.services.triggers import BirthWorker
 
+    SUBMISSIONS.prepare(settings)
     client = MeshClient.for_member(settings, SERVICES_MEMBER, part(settings, "hub").url(settings))
     return BirthWorker(engine, client)
 
@@ -55,5 +57,5 @@ AGENCY = AgencyDefinition(
             custom_lookup=lambda *_: {}, tenant_column=None),
     },
     _seed, gov_code="digital", writers={"application": SUBMISSIONS}, handlers={"birth": on_birth},
-    worker=_birth_worker,
+    worker=_start,
 )

@@ -6,8 +6,10 @@ mandates. Who may sign is asked of the portal, which holds identity, through the
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 from collections.abc import Callable
 
+import httpx
 import yaml
 from cryptography import x509
 from sqlalchemy import Connection, select
@@ -104,20 +106,30 @@ class Submissions:
             self._signatures = apps.SignatureCheck(get_settings().keys_dir)
         return self._signatures
 
+    def prepare(self, settings) -> None:
+        """Made when the part starts rather than on the first application: the trust anchor, the hub client and
+        its connection pool."""
+        from publicmesh.mesh.client import MeshClient
+        from publicmesh.runtime.topology import part
+
+        importlib.import_module("publicmesh.identity.certificates")  # what checking a signature imports
+        self._signatures = apps.SignatureCheck(settings.keys_dir)
+        self._signatures.root  # noqa: B018 - read now
+        if self._signers is None:
+            self._client = MeshClient.for_member(settings, apps.SERVICES_MEMBER, part(settings, "hub").url(settings))
+            self._client.timeout_s = 10
+            self._client.http()
+
     def signers(self, subject: str) -> dict:
         if self._signers is not None:
             return self._signers(subject)
-        import httpx
-
-        from publicmesh.mesh.client import HubError, MeshClient
+        from publicmesh.mesh.client import HubError
         from publicmesh.mesh.members import PORTAL
-        from publicmesh.runtime.topology import part
-        from publicmesh.settings import get_settings
 
         if self._client is None:
-            settings = get_settings()
-            self._client = MeshClient.for_member(settings, apps.SERVICES_MEMBER, part(settings, "hub").url(settings))
-            self._client.timeout_s = 10
+            from publicmesh.settings import get_settings
+
+            self.prepare(get_settings())
         try:
             return self._client.query(str(PORTAL), "signers", subject, ["signing_certificates", "mandates"],
                                       "apply")["data"]

@@ -62,17 +62,17 @@ class RunningMesh:
             time.sleep(0.2)
         raise AssertionError("timed out waiting")
 
-    def audit_size(self) -> int:
-        """How many exchange records the hub's audit log holds."""
-        from sqlalchemy import text
+    def audit_size(self, consumer: str | None = None, since: int = 0) -> int:
+        """How many exchange records the hub's audit log holds (of one consumer's exchanges, from position
+        ``since`` on: other parts' events and notices may be recorded while a test runs)."""
+        from sqlalchemy import func, select
 
-        from publicmesh.storage import engine_for
+        from publicmesh.audit.schema import records
 
-        engine = engine_for("audit", self.settings)
-        with engine.connect() as conn:
-            size = conn.execute(text("SELECT COUNT(*) FROM audit_records")).scalar()
-        engine.dispose()
-        return size
+        query = select(func.count()).select_from(records).where(records.c.position >= since)
+        if consumer is not None:
+            query = query.where(records.c.consumer == consumer)
+        return self.rows("audit", query)[0][0]
 
     def enrol_newborn(self, municipality: str = "012084") -> str:
         """The registry asks the number service for a newborn's pseudonym, as a signed member call."""
