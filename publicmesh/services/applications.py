@@ -201,14 +201,20 @@ def of_subject(conn: Connection, subject: str) -> dict:
         select(applications).where(applications.c.subject == subject).order_by(applications.c.submitted_at.desc())
     ).mappings()}
     found_offers = [dict(r) for r in conn.execute(select(offers).where(offers.c.subject == subject)).mappings()]
-    returned = [a["offer_id"] for a in applied.values() if a["status"] == "returned"]
     forms_of = {r["id"]: r["form"] for r in conn.execute(select(offers.c.id, offers.c.form)
-                                                         .where(offers.c.id.in_(returned))).mappings()} if returned else {}
+                                                         .where(offers.c.id.in_(list(applied)))).mappings()} if applied else {}
     return {
         "offers": [_json(o) for o in found_offers if o["id"] not in applied],
-        "applications": [_json(_to_fix(a, forms_of) if a["status"] == "returned" else a, drop=("signature",))
-                         for a in applied.values()],
+        "applications": [_json(_titled(_to_fix(a, forms_of) if a["status"] == "returned" else a, forms_of),
+                               drop=("signature",)) for a in applied.values()],
     }
+
+
+def _titled(application: dict, forms_of: dict) -> dict:
+    """The application with its service's title (ja, en) as its offer showed it."""
+    form = forms_of.get(application["offer_id"]) or {}
+    return {**application, "title_ja": form.get("title_ja") or application["service_id"],
+            "title_en": form.get("title_en") or application["service_id"]}
 
 
 def _to_fix(application: dict, forms_of: dict) -> dict:

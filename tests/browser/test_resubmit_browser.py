@@ -1,6 +1,7 @@
 """A returned application fixed and resubmitted on a phone: the application lists the staff's reason and a
 "修正して再提出" button; the resubmit page shows the reason, the pre-filled fields read-only and the typed phone
-number to correct; signing again puts it back to received; the returned notice is filed under application decisions."""
+number to correct; signing again puts it back to received; the returned notice is filed under application decisions.
+Then the person withdraws it, signing the withdrawal with the signing password."""
 
 from __future__ import annotations
 
@@ -95,3 +96,16 @@ def test_a_returned_application_is_fixed_and_resubmitted_on_a_phone(portal, phon
     expect(notice).to_be_visible()
     expect(page.locator("nav.filters a[aria-current=page]")).to_have_text("申請の結果")
     shot(page, "notices-decisions")
+
+    # withdrawing (取下げ) is signed too, from the application's own link
+    page.goto("/applications")
+    submit(page, page.locator(f"tr#a-{application_id}").get_by_role("link", name="取り下げる"))
+    expect(page.locator("main h1")).to_have_text("取り下げる")
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")  # no sideways scrolling
+    shot(page, "withdraw-1-confirm")
+    page.fill("#password", SIGNING_PASSWORD)
+    submit(page, page.get_by_role("button", name="署名して取り下げる"))
+    expect(page.locator("p.ok[role=status]")).to_contain_text("取り下げました")
+    expect(page.locator(f"tr#a-{application_id} td.status")).to_have_attribute("data-status", "withdrawn")
+    expect(page.locator(f"tr#a-{application_id}").get_by_role("link", name="取り下げる")).to_have_count(0)
+    shot(page, "withdraw-2-withdrawn")

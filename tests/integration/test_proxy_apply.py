@@ -278,7 +278,7 @@ def test_a_proxy_applies_for_the_principal_with_their_own_signing_password(mesh,
     assert _history(mesh, application_id)[0] == ("received", "proxy")  # staff see who submitted it
 
     mine = principal.get("/applications").text  # the principal sees it as their own
-    assert f'id="a-{application_id}"' in mine and SERVICE in mine
+    assert f'id="a-{application_id}"' in mine and TITLE in mine
     assert f'href="/applications/offers/{ours["id"]}"' not in mine  # no longer open
     assert f"POST /applications/offers/{ours['id']}" in principal.get("/").text  # the proxy's action, shown
     records = principal.get("/records").text
