@@ -43,6 +43,16 @@ def emit(conn: Connection, outbox: Table, member: str, event_type: str, subject:
     ))
 
 
+def emit_many(conn: Connection, outbox: Table, member: str, event_type: str, changes: Sequence[tuple[str, dict]]) -> None:
+    """Many changes of one kind, as (subject, data), recorded in one statement (see emit)."""
+    if not changes:
+        return
+    now = dt.datetime.now(dt.timezone.utc)
+    conn.execute(insert(outbox), [{"member": member, "event_type": event_type, "subject": subject,
+                                   "data": orjson.dumps(data).decode(), "occurred_at": now}
+                                  for subject, data in changes])
+
+
 def read_outbox(conn: Connection, outbox: Table, after: int, limit: int) -> list[dict]:
     rows = conn.execute(select(outbox).where(outbox.c.id > after).order_by(outbox.c.id).limit(limit)).mappings()
     return [

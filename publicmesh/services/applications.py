@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from publicmesh.agencies.messaging import emit
+from publicmesh.agencies.messaging import emit_many
 from publicmesh.problems import Problem
 from publicmesh.services import decisions, forms
 from publicmesh.services.store import applications, history, offers, utc_now, withdrawals
@@ -188,11 +188,16 @@ def withdraw(conn: Connection, application: dict, signature: dict, actor: str) -
 
 def announce(conn: Connection, application: dict, status: str) -> None:
     """The status change, for the hub to carry to the person's portal (converted to the portal's pseudonym)."""
+    announce_many(conn, [application], status)
+
+
+def announce_many(conn: Connection, changed: list[dict], status: str) -> None:
+    """The same status change of many applications (e.g. paid in one transfer file), in one statement."""
     from publicmesh.services.agency import AGENCY
 
-    emit(conn, AGENCY.outbox, SERVICES_MEMBER, "application-status", application["subject"], {
-        "application": application["id"], "service": application["service_id"], "status": status,
-        "reason": application.get("reason"), "amount_yen": application["amount_yen"]})
+    emit_many(conn, AGENCY.outbox, SERVICES_MEMBER, "application-status", [(a["subject"], {
+        "application": a["id"], "service": a["service_id"], "status": status, "reason": a.get("reason"),
+        "amount_yen": a["amount_yen"]}) for a in changed])
 
 
 def of_subject(conn: Connection, subject: str) -> dict:

@@ -2,8 +2,8 @@
 
 The receiving accounts (公金受取口座) are asked of the portal through the hub, for these people only; a person
 without one gets a notice asking for it and is paid in a later run. Marking the applications paid, recording the
-file and writing each person's payout notice happen in one transaction after the file is written, so a crash
-never pays twice.
+file, and writing each person's payout notice and the status event for their portal happen in one transaction
+after the file is written, so a crash never pays twice.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from sqlalchemy import Engine, insert, select, update
 from publicmesh.mesh.client import MeshClient
 from publicmesh.mesh.members import PORTAL
 from publicmesh.payouts import zengin
+from publicmesh.services import applications as apps
 from publicmesh.services import decisions
 from publicmesh.services.store import applications, history, payout_files, utc_now
 
@@ -86,9 +87,10 @@ def pay_approved(engine: Engine, client: MeshClient, doc: dict, out_dir: Path, *
                     conn.execute(insert(history), [{"application_id": i, "status": "paid", "actor": "payout",
                                                     "reason": name, "at": now} for i in done])
                 marked += done
-            decisions.record_paid(conn, [{**r, "service_id": doc["id"]} for r in payable.filter(
-                pl.col("id").is_in(marked)).select("id", "subject", "amount_yen").iter_rows(named=True)],
-                transfer_date, doc)
+            paid = [{**r, "service_id": doc["id"]} for r in payable.filter(pl.col("id").is_in(marked))
+                    .select("id", "subject", "amount_yen").iter_rows(named=True)]
+            decisions.record_paid(conn, paid, transfer_date, doc)
+            apps.announce_many(conn, paid, "paid")  # the portal shows it live
         result["files"].append({"name": name, "tenant": code, "count": file.total_count, "total_yen": file.total_yen})
         result["paid"] += file.total_count
         result["paid_yen"] += file.total_yen

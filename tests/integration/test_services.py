@@ -170,5 +170,10 @@ def test_approved_applications_are_paid_in_a_zengin_file_that_reconciles(mesh, p
     assert sorted(key.split(":")[1] for key, _, _ in told) == sorted(ids)
     assert all(category == "payout" and "円を" in body and "公金受取口座へ振り込みます" in body
                for _, category, body in told)
+    from publicmesh.services.agency import AGENCY
+
+    events = mesh.rows("services", select(AGENCY.outbox.c.data).where(AGENCY.outbox.c.event_type == "application-status"))
+    announced = {d["application"] for d in (json.loads(row[0]) for row in events) if d["status"] == "paid"}
+    assert set(ids) <= announced  # each status change goes to the person's portal, live
     again = publish_file(mesh.settings, published["path"])
     assert again.payout.get("paid", 0) == 0
