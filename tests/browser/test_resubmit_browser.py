@@ -6,10 +6,8 @@ Then the person withdraws it, signing the withdrawal with the signing password."
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from types import SimpleNamespace
 
-import yaml
 from playwright.sync_api import expect
 
 from publicmesh.console import cases
@@ -17,7 +15,8 @@ from publicmesh.runtime.demo import AUTH_PIN, SIGNING_PASSWORD
 from publicmesh.services.operator import publish_file
 from publicmesh.storage import engine_for
 
-DEFINITIONS = Path(__file__).resolve().parents[2] / "publicmesh" / "services" / "definitions"
+from service_variants import variant
+
 SERVICE = "resubmit-browser-benefit"
 TITLE = "再提出の試験給付金"
 REASON = "日中の連絡先の電話番号がつながりません。"
@@ -28,15 +27,8 @@ CARD_PREFERENCE = (9, 11, 10, 7, 6, 3, 2, 8)
 
 
 def publish(portal, card, tmp_path) -> None:
-    doc = yaml.safe_load((DEFINITIONS / "emergency-benefit.yaml").read_text(encoding="utf-8"))
-    name = 'person.family_name + " " + person.given_name'
-    doc["id"], doc["title"] = SERVICE, {"ja": TITLE, "en": "Resubmission browser test benefit"}
-    doc["rules"] = {"eligible": f'person.status == "resident" and {name} == "{card.name}"', "amount": "30000"}
-    doc["workflow"] = {"automatic": False, "review_over": 10_000_000}
-    doc["form"].append({"name": "phone", "label": {"ja": "日中の連絡先", "en": "Daytime phone"}, "typed": True,
-                        "type": "tel", "required": True})
-    path = tmp_path / f"{SERVICE}.yaml"
-    path.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
+    path = variant(tmp_path, SERVICE, {"ja": TITLE, "en": "Resubmission browser test benefit"}, names=[card.name],
+                   amount="30000", workflow={"automatic": False, "review_over": 10_000_000}, typed_phone=True)
     assert publish_file(portal.settings, path).eligible >= 1
 
 

@@ -10,11 +10,9 @@ import json
 import re
 import threading
 import time
-from pathlib import Path
 
 import httpx
 import pytest
-import yaml
 from sqlalchemy import select
 
 from publicmesh.audit.schema import records
@@ -22,7 +20,8 @@ from publicmesh.console.staff import totp
 from publicmesh.services.operator import publish_file
 from publicmesh.storage import engine_for
 
-DEFINITIONS = Path(__file__).resolve().parents[2] / "publicmesh" / "services" / "definitions"
+from service_variants import NAME, variant
+
 SERVICE = "console-test-benefit"
 TITLE = "職員審査の試験給付金"
 REJECTED_TITLE = "職員審査の試験給付金を支給できません"
@@ -56,16 +55,11 @@ def cards(mesh):
 def published(mesh, cards, tmp_path_factory):
     """A benefit for exactly our two households, decided by staff (not the rules): one under the four-eyes
     threshold, one over it."""
-    doc = yaml.safe_load((DEFINITIONS / "emergency-benefit.yaml").read_text(encoding="utf-8"))
-    name = 'person.family_name + " " + person.given_name'
-    names = json.dumps([_name(cards["rejected"]), _name(cards["four_eyes"])], ensure_ascii=False)
-    doc["id"], doc["title"] = SERVICE, {"ja": TITLE, "en": "Staff review test benefit"}
-    doc["rules"] = {"eligible": f'person.status == "resident" and {name} in {names}',
-                    "amount": f'where({name} == "{_name(cards["four_eyes"])}", {LARGE}, {SMALL})'}
-    doc["workflow"] = {"automatic": False, "review_over": THRESHOLD}
-    doc["notices"]["rejected"]["title"] = {"ja": REJECTED_TITLE, "en": "Your test benefit was not approved"}
-    path = tmp_path_factory.mktemp("definitions") / f"{SERVICE}.yaml"
-    path.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
+    path = variant(tmp_path_factory.mktemp("definitions"), SERVICE, {"ja": TITLE, "en": "Staff review test benefit"},
+                   names=[_name(cards["rejected"]), _name(cards["four_eyes"])],
+                   amount=f'where({NAME} == "{_name(cards["four_eyes"])}", {LARGE}, {SMALL})',
+                   workflow={"automatic": False, "review_over": THRESHOLD},
+                   notice_titles={"rejected": {"ja": REJECTED_TITLE, "en": "Your test benefit was not approved"}})
     summary = publish_file(mesh.settings, path)
     assert summary.eligible >= 2, summary.as_dict()
     return summary

@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import pytest
-import yaml
 from sqlalchemy import func, select
 
 from publicmesh import consent
@@ -21,7 +19,8 @@ from publicmesh.services.operator import publish_file
 from publicmesh.services.store import applications
 from publicmesh.storage import engine_for
 
-DEFINITIONS = Path(__file__).resolve().parents[2] / "publicmesh" / "services" / "definitions"
+from service_variants import variant
+
 SERVICE = "auto-notice-test-benefit"
 TITLE = "自動決定の試験給付金"
 APPROVED_TITLE = "自動決定の試験給付金の支給が決まりました"
@@ -56,15 +55,10 @@ def prior_intent(mesh, card):
 @pytest.fixture(scope="module")
 def published(mesh, card, prior_intent, tmp_path_factory):
     """A benefit for our household, decided by the rules alone."""
-    doc = yaml.safe_load((DEFINITIONS / "emergency-benefit.yaml").read_text(encoding="utf-8"))
-    name = 'person.family_name + " " + person.given_name'
-    doc["id"], doc["title"] = SERVICE, {"ja": TITLE, "en": "Automatic decision test benefit"}
-    doc["rules"] = {"eligible": f'person.status == "resident" and {name} == "{card["label"].split("（")[0]}"',
-                    "amount": str(AMOUNT)}
-    doc["workflow"] = {"automatic": True, "review_over": 10_000_000}
-    doc["notices"]["decided"]["title"] = {"ja": APPROVED_TITLE, "en": "Your automatic test benefit was approved"}
-    path = tmp_path_factory.mktemp("definitions") / f"{SERVICE}.yaml"
-    path.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
+    path = variant(tmp_path_factory.mktemp("definitions"), SERVICE, {"ja": TITLE, "en": "Automatic decision test benefit"},
+                   names=[card["label"].split("（")[0]], amount=str(AMOUNT),
+                   workflow={"automatic": True, "review_over": 10_000_000},
+                   notice_titles={"decided": {"ja": APPROVED_TITLE, "en": "Your automatic test benefit was approved"}})
     return {"path": path, "summary": publish_file(mesh.settings, path)}
 
 

@@ -10,11 +10,9 @@ from __future__ import annotations
 import base64
 import json
 import re
-from pathlib import Path
 
 import httpx
 import pytest
-import yaml
 from sqlalchemy import select
 
 from publicmesh.agencies.resident_registry import residents
@@ -27,7 +25,8 @@ from publicmesh.services.operator import publish_file
 from publicmesh.services.store import applications, history, offers
 from publicmesh.storage import engine_for
 
-DEFINITIONS = Path(__file__).resolve().parents[2] / "publicmesh" / "services" / "definitions"
+from service_variants import variant
+
 SERVICE = "proxy-test-benefit"
 TITLE = "代理申請の試験給付金"
 AMOUNT = 30_000
@@ -76,14 +75,9 @@ def cast(mesh):
 def published(mesh, cast, tmp_path_factory):
     """A benefit for exactly two households, the principal's and another, decided by the rules at once."""
     other = _other_head(mesh, {_name(c) for c in cast["all"]})
-    doc = yaml.safe_load((DEFINITIONS / "emergency-benefit.yaml").read_text(encoding="utf-8"))
-    name = 'person.family_name + " " + person.given_name'
-    names = json.dumps([_name(cast["principal"]), other], ensure_ascii=False)
-    doc["id"], doc["title"] = SERVICE, {"ja": TITLE, "en": "Proxy application test benefit"}
-    doc["rules"] = {"eligible": f'person.status == "resident" and {name} in {names}', "amount": str(AMOUNT)}
-    doc["workflow"] = {"automatic": True, "review_over": 10_000_000}
-    path = tmp_path_factory.mktemp("definitions") / f"{SERVICE}.yaml"
-    path.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
+    path = variant(tmp_path_factory.mktemp("definitions"), SERVICE, {"ja": TITLE, "en": "Proxy application test benefit"},
+                   names=[_name(cast["principal"]), other], amount=str(AMOUNT),
+                   workflow={"automatic": True, "review_over": 10_000_000})
     summary = publish_file(mesh.settings, path)
     assert summary.eligible >= 2, summary.as_dict()
     return summary

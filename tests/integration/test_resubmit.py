@@ -10,11 +10,9 @@ import json
 import re
 import secrets
 import time
-from pathlib import Path
 
 import httpx
 import pytest
-import yaml
 from sqlalchemy import select
 
 from publicmesh.console.staff import totp
@@ -28,7 +26,8 @@ from publicmesh.services.operator import publish_file
 from publicmesh.services.store import applications, history, offers
 from publicmesh.storage import engine_for
 
-DEFINITIONS = Path(__file__).resolve().parents[2] / "publicmesh" / "services" / "definitions"
+from service_variants import variant
+
 SERVICE = "resubmit-test-benefit"
 TITLE = "差戻し再提出の試験給付金"
 REASON = "日中の連絡先の電話番号がつながりません。番号をご確認ください。"
@@ -61,15 +60,9 @@ def card(mesh):
 @pytest.fixture(scope="module")
 def published(mesh, card, tmp_path_factory):
     """A benefit for our household only, decided by staff, whose form asks for a daytime phone number."""
-    doc = yaml.safe_load((DEFINITIONS / "emergency-benefit.yaml").read_text(encoding="utf-8"))
-    name = 'person.family_name + " " + person.given_name'
-    doc["id"], doc["title"] = SERVICE, {"ja": TITLE, "en": "Resubmission test benefit"}
-    doc["rules"] = {"eligible": f'person.status == "resident" and {name} == "{_name(card)}"', "amount": "40000"}
-    doc["workflow"] = {"automatic": False, "review_over": 10_000_000}
-    doc["form"].append({"name": "phone", "label": {"ja": "日中の連絡先", "en": "Daytime phone"}, "typed": True,
-                        "type": "tel", "required": True})
-    path = tmp_path_factory.mktemp("definitions") / f"{SERVICE}.yaml"
-    path.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
+    path = variant(tmp_path_factory.mktemp("definitions"), SERVICE, {"ja": TITLE, "en": "Resubmission test benefit"},
+                   names=[_name(card)], amount="40000", workflow={"automatic": False, "review_over": 10_000_000},
+                   typed_phone=True)
     summary = publish_file(mesh.settings, path)
     assert summary.eligible >= 1, summary.as_dict()
     return summary
