@@ -23,6 +23,14 @@ from publicmesh.services.forms import TypedFieldError, typed_values
 FIELD_PREFIX = "field-"  # the input name of a typed field: field-<name>
 
 
+class Refused(Exception):
+    """A signed submission that did not go through: what to tell the person on the form, and the HTTP status."""
+
+    def __init__(self, message: str, status: int):
+        super().__init__(message)
+        self.message, self.status = message, status
+
+
 def register(app: FastAPI, portal, require, to_login) -> None:
     render, language, NotFound = app.state.render, app.state.language, app.state.NotFound
     people = portal.identity
@@ -88,6 +96,20 @@ def register(app: FastAPI, portal, require, to_login) -> None:
         return {"content": base64.b64encode(content).decode(), "signature": base64.b64encode(signature).decode(),
                 "certificate": card.signing_certificate_pem()}
 
+    async def submit_signed(request, session, card, content: bytes, password: str, payload: dict) -> dict:
+        """Signs ``content`` with the card's signing key and submits it through the hub with ``payload``; a wrong
+        password (401), a locked card or the services part's refusal (422) raise Refused, to show on the form."""
+        try:
+            signed = sign(card, content, password)
+        except WrongPin as exc:
+            raise Refused(translate("wrong_pin", language(request), n=exc.tries_left), 401) from None
+        except CardError as exc:
+            raise Refused(str(exc), 422) from None
+        try:
+            return await portal.mesh.submit(session.subject_ref, {**payload, "signed": signed})
+        except Problem as problem:
+            raise Refused(problem.detail, 422) from None
+
     @app.get("/applications/offers/{offer_id}")
     async def offer(request: Request, offer_id: str):
         session = require(request, "applications")
@@ -112,18 +134,11 @@ def register(app: FastAPI, portal, require, to_login) -> None:
         card, proxy = signer(session)
         content = application_content({"service_id": offer["service_id"], "id": offer["id"],
                                        "amount_yen": offer["amount_yen"], "form": offer["form"]}, typed=typed, proxy=proxy)
-        lang = language(request)
         try:
-            signed = sign(card, content, password)
-        except WrongPin as exc:
-            return offer_page(request, session, offer, translate("wrong_pin", lang, n=exc.tries_left), 401, typed)
-        except CardError as exc:
-            return offer_page(request, session, offer, str(exc), 422, typed)
-        try:
-            created = await portal.mesh.submit(session.subject_ref, {
-                "action": "apply", "offer": offer_id, "signed": signed, "typed": typed, "proxy": proxy})
-        except Problem as problem:
-            return offer_page(request, session, offer, problem.detail, 422, typed)
+            created = await submit_signed(request, session, card, content, password, {
+                "action": "apply", "offer": offer_id, "typed": typed, "proxy": proxy})
+        except Refused as refused:
+            return offer_page(request, session, offer, refused.message, refused.status, typed)
         return RedirectResponse(f"/applications?done={created['application']}", status_code=303)
 
     async def application_of(session, application_id: str) -> dict:
@@ -171,18 +186,10 @@ def register(app: FastAPI, portal, require, to_login) -> None:
                                        "amount_yen": application["amount_yen"], "form": form}, typed=typed,
                                       proxy=proxy, resubmits=(application_id, application["supersedes"]))
         try:
-            signed = sign(card, content, password)
-        except WrongPin as exc:
-            return resubmit_page(request, session, application, translate("wrong_pin", lang, n=exc.tries_left), 401,
-                                 typed)
-        except CardError as exc:
-            return resubmit_page(request, session, application, str(exc), 422, typed)
-        try:
-            await portal.mesh.submit(session.subject_ref, {
-                "action": "resubmit", "application": application_id, "signed": signed, "typed": typed,
-                "proxy": proxy})
-        except Problem as problem:
-            return resubmit_page(request, session, application, problem.detail, 422, typed)
+            await submit_signed(request, session, card, content, password, {
+                "action": "resubmit", "application": application_id, "typed": typed, "proxy": proxy})
+        except Refused as refused:
+            return resubmit_page(request, session, application, refused.message, refused.status, typed)
         return RedirectResponse(f"/applications?resubmitted={application_id}#a-{application_id}", status_code=303)
 
     def withdraw_page(request, session, application, error=None, status=200):
@@ -212,16 +219,10 @@ def register(app: FastAPI, portal, require, to_login) -> None:
                           detail=translate("not_withdrawable", lang))
         card, proxy = signer(session)
         try:
-            signed = sign(card, withdrawal_content(application, proxy=proxy), password)
-        except WrongPin as exc:
-            return withdraw_page(request, session, application, translate("wrong_pin", lang, n=exc.tries_left), 401)
-        except CardError as exc:
-            return withdraw_page(request, session, application, str(exc), 422)
-        try:
-            await portal.mesh.submit(session.subject_ref, {"action": "withdraw", "application": application_id,
-                                                           "signed": signed, "proxy": proxy})
-        except Problem as problem:
-            return withdraw_page(request, session, application, problem.detail, 422)
+            await submit_signed(request, session, card, withdrawal_content(application, proxy=proxy), password,
+                                {"action": "withdraw", "application": application_id, "proxy": proxy})
+        except Refused as refused:
+            return withdraw_page(request, session, application, refused.message, refused.status)
         return RedirectResponse(f"/applications?withdrawn={application_id}#a-{application_id}", status_code=303)
 
     @app.get("/applications/events")
