@@ -24,7 +24,8 @@ from publicmesh.services.store import metadata, publications, utc_now
 log = logging.getLogger(__name__)
 
 # application status → the definition's notice for it (``decided`` is the approval, as definitions name it)
-NOTICE_OF = {"approved": "decided", "rejected": "rejected", "returned": "returned", "paid": "paid"}
+# (a payout's notice is written by record_paid, for many applications at once)
+NOTICE_OF = {"approved": "decided", "rejected": "rejected", "returned": "returned"}
 
 # For a definition without the notice (one written before ``returned`` existed, or none published): plain words.
 FALLBACK = {
@@ -88,7 +89,7 @@ def record(conn: Connection, application: dict, status: str, definition: dict | 
     record_paid). ``definition``: the service being published, whose decisions are taken before its publication
     is recorded."""
     kind = NOTICE_OF.get(status)
-    if kind is None or status == "paid":
+    if kind is None:
         return
     texts = texts_for(conn, application["service_id"], kind, definition)
     try:

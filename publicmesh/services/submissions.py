@@ -94,7 +94,7 @@ class Submissions:
     by default it asks the portal through the hub (rule services-application-signers)."""
 
     def __init__(self, signers: SignerLookup | None = None):
-        self._signatures = None  # SignatureCheck on the JPKI trust anchor in this part's keys folder, made on first use
+        self._signatures = None  # SignatureCheck on the JPKI trust anchor in this part's keys folder (see prepare)
         self._signers = signers
         self._client = None
 
