@@ -202,14 +202,7 @@ class CompactRange:
 
     def append(self, leaf: bytes) -> None:
         """Add one leaf hash; merges one subtree per trailing one-bit of the old size."""
-        hashes = self._hashes
-        hashes.append(leaf)
-        carry = self._size
-        while carry & 1:
-            right = hashes.pop()
-            hashes[-1] = _sha256(b"\x01" + hashes[-1] + right).digest()
-            carry >>= 1
-        self._size += 1
+        self._push(leaf, 0)
 
     def extend(self, leaves: Iterable[bytes]) -> None:
         """Add leaf hashes in order. Many at once are added as perfect subtrees, each hashed level by level,
@@ -228,7 +221,8 @@ class CompactRange:
             done, left = done + block, left - block
 
     def _push(self, node: bytes, height: int) -> None:
-        """Add the root of a perfect subtree of 2**height leaves at a size that is a multiple of 2**height."""
+        """Add the root of a perfect subtree of 2**height leaves at a size that is a multiple of 2**height (a leaf
+        is one of height 0): merges one subtree per one-bit of the size from bit ``height`` up."""
         hashes = self._hashes
         hashes.append(node)
         carry = self._size >> height
