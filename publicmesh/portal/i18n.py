@@ -46,6 +46,9 @@ TEXTS: dict[str, tuple[str, str]] = {
                         "You are applying as a proxy. Check what is filled in and sign with the signing password of your own "
                         "My Number Card (not the person's)."),
     "receiving_account": ("受取口座（公金受取口座）", "Receiving account (public-fund account)"),
+    "revision": ("額改定（お子さんが生まれたため）", "Amount revision (a child was born)"),
+    "revision_previous": ("改定前の額", "Amount before"), "revision_revised": ("改定後の額", "Amount after"),
+    "revision_claim": ("今回申請する額（差額）", "Claimed now (the difference)"),
     "no_account_yet": ("未登録です。登録すると振り込まれます。", "Not registered yet: register one to be paid."),
     "status_received": ("受付", "Received"), "status_in-review": ("審査中", "In review"), "status_approved": ("支給決定", "Approved"),
     "status_rejected": ("不支給", "Rejected"), "status_paid": ("振込済み", "Paid"), "status_returned": ("差戻し（修正してください）", "Returned (please fix)"),

@@ -115,6 +115,7 @@ class Notices(_Frozen):
     returned: Notice | None = None  # sent back to the person with a reason (差戻し)
     no_account: Notice | None = None
     paid: Notice | None = None  # the transfer is made (振込のお知らせ), with {amount} and {date}
+    revised: Notice | None = None  # a birth raised the amount (額改定), with {previous}, {revised} and {amount}
 
 
 class Payout(_Frozen):

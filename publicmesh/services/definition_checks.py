@@ -334,10 +334,10 @@ def _unique_names(document: Document, section: str, names: list[str]) -> list[Pr
 
 def _notice_problems(document: Document, definition: ServiceDefinition) -> list[Problem]:
     problems = []
-    for kind in ("eligible", "decided", "rejected", "returned", "no_account", "paid"):
+    for kind in ("eligible", "decided", "rejected", "returned", "no_account", "paid", "revised"):
         notice = getattr(definition.notices, kind)
         allowed = {"rejected": ("amount", "reason"), "returned": ("amount", "reason"),
-                   "paid": ("amount", "date")}.get(kind, ("amount",))
+                   "paid": ("amount", "date"), "revised": ("previous", "revised", "amount")}.get(kind, ("amount",))
         for part in ("title", "body") if notice is not None else ():
             for language in ("ja", "en"):
                 path, text = ("notices", kind, part, language), getattr(getattr(notice, part), language)

@@ -147,7 +147,7 @@ def publish(engine: Engine, client: MeshClient, path: Path | str, municipalities
     summary.notices = len(new)
     summary.phases["notify"] = time.perf_counter() - t3
     t4 = time.perf_counter()
-    summary.prior_intent_applications = _decide(engine, client, doc, [o for o, flag in zip(new, intents) if flag])
+    summary.prior_intent_applications = decide_by_intent(engine, client, doc, [o for o, flag in zip(new, intents) if flag])
     summary.phases["decide"] = time.perf_counter() - t4
     with engine.begin() as conn:
         if conn.execute(select(publications.c.version).where(publications.c.service_id == doc["id"],
@@ -187,29 +187,20 @@ def offer(engine: Engine, client: MeshClient, doc: dict, code: str, eligible: pl
     many offers are new."""
     created = _store_offers(engine, doc, code, eligible, unit_key)
     intents = _notify(client, doc, created, lambda *_: None)
-    _decide(engine, client, doc, [o for o, flag in zip(created, intents) if flag])
+    decide_by_intent(engine, client, doc, [o for o, flag in zip(created, intents) if flag])
     return len(created)
 
 
 def _store_offers(engine: Engine, doc: dict, code: str, eligible: pl.DataFrame, unit_key: str | None = None) -> list[dict]:
     """One offer per eligible unit; units that already have one (an earlier publish) are left alone.
     ``unit_key`` replaces the household as the unit (a birth-triggered service is offered once per birth)."""
-    fields = [f for f in doc.get("form", []) if "source" in f]
-    typed_fields = forms.descriptions(doc.get("form", []))  # what the person types: no agency holds it
-    typed = {"typed_fields": typed_fields} if typed_fields else {}
     audit_columns = [c for c in eligible.columns if c.endswith("._audit")]
-    rows = []
+    shape = form_shape(doc)
     now = utc_now()
-    for r in eligible.iter_rows(named=True):
-        rows.append({
-            "id": secrets.token_hex(8), "service_id": doc["id"], "unit_key": unit_key or r["household"],
-            "subject": r["subject"],
-            "tenant": code, "amount_yen": int(r["amount"]), "version": int(doc["version"]), "offered_at": now,
-            "form": {"title_ja": doc["title"]["ja"], "title_en": doc["title"]["en"],
-                     "fields": [{"name": f["name"], "label_ja": f["label"]["ja"], "label_en": f["label"]["en"],
-                                 "format": f.get("format", "text"), "value": _plain(r[f"form.{f['name']}"])}
-                                for f in fields],
-                     "audit_records": [int(r[c]) for c in audit_columns if r[c] is not None], **typed}})
+    rows = [{"id": secrets.token_hex(8), "service_id": doc["id"], "unit_key": unit_key or r["household"],
+             "subject": r["subject"], "tenant": code, "amount_yen": int(r["amount"]), "version": int(doc["version"]),
+             "offered_at": now, "form": offer_form(shape, r, audit_columns)}
+            for r in eligible.iter_rows(named=True)]
     if not rows:
         return []
     with engine.begin() as conn:
@@ -220,6 +211,23 @@ def _store_offers(engine: Engine, doc: dict, code: str, eligible: pl.DataFrame, 
             insert_ignoring = (postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert)(offers)
             conn.execute(insert_ignoring.on_conflict_do_nothing(index_elements=["service_id", "unit_key"]), fresh)
     return fresh
+
+
+def form_shape(doc: dict) -> tuple[dict, list[dict], dict]:
+    """What every offer of the service shares: its titles, the fields the mesh fills in, and what the person
+    types (no agency holds it)."""
+    typed_fields = forms.descriptions(doc.get("form", []))
+    return (doc["title"], [f for f in doc.get("form", []) if "source" in f],
+            {"typed_fields": typed_fields} if typed_fields else {})
+
+
+def offer_form(shape: tuple[dict, list[dict], dict], unit: dict, audit_columns: list[str]) -> dict:
+    """The pre-filled form of one eligible unit (a row of decide()), with the exchange records that fetched it."""
+    title, fields, typed = shape
+    return {"title_ja": title["ja"], "title_en": title["en"],
+            "fields": [{"name": f["name"], "label_ja": f["label"]["ja"], "label_en": f["label"]["en"],
+                        "format": f.get("format", "text"), "value": _plain(unit[f"form.{f['name']}"])} for f in fields],
+            "audit_records": [int(unit[c]) for c in audit_columns if unit[c] is not None], **typed}
 
 
 def _plain(value):
@@ -245,7 +253,7 @@ def _notify(client: MeshClient, doc: dict, new: list[dict], progress: Progress, 
     return flags
 
 
-def _decide(engine: Engine, client: MeshClient, doc: dict, chosen: list[dict]) -> int:
+def decide_by_intent(engine: Engine, client: MeshClient, doc: dict, chosen: list[dict]) -> int:
     """Applications by prior intent, decided by the rules where the workflow says so; the approval notices written
     with them are sent right away (once each: a notice sent is marked, and the inbox keeps one per key)."""
     created = _apply_by_intent(engine, doc, chosen)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import (JSON, BigInteger, Boolean, Column, DateTime, Integer, MetaData, String, Table, Text,
+from sqlalchemy import (JSON, BigInteger, Boolean, Column, DateTime, Index, Integer, MetaData, String, Table, Text,
                         UniqueConstraint)
 
 metadata = MetaData()
@@ -77,6 +77,19 @@ withdrawals = Table(  # 取下げ: the signed withdrawal, kept as the applicatio
     Column("signature", Text, nullable=False),  # JSON: content, signature, certificate
     Column("actor", String(64), nullable=False),  # "resident" or "proxy"
     Column("at", DateTime(timezone=True), nullable=False),
+)
+
+# 額改定: a revision offer for the difference, when a birth raises what an applying household is owed
+amount_revisions = Table(
+    "amount_revisions", metadata,
+    Column("offer_id", String(32), primary_key=True),
+    Column("service_id", String(64), nullable=False),
+    Column("household", String(22), nullable=False),  # the unit_key of the household's own offer
+    Column("child", String(22), nullable=False),  # the birth that opened it (the offer's unit_key)
+    Column("previous_yen", BigInteger, nullable=False),  # awarded before
+    Column("revised_yen", BigInteger, nullable=False),  # owed now: the offer is for the difference
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("ix_amount_revisions_household", "service_id", "household"),
 )
 
 payout_files = Table(

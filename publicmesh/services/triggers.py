@@ -16,7 +16,9 @@ import yaml
 from sqlalchemy import Connection, Engine, insert, select, update
 
 from publicmesh.mesh.client import HubError, MeshClient
-from publicmesh.services.publish import fetch_municipality, form_sources, offer, purpose_of, rules_of
+from publicmesh.services.publish import (fetch_municipality, form_shape, form_sources, offer, offer_form, purpose_of,
+                                        rules_of)
+from publicmesh.services.revisions import revise
 from publicmesh.services.store import births, publications, utc_now
 
 log = logging.getLogger(__name__)
@@ -75,11 +77,16 @@ def _offer_for_birth(engine: Engine, client: MeshClient, doc: dict, birth: dict,
         frame.filter(pl.col("subject") == birth["child"])["household"].to_list()))
     if theirs.height == 0:
         return f"{doc['id']}: not eligible"
-    # A service offered only on births is offered once per child; one the whole population also gets (the
-    # child allowance) stays one per household, so a birth into a household already offered it adds nothing.
-    per_birth = "publish" not in (doc.get("triggers") or [])
-    created = offer(engine, client, doc, code, theirs.head(1), unit_key=birth["child"] if per_birth else None)
-    return f"{doc['id']}: {created} offered"
+    # A service offered only on births is offered once per child. One the whole population also gets (the child
+    # allowance) stays one per household: a birth into a household already offered it revises its amount (額改定).
+    if "publish" in (doc.get("triggers") or []):
+        unit = theirs.row(0, named=True)
+        audit_columns = [c for c in theirs.columns if c.endswith("._audit")]
+        revised = revise(engine, client, doc, unit, offer_form(form_shape(doc), unit, audit_columns), birth["child"])
+        if revised is not None:
+            return revised
+        return f"{doc['id']}: {offer(engine, client, doc, code, theirs.head(1))} offered"
+    return f"{doc['id']}: {offer(engine, client, doc, code, theirs.head(1), unit_key=birth['child'])} offered"
 
 
 def _household_members(client: MeshClient, doc: dict, code: str, parents: list[str]) -> list[str]:

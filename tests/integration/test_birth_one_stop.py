@@ -5,19 +5,24 @@ to accept with one tap — nothing to ask for, and nothing twice."""
 from __future__ import annotations
 
 import datetime as dt
+import json
+import re
 from pathlib import Path
 
 from sqlalchemy import func, select
 
 from publicmesh.agencies import resident_registry
+from publicmesh.identity import open_identity
+from publicmesh.mesh.members import PORTAL
 from publicmesh.notices.schema import notices as notice_table
 from publicmesh.services.operator import publish_file
-from publicmesh.services.store import births, offers
+from publicmesh.services.store import applications, births, offers
 from publicmesh.storage import engine_for
 
 DEFINITIONS = Path(__file__).resolve().parents[2] / "publicmesh" / "services" / "definitions"
 BIRTH_ONLY = ("childbirth-grant", "newborn-health-insurance")
 KITAMI = "012084"
+SIGNING_PASSWORD = "ABC123"
 
 
 
@@ -57,6 +62,81 @@ def test_a_birth_brings_the_parent_one_notice_per_birth_service(mesh, people):
     heads = [row.pseudonym for row in mesh.rows("resident-registry", select(r.pseudonym).where(
         r.tenant == KITAMI, r.household_no == household, r.relation.in_(["head", "single"])))]
     assert {o.subject for o in offered} == set(people.convert(heads, "resident-registry", "services"))
+
+
+def _registry_person(mesh, people, card: dict) -> str:
+    ref = open_identity(mesh.settings).cards.card(card["card_id"]).person_ref
+    return people.numbers.convert([ref], PORTAL.pseudonym_domain, ["resident-registry"])["resident-registry"][0]
+
+
+def _born_into(mesh, people, parent: str, given_name: str) -> tuple[str, int]:
+    """A birth in ``parent``'s household, handled by the services part: the child's services pseudonym and the
+    rise of the child allowance it brings: two months of ¥15,000, or of ¥30,000 for a third child or later
+    (counting the household's children to 22 on 2026-03-31, i.e. born on or after 2004-04-02)."""
+    r = resident_registry.residents.c
+    household = select(r.household_no).where(r.tenant == KITAMI, r.pseudonym == parent).scalar_subquery()
+    older = mesh.rows("resident-registry", select(func.count()).where(
+        r.tenant == KITAMI, r.household_no == household, r.status == "resident", r.birth_date >= dt.date(2004, 4, 2)))[0][0]
+    child = mesh.enrol_newborn()
+    engine = engine_for("resident-registry", mesh.settings)
+    with engine.begin() as conn:
+        resident_registry.register_birth(conn, KITAMI, child, parent, given_name, "ユイ", "Yui", 2, dt.date.today())
+    engine.dispose()
+    ours = people.convert([child], "resident-registry", "services")[0]
+    mesh.wait_for(lambda: mesh.rows("services", select(births.c.outcome).where(
+        births.c.child == ours, births.c.handled_at.is_not(None))))
+    return ours, 2 * (30_000 if older + 1 >= 3 else 15_000)
+
+
+def _apply(client, offer_id: str):
+    form = client.get(f"/applications/offers/{offer_id}")
+    assert form.status_code == 200, form.text
+    csrf = re.search(r'name="csrf" value="([^"]+)"', form.text).group(1)
+    done = client.post(f"/applications/offers/{offer_id}", data={"csrf": csrf, "password": SIGNING_PASSWORD})
+    assert done.status_code == 303, done.text
+    return form
+
+
+def test_a_birth_into_a_household_receiving_the_child_allowance_revises_its_amount(mesh, people):
+    """額改定: the family among the demo cards (the first two: its head and the spouse, in either order) applies for
+    the child allowance; a birth then brings a claim for the difference, shown with both amounts and claimed with
+    one tap. A household that has not applied yet has its offer itself revised."""
+    publish_file(mesh.settings, DEFINITIONS / "child-allowance.yaml")
+    cards = json.loads((mesh.settings.data_dir / "demo-cards.json").read_text(encoding="utf-8"))
+    family = {c["relation"]: c for c in cards[:2]}
+    head = mesh.portal_login(family["head"]["card_id"])
+    ours = people.convert([_registry_person(mesh, people, family["head"])], "resident-registry", "services")[0]
+    [household_offer] = mesh.rows("services", select(offers).where(offers.c.service_id == "child-allowance",
+                                                                   offers.c.subject == ours))
+    _apply(head, household_offer.id)
+    [applied] = mesh.rows("services", select(applications).where(applications.c.offer_id == household_offer.id))
+    assert applied.status == "approved" and applied.amount_yen == household_offer.amount_yen
+
+    child, rise = _born_into(mesh, people, _registry_person(mesh, people, family.get("spouse", family["head"])), "結衣")
+    [claim] = mesh.rows("services", select(offers).where(offers.c.service_id == "child-allowance",
+                                                        offers.c.unit_key == child))
+    assert claim.subject == household_offer.subject and claim.amount_yen == rise
+    assert claim.form["revision"] == {"previous_yen": applied.amount_yen, "revised_yen": applied.amount_yen + rise}
+    notices = mesh.rows("notices", select(notice_table.c.links, notice_table.c.title_ja).where(
+        notice_table.c.idempotency_key == f"child-allowance:{child}:revised"))
+    assert [n.title_ja for n in notices] == ["児童手当の額が変わります"]
+    assert f"/applications/offers/{claim.id}" in notices[0].links
+    page = _apply(head, claim.id).text
+    assert "児童手当（額改定）" in page and f"¥{applied.amount_yen:,}" in page and f"¥{rise:,}" in page
+    [revision] = mesh.rows("services", select(applications).where(applications.c.offer_id == claim.id))
+    assert revision.status == "approved" and revision.amount_yen == rise
+    assert mesh.rows("services", select(offers.c.amount_yen).where(offers.c.id == household_offer.id))[0][0] \
+        == applied.amount_yen  # the signed application stays as signed
+
+    waiting = mesh.rows("services", select(offers).where(
+        offers.c.service_id == "child-allowance", offers.c.tenant == KITAMI,
+        offers.c.id.not_in(select(applications.c.offer_id)), offers.c.unit_key != child).limit(1))[0]
+    parent = people.convert([waiting.subject], "services", "resident-registry")[0]
+    other, rise = _born_into(mesh, people, parent, "陽葵")
+    revised = mesh.rows("services", select(offers.c.amount_yen).where(offers.c.id == waiting.id))[0][0]
+    assert revised == waiting.amount_yen + rise
+    assert mesh.rows("services", select(offers).where(offers.c.service_id == "child-allowance",
+                                                      offers.c.unit_key == other)) == []
 
 
 def test_handling_a_birth_again_offers_nothing_new(mesh, people):

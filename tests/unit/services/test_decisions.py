@@ -143,12 +143,12 @@ def test_an_automatic_approval_writes_the_approved_notice_from_the_definition_be
 
 
 def test_deciding_by_prior_intent_sends_each_approval_notice_once(engine):
-    from publicmesh.services.publish import _decide
+    from publicmesh.services.publish import decide_by_intent
 
     doc = yaml.safe_load((DEFINITIONS / "emergency-benefit.yaml").read_text(encoding="utf-8"))
     hub = Hub()
-    assert _decide(engine, hub, doc, [offer()]) == 1
-    assert _decide(engine, hub, doc, [offer()]) == 0  # published again: the unit has its application already
+    assert decide_by_intent(engine, hub, doc, [offer()]) == 1
+    assert decide_by_intent(engine, hub, doc, [offer()]) == 0  # published again: the unit has its application already
     [(_, _, _, sent)] = hub.calls
     assert [n["key"].rsplit(":", 1)[1] for n in sent] == ["approved"] and sent[0]["link"] == "/applications"
     [notice] = notices(engine)
