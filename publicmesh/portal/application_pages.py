@@ -116,7 +116,8 @@ def register(app: FastAPI, portal, require, to_login) -> None:
         if session is None:
             return to_login(request)
         found = await benefits(session)
-        applied = next((a for a in found["applications"] if a["offer_id"] == offer_id), None)
+        applied = next((a for a in found["applications"] if a["offer_id"] == offer_id and a["status"] != "withdrawn"),
+                       None)
         if applied is not None:  # the notice's link, followed again after applying: the application's status
             return RedirectResponse(f"/applications#a-{applied['id']}", status_code=303)
         return offer_page(request, session, await offer_of(session, offer_id, found))
@@ -133,7 +134,8 @@ def register(app: FastAPI, portal, require, to_login) -> None:
             return offer_page(request, session, offer, invalid, 422, typed)
         card, proxy = signer(session)
         content = application_content({"service_id": offer["service_id"], "id": offer["id"],
-                                       "amount_yen": offer["amount_yen"], "form": offer["form"]}, typed=typed, proxy=proxy)
+                                       "amount_yen": offer["amount_yen"], "form": offer["form"]}, typed=typed, proxy=proxy,
+                                      reapplies=offer.get("reapplies"))
         try:
             created = await submit_signed(request, session, card, content, password, {
                 "action": "apply", "offer": offer_id, "typed": typed, "proxy": proxy})

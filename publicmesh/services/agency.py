@@ -25,13 +25,17 @@ def _applications_lookup(conn: Connection, _tenant, subjects, attributes) -> dic
 
 
 def _start(engine, settings):
-    """When the services part starts: submissions get their trust anchor and hub client ready, and the worker
-    that turns the births the registry reported into offers for the newborn's household starts."""
+    """When the services part starts: a store of an earlier version is upgraded, submissions get their trust anchor
+    and hub client ready, and the worker that turns the births the registry reported into offers for the newborn's
+    household starts."""
     from publicmesh.mesh.client import MeshClient
     from publicmesh.runtime.topology import part
     from publicmesh.services.publish import SERVICES_MEMBER
     from publicmesh.services.triggers import BirthWorker
 
+    from publicmesh.services.store import upgrade
+
+    upgrade(engine)
     SUBMISSIONS.prepare(settings)
     client = MeshClient.for_member(settings, SERVICES_MEMBER, part(settings, "hub").url(settings))
     return BirthWorker(engine, client)

@@ -32,15 +32,19 @@ RESUBMITTED = "resubmitted"  # the history note of a returned application signed
 
 
 def application_content(offer: dict, *, typed: dict | None = None, proxy: dict | None = None,
-                        resubmits: tuple[str, str] | None = None) -> bytes:
+                        resubmits: tuple[str, str] | None = None, reapplies: dict | None = None) -> bytes:
     """What the person signs: the service, the offer, every pre-filled value they saw and what they typed, canonical
     JSON. A proxy's also names the proxy (the name and serial of the signing certificate) and the mandate
     (``proxy``: name, certificate, mandate). A resubmission also names the application and the digest of the
-    signature it replaces, so neither the first application's signature nor an earlier one can be sent again."""
+    signature it replaces, so neither the first application's signature nor an earlier one can be sent again. An
+    application after a withdrawal names the withdrawn one the same way (``reapplies``: application, supersedes),
+    so the withdrawn application's signature cannot apply again in the person's name."""
     doc = {"type": "publicmesh/application", "service": offer["service_id"], "offer": offer["id"],
            "amount_yen": offer["amount_yen"], "form": offer["form"]}
     if typed:
         doc["typed"] = typed
+    if reapplies is not None:
+        doc["after_withdrawal"] = {"application": reapplies["application"], "supersedes": reapplies["supersedes"]}
     if proxy is not None:
         doc["proxy"] = {"name": proxy["name"], "certificate": proxy["certificate"]}
         doc["mandate"] = proxy["mandate"]
@@ -98,6 +102,14 @@ class SignatureCheck:
         except (KeyError, TypeError, ValueError, InvalidSignature) as exc:
             raise Problem("submission-refused", f"the application's signature does not verify: {exc or 'bad signature'}") \
                 from None
+
+
+def withdrawn_before(conn: Connection, offer: dict) -> dict | None:
+    """The unit's latest withdrawn application of the service, as an application after it names it."""
+    row = conn.execute(select(applications.c.id, applications.c.signature).where(
+        applications.c.service_id == offer["service_id"], applications.c.unit_key == offer["unit_key"],
+        applications.c.status == "withdrawn").order_by(applications.c.submitted_at.desc()).limit(1)).first()
+    return None if row is None else {"application": row.id, "supersedes": signature_digest(row.signature)}
 
 
 def offer_for(conn: Connection, offer_id: str, subject: str) -> dict:
@@ -201,17 +213,22 @@ def announce_many(conn: Connection, changed: list[dict], status: str) -> None:
 
 
 def of_subject(conn: Connection, subject: str) -> dict:
-    """What the portal shows the person: open offers (not applied yet) and applications with their status."""
-    applied = {r["offer_id"]: r for r in conn.execute(
-        select(applications).where(applications.c.subject == subject).order_by(applications.c.submitted_at.desc())
-    ).mappings()}
+    """What the portal shows the person: open offers (not applied for, or only by applications since withdrawn:
+    those name the latest withdrawn one, as applying again signs it) and applications with their status."""
+    applied = [dict(r) for r in conn.execute(select(applications).where(applications.c.subject == subject)
+                                             .order_by(applications.c.submitted_at.desc())).mappings()]
+    live = {a["offer_id"] for a in applied if a["status"] != "withdrawn"}
+    withdrawn: dict[str, dict] = {}
+    for a in applied:  # the latest first
+        if a["status"] == "withdrawn":
+            withdrawn.setdefault(a["offer_id"], {"application": a["id"], "supersedes": signature_digest(a["signature"])})
     found_offers = [dict(r) for r in conn.execute(select(offers).where(offers.c.subject == subject)).mappings()]
-    forms_of = {r["id"]: r["form"] for r in conn.execute(select(offers.c.id, offers.c.form)
-                                                         .where(offers.c.id.in_(list(applied)))).mappings()} if applied else {}
+    forms_of = {o["id"]: o["form"] for o in found_offers}
     return {
-        "offers": [_json(o) for o in found_offers if o["id"] not in applied],
+        "offers": [_json({**o, **({"reapplies": withdrawn[o["id"]]} if o["id"] in withdrawn else {})})
+                   for o in found_offers if o["id"] not in live],
         "applications": [_json(_titled(_to_fix(a, forms_of) if a["status"] == "returned" else a, forms_of),
-                               drop=("signature",)) for a in applied.values()],
+                               drop=("signature",)) for a in applied],
     }
 
 

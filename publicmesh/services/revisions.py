@@ -1,13 +1,13 @@
 """額改定 (amount revision): a birth into a household that was already offered a service everyone is offered (the
 child allowance: 児童手当法第9条) raises what the household is owed, and the parent is told so.
 
-- Offered but not applied for yet: the offer itself is revised (the new amount and the new pre-filled form), so
+- Offered but not applied for yet (or only by an application since withdrawn): the offer itself is revised (the new amount and the new pre-filled form), so
   the one tap that follows claims the revised amount. An application already signed over the old offer no longer
   matches it and is refused, as any signature over other content is.
 - Applied for (received, in review, approved or paid): the household gets a revision offer (額改定請求) for the
   difference, with the amounts before and after in its signed form. One such offer is open per household at a
   time: a second birth before it is claimed revises it again, so twins are one claim, not two.
-- Rejected or withdrawn: nothing is awarded, so nothing is revised.
+- Rejected: nothing is awarded, so nothing is revised.
 
 Either way the parent gets one notice per birth (keyed by the child), and a prior intent claims it without asking.
 """
@@ -39,15 +39,16 @@ def revise(engine: Engine, client: MeshClient, doc: dict, unit: dict, form: dict
         offer = _one(conn, select(offers).where(offers.c.service_id == doc["id"], offers.c.unit_key == household))
         if offer is None:
             return None
-        applied = _one(conn, select(applications).where(applications.c.service_id == doc["id"],
-                                                        applications.c.unit_key == household))
-        if applied is None:
+        applied = _one(conn, select(applications).where(  # the live application, if any
+            applications.c.service_id == doc["id"], applications.c.unit_key == household)
+            .order_by((applications.c.status == "withdrawn").asc()).limit(1))
+        if applied is None or applied["status"] == "withdrawn":  # the offer is open: applying claims it as revised
             if revised <= offer["amount_yen"]:
                 return f"{doc['id']}: amount unchanged"
             previous = offer["amount_yen"]
             conn.execute(update(offers).where(offers.c.id == offer["id"]).values(amount_yen=revised, form=form))
             claim = {**offer, "amount_yen": revised, "form": form}
-        elif applied["status"] in NOT_AWARDED:
+        elif applied["status"] == "rejected":
             return f"{doc['id']}: {applied['status']}, nothing to revise"
         else:
             previous = _awarded(conn, doc["id"], household)

@@ -1,15 +1,16 @@
 """The services part's own store: offers made at publishing, applications, their history, and payouts.
 
-Uniqueness does the work the 2020 online applications lacked: one offer and one application per service and
-unit (person or household), enforced by the database, so a re-publish or a double tap cannot pay twice.
+Uniqueness does the work the 2020 online applications lacked: one offer and one live application (not withdrawn)
+per service and unit (person or household), enforced by the database, so a re-publish or a double tap cannot pay
+twice.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import (JSON, BigInteger, Boolean, Column, DateTime, Index, Integer, MetaData, String, Table, Text,
-                        UniqueConstraint)
+from sqlalchemy import (JSON, BigInteger, Boolean, Column, DateTime, Engine, Index, Integer, MetaData, String, Table,
+                        Text, UniqueConstraint, text)
 
 metadata = MetaData()
 
@@ -58,8 +59,11 @@ applications = Table(
     Column("decided_at", DateTime(timezone=True)),
     Column("paid_at", DateTime(timezone=True)),
     Column("payout_file", String(128)),
-    UniqueConstraint("service_id", "unit_key", name="one_application_per_unit"),
 )
+# One live application per service and unit: a withdrawn one (取下げ) no longer counts, so the unit may apply again.
+one_live_application = Index(
+    "one_live_application_per_unit", applications.c.service_id, applications.c.unit_key, unique=True,
+    sqlite_where=applications.c.status != "withdrawn", postgresql_where=applications.c.status != "withdrawn")
 
 history = Table(
     "application_history", metadata,
@@ -116,6 +120,25 @@ births = Table(
     Column("handled_at", DateTime(timezone=True), index=True),
     Column("outcome", Text),  # what was offered, or why nothing was
 )
+
+
+def upgrade(engine: Engine) -> None:
+    """A store made before a withdrawn application stopped counting: its one-application-per-unit constraint gives
+    way to the partial index. SQLite cannot drop a constraint, so its table is rebuilt, rows and all."""
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(text("ALTER TABLE applications DROP CONSTRAINT IF EXISTS one_application_per_unit"))
+        elif "one_application_per_unit" in (conn.execute(text(
+                "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'applications'")).scalar() or ""):
+            conn.execute(text("ALTER TABLE applications RENAME TO applications_before"))
+            for (name,) in conn.execute(text("SELECT name FROM sqlite_master WHERE type = 'index' "
+                                             "AND tbl_name = 'applications_before' AND sql IS NOT NULL")).all():
+                conn.execute(text(f'DROP INDEX "{name}"'))
+            applications.create(conn)
+            columns = ", ".join(c.name for c in applications.columns)
+            conn.execute(text(f"INSERT INTO applications ({columns}) SELECT {columns} FROM applications_before"))
+            conn.execute(text("DROP TABLE applications_before"))
+        one_live_application.create(conn, checkfirst=True)
 
 
 def utc_now() -> dt.datetime:

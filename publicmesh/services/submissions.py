@@ -160,7 +160,8 @@ class Submissions:
     def apply(self, conn: Connection, subject: str, payload: dict) -> dict:
         offer = apps.offer_for(conn, str(payload.get("offer", "")), subject)
         proxy = proxy_of(payload)
-        content = apps.application_content(offer, typed=typed_of(offer, payload), proxy=proxy)
+        content = apps.application_content(offer, typed=typed_of(offer, payload), proxy=proxy,
+                                           reapplies=apps.withdrawn_before(conn, offer))
         actor = self._verify(subject, content, payload, proxy)
         workflow = workflow_of(conn, offer["service_id"])
         created = apps.create(conn, offer, "proxy" if proxy else "tap", signature=payload["signed"],

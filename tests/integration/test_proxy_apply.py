@@ -303,3 +303,21 @@ def test_a_proxy_withdraws_within_the_mandate_signing_it_and_the_history_says_so
     assert _history(mesh, row["id"])[-1] == ("withdrawn", "proxy")
     cards = open_identity(mesh.settings).cards
     cards.unlock(cast["proxy"]["card_id"], signing_password=proxy_password)  # the wrong try above counted
+
+
+def test_after_the_withdrawal_the_principal_applies_again_signing_an_application_that_names_it(mesh, people, cast,
+                                                                                                clients, published):
+    ours, _ = _offers(mesh, people, cast["principal"])
+    [withdrawn] = [r for r in _applications_for(mesh, ours["id"]) if r["status"] == "withdrawn"]
+    principal = clients["principal"]
+    assert f'href="/applications/offers/{ours["id"]}"' in principal.get("/applications").text  # open again
+    form = _offer_form(principal, ours["id"])
+    assert form.status_code == 200 and _name(cast["principal"]) in form.text
+    csrf = re.search(r'name="csrf" value="([^"]+)"', form.text).group(1)
+    done = principal.post(f"/applications/offers/{ours['id']}", data={"csrf": csrf, "password": DEMO_SIGNING_PASSWORD})
+    assert done.status_code == 303 and done.headers["location"].startswith("/applications?done=")
+    again = next(r for r in _applications_for(mesh, ours["id"]) if r["id"] != withdrawn["id"])
+    assert again["channel"] == "tap" and again["status"] != "withdrawn"
+    content = json.loads(base64.b64decode(json.loads(again["signature"])["content"]))
+    assert content["after_withdrawal"]["application"] == withdrawn["id"]  # so the old signature cannot be replayed
+    assert f'href="/applications/offers/{ours["id"]}"' not in principal.get("/applications").text

@@ -111,12 +111,17 @@ def test_a_second_birth_before_the_claim_revises_that_claim_and_after_it_opens_a
     assert later[0]["form"]["revision"] == {"previous_yen": 110_000, "revised_yen": 170_000}
 
 
-@pytest.mark.parametrize("status", ["rejected", "withdrawn"])
-def test_nothing_is_revised_for_a_household_awarded_nothing(engine, status):
-    apply(engine, "o-household", status)
+def test_nothing_is_revised_for_a_household_rejected(engine):
+    apply(engine, "o-household", "rejected")
     hub = Hub()
-    assert status in born(engine, hub, "first", 50_000, 2)
-    assert len(rows(engine, offers)) == 1 and hub.sent == []
+    assert "rejected" in born(engine, hub, "first", 50_000, 2)
+    assert [o["amount_yen"] for o in rows(engine, offers)] == [20_000] and hub.sent == []
+
+
+def test_after_a_withdrawal_the_open_offer_itself_is_revised(engine):
+    apply(engine, "o-household", "withdrawn")
+    born(engine, Hub(), "first", 50_000, 2)
+    assert [o["amount_yen"] for o in rows(engine, offers)] == [50_000]
 
 
 def test_a_household_never_offered_the_service_is_left_to_be_offered_it(engine):

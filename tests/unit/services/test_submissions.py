@@ -319,3 +319,29 @@ def test_a_proxy_withdraws_naming_the_mandate(engine, card, proxy_card, returned
                             "proxy": proxy})
     with engine.connect() as conn:
         assert conn.execute(select(store.withdrawals.c.actor)).scalar() == "proxy"
+
+
+def test_after_a_withdrawal_the_person_applies_again_with_a_signature_naming_it(engine, submissions, card, returned):
+    withdrawal = apps.withdrawal_content(returned)
+    submit(engine, submissions, {"action": "withdraw", "application": returned["id"],
+                                 "signed": signed(card, withdrawal)})
+    with engine.connect() as conn:
+        [reopened] = apps.of_subject(conn, SUBJECT)["offers"]  # the offer is open again, naming what was withdrawn
+    after = {"application": returned["id"], "supersedes": apps.signature_digest(returned["signature"])}
+    assert reopened["id"] == "offer1" and reopened["reapplies"] == after
+    typed = {"phone": "0157-00-0000"}
+    with pytest.raises(Problem) as replayed:  # the withdrawn application's own signature cannot apply again
+        submit(engine, submissions, {"action": "apply", "offer": "offer1", "typed": typed,
+                                     "signed": orjson.loads(returned["signature"])})
+    assert "signature" in replayed.value.detail
+    content = apps.application_content(offer(engine), typed=typed, reapplies=after)
+    answer = submit(engine, submissions, {"action": "apply", "offer": "offer1", "typed": typed,
+                                          "signed": signed(card, content)})
+    with engine.connect() as conn:
+        statuses = dict(conn.execute(select(store.applications.c.id, store.applications.c.status)).all())
+        assert apps.of_subject(conn, SUBJECT)["offers"] == []
+    assert statuses == {returned["id"]: "withdrawn", answer["application"]: "in-review"}
+    with pytest.raises(Problem) as twice:  # one live application per unit: the database refuses a second
+        submit(engine, submissions, {"action": "apply", "offer": "offer1", "typed": typed,
+                                     "signed": signed(card, content)})
+    assert "already exists" in twice.value.detail
