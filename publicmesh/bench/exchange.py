@@ -12,7 +12,6 @@ import statistics
 import tempfile
 from pathlib import Path
 
-import numpy as np
 from sqlalchemy import select
 
 from publicmesh.agencies import resident_registry

@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 
 from publicmesh.audit import AsyncAuditAppender, AuditLog, load_or_create_audit_key
-from publicmesh.mesh.ca import certificate_pem, read_private_key
+from publicmesh.mesh.ca import read_private_key
 from publicmesh.mesh.catalog import Catalog
 from publicmesh.mesh.events import EventRouter
 from publicmesh.mesh.exchange import Exchange

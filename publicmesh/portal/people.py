@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from publicmesh import accounts, consent, notices
+from publicmesh import notices
 from publicmesh.identity import open_identity
 from publicmesh.portal.proxies import ProxyLog
 from publicmesh.portal.residents import ResidentDirectory

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select
 
 from publicmesh.agencies import datasets, resident_registry
 from publicmesh.agencies.catalog import AGENCIES

@@ -4,7 +4,6 @@ import re
 
 import pytest
 
-from publicmesh.population import places
 from publicmesh.population.places import (
     DEMO_MUNICIPALITIES,
     check_digit,
