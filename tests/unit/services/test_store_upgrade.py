@@ -4,35 +4,14 @@ its rows are kept, and the unit that withdrew may apply again — once."""
 from __future__ import annotations
 
 import datetime as dt
-import os
-import uuid
 
 import pytest
 from sqlalchemy import MetaData, UniqueConstraint, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from publicmesh.services import store
-from publicmesh.settings import Settings
-from publicmesh.storage import drop_store, engine_for
 
-DATABASE_URL = os.environ.get("PUBLICMESH_TEST_DATABASE_URL", "")
-BACKENDS = ["sqlite"] + (["postgresql"] if DATABASE_URL.startswith("postgresql") else [])
 T0 = dt.datetime(2026, 12, 1, tzinfo=dt.timezone.utc)
-
-
-@pytest.fixture(params=BACKENDS)
-def engine(request, tmp_path):
-    if request.param == "postgresql":
-        settings = Settings(data_dir=tmp_path, database_url=DATABASE_URL)
-        name = f"services-test-{uuid.uuid4().hex[:12]}"
-        engine = engine_for(name, settings)
-        yield engine
-        engine.dispose()
-        drop_store(name, settings)
-    else:
-        engine = engine_for("services", Settings(data_dir=tmp_path, database_url=""))
-        yield engine
-        engine.dispose()
 
 
 def earlier_store(engine) -> None:
@@ -51,7 +30,8 @@ def application(id_: str, status: str) -> dict:
                 amount_yen=100_000, status=status, channel="tap", needs_four_eyes=False, submitted_at=T0)
 
 
-def test_an_earlier_store_keeps_its_rows_and_lets_a_withdrawn_unit_apply_again_once(engine):
+def test_an_earlier_store_keeps_its_rows_and_lets_a_withdrawn_unit_apply_again_once(any_engine):
+    engine = any_engine
     earlier_store(engine)
     with engine.begin() as conn:
         conn.execute(insert(store.applications).values(**application("first", "withdrawn")))
@@ -71,7 +51,8 @@ def test_an_earlier_store_keeps_its_rows_and_lets_a_withdrawn_unit_apply_again_o
             .scalar() == 100_000
 
 
-def test_a_new_store_is_left_as_it_is(engine):
+def test_a_new_store_is_left_as_it_is(any_engine):
+    engine = any_engine
     store.metadata.create_all(engine)
     store.upgrade(engine)
     with engine.begin() as conn:

@@ -1,0 +1,68 @@
+"""Offers as publishing stores them: the forms Polars writes as JSON text for all rows at once are the forms
+offer_form makes for one row, and they are written once per unit on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import orjson
+import polars as pl
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sqlalchemy import select
+
+from publicmesh.services import publish
+from publicmesh.services.store import metadata, offers
+
+DEFINITIONS = Path(__file__).resolve().parents[3] / "publicmesh" / "services" / "definitions"
+DOC = yaml.safe_load((DEFINITIONS / "emergency-benefit.yaml").read_text(encoding="utf-8"))
+DOC["form"] = [*DOC["form"], {"name": "born", "label": {"ja": "生年月日", "en": "Born"}, "source": "person.birth_date"}]
+
+texts = st.one_of(st.none(), st.text(max_size=12))  # any text: quotes, backslashes, control characters, kana
+frames = st.lists(st.tuples(texts, st.one_of(st.none(), st.integers(-2**53, 2**53)),
+                            st.one_of(st.none(), st.dates(dt.date(1900, 1, 1), dt.date(2100, 12, 31))),
+                            st.one_of(st.none(), st.integers(0, 2**40)), st.integers(0, 2**40)), min_size=1, max_size=8)
+
+
+def frame(rows) -> pl.DataFrame:
+    """decide()'s columns for the definition's form, one row per unit."""
+    names = [f["name"] for f in DOC["form"] if "source" in f]
+    data = {"subject": [f"S{i:021d}" for i in range(len(rows))], "household": [f"H{i:021d}" for i in range(len(rows))],
+            "amount": [100_000] * len(rows), "person._audit": [r[3] for r in rows], "income._audit": [r[4] for r in rows]}
+    for name in names:
+        data[f"form.{name}"] = [r[2] if name == "born" else r[0] if name == "head_name" else r[1] for r in rows]
+    schema = {c: (pl.Date if c == "form.born" else pl.Utf8 if c in ("subject", "household", "form.head_name")
+                  else pl.Int64) for c in data}
+    return pl.DataFrame(data, schema=schema)
+
+
+@settings(max_examples=60, deadline=None)
+@given(frames)
+def test_the_forms_of_all_rows_at_once_are_the_forms_of_each_row(rows):
+    eligible = frame(rows)
+    audit = [c for c in eligible.columns if c.endswith("._audit")]
+    shape = publish.form_shape(DOC)
+    written = eligible.select(publish.offer_forms(shape, eligible, audit)).to_series().to_list()
+    assert [orjson.loads(w) for w in written] == [publish.offer_form(shape, r, audit)
+                                                  for r in eligible.iter_rows(named=True)]
+
+
+def test_offers_are_written_once_per_unit_with_their_forms(any_engine):
+    metadata.create_all(any_engine)
+    eligible = frame([("北見 花子", 3, dt.date(1988, 4, 2), 7, 8), ('"引用" \\ 符', None, None, None, 9)])
+    audit = [c for c in eligible.columns if c.endswith("._audit")]
+    fresh = publish._store_offers(any_engine, DOC, "012084", eligible)
+    assert [o["unit_key"] for o in fresh] == eligible["household"].to_list()
+    assert publish._store_offers(any_engine, DOC, "012084", eligible) == []  # published again: nothing new
+    with any_engine.connect() as conn:
+        stored = {r["unit_key"]: dict(r) for r in conn.execute(select(offers)).mappings()}
+    shape = publish.form_shape(DOC)
+    for row in eligible.iter_rows(named=True):
+        kept = stored[row["household"]]
+        assert kept["form"] == publish.offer_form(shape, row, audit) and kept["amount_yen"] == 100_000
+        assert kept["subject"] == row["subject"] and kept["tenant"] == "012084" and kept["version"] == DOC["version"]
+        assert abs(kept["offered_at"].replace(tzinfo=dt.timezone.utc) - fresh[0]["offered_at"]) < dt.timedelta(seconds=1)
+    births = publish._store_offers(any_engine, DOC, "012084", eligible.head(1), unit_key="C" * 22)
+    assert [o["unit_key"] for o in births] == ["C" * 22]
