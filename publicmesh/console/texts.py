@@ -32,6 +32,8 @@ TEXTS: dict[str, tuple[str, str]] = {
     "showing": ("{first}–{last} 件目（全 {n} 件）", "{first}–{last} of {n}"),
     "newer": ("前へ", "Previous"), "older": ("次へ", "Next"),
     "form": ("申請内容（行政が保有する情報で入力済み）", "The form (pre-filled from what government holds)"),
+    "revision_previous": ("額改定：改定前の額", "Amount revision: before"),
+    "revision_revised": ("額改定：改定後の額（差額を申請）", "Amount revision: after (the difference is claimed)"),
     "history": ("履歴", "History"), "when": ("日時", "When"), "actor": ("担当", "By"), "reason": ("理由", "Reason"),
     "exchange_records": ("この情報を取得したやりとりの記録", "The exchange records that fetched it"),
     "exchange_hint": ("公共サービスメッシュの監査ログ（交換記録）の記録番号です。",

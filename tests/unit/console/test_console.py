@@ -198,6 +198,13 @@ def test_the_case_shows_the_prefilled_form_history_and_exchange_records(app, sta
     assert "Child support benefit" in english.text and "Record 4711" in english.text and "audit log" in english.text
 
 
+def test_an_amount_revision_shows_the_amounts_before_and_after(app, staff, engine):
+    form = {"title_ja": "児童手当（額改定）", "title_en": "Child allowance (amount revision)", "fields": [],
+            "audit_records": [], "revision": {"previous_yen": 20_000, "revised_yen": 50_000}}
+    page = log_in(app, staff, "rev.kitami").get(f"/cases/{add_case(engine, KITAMI, amount=30_000, form=form)}").text
+    assert "額改定：改定前の額" in page and "¥20,000" in page and "¥50,000" in page and "¥30,000" in page
+
+
 def test_reject_needs_a_reason_which_lands_in_the_application_and_history(app, staff, engine):
     case = add_case(engine, KITAMI)
     browser = log_in(app, staff, "rev.kitami")
