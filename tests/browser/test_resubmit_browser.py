@@ -1,7 +1,7 @@
 """A returned application fixed and resubmitted on a phone: the application lists the staff's reason and a
 "修正して再提出" button; the resubmit page shows the reason, the pre-filled fields read-only and the typed phone
 number to correct; signing again puts it back to received; the returned notice is filed under application decisions.
-Then the person withdraws it, signing the withdrawal with the signing password."""
+Then the person withdraws it, signing the withdrawal with the signing password, and the offer is open again."""
 
 from __future__ import annotations
 
@@ -100,4 +100,5 @@ def test_a_returned_application_is_fixed_and_resubmitted_on_a_phone(portal, phon
     expect(page.locator("p.ok[role=status]")).to_contain_text("取り下げました")
     expect(page.locator(f"tr#a-{application_id} td.status")).to_have_attribute("data-status", "withdrawn")
     expect(page.locator(f"tr#a-{application_id}").get_by_role("link", name="取り下げる")).to_have_count(0)
+    expect(page.locator("ul.offers li", has_text=TITLE)).to_have_count(1)  # open again, to apply anew
     shot(page, "withdraw-2-withdrawn")

@@ -76,25 +76,9 @@ class RunningMesh:
 
     def enrol_newborn(self, municipality: str = "012084") -> str:
         """The registry asks the number service for a newborn's pseudonym, as a signed member call."""
-        import base64
-        import uuid
+        from births import enrol_newborn
 
-        import httpx
-        import orjson
-
-        from publicmesh.mesh.ca import read_private_key
-        from publicmesh.mesh.signatures import Signer
-
-        member = f"MUNI/{municipality}/resident-registry"
-        stem = member.replace("/", "_")
-        signer = Signer(member, read_private_key(self.settings.keys_dir / "members" / f"{stem}.key"))
-        body = orjson.dumps({"count": 1})
-        headers = signer.sign_request("POST", "/v1/enrol", body, uuid.uuid4().hex)
-        cert = (self.settings.keys_dir / "members" / f"{stem}.pem").read_text()
-        headers["mesh-certificate"] = base64.b64encode(cert.encode()).decode()
-        response = httpx.post(self.url("numbers") + "/v1/enrol", content=body, headers=headers)
-        assert response.status_code == 200, response.text
-        return response.json()["pseudonyms"][0]
+        return enrol_newborn(self.settings, self.url("numbers"), municipality)
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])

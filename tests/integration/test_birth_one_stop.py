@@ -19,6 +19,8 @@ from publicmesh.services.operator import publish_file
 from publicmesh.services.store import applications, births, offers
 from publicmesh.storage import engine_for
 
+from births import register_birth
+
 DEFINITIONS = Path(__file__).resolve().parents[2] / "publicmesh" / "services" / "definitions"
 BIRTH_ONLY = ("childbirth-grant", "newborn-health-insurance")
 KITAMI = "012084"
@@ -77,11 +79,7 @@ def _born_into(mesh, people, parent: str, given_name: str) -> tuple[str, int]:
     household = select(r.household_no).where(r.tenant == KITAMI, r.pseudonym == parent).scalar_subquery()
     older = mesh.rows("resident-registry", select(func.count()).where(
         r.tenant == KITAMI, r.household_no == household, r.status == "resident", r.birth_date >= dt.date(2004, 4, 2)))[0][0]
-    child = mesh.enrol_newborn()
-    engine = engine_for("resident-registry", mesh.settings)
-    with engine.begin() as conn:
-        resident_registry.register_birth(conn, KITAMI, child, parent, given_name, "ユイ", "Yui", 2, dt.date.today())
-    engine.dispose()
+    child = register_birth(mesh.settings, mesh.url("numbers"), parent, given_name, "ユイ", "Yui", 2, KITAMI)
     ours = people.convert([child], "resident-registry", "services")[0]
     mesh.wait_for(lambda: mesh.rows("services", select(births.c.outcome).where(
         births.c.child == ours, births.c.handled_at.is_not(None))))
