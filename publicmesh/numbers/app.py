@@ -1,4 +1,4 @@
-"""The number service over HTTP: pseudonym conversion for the hub, enrolment of newborns for registries."""
+"""The number service over HTTP: pseudonym conversion for the hub (JSON or Arrow), enrolment of newborns for registries."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import numpy as np
 import orjson
 from sqlalchemy import BigInteger, Column, Integer, MetaData, Table, select, update
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -14,6 +15,7 @@ from publicmesh.mesh.ca import read_private_key
 from publicmesh.mesh.members import HUB, MemberId
 from publicmesh.mesh.signatures import SignatureError, Signer, Verifier
 from publicmesh.mesh.trust import TrustStore, authenticate_request
+from publicmesh.numbers import wire
 from publicmesh.numbers.keys import load_or_create_master
 from publicmesh.numbers.pseudonyms import PseudonymService
 from publicmesh.problems import Problem
@@ -52,27 +54,53 @@ def create_app(settings: Settings) -> Starlette:
     signer = Signer(str(NUMBERS), read_private_key(settings.keys_dir / "members" / f"{NUMBERS.file_stem}.key"))
 
     async def signed(request: Request, work) -> Response:
+        """Authenticates the caller, runs ``await work(caller, body, content_type)`` → (payload, media type), signs."""
         request_id = request.headers.get("mesh-request-id", "")
         body = await request.body()
         try:
             caller = authenticate_request(trust, verifier, request.method, request.url.path, request.headers, body)
-            status, payload = 200, orjson.dumps(work(MemberId.parse(caller), orjson.loads(body)))
+            payload, media = await work(MemberId.parse(caller), body, request.headers.get("content-type", ""))
+            status = 200
         except SignatureError as exc:
             return Problem(exc.reason, exc.detail).response(request_id)
         except Problem as problem:
             status, payload = problem.status, problem.body(request_id)
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             status, payload = 400, Problem("malformed-request", str(exc)).body(request_id)
-        media = "application/json" if status == 200 else "application/problem+json"
+        if status != 200:
+            media = "application/problem+json"
         return Response(payload, status, headers=signer.sign_response(status, payload, request_id), media_type=media)
 
-    def convert(caller: MemberId, doc: dict) -> dict:
+    def json_work(work):
+        async def run(caller: MemberId, body: bytes, _content_type: str):
+            return orjson.dumps(work(caller, orjson.loads(body))), "application/json"
+        return run
+
+    def only_the_hub(caller: MemberId) -> None:
         if caller != HUB:
             raise Problem("not-a-consumer", "only the hub converts pseudonyms")
+
+    def convert(caller: MemberId, doc: dict) -> dict:
+        only_the_hub(caller)
         pseudonyms = doc["pseudonyms"]
         if not isinstance(pseudonyms, list) or len(pseudonyms) > MAX_BATCH:
             raise Problem("malformed-request", f"pseudonyms is a list of at most {MAX_BATCH}")
         return {"converted": service.convert(pseudonyms, doc["source"], list(doc["targets"]))}
+
+    def convert_columns(body: bytes) -> bytes:
+        """The Arrow form: the same conversion, column in and columns out, without Python objects per value."""
+        try:
+            pseudonyms, source, targets = wire.read_request(body)
+        except OverflowError as exc:
+            raise Problem("payload-too-large", str(exc)) from None
+        return wire.answer_body(service.convert(pseudonyms, source, targets))
+
+    async def convert_either(caller: MemberId, body: bytes, content_type: str):
+        if content_type.split(";")[0].strip().lower() != wire.ARROW_STREAM:
+            return await json_work(convert)(caller, body, content_type)
+        only_the_hub(caller)  # before reading the body: a stranger's stream is never parsed
+        # In a worker thread: a batch of millions takes a second, and smaller conversions must not wait behind it.
+        return await run_in_threadpool(convert_columns, body), wire.ARROW_STREAM
 
     def enrol(caller: MemberId, doc: dict) -> dict:
         """出生: a registry asks for a newborn's pseudonym in its own domain; the My Number stays here."""
@@ -85,8 +113,8 @@ def create_app(settings: Settings) -> Starlette:
         pseudonyms = service.enrol(np.arange(first, first + count), [caller.pseudonym_domain])[caller.pseudonym_domain]
         return {"pseudonyms": pseudonyms.to_pylist()}
 
-    async def convert_route(request): return await signed(request, convert)
-    async def enrol_route(request): return await signed(request, enrol)
+    async def convert_route(request): return await signed(request, convert_either)
+    async def enrol_route(request): return await signed(request, json_work(enrol))
     async def health(_request): return JSONResponse({"status": "ok", "system": "numbers"})
 
     return Starlette(routes=[Route("/healthz", health), Route("/v1/convert", convert_route, methods=["POST"]),

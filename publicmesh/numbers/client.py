@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 
+import pyarrow as pa
+
 from publicmesh.mesh.outbound import Outbound
+from publicmesh.numbers import wire
 from publicmesh.numbers.app import MAX_BATCH
 from publicmesh.problems import Problem
 
@@ -31,6 +34,27 @@ class NumbersClient:
             for target, values in answer.json()["converted"].items():
                 converted[target].extend(values)
         return converted
+
+    async def convert_arrays(self, values: pa.Array, source: str, targets: tuple[str, ...]) -> dict[str, pa.Array]:
+        """Arrow in, Arrow out: a string column per target, in the order asked, null where ``values`` holds a
+        null or no pseudonym of ``source``; in calls of at most the Arrow batch limit."""
+        if pa.types.is_null(values.type):
+            values = values.cast(pa.string())
+        parts: dict[str, list[pa.Array]] = {t: [] for t in targets}
+        for start in range(0, len(values), wire.ARROW_MAX_BATCH):
+            chunk = values.slice(start, wire.ARROW_MAX_BATCH)
+            answer = await self._outbound.post_bytes(self._base_url, "/v1/convert",
+                                                     wire.request_body(chunk, source, targets), wire.ARROW_STREAM,
+                                                     self._member, timeout_s=120)
+            if answer.status != 200:
+                raise Problem("provider-unavailable", f"the number service answered {answer.status}")
+            try:
+                converted = wire.read_answer(answer.body, tuple(parts), len(chunk))
+            except wire.MalformedConversion as exc:
+                raise Problem("bad-provider-answer", f"the number service: {exc}") from None
+            for target, column in converted.items():
+                parts[target].append(column)
+        return {t: pa.concat_arrays(columns) if columns else pa.array([], pa.string()) for t, columns in parts.items()}
 
     async def convert(self, pseudonym: str, source: str, targets: tuple[str, ...]) -> dict[str, str | None]:
         """One pseudonym in each target domain; batched with the other conversions of this loop tick."""

@@ -59,14 +59,26 @@ class PseudonymService:
         numbers = self._issuer.issue(np.asarray(serials))
         return {domain: self._encipher(numbers, domain) for domain in domains}
 
-    def convert(self, pseudonyms, source: str, targets: list[str]) -> dict[str, list[str | None]]:
-        """Each pseudonym of ``source`` in every target domain; None where it is not a valid pseudonym."""
+    def _encipher_where(self, numbers: np.ndarray, valid: np.ndarray, domain: str) -> pa.StringArray:
+        """Pseudonyms of the valid entries, null (and empty, so nothing is sent for them) elsewhere."""
+        if valid.all():
+            return self._encipher(numbers, domain)
+        enciphered = self._encipher(numbers[valid], domain)
+        offsets = np.zeros(len(numbers) + 1, dtype=np.int32)
+        np.cumsum(valid * np.int32(codec.PSEUDONYM_LENGTH), out=offsets[1:])
+        validity = pa.py_buffer(np.packbits(valid, bitorder="little"))
+        return pa.StringArray.from_buffers(len(numbers), pa.py_buffer(offsets), enciphered.buffers()[2], validity,
+                                           int(len(numbers) - valid.sum()))
+
+    def convert(self, pseudonyms, source: str, targets: list[str]) -> dict:
+        """Each pseudonym of ``source`` in every target domain, null (None) where it is not a valid pseudonym.
+
+        An Arrow array (or chunked array) in gives Arrow string arrays out; a list gives lists."""
         numbers, valid = self._decipher(pseudonyms, source)
-        out: dict[str, list[str | None]] = {}
-        for target in targets:
-            converted = self._encipher(numbers, target).to_pylist()
-            out[target] = [p if ok else None for p, ok in zip(converted, valid.tolist())]
-        return out
+        converted = {target: self._encipher_where(numbers, valid, target) for target in targets}
+        if isinstance(pseudonyms, (pa.Array, pa.ChunkedArray)):
+            return converted
+        return {target: values.to_pylist() for target, values in converted.items()}
 
     def convert_one(self, pseudonym: str, source: str, target: str) -> str:
         converted = self.convert([pseudonym], source, [target])[target][0]
