@@ -57,3 +57,40 @@ def node(tmp_path_factory) -> NumbersNode:
 def http(node):
     with TestClient(node.app()) as client:
         yield client
+
+
+@pytest.fixture(scope="module")
+def numbers_url(node):
+    """The number service over real HTTP (uvicorn in a thread, on a port the OS picks)."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(node.app(), log_level="warning", access_log=False))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    server.should_exit = True
+    thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def hub_outbound(node):
+    """Makes the hub's outbound side, trusting the number service's certificate for its answers."""
+    from cryptography import x509
+
+    from publicmesh.mesh.outbound import Outbound
+    from publicmesh.mesh.signatures import Verifier
+    from publicmesh.mesh.trust import TrustStore
+
+    trust = TrustStore(x509.load_pem_x509_certificate((node.settings.keys_dir / "mesh-ca.pem").read_bytes()))
+    trust.add_pem(node.numbers_pem)
+    return lambda: Outbound(Signer(str(HUB), node.hub.key), certificate_header(node.hub.pem),
+                            Verifier(trust.key, 300), 30)

@@ -1,0 +1,86 @@
+"""NumbersClient over real HTTP: the Arrow form answers what the JSON form answers, in order, in chunks."""
+
+import asyncio
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from publicmesh.numbers import wire
+from publicmesh.numbers.app import NUMBERS
+from publicmesh.numbers.client import NumbersClient
+from publicmesh.numbers.keys import load_or_create_master
+from publicmesh.numbers.pseudonyms import PseudonymService
+from publicmesh.problems import Problem
+
+TARGETS = ("child-allowance", "audit")
+
+
+@pytest.fixture(scope="module")
+def registry(node):
+    service = PseudonymService(load_or_create_master(node.settings.keys_dir))
+    return service.enrol(np.arange(5000), ["resident-registry", *TARGETS])
+
+
+@pytest.fixture
+def with_client(hub_outbound, numbers_url):
+    return lambda work: asyncio.run(_run(hub_outbound(), numbers_url, work))
+
+
+async def _run(outbound, url, work):
+    await outbound.start()
+    try:
+        return await work(NumbersClient(outbound, url, str(NUMBERS)))
+    finally:
+        await outbound.close()
+
+
+def mixed(registry, count: int) -> list:
+    """Pseudonyms with nulls, forgeries and other domains' pseudonyms among them, shuffled."""
+    values = registry["resident-registry"].to_pylist()[:count] + [None] * 7 + ["A" * 22, "short", "!" * 22]
+    values += registry["audit"].to_pylist()[:5]
+    return [values[i] for i in np.random.default_rng(3).permutation(len(values))]
+
+
+def test_convert_arrays_answers_what_convert_many_answers(with_client, registry):
+    asked = mixed(registry, 3000)
+
+    async def both(client):
+        return (await client.convert_arrays(pa.array(asked, pa.string()), "resident-registry", TARGETS),
+                await client.convert_many(asked, "resident-registry", TARGETS))
+    columns, lists = with_client(both)
+    expected = dict(zip(registry["resident-registry"].to_pylist(), zip(*(registry[t].to_pylist() for t in TARGETS))))
+    for k, target in enumerate(TARGETS):
+        assert isinstance(columns[target], pa.StringArray) and len(columns[target]) == len(asked)
+        assert columns[target].to_pylist() == lists[target]
+        assert lists[target] == [expected[p][k] if p in expected else None for p in asked]
+
+
+def test_large_inputs_go_in_chunks_and_keep_their_order(with_client, node, registry, monkeypatch):
+    monkeypatch.setattr(wire, "ARROW_MAX_BATCH", 700)
+    asked = pa.chunked_array([pa.array(c, pa.string()) for c in np.array_split(np.array(mixed(registry, 5000)), 3)])
+    calls = []
+    original = wire.request_body
+    monkeypatch.setattr(wire, "request_body", lambda values, *a: calls.append(len(values)) or original(values, *a))
+
+    converted = with_client(lambda c: c.convert_arrays(asked, "resident-registry", TARGETS))
+    assert calls == [700] * 7 + [len(asked) - 4900]
+    one_call = PseudonymService(load_or_create_master(node.settings.keys_dir)).convert(asked, "resident-registry",
+                                                                                     list(TARGETS))
+    for target in TARGETS:
+        assert converted[target].equals(one_call[target])
+
+
+def test_nothing_and_only_nulls(with_client):
+    async def run(client):
+        return (await client.convert_arrays(pa.array([], pa.string()), "resident-registry", TARGETS),
+                await client.convert_arrays(pa.nulls(3), "resident-registry", TARGETS))
+    empty, nulls = with_client(run)
+    assert all(len(empty[t]) == 0 and empty[t].type == pa.string() for t in TARGETS)
+    assert all(nulls[t].to_pylist() == [None] * 3 for t in TARGETS)
+
+
+def test_a_refusal_is_a_problem_not_a_wrong_answer(with_client):
+    with pytest.raises(Problem) as refused:
+        with_client(lambda c: c.convert_arrays(pa.array(["A" * 22]), "", TARGETS))
+    assert refused.value.type.slug == "provider-unavailable"
