@@ -11,7 +11,7 @@ from publicmesh.audit.log import AuditLog
 from publicmesh.audit.records import ExchangeRecord, SubjectBatch
 
 _Item = ExchangeRecord | SubjectBatch
-_Request = tuple[list[_Item], "asyncio.Future[list[int]]", int]  # (items, future, number of records)
+_Request = tuple[list[_Item], "asyncio.Future[list[int]]", int]  # (items, future, weight: records and subjects)
 
 
 class AsyncAuditAppender:
@@ -68,15 +68,16 @@ class AsyncAuditAppender:
         return (await self.append_many([record]))[0]
 
     async def append_many(self, batch: Sequence[_Item]) -> list[int]:
-        """Append records (or SubjectBatches of them) at consecutive positions; returns them once committed."""
+        """Append records (a SubjectBatch is one) at consecutive positions; returns them once committed."""
         batch = list(batch)
         for record in batch:
             # Checked here so one malformed record cannot fail the whole group it would be committed with.
             if not isinstance(record, (ExchangeRecord, SubjectBatch)):
                 raise TypeError(f"expected ExchangeRecord, got {type(record).__name__}")
-        count = sum(len(item) if isinstance(item, SubjectBatch) else 1 for item in batch)
-        if not count:
+        if not batch:
             return []
+        # A batch of many subjects is one record but weighs as its subjects, so a commit stays a bounded size.
+        count = sum(len(item) if isinstance(item, SubjectBatch) else 1 for item in batch)
         await self.start()
         done: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
         self._pending.append((batch, done, count))
@@ -139,10 +140,10 @@ class AsyncAuditAppender:
         self._in_flight = []
         self.batches_written += 1
         offset = 0
-        for _, done, count in taken:
+        for items, done, _ in taken:
             if not done.done():
-                done.set_result(positions[offset : offset + count])
-            offset += count
+                done.set_result(positions[offset : offset + len(items)])
+            offset += len(items)
 
     def _fail_pending(self, exc: Exception) -> None:
         for _, done, _ in [*self._in_flight, *self._pending]:

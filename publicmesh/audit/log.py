@@ -2,27 +2,58 @@
 
 from __future__ import annotations
 
+import bisect
 import threading
-from hashlib import sha256
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from hashlib import sha256
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from sqlalchemy import Connection, Engine, select, update
+from sqlalchemy import Connection, Engine, func, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from publicmesh.audit import merkle
 from publicmesh.audit.checkpoint import Checkpoint
 from publicmesh.audit.keys import load_audit_public_key
 from publicmesh.audit.merkle import LEAF_PREFIX, CompactRange
-from publicmesh.audit.records import ExchangeRecord, SubjectBatch, utc_timestamp
-from publicmesh.audit.schema import (HEAD_ID, checkpoints, encode_attributes, frontier, leaves, metadata, records,
-                                     row_record, subjects)
+from publicmesh.audit.records import (ExchangeRecord, SubjectBatch, batch_canonical_bytes, canonical_bytes,
+                                      utc_timestamp)
+from publicmesh.audit.schema import (HEAD_ID, batches, checkpoints, encode_attributes, frontier, leaves, metadata,
+                                     records, row_record, subject_pages, subjects)
+from publicmesh.audit.subjects import SubjectProof, page_subjects, prove
 from publicmesh.audit.verify import VerificationReport, verify_log
 from publicmesh.settings import Settings, get_settings
 from publicmesh.storage import engine_for
 
 DEFAULT_LOG_ID = "publicmesh-audit"
 _LEAF_PAGE = 65_536
+
+
+@dataclass(frozen=True)
+class SubjectBatchInfo:
+    """What a person needs to check a record about many subjects: the shared record, the subject tree's count and
+    root (which the leaf carries), and the proof that the tree names them."""
+
+    template: ExchangeRecord
+    count: int
+    root: bytes
+    proof: SubjectProof | None
+
+
+@dataclass(frozen=True)
+class SubjectEntry:
+    """One of a person's records: its position, the record as they see it, and for an exchange about many
+    subjects what proves they are one of them."""
+
+    position: int
+    record: ExchangeRecord
+    batch: SubjectBatchInfo | None = None
+
+    def leaf(self) -> bytes:
+        """The leaf data the log hashed for this position."""
+        if self.batch is None:
+            return canonical_bytes(self.record, self.position)
+        return batch_canonical_bytes(self.batch.template, self.position, self.batch.count, self.batch.root)
 
 
 class AuditLog:
@@ -70,8 +101,8 @@ class AuditLog:
         with self.engine.begin() as conn:
             if (conn.execute(select(subjects.c.position).limit(1)).first() is None
                     and conn.execute(select(records.c.position).limit(1)).first() is not None):
-                conn.execute(subjects.insert().from_select(["subject", "position"],
-                                                           select(records.c.subject, records.c.position)))
+                conn.execute(subjects.insert().from_select(["subject", "position"], select(
+                    records.c.subject, records.c.position).where(~records.c.position.in_(select(batches.c.position)))))
 
     def _write_checkpoint(self, conn: Connection, tree: CompactRange) -> Checkpoint:
         checkpoint = Checkpoint.sign(self._key(), self.log_id, tree.size, tree.root(), utc_timestamp())
@@ -89,15 +120,20 @@ class AuditLog:
         return self.append_many([record])[0]
 
     def append_many(self, batch: Sequence[ExchangeRecord | SubjectBatch]) -> list[int]:
-        """Append records at consecutive positions in one transaction ending in a signed checkpoint. A
-        SubjectBatch (one exchange's records for many subjects) counts as its records, in order."""
+        """Append records at consecutive positions in one transaction ending in a signed checkpoint; a SubjectBatch
+        (one exchange about many subjects) is one record, at one position."""
         batch = list(batch)
         for item in batch:
             if not isinstance(item, (ExchangeRecord, SubjectBatch)):
                 raise TypeError(f"expected ExchangeRecord, got {type(item).__name__}")
-        count = sum(len(item) if isinstance(item, SubjectBatch) else 1 for item in batch)
+            if isinstance(item, SubjectBatch) and not len(item):
+                raise ValueError("an exchange record about many subjects names at least one")
+        count = len(batch)
         if not count:
             return []
+        for item in batch:  # subject trees are built before the writers' lock is taken
+            if isinstance(item, SubjectBatch):
+                item.tree
         self._key()  # fail before taking the lock when the log is read-only
         with self._lock, self.engine.begin() as conn:
             # Writing the head row first takes the writers' lock before anything is read: a row lock on
@@ -143,7 +179,7 @@ class AuditLog:
         return Checkpoint(self.log_id, row.tree_size, bytes(row.root_hash), row.timestamp, bytes(row.signature))
 
     def get(self, position: int) -> ExchangeRecord:
-        """The record at ``position`` (KeyError when there is none)."""
+        """The record at ``position`` (KeyError when there is none); one about many subjects has subject ''."""
         with self.engine.connect() as conn:
             row = conn.execute(select(records).where(records.c.position == position)).mappings().first()
         if row is None:
@@ -154,6 +190,11 @@ class AuditLog:
         self, subject: str, limit: int = 100, before: int | None = None
     ) -> list[tuple[int, ExchangeRecord]]:
         """One subject's records, newest first; page with ``before`` = the last position seen."""
+        return [(e.position, e.record) for e in self.entries_for_subject(subject, limit, before)]
+
+    def entries_for_subject(self, subject: str, limit: int = 100, before: int | None = None) -> list[SubjectEntry]:
+        """One subject's records, newest first, each about them alone or, for an exchange about many, with the proof
+        that its subject tree names them."""
         # The pairs table finds the positions; the record must still name the subject, so a pair that points
         # at someone else's record shows nothing (verify() reports such pairs).
         query = (select(records).join(subjects, subjects.c.position == records.c.position)
@@ -162,7 +203,46 @@ class AuditLog:
             query = query.where(subjects.c.position < before)
         query = query.order_by(subjects.c.position.desc()).limit(limit)
         with self.engine.connect() as conn:
-            return [(row["position"], row_record(row)) for row in conn.execute(query).mappings()]
+            found = [SubjectEntry(row["position"], row_record(row)) for row in conn.execute(query).mappings()]
+            found += self._batch_entries(conn, subject, limit, before)
+        return sorted(found, key=lambda e: -e.position)[:limit]
+
+    def _batch_entries(self, conn: Connection, subject: str, limit: int, before: int | None) -> list[SubjectEntry]:
+        """The exchanges about many subjects that name ``subject``: in each, the page that would hold it is sought
+        (newest first), and the subject looked up in it."""
+        page = subject_pages.alias("page")
+        seek = (select(func.max(page.c.first_subject)).where(page.c.position == batches.c.position,
+                                                              page.c.first_subject <= subject).scalar_subquery())
+        query = (select(batches.c.position, batches.c.subject_count, batches.c.subject_root, subject_pages.c.page,
+                        subject_pages.c.subjects)
+                 .select_from(batches).join(subject_pages, (subject_pages.c.position == batches.c.position)
+                       & (subject_pages.c.first_subject == seek))
+                 .order_by(batches.c.position.desc()))
+        if before is not None:
+            query = query.where(batches.c.position < before)
+        found = []
+        for row in conn.execute(query):
+            try:
+                listed = page_subjects(row.subjects)
+            except ValueError:
+                continue  # an unreadable page shows nothing; verify() reports it
+            at = bisect.bisect_left(listed, subject)
+            if at < len(listed) and listed[at] == subject:
+                found.append((row, listed))
+                if len(found) == limit:
+                    break
+        entries = []
+        for row, listed in found:
+            stored = conn.execute(select(records).where(records.c.position == row.position)).mappings().first()
+            if stored is None:
+                continue
+            roots = [bytes(r) for r in conn.execute(select(subject_pages.c.page_root).where(
+                subject_pages.c.position == row.position).order_by(subject_pages.c.page)).scalars()]
+            proof = prove(subject, row.page, listed, roots, row.subject_count)
+            template = row_record(stored)
+            entries.append(SubjectEntry(row.position, replace(template, subject=subject),
+                                        SubjectBatchInfo(template, row.subject_count, bytes(row.subject_root), proof)))
+        return entries
 
     # -- proofs -------------------------------------------------------------------------------------------
 
@@ -239,51 +319,32 @@ def verify_store(settings: Settings | None = None, log_id: str = DEFAULT_LOG_ID)
 
 
 # Rows go to the driver, not through SQLAlchemy: its per-row parameter processing cost more than the inserts.
-# Every record's (position, subject, leaf hash) is first put in a per-connection scratch table; from there the
-# leaves and the subject pairs are copied by the database itself (the pairs sorted by subject, so they go into
-# their table in key order), and so are the records of one exchange with many subjects: their shared fields are
-# bound once instead of once per subject.
-_SCRATCH = "audit_scratch"
-_SHARED_FROM = 64  # an exchange with at least this many subjects has its records copied from the scratch table
-_TEMPLATE = ("kind", "at", "consumer", "provider", "dataset", "attributes", "purpose", "legal_basis")
-
-
 def _write(conn: Connection, batch: Sequence[ExchangeRecord | SubjectBatch], start: int, tree: CompactRange) -> None:
-    """Insert the records, leaves and subject pairs of the records from position ``start`` on, their leaves
-    appended to ``tree``."""
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    integer, binary = ("INTEGER", "BLOB") if conn.dialect.name == "sqlite" else ("BIGINT", "BYTEA")
-    conn.exec_driver_sql(f"CREATE TEMP TABLE IF NOT EXISTS {_SCRATCH} (position {integer} PRIMARY KEY, "
-                         f"subject TEXT NOT NULL, leaf_hash {binary} NOT NULL)")
-    scratch_rows, record_rows, shared = [], [], []
-    position = start
-    for item in batch:
-        group = item if isinstance(item, SubjectBatch) else SubjectBatch(item, [item.subject])
-        r = group.template
-        hashes = [sha256(data).digest() for data in group.canonical_leaves(position, prefix=LEAF_PREFIX)]
-        tree.extend(hashes)
-        end = position + len(hashes)
-        scratch_rows += zip(range(position, end), group.subjects, hashes)
-        before = (r.kind, r.at, r.consumer, r.provider, r.dataset, encode_attributes(r.attributes), r.purpose,
-                  r.legal_basis)
-        if len(hashes) >= _SHARED_FROM:
-            shared.append((*before, r.request_id, r.outcome, position, end))
+    """Insert the records, leaves, subject pairs and subject pages of the records from position ``start`` on,
+    their leaves appended to ``tree``."""
+    record_rows, leaf_rows, pairs, batch_rows, page_rows = [], [], [], [], []
+    for position, item in enumerate(batch, start):
+        r = item.template if isinstance(item, SubjectBatch) else item
+        if isinstance(item, SubjectBatch):
+            data, subject = item.canonical_bytes(position), ""
+            batch_rows.append((position, item.tree.count, item.tree.root))
+            page_rows += [(position, p.first, p.number, p.subjects_json.decode("utf-8"), p.root)
+                          for p in item.tree.pages]
         else:
-            record_rows += [(p, *before, subject, r.request_id, r.outcome)
-                            for p, subject in zip(range(position, end), group.subjects)]
-        position = end
-    conn.exec_driver_sql(f"INSERT INTO {_SCRATCH} VALUES ({mark}, {mark}, {mark})", scratch_rows)
-    if record_rows:
-        names = [c.name for c in records.columns]
-        conn.exec_driver_sql(f"INSERT INTO {records.name} ({', '.join(names)}) VALUES "
-                             f"({', '.join([mark] * len(names))})", record_rows)
-    for values in shared:
-        conn.exec_driver_sql(
-            f"INSERT INTO {records.name} (position, {', '.join(_TEMPLATE)}, subject, request_id, outcome) "
-            f"SELECT position, {', '.join([mark] * len(_TEMPLATE))}, subject, {mark}, {mark} FROM {_SCRATCH} "
-            f"WHERE position >= {mark} AND position < {mark} ORDER BY position", values)
-    conn.exec_driver_sql(f"INSERT INTO {leaves.name} (position, leaf_hash) "
-                         f"SELECT position, leaf_hash FROM {_SCRATCH} ORDER BY position")
-    conn.exec_driver_sql(f"INSERT INTO {subjects.name} (subject, position) "
-                         f"SELECT subject, position FROM {_SCRATCH} ORDER BY subject, position")
-    conn.exec_driver_sql(f"DELETE FROM {_SCRATCH}")
+            data, subject = canonical_bytes(item, position), item.subject
+            pairs.append((subject, position))
+        record_rows.append((position, r.kind, r.at, r.consumer, r.provider, r.dataset, encode_attributes(r.attributes),
+                            r.purpose, r.legal_basis, subject, r.request_id, r.outcome))
+        leaf_rows.append((position, sha256(LEAF_PREFIX + data).digest()))
+    tree.extend([h for _, h in leaf_rows])
+    for table, rows in ((records, record_rows), (leaves, leaf_rows), (subjects, pairs), (batches, batch_rows),
+                        (subject_pages, page_rows)):
+        if rows:
+            _insert(conn, table, rows)
+
+
+def _insert(conn: Connection, table, rows: list[tuple]) -> None:
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    names = [c.name for c in table.columns]
+    conn.exec_driver_sql(f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join([mark] * len(names))})",
+                         rows)

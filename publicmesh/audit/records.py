@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 
 import orjson
+import pyarrow as pa
+
+from publicmesh.audit.subjects import SubjectTree
+from publicmesh.audit.subjects import build as build_subject_tree
 
 KINDS = ("query", "bulk-item", "event", "notice")
 OUTCOMES = ("ok", "denied", "not-found", "withheld", "error")
@@ -60,8 +65,8 @@ class ExchangeRecord:
         if not _OUTCOME.fullmatch(self.outcome):
             raise ValueError(f"outcome must be a lower-case word such as {OUTCOMES}, got {self.outcome!r}")
 
-    def for_subjects(self, subjects: Sequence[str]) -> SubjectBatch:
-        """The same record for each subject: one bulk exchange leaves one record per person."""
+    def for_subjects(self, subjects: Sequence[str] | pa.Array) -> SubjectBatch:
+        """The record of one exchange about all these subjects: one entry in the log, a record for each person."""
         return SubjectBatch(self, subjects)
 
     def as_dict(self) -> dict[str, object]:
@@ -81,57 +86,50 @@ class ExchangeRecord:
         }
 
 
-class SubjectBatch(Sequence):
-    """The records of one exchange that differ only in their subject, kept as the shared record and the subjects:
-    a bulk exchange of a whole municipality leaves hundreds of thousands of them. The shared record's fields were
-    checked when it was made; each subject is checked here for being a string UTF-8 can encode."""
+class SubjectBatch:
+    """One exchange record about many subjects (a bulk exchange, a batch of notices): a single entry of the log,
+    whose leaf commits to the subjects, sorted and unique, through a subject tree (see audit/subjects.py), so
+    each of them has a record of their own to find and prove. The shared record's fields were checked when it
+    was made; the subjects are checked when the tree is built (by the log's writer, off the caller's path)."""
 
-    __slots__ = ("template", "subjects")
+    __slots__ = ("template", "subjects", "_tree")
 
-    def __init__(self, template: ExchangeRecord, subjects: Sequence[str]) -> None:
+    def __init__(self, template: ExchangeRecord, subjects: Sequence[str] | pa.Array | pa.ChunkedArray) -> None:
         if not isinstance(template, ExchangeRecord):
             raise TypeError(f"expected ExchangeRecord, got {type(template).__name__}")
-        subjects = list(subjects)
-        for subject in subjects:
-            if not isinstance(subject, str):
-                raise TypeError(f"subject must be str, got {type(subject).__name__}")
-            subject.encode("utf-8")
-        self.template, self.subjects = template, subjects
+        if not isinstance(subjects, (pa.Array, pa.ChunkedArray)):
+            subjects = list(subjects)
+            for subject in subjects:
+                if not isinstance(subject, str):
+                    raise TypeError(f"subject must be str, got {type(subject).__name__}")
+        self.template, self.subjects, self._tree = template, subjects, None
 
     def __len__(self) -> int:
         return len(self.subjects)
 
-    def __getitem__(self, index):
-        if isinstance(index, slice):
-            return SubjectBatch(self.template, self.subjects[index])
-        record = object.__new__(ExchangeRecord)
-        for f in fields(ExchangeRecord):
-            object.__setattr__(record, f.name, getattr(self.template, f.name))
-        object.__setattr__(record, "subject", self.subjects[index])
-        return record
+    @property
+    def tree(self) -> SubjectTree:
+        """The subject tree, built once."""
+        if self._tree is None:
+            self._tree = build_subject_tree(self.subjects)
+        return self._tree
 
-    def canonical_leaves(self, start: int, prefix: bytes = b"") -> list[bytes]:
-        """The leaf data (canonical bytes) of each record at consecutive positions from ``start``: the shared
-        fields are encoded once, only the position and the subject per record (equal to canonical_bytes).
-        ``prefix`` goes before each (the leaf hash's 0x00, so the log hashes them without another copy)."""
-        before, between, after = _canonical_parts(self.template)
-        before = prefix + before
-        dumps = orjson.dumps
-        return [b"".join((before, str(start + i).encode(), between, dumps(subject), after))
-                for i, subject in enumerate(self.subjects)]
+    def record_for(self, subject: str) -> ExchangeRecord:
+        """The record as the person named sees it: the shared fields with their subject."""
+        return replace(self.template, subject=subject)
+
+    def canonical_bytes(self, position: int) -> bytes:
+        return batch_canonical_bytes(self.template, position, self.tree.count, self.tree.root)
 
 
-def _canonical_parts(record: ExchangeRecord) -> tuple[bytes, bytes, bytes]:
-    """The canonical bytes of a record split around its position and its subject. With sorted keys they are
-    ...,"position":N,"provider":...,"request_id":...,"subject":S}: nothing follows the subject but the brace,
-    and '"position":0,' cannot occur inside a value, where every quote is escaped."""
-    body = record.as_dict()
-    body["position"], body["subject"] = 0, ""
-    whole = orjson.dumps(body, option=_CANONICAL_OPTION)
-    before, found, rest = whole.partition(b'"position":0,')
-    if not found or not rest.endswith(b'"subject":""}'):
-        raise ValueError("unexpected canonical form")
-    return before + b'"position":', b"," + rest[:-len(b'"subject":""}')] + b'"subject":', b"}"
+def batch_canonical_bytes(template: ExchangeRecord, position: int, count: int, root: bytes) -> bytes:
+    """The leaf data of an exchange record about many subjects: the shared fields, the position, and in place of
+    one subject the count and root of the subject tree (a record about one subject always has "subject")."""
+    body = template.as_dict()
+    del body["subject"]
+    body["position"] = position
+    body["subjects"] = {"count": count, "root": base64.b64encode(root).decode()}
+    return orjson.dumps(body, option=_CANONICAL_OPTION)
 
 
 def canonical_bytes(record: ExchangeRecord, position: int) -> bytes:

@@ -43,6 +43,28 @@ subjects = Table(
     sqlite_with_rowid=False,
 )
 
+# An exchange record about many subjects (one bulk exchange) has, besides its audit_records row (subject ''), the
+# count and root of its subject tree, and its sorted subjects in pages (audit/subjects.py). A person's records
+# are found by seeking, in each such record, the page whose first subject precedes theirs.
+batches = Table(
+    "audit_batches",
+    metadata,
+    Column("position", _Position, primary_key=True, autoincrement=False),
+    Column("subject_count", BigInteger, nullable=False),
+    Column("subject_root", LargeBinary, nullable=False),
+)
+
+subject_pages = Table(
+    "audit_subject_pages",
+    metadata,
+    Column("position", _Position, primary_key=True, autoincrement=False),
+    Column("first_subject", Text, primary_key=True),
+    Column("page", Integer, nullable=False),
+    Column("subjects", Text, nullable=False),  # JSON array of the page's subjects, sorted
+    Column("page_root", LargeBinary, nullable=False),
+    sqlite_with_rowid=False,
+)
+
 # Leaf hashes live apart from the records so that rewriting a record alone is caught by its leaf,
 # and rewriting both is caught by the signed checkpoints.
 leaves = Table(

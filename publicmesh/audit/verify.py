@@ -10,8 +10,11 @@ from sqlalchemy import Connection, Engine, func, or_, select
 
 from publicmesh.audit.checkpoint import Checkpoint
 from publicmesh.audit.merkle import CompactRange, leaf_hash
-from publicmesh.audit.records import ExchangeRecord, canonical_bytes
-from publicmesh.audit.schema import HEAD_ID, checkpoints, frontier, leaves, records, row_record, subjects
+from publicmesh.audit.merkle import root as merkle_root
+from publicmesh.audit.records import ExchangeRecord, batch_canonical_bytes, canonical_bytes
+from publicmesh.audit.schema import (HEAD_ID, batches, checkpoints, frontier, leaves, records, row_record,
+                                     subject_pages, subjects)
+from publicmesh.audit.subjects import PAGE, page_root, page_subjects
 
 WINDOW = 20_000
 MAX_PROBLEMS = 1_000
@@ -81,6 +84,7 @@ class _Verifier:
         self.latest_checkpoint: int | None = None
         self.suspects: list[tuple[int, ExchangeRecord, bytes]] = []
         self.homes: list[tuple[int, bytes]] = []  # (position, stored leaf) where a moved record may belong
+        self.batch_heads: dict = {}  # audit_batches rows of the window being checked
 
     def add(self, problem: Problem) -> None:
         if len(self.report.problems) < MAX_PROBLEMS:
@@ -103,6 +107,8 @@ class _Verifier:
             end = min(start + self.window, size)
             window = (records.c.position >= start) & (records.c.position < end)
             rows = {r["position"]: r for r in self.conn.execute(select(records).where(window)).mappings()}
+            in_batches = (batches.c.position >= start) & (batches.c.position < end)
+            self.batch_heads = {r.position: r for r in self.conn.execute(select(batches).where(in_batches))}
             in_leaves = (leaves.c.position >= start) & (leaves.c.position < end)
             stored = dict(self.conn.execute(select(leaves.c.position, leaves.c.leaf_hash).where(in_leaves)).all())
             for position in range(start, end):
@@ -117,6 +123,7 @@ class _Verifier:
         self._classify_suspects()
         self._check_beyond_end()
         self._check_subject_pairs()
+        self._check_subject_trees()
         self.report.problems.sort(key=lambda p: (p.earliest is None, p.earliest or 0, p.kind))
         return self.report
 
@@ -143,7 +150,9 @@ class _Verifier:
             self.report.records_checked += 1
             try:
                 record = row_record(row)
-                computed = leaf_hash(canonical_bytes(record, position))
+                head = self.batch_heads.get(position)
+                computed = leaf_hash(canonical_bytes(record, position) if head is None else batch_canonical_bytes(
+                    record, position, head.subject_count, bytes(head.subject_root)))
             except (ValueError, TypeError, KeyError) as exc:
                 self.add(Problem(position, "altered", f"altered record at position {position}: unreadable ({exc})"))
         if stored is None:
@@ -242,7 +251,8 @@ class _Verifier:
         moved or inserted record) are not reported again for their pairs."""
         reported = {p.position for p in self.report.problems if p.position is not None}
         pair = (subjects.c.subject == records.c.subject) & (subjects.c.position == records.c.position)
-        unlisted = select(records.c.position).where(~select(subjects.c.position).where(pair).exists())
+        unlisted = select(records.c.position).where(~select(subjects.c.position).where(pair).exists(),
+                                                    ~records.c.position.in_(select(batches.c.position)))
         stray = (select(subjects.c.position).join(records, records.c.position == subjects.c.position)
                  .where(records.c.subject != subjects.c.subject))  # a removed record is reported as removed
         for query, kind, what in ((unlisted, "subject-unlisted", "is missing from audit_subjects: the person "
@@ -253,10 +263,50 @@ class _Verifier:
                     self.add(Problem(position, kind, f"the record at position {position} {what}"
                                      if kind == "subject-unlisted" else f"the pair at position {position} {what}"))
 
+    def _check_subject_trees(self) -> None:
+        """Every exchange about many subjects: its pages are its subjects, sorted, unique and whole, and their tree
+        has the root and count its leaf committed to. A page removed, added or edited hides or adds a person."""
+        reported = {p.position for p in self.report.problems if p.position is not None}
+        heads = self.conn.execute(select(batches).order_by(batches.c.position))
+        for head in heads:
+            if head.position in reported:
+                continue
+            problem = self._subject_tree_problem(head)
+            if problem:
+                self.add(Problem(head.position, "subjects-altered", f"the subjects of the record at position "
+                                 f"{head.position} {problem}"))
+
+    def _subject_tree_problem(self, head) -> str | None:
+        pages = self.conn.execute(select(subject_pages).where(subject_pages.c.position == head.position)
+                                  .order_by(subject_pages.c.first_subject)).all()
+        roots, count, last = [], 0, None
+        for number, page in enumerate(pages):
+            try:
+                listed = page_subjects(page.subjects)
+            except ValueError:
+                return f"have an unreadable page {page.page}"
+            if page.page != number or not listed or listed[0] != page.first_subject:
+                return f"have a page out of place (page {page.page})"
+            if (last is not None and listed[0] <= last) or any(a >= b for a, b in zip(listed, listed[1:])):
+                return f"are not sorted and unique in page {page.page}"
+            if len(listed) != PAGE and number != len(pages) - 1:
+                return f"have a page {page.page} of {len(listed)} subjects (a page holds {PAGE})"
+            root = page_root(listed)
+            if root != bytes(page.page_root):
+                return f"do not hash to the stored root of page {page.page}"
+            roots.append(root)
+            count, last = count + len(listed), listed[-1]
+        if count != head.subject_count:
+            return f"are {count}, not the {head.subject_count} the record names"
+        if merkle_root(roots) != bytes(head.subject_root):
+            return "do not hash to the subject root the record names"
+        return None
+
     def _check_beyond_end(self) -> None:
         # Re-read the head: appends made while verifying are legitimate, anything past them is not.
         size = self.conn.execute(select(frontier.c.tree_size).where(frontier.c.id == HEAD_ID)).scalar() or 0
-        for table, kind in ((records, "extra-record"), (leaves, "extra-leaf")):
+        for table, kind in ((records, "extra-record"), (leaves, "extra-leaf"), (batches, "extra-record"),
+                            (subject_pages, "extra-record")):
             outside = or_(table.c.position < 0, table.c.position >= size)
             count = self.conn.execute(select(func.count()).select_from(table).where(outside)).scalar_one()
             found = self.conn.execute(select(table.c.position).where(outside).order_by(table.c.position).limit(100))

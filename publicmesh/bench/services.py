@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import polars as pl
+import pyarrow as pa
 import yaml
 from sqlalchemy import text
 
@@ -46,16 +47,26 @@ def peak_rss_mb(pids: list[int]) -> float:
 
 
 def audit_per_subject(settings: Settings, purpose: str) -> dict:
-    """How many records the publish left in the exchange record log, and for how many distinct subjects."""
+    """What the publish left in the exchange record log: its records, how many persons they name (each person
+    named by an exchange has a record of it to find and prove), and how many distinct persons."""
+    from publicmesh.audit.subjects import page_subjects
+
     engine = engine_for("audit", settings)
     try:
         with engine.connect() as conn:
-            records, subjects = conn.execute(text(
-                "SELECT COUNT(*), COUNT(DISTINCT subject) FROM audit_records WHERE purpose = :p"),
-                {"p": purpose}).one()
+            records = conn.execute(text("SELECT COUNT(*) FROM audit_records WHERE purpose = :p"), {"p": purpose}).scalar()
+            singles = conn.execute(text(
+                "SELECT subject FROM audit_records r WHERE purpose = :p AND NOT EXISTS "
+                "(SELECT 1 FROM audit_batches b WHERE b.position = r.position)"), {"p": purpose}).scalars().all()
+            parts = [pa.array(singles, pa.string())]
+            pages = conn.execution_options(stream_results=True).execute(text(
+                "SELECT p.subjects FROM audit_subject_pages p JOIN audit_records r ON r.position = p.position "
+                "WHERE r.purpose = :p"), {"p": purpose})
+            parts += [pa.array(page_subjects(page), pa.string()) for (page,) in pages]
     finally:
         engine.dispose()
-    return {"records": records, "subjects": subjects}
+    named = pa.chunked_array(parts, pa.string())
+    return {"records": records, "subjects_named": len(named), "subjects": pl.Series(named).n_unique()}
 
 
 def compare_openfisca(doc: dict, frame: pl.DataFrame, repeat: int = 3) -> dict:

@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from publicmesh.audit import ExchangeRecord, canonical_bytes, utc_timestamp
+from publicmesh.audit import ExchangeRecord, utc_timestamp
 from publicmesh.mesh.catalog import Catalog
 from publicmesh.mesh.consents import ConsentCheck
 from publicmesh.mesh.members import AUDIT_DOMAIN, PORTAL, InvalidMemberId, MemberId
@@ -107,9 +107,10 @@ class Exchange:
         if answer.status != 200:
             raise Problem("bad-provider-answer", f"{provider.id} answered HTTP {answer.status} to the notices")
         flags = answer.json()["prior_intent"]
-        await self.audit.append_many([
-            self._record("notice", consumer, provider.id, "inbox", ["notice"], rule, req.purpose, rule.legal_basis,
-                         "", request_id).for_subjects([converted[AUDIT_DOMAIN][i] for i in valid])])
+        if valid:
+            await self.audit.append_many([
+                self._record("notice", consumer, provider.id, "inbox", ["notice"], rule, req.purpose, rule.legal_basis,
+                             "", request_id).for_subjects([converted[AUDIT_DOMAIN][i] for i in valid])])
         prior_intent = [False] * len(req.notices)
         for k, i in enumerate(valid):
             prior_intent[i] = bool(flags[k])
@@ -212,23 +213,23 @@ class Exchange:
                 columns[name], audit_subjects = await self._convert_column(
                     columns[name], field, provider.id.pseudonym_domain, consumer.pseudonym_domain)
                 embedded.append((path, audit_subjects))
-        # One record per subject answered. A household member embedded in someone's answer gets a record of
-        # their own only when they are not a subject of this exchange already (a whole-municipality scan
-        # answers every member, so there each person has exactly one record of the exchange).
+        # One record of the exchange naming every subject answered (each person finds it and its proof). A household
+        # member embedded in someone's answer is named in a second record when they are not a subject already
+        # (a whole-municipality scan answers every member, so there each person is named exactly once).
         audit = converted[AUDIT_DOMAIN]
         answered = [audit[i] for i in order.to_pylist()]
         batches = [self._record("bulk-item", consumer, provider.id, req.dataset, req.attributes, rule, req.purpose,
-                                rule.legal_basis, "", request_id).for_subjects(answered)]
+                                rule.legal_basis, "", request_id).for_subjects(answered)] if answered else []
         seen = set(answered)
         for path, audit_subjects in embedded:
             others = list(dict.fromkeys(s for s in audit_subjects if s and s not in seen))
             if others:
                 batches.append(self._record("bulk-item", consumer, provider.id, req.dataset, [path], rule,
                                             req.purpose, rule.legal_basis, "", request_id).for_subjects(others))
-        positions = await self.audit.append_many(batches) if answered or len(batches) > 1 else []
+        positions = await self.audit.append_many(batches) if batches else []
         withheld = withholds and bool(address & set(req.attributes))
         columns["withheld"] = pc.and_(protected, pa.scalar(withheld)) if len(order) else pa.array([], pa.bool_())
-        columns["audit_record"] = pa.array(positions[:len(order)], pa.int64())
+        columns["audit_record"] = pa.array([positions[0] if answered else None] * len(order), pa.int64())
         return pa.table(columns)
 
     async def _convert_column(self, column: pa.Array, field: str, source: str, target: str):
@@ -271,8 +272,8 @@ def _single(column: pa.ChunkedArray, empty_type: pa.DataType | None = None) -> p
 async def _records_page(audit_log, subject: str, limit: int, before: int | None) -> dict:
     def work():
         checkpoint = audit_log.latest_checkpoint()
-        found = [(p, r) for p, r in audit_log.records_for_subject(subject, limit, before) if p < checkpoint.tree_size]
-        _, proofs = audit_log.inclusion_proofs([p for p, _ in found], checkpoint.tree_size)
+        found = [e for e in audit_log.entries_for_subject(subject, limit, before) if e.position < checkpoint.tree_size]
+        _, proofs = audit_log.inclusion_proofs([e.position for e in found], checkpoint.tree_size)
         return checkpoint, found, proofs
 
     checkpoint, found, proofs = await asyncio.to_thread(work)
@@ -280,9 +281,10 @@ async def _records_page(audit_log, subject: str, limit: int, before: int | None)
     return {
         "checkpoint": {"log_id": checkpoint.log_id, "tree_size": checkpoint.tree_size, "root": b64(checkpoint.root),
                        "timestamp": checkpoint.timestamp, "signature": b64(checkpoint.signature)},
-        "records": [{"position": p, **{k: v for k, v in r.as_dict().items() if k != "subject"},
-                     "leaf": b64(canonical_bytes(r, p)), "inclusion_proof": [b64(h) for h in proofs[p]]}
-                    for p, r in found],
+        "records": [{"position": e.position, **{k: v for k, v in e.record.as_dict().items() if k != "subject"},
+                     "leaf": b64(e.leaf()), "inclusion_proof": [b64(h) for h in proofs[e.position]],
+                     **({"subject_proof": e.batch.proof.as_dict()} if e.batch is not None and e.batch.proof else {})}
+                    for e in found if e.batch is None or e.batch.proof is not None],
     }
 
 

@@ -10,10 +10,16 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from publicmesh import notices
 from publicmesh.audit.checkpoint import Checkpoint
 from publicmesh.audit.merkle import leaf_hash, verify_inclusion
+from publicmesh.audit.subjects import verify_in_leaf
 from publicmesh.portal import format as fmt
 from publicmesh.portal.mesh import SOURCES
 from publicmesh.portal.proxies import minor_children
 from publicmesh.portal.i18n import translate
+
+HOW_TO_VERIFY = ("RFC 9162 §2.1.3.2: leaf hash = SHA-256(0x00 || leaf), included under the checkpoint's root. For an "
+                 "exchange about many persons, subject_proof is the inclusion proof of the chunk of subjects naming "
+                 "this person (its leaf: SHA-256(0x00 || the chunk as compact JSON)) under the leaf's subjects.root. "
+                 "The checkpoint signature is Ed25519 over its note")
 
 
 def register(app: FastAPI, portal) -> None:
@@ -104,8 +110,11 @@ def register(app: FastAPI, portal) -> None:
         signed = checkpoint.verify(portal.audit_key)
         for r in page["records"]:
             proof = [base64.b64decode(h) for h in r["inclusion_proof"]]
-            r["verified"] = signed and verify_inclusion(r["position"], checkpoint.tree_size,
-                                                        leaf_hash(base64.b64decode(r["leaf"])), proof, checkpoint.root)
+            leaf = base64.b64decode(r["leaf"])
+            r["verified"] = signed and verify_inclusion(r["position"], checkpoint.tree_size, leaf_hash(leaf), proof,
+                                                        checkpoint.root)
+            if "subject_proof" in r:  # an exchange about many persons: also that its subject tree names this one
+                r["verified"] = r["verified"] and verify_in_leaf(r["subject_proof"], leaf)
         return page, checkpoint
 
     @app.get("/records")
@@ -140,8 +149,7 @@ def register(app: FastAPI, portal) -> None:
 
         key = portal.audit_key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
         return JSONResponse({"record": record, "checkpoint": page["checkpoint"], "log_public_key_pem": key.decode(),
-                             "how_to_verify": "RFC 9162 §2.1.3.2: leaf hash = SHA-256(0x00 || leaf); the checkpoint "
-                                              "signature is Ed25519 over its note"})
+                             "how_to_verify": HOW_TO_VERIFY})
 
     @app.get("/notices/{notice_id}/open")
     async def open_notice(request: Request, notice_id: str):

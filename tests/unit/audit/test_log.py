@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import threading
@@ -10,12 +11,17 @@ import uuid
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import delete, select, update
+from dataclasses import replace
+
+from sqlalchemy import delete, func, select, update
 
 from publicmesh.audit import AuditLog, ExchangeRecord, load_or_create_audit_key, verify_store
 from publicmesh.audit.merkle import CompactRange, leaf_hash, root, verify_consistency, verify_inclusion
 from publicmesh.audit.records import canonical_bytes
-from publicmesh.audit.schema import checkpoints, frontier, leaves, records, subjects
+from publicmesh.audit.schema import batches, checkpoints, frontier, leaves, records, subject_pages, subjects
+from publicmesh.audit.subjects import PAGE, page_root, page_subjects
+from publicmesh.audit.subjects import build as subject_tree
+from publicmesh.audit.subjects import verify as verify_subjects
 from publicmesh.settings import Settings
 from publicmesh.storage import drop_store, engine_for
 
@@ -236,38 +242,71 @@ def test_deleted_record_is_reported_as_removed(log, engine):
     assert "removed record at position 42" in report.problems[0].detail
 
 
-def test_a_batch_of_subjects_is_logged_as_the_same_records_one_by_one(log, engine, key, tmp_path):
+def test_an_exchange_about_many_subjects_is_one_record_each_of_them_finds_and_proves(log, engine, key):
     template = make_record(1)
-    positions = log.append_many([make_record(0), template.for_subjects(["ap-a", "ap-b", "ap-c"]), make_record(2)])
-    assert positions == [0, 1, 2, 3, 4]
-    assert [log.get(p).subject for p in positions] == ["ap-0000", "ap-a", "ap-b", "ap-c", "ap-0002"]
-    assert log.records_for_subject("ap-b") == [(2, template.for_subjects(["ap-b"])[0])]
-    assert stored_leaves(engine)[2] == leaf_hash(canonical_bytes(log.get(2), 2))
+    positions = log.append_many([make_record(0), template.for_subjects(["ap-c", "ap-a", "ap-b", "ap-a"]),
+                                 make_record(2)])
+    assert positions == [0, 1, 2]
+    assert log.get(1) == replace(template, subject="")
+    assert log.records_for_subject("ap-b") == [(1, template.for_subjects(["ap-b"]).record_for("ap-b"))]
+    assert log.records_for_subject("ap-0000") == [(0, make_record(0))]
+    assert log.records_for_subject("ap-d") == []
+    [entry] = log.entries_for_subject("ap-b")
+    checkpoint = log.latest_checkpoint()
+    _, proofs = log.inclusion_proofs([1], checkpoint.tree_size)
+    # Two levels: the subject in the record's subject tree, the record in the log under the signed checkpoint.
+    assert verify_subjects("ap-b", entry.batch.proof, entry.batch.root, entry.batch.count)
+    assert entry.batch.count == 3
+    assert verify_inclusion(1, checkpoint.tree_size, leaf_hash(entry.leaf()), proofs[1], checkpoint.root)
+    assert checkpoint.verify(key.public_key())
+    assert stored_leaves(engine)[1] == leaf_hash(template.for_subjects(["ap-a", "ap-b", "ap-c"]).canonical_bytes(1))
     assert log.verify().ok
 
 
-def test_a_large_exchange_copied_by_the_database_is_the_same_records_and_leaves(log, engine):
-    """An exchange of many subjects has its records copied from the scratch table with the shared fields bound
-    once; between single records and a small batch, every position holds the record and leaf it would hold if
-    each were appended alone, and every subject finds theirs."""
-    from publicmesh.audit.log import _SHARED_FROM
+def test_a_whole_municipality_in_one_record_pages_its_subjects_and_pages_back(log, engine):
+    import pyarrow as pa
 
-    big = [f"big-{i:05d}" for i in range(_SHARED_FROM * 3 + 1)]
-    items = [make_record(0), make_record(1).for_subjects(big), make_record(2).for_subjects(["ap-a", "ap-b"]),
-             make_record(3)]
-    expected = [make_record(0), *make_record(1).for_subjects(big), *make_record(2).for_subjects(["ap-a", "ap-b"]),
-                make_record(3)]
-    assert log.append_many(items) == list(range(len(expected)))
-    log.append_many([make_record(4).for_subjects(big[:_SHARED_FROM])])  # a second one: the scratch table is reused
-    expected += make_record(4).for_subjects(big[:_SHARED_FROM])
-    assert [log.get(p) for p in range(len(expected))] == expected
-    assert stored_leaves(engine) == [leaf_hash(canonical_bytes(r, p)) for p, r in enumerate(expected)]
-    assert log.root() == root(stored_leaves(engine))
-    assert [p for p, _ in log.records_for_subject("big-00007")] == [len(expected) - _SHARED_FROM + 7, 8]
+    big = [f"big-{i:06d}" for i in range(3 * PAGE + 5)]
+    log.append_many([make_record(0), make_record(1).for_subjects(pa.array(big[::-1])), make_record(2)])
+    log.append_many([make_record(3).for_subjects(big[:10])])
+    assert [p for p, _ in log.records_for_subject("big-000007")] == [3, 1]
+    assert [p for p, _ in log.records_for_subject("big-003000")] == [1]
+    assert [p for p, _ in log.records_for_subject("big-000007", limit=1)] == [3]
+    assert [p for p, _ in log.records_for_subject("big-000007", before=3)] == [1]
+    for subject in ("big-000000", "big-001023", "big-001024", big[-1]):
+        [entry] = [e for e in log.entries_for_subject(subject) if e.position == 1]
+        assert verify_subjects(subject, entry.batch.proof, entry.batch.root, entry.batch.count)
     with engine.connect() as conn:
-        pairs = conn.execute(select(subjects.c.subject, subjects.c.position)).all()
-    assert sorted(pairs) == sorted((r.subject, p) for p, r in enumerate(expected))
+        assert conn.execute(select(func.count()).select_from(subject_pages)).scalar() == 4 + 1
+        assert conn.execute(select(func.count()).select_from(subjects)).scalar() == 2  # only the single records
     assert log.verify().ok
+
+
+def test_a_removed_or_edited_subject_page_is_reported(log, engine):
+    big = [f"big-{i:06d}" for i in range(2 * PAGE)]
+    log.append_many([make_record(0), make_record(1).for_subjects(big), make_record(2).for_subjects(big[:50])])
+    with engine.begin() as conn:  # the person is dropped from a page, and the page's root made to match
+        row = conn.execute(select(subject_pages).where(subject_pages.c.position == 1, subject_pages.c.page == 1)).one()
+        kept = [s for s in page_subjects(row.subjects) if s != "big-001500"]
+        conn.execute(update(subject_pages).where(subject_pages.c.position == 1, subject_pages.c.page == 1)
+                     .values(subjects=json.dumps(kept), page_root=page_root(kept)))
+        conn.execute(delete(subject_pages).where(subject_pages.c.position == 2))
+    assert [p for p, _ in log.records_for_subject("big-001500")] == []
+    report = log.verify()
+    assert [(p.position, p.kind) for p in report.problems] == [(1, "subjects-altered"), (2, "subjects-altered")]
+    assert "1023, not the 1024" in report.problems[0].detail or "2047, not the 2048" in report.problems[0].detail
+
+
+def test_a_subject_tree_replaced_with_its_root_is_caught_by_the_leaf(log, engine):
+    log.append_many([make_record(0), make_record(1).for_subjects(["ap-a", "ap-b"])])
+    other = subject_tree(["ap-a", "ap-x"])
+    with engine.begin() as conn:
+        conn.execute(update(batches).where(batches.c.position == 1).values(subject_root=other.root))
+        conn.execute(delete(subject_pages).where(subject_pages.c.position == 1))
+        conn.execute(subject_pages.insert(), [{"position": 1, "first_subject": p.first, "page": p.number,
+                                              "subjects": p.subjects_json.decode(), "page_root": p.root}
+                                             for p in other.pages])
+    assert [(p.position, p.kind) for p in log.verify().problems] == [(1, "altered")]
 
 
 def test_a_deleted_subject_pair_hides_a_record_and_is_reported(log, engine):

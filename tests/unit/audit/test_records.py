@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 
 import pytest
@@ -30,23 +31,28 @@ def test_canonical_bytes_are_the_standard_sorted_compact_utf8_json(consumer, sub
     assert canonical_bytes(r, position) == expected
 
 
-def test_records_for_many_subjects_equal_records_made_one_by_one():
+def test_the_record_a_person_sees_of_an_exchange_about_many_is_the_shared_record_with_their_subject():
     template = record(subject="")
-    made = list(template.for_subjects(["a", "児童", "c"]))
-    assert made == [record(at=template.at, subject=s) for s in ("a", "児童", "c")]
-    assert [canonical_bytes(r, 7) for r in made] == [canonical_bytes(record(at=template.at, subject=s), 7)
-                                                    for s in ("a", "児童", "c")]
+    batch = template.for_subjects(["a", "児童", "c"])
+    assert [batch.record_for(s) for s in ("a", "児童", "c")] == [record(at=template.at, subject=s)
+                                                                for s in ("a", "児童", "c")]
 
 
-@given(consumer=TEXT, purpose=TEXT, subjects=st.lists(TEXT, max_size=5), attributes=st.lists(TEXT, max_size=4),
-       start=st.integers(0, 2**62))
-def test_a_batch_encodes_each_record_as_canonical_bytes_does(consumer, purpose, subjects, attributes, start):
+@given(consumer=TEXT, purpose=TEXT, subjects=st.lists(TEXT, min_size=1, max_size=5),
+       attributes=st.lists(TEXT, max_size=4), position=st.integers(0, 2**62))
+def test_the_leaf_of_an_exchange_about_many_is_standard_json_of_the_shared_fields_and_the_subject_tree(
+        consumer, purpose, subjects, attributes, position):
     batch = record(consumer=consumer, purpose=purpose, attributes=attributes).for_subjects(subjects)
-    assert batch.canonical_leaves(start) == [canonical_bytes(r, start + i) for i, r in enumerate(batch)]
+    shared = {k: v for k, v in batch.template.as_dict().items() if k != "subject"}
+    expected = json.dumps({**shared, "position": position, "subjects": {
+        "count": len(set(subjects)), "root": base64.b64encode(batch.tree.root).decode()}},
+        sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    assert batch.canonical_bytes(position) == expected
+    assert b'"subject":' not in expected  # never mistaken for a record about one subject
 
 
 def test_records_for_many_subjects_refuse_a_subject_that_is_not_text():
     with pytest.raises(TypeError):
         record().for_subjects(["a", None])
     with pytest.raises(UnicodeEncodeError):
-        record().for_subjects(["\ud800"])
+        record().for_subjects(["\ud800"]).tree
