@@ -159,7 +159,7 @@ def create_app(settings: Settings | None = None, numbers_url: str | None = None,
         """Bulk query for many subjects; the answer is an Arrow IPC stream, one audit record per subject."""
         request_id = request.headers.get("mesh-request-id") or uuid.uuid4().hex
         try:
-            consumer, req = await _signed_request(hub, request, BulkRequest, settings.max_body_bytes * 16)
+            consumer, req = await _signed_request(hub, request, BulkRequest, settings.max_body_bytes * 64)
             table = await hub.exchange.bulk(consumer, req, request_id)
         except Problem as problem:
             return hub.problem(problem, request, request_id)

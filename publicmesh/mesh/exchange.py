@@ -20,7 +20,7 @@ from publicmesh.mesh.schemas import BulkRequest, QueryRequest
 from publicmesh.numbers.client import NumbersClient
 from publicmesh.problems import Problem
 
-BULK_CHUNK = 50_000
+BULK_CHUNK = 1_000_000  # subjects per call to a provider: one call per request the hub takes
 
 
 class Exchange:
@@ -146,7 +146,7 @@ class Exchange:
         return await _records_page(audit_log, converted[AUDIT_DOMAIN], req.limit, req.before)
 
     async def bulk(self, consumer: MemberId, req: BulkRequest, request_id: str) -> pa.Table:
-        """Bulk query: one audit record per subject answered; rows carry the consumer's pseudonyms."""
+        """Bulk query: one exchange record naming every subject answered; rows carry the consumer's pseudonyms."""
         provider, rule = self._authorize(consumer, req.provider, req.purpose, req.dataset, req.attributes)
         if rule.basis == "consent":
             raise Problem("not-allowed", f"{rule.id} rests on each person's consent: query one subject at a time")
@@ -156,26 +156,28 @@ class Exchange:
         if req.scan:
             return await self._scan(consumer, provider, rule, dataset, req, request_id)
         provider_domain = provider.id.pseudonym_domain
-        converted = await self.numbers.convert_many(req.subjects, consumer.pseudonym_domain, (provider_domain, AUDIT_DOMAIN))
-        valid = [i for i, p in enumerate(converted[provider_domain]) if p is not None]
+        subjects = pa.array(req.subjects, pa.string())
+        converted = await self.numbers.convert_arrays(subjects, consumer.pseudonym_domain, (provider_domain, AUDIT_DOMAIN))
+        known = converted[provider_domain].is_valid()
+        valid = pc.indices_nonzero(known)  # rows of the request the provider is asked about
+        forwarded = converted[provider_domain].filter(known)
         tables = []
-        for start in range(0, len(valid), BULK_CHUNK):
-            chunk = valid[start:start + BULK_CHUNK]
+        for start in range(0, len(forwarded), BULK_CHUNK):
             answer = await self.outbound.post(provider.base_url, "/v1/bulk", {
                 "member": str(provider.id), "dataset": req.dataset, "attributes": req.attributes,
-                "subjects": [converted[provider_domain][i] for i in chunk]}, str(provider.id),
-                request_id=f"{request_id}.{start // BULK_CHUNK}", timeout_s=120)
+                "subjects": forwarded.slice(start, BULK_CHUNK).to_pylist()}, str(provider.id),
+                request_id=f"{request_id}.{start // BULK_CHUNK}", timeout_s=300)
             if answer.status != 200:
                 raise Problem("bad-provider-answer", f"{provider.id} answered HTTP {answer.status} to a bulk query")
             table = pa.ipc.open_stream(answer.body).read_all()
-            original = pa.array([chunk[i] for i in table.column("i").to_pylist()], pa.int64())
-            tables.append(table.drop_columns(["i"]).append_column("row", original))
+            index = pc.add(_single(table.column("i"), pa.int32()).cast(pa.int64()), start)
+            tables.append(table.drop_columns(["i"]).append_column("row", valid.take(index).cast(pa.int64())))
         rows = pa.concat_tables(tables) if tables else pa.table(
             {"_protected": pa.array([], pa.bool_()), "row": pa.array([], pa.int64())})
-        return await self._bulk_answer(consumer, provider, rule, dataset, req, rows, converted, req.subjects, request_id)
+        return await self._bulk_answer(consumer, provider, rule, dataset, req, rows, converted, subjects, request_id)
 
     async def _scan(self, consumer, provider, rule, dataset, req: BulkRequest, request_id: str) -> pa.Table:
-        """Every subject of one municipality's dataset, for a rule that allows it; audited per subject like any bulk."""
+        """Every subject of one municipality's dataset, for a rule that allows it; audited like any bulk."""
         if not rule.scan:
             raise Problem("not-allowed", f"{rule.id} does not allow asking for a whole municipality")
         answer = await self.outbound.post(provider.base_url, "/v1/bulk", {
@@ -184,10 +186,9 @@ class Exchange:
         if answer.status != 200:
             raise Problem("bad-provider-answer", f"{provider.id} answered HTTP {answer.status} to a scan")
         table = pa.ipc.open_stream(answer.body).read_all()
-        provider_subjects = table.column("subject").to_pylist()
-        converted = await self.numbers.convert_many(provider_subjects, provider.id.pseudonym_domain,
-                                                    (consumer.pseudonym_domain, AUDIT_DOMAIN)) \
-            if provider_subjects else {consumer.pseudonym_domain: [], AUDIT_DOMAIN: []}
+        converted = await self.numbers.convert_arrays(_single(table.column("subject"), pa.string()),
+                                                      provider.id.pseudonym_domain,
+                                                      (consumer.pseudonym_domain, AUDIT_DOMAIN))
         rows = table.drop_columns(["i", "subject"]).append_column("row", pa.array(range(table.num_rows), pa.int64()))
         return await self._bulk_answer(consumer, provider, rule, dataset, req, rows, converted,
                                        converted[consumer.pseudonym_domain], request_id)
@@ -195,10 +196,10 @@ class Exchange:
     async def _bulk_answer(self, consumer, provider, rule, dataset, req, rows: pa.Table, converted, subjects,
                            request_id) -> pa.Table:
         """The answer kept in Arrow columns: subjects taken by row, protected addresses withheld, embedded
-        pseudonyms converted column-wise; then one audit record per subject answered."""
+        pseudonyms converted column-wise; then one exchange record naming every subject answered."""
         order = _single(rows.column("row"), pa.int64())
         protected = _single(rows.column("_protected"), pa.bool_()).cast(pa.bool_()).fill_null(False)
-        columns = {"subject": pa.array(subjects, pa.string()).take(order)}
+        columns = {"subject": subjects.take(order)}
         address = {a["name"] for a in dataset["attributes"] if a["category"] == "address"}
         withholds = rule.protected_addresses != "allow"
         for name in req.attributes:
@@ -216,20 +217,18 @@ class Exchange:
         # One record of the exchange naming every subject answered (each person finds it and its proof). A household
         # member embedded in someone's answer is named in a second record when they are not a subject already
         # (a whole-municipality scan answers every member, so there each person is named exactly once).
-        audit = converted[AUDIT_DOMAIN]
-        answered = [audit[i] for i in order.to_pylist()]
+        answered = converted[AUDIT_DOMAIN].take(order).drop_null()
         batches = [self._record("bulk-item", consumer, provider.id, req.dataset, req.attributes, rule, req.purpose,
-                                rule.legal_basis, "", request_id).for_subjects(answered)] if answered else []
-        seen = set(answered)
+                                rule.legal_basis, "", request_id).for_subjects(answered)] if len(answered) else []
         for path, audit_subjects in embedded:
-            others = list(dict.fromkeys(s for s in audit_subjects if s and s not in seen))
-            if others:
+            others = pc.unique(audit_subjects.filter(pc.invert(pc.is_in(audit_subjects, value_set=answered))))
+            if len(others):
                 batches.append(self._record("bulk-item", consumer, provider.id, req.dataset, [path], rule,
                                             req.purpose, rule.legal_basis, "", request_id).for_subjects(others))
         positions = await self.audit.append_many(batches) if batches else []
         withheld = withholds and bool(address & set(req.attributes))
         columns["withheld"] = pc.and_(protected, pa.scalar(withheld)) if len(order) else pa.array([], pa.bool_())
-        columns["audit_record"] = pa.array([positions[0] if answered else None] * len(order), pa.int64())
+        columns["audit_record"] = pa.array([positions[0] if len(answered) else None] * len(order), pa.int64())
         return pa.table(columns)
 
     async def _convert_column(self, column: pa.Array, field: str, source: str, target: str):
@@ -250,16 +249,15 @@ class Exchange:
             return pa.ListArray.from_arrays(offsets, items, mask=column.is_null()), audit
         return await self._convert_strings(column, source, target)
 
-    async def _convert_strings(self, values: pa.Array, source: str, target: str) -> tuple[pa.Array, list[str]]:
-        pseudonyms = values.to_pylist()
-        present = [i for i, p in enumerate(pseudonyms) if p]
-        if not present:
-            return pa.nulls(len(values), pa.string()), []
-        found = await self.numbers.convert_many([pseudonyms[i] for i in present], source, (target, AUDIT_DOMAIN))
-        out: list[str | None] = [None] * len(pseudonyms)
-        for i, value in zip(present, found[target]):
-            out[i] = value
-        return pa.array(out, pa.string()), [a for a in found[AUDIT_DOMAIN] if a]
+    async def _convert_strings(self, values: pa.Array, source: str, target: str) -> tuple[pa.Array, pa.Array]:
+        """The values in the target domain (null where empty or unknown) and the audit pseudonyms of those known."""
+        values = values.cast(pa.string())
+        if len(values) == 0 or values.null_count == len(values):
+            return pa.nulls(len(values), pa.string()), pa.array([], pa.string())
+        # An empty string names nobody: asked as null, so it is answered as null.
+        asked = pc.if_else(pc.equal(values, ""), pa.scalar(None, pa.string()), values)
+        found = await self.numbers.convert_arrays(asked, source, (target, AUDIT_DOMAIN))
+        return found[target], found[AUDIT_DOMAIN].drop_null()
 
 
 def _single(column: pa.ChunkedArray, empty_type: pa.DataType | None = None) -> pa.Array:

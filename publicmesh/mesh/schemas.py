@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-BULK_MAX_SUBJECTS = 200_000  # per bulk request; clients split larger lists
+BULK_MAX_SUBJECTS = 1_000_000  # per bulk request; clients split larger lists
 PSEUDONYM = Field(min_length=22, max_length=22, pattern=r"^[A-Za-z0-9_-]{22}$",
                   description="The subject under the consumer's own pseudonym (機関別符号)")
 

@@ -223,7 +223,7 @@ def test_the_catalog_lists_datasets_what_a_member_may_use_and_openapi(mesh):
     listing = httpx.get(mesh.url("hub") + "/v1/catalog", params={"consumer": CHILD}).json()
     registry = next(p for p in listing if p["member"] == REGISTRY)
     household = next(d for d in registry["datasets"] if d["name"] == "household")
-    assert {a["name"] for a in household["attributes"]} == {"relation", "household_size", "members"}
+    assert {a["name"] for a in household["attributes"]} == {"relation", "household_size", "members", "head"}
     assert {a["affair"] for a in household["allowed"]} == {"child-allowance-eligibility"}
     other = next(p for p in listing if p["member"] == "MUNI/131016/resident-registry")
     assert all(not d["allowed"] for d in other["datasets"])

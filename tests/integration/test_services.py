@@ -19,7 +19,9 @@ from publicmesh.mesh.client import HubError
 from publicmesh.mesh.members import PORTAL
 from publicmesh.payouts import zengin
 from publicmesh.services.applications import application_content
+from publicmesh.bench.services import audit_per_subject
 from publicmesh.services.operator import publish_file
+from publicmesh.services.publish import purpose_of
 from publicmesh.services.store import applications, offers
 from publicmesh.storage import engine_for
 
@@ -56,8 +58,12 @@ def test_publishing_offers_every_eligible_household_once_and_notifies_it(mesh, p
     assert summary.eligible > 0 and summary.new_offers == summary.eligible == summary.notices
     assert _count(mesh, offers, service_id="test-benefit") == summary.eligible
     assert summary.total_yen == sum(m["total_yen"] for m in summary.by_municipality.values())
-    # every subject read in bulk left its own audit record (person, household and its members, income, notice)
-    assert published["audit_after"] - published["audit_before"] >= summary.residents + summary.eligible
+    # every person read in bulk is named by the exchange's record (person, household, income), and every person
+    # notified by the notice's: each finds those records and their proofs in the portal
+    audit = audit_per_subject(mesh.settings, purpose_of("test-benefit"))
+    assert audit["subjects"] == summary.residents
+    assert audit["subjects_named"] >= 2 * summary.residents + summary.eligible
+    assert audit["records"] <= 4 * len(summary.by_municipality) + 2  # per municipality: 3 exchanges and the notices
     engine = engine_for("notices", mesh.settings)
     with engine.connect() as conn:
         sent = conn.execute(select(func.count()).select_from(notice_table)
