@@ -95,15 +95,17 @@ def _decode_characters(chars: np.ndarray, present: np.ndarray) -> tuple[np.ndarr
 
 
 def _decode_slice(chars: np.ndarray, present: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    sextets = _SEXTET[chars]
-    # The last character carries 4 spare bits; only the canonical (zero) form is a pseudonym.
-    well_formed = present & ~(sextets == _INVALID).any(axis=1) & ((sextets[:, 21] & 0x0F) == 0)
+    sextets = np.take(_SEXTET, chars)
     # Twenty characters are five groups of four sextets, each 24 bits (three bytes) once packed.
     quads = np.ascontiguousarray(sextets[:, :20]).view("<u4")
+    tail = sextets[:, 20] | sextets[:, 21]
+    # A valid sextet is below 64, so an invalid character shows in the top two bits of its byte.
+    # The last character carries 4 spare bits; only the canonical (zero) form is a pseudonym.
+    well_formed = present & ~(quads & 0xC0C0C0C0).any(axis=1) & (tail < 64) & ((sextets[:, 21] & 0x0F) == 0)
     groups = ((quads & 0x3F) << 18) | ((quads & 0x3F00) << 4) | ((quads & 0x3F0000) >> 10) | (quads >> 24)
     big_endian = groups.byteswap().view(np.uint8).reshape(-1, 5, 4)
     blocks = np.empty((len(chars), 16), dtype=np.uint8)
-    blocks[:, :15] = big_endian[:, :, 1:].reshape(-1, 15)
+    blocks[:, :15].reshape(-1, 5, 3)[:] = big_endian[:, :, 1:]
     blocks[:, 15] = (sextets[:, 20] << 2) | (sextets[:, 21] >> 4)
     blocks[~well_formed] = 0
     return blocks, well_formed

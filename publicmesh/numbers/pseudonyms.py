@@ -38,44 +38,42 @@ class PseudonymService:
         return Cipher(algorithms.AES(derive_key(self._master, f"pseudonym-domain:{domain}")), modes.ECB())
 
     def _encipher(self, numbers: np.ndarray, domain: str) -> pa.StringArray:
-        blocks = np.empty((len(numbers), 16), dtype=np.uint8)
-        blocks[:, :8] = np.asarray(numbers, dtype=">u8").view(np.uint8).reshape(-1, 8)
-        blocks[:, 8:] = _REDUNDANCY
-        encryptor = self._cipher(domain).encryptor()
-        out = encryptor.update(blocks.tobytes()) + encryptor.finalize()
-        return codec.encode(np.frombuffer(out, dtype=np.uint8).reshape(-1, 16))
+        plain = np.empty((len(numbers), 16), dtype=np.uint8)
+        plain[:, :8] = np.asarray(numbers, dtype=">u8").view(np.uint8).reshape(-1, 8)
+        plain[:, 8:] = _REDUNDANCY
+        return codec.encode(_ecb(self._cipher(domain).encryptor(), plain))
 
     def _decipher(self, pseudonyms, domain: str) -> tuple[np.ndarray, np.ndarray]:
+        """The plain blocks (My Number and redundancy) of the pseudonyms, and which are valid."""
         blocks, valid = codec.decode(pseudonyms)
-        decryptor = self._cipher(domain).decryptor()
-        plain = np.frombuffer(decryptor.update(blocks.tobytes()) + decryptor.finalize(), dtype=np.uint8)
-        plain = plain.reshape(-1, 16)
+        plain = _ecb(self._cipher(domain).decryptor(), blocks)
         valid &= (plain[:, 8:] == _REDUNDANCY).all(axis=1)
-        numbers = plain[:, :8].copy().view(">u8").reshape(-1).astype(np.int64)
-        return numbers, valid
+        return plain, valid
 
     def enrol(self, serials: np.ndarray, domains: list[str]) -> dict[str, pa.StringArray]:
         """Pseudonyms of the persons with these serials in each domain; the My Numbers stay inside."""
         numbers = self._issuer.issue(np.asarray(serials))
         return {domain: self._encipher(numbers, domain) for domain in domains}
 
-    def _encipher_where(self, numbers: np.ndarray, valid: np.ndarray, domain: str) -> pa.StringArray:
-        """Pseudonyms of the valid entries, null (and empty, so nothing is sent for them) elsewhere."""
-        if valid.all():
-            return self._encipher(numbers, domain)
-        enciphered = self._encipher(numbers[valid], domain)
-        offsets = np.zeros(len(numbers) + 1, dtype=np.int32)
+    def _encipher_where(self, plain: np.ndarray, valid: np.ndarray, domain: str) -> pa.StringArray:
+        """Pseudonyms of the valid blocks, null (and empty, so nothing is sent for them) elsewhere."""
+        everyone = bool(valid.all())
+        enciphered = codec.encode(_ecb(self._cipher(domain).encryptor(), plain if everyone else plain[valid]))
+        if everyone:
+            return enciphered
+        offsets = np.zeros(len(plain) + 1, dtype=np.int32)
         np.cumsum(valid * np.int32(codec.PSEUDONYM_LENGTH), out=offsets[1:])
         validity = pa.py_buffer(np.packbits(valid, bitorder="little"))
-        return pa.StringArray.from_buffers(len(numbers), pa.py_buffer(offsets), enciphered.buffers()[2], validity,
-                                           int(len(numbers) - valid.sum()))
+        return pa.StringArray.from_buffers(len(plain), pa.py_buffer(offsets), enciphered.buffers()[2], validity,
+                                           int(len(plain) - valid.sum()))
 
     def convert(self, pseudonyms, source: str, targets: list[str]) -> dict:
         """Each pseudonym of ``source`` in every target domain, null (None) where it is not a valid pseudonym.
 
         An Arrow array (or chunked array) in gives Arrow string arrays out; a list gives lists."""
-        numbers, valid = self._decipher(pseudonyms, source)
-        converted = {target: self._encipher_where(numbers, valid, target) for target in targets}
+        # The plain block is the same in every domain: re-encipher it, the My Number never leaves it.
+        plain, valid = self._decipher(pseudonyms, source)
+        converted = {target: self._encipher_where(plain, valid, target) for target in targets}
         if isinstance(pseudonyms, (pa.Array, pa.ChunkedArray)):
             return converted
         return {target: values.to_pylist() for target, values in converted.items()}
@@ -89,3 +87,11 @@ class PseudonymService:
     def my_numbers_for_test(self, serials: np.ndarray) -> list[str]:
         """The My Numbers of serials, as text — only for the privacy tests that scan other stores."""
         return [f"{n:012d}" for n in self._issuer.issue(np.asarray(serials)).tolist()]
+
+
+def _ecb(context, blocks: np.ndarray) -> np.ndarray:
+    """AES-ECB of N×16 bytes into a new N×16 array, without intermediate bytes objects."""
+    out = np.empty((len(blocks) * 16 + 15,), dtype=np.uint8)  # update_into wants a block of slack
+    written = context.update_into(np.ascontiguousarray(blocks), out)
+    context.finalize()
+    return out[:written].reshape(-1, 16)

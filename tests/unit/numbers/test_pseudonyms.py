@@ -1,6 +1,7 @@
 import os
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from publicmesh.numbers.pseudonyms import PseudonymService, UnknownPseudonym
@@ -52,3 +53,24 @@ def test_different_master_keys_give_different_pseudonyms():
     one = PseudonymService(b"1" * 32).enrol(np.arange(100), ["a"])["a"].to_pylist()
     two = PseudonymService(b"2" * 32).enrol(np.arange(100), ["a"])["a"].to_pylist()
     assert not set(one) & set(two)
+
+
+def test_an_arrow_column_converts_into_arrow_columns_with_nulls_where_unknown(service):
+    enrolled = service.enrol(np.arange(300), ["a", "b", "c"])
+    asked = pa.concat_arrays([enrolled["a"][:100], pa.array([None, "forged", enrolled["b"][0].as_py()]),
+                              enrolled["a"][100:]])
+    converted = service.convert(asked, "a", ["b", "c"])
+    listed = service.convert(asked.to_pylist(), "a", ["b", "c"])
+    for target in ("b", "c"):
+        column = converted[target]
+        assert isinstance(column, pa.StringArray) and column.to_pylist() == listed[target]
+        assert column.null_count == 3 and column.to_pylist()[100:103] == [None] * 3
+        assert column.filter(column.is_valid()).equals(enrolled[target])
+        # Nothing lies under the nulls: no bytes of a pseudonym for an entry that named nobody.
+        assert column.buffers()[2].size == 22 * 300
+
+
+def test_a_chunked_column_converts_like_one_array(service):
+    enrolled = service.enrol(np.arange(50), ["a", "b"])["a"]
+    chunked = pa.chunked_array([enrolled[:20], enrolled[20:]])
+    assert service.convert(chunked, "a", ["b"])["b"].equals(service.convert(enrolled, "a", ["b"])["b"])
