@@ -13,7 +13,6 @@ from sqlalchemy import (Column, Connection, Date, Integer, MetaData, String, Tab
 
 from publicmesh.agencies.datasets import Attribute, Dataset
 from publicmesh.agencies.definition import AgencyDefinition
-from publicmesh.agencies.loading import load_frame
 
 metadata = MetaData()
 recipients = Table(
@@ -24,6 +23,7 @@ recipients = Table(
     Column("monthly_amount", Integer, nullable=False),
     Column("status", String(16), nullable=False),  # paying, stopped
     Column("since", Date, nullable=False),
+    sqlite_with_rowid=False,  # a municipality's rows together: see layout
 )
 birth_claims = Table(
     "birth_claims", metadata,
@@ -51,7 +51,7 @@ def monthly_amount(child_ages: pl.Expr, birth_order: pl.Expr) -> pl.Expr:
     return (pl.when(birth_order >= 3).then(30_000).when(child_ages < 3).then(15_000).otherwise(10_000))
 
 
-def seed(conn: Connection, chunk: pl.DataFrame, pseudonyms: list[str], _tenants) -> None:
+def seed(chunk: pl.DataFrame, pseudonyms) -> dict[Table, pl.DataFrame]:
     as_of = dt.date(2026, 4, 1)
     frame = chunk.with_columns(pl.Series("pseudonym", pseudonyms))
     children = (
@@ -68,7 +68,7 @@ def seed(conn: Connection, chunk: pl.DataFrame, pseudonyms: list[str], _tenants)
         pl.col("municipality_code").alias("tenant"), "pseudonym", "eligible_children", "monthly_amount",
         pl.lit("paying").alias("status"), pl.lit(dt.date(2024, 10, 1)).alias("since"),
     )
-    load_frame(conn, recipients, rows)
+    return {recipients: rows}
 
 
 def on_birth(conn: Connection, agency: AgencyDefinition, tenant: str | None, event: dict) -> None:

@@ -7,7 +7,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from sqlalchemy import Connection, Table, bindparam, select
+
+from publicmesh.agencies import columnar
 
 SCAN_OVER = 5_000  # subjects in one lookup above which the tenant is scanned instead of listing them
 
@@ -135,44 +138,36 @@ class Dataset:
             subjects = self.all_subjects(conn, tenant) if subjects is None else subjects
             return rows_table(self.custom_lookup(conn, tenant, subjects, attributes), attributes)
         by_tenant = self.tenant_column is not None and tenant is not None
-        scan = subjects is None or len(subjects) > SCAN_OVER
-        query = self._statement(tuple(attributes), by_tenant, scan=scan)
         params = {"tenant": tenant} if by_tenant else {}
-        if scan:  # straight from the driver: the rows of a whole municipality, without a Row object each
-            rows = driver_rows(conn, query, params)
-        else:
+        if subjects is not None and (len(subjects) <= SCAN_OVER or not columnar.supports(conn.engine)):
+            query = self._statement(tuple(attributes), by_tenant)
             rows = [tuple(row) for row in conn.execute(query, {**params, "subjects": list(subjects)})]
-        wanted = None if subjects is None else set(subjects)
-        seen: set[str] = set()
-        kept = []
-        for row in rows:  # latest first: the first row of a subject is the one answered
-            subject = row[0]
-            if subject not in seen and (wanted is None or subject in wanted):
-                seen.add(subject)
-                kept.append(row)
-        names = [c.name for c in query.selected_columns]
-        values = list(zip(*kept)) if kept else [()] * len(names)
-        columns = {"subject": pa.array(values[0], pa.string())}
-        protected = names.index("_protected") if "_protected" in names else None
-        columns["_protected"] = pa.array([bool(v) for v in values[protected]] if protected is not None
-                                         else [False] * len(kept), pa.bool_())
-        for name in attributes:
-            column = values[names.index(name)]
-            kind = query.selected_columns[name].type
-            if _python_type(kind) is dt.datetime:  # SQLite's text has a space where isoformat() has a T
-                column = [_json_value(dt.datetime.fromisoformat(v) if isinstance(v, str) else v) for v in column]
-            elif _is_temporal(kind):
-                column = [_json_value(v) for v in column]
-            elif _python_type(kind) is bool:  # SQLite's driver gives 0 and 1
-                column = [None if v is None else bool(v) for v in column]
-            # Typed by the column, not by the values: a column without a value here is still text or a number
-            columns[name] = pa.array(column, _ARROW.get(_python_type(kind)))
-        return pa.table(columns)
+            return _latest(_typed(query, attributes, _row_columns(query, rows)), subjects, self._keyed(by_tenant))
+        if subjects is not None and not by_tenant:
+            # Not scoped to a municipality: the asked subjects are looked up (joined), not the whole country read.
+            query = self._statement(tuple(attributes), by_tenant, joined=True)
+            table = columnar.read_arrow(conn, query, params, asked=subjects)
+        elif columnar.supports(conn.engine):
+            # A municipality, or a large share of one, in one read of the tenant's (contiguous) rows straight into
+            # Arrow: an IN list of a hundred thousand pseudonyms costs far more to build and plan than the scan.
+            query = self._statement(tuple(attributes), by_tenant, scan=True)
+            table = columnar.read_arrow(conn, query, params)
+        else:  # an in-memory SQLite: no second connection sees it
+            query = self._statement(tuple(attributes), by_tenant, scan=True)
+            table = _row_columns(query, [tuple(row) for row in conn.execute(query, params)])
+        return _latest(_typed(query, attributes, table), subjects, self._keyed(by_tenant))
 
-    def _statement(self, attributes: tuple[str, ...], by_tenant: bool, scan: bool = False):
+    def _keyed(self, by_tenant: bool) -> bool:
+        """Whether the primary key allows one row per subject only (of the tenant): then none is older."""
+        key = {c.name for c in self.table.primary_key.columns}
+        return "pseudonym" in key and key <= {"pseudonym", self.tenant_column if by_tenant else "pseudonym"}
+
+    def _statement(self, attributes: tuple[str, ...], by_tenant: bool, scan: bool = False, joined: bool = False):
+        """The rows of the attributes: of the listed ``subjects``, of every subject (``scan``), or of the subjects
+        in the temporary table columnar.ASKED (``joined``)."""
         # Built once per attribute set: statement construction costs more than the indexed lookup itself.
         cache = self.__dict__.setdefault("_statements", {})
-        key = (attributes, by_tenant, scan)
+        key = (attributes, by_tenant, scan, joined)
         if key not in cache:
             table = self.table
             columns = [table.c[self.attribute(a).column or a].label(a) for a in attributes]
@@ -180,7 +175,9 @@ class Dataset:
             if self.protected_column:
                 extra.append(table.c[self.protected_column].label("_protected"))
             query = select(*extra, *columns)
-            if not scan:
+            if joined:
+                query = query.select_from(columnar.ASKED.join(table, table.c.pseudonym == columnar.ASKED.c.pseudonym))
+            elif not scan:
                 query = query.where(table.c.pseudonym.in_(bindparam("subjects", expanding=True)))
             if by_tenant:
                 query = query.where(table.c[self.tenant_column] == bindparam("tenant"))
@@ -192,19 +189,53 @@ class Dataset:
         return cache[key]
 
 
-def driver_rows(conn: Connection, query, params: dict) -> list[tuple]:
-    """A statement's rows as the driver's own tuples (SQLite gives dates as their ISO text, PostgreSQL as dates).
-    Reading a municipality through Row objects and result processing cost several times the query."""
-    compiled = query.compile(dialect=conn.dialect)
-    values = compiled.construct_params(params)
-    if conn.dialect.paramstyle == "qmark":
-        values = tuple(values[name] for name in compiled.positiontup)
-    cursor = conn.connection.dbapi_connection.cursor()
-    try:
-        cursor.execute(str(compiled), values)
-        return cursor.fetchall()
-    finally:
-        cursor.close()
+def _row_columns(query, rows: list[tuple]) -> pa.Table:
+    """Driver rows of a statement as Arrow columns named as it selects them, dates and times as ISO text."""
+    columns = {}
+    for k, column in enumerate(query.selected_columns):
+        values = [row[k] for row in rows]
+        if _python_type(column.type) is dt.datetime:  # SQLite's text has a space where isoformat() has a T
+            values = [_json_value(dt.datetime.fromisoformat(v) if isinstance(v, str) else v) for v in values]
+        elif _is_temporal(column.type):
+            values = [_json_value(v) for v in values]
+        columns[column.name] = pa.array(values)
+    return pa.table(columns)
+
+
+def _typed(query, attributes: Sequence[str], table: pa.Table) -> pa.Table:
+    """subject, _protected and the attributes, typed by the columns rather than by the values (a column without
+    a value here is still text or a number), with dates and times as their ISO text."""
+    columns = {"subject": table.column("_subject").cast(pa.string())}
+    if "_protected" in table.column_names:  # SQLite's driver gives 0 and 1
+        columns["_protected"] = table.column("_protected").cast(pa.bool_()).fill_null(False)
+    else:
+        columns["_protected"] = pa.array([False] * table.num_rows, pa.bool_())
+    for name in attributes:
+        column, kind = table.column(name), _python_type(query.selected_columns[name].type)
+        if kind is dt.datetime and not pa.types.is_string(column.type) and not pa.types.is_null(column.type):
+            column = pa.array([_json_value(v) for v in column.to_pylist()], pa.string())
+        elif kind is dt.datetime and pa.types.is_string(column.type):  # SQLite's text: see _row_columns
+            column = pa.array([_json_value(dt.datetime.fromisoformat(v)) if v else v for v in column.to_pylist()],
+                              pa.string())
+        elif kind is dt.date and not pa.types.is_string(column.type):
+            column = column.cast(pa.string())  # a date32 casts to its ISO text
+        columns[name] = column.cast(_ARROW[kind]) if kind in _ARROW else column
+    return pa.table(columns)
+
+
+def _latest(table: pa.Table, subjects: Sequence[str] | None, keyed: bool) -> pa.Table:
+    """The asked subjects' rows (all, for a scan), one per subject: the first, which is the latest (rows come
+    latest first), in the order read. ``keyed``: the rows are one per subject already."""
+    if subjects is not None:
+        table = table.filter(pc.is_in(table.column("subject"), value_set=pa.array(subjects, pa.string())))
+    if keyed:
+        return table
+    subject = table.column("subject")
+    unique = pc.unique(subject)
+    if len(unique) == table.num_rows:
+        return table
+    first = pc.index_in(unique, value_set=subject)  # the first row of each subject
+    return table.take(pc.sort_indices(first))
 
 
 def rows_table(found: dict[str, dict], attributes: Sequence[str]) -> pa.Table:

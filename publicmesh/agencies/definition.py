@@ -23,7 +23,8 @@ class AgencyDefinition:
     title_en: str
     metadata: MetaData
     datasets: dict[str, Dataset]
-    seed: Callable  # (conn, population chunk: polars.DataFrame, pseudonyms: list[str], tenants) -> None
+    # (population chunk: polars.DataFrame, the agency's pseudonyms: Arrow strings) -> {table: rows to write} or None
+    seed: Callable
     gov_code: str | None = None  # national agencies; municipal ones have one tenant per municipality
     handlers: dict[str, EventHandler] = field(default_factory=dict)
     # datasets that take submissions through the hub (write rules): (conn, tenant, subject, payload) -> answer

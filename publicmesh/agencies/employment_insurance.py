@@ -5,11 +5,10 @@ from __future__ import annotations
 import datetime as dt
 
 import polars as pl
-from sqlalchemy import Column, Connection, Date, MetaData, String, Table
+from sqlalchemy import Column, Date, MetaData, String, Table
 
 from publicmesh.agencies.datasets import Attribute, Dataset
 from publicmesh.agencies.definition import AgencyDefinition
-from publicmesh.agencies.loading import load_frame
 
 metadata = MetaData()
 insured = Table(
@@ -18,6 +17,7 @@ insured = Table(
     Column("employer_code", String(13), nullable=False),
     Column("insured_since", Date, nullable=False),
     Column("status", String(16), nullable=False),  # insured, lost
+    sqlite_with_rowid=False,  # in pseudonym order: see layout
 )
 
 INSURED = Dataset(
@@ -29,16 +29,16 @@ INSURED = Dataset(
 )
 
 
-def seed(conn: Connection, chunk: pl.DataFrame, pseudonyms: list[str], _tenants) -> None:
+def seed(chunk: pl.DataFrame, pseudonyms) -> dict[Table, pl.DataFrame]:
     frame = chunk.with_columns(pl.Series("pseudonym", pseudonyms)).filter(
         (pl.col("employment") == "employee") & pl.col("death_date").is_null())
     # Joined at 22 or later; the day is spread by serial so the data is not all one date.
     since = pl.max_horizontal(pl.col("birth_date").dt.offset_by("22y"), pl.lit(dt.date(1990, 4, 1)))
-    load_frame(conn, insured, frame.select(
+    return {insured: frame.select(
         "pseudonym", pl.col("employer_code").fill_null("0000000000000"),
         since.dt.offset_by(pl.format("{}d", pl.col("person_index") % 365)).alias("insured_since"),
         pl.lit("insured").alias("status"),
-    ))
+    )}
 
 
 AGENCY = AgencyDefinition(

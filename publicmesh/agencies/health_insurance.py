@@ -7,7 +7,6 @@ from sqlalchemy import Boolean, Column, Connection, MetaData, String, Table, ins
 
 from publicmesh.agencies.datasets import Attribute, Dataset
 from publicmesh.agencies.definition import AgencyDefinition
-from publicmesh.agencies.loading import load_frame
 
 metadata = MetaData()
 coverage = Table(
@@ -16,6 +15,7 @@ coverage = Table(
     Column("insurer", String(16), nullable=False),  # kyokai 協会けんぽ, kokuho 国民健康保険, koki 後期高齢者
     Column("dependent", Boolean, nullable=False),
     Column("status", String(16), nullable=False),  # active, pending (出生の届出待ち), ended
+    sqlite_with_rowid=False,  # in pseudonym order: see layout
 )
 
 COVERAGE = Dataset(
@@ -27,11 +27,11 @@ COVERAGE = Dataset(
 )
 
 
-def seed(conn: Connection, chunk: pl.DataFrame, pseudonyms: list[str], _tenants) -> None:
+def seed(chunk: pl.DataFrame, pseudonyms) -> dict[Table, pl.DataFrame]:
     frame = chunk.with_columns(pl.Series("pseudonym", pseudonyms)).filter(pl.col("death_date").is_null())
-    load_frame(conn, coverage, frame.select(
+    return {coverage: frame.select(
         "pseudonym", pl.col("health_insurance").alias("insurer"), pl.col("insurance_dependent").alias("dependent"),
-        pl.lit("active").alias("status")))
+        pl.lit("active").alias("status"))}
 
 
 def on_birth(conn: Connection, agency: AgencyDefinition, tenant: str | None, event: dict) -> None:

@@ -7,7 +7,6 @@ from sqlalchemy import BigInteger, Boolean, Column, Connection, Integer, MetaDat
 
 from publicmesh.agencies.datasets import Attribute, Dataset
 from publicmesh.agencies.definition import AgencyDefinition
-from publicmesh.agencies.loading import load_frame
 
 FISCAL_YEAR = 2026  # 令和8年度 (based on 2025 income)
 PER_CAPITA = 5_000  # 均等割 (市町村 3,000 + 道府県 1,000) + 森林環境税 1,000
@@ -25,6 +24,7 @@ assessments = Table(
     Column("municipal_tax", BigInteger, nullable=False),
     Column("prefectural_tax", BigInteger, nullable=False),
     Column("tax_exempt", Boolean, nullable=False),
+    sqlite_with_rowid=False,  # a municipality's rows together: see layout
 )
 
 ASSESSMENT = Dataset(
@@ -51,14 +51,14 @@ def assess(income: pl.Expr, taxable: pl.Expr) -> list[pl.Expr]:
     ]
 
 
-def seed(conn: Connection, chunk: pl.DataFrame, pseudonyms: list[str], _tenants) -> None:
+def seed(chunk: pl.DataFrame, pseudonyms) -> dict[Table, pl.DataFrame]:
     living = chunk.with_columns(pl.Series("pseudonym", pseudonyms)).filter(
         pl.col("death_date").is_null() & (pl.col("employment") != "child"))
     rows = living.select(
         pl.col("municipality_code").alias("tenant"), "pseudonym", pl.lit(FISCAL_YEAR).alias("fiscal_year"),
         "income", "taxable_income", *assess(pl.col("income"), pl.col("taxable_income")),
     )
-    load_frame(conn, assessments, rows)
+    return {assessments: rows}
 
 
 def update_income(conn: Connection, agency: AgencyDefinition, tenant: str | None, event: dict) -> None:

@@ -7,7 +7,6 @@ from sqlalchemy import BigInteger, Column, Connection, Integer, MetaData, String
 
 from publicmesh.agencies.datasets import Attribute, Dataset
 from publicmesh.agencies.definition import AgencyDefinition
-from publicmesh.agencies.loading import load_frame
 from publicmesh.agencies.messaging import emit
 
 TAX_YEAR = 2025
@@ -22,6 +21,7 @@ returns = Table(
     Column("income", BigInteger, nullable=False),
     Column("taxable_income", BigInteger, nullable=False),
     Column("income_tax", BigInteger, nullable=False),
+    sqlite_with_rowid=False,  # in pseudonym order: see layout
 )
 taxpayers = Table(
     "taxpayers", metadata,
@@ -53,12 +53,14 @@ def income_tax(taxable: pl.Expr) -> pl.Expr:
     return (base * 1021 // 1000) // 100 * 100
 
 
-def seed(conn: Connection, chunk: pl.DataFrame, pseudonyms: list[str], _tenants) -> None:
+def seed(chunk: pl.DataFrame, pseudonyms) -> dict[Table, pl.DataFrame]:
     frame = chunk.with_columns(pl.Series("pseudonym", pseudonyms)).filter(pl.col("income") > 0)
-    load_frame(conn, returns, frame.select("pseudonym", pl.lit(TAX_YEAR).alias("tax_year"), "income", "taxable_income",
-                                           income_tax(pl.col("taxable_income")).alias("income_tax")))
-    load_frame(conn, taxpayers, frame.select("pseudonym", pl.col("residence_municipality_code").alias("municipality_code"),
-                                             "postal_code", "address"))
+    return {
+        returns: frame.select("pseudonym", pl.lit(TAX_YEAR).alias("tax_year"), "income", "taxable_income",
+                              income_tax(pl.col("taxable_income")).alias("income_tax")),
+        taxpayers: frame.select("pseudonym", pl.col("residence_municipality_code").alias("municipality_code"),
+                                "postal_code", "address"),
+    }
 
 
 def correct_income(conn: Connection, pseudonym: str, income: int, taxable_income: int) -> None:

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 from sqlalchemy import Engine
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -15,6 +16,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from publicmesh.agencies.definition import AgencyDefinition
+from publicmesh.agencies.layout import upgrade
 from publicmesh.agencies.messaging import accept, read_outbox
 from publicmesh.mesh.ca import read_private_key
 from publicmesh.mesh.members import HUB, InvalidMemberId, MemberId
@@ -40,6 +42,7 @@ class AgencyNode:
         self.agency, self.settings = agency, settings
         self.engine = engine or engine_for(agency.system, settings)
         agency.metadata.create_all(self.engine)
+        upgrade(self.engine, agency.metadata)  # a store seeded by an earlier version: clustered once, here
         self.members = {str(m): m for m in agency.members(municipalities)}
         self.signers = {
             name: Signer(name, read_private_key(settings.keys_dir / "members" / f"{m.file_stem}.key"))
@@ -131,8 +134,7 @@ def create_app(node: AgencyNode) -> Starlette:
         if subjects is None:  # a scan: the hub learns the subjects from the answer (in this agency's pseudonyms)
             index = pa.array(range(table.num_rows), pa.int32())
         else:  # which of the asked subjects each row answers
-            position = {s: k for k, s in enumerate(subjects)}
-            index = pa.array([position[s] for s in table.column("subject").to_pylist()], pa.int32())
+            index = asked_positions(table.column("subject"), subjects)
             table = table.drop_columns(["subject"])
         return 200, _arrow_bytes(table.append_column("i", index)), ARROW_STREAM
 
@@ -184,6 +186,16 @@ def create_app(node: AgencyNode) -> Starlette:
         Route("/v1/outbox", outbox_route, methods=["POST"]),
         Route("/v1/events", events_route, methods=["POST"]),
     ])
+
+
+def asked_positions(answered: pa.ChunkedArray, subjects: Sequence[str]) -> pa.Array:
+    """The position of each answered subject in the request (the last, where a subject is asked twice)."""
+    if isinstance(answered, pa.ChunkedArray):
+        answered = answered.combine_chunks()
+    found = pc.index_in(answered, value_set=pa.array(subjects[::-1], pa.string())).cast(pa.int32())
+    if found.null_count:
+        raise ValueError("the answer names a subject that was not asked for")
+    return pc.subtract(pa.scalar(len(subjects) - 1, pa.int32()), found)
 
 
 def _arrow_bytes(table: pa.Table) -> bytes:

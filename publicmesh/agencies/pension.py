@@ -7,7 +7,6 @@ from sqlalchemy import BigInteger, Column, Connection, MetaData, String, Table, 
 
 from publicmesh.agencies.datasets import Attribute, Dataset
 from publicmesh.agencies.definition import AgencyDefinition
-from publicmesh.agencies.loading import load_frame
 
 metadata = MetaData()
 enrolments = Table(
@@ -16,6 +15,7 @@ enrolments = Table(
     Column("kind", String(16), nullable=False),  # national 国民年金, employees 厚生年金
     Column("monthly_amount", BigInteger, nullable=False),
     Column("status", String(16), nullable=False),  # contributing, receiving, stopped
+    sqlite_with_rowid=False,  # in pseudonym order: see layout
 )
 
 PENSION = Dataset(
@@ -27,13 +27,13 @@ PENSION = Dataset(
 )
 
 
-def seed(conn: Connection, chunk: pl.DataFrame, pseudonyms: list[str], _tenants) -> None:
+def seed(chunk: pl.DataFrame, pseudonyms) -> dict[Table, pl.DataFrame]:
     frame = chunk.with_columns(pl.Series("pseudonym", pseudonyms)).filter(
         (pl.col("pension_kind") != "none") & pl.col("death_date").is_null())
-    load_frame(conn, enrolments, frame.select(
+    return {enrolments: frame.select(
         "pseudonym", pl.col("pension_kind").alias("kind"), pl.col("pension_monthly").alias("monthly_amount"),
         pl.when(pl.col("pension_monthly") > 0).then(pl.lit("receiving")).otherwise(pl.lit("contributing")).alias("status"),
-    ))
+    )}
 
 
 def on_death(conn: Connection, agency: AgencyDefinition, tenant: str | None, event: dict) -> None:

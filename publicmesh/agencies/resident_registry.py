@@ -8,11 +8,11 @@ import datetime as dt
 import polars as pl
 import pyarrow as pa
 from sqlalchemy import (Boolean, Column, Connection, Date, DateTime, BigInteger, Index, Integer, MetaData, SmallInteger,
-                        String, Table, func, insert, select, update)
+                        String, Table, bindparam, func, insert, select, update)
 
-from publicmesh.agencies.datasets import SCAN_OVER, Attribute, Dataset, driver_rows, rows_table, small_types
+from publicmesh.agencies import columnar
+from publicmesh.agencies.datasets import SCAN_OVER, Attribute, Dataset, rows_table, small_types
 from publicmesh.agencies.definition import AgencyDefinition
-from publicmesh.agencies.loading import load_frame
 from publicmesh.agencies.messaging import emit
 
 metadata = MetaData()
@@ -37,6 +37,7 @@ residents = Table(
     Column("residence_municipality_code", String(6), nullable=False),
     Column("address_protected", Boolean, nullable=False, default=False),
     Column("updated_at", DateTime(timezone=True), server_default=func.now()),
+    sqlite_with_rowid=False,  # a municipality's rows together, in pseudonym order: see layout
 )
 Index("residents_pseudonym", residents.c.pseudonym)
 moves = Table(
@@ -81,13 +82,17 @@ ADDRESS = Dataset(
 )
 
 
+REGISTERED = ("resident", "non-registered")  # the statuses counted as members of a household
+HEADS = ("head", "single")  # a person living alone heads their own household
+
+
 def _household_lookup(conn: Connection, tenant, subjects, attributes) -> dict[str, dict]:
     r = residents.c
     columns = (r.pseudonym, r.household_no, r.relation, r.address_protected, r.sex, r.birth_date, r.status)
+    in_order = (r.household_no, r.birth_date, r.pseudonym)  # twins: the same order whatever the plan
     if len(subjects) > SCAN_OVER:  # most of the municipality: one scan serves the subjects and their households
         wanted = set(subjects)
-        everyone = list(conn.execute(select(*columns).where(r.tenant == tenant)
-                                     .order_by(r.household_no, r.birth_date)))
+        everyone = list(conn.execute(select(*columns).where(r.tenant == tenant).order_by(*in_order)))
         found = {row.pseudonym: row for row in everyone if row.pseudonym in wanted}
         numbers = {row.household_no for row in found.values()}
         member_rows = [row for row in everyone if row.household_no in numbers]
@@ -96,39 +101,51 @@ def _household_lookup(conn: Connection, tenant, subjects, attributes) -> dict[st
             select(*columns).where(r.tenant == tenant, r.pseudonym.in_(list(subjects))))}
         numbers = sorted({row.household_no for row in found.values()})
         member_rows = list(conn.execute(select(*columns).where(r.tenant == tenant, r.household_no.in_(numbers))
-                                        .order_by(r.household_no, r.birth_date))) if numbers else []
+                                        .order_by(*in_order))) if numbers else []
     members: dict[int, list[dict]] = {}
     for row in member_rows:
-        if row.status in ("resident", "non-registered"):
+        if row.status in REGISTERED:
             members.setdefault(row.household_no, []).append(
                 {"subject": row.pseudonym, "relation": row.relation, "sex": row.sex,
                  "birth_date": row.birth_date.isoformat()})
     out = {}
     for subject, row in found.items():
         household = members.get(row.household_no, [])
-        full = {"relation": row.relation, "household_size": len(household), "members": household}
+        full = {"relation": row.relation, "household_size": len(household), "members": household,
+                "head": head_of(household)}
         out[subject] = {"_protected": bool(row.address_protected), **{a: full[a] for a in attributes}}
     return out
 
 
+def head_of(members: list[dict]) -> str | None:
+    """世帯主: the registered head; without one (moved out, died), the oldest member, then the smallest pseudonym.
+    Members come oldest first, so a newborn joining never changes it."""
+    named = next((m["subject"] for m in members if m["relation"] in HEADS), None)
+    return named or (members[0]["subject"] if members else None)
+
+
 def _household_bulk(conn: Connection, tenant, subjects, attributes) -> pa.Table:
     """Most of a municipality: one scan, the members of each household grouped in Polars (the same members, in
-    the same order, as _household_lookup gives one household)."""
-    if subjects is not None and len(subjects) <= SCAN_OVER:
+    the same order, and the same head, as _household_lookup gives one household)."""
+    if (subjects is not None and len(subjects) <= SCAN_OVER) or not columnar.supports(conn.engine):
+        # a few households, or an in-memory SQLite (no second connection sees it)
+        subjects = HOUSEHOLD.all_subjects(conn, tenant) if subjects is None else subjects
         return rows_table(_household_lookup(conn, tenant, subjects, attributes), attributes)
     r = residents.c
-    rows = driver_rows(conn, select(r.pseudonym, r.household_no, r.relation, r.address_protected, r.sex,
-                                    r.birth_date, r.status).where(r.tenant == tenant)
-                       .order_by(r.household_no, r.birth_date), {})
-    everyone = pl.DataFrame(rows, schema=["subject", "household_no", "relation", "protected", "sex", "birth_date",
-                                          "status"], orient="row", infer_schema_length=None)
+    read = columnar.read_arrow(conn, select(r.pseudonym, r.household_no, r.relation, r.address_protected, r.sex,
+                                            r.birth_date, r.status).where(r.tenant == bindparam("tenant")),
+                               {"tenant": tenant})
+    everyone = pl.from_arrow(read).rename({"pseudonym": "subject", "address_protected": "protected"})
     if everyone.schema["birth_date"] != pl.Utf8:  # PostgreSQL gives dates, SQLite their ISO text
         everyone = everyone.with_columns(pl.col("birth_date").dt.to_string("%Y-%m-%d"))
-    members = (everyone.filter(pl.col("status").is_in(["resident", "non-registered"]))
-               .group_by("household_no", maintain_order=True)
-               .agg(pl.struct("subject", "relation", pl.col("sex").cast(pl.Int64), "birth_date").alias("members")))
+    everyone = everyone.sort("household_no", "birth_date", "subject")  # read in storage order: see _household_lookup
+    households = (everyone.filter(pl.col("status").is_in(REGISTERED))
+                  .group_by("household_no", maintain_order=True)
+                  .agg(pl.struct("subject", "relation", pl.col("sex").cast(pl.Int64), "birth_date").alias("members"),
+                       pl.coalesce(pl.col("subject").filter(pl.col("relation").is_in(HEADS)).first(),
+                                   pl.col("subject").first()).alias("head")))
     found = everyone if subjects is None else everyone.filter(pl.col("subject").is_in(list(subjects)))
-    answer = found.join(members, on="household_no", how="left").with_columns(
+    answer = found.join(households, on="household_no", how="left", maintain_order="left").with_columns(
         pl.col("members").fill_null([]), pl.col("protected").cast(pl.Boolean).fill_null(False).alias("_protected"))
     answer = answer.with_columns(pl.col("members").list.len().cast(pl.Int64).alias("household_size"))
     return small_types(answer.select("subject", "_protected", *attributes).to_arrow())
@@ -143,6 +160,7 @@ HOUSEHOLD = Dataset(
         Attribute("members", {"type": "array", "items": {"type": "object", "properties": {
             "subject": {"type": "string", "format": "pseudonym"}, "relation": _STR,
             "sex": {"type": "integer"}, "birth_date": _DATE}}}, "世帯員", "Household members", "household"),
+        Attribute("head", {"type": "string", "format": "pseudonym"}, "世帯主", "Head of household", "household"),
     ),
     custom_lookup=_household_lookup,
     custom_bulk=_household_bulk,
@@ -150,7 +168,7 @@ HOUSEHOLD = Dataset(
 )
 
 
-def seed(conn: Connection, chunk: pl.DataFrame, pseudonyms: list[str], _tenants) -> None:
+def seed(chunk: pl.DataFrame, pseudonyms) -> dict[Table, pl.DataFrame]:
     rows = chunk.with_columns(pl.Series("pseudonym", pseudonyms)).select(
         pl.col("municipality_code").alias("tenant"), "pseudonym", pl.col("household_id").alias("household_no"),
         "relation", "family_name", "given_name", "family_name_kana", "given_name_kana", "family_name_romaji",
@@ -159,7 +177,7 @@ def seed(conn: Connection, chunk: pl.DataFrame, pseudonyms: list[str], _tenants)
         .when(~pl.col("registered")).then(pl.lit("non-registered")).otherwise(pl.lit("resident")).alias("status"),
         "postal_code", "address", "residence_municipality_code", "address_protected",
     )
-    load_frame(conn, residents, rows)
+    return {residents: rows}
 
 
 def _member(tenant: str) -> str:

@@ -5,19 +5,27 @@ Each agency receives only its own pseudonyms; the My Numbers are derived and dro
 
 from __future__ import annotations
 
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import polars as pl
+from sqlalchemy import Engine
 
 from publicmesh.agencies.catalog import AGENCIES
+from publicmesh.agencies.layout import upgrade
+from publicmesh.agencies.loading import loading
 from publicmesh.numbers.app import metadata as numbers_metadata, reserve_serials
 from publicmesh.numbers.keys import load_or_create_master
 from publicmesh.numbers.pseudonyms import PseudonymService
 from publicmesh.population import generate
+from publicmesh.runtime.spill import Spill
 from publicmesh.settings import Settings
 from publicmesh.storage import drop_store, engine_for
+
+SPILL_RANGE = 1_000_000  # residents per key range of the spilled rows: a range is sorted in memory
 
 
 def is_seeded(settings: Settings) -> bool:
@@ -50,25 +58,68 @@ def seed(settings: Settings, residents: int, municipalities: tuple[str, ...], se
     numbers_engine = engine_for("numbers", settings)
     numbers_metadata.create_all(numbers_engine)
     first = reserve_serials(numbers_engine, residents)
-    engines = {}
-    for system, agency in AGENCIES.items():
-        engines[system] = engine_for(system, settings)
-        agency.metadata.create_all(engines[system])
-    written = 0
-    for chunk in generate(residents, seed=seed_value, municipalities=municipalities, chunk_size=chunk_size):
-        frame = pl.from_arrow(chunk)
-        serials = first + frame["person_index"].to_numpy().astype(np.int64)
-        pseudonyms = service.enrol(serials, list(AGENCIES))
-        for system, agency in AGENCIES.items():
-            with engines[system].begin() as conn:
-                agency.seed(conn, frame, pseudonyms[system].to_pylist(), municipalities)
-        written += frame.height
-        if progress:
-            progress(frame.height)
-    for engine in [*engines.values(), numbers_engine]:
-        engine.dispose()
+    engines = {system: engine_for(system, settings) for system in AGENCIES}
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        timings = populate(engines, service, first, residents, municipalities, seed_value, folder=settings.data_dir,
+                           progress=progress, chunk_size=chunk_size)
+    finally:
+        for engine in [*engines.values(), numbers_engine]:
+            engine.dispose()
     from publicmesh.runtime.demo import issue_demo_identities, issue_demo_staff
 
     issue_demo_identities(settings)
     issue_demo_staff(settings, municipalities)
-    return {"residents": written, "seconds": round(time.perf_counter() - started, 2), "first_serial": first}
+    return {"residents": residents, "seconds": round(time.perf_counter() - started, 2), "first_serial": first,
+            **timings}
+
+
+def populate(engines: dict[str, Engine], service: PseudonymService, first_serial: int, residents: int,
+             municipalities: tuple[str, ...], seed_value: int, *, folder: Path,
+             progress: Callable[[int], None] | None = None, chunk_size: int = 250_000) -> dict:
+    """The population written to the agencies named in ``engines``, each under its own pseudonyms.
+
+    Chunks are generated, enrolled and spilled under ``folder`` by key range; then each table is written in
+    primary-key order, so a clustered table only grows at its end and memory stays that of a chunk or a range."""
+    started = time.perf_counter()
+    agencies = {system: AGENCIES[system] for system in engines}
+    for system, agency in agencies.items():
+        agency.metadata.create_all(engines[system])
+        upgrade(engines[system], agency.metadata)
+    bar, written = _Bar(progress), 0
+    with tempfile.TemporaryDirectory(prefix=".seeding-", dir=folder) as spilled:
+        spill = Spill(Path(spilled), ranges=min(16, max(1, residents // SPILL_RANGE)))
+        try:
+            for chunk in generate(residents, seed=seed_value, municipalities=municipalities, chunk_size=chunk_size):
+                frame = pl.from_arrow(chunk)
+                serials = first_serial + frame["person_index"].to_numpy().astype(np.int64)
+                pseudonyms = service.enrol(serials, list(agencies))
+                for system, agency in agencies.items():
+                    for table, rows in (agency.seed(frame, pseudonyms[system]) or {}).items():
+                        spill.add(system, table, rows)
+                written += frame.height
+                bar.to(written // 2)
+            generated = time.perf_counter()
+            total, done = sum(spill.rows.values()), 0
+            for system, table, partitions in spill.drain():
+                with loading(engines[system], table) as loader:
+                    for part in partitions:
+                        loader.append(part)
+                        done += part.num_rows
+                        bar.to(written // 2 + (written - written // 2) * done // max(total, 1))
+            bar.to(written)
+        finally:
+            spill.close()
+    return {"generate_seconds": round(generated - started, 2), "write_seconds": round(time.perf_counter() - generated, 2)}
+
+
+class _Bar:
+    """Progress in residents: the first half while generating, the second while writing (by rows written)."""
+
+    def __init__(self, progress: Callable[[int], None] | None):
+        self.progress, self.shown = progress, 0
+
+    def to(self, residents: int) -> None:
+        if self.progress and residents > self.shown:
+            self.progress(residents - self.shown)
+            self.shown = residents

@@ -1,0 +1,80 @@
+"""SQLite stores read into Arrow through ADBC in a process of their own: ``python -m publicmesh.agencies.sqlite_reader``.
+
+The ADBC driver carries its own copy of SQLite. Two copies in one process break SQLite's locking (POSIX locks
+belong to the process, so each copy takes itself for the only connection: it resets the shared WAL index, and on
+closing checkpoints and deletes the write-ahead log another connection is still writing to). Here a commit made
+through SQLAlchemy's sqlite3 then stayed invisible to ADBC. So a process that uses sqlite3 never opens a store
+through ADBC itself: it asks this reader, which speaks length-prefixed frames on stdin and stdout.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import struct
+import sys
+from typing import BinaryIO
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+# The driver types each column by the values of its first batch: a column that is NULL throughout the first
+# batch and text later fails. One batch for the whole answer types every column by all its values.
+_BATCH_ROWS = str(1 << 30)
+_FRAME = struct.Struct("!Q")
+
+
+def write_frame(stream: BinaryIO, payload: bytes) -> None:
+    stream.write(_FRAME.pack(len(payload)))
+    stream.write(payload)
+    stream.flush()
+
+
+def read_frame(stream: BinaryIO) -> bytes | None:
+    """The next frame, or None at the end of the stream."""
+    header = stream.read(_FRAME.size)
+    if len(header) < _FRAME.size:
+        return None
+    size = _FRAME.unpack(header)[0]
+    payload = stream.read(size)
+    if len(payload) < size:
+        raise EOFError("the stream ended inside a frame")
+    return payload
+
+
+def read(path: str, sql: str, params: tuple, asked: pa.Array | None, asked_table: str) -> pa.Table:
+    """One statement's answer; ``asked`` pseudonyms are first put, once each and sorted, in a temporary table."""
+    import adbc_driver_sqlite.dbapi as driver
+
+    with driver.connect(path, autocommit=True) as conn, conn.cursor() as cursor:
+        cursor.execute("PRAGMA busy_timeout=10000")  # the node's own writes (outbox) may hold the lock
+        if asked is not None:
+            values = pc.unique(asked)
+            cursor.adbc_ingest(asked_table, pa.table({"pseudonym": values.take(pc.sort_indices(values))}),
+                               mode="create", temporary=True)
+        cursor.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": _BATCH_ROWS})
+        cursor.execute(sql, params or None)
+        return cursor.fetch_arrow_table()
+
+
+def _ipc(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+def main() -> None:
+    """Serve requests until the parent closes stdin (it also does so by dying)."""
+    requests, answers = sys.stdin.buffer, os.fdopen(os.dup(sys.stdout.fileno()), "wb")
+    sys.stdout = sys.stderr  # nothing but frames on the answer stream
+    while (frame := read_frame(requests)) is not None:
+        try:
+            answer = b"ok" + _ipc(read(*pickle.loads(frame)))
+        except Exception as exc:  # the parent raises it, with the driver's message
+            answer = b"er" + f"{type(exc).__name__}: {exc}".encode()
+        write_frame(answers, answer)
+
+
+if __name__ == "__main__":
+    main()
