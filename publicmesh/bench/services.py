@@ -23,7 +23,7 @@ from publicmesh.runtime.provision import provision
 from publicmesh.runtime.seed import seed
 from publicmesh.runtime.supervisor import Supervisor
 from publicmesh.runtime.topology import municipalities
-from publicmesh.services.publish import purpose_of
+from publicmesh.services.fetch import purpose_of
 from publicmesh.settings import Settings
 from publicmesh.storage import engine_for
 

@@ -158,7 +158,7 @@ class NoticeSender:
         """How many were sent; on a hub error, what is left stays pending for the next run."""
         from publicmesh.mesh.client import HubError
         from publicmesh.mesh.members import PORTAL
-        from publicmesh.services.publish import purpose_of
+        from publicmesh.services.fetch import purpose_of
 
         sent = 0
         with self._lock:  # a decision and the periodic retry may ask at once; the second sends what is left

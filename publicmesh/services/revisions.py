@@ -105,7 +105,7 @@ def _revision_offer(conn: Connection, doc: dict, offer: dict, household: str, ch
 def _notify(client: MeshClient, doc: dict, claim: dict, child: str, previous: int, revised: int) -> bool:
     """The parent's notice of this birth's revision, opening the offer to claim it; whether they have a prior
     intent."""
-    from publicmesh.services.publish import purpose_of
+    from publicmesh.services.fetch import purpose_of
 
     text = (doc.get("notices") or {}).get("revised") or FALLBACK
     notice = {"subject": claim["subject"], "key": f"{doc['id']}:{child}:revised",

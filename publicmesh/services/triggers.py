@@ -16,8 +16,9 @@ import yaml
 from sqlalchemy import Connection, Engine, insert, select, update
 
 from publicmesh.mesh.client import HubError, MeshClient
-from publicmesh.services.publish import (fetch_municipality, form_shape, form_sources, offer, offer_form, purpose_of,
-                                        rules_of)
+from publicmesh.services.fetch import fetch_municipality, purpose_of
+from publicmesh.services.offers import form_shape, offer_form
+from publicmesh.services.publish import form_sources, offer, rules_of
 from publicmesh.services.revisions import revise
 from publicmesh.services.store import births, publications, utc_now
 

@@ -130,6 +130,10 @@ class CompiledRules:
         Household aggregates need the whole household: pass fields to evaluate() or decide() for those."""
         return self._field("form", "form", source).compiled.expr
 
+    def field(self, name: str, source) -> Rule:
+        """A form field's `source:` compiled (what it reads, whether it aggregates over the household)."""
+        return self._field(name, f"form.{name}", source)
+
     def evaluate(self, frame: Frame, fields: Mapping[str, str] | None = None) -> pl.DataFrame:
         """The frame with a column per `let`, eligible (Boolean, null → False) and amount (Int64 yen, null → 0),
         and one per form field (column name → source) if given."""

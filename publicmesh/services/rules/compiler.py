@@ -77,6 +77,7 @@ class Compiled:
     expr: pl.Expr
     columns: dict[str, int]
     checks: tuple[Check, ...]
+    aggregates: bool = False  # uses household.<aggregate>(): needs every member's row, not just the unit's
 
 
 def compile_expression(text, scope: Scope) -> Compiled:
@@ -94,6 +95,7 @@ class _Compiler:
         self.encoded = self.body.encode()
         self.columns: dict[str, int] = {}
         self.checks: list[Check] = []
+        self.aggregates = False
 
     def compile(self) -> Compiled:
         if not self.body:
@@ -108,7 +110,8 @@ class _Compiler:
             at = self.lead + (e.offset - 1 if e.offset else len(self.body))
             raise RuleError(f"syntax error: {e.msg}", self.text, min(at, len(self.text))) from None
         try:
-            return Compiled(self.text, self.expr(tree.body), self.columns, tuple(self.checks))
+            expr = self.expr(tree.body)
+            return Compiled(self.text, expr, self.columns, tuple(self.checks), self.aggregates)
         except RecursionError:
             raise RuleError("the expression is nested too deeply; split it with let:", self.text, 0) from None
 
@@ -318,6 +321,7 @@ class _Compiler:
         return table.lookup([self.expr(a) for a in args[1:]])
 
     def aggregate(self, node: ast.Call, name: str) -> pl.Expr:
+        self.aggregates = True
         positional, takes_where = AGGREGATES[name]
         self.arity(node, f"household.{name}", positional)
         where = None

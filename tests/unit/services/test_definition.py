@@ -177,8 +177,8 @@ def test_an_expression_reading_an_undeclared_source_on_a_plain_line_with_japanes
 def test_household_functions_are_not_attribute_references():
     text = edited(EMERGENCY, AMOUNT, "  amount: household.total(tax.income)")
     assert "household.total() is not a function" in only_problem(text).message
-    # household.count(...) is a function, household.household_size an attribute of the household source
-    load_definition(edited(EMERGENCY, AMOUNT, "  amount: 1000 * household.household_size"))
+    # household.count(...) is a function, household.relation an attribute of the household source
+    load_definition(edited(EMERGENCY, AMOUNT, '  amount: 1000 * (household.relation == "head")'))
     text = edited(EMERGENCY, AMOUNT, "  amount: 1000 * household.size")
     assert "household.size is not declared" in only_problem(text).message
 

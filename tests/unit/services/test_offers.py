@@ -13,8 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from publicmesh.services import publish
-from publicmesh.services.store import metadata, offers
+from publicmesh.services import offers as publish
+from publicmesh.services.store import metadata
+from publicmesh.services.store import offers as offers_table
 
 DEFINITIONS = Path(__file__).resolve().parents[3] / "publicmesh" / "services" / "definitions"
 DOC = yaml.safe_load((DEFINITIONS / "emergency-benefit.yaml").read_text(encoding="utf-8"))
@@ -53,16 +54,34 @@ def test_offers_are_written_once_per_unit_with_their_forms(any_engine):
     metadata.create_all(any_engine)
     eligible = frame([("北見 花子", 3, dt.date(1988, 4, 2), 7, 8), ('"引用" \\ 符', None, None, None, 9)])
     audit = [c for c in eligible.columns if c.endswith("._audit")]
-    fresh = publish._store_offers(any_engine, DOC, "012084", eligible)
-    assert [o["unit_key"] for o in fresh] == eligible["household"].to_list()
-    assert publish._store_offers(any_engine, DOC, "012084", eligible) == []  # published again: nothing new
+    fresh = publish.store_offers(any_engine, DOC, "012084", eligible)
+    assert sorted(fresh["unit_key"]) == sorted(eligible["household"])
+    assert publish.store_offers(any_engine, DOC, "012084", eligible).height == 0  # published again: nothing new
     with any_engine.connect() as conn:
-        stored = {r["unit_key"]: dict(r) for r in conn.execute(select(offers)).mappings()}
+        stored = {r["unit_key"]: dict(r) for r in conn.execute(select(offers_table)).mappings()}
     shape = publish.form_shape(DOC)
     for row in eligible.iter_rows(named=True):
         kept = stored[row["household"]]
         assert kept["form"] == publish.offer_form(shape, row, audit) and kept["amount_yen"] == 100_000
         assert kept["subject"] == row["subject"] and kept["tenant"] == "012084" and kept["version"] == DOC["version"]
-        assert abs(kept["offered_at"].replace(tzinfo=dt.timezone.utc) - fresh[0]["offered_at"]) < dt.timedelta(seconds=1)
-    births = publish._store_offers(any_engine, DOC, "012084", eligible.head(1), unit_key="C" * 22)
-    assert [o["unit_key"] for o in births] == ["C" * 22]
+        assert abs(kept["offered_at"].replace(tzinfo=dt.timezone.utc) - fresh["offered_at"][0]) < dt.timedelta(seconds=1)
+    births = publish.store_offers(any_engine, DOC, "012084", eligible.head(1), unit_key="C" * 22)
+    assert births["unit_key"].to_list() == ["C" * 22]
+
+
+def test_a_household_first_offered_under_another_key_is_not_offered_again(any_engine):
+    """Before the registry named heads, a household without one was keyed by its smallest member: its head row
+    (the person offered) is the same, so it gets no second offer under the new key."""
+    metadata.create_all(any_engine)
+    eligible = frame([("北見 花子", 3, None, 7, 8)])
+    publish.store_offers(any_engine, DOC, "012084", eligible)
+    rekeyed = eligible.with_columns(pl.lit("K" * 22).alias("household"))
+    assert publish.store_offers(any_engine, DOC, "012084", rekeyed).height == 0
+
+
+def test_offer_ids_are_unique_and_sort_by_time():
+    first, second = publish.offer_ids(1000), publish.offer_ids(1000)
+    assert len(set(first + second)) == 2000 and all(len(i) == 26 for i in first)
+    assert first == sorted(first)
+    if first[0][:12] != second[0][:12]:  # a later millisecond sorts after
+        assert max(first) < min(second)

@@ -1,0 +1,118 @@
+"""What a service reads through the hub, and when: the attributes its rules need for every resident of a
+municipality, and those only its form shows, for the eligible units alone (data minimisation: a name is read
+only for the people being offered the service).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import polars as pl
+
+from publicmesh.mesh.client import MeshClient
+
+Attributes = dict[str, list[str]]  # data source → attributes
+HEAD_ATTRIBUTES = ("head", "members")  # the household attributes a household key is made from, preferred first
+
+
+@dataclass(frozen=True)
+class FetchPlan:
+    """Per data source, the attributes read for everyone (``rules``) and for the eligible units (``details``),
+    and the form fields that can only be computed once the details are there."""
+
+    rules: Attributes
+    details: Attributes
+    detail_fields: dict[str, str]  # form.<name> → source, computed on the eligible rows
+
+
+def plan(doc: dict, compiled) -> FetchPlan:
+    """Split the definition's data by what reads it. A form field that aggregates over the household needs every
+    member's row, so what it reads is read for everyone."""
+    declared = {name: list(source["attributes"]) for name, source in doc["data"].items()}
+    everyone = {c for rule in (*compiled.lets, compiled.eligible, compiled.amount) for c in rule.compiled.columns}
+    fields = {f"form.{f['name']}": str(f["source"]) for f in doc.get("form", []) if "source" in f}
+    used = {name: compiled.field(name, source).compiled for name, source in fields.items()}
+    for field in used.values():
+        if field.aggregates:
+            everyone |= set(field.columns)
+    if doc["unit"] == "household":
+        household = next((n for n, s in doc["data"].items() if s["dataset"] == "household"), None)
+        if household is not None:
+            everyone.add(f"{household}.relation")
+            key = next((a for a in HEAD_ATTRIBUTES if a in declared[household]), None)
+            if key is not None:
+                everyone.add(f"{household}.{key}")
+    later = {c for field in used.values() for c in field.columns} - everyone
+    detail_fields = {name: fields[name] for name, field in used.items() if set(field.columns) & later}
+    pick = lambda wanted: {n: [a for a in attrs if f"{n}.{a}" in wanted]  # noqa: E731
+                           for n, attrs in declared.items() if any(f"{n}.{a}" in wanted for a in attrs)}
+    return FetchPlan(pick(everyone), pick(later), detail_fields)
+
+
+def purpose_of(service_id: str) -> str:
+    return f"specified-public-benefit:{service_id}"
+
+
+def fetch_municipality(client: MeshClient, doc: dict, code: str, subjects: list[str] | None = None,
+                       attributes: Attributes | None = None) -> pl.DataFrame:
+    """The definition's data (or only ``attributes`` of it) for every resident of one municipality, or only for
+    ``subjects``: a scan (or subject list) of the first source, then one bulk exchange per other source for those
+    subjects; columns named 'source.attribute', plus 'subject' and 'household' (the household key, the same for
+    every member: see household_key)."""
+    purpose = purpose_of(doc["id"])
+    frame: pl.DataFrame | None = None
+    for name, source in doc["data"].items():
+        wanted = list(source["attributes"]) if attributes is None else attributes.get(name)
+        if not wanted:
+            continue
+        provider = source["provider"].replace("{code}", code).replace("*", code)
+        table = client.bulk(provider, source["dataset"], subjects, wanted, purpose)
+        part = _columns(pl.from_arrow(table), name, wanted)
+        if frame is None:
+            frame, subjects = part, part["subject"].to_list()
+        else:
+            frame = frame.join(part, on="subject", how="left")
+        if not subjects:
+            break
+    frame = frame if frame is not None else pl.DataFrame({"subject": []}, schema={"subject": pl.Utf8})
+    return frame.with_columns(household_key(frame))
+
+
+def fetch_details(client: MeshClient, doc: dict, code: str, units: pl.DataFrame, fetch: FetchPlan,
+                  compiled) -> pl.DataFrame:
+    """The eligible units with what only their form needs: read for their subjects alone, then the form fields
+    that use it."""
+    if not fetch.details or units.height == 0:
+        return units
+    details = fetch_municipality(client, doc, code, units["subject"].to_list(), fetch.details).drop("household")
+    # The records of these exchanges are the units' own, beside those that read everyone's data.
+    details = details.rename({c: c.replace("._audit", ".details._audit") for c in details.columns if c.endswith("._audit")})
+    joined = units.join(details, on="subject", how="left")
+    fields = [compiled.expression(source).alias(name) for name, source in fetch.detail_fields.items()]
+    return joined.with_columns(fields) if fields else joined
+
+
+def _columns(table: pl.DataFrame, name: str, attributes: list[str]) -> pl.DataFrame:
+    kept = ["subject", *attributes]
+    out = table.select(kept).rename({a: f"{name}.{a}" for a in attributes})
+    if "audit_record" in table.columns:
+        out = out.with_columns(table.select(pl.col("audit_record").alias(f"{name}._audit")))
+    for column, dtype in out.schema.items():
+        if column.endswith("_date") and dtype == pl.Utf8:
+            out = out.with_columns(pl.col(column).str.to_date(strict=False))
+    return out
+
+
+def household_key(frame: pl.DataFrame) -> pl.Expr:
+    """The household's head (世帯主) as the registry names it, or from the member lists: the head's pseudonym, or
+    the smallest member's when there is no head. Not simply the smallest member: a newborn joining the household
+    must not give it a new key (and a second offer)."""
+    if "household.head" in frame.columns:
+        return pl.coalesce(pl.col("household.head"), pl.col("subject")).alias("household")
+    if "household.members" in frame.columns:
+        members = pl.col("household.members")
+        heads = members.list.eval(pl.element().filter(pl.element().struct.field("relation").is_in(["head", "single"]))
+                                  .struct.field("subject")).list.min()
+        smallest = members.list.eval(pl.element().struct.field("subject")).list.min()
+        return pl.coalesce(heads, smallest, pl.col("subject")).alias("household")
+    return pl.col("subject").alias("household")

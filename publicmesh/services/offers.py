@@ -1,0 +1,120 @@
+"""Offers (給付の案内): one per eligible unit of a published service, with its pre-filled form, written for a whole
+municipality at once. A unit offered before (an earlier publish) is left alone, so re-publishing offers nothing
+twice; the database's one-offer-per-unit constraint guards the same under a race.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import time
+
+import numpy as np
+import orjson
+import polars as pl
+from sqlalchemy import Connection, Engine, select
+
+from publicmesh.services import forms
+from publicmesh.services.store import offers, utc_now
+
+COLUMNS = ("id", "service_id", "unit_key", "subject", "tenant", "amount_yen", "form", "version", "offered_at")
+
+
+def store_offers(engine: Engine, doc: dict, code: str, eligible: pl.DataFrame,
+                 unit_key: str | None = None) -> pl.DataFrame:
+    """The new offers of these eligible units (columns COLUMNS), written in one transaction. ``unit_key``
+    replaces the household as the unit (a birth-triggered service is offered once per birth)."""
+    if eligible.height == 0:
+        return pl.DataFrame(schema={c: pl.Utf8 for c in COLUMNS})
+    audit_columns = [c for c in eligible.columns if c.endswith("._audit")]
+    key = pl.lit(unit_key) if unit_key is not None else pl.col("subject" if doc["unit"] == "person" else "household")
+    units = eligible.select(
+        key.alias("unit_key"),
+        "subject", pl.col("amount").cast(pl.Int64).alias("amount_yen"),
+        offer_forms(form_shape(doc), eligible, audit_columns).alias("form"))
+    with engine.begin() as conn:
+        taken = pl.DataFrame(conn.execute(select(offers.c.unit_key, offers.c.subject).where(
+            offers.c.service_id == doc["id"], offers.c.tenant == code)).all(), schema=["unit_key", "subject"],
+            orient="row")
+        units = units.filter(~pl.col("unit_key").is_in(taken["unit_key"].implode()))
+        if unit_key is None:
+            # A household is offered to its head once, whatever its key was when first offered (a key made
+            # from member lists before the registry named heads differs for a household without a head).
+            units = units.filter(~pl.col("subject").is_in(taken["subject"].implode()))
+        units = units.unique("unit_key", keep="first", maintain_order=True).sort("unit_key")
+        now = utc_now()
+        fresh = units.with_columns(pl.Series("id", offer_ids(units.height)), pl.lit(doc["id"]).alias("service_id"),
+                                   pl.lit(code).alias("tenant"), pl.lit(int(doc["version"])).alias("version"),
+                                   pl.lit(now).alias("offered_at")).select(COLUMNS)
+        if fresh.height:
+            _insert(conn, fresh)
+    return fresh
+
+
+def offer_ids(count: int) -> list[str]:
+    """Unguessable ids that sort by time: a millisecond clock, a counter and randomness. New offers then go to
+    the end of the primary key's index, in pages the cache already holds, instead of all over it."""
+    clock = f"{time.time_ns() // 1_000_000:012x}"
+    noise = np.frombuffer(os.urandom(4 * count), dtype=np.uint32) if count else np.array([], dtype=np.uint32)
+    return [f"{clock}{i:06x}{r:08x}" for i, r in zip(range(count), noise.tolist())]
+
+
+def _insert(conn: Connection, fresh: pl.DataFrame) -> None:
+    """Offers whose form is JSON text already, straight to the driver in key order: no per-row work in
+    SQLAlchemy (a unit offered meanwhile is skipped)."""
+    postgres = conn.dialect.name == "postgresql"
+    mark = "%s" if postgres else "?"
+    values = [f"CAST({mark} AS JSON)" if c == "form" and postgres else mark for c in COLUMNS]
+    offered_at = offers.c.offered_at.type.bind_processor(conn.dialect)
+    if offered_at is not None:
+        fresh = fresh.with_columns(pl.lit(offered_at(fresh["offered_at"][0])).alias("offered_at"))
+    conn.exec_driver_sql(
+        f"INSERT INTO offers ({', '.join(COLUMNS)}) VALUES ({', '.join(values)}) "
+        "ON CONFLICT (service_id, unit_key) DO NOTHING", fresh.rows())
+
+
+def form_shape(doc: dict) -> tuple[dict, list[dict], dict]:
+    """What every offer of the service shares: its titles, the fields the mesh fills in, and what the person
+    types (no agency holds it)."""
+    typed_fields = forms.descriptions(doc.get("form", []))
+    return (doc["title"], [f for f in doc.get("form", []) if "source" in f],
+            {"typed_fields": typed_fields} if typed_fields else {})
+
+
+def offer_form(shape: tuple[dict, list[dict], dict], unit: dict, audit_columns: list[str]) -> dict:
+    """The pre-filled form of one eligible unit (a row of decide()), with the exchange records that fetched it."""
+    title, fields, typed = shape
+    return {"title_ja": title["ja"], "title_en": title["en"],
+            "fields": [{"name": f["name"], "label_ja": f["label"]["ja"], "label_en": f["label"]["en"],
+                        "format": f.get("format", "text"), "value": _plain(unit[f"form.{f['name']}"])} for f in fields],
+            "audit_records": [int(unit[c]) for c in audit_columns if unit[c] is not None], **typed}
+
+
+def offer_forms(shape: tuple[dict, list[dict], dict], eligible: pl.DataFrame, audit_columns: list[str]) -> pl.Expr:
+    """offer_form of every row at once, as JSON text: the shared parts written once, each row's values encoded
+    by Polars and put in their places."""
+    title, fields, typed = shape
+    slot = "\u0000slot{}\u0000"
+    template = orjson.dumps({"title_ja": title["ja"], "title_en": title["en"], "fields": [
+        {"name": f["name"], "label_ja": f["label"]["ja"], "label_en": f["label"]["en"], "format": f.get("format", "text"),
+         "value": slot.format(i)} for i, f in enumerate(fields)], "audit_records": slot.format("audit"), **typed}).decode()
+    values = [_json_of(pl.col(f"form.{f['name']}")) for f in fields]
+    values.append(_json_of(pl.concat_list([pl.col(c).cast(pl.Int64) for c in audit_columns]).list.drop_nulls())
+                  if audit_columns else pl.lit("[]"))
+    parts: list[pl.Expr] = []
+    rest = template
+    for i, value in zip([*range(len(fields)), "audit"], values):
+        before, rest = rest.split(orjson.dumps(slot.format(i)).decode(), 1)
+        parts += [pl.lit(before), value]
+    return pl.concat_str([*parts, pl.lit(rest)])
+
+
+def _json_of(column: pl.Expr) -> pl.Expr:
+    """The column's values as JSON text (a date as its ISO string, as offer_form writes it)."""
+    return pl.struct(column.alias("v")).struct.json_encode().str.slice(5).str.strip_suffix("}")
+
+
+def _plain(value):
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.isoformat()
+    return value
