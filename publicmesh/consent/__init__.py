@@ -7,6 +7,7 @@ from publicmesh.consent.model import (
 from publicmesh.consent.schema import STORE, ensure_schema, open_store
 from publicmesh.consent.service import (
     amend_consent, check_consent, consents_of, expire_consents, get_consent, give_consent, has_prior_intent, people_with_prior_intent,
+    prior_intent_mask,
     history, prior_intents_of, record_prior_intent, revoke_consent, revoke_prior_intent,
 )
 
@@ -14,6 +15,6 @@ __all__ = [
     "ACTIVE", "ALL_SERVICES", "EXPIRED", "PRIOR_INTENT_KINDS", "REVOKED", "STORE", "SUPERSEDED",
     "Consent", "PriorIntent", "Purpose", "StaleConsent",
     "amend_consent", "check_consent", "consents_of", "ensure_schema", "expire_consents", "get_consent",
-    "give_consent", "has_prior_intent", "people_with_prior_intent", "history", "open_store", "prior_intents_of", "record_prior_intent",
+    "give_consent", "has_prior_intent", "people_with_prior_intent", "prior_intent_mask", "history", "open_store", "prior_intents_of", "record_prior_intent",
     "revoke_consent", "revoke_prior_intent",
 ]

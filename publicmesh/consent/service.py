@@ -7,6 +7,8 @@ from collections.abc import Iterable
 from dataclasses import replace
 from datetime import datetime, timedelta
 
+import pyarrow as pa
+import pyarrow.compute as pc
 from sqlalchemy import Connection, Engine, select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -252,6 +254,22 @@ def people_with_prior_intent(engine: Engine, kind: str, service_id: str, person_
                 prior_intents.c.status == ACTIVE)).mappings()
             found.update(row["person_ref"] for row in rows if row_intent(row).covers(service_id))
     return found
+
+
+def prior_intent_mask(engine: Engine, kind: str, service_id: str, person_refs: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """people_with_prior_intent for a column of persons (a municipality's notices): True where the person has an
+    active prior intent ``kind`` covering the service. A long column is matched against every active intent of
+    the kind, read once (the people who opted in, not the population), instead of by lists of 5,000."""
+    if len(person_refs) <= 5000:
+        found = people_with_prior_intent(engine, kind, service_id, person_refs.to_pylist())
+    else:
+        ensure_schema(engine)
+        with engine.connect() as conn:
+            rows = conn.execute(select(prior_intents).where(prior_intents.c.kind == kind,
+                                                            prior_intents.c.status == ACTIVE)).mappings()
+            found = {row["person_ref"] for row in rows if row_intent(row).covers(service_id)}
+    mask = pc.fill_null(pc.is_in(person_refs, value_set=pa.array(sorted(found), pa.string())), False)
+    return mask.combine_chunks() if isinstance(mask, pa.ChunkedArray) else mask
 
 
 def has_prior_intent(engine: Engine, person_ref: str, kind: str, service_id: str, *,

@@ -20,6 +20,7 @@ from publicmesh.mesh.ca import read_private_key
 from publicmesh.mesh.catalog import Catalog
 from publicmesh.mesh.events import EventRouter
 from publicmesh.mesh.exchange import Exchange
+from publicmesh.mesh import notices_wire
 from publicmesh.mesh.members import HUB, MemberId
 from publicmesh.mesh.outbound import Outbound
 from publicmesh.mesh.registry import Directory
@@ -169,12 +170,25 @@ def create_app(settings: Settings | None = None, numbers_url: str | None = None,
                 writer.write_batch(batch)
         return hub.answer(200, sink.getvalue().to_pybytes(), request_id, ARROW_STREAM)
 
-    @app.post("/v1/notify", responses=_PROBLEM_RESPONSES, openapi_extra={"requestBody": {"required": True, "content": {
-        "application/json": {"schema": NotifyRequest.model_json_schema()}}}})
+    @app.post("/v1/notify", responses={200: {"content": {"application/json": {}, ARROW_STREAM: {}}}, **_PROBLEM_RESPONSES},
+              openapi_extra={"requestBody": {"required": True, "content": {
+                  "application/json": {"schema": NotifyRequest.model_json_schema()},
+                  ARROW_STREAM: {"schema": {"description": "Columns subject, key, title_ja, title_en, body_ja, body_en "
+                                            "and optionally link and category; provider, purpose and service in the "
+                                            "schema metadata. Answered by a stream with one column, prior_intent."}}}}})
     async def notify(request: Request):
-        """Notices to people's inboxes, converted to the inbox holder's pseudonyms, one audit record per person."""
+        """Notices to people's inboxes, converted to the inbox holder's pseudonyms; one exchange record naming
+        every recipient. JSON for a few, an Arrow IPC stream for a municipality's worth (answered in kind)."""
         request_id = request.headers.get("mesh-request-id") or uuid.uuid4().hex
         try:
+            if request.headers.get("content-type", "").startswith(ARROW_STREAM):
+                consumer, body = await _signed_body(hub, request, settings.max_body_bytes * 1024)
+                try:
+                    table, routing = notices_wire.read_request(body)
+                except notices_wire.MalformedNotices as exc:
+                    raise Problem("malformed-request", str(exc)) from None
+                flags, delivered = await hub.exchange.notify_table(consumer, routing, table, request_id)
+                return hub.answer(200, notices_wire.answer_body(flags, delivered), request_id, ARROW_STREAM)
             consumer, req = await _signed_request(hub, request, NotifyRequest, settings.max_body_bytes * 64)
             result = await hub.exchange.notify(consumer, req, request_id)
         except Problem as problem:

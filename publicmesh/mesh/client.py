@@ -11,6 +11,7 @@ import orjson
 import pyarrow as pa
 from cryptography import x509
 
+from publicmesh.mesh import notices_wire
 from publicmesh.mesh.ca import read_private_key
 from publicmesh.mesh.members import HUB, MemberId
 from publicmesh.mesh.schemas import BULK_MAX_SUBJECTS
@@ -56,9 +57,11 @@ class MeshClient:
         return cls(hub_url, Signer(str(member), read_private_key(keys / f"{member.file_stem}.key")), verifier)
 
     def _post(self, path: str, doc: dict) -> httpx.Response:
+        return self._post_bytes(path, orjson.dumps(doc), "application/json")
+
+    def _post_bytes(self, path: str, body: bytes, content_type: str) -> httpx.Response:
         request_id = uuid.uuid4().hex
-        body = orjson.dumps(doc)
-        headers = {**self.signer.sign_request("POST", path, body, request_id), "content-type": "application/json"}
+        headers = {**self.signer.sign_request("POST", path, body, request_id), "content-type": content_type}
         response = self.http().post(self.hub_url + path, content=body, headers=headers, timeout=self.timeout_s)
         self.verifier.verify_response(response.status_code, response.headers, response.content, request_id)
         if response.status_code != 200:
@@ -90,3 +93,14 @@ class MeshClient:
         """Notices to people's inboxes through the hub; answers which recipients have a prior intent."""
         return orjson.loads(self._post("/v1/notify", {"provider": provider, "purpose": purpose, "service": service,
                                                       "notices": notices}).content)
+
+    def notify_table(self, provider: str, purpose: str, service: str, notices: pa.Table) -> pa.Array:
+        """Notices in Arrow columns (notices_wire: subject, key, titles, bodies, link, category), a
+        municipality's worth per request; answers, per notice, whether the person has a prior intent."""
+        flags = []
+        for start in range(0, notices.num_rows, notices_wire.MAX_NOTICES):
+            part = notices.slice(start, notices_wire.MAX_NOTICES)
+            body = notices_wire.request_body(part, {"provider": provider, "purpose": purpose, "service": service})
+            answer = self._post_bytes("/v1/notify", body, notices_wire.ARROW_STREAM)
+            flags.append(notices_wire.read_answer(answer.content, part.num_rows)[0])
+        return pa.concat_arrays(flags) if flags else pa.array([], pa.bool_())

@@ -12,6 +12,7 @@ import pyarrow.compute as pc
 from publicmesh.audit import ExchangeRecord, utc_timestamp
 from publicmesh.mesh.catalog import Catalog
 from publicmesh.mesh.consents import ConsentCheck
+from publicmesh.mesh import notices_wire
 from publicmesh.mesh.members import AUDIT_DOMAIN, PORTAL, InvalidMemberId, MemberId
 from publicmesh.mesh.outbound import Outbound
 from publicmesh.mesh.registry import Directory, Member
@@ -94,27 +95,44 @@ class Exchange:
                 "rule": rule.id, "legal_basis": legal_basis}
 
     async def notify(self, consumer: MemberId, req, request_id: str) -> dict:
-        """Push notices into inboxes: the holder answers, per notice, whether the person has a prior intent."""
-        provider, rule = self._authorize(consumer, req.provider, req.purpose, "inbox", ["notice"])
+        """The JSON form of notify_table (a few notices at a time): the same checks, conversion and record."""
+        table = notices_wire.checked(pa.Table.from_pylist([n.model_dump() for n in req.notices]))
+        flags, delivered = await self.notify_table(consumer, {"provider": req.provider, "purpose": req.purpose,
+                                                              "service": req.service}, table, request_id)
+        return {"request_id": request_id, "delivered": delivered, "prior_intent": flags.to_pylist()}
+
+    async def notify_table(self, consumer: MemberId, routing: dict[str, str], notices: pa.Table,
+                           request_id: str) -> tuple[pa.Array, int]:
+        """Push notices (checked rows, notices_wire) into inboxes, converted to the holder's pseudonyms, in Arrow
+        from end to end; one exchange record naming every recipient. Answers, per notice, whether the person has
+        a prior intent for the service, and how many notices reached a known person."""
+        provider, rule = self._authorize(consumer, routing["provider"], routing["purpose"], "inbox", ["notice"])
+        if not routing.get("service"):
+            raise Problem("malformed-request", "name the service the notices are about")
         domain = provider.id.pseudonym_domain
-        converted = await self.numbers.convert_many([n.subject for n in req.notices], consumer.pseudonym_domain,
-                                                    (domain, AUDIT_DOMAIN))
-        valid = [i for i, p in enumerate(converted[domain]) if p is not None]
-        answer = await self.outbound.post(provider.base_url, "/v1/notices", {
-            "member": str(provider.id), "service": req.service, "sender": str(consumer),
-            "notices": [{**req.notices[i].model_dump(), "subject": converted[domain][i]} for i in valid]},
-            str(provider.id), request_id=request_id, timeout_s=300)
+        converted = await self.numbers.convert_arrays(notices.column("subject"), consumer.pseudonym_domain,
+                                                      (domain, AUDIT_DOMAIN))
+        known = converted[domain].is_valid()
+        valid = pc.indices_nonzero(known)
+        prior_intent = pa.array(np.zeros(notices.num_rows, dtype=bool))
+        if len(valid) == 0:
+            return prior_intent, 0
+        forwarded = notices.filter(known).set_column(0, "subject", converted[domain].filter(known))
+        body = notices_wire.request_body(forwarded, {**routing, "provider": str(provider.id), "sender": str(consumer)})
+        answer = await self.outbound.post_bytes(provider.base_url, "/v1/notices", body, notices_wire.ARROW_STREAM,
+                                                str(provider.id), request_id=request_id, timeout_s=300)
         if answer.status != 200:
             raise Problem("bad-provider-answer", f"{provider.id} answered HTTP {answer.status} to the notices")
-        flags = answer.json()["prior_intent"]
-        if valid:
-            await self.audit.append_many([
-                self._record("notice", consumer, provider.id, "inbox", ["notice"], rule, req.purpose, rule.legal_basis,
-                             "", request_id).for_subjects([converted[AUDIT_DOMAIN][i] for i in valid])])
-        prior_intent = [False] * len(req.notices)
-        for k, i in enumerate(valid):
-            prior_intent[i] = bool(flags[k])
-        return {"request_id": request_id, "delivered": len(valid), "prior_intent": prior_intent}
+        try:
+            flags, _ = notices_wire.read_answer(answer.body, len(valid))
+        except notices_wire.MalformedNotices as exc:
+            raise Problem("bad-provider-answer", f"{provider.id}: {exc}") from None
+        await self.audit.append_many([
+            self._record("notice", consumer, provider.id, "inbox", ["notice"], rule, routing["purpose"],
+                         rule.legal_basis, "", request_id).for_subjects(converted[AUDIT_DOMAIN].filter(known))])
+        mask = np.zeros(notices.num_rows, dtype=bool)
+        mask[valid.to_numpy()] = flags.to_numpy(zero_copy_only=False)
+        return pa.array(mask), len(valid)
 
     async def _convert_embedded(self, rows: list[dict], dataset: dict, source: str, target: str) -> list[tuple[str, str]]:
         """Pseudonyms inside answers (e.g. household members) in the consumer's domain; returns audit subjects."""

@@ -2,7 +2,7 @@
 
 from publicmesh.notices.channels import Channel, LogChannel, OutgoingMessage
 from publicmesh.notices.inbox import (
-    dispatch_queued, get_notice, inbox, mark_all_read, mark_read, send, send_many, unread_count,
+    dispatch_queued, get_notice, inbox, mark_all_read, mark_read, send, send_many, send_table, unread_count,
 )
 from publicmesh.notices.model import (
     CATEGORIES, CHANNELS, Contact, IdempotencyConflict, Notice, NoticeDraft, NoticeNotFound,
@@ -19,6 +19,6 @@ __all__ = [
     "CATEGORIES", "CHANNELS", "STORE", "Channel", "Contact", "IdempotencyConflict", "LogChannel", "Notice",
     "NoticeDraft", "NoticeNotFound", "OutgoingMessage", "VerificationRateLimited",
     "confirm_contact", "contacts", "contacts_of", "dispatch_queued", "ensure_schema", "get_notice", "inbox",
-    "mark_all_read", "mark_read", "normalize_address", "open_store", "remove_contact", "send", "send_many",
+    "mark_all_read", "mark_read", "normalize_address", "open_store", "remove_contact", "send", "send_many", "send_table",
     "start_contact_verification", "unread_count",
 ]

@@ -23,6 +23,7 @@ from fastapi.responses import Response
 from publicmesh import accounts, consent, notices
 from publicmesh.agencies.datasets import Attribute, Dataset
 from publicmesh.identity import IdentityError
+from publicmesh.mesh import notices_wire
 from publicmesh.mesh.ca import read_private_key
 from publicmesh.mesh.members import HUB, PORTAL
 from publicmesh.mesh.signatures import SignatureError, Signer, Verifier
@@ -56,8 +57,9 @@ def register(app: FastAPI, portal) -> None:
     signer = Signer(str(PORTAL), read_private_key(keys / f"{PORTAL.file_stem}.key"))
     people = portal.identity
 
-    def hub_call(path: str):
-        """Decorator: a hub-only POST route, its body verified as the hub's and its answer signed by the portal."""
+    def hub_call(path: str, *, arrow: bool = False):
+        """Decorator: a hub-only POST route, its body verified as the hub's and its answer signed by the portal.
+        The work gets the JSON document, or, with ``arrow``, the body as it came (an Arrow IPC stream)."""
         def register_route(work):
             async def route(request: Request):
                 body = await request.body()
@@ -66,7 +68,7 @@ def register(app: FastAPI, portal) -> None:
                     verifier.verify_request("POST", path, request.headers, body)
                 except SignatureError as exc:
                     return Response(orjson.dumps({"detail": exc.detail}), 401, media_type="application/json")
-                status, payload, media = work(orjson.loads(body))
+                status, payload, media = work(body if arrow else orjson.loads(body))
                 return Response(payload, status, headers=signer.sign_response(status, payload, request_id),
                                 media_type=media)
             app.add_api_route(path, route, methods=["POST"], include_in_schema=False)
@@ -120,17 +122,15 @@ def register(app: FastAPI, portal) -> None:
             else (404, orjson.dumps({"detail": "no such consent in force for this recipient, dataset and purpose"}))
         return status, payload, "application/json"
 
-    @hub_call("/v1/notices")
-    def push_notices(doc: dict):
-        drafts = [notices.NoticeDraft(
-            person_ref=n["subject"], sender=doc["sender"], category=n.get("category") or "service-eligibility",
-            title_ja=n["title_ja"], title_en=n["title_en"], body_ja=n["body_ja"], body_en=n["body_en"],
-            links={"open": n["link"]} if n.get("link") else {}, idempotency_key=n["key"]) for n in doc["notices"]]
-        notices.send_many(people.notices, drafts)
-        with_intent = consent.people_with_prior_intent(people.consents, PRIOR_INTENT, doc["service"],
-                                                       [n["subject"] for n in doc["notices"]])
-        flags = [n["subject"] in with_intent for n in doc["notices"]]
-        return 200, orjson.dumps({"accepted": len(drafts), "prior_intent": flags}), "application/json"
+    @hub_call("/v1/notices", arrow=True)
+    def push_notices(body: bytes):
+        try:
+            table, routing = notices_wire.read_request(body)
+        except notices_wire.MalformedNotices as exc:
+            return 400, orjson.dumps({"detail": str(exc)}), "application/json"
+        notices.send_table(people.notices, routing["sender"], table)
+        flags = consent.prior_intent_mask(people.consents, PRIOR_INTENT, routing["service"], table.column("subject"))
+        return 200, notices_wire.answer_body(flags, table.num_rows), notices_wire.ARROW_STREAM
 
     @hub_call("/v1/query")
     def signers(doc: dict):
