@@ -3,43 +3,23 @@
 from __future__ import annotations
 
 import base64
-import os
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from publicmesh.notices import (
     IdempotencyConflict, LogChannel, NoticeDraft, NoticeNotFound, confirm_contact, dispatch_queued,
-    ensure_schema, get_notice, inbox, mark_all_read, mark_read, send, send_many, start_contact_verification,
+    get_notice, inbox, mark_all_read, mark_read, send, send_many, start_contact_verification,
     unread_count,
 )
-from publicmesh.settings import Settings
-from publicmesh.storage import drop_store, engine_for
 
 pytestmark = pytest.mark.storage
 
-BACKENDS = ["sqlite"] + (["postgresql"] if os.environ.get("PUBLICMESH_TEST_DATABASE_URL") else [])
 ALICE = "A" * 21 + "x"
 BOB = "B" * 21 + "y"
 KITAMI = "MUNI/012084/child-allowance"
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
-
-
-@pytest.fixture(params=BACKENDS)
-def engine(request, tmp_path):
-    """A fresh notices store: a SQLite file, or a throwaway PostgreSQL database dropped afterwards."""
-    if request.param == "postgresql":
-        settings = Settings(data_dir=tmp_path, database_url=os.environ["PUBLICMESH_TEST_DATABASE_URL"])
-        store = f"notices-test-{uuid.uuid4().hex[:12]}"
-    else:
-        settings, store = Settings(data_dir=tmp_path, database_url=""), "notices"
-    engine = ensure_schema(engine_for(store, settings))
-    yield engine
-    engine.dispose()
-    if request.param == "postgresql":
-        drop_store(store, settings)
 
 
 def draft(person_ref=ALICE, key="child-allowance-2026", **kw) -> NoticeDraft:

@@ -8,7 +8,7 @@ import pytest
 from publicmesh.mesh import notices_wire
 from publicmesh.notices import NoticeDraft, inbox, send_many, send_table
 
-from tests.unit.notices.test_notices import BACKENDS, KITAMI, T0, engine, ref  # noqa: F401  (engine is a fixture)
+from tests.unit.notices.test_notices import KITAMI, T0, ref
 
 pytestmark = pytest.mark.storage
 
