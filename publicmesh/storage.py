@@ -7,6 +7,7 @@ no part opens another's.
 from __future__ import annotations
 
 import re
+from contextlib import contextmanager
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
@@ -72,8 +73,9 @@ def drop_store(store: str, settings: Settings | None = None) -> None:
         path.unlink(missing_ok=True)
 
 
-def schema_once(metadata):
+def schema_once(metadata, upgrade=None):
     """``ensure_schema(engine)`` for one store's tables: created once per engine, so callers need not remember to.
+    ``upgrade(connection)``, when given, then brings a store made by an earlier version up to date (idempotent).
 
     A second ``create_all`` absorbs the race where another process created the tables between check and create.
     """
@@ -94,7 +96,33 @@ def schema_once(metadata):
                     metadata.create_all(engine)
                 except DBAPIError:
                     metadata.create_all(engine)
+                if upgrade is not None:
+                    with engine.begin() as conn:
+                        upgrade(conn)
                 ready.add(engine)
         return engine
 
     return ensure_schema
+
+
+@contextmanager
+def bulk_cache(conn, kib: int = 256 * 1024):
+    """On SQLite, a page cache of ``kib`` for the connection while a bulk write runs (a municipality's rows into
+    indexes of random keys: with SQLite's 2 MB default nearly every insert re-reads an index page), then the
+    default again, so the pooled connection gives the memory back. Nothing on PostgreSQL (its shared buffers).
+    Leaves the connection's transaction as it found it (outside one, the pragma's autobegun one is ended)."""
+    if conn.dialect.name != "sqlite":
+        yield conn
+        return
+    _pragma(conn, f"PRAGMA cache_size=-{int(kib)}")
+    try:
+        yield conn
+    finally:
+        _pragma(conn, "PRAGMA cache_size=-2000")
+
+
+def _pragma(conn, statement: str) -> None:
+    outside = not conn.in_transaction()
+    conn.exec_driver_sql(statement)
+    if outside:
+        conn.commit()

@@ -33,9 +33,10 @@ RULE_INPUT = ["subject", "household", "person.status", "tax.income", "household.
 
 
 def peak_rss_mb(pids: list[int]) -> float:
-    """The sum of the processes' peak resident set sizes (VmHWM), in MiB."""
+    """The sum of the processes' peak resident set sizes (VmHWM), in MiB, their live children's included (an
+    agency's SQLite reader is a process of its own)."""
     total_kb = 0
-    for pid in pids:
+    for pid in descendants(pids):
         try:
             status = Path(f"/proc/{pid}/status").read_text()
         except OSError:
@@ -44,6 +45,22 @@ def peak_rss_mb(pids: list[int]) -> float:
             if line.startswith("VmHWM:"):
                 total_kb += int(line.split()[1])
     return round(total_kb / 1024, 1)
+
+
+def descendants(pids: list[int]) -> list[int]:
+    """The processes and, recursively, their children (Linux /proc)."""
+    found, todo = [], list(pids)
+    while todo:
+        pid = todo.pop()
+        if pid in found:
+            continue
+        found.append(pid)
+        for children in Path(f"/proc/{pid}/task").glob("*/children"):
+            try:
+                todo += [int(c) for c in children.read_text().split()]
+            except OSError:
+                continue
+    return found
 
 
 def audit_per_subject(settings: Settings, purpose: str) -> dict:

@@ -22,6 +22,7 @@ from publicmesh.notices.model import (
     utc_now,
 )
 from publicmesh.notices.schema import contacts, ensure_schema, notices, row_notice
+from publicmesh.storage import bulk_cache
 
 MAX_PAGE = 100
 BULK_CHUNK = 10_000
@@ -125,25 +126,29 @@ def send_table(engine: Engine, sender: str, table: pa.Table, *, now: datetime | 
     statement = (f"INSERT INTO notices ({', '.join(_COLUMNS)}) VALUES ({', '.join([mark] * len(_COLUMNS))}) "
                  "ON CONFLICT (sender, idempotency_key) DO NOTHING")
     inserted = 0
-    for start in range(0, table.num_rows, chunk):
-        part = table.slice(start, chunk)
-        link = part.column("link")
-        columns = {
-            "id": _new_ids(part.num_rows), "person_ref": part.column("subject"), "category": part.column("category"),
-            "title_ja": part.column("title_ja"), "title_en": part.column("title_en"),
-            "body_ja": part.column("body_ja"), "body_en": part.column("body_en"),
-            # a link is a portal path (no quote or backslash can pass notices_wire), so this is its JSON text
-            "links": pc.if_else(pc.is_valid(link), pc.binary_join_element_wise('{"open":"', link, '"}', ""), "{}"),
-            "idempotency_key": part.column("key")}
-        constant = {"sender": sender, "delivery": _INBOX_ONLY, "pending": 0, "created_at": created, "read_at": None}
-        values = [columns[c].to_pylist() if c in columns else itertools.repeat(constant[c]) for c in _COLUMNS]
-        rows = zip(*values)
-        with engine.begin() as conn:
-            if copy:
-                inserted += _copy_ignoring_duplicates(conn, rows)
-            else:
-                inserted += conn.exec_driver_sql(statement, list(rows)).rowcount
+    with engine.connect() as conn, bulk_cache(conn):  # the indexes' pages stay in memory for the whole batch
+        for start in range(0, table.num_rows, chunk):
+            with conn.begin():
+                inserted += _insert_table(conn, sender, table.slice(start, chunk), created, copy, statement)
     return inserted
+
+
+def _insert_table(conn: Connection, sender: str, part: pa.Table, created: str, copy: bool, statement: str) -> int:
+    """One chunk of send_table in the connection's transaction; how many rows are new."""
+    link = part.column("link")
+    columns = {
+        "id": _new_ids(part.num_rows), "person_ref": part.column("subject"), "category": part.column("category"),
+        "title_ja": part.column("title_ja"), "title_en": part.column("title_en"),
+        "body_ja": part.column("body_ja"), "body_en": part.column("body_en"),
+        # a link is a portal path (no quote or backslash can pass notices_wire), so this is its JSON text
+        "links": pc.if_else(pc.is_valid(link), pc.binary_join_element_wise('{"open":"', link, '"}', ""), "{}"),
+        "idempotency_key": part.column("key")}
+    constant = {"sender": sender, "delivery": _INBOX_ONLY, "pending": 0, "created_at": created, "read_at": None}
+    values = [columns[c].to_pylist() if c in columns else itertools.repeat(constant[c]) for c in _COLUMNS]
+    rows = zip(*values)
+    if copy:
+        return _copy_ignoring_duplicates(conn, rows)
+    return conn.exec_driver_sql(statement, list(rows)).rowcount
 
 
 _INBOX_ONLY = dumps({"inbox": "delivered"})

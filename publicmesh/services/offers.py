@@ -16,6 +16,7 @@ from sqlalchemy import Connection, Engine, select
 
 from publicmesh.services import forms
 from publicmesh.services.store import offers, utc_now
+from publicmesh.storage import bulk_cache
 
 COLUMNS = ("id", "service_id", "unit_key", "subject", "tenant", "amount_yen", "form", "version", "offered_at")
 
@@ -47,7 +48,8 @@ def store_offers(engine: Engine, doc: dict, code: str, eligible: pl.DataFrame,
                                    pl.lit(code).alias("tenant"), pl.lit(int(doc["version"])).alias("version"),
                                    pl.lit(now).alias("offered_at")).select(COLUMNS)
         if fresh.height:
-            _insert(conn, fresh)
+            with bulk_cache(conn):
+                _insert(conn, fresh)
     return fresh
 
 

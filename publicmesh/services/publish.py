@@ -82,9 +82,11 @@ def publish(engine: Engine, client: MeshClient, path: Path | str, municipalities
             if on_frame is not None:
                 on_frame(code, frame)
             decided = compiled.decide(frame, doc["unit"], fields)
-            eligible = fetch_details(client, doc, code, decided.filter(pl.col("eligible")), fetch, compiled)
-            fresh = store_offers(engine, doc, code, eligible)
             clock.lap("evaluate")
+            eligible = fetch_details(client, doc, code, decided.filter(pl.col("eligible")), fetch, compiled)
+            clock.lap("details")
+            fresh = store_offers(engine, doc, code, eligible)
+            clock.lap("offers")
             intents = notify(client, doc, fresh)
             clock.lap("notify")
             summary.prior_intent_applications += decide_by_intent(engine, client, doc, fresh.filter(intents).to_dicts())

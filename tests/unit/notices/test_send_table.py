@@ -96,3 +96,22 @@ def test_send_table_skips_keys_already_sent_and_gives_unique_ids(engine):
     send_table(engine, "GOV/digital/services", links, now=T0)
     assert [n.links for n in inbox(engine, ref(0)) if n.sender == "GOV/digital/services"] == [{}]
     assert [n.links for n in inbox(engine, ref(1)) if n.sender == "GOV/digital/services"] == [{"open": "/inbox"}]
+
+
+def test_a_store_made_with_the_old_indexes_loses_them(tmp_path):
+    from sqlalchemy import create_engine, inspect
+
+    from publicmesh.notices.schema import metadata, notices as table
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    metadata.create_all(engine)
+    with engine.begin() as conn:  # what a store made by the earlier version had
+        conn.exec_driver_sql("DROP INDEX ix_notices_queued")
+        conn.exec_driver_sql("CREATE INDEX ix_notices_unread ON notices (person_ref, read_at)")
+        conn.exec_driver_sql("CREATE INDEX ix_notices_pending ON notices (pending)")
+    from publicmesh.notices import ensure_schema
+
+    ensure_schema(engine)
+    assert sorted(i["name"] for i in inspect(engine).get_indexes(table.name)) == ["ix_notices_inbox",
+                                                                                   "ix_notices_queued"]
+    engine.dispose()
