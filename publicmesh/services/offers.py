@@ -67,9 +67,8 @@ def _insert(conn: Connection, fresh: pl.DataFrame) -> None:
     postgres = conn.dialect.name == "postgresql"
     mark = "%s" if postgres else "?"
     values = [f"CAST({mark} AS JSON)" if c == "form" and postgres else mark for c in COLUMNS]
-    offered_at = offers.c.offered_at.type.bind_processor(conn.dialect)
-    if offered_at is not None:
-        fresh = fresh.with_columns(pl.lit(offered_at(fresh["offered_at"][0])).alias("offered_at"))
+    if not postgres:  # the text sqlite3's datetime adapter would write for each row, written once
+        fresh = fresh.with_columns(pl.lit(fresh["offered_at"][0].isoformat(" ")).alias("offered_at"))
     conn.exec_driver_sql(
         f"INSERT INTO offers ({', '.join(COLUMNS)}) VALUES ({', '.join(values)}) "
         "ON CONFLICT (service_id, unit_key) DO NOTHING", fresh.rows())
