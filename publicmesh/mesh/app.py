@@ -20,7 +20,7 @@ from publicmesh.mesh.ca import read_private_key
 from publicmesh.mesh.catalog import Catalog
 from publicmesh.mesh.events import EventRouter
 from publicmesh.mesh.exchange import Exchange
-from publicmesh.mesh import notices_wire
+from publicmesh.mesh import bulk_wire, notices_wire
 from publicmesh.mesh.members import HUB, MemberId
 from publicmesh.mesh.outbound import Outbound
 from publicmesh.mesh.registry import Directory
@@ -154,14 +154,27 @@ def create_app(settings: Settings | None = None, numbers_url: str | None = None,
         return hub.answer(200, orjson.dumps(result), request_id, "application/json")
 
     @app.post("/v1/bulk", responses={200: {"content": {ARROW_STREAM: {}}}, **_PROBLEM_RESPONSES},
-              openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
-                  "schema": BulkRequest.model_json_schema()}}}})
+              openapi_extra={"requestBody": {"required": True, "content": {
+                  "application/json": {"schema": BulkRequest.model_json_schema()},
+                  ARROW_STREAM: {"schema": {"description": "One string column, subject; provider, dataset, "
+                                            "attributes and purpose as a JSON object in the schema metadata "
+                                            "'request'."}}}}})
     async def bulk(request: Request):
         """Bulk query for many subjects; the answer is an Arrow IPC stream, one audit record per subject."""
         request_id = request.headers.get("mesh-request-id") or uuid.uuid4().hex
         try:
-            consumer, req = await _signed_request(hub, request, BulkRequest, settings.max_body_bytes * 64)
-            table = await hub.exchange.bulk(consumer, req, request_id)
+            subjects = None
+            if request.headers.get("content-type", "").startswith(ARROW_STREAM):  # subjects as a column
+                consumer, body = await _signed_body(hub, request, settings.max_body_bytes * 64)
+                try:
+                    req, subjects = bulk_wire.read_request(body)
+                except bulk_wire.MalformedBulk as exc:
+                    raise Problem("malformed-request", str(exc)) from None
+                except ValidationError as exc:
+                    raise _invalid(exc) from None
+            else:
+                consumer, req = await _signed_request(hub, request, BulkRequest, settings.max_body_bytes * 64)
+            table = await hub.exchange.bulk(consumer, req, request_id, subjects)
         except Problem as problem:
             return hub.problem(problem, request, request_id)
         sink = pa.BufferOutputStream()

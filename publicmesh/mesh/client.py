@@ -11,12 +11,14 @@ import orjson
 import pyarrow as pa
 from cryptography import x509
 
-from publicmesh.mesh import notices_wire
+from publicmesh.mesh import bulk_wire, notices_wire
 from publicmesh.mesh.ca import read_private_key
 from publicmesh.mesh.members import HUB, MemberId
 from publicmesh.mesh.schemas import BULK_MAX_SUBJECTS
 from publicmesh.mesh.signatures import Signer, Verifier
 from publicmesh.settings import Settings
+
+ARROW_SUBJECTS_OVER = 1_000  # subjects above which a bulk query sends them as an Arrow column
 
 
 class HubError(Exception):
@@ -75,12 +77,20 @@ class MeshClient:
             doc["consent"] = consent
         return orjson.loads(self._post("/v1/query", doc).content)
 
-    def bulk(self, provider: str, dataset: str, subjects: list[str] | None, attributes: list[str], purpose: str) -> pa.Table:
+    def bulk(self, provider: str, dataset: str, subjects: list[str] | pa.Array | None, attributes: list[str],
+             purpose: str) -> pa.Table:
         """Many subjects at once; ``subjects=None`` asks for every subject of the provider (a scan, where allowed).
         More subjects than one request may carry go in several requests, each its own audited exchange."""
         doc = {"provider": provider, "dataset": dataset, "attributes": attributes, "purpose": purpose}
         if subjects is None:
             return self._arrow(self._post("/v1/bulk", {**doc, "scan": True}))
+        if len(subjects) > ARROW_SUBJECTS_OVER:  # a column, not a JSON list (bulk_wire)
+            column = subjects if isinstance(subjects, (pa.Array, pa.ChunkedArray)) else pa.array(subjects, pa.string())
+            parts = [self._arrow(self._post_bytes("/v1/bulk", bulk_wire.request_body(
+                column.slice(start, BULK_MAX_SUBJECTS), doc), bulk_wire.ARROW_STREAM))
+                for start in range(0, len(column), BULK_MAX_SUBJECTS)]
+            return pa.concat_tables(parts, promote_options="permissive") if len(parts) > 1 else parts[0]
+        subjects = list(subjects) if not isinstance(subjects, (pa.Array, pa.ChunkedArray)) else subjects.to_pylist()
         parts = [self._arrow(self._post("/v1/bulk", {**doc, "subjects": subjects[start:start + BULK_MAX_SUBJECTS]}))
                  for start in range(0, max(len(subjects), 1), BULK_MAX_SUBJECTS)]
         return pa.concat_tables(parts, promote_options="permissive") if len(parts) > 1 else parts[0]

@@ -163,18 +163,22 @@ class Exchange:
             raise Problem("unknown-subject", "the subject is not a pseudonym of the portal's")
         return await _records_page(audit_log, converted[AUDIT_DOMAIN], req.limit, req.before)
 
-    async def bulk(self, consumer: MemberId, req: BulkRequest, request_id: str) -> pa.Table:
-        """Bulk query: one exchange record naming every subject answered; rows carry the consumer's pseudonyms."""
+    async def bulk(self, consumer: MemberId, req: BulkRequest, request_id: str,
+                   subjects: pa.ChunkedArray | None = None) -> pa.Table:
+        """Bulk query: one exchange record naming every subject answered; rows carry the consumer's pseudonyms.
+        The subjects are the request's list, or ``subjects`` (the Arrow form, bulk_wire)."""
         provider, rule = self._authorize(consumer, req.provider, req.purpose, req.dataset, req.attributes)
         if rule.basis == "consent":
             raise Problem("not-allowed", f"{rule.id} rests on each person's consent: query one subject at a time")
-        if req.scan != (req.subjects is None):
+        if subjects is None and req.subjects is not None:
+            subjects = pa.chunked_array([pa.array(req.subjects, pa.string())])
+        if req.scan != (subjects is None):
             raise Problem("malformed-request", "name the subjects, or ask for a scan (scan: true), not both")
         dataset = await self.catalog.dataset(provider.id, req.dataset)
         if req.scan:
             return await self._scan(consumer, provider, rule, dataset, req, request_id)
         provider_domain = provider.id.pseudonym_domain
-        subjects = pa.array(req.subjects, pa.string())
+        subjects = subjects.combine_chunks()
         converted = await self.numbers.convert_arrays(subjects, consumer.pseudonym_domain, (provider_domain, AUDIT_DOMAIN))
         known = converted[provider_domain].is_valid()
         valid = pc.indices_nonzero(known)  # rows of the request the provider is asked about

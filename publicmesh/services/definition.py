@@ -41,6 +41,7 @@ class DataSource(_Frozen):
     provider: str  # CLASS/CODE/SYSTEM; {code} or * stands for each municipality
     dataset: str
     attributes: tuple[str, ...]
+    scan: bool = False  # read whole, per municipality, when everyone is read (the access rule must allow it)
 
 
 TableValue = Union[StrictBool, StrictInt, dt.date, str]

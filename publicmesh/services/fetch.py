@@ -60,19 +60,22 @@ def fetch_municipality(client: MeshClient, doc: dict, code: str, subjects: list[
     subjects; columns named 'source.attribute', plus 'subject' and 'household' (the household key, the same for
     every member: see household_key)."""
     purpose = purpose_of(doc["id"])
+    everyone = subjects is None
     frame: pl.DataFrame | None = None
     for name, source in doc["data"].items():
         wanted = list(source["attributes"]) if attributes is None else attributes.get(name)
         if not wanted:
             continue
         provider = source["provider"].replace("{code}", code).replace("*", code)
-        table = client.bulk(provider, source["dataset"], subjects, wanted, purpose)
+        # Everyone's data: a source marked scan is read whole, as the first is, rather than by a list of them all.
+        asked = None if everyone and source.get("scan") else subjects
+        table = client.bulk(provider, source["dataset"], asked, wanted, purpose)
         part = _columns(pl.from_arrow(table), name, wanted)
         if frame is None:
-            frame, subjects = part, part["subject"].to_list()
+            frame, subjects = part, part["subject"].to_arrow()
         else:
             frame = frame.join(part, on="subject", how="left")
-        if not subjects:
+        if len(subjects) == 0:
             break
     frame = frame if frame is not None else pl.DataFrame({"subject": []}, schema={"subject": pl.Utf8})
     return frame.with_columns(household_key(frame))
@@ -84,7 +87,7 @@ def fetch_details(client: MeshClient, doc: dict, code: str, units: pl.DataFrame,
     that use it."""
     if not fetch.details or units.height == 0:
         return units
-    details = fetch_municipality(client, doc, code, units["subject"].to_list(), fetch.details).drop("household")
+    details = fetch_municipality(client, doc, code, units["subject"].to_arrow(), fetch.details).drop("household")
     # The records of these exchanges are the units' own, beside those that read everyone's data.
     details = details.rename({c: c.replace("._audit", ".details._audit") for c in details.columns if c.endswith("._audit")})
     joined = units.join(details, on="subject", how="left")

@@ -10,6 +10,7 @@ import uuid
 
 import httpx
 import orjson
+import pyarrow as pa
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -205,6 +206,41 @@ def test_bulk_answers_in_arrow_with_one_exchange_record_naming_every_subject(mes
                       .order_by(subject_pages.c.page))
     named = [s for (page,) in pages for s in json.loads(page)]
     assert named == sorted(people.convert(subjects, "child-allowance", "audit"))  # the unknown one is not named
+
+
+def test_a_long_subject_list_goes_as_an_arrow_column_and_answers_as_the_json_list_does(mesh, people, monkeypatch):
+    from publicmesh.mesh import client as client_module
+
+    subjects = people.convert(people.registry(limit=300), "resident-registry", "child-allowance") + ["B" * 22]
+    client = mesh.client(CHILD)
+    as_json = client.bulk(REGISTRY, "person", subjects, PERSON, "child-allowance-eligibility")
+    monkeypatch.setattr(client_module, "ARROW_SUBJECTS_OVER", 100)  # 301 subjects: the Arrow form
+    sent = []
+    post_bytes = client._post_bytes
+    monkeypatch.setattr(client, "_post_bytes", lambda path, body, kind: sent.append(kind) or post_bytes(path, body, kind))
+    as_arrow = client.bulk(REGISTRY, "person", pa.array(subjects), PERSON, "child-allowance-eligibility")
+    assert sent == ["application/vnd.apache.arrow.stream"]
+    def rows(table):
+        return sorted(table.drop_columns(["audit_record"]).to_pylist(), key=lambda r: r["subject"])
+    assert as_arrow.num_rows == 300 and rows(as_arrow) == rows(as_json)  # the forged one unanswered in both
+
+
+def test_a_malformed_arrow_bulk_request_gets_a_problem(mesh, child_signer):
+    from publicmesh.mesh import bulk_wire
+
+    def post(body: bytes):
+        headers = {**child_signer.sign_request("POST", "/v1/bulk", body, uuid.uuid4().hex),
+                   "content-type": bulk_wire.ARROW_STREAM}
+        return httpx.post(mesh.url("hub") + "/v1/bulk", content=body, headers=headers, timeout=10)
+
+    request = {"provider": REGISTRY, "dataset": "person", "attributes": PERSON, "purpose": "child-allowance-eligibility"}
+    _assert_problem(post(b"not arrow"), 400, "malformed-request")
+    _assert_problem(post(bulk_wire.request_body(pa.array(["A" * 22]), {**request, "scan": True})), 400,
+                    "malformed-request")
+    _assert_problem(post(bulk_wire.request_body(pa.array(["A" * 22]), {**request, "attributes": []})), 400,
+                    "malformed-request")
+    refused = post(bulk_wire.request_body(pa.array(["A" * 22]), {**request, "purpose": "pension-payment"}))
+    _assert_problem(refused, 403, "not-allowed")
 
 
 def test_the_number_of_audit_records_equals_the_number_of_exchanges(mesh, people, child_signer):

@@ -7,7 +7,7 @@ from pathlib import Path
 import polars as pl
 import yaml
 
-from publicmesh.services.fetch import fetch_details, household_key, plan
+from publicmesh.services.fetch import fetch_details, fetch_municipality, household_key, plan
 from publicmesh.services.publish import rules_of
 
 DEFINITIONS = Path(__file__).resolve().parents[3] / "publicmesh" / "services" / "definitions"
@@ -56,8 +56,10 @@ class FakeClient:
         self.table, self.asked = table, []
 
     def bulk(self, provider, dataset, subjects, attributes, purpose):
+        """Like MeshClient.bulk: subjects a list or an Arrow array, or None for a scan."""
+        subjects = subjects.to_pylist() if hasattr(subjects, "to_pylist") else subjects
         self.asked.append((dataset, subjects, attributes))
-        rows = self.table.filter(pl.col("subject").is_in(subjects))
+        rows = self.table if subjects is None else self.table.filter(pl.col("subject").is_in(subjects))
         return rows.select("subject", *attributes).with_columns(pl.lit(42).alias("audit_record")).to_arrow()
 
 
@@ -81,3 +83,19 @@ def test_the_household_key_is_the_head_the_registry_names_or_from_the_member_lis
     members = [{"subject": "z", "relation": "child"}, {"subject": "y", "relation": "spouse"}]
     by_members = pl.DataFrame({"subject": ["y", "z"], "household.members": [members, members]})
     assert by_members.select(household_key(by_members))["household"].to_list() == ["y", "y"]
+
+
+def test_a_source_marked_scan_is_read_whole_for_everyone_and_by_list_for_the_eligible():
+    doc = definition("emergency-benefit")
+    assert doc["data"]["household"].get("scan") and not doc["data"]["tax"].get("scan")
+    people = pl.DataFrame({"subject": ["a" * 22, "b" * 22], "status": ["resident", "resident"],
+                           "relation": ["head", "child"], "head": ["a" * 22, "a" * 22],
+                           "fiscal_year": [2025, 2025], "income": [1, 2], "tax_exempt": [True, True]})
+    client = FakeClient(people)
+    fetch_municipality(client, doc, "012084", attributes=plan(doc, rules_of(doc)).rules)
+    asked = {dataset: subjects for dataset, subjects, _ in client.asked}
+    assert asked["person"] is None and asked["household"] is None  # scans
+    assert sorted(asked["assessment"]) == ["a" * 22, "b" * 22]  # the tax office is asked about the residents only
+    client.asked.clear()
+    fetch_municipality(client, doc, "012084", ["b" * 22], {"household": ["relation"]})
+    assert client.asked[0][:2] == ("household", ["b" * 22])  # a list, for a few
