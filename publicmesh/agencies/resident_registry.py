@@ -139,15 +139,20 @@ def _household_bulk(conn: Connection, tenant, subjects, attributes) -> pa.Table:
     if everyone.schema["birth_date"] != pl.Utf8:  # PostgreSQL gives dates, SQLite their ISO text
         everyone = everyone.with_columns(pl.col("birth_date").dt.to_string("%Y-%m-%d"))
     everyone = everyone.sort("household_no", "birth_date", "subject")  # read in storage order: see _household_lookup
+    # Only what was asked is built: the member lists are the costly part, and a service keyed by the head (世帯主)
+    # asks for relation and head alone.
+    grouped = [pl.coalesce(pl.col("subject").filter(pl.col("relation").is_in(HEADS)).first(),
+                           pl.col("subject").first()).alias("head"), pl.len().cast(pl.Int64).alias("household_size")]
+    if "members" in attributes:
+        grouped.append(pl.struct("subject", "relation", pl.col("sex").cast(pl.Int64), "birth_date").alias("members"))
     households = (everyone.filter(pl.col("status").is_in(REGISTERED))
-                  .group_by("household_no", maintain_order=True)
-                  .agg(pl.struct("subject", "relation", pl.col("sex").cast(pl.Int64), "birth_date").alias("members"),
-                       pl.coalesce(pl.col("subject").filter(pl.col("relation").is_in(HEADS)).first(),
-                                   pl.col("subject").first()).alias("head")))
+                  .group_by("household_no", maintain_order=True).agg(grouped))
     found = everyone if subjects is None else everyone.filter(pl.col("subject").is_in(list(subjects)))
     answer = found.join(households, on="household_no", how="left", maintain_order="left").with_columns(
-        pl.col("members").fill_null([]), pl.col("protected").cast(pl.Boolean).fill_null(False).alias("_protected"))
-    answer = answer.with_columns(pl.col("members").list.len().cast(pl.Int64).alias("household_size"))
+        pl.col("household_size").fill_null(0),
+        pl.col("protected").cast(pl.Boolean).fill_null(False).alias("_protected"))
+    if "members" in attributes:
+        answer = answer.with_columns(pl.col("members").fill_null([]))
     return small_types(answer.select("subject", "_protected", *attributes).to_arrow())
 
 

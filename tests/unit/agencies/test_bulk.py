@@ -90,3 +90,16 @@ def test_a_large_household_list_is_answered_from_one_scan_with_the_same_rows(sto
     assert len(listed) == len(some) and scanned == listed
     assert listed_table.schema == scanned_table.schema  # parts of one answer concatenate
     assert any(len(row["members"]) > 1 for row in listed.values())
+
+
+@pytest.mark.parametrize("attributes", [["relation", "head"], ["household_size"], ["members", "relation"]])
+def test_a_household_scan_of_some_attributes_answers_as_the_lookup_does(stores, monkeypatch, attributes):
+    tenant = _tenant("resident-registry")
+    with stores["resident-registry"].connect() as conn:
+        some = resident_registry.HOUSEHOLD.all_subjects(conn, tenant)[::3]
+        listed = _answers(resident_registry.HOUSEHOLD.bulk(conn, tenant, some, attributes))
+        monkeypatch.setattr(resident_registry, "SCAN_OVER", 0)
+        monkeypatch.setattr(datasets, "SCAN_OVER", 0)
+        scanned_table = resident_registry.HOUSEHOLD.bulk(conn, tenant, some, attributes)
+    assert scanned_table.column_names == ["subject", "_protected", *attributes]
+    assert _answers(scanned_table) == listed and len(listed) == len(some)
