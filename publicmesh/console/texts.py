@@ -129,7 +129,7 @@ TEXTS: dict[str, tuple[str, str]] = {
     "phase_validate": ("検証", "Check"), "phase_fetch": ("データの取得", "Fetch"),
     "phase_evaluate": ("支給要件の判定（市区町村ごと）", "Eligibility (by municipality)"),
     "phase_details": ("申請書に載せる情報の取得（対象者のみ）", "Form data (the eligible only)"),
-    "phase_offers": ("申請書の作成", "Pre-filled forms"),
+    "phase_write": ("申請書とお知らせの書き込み（次の市区町村の判定と並行）", "Forms and notices written (beside the next municipality)"),
     "phase_notify": ("お知らせの送付", "Notices"), "phase_decide": ("事前の意思表示による申請と決定", "Prior-intent applications and decisions"),
     "phase_payout": ("振込ファイル", "Payout files"), "phase_total": ("合計", "Total"),
 }

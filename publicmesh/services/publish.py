@@ -44,7 +44,8 @@ class Summary:
     prior_intent_applications: int = 0
     total_yen: int = 0
     by_municipality: dict[str, dict] = field(default_factory=dict)
-    phases: dict[str, float] = field(default_factory=dict)
+    phases: dict[str, float] = field(default_factory=dict)  # wall-clock seconds of the publish, adding up to total
+    background: dict[str, float] = field(default_factory=dict)  # seconds of the writer thread, within the phases
     payout: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
@@ -72,20 +73,27 @@ def publish(engine: Engine, client: MeshClient, path: Path | str, municipalities
     fetch = plan(doc, compiled)
     fields = {k: v for k, v in form_sources(doc).items() if k not in fetch.detail_fields}
     # Municipalities are fetched FETCH_AHEAD at a time: while one is evaluated here, the hub and the agencies
-    # already answer the next (each is its own process). A municipality's notices (and the applications of its
-    # prior intents) go out from a thread of their own while the next one is evaluated; one at a time, in order.
+    # already answer the next (each is its own process). A municipality's offers, its notices and the
+    # applications of its prior intents are written by a thread of their own while the next one is evaluated;
+    # one municipality at a time, in order.
     with ThreadPoolExecutor(max_workers=FETCH_AHEAD, thread_name_prefix="publish-fetch") as pool, \
-            ThreadPoolExecutor(max_workers=1, thread_name_prefix="publish-notify") as notifier:
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="publish-write") as writer:
         fetched = pool.map(lambda code: (code, fetch_municipality(client, doc, code, attributes=fetch.rules)),
                            municipalities)
 
-        def tell(fresh: pl.DataFrame, done: int) -> int:
+        def write(code: str, eligible: pl.DataFrame, done: int) -> None:
+            clock = _Clock(summary.background, "offers", time.perf_counter())
+            fresh = store_offers(engine, doc, code, eligible)
+            clock.lap("offers")
             intents = notify(client, doc, fresh)
-            made = decide_by_intent(engine, client, doc, fresh.filter(intents).to_dicts())
+            clock.lap("notify")
+            summary.prior_intent_applications += decide_by_intent(engine, client, doc, fresh.filter(intents).to_dicts())
+            clock.lap("decide")
+            summary.new_offers += fresh.height
+            summary.notices += fresh.height
             progress("notify", done, len(municipalities))
-            return made
 
-        sending = None
+        writing = None
         t0 = time.perf_counter()
         for k, (code, frame) in enumerate(fetched):
             clock = _Clock(summary.phases, "fetch", t0)
@@ -95,16 +103,12 @@ def publish(engine: Engine, client: MeshClient, path: Path | str, municipalities
             clock.lap("evaluate")
             eligible = fetch_details(client, doc, code, decided.filter(pl.col("eligible")), fetch, compiled)
             clock.lap("details")
-            fresh = store_offers(engine, doc, code, eligible)
-            clock.lap("offers")
-            if sending is not None:  # the previous municipality's notices: waited for here, counted as notify
-                summary.prior_intent_applications += sending.result()
-                clock.lap("notify")
-            sending = notifier.submit(tell, fresh, k + 1)
+            if writing is not None:  # the previous municipality's offers and notices: waited for here
+                writing.result()
+                clock.lap("write")
+            writing = writer.submit(write, code, eligible, k + 1)
             summary.residents += frame.height
             summary.eligible += eligible.height
-            summary.new_offers += fresh.height
-            summary.notices += fresh.height
             total = int(eligible["amount"].sum() or 0)
             summary.total_yen += total
             summary.by_municipality[code] = {"residents": frame.height, "eligible": eligible.height,
@@ -112,10 +116,10 @@ def publish(engine: Engine, client: MeshClient, path: Path | str, municipalities
             progress("evaluate", k + 1, len(municipalities))
             del frame, decided, eligible
             t0 = time.perf_counter()
-        if sending is not None:
+        if writing is not None:
             t0 = time.perf_counter()
-            summary.prior_intent_applications += sending.result()
-            _Clock(summary.phases, "notify", t0)
+            writing.result()
+            _Clock(summary.phases, "write", t0)
     with engine.begin() as conn:
         if conn.execute(select(publications.c.version).where(publications.c.service_id == doc["id"],
                                                              publications.c.version == int(doc["version"]))).first() is None:

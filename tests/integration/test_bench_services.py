@@ -12,7 +12,8 @@ from publicmesh.bench.services import run
 def test_the_services_benchmark_reports_publish_openfisca_and_audit_figures():
     result = run(3_000, browser=False, base_port=9400)
     assert result["residents"] == 3_000 and 0 < result["eligible"] < 3_000
-    assert set(result["phases"]) >= {"fetch", "evaluate", "notify", "payout"}
+    assert set(result["phases"]) >= {"fetch", "evaluate", "details", "write", "payout"}
+    assert set(result["background"]) == {"offers", "notify", "decide"}
     assert result["seconds"] > 0 and result["peak_rss_mb"] > 0
     # every person read in bulk has an exchange record of the service's purpose
     assert result["audit"]["subjects"] == 3_000
