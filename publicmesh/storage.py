@@ -97,8 +97,12 @@ def schema_once(metadata, upgrade=None):
                 except DBAPIError:
                     metadata.create_all(engine)
                 if upgrade is not None:
-                    with engine.begin() as conn:
-                        upgrade(conn)
+                    try:
+                        with engine.begin() as conn:
+                            upgrade(conn)
+                    except DBAPIError:  # another process upgraded it meanwhile; the upgrade is idempotent
+                        with engine.begin() as conn:
+                            upgrade(conn)
                 ready.add(engine)
         return engine
 

@@ -195,7 +195,7 @@ def create_app(settings: Settings | None = None, numbers_url: str | None = None,
         request_id = request.headers.get("mesh-request-id") or uuid.uuid4().hex
         try:
             if request.headers.get("content-type", "").startswith(ARROW_STREAM):
-                consumer, body = await _signed_body(hub, request, settings.max_body_bytes * 1024)
+                consumer, body = await _signed_body(hub, request, settings.max_body_bytes * 512)  # 500,000 notices
                 try:
                     table, routing = notices_wire.read_request(body)
                 except notices_wire.MalformedNotices as exc:

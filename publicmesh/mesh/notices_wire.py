@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
-MAX_NOTICES = 1_000_000  # per request: a municipality's eligible households at once
+MAX_NOTICES = 500_000  # per request: a large municipality's eligible households at once (the client splits)
 CATEGORIES = ("service-eligibility", "application-decision", "payout", "account-request")
 LIMITS = {"key": 128, "title_ja": 200, "title_en": 200, "body_ja": 4000, "body_en": 4000, "link": 200}
 REQUIRED = ("subject", "key", "title_ja", "title_en", "body_ja", "body_en")
