@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from publicmesh import arrow_ipc
 from publicmesh.agencies.definition import AgencyDefinition
 from publicmesh.agencies.layout import upgrade
 from publicmesh.agencies.messaging import accept, read_outbox
@@ -26,7 +27,8 @@ from publicmesh.problems import Problem
 from publicmesh.settings import Settings
 from publicmesh.storage import engine_for
 
-ARROW_STREAM = "application/vnd.apache.arrow.stream"
+ARROW_STREAM = arrow_ipc.ARROW_STREAM
+
 
 
 def direct_consumers() -> set[str]:
@@ -136,7 +138,7 @@ def create_app(node: AgencyNode) -> Starlette:
         else:  # which of the asked subjects each row answers
             index = asked_positions(table.column("subject"), subjects)
             table = table.drop_columns(["subject"])
-        return 200, _arrow_bytes(table.append_column("i", index)), ARROW_STREAM
+        return 200, arrow_ipc.to_bytes(table.append_column("i", index)), ARROW_STREAM
 
     def outbox(doc: dict):
         with node.engine.connect() as conn:
@@ -196,10 +198,3 @@ def asked_positions(answered: pa.ChunkedArray, subjects: Sequence[str]) -> pa.Ar
     if found.null_count:
         raise ValueError("the answer names a subject that was not asked for")
     return pc.subtract(pa.scalar(len(subjects) - 1, pa.int32()), found)
-
-
-def _arrow_bytes(table: pa.Table) -> bytes:
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    return sink.getvalue().to_pybytes()

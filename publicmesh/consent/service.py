@@ -268,7 +268,7 @@ def prior_intent_mask(engine: Engine, kind: str, service_id: str, person_refs: p
             rows = conn.execute(select(prior_intents).where(prior_intents.c.kind == kind,
                                                             prior_intents.c.status == ACTIVE)).mappings()
             found = {row["person_ref"] for row in rows if row_intent(row).covers(service_id)}
-    mask = pc.fill_null(pc.is_in(person_refs, value_set=pa.array(sorted(found), pa.string())), False)
+    mask = pc.fill_null(pc.is_in(person_refs, value_set=pa.array(list(found), pa.string())), False)
     return mask.combine_chunks() if isinstance(mask, pa.ChunkedArray) else mask
 
 

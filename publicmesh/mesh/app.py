@@ -9,12 +9,13 @@ import uuid
 from contextlib import asynccontextmanager
 
 import orjson
-import pyarrow as pa
 from cryptography import x509
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 
+from publicmesh import arrow_ipc
+from publicmesh.arrow_ipc import ARROW_STREAM
 from publicmesh.audit import AsyncAuditAppender, AuditLog, load_or_create_audit_key
 from publicmesh.mesh.ca import read_private_key
 from publicmesh.mesh.catalog import Catalog
@@ -35,7 +36,6 @@ from publicmesh.settings import Settings, get_settings
 from publicmesh.storage import engine_for
 
 log = logging.getLogger(__name__)
-ARROW_STREAM = "application/vnd.apache.arrow.stream"
 _PROBLEM_RESPONSES = {s: {"description": t, "content": {"application/problem+json": {}}}
                       for s, t in ((400, "Malformed request"), (401, "Unsigned, badly signed, stale or replayed"),
                                    (403, "No access rule allows it"), (404, "Unknown subject, member or dataset"),
@@ -160,7 +160,8 @@ def create_app(settings: Settings | None = None, numbers_url: str | None = None,
                                             "attributes and purpose as a JSON object in the schema metadata "
                                             "'request'."}}}}})
     async def bulk(request: Request):
-        """Bulk query for many subjects; the answer is an Arrow IPC stream, one audit record per subject."""
+        """Bulk query for many subjects; the answer is an Arrow IPC stream, one exchange record naming every
+        subject answered."""
         request_id = request.headers.get("mesh-request-id") or uuid.uuid4().hex
         try:
             subjects = None
@@ -177,11 +178,7 @@ def create_app(settings: Settings | None = None, numbers_url: str | None = None,
             table = await hub.exchange.bulk(consumer, req, request_id, subjects)
         except Problem as problem:
             return hub.problem(problem, request, request_id)
-        sink = pa.BufferOutputStream()
-        with pa.ipc.new_stream(sink, table.schema) as writer:
-            for batch in table.to_batches(max_chunksize=10_000):
-                writer.write_batch(batch)
-        return hub.answer(200, sink.getvalue().to_pybytes(), request_id, ARROW_STREAM)
+        return hub.answer(200, arrow_ipc.to_bytes(table, max_chunksize=10_000), request_id, ARROW_STREAM)
 
     @app.post("/v1/notify", responses={200: {"content": {"application/json": {}, ARROW_STREAM: {}}}, **_PROBLEM_RESPONSES},
               openapi_extra={"requestBody": {"required": True, "content": {

@@ -11,7 +11,10 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-ARROW_STREAM = "application/vnd.apache.arrow.stream"
+from publicmesh import arrow_ipc
+
+ARROW_STREAM = arrow_ipc.ARROW_STREAM  # the content type of the Arrow form
+
 MAX_NOTICES = 500_000  # per request: a large municipality's eligible households at once (the client splits)
 CATEGORIES = ("service-eligibility", "application-decision", "payout", "account-request")
 LIMITS = {"key": 128, "title_ja": 200, "title_en": 200, "body_ja": 4000, "body_en": 4000, "link": 200}
@@ -28,24 +31,19 @@ class MalformedNotices(ValueError):
 
 def request_body(notices: pa.Table, routing: dict[str, str]) -> bytes:
     metadata = {k.encode(): str(routing[k]).encode() for k in ROUTING if k in routing}
-    return stream(notices.replace_schema_metadata(metadata))
+    return arrow_ipc.to_bytes(notices.replace_schema_metadata(metadata), max_chunksize=100_000)
 
 
 def read_request(body: bytes, max_rows: int = MAX_NOTICES) -> tuple[pa.Table, dict[str, str]]:
     """(notices, routing) of a request: string columns, category filled in, every row checked."""
     try:
-        reader = pa.ipc.open_stream(body)
-        batches, rows = [], 0
-        for batch in reader:  # counted batch by batch, so an oversized request stops early
-            rows += batch.num_rows
-            if rows > max_rows:
-                raise MalformedNotices(f"at most {max_rows:,} notices in one request")
-            batch.validate(full=True)
-            batches.append(batch)
-        table = pa.Table.from_batches(batches, reader.schema)
-    except (pa.ArrowException, OSError) as exc:  # a stream cut short is an OSError
-        raise MalformedNotices(f"not an Arrow IPC stream: {exc}") from None
-    metadata = table.schema.metadata or {}
+        schema, batches = arrow_ipc.read_batches(body, max_rows)
+    except arrow_ipc.TooManyRows:
+        raise MalformedNotices(f"at most {max_rows:,} notices in one request") from None
+    except arrow_ipc.NotAStream as exc:
+        raise MalformedNotices(str(exc)) from None
+    table = pa.Table.from_batches(batches, schema)
+    metadata = schema.metadata or {}
     routing = {k: metadata.get(k.encode(), b"").decode("utf-8", "replace") for k in ROUTING}
     return checked(table), routing
 
@@ -91,7 +89,7 @@ def _require(table: pa.Table, ok: pa.ChunkedArray, rule: str) -> None:
 
 
 def answer_body(prior_intent: pa.Array, delivered: int) -> bytes:
-    return stream(pa.table({"prior_intent": prior_intent}).replace_schema_metadata(
+    return arrow_ipc.to_bytes(pa.table({"prior_intent": prior_intent}).replace_schema_metadata(
         {b"delivered": str(delivered).encode()}))
 
 
@@ -105,10 +103,3 @@ def read_answer(body: bytes, rows: int) -> tuple[pa.Array, int]:
         raise MalformedNotices(f"the answer has {table.num_rows} rows of {table.column_names}, not {rows} flags")
     delivered = orjson.loads((table.schema.metadata or {}).get(b"delivered", b"0"))
     return table.column(0).combine_chunks(), int(delivered)
-
-
-def stream(table: pa.Table) -> bytes:
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table, max_chunksize=100_000)
-    return sink.getvalue().to_pybytes()

@@ -9,7 +9,9 @@ from __future__ import annotations
 import orjson
 import pyarrow as pa
 
-ARROW_STREAM = "application/vnd.apache.arrow.stream"
+from publicmesh import arrow_ipc
+
+ARROW_STREAM = arrow_ipc.ARROW_STREAM  # the content type of the Arrow form
 ARROW_MAX_BATCH = 2_000_000
 MAX_TARGETS = 16
 COLUMN = "pseudonym"
@@ -21,7 +23,7 @@ class MalformedConversion(ValueError):
 
 def request_body(pseudonyms: pa.Array | pa.ChunkedArray, source: str, targets: tuple[str, ...]) -> bytes:
     metadata = {b"source": source.encode(), b"targets": orjson.dumps(list(targets))}
-    return _stream(pa.table({COLUMN: pseudonyms}).replace_schema_metadata(metadata))
+    return arrow_ipc.to_bytes(pa.table({COLUMN: pseudonyms}).replace_schema_metadata(metadata))
 
 
 def read_request(body: bytes, max_rows: int = ARROW_MAX_BATCH) -> tuple[pa.ChunkedArray, str, list[str]]:
@@ -57,7 +59,7 @@ def _routing(metadata: dict) -> tuple[str, list[str]]:
 
 
 def answer_body(converted: dict[str, pa.Array]) -> bytes:
-    return _stream(pa.table(converted))
+    return arrow_ipc.to_bytes(pa.table(converted))
 
 
 def read_answer(body: bytes, targets: tuple[str, ...], rows: int) -> dict[str, pa.Array]:
@@ -75,10 +77,3 @@ def read_answer(body: bytes, targets: tuple[str, ...], rows: int) -> dict[str, p
 
 def _is_text(data_type: pa.DataType) -> bool:
     return pa.types.is_string(data_type) or pa.types.is_large_string(data_type)
-
-
-def _stream(table: pa.Table) -> bytes:
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    return sink.getvalue().to_pybytes()

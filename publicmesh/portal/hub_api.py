@@ -20,7 +20,7 @@ from cryptography import x509
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
-from publicmesh import accounts, consent, notices
+from publicmesh import accounts, arrow_ipc, consent, notices
 from publicmesh.agencies.datasets import Attribute, Dataset
 from publicmesh.identity import IdentityError
 from publicmesh.mesh import notices_wire
@@ -154,11 +154,7 @@ def register(app: FastAPI, portal) -> None:
                   "holder_kana": lambda a: a.holder_kana}
         for name in doc.get("attributes") or list(values):
             columns[name] = pa.array([values[name](found[subjects[i]]) for i in index], pa.string())
-        sink = pa.BufferOutputStream()
-        table = pa.table(columns)
-        with pa.ipc.new_stream(sink, table.schema) as writer:
-            writer.write_table(table)
-        return 200, sink.getvalue().to_pybytes(), "application/vnd.apache.arrow.stream"
+        return 200, arrow_ipc.to_bytes(pa.table(columns)), arrow_ipc.ARROW_STREAM
 
     @app.get("/v1/datasets", include_in_schema=False)
     async def datasets():

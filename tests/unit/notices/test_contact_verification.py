@@ -4,40 +4,22 @@ from __future__ import annotations
 
 import os
 import stat
-import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from publicmesh.notices import (
-    LogChannel, VerificationRateLimited, confirm_contact, contacts, ensure_schema, normalize_address,
+    LogChannel, VerificationRateLimited, confirm_contact, contacts, normalize_address,
     remove_contact, start_contact_verification,
 )
 from publicmesh.notices.schema import contact_codes
 from publicmesh.settings import Settings
-from publicmesh.storage import drop_store, engine_for
 
 pytestmark = pytest.mark.storage
 
-BACKENDS = ["sqlite"] + (["postgresql"] if os.environ.get("PUBLICMESH_TEST_DATABASE_URL") else [])
 ALICE = "A" * 21 + "x"
 BOB = "B" * 21 + "y"
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
-
-
-@pytest.fixture(params=BACKENDS)
-def engine(request, tmp_path):
-    """A fresh notices store: a SQLite file, or a throwaway PostgreSQL database dropped afterwards."""
-    if request.param == "postgresql":
-        settings = Settings(data_dir=tmp_path, database_url=os.environ["PUBLICMESH_TEST_DATABASE_URL"])
-        store = f"notices-test-{uuid.uuid4().hex[:12]}"
-    else:
-        settings, store = Settings(data_dir=tmp_path, database_url=""), "notices"
-    engine = ensure_schema(engine_for(store, settings))
-    yield engine
-    engine.dispose()
-    if request.param == "postgresql":
-        drop_store(store, settings)
 
 
 @pytest.fixture

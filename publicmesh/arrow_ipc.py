@@ -1,0 +1,39 @@
+"""Arrow IPC streams as HTTP bodies, for every part: a table written to bytes, and a body read back batch by batch
+(counted, so an oversized request stops early, and validated, since decoders read the buffers directly)."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+ARROW_STREAM = "application/vnd.apache.arrow.stream"
+
+
+class NotAStream(ValueError):
+    """The body is not an Arrow IPC stream (or is cut short)."""
+
+
+class TooManyRows(ValueError):
+    """The stream holds more rows than allowed."""
+
+
+def to_bytes(table: pa.Table, max_chunksize: int | None = None) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table, max_chunksize=max_chunksize)
+    return sink.getvalue().to_pybytes()
+
+
+def read_batches(body: bytes, max_rows: int) -> tuple[pa.Schema, list[pa.RecordBatch]]:
+    """The stream's schema and batches, each fully validated; NotAStream, or TooManyRows past ``max_rows``."""
+    try:
+        reader = pa.ipc.open_stream(body)
+        batches, rows = [], 0
+        for batch in reader:
+            rows += batch.num_rows
+            if rows > max_rows:
+                raise TooManyRows(f"at most {max_rows:,} rows in one request")
+            batch.validate(full=True)
+            batches.append(batch)
+    except (pa.ArrowException, OSError) as exc:  # a stream cut short is an OSError
+        raise NotAStream(f"not an Arrow IPC stream: {exc}") from None
+    return reader.schema, batches
