@@ -30,7 +30,8 @@ def supports(engine: Engine) -> bool:
     return name == "postgresql" or (name == "sqlite" and engine.url.database not in (None, "", ":memory:"))
 
 
-def read_arrow(conn: Connection, query, params: dict, asked: Sequence[str] | None = None) -> pa.Table:
+def read_arrow(conn: Connection, query, params: dict, asked: Sequence[str] | pa.ChunkedArray | None = None
+               ) -> pa.Table:
     """A statement's answer as one Arrow table, read by a connection of its own to the same database (committed
     rows only). Types are the driver's: SQLite gives dates as ISO text and booleans as 0/1. ``asked``: pseudonyms
     the statement may join as the temporary table ASKED (once each, sorted: the lookups go through the key in
@@ -40,7 +41,8 @@ def read_arrow(conn: Connection, query, params: dict, asked: Sequence[str] | Non
     compiled = query.compile(dialect=_POSTGRES_DIALECT if postgres else engine.dialect)
     values = compiled.construct_params(params)
     bound = tuple(values[name] for name in compiled.positiontup or ())
-    names = None if asked is None else pa.array(asked, pa.string())
+    names = None if asked is None else (asked.combine_chunks().cast(pa.string()) if isinstance(asked, pa.ChunkedArray)
+                                        else pa.array(asked, pa.string()))
     if postgres:
         found = _read_postgres(engine, str(compiled), bound, names)
     elif supports(engine):

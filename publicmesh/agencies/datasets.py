@@ -6,8 +6,8 @@ import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+import polars as pl
 import pyarrow as pa
-import pyarrow.compute as pc
 from sqlalchemy import Connection, Table, bindparam, select
 
 from publicmesh.agencies import columnar
@@ -223,19 +223,16 @@ def _typed(query, attributes: Sequence[str], table: pa.Table) -> pa.Table:
     return pa.table(columns)
 
 
-def _latest(table: pa.Table, subjects: Sequence[str] | None, keyed: bool) -> pa.Table:
+def _latest(table: pa.Table, subjects: Sequence[str] | pa.ChunkedArray | None, keyed: bool) -> pa.Table:
     """The asked subjects' rows (all, for a scan), one per subject: the first, which is the latest (rows come
-    latest first), in the order read. ``keyed``: the rows are one per subject already."""
-    if subjects is not None:
-        table = table.filter(pc.is_in(table.column("subject"), value_set=pa.array(subjects, pa.string())))
-    if keyed:
-        return table
-    subject = table.column("subject")
-    unique = pc.unique(subject)
-    if len(unique) == table.num_rows:
-        return table
-    first = pc.index_in(unique, value_set=subject)  # the first row of each subject
-    return table.take(pc.sort_indices(first))
+    latest first), in the order read. ``keyed``: the rows are one per subject already. (Polars hashes a
+    municipality's pseudonyms several times faster than Arrow's is_in and index_in.)"""
+    subject = pl.Series(table.column("subject"), dtype=pl.Utf8)
+    keep = None if subjects is None else subject.is_in(pl.Series(subjects, dtype=pl.Utf8).implode())
+    if not keyed:
+        first = subject.is_first_distinct()  # the first row of each subject
+        keep = first if keep is None else keep & first
+    return table if keep is None or keep.all() else table.filter(keep.to_arrow())
 
 
 def rows_table(found: dict[str, dict], attributes: Sequence[str]) -> pa.Table:

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import orjson
 import pyarrow as pa
-import pyarrow.compute as pc
+import polars as pl
 from sqlalchemy import Engine
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -16,11 +16,15 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from publicmesh import arrow_ipc
+from publicmesh.agencies import columnar
+from publicmesh.agencies.datasets import SCAN_OVER
 from publicmesh.agencies.definition import AgencyDefinition
 from publicmesh.agencies.layout import upgrade
 from publicmesh.agencies.messaging import accept, read_outbox
 from publicmesh.mesh.ca import read_private_key
+from publicmesh.mesh import bulk_wire
 from publicmesh.mesh.members import HUB, InvalidMemberId, MemberId
+from publicmesh.mesh.schemas import BULK_MAX_SUBJECTS
 from publicmesh.mesh.signatures import SignatureError, Signer, Verifier
 from publicmesh.mesh.trust import TrustStore, authenticate_request
 from publicmesh.problems import Problem
@@ -28,7 +32,6 @@ from publicmesh.settings import Settings
 from publicmesh.storage import engine_for
 
 ARROW_STREAM = arrow_ipc.ARROW_STREAM
-
 
 
 def direct_consumers() -> set[str]:
@@ -83,7 +86,11 @@ def create_app(node: AgencyNode) -> Starlette:
             if len(body) > node.max_body:
                 raise Problem("payload-too-large", f"at most {node.max_body} bytes")
             node.authenticate(request, body)
-            doc = orjson.loads(body) if body else {}
+            if request.headers.get("content-type", "").startswith(ARROW_STREAM):  # bulk_wire: the hub's subjects
+                fields, subjects = bulk_wire.read_subjects(body, BULK_MAX_SUBJECTS)
+                doc = {**fields, "subjects": subjects}
+            else:
+                doc = orjson.loads(body) if body else {}
             if not isinstance(doc, dict):
                 raise Problem("malformed-request", "the body is a JSON object")
             member = doc.get("member", member)
@@ -131,6 +138,8 @@ def create_app(node: AgencyNode) -> Starlette:
         member = node.member_of(doc)
         dataset, attributes = dataset_and_attributes(doc)
         subjects = None if doc.get("scan") is True else doc["subjects"]
+        if isinstance(subjects, pa.ChunkedArray) and (len(subjects) <= SCAN_OVER or not columnar.supports(node.engine)):
+            subjects = subjects.to_pylist()  # a few, looked up by a list; or a store only rows can read
         with node.engine.connect() as conn:
             table = dataset.bulk(conn, agency.tenant_of(member), subjects, attributes)
         if subjects is None:  # a scan: the hub learns the subjects from the answer (in this agency's pseudonyms)
@@ -190,11 +199,12 @@ def create_app(node: AgencyNode) -> Starlette:
     ])
 
 
-def asked_positions(answered: pa.ChunkedArray, subjects: Sequence[str]) -> pa.Array:
+def asked_positions(answered: pa.ChunkedArray, subjects: Sequence[str] | pa.ChunkedArray) -> pa.Array:
     """The position of each answered subject in the request (the last, where a subject is asked twice)."""
-    if isinstance(answered, pa.ChunkedArray):
-        answered = answered.combine_chunks()
-    found = pc.index_in(answered, value_set=pa.array(subjects[::-1], pa.string())).cast(pa.int32())
-    if found.null_count:
+    asked = pl.DataFrame({"subject": pl.Series(subjects, dtype=pl.Utf8)}).with_row_index("i").unique(
+        "subject", keep="last")
+    found = pl.DataFrame({"subject": pl.Series(answered, dtype=pl.Utf8)}).join(
+        asked, on="subject", how="left", maintain_order="left")["i"]
+    if found.null_count():
         raise ValueError("the answer names a subject that was not asked for")
-    return pc.subtract(pa.scalar(len(subjects) - 1, pa.int32()), found)
+    return found.cast(pl.Int32).to_arrow()

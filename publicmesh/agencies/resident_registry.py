@@ -147,7 +147,8 @@ def _household_bulk(conn: Connection, tenant, subjects, attributes) -> pa.Table:
         grouped.append(pl.struct("subject", "relation", pl.col("sex").cast(pl.Int64), "birth_date").alias("members"))
     households = (everyone.filter(pl.col("status").is_in(REGISTERED))
                   .group_by("household_no", maintain_order=True).agg(grouped))
-    found = everyone if subjects is None else everyone.filter(pl.col("subject").is_in(list(subjects)))
+    asked = None if subjects is None else pl.Series(subjects, dtype=pl.Utf8).implode()
+    found = everyone if asked is None else everyone.filter(pl.col("subject").is_in(asked))
     answer = found.join(households, on="household_no", how="left", maintain_order="left").with_columns(
         pl.col("household_size").fill_null(0),
         pl.col("protected").cast(pl.Boolean).fill_null(False).alias("_protected"))

@@ -1,6 +1,7 @@
-"""The Arrow form of a bulk query naming its subjects (member → hub): the subjects as one string column, the rest
-of the request (provider, dataset, attributes, purpose) as JSON in the schema metadata, inside the body, so the
-signature's content digest covers it. A municipality's residents are sent without a JSON list of millions."""
+"""The Arrow form of a bulk query naming its subjects (member → hub, and hub → provider): the subjects as one
+string column, the rest of the request (to the hub provider, dataset, attributes and purpose; to a provider member,
+dataset and attributes) as JSON in the schema metadata, inside the body, so the signature's content digest covers
+it. A municipality's residents are sent without a JSON list of millions."""
 
 from __future__ import annotations
 
@@ -27,6 +28,13 @@ def request_body(subjects: pa.Array | pa.ChunkedArray, request: dict) -> bytes:
 
 def read_request(body: bytes, max_rows: int = BULK_MAX_SUBJECTS) -> tuple[BulkRequest, pa.ChunkedArray]:
     """(the request without its subjects, the subjects); MalformedBulk, or pydantic's ValidationError."""
+    fields, subjects = read_subjects(body, max_rows)
+    return BulkRequest.model_validate(fields), subjects  # ValidationError: the caller answers it as a problem
+
+
+def read_subjects(body: bytes, max_rows: int) -> tuple[dict, pa.ChunkedArray]:
+    """(the request's other fields, its subjects) of any bulk query in the Arrow form: a member's to the hub, or
+    the hub's to a provider (member, dataset, attributes); MalformedBulk."""
     try:
         schema, batches = arrow_ipc.read_batches(body, max_rows)
     except arrow_ipc.TooManyRows:
@@ -42,7 +50,6 @@ def read_request(body: bytes, max_rows: int = BULK_MAX_SUBJECTS) -> tuple[BulkRe
     except orjson.JSONDecodeError:
         raise MalformedBulk("the schema metadata 'request' is a JSON object") from None
     if not isinstance(fields, dict) or {"subjects", "scan"} & fields.keys():
-        raise MalformedBulk("the schema metadata 'request' is a JSON object of provider, dataset, attributes and "
-                            "purpose (the subjects are the column)")
-    request = BulkRequest.model_validate(fields)  # ValidationError: the caller answers it as a problem
-    return request, pa.chunked_array([b.column(0) for b in batches], pa.string())
+        raise MalformedBulk("the schema metadata 'request' is a JSON object of the request's fields but its "
+                            "subjects (they are the column)")
+    return fields, pa.chunked_array([b.column(0) for b in batches], pa.string())

@@ -12,7 +12,7 @@ import pyarrow.compute as pc
 from publicmesh.audit import ExchangeRecord, utc_timestamp
 from publicmesh.mesh.catalog import Catalog
 from publicmesh.mesh.consents import ConsentCheck
-from publicmesh.mesh import notices_wire
+from publicmesh.mesh import bulk_wire, notices_wire
 from publicmesh.mesh.members import AUDIT_DOMAIN, PORTAL, InvalidMemberId, MemberId
 from publicmesh.mesh.outbound import Outbound
 from publicmesh.mesh.registry import Directory, Member
@@ -185,10 +185,11 @@ class Exchange:
         forwarded = converted[provider_domain].filter(known)
         tables = []
         for start in range(0, len(forwarded), BULK_CHUNK):
-            answer = await self.outbound.post(provider.base_url, "/v1/bulk", {
-                "member": str(provider.id), "dataset": req.dataset, "attributes": req.attributes,
-                "subjects": forwarded.slice(start, BULK_CHUNK).to_pylist()}, str(provider.id),
-                request_id=f"{request_id}.{start // BULK_CHUNK}", timeout_s=300)
+            body = bulk_wire.request_body(forwarded.slice(start, BULK_CHUNK), {
+                "member": str(provider.id), "dataset": req.dataset, "attributes": req.attributes})
+            answer = await self.outbound.post_bytes(provider.base_url, "/v1/bulk", body, bulk_wire.ARROW_STREAM,
+                                                    str(provider.id), request_id=f"{request_id}.{start // BULK_CHUNK}",
+                                                    timeout_s=300)
             if answer.status != 200:
                 raise Problem("bad-provider-answer", f"{provider.id} answered HTTP {answer.status} to a bulk query")
             table = pa.ipc.open_stream(answer.body).read_all()

@@ -23,9 +23,10 @@ from fastapi.responses import Response
 from publicmesh import accounts, arrow_ipc, consent, notices
 from publicmesh.agencies.datasets import Attribute, Dataset
 from publicmesh.identity import IdentityError
-from publicmesh.mesh import notices_wire
+from publicmesh.mesh import bulk_wire, notices_wire
 from publicmesh.mesh.ca import read_private_key
 from publicmesh.mesh.members import HUB, PORTAL
+from publicmesh.mesh.schemas import BULK_MAX_SUBJECTS
 from publicmesh.mesh.signatures import SignatureError, Signer, Verifier
 from publicmesh.portal.account_pages import PRIOR_INTENT
 from publicmesh.portal.proxies import signers_of
@@ -140,12 +141,17 @@ def register(app: FastAPI, portal) -> None:
         found = signers_of(people.identity, portal.sessions, doc["subject"], doc.get("attributes"))
         return 200, orjson.dumps({"subject": doc["subject"], "data": found, "protected": False}), "application/json"
 
-    @hub_call("/v1/bulk")
-    def public_fund_accounts(doc: dict):
-        if doc.get("dataset") != "public-fund-account" or "subjects" not in doc:
+    @hub_call("/v1/bulk", arrow=True)
+    def public_fund_accounts(body: bytes):
+        try:  # the hub names the subjects in the Arrow form (bulk_wire); a scan is not served
+            doc, column = bulk_wire.read_subjects(body, BULK_MAX_SUBJECTS)
+        except bulk_wire.MalformedBulk as exc:
+            return 400, orjson.dumps({"detail": f"the portal provides public-fund-account by subject: {exc}"}), \
+                "application/json"
+        if doc.get("dataset") != "public-fund-account":
             return 404, orjson.dumps({"detail": "the portal provides only public-fund-account, by subject"}), \
                 "application/json"
-        subjects = doc["subjects"]
+        subjects = column.to_pylist()
         found = accounts.accounts_of_many(people.accounts, subjects)
         index = [i for i, s in enumerate(subjects) if s in found]
         columns = {"i": pa.array(index, pa.int32()), "_protected": pa.array([False] * len(index), pa.bool_())}
