@@ -132,7 +132,7 @@ def run(residents: int = 1_000_000, *, openfisca: bool = True, browser: bool = T
             summary = publish_file(settings, path, on_frame=lambda _code, frame: frames.append(frame.select(RULE_INPUT)))
             result.update({"eligible": summary.eligible, "seconds": round(summary.phases["total"], 2),
                            "phases": {k: round(v, 2) for k, v in summary.phases.items() if k != "total"},
-                           # the writer thread's own seconds (offers, notices, prior intents), within the phases
+                           # the writer threads' own seconds (offers; notices and prior intents), within the phases
                            "background": {k: round(v, 2) for k, v in summary.background.items()},
                            "notices": summary.notices, "total_yen": summary.total_yen,
                            "paid": summary.payout.get("paid", 0), "paid_yen": summary.payout.get("paid_yen", 0),

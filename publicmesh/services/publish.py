@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,7 +45,7 @@ class Summary:
     total_yen: int = 0
     by_municipality: dict[str, dict] = field(default_factory=dict)
     phases: dict[str, float] = field(default_factory=dict)  # wall-clock seconds of the publish, adding up to total
-    background: dict[str, float] = field(default_factory=dict)  # seconds of the writer thread, within the phases
+    background: dict[str, float] = field(default_factory=dict)  # seconds of the writer threads, within the phases
     payout: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
@@ -73,18 +73,18 @@ def publish(engine: Engine, client: MeshClient, path: Path | str, municipalities
     fetch = plan(doc, compiled)
     fields = {k: v for k, v in form_sources(doc).items() if k not in fetch.detail_fields}
     # Municipalities are fetched FETCH_AHEAD at a time: while one is evaluated here, the hub and the agencies
-    # already answer the next (each is its own process). A municipality's offers, its notices and the
-    # applications of its prior intents are written by a thread of their own while the next one is evaluated;
-    # one municipality at a time, in order.
+    # already answer the next (each is its own process). A municipality's offers are written by a thread of their
+    # own while the next one is evaluated, and its notices (and the applications of its prior intents) by another
+    # while the next one's offers are written: the portal stores notices while this process writes offers. One
+    # municipality at a time in each, in order.
     with ThreadPoolExecutor(max_workers=FETCH_AHEAD, thread_name_prefix="publish-fetch") as pool, \
-            ThreadPoolExecutor(max_workers=1, thread_name_prefix="publish-write") as writer:
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="publish-offers") as writer, \
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="publish-notify") as notifier:
         fetched = pool.map(lambda code: (code, fetch_municipality(client, doc, code, attributes=fetch.rules)),
                            municipalities)
 
-        def write(code: str, eligible: pl.DataFrame, done: int) -> None:
-            clock = _Clock(summary.background, "offers", time.perf_counter())
-            fresh = store_offers(engine, doc, code, eligible)
-            clock.lap("offers")
+        def send(fresh: pl.DataFrame, done: int) -> None:
+            clock = _Clock(summary.background, "notify", time.perf_counter())
             intents = notify(client, doc, fresh)
             clock.lap("notify")
             summary.prior_intent_applications += decide_by_intent(engine, client, doc, fresh.filter(intents).to_dicts())
@@ -93,7 +93,13 @@ def publish(engine: Engine, client: MeshClient, path: Path | str, municipalities
             summary.notices += fresh.height
             progress("notify", done, len(municipalities))
 
-        writing = None
+        def write(code: str, eligible: pl.DataFrame, done: int) -> Future:
+            clock = _Clock(summary.background, "offers", time.perf_counter())
+            fresh = store_offers(engine, doc, code, eligible)
+            clock.lap("offers")
+            return notifier.submit(send, fresh, done)
+
+        writing, sending = None, []
         t0 = time.perf_counter()
         for k, (code, frame) in enumerate(fetched):
             clock = _Clock(summary.phases, "fetch", t0)
@@ -103,8 +109,10 @@ def publish(engine: Engine, client: MeshClient, path: Path | str, municipalities
             clock.lap("evaluate")
             eligible = fetch_details(client, doc, code, decided.filter(pl.col("eligible")), fetch, compiled)
             clock.lap("details")
-            if writing is not None:  # the previous municipality's offers and notices: waited for here
-                writing.result()
+            if writing is not None:  # the previous municipality's offers, and the notices of the one before
+                sending.append(writing.result())
+                if len(sending) > 1:
+                    sending.pop(0).result()
                 clock.lap("write")
             writing = writer.submit(write, code, eligible, k + 1)
             summary.residents += frame.height
@@ -118,7 +126,8 @@ def publish(engine: Engine, client: MeshClient, path: Path | str, municipalities
             t0 = time.perf_counter()
         if writing is not None:
             t0 = time.perf_counter()
-            writing.result()
+            for future in [*sending, writing.result()]:
+                future.result()
             _Clock(summary.phases, "write", t0)
     with engine.begin() as conn:
         if conn.execute(select(publications.c.version).where(publications.c.service_id == doc["id"],
