@@ -128,10 +128,15 @@ class Dataset:
             found[subject] = dict(zip(names, values))
         return found
 
-    def bulk(self, conn: Connection, tenant: str | None, subjects: Sequence[str] | None,
+    def bulk(self, conn: Connection, tenant: str | None, subjects: Sequence[str] | pa.ChunkedArray | None,
              attributes: Sequence[str]) -> pa.Table:
         """The rows of many subjects (or, with ``subjects=None``, of every subject of the tenant) as Arrow columns
-        subject, _protected and the attributes; one row per subject found (the latest), dates as ISO text."""
+        subject, _protected and the attributes; one row per subject found (the latest), dates as ISO text. The
+        subjects may be an Arrow column (the hub's bulk_wire): a list is made of it only where one is read."""
+        if isinstance(subjects, (pa.Array, pa.ChunkedArray)) and (
+                len(subjects) <= SCAN_OVER or not columnar.supports(conn.engine)
+                or (self.custom_bulk is None and self.custom_lookup is not None)):
+            subjects = subjects.to_pylist()
         if self.custom_bulk is not None:
             return self.custom_bulk(conn, tenant, subjects, attributes)
         if self.custom_lookup is not None:

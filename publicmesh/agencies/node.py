@@ -16,8 +16,6 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from publicmesh import arrow_ipc
-from publicmesh.agencies import columnar
-from publicmesh.agencies.datasets import SCAN_OVER
 from publicmesh.agencies.definition import AgencyDefinition
 from publicmesh.agencies.layout import upgrade
 from publicmesh.agencies.messaging import accept, read_outbox
@@ -138,8 +136,6 @@ def create_app(node: AgencyNode) -> Starlette:
         member = node.member_of(doc)
         dataset, attributes = dataset_and_attributes(doc)
         subjects = None if doc.get("scan") is True else doc["subjects"]
-        if isinstance(subjects, pa.ChunkedArray) and (len(subjects) <= SCAN_OVER or not columnar.supports(node.engine)):
-            subjects = subjects.to_pylist()  # a few, looked up by a list; or a store only rows can read
         with node.engine.connect() as conn:
             table = dataset.bulk(conn, agency.tenant_of(member), subjects, attributes)
         if subjects is None:  # a scan: the hub learns the subjects from the answer (in this agency's pseudonyms)

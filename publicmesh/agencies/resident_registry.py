@@ -138,14 +138,16 @@ def _household_bulk(conn: Connection, tenant, subjects, attributes) -> pa.Table:
     everyone = pl.from_arrow(read).rename({"pseudonym": "subject", "address_protected": "protected"})
     if everyone.schema["birth_date"] != pl.Utf8:  # PostgreSQL gives dates, SQLite their ISO text
         everyone = everyone.with_columns(pl.col("birth_date").dt.to_string("%Y-%m-%d"))
-    everyone = everyone.sort("household_no", "birth_date", "subject")  # read in storage order: see _household_lookup
+    # The members in the order _household_lookup gives them; the answer in the order read (the store's), the same
+    # as a scan of person gives, so the hub converts and records those residents once for both.
+    members = everyone.sort("household_no", "birth_date", "subject")
     # Only what was asked is built: the member lists are the costly part, and a service keyed by the head (世帯主)
     # asks for relation and head alone.
     grouped = [pl.coalesce(pl.col("subject").filter(pl.col("relation").is_in(HEADS)).first(),
                            pl.col("subject").first()).alias("head"), pl.len().cast(pl.Int64).alias("household_size")]
     if "members" in attributes:
         grouped.append(pl.struct("subject", "relation", pl.col("sex").cast(pl.Int64), "birth_date").alias("members"))
-    households = (everyone.filter(pl.col("status").is_in(REGISTERED))
+    households = (members.filter(pl.col("status").is_in(REGISTERED))
                   .group_by("household_no", maintain_order=True).agg(grouped))
     asked = None if subjects is None else pl.Series(subjects, dtype=pl.Utf8).implode()
     found = everyone if asked is None else everyone.filter(pl.col("subject").is_in(asked))

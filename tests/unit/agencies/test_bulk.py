@@ -43,6 +43,8 @@ def test_every_way_of_reading_answers_what_the_lookup_answers(stores, monkeypatc
         monkeypatch.setattr(datasets, "SCAN_OVER", 0)
         monkeypatch.setattr(resident_registry, "SCAN_OVER", 0)
         tables["long list"] = data.bulk(conn, tenant, some, attributes)
+        tables["long list in Arrow"] = data.bulk(conn, tenant, pa.chunked_array([pa.array(some, pa.string())]),
+                                                 attributes)
     assert everyone and len(expected) == len(everyone)
     for name, table in tables.items():  # parts of one answer concatenate: the same types every way
         assert table.schema == tables["scan"].schema, name
@@ -55,6 +57,7 @@ def test_every_way_of_reading_answers_what_the_lookup_answers(stores, monkeypatc
     for subject, row in expected.items():
         assert scanned[subject] == {"_protected": bool(row.pop("_protected", False)), **row}
     assert _answers(tables["short list"]) == _answers(tables["long list"]) == {s: scanned[s] for s in some}
+    assert _answers(tables["long list in Arrow"]) == _answers(tables["long list"])
 
 
 def test_a_subject_with_an_older_assessment_is_answered_with_the_latest(fresh_stores, monkeypatch):
@@ -103,3 +106,12 @@ def test_a_household_scan_of_some_attributes_answers_as_the_lookup_does(stores, 
         scanned_table = resident_registry.HOUSEHOLD.bulk(conn, tenant, some, attributes)
     assert scanned_table.column_names == ["subject", "_protected", *attributes]
     assert _answers(scanned_table) == listed and len(listed) == len(some)
+
+
+def test_a_household_scan_answers_in_the_order_a_person_scan_does(stores):
+    """The hub converts and records a municipality's residents once for both scans (it finds the same column)."""
+    tenant = _tenant("resident-registry")
+    with stores["resident-registry"].connect() as conn:
+        person = resident_registry.PERSON.bulk(conn, tenant, None, ["status"])
+        household = resident_registry.HOUSEHOLD.bulk(conn, tenant, None, ["relation", "head"])
+    assert household.num_rows > 1 and household.column("subject").equals(person.column("subject"))
