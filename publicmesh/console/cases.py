@@ -11,6 +11,7 @@ from sqlalchemy import Connection, and_, func, insert, select, update
 
 from publicmesh.services import applications as apps
 from publicmesh.services import forms
+from publicmesh.services.offers import full_form
 from publicmesh.services.store import applications, history, offers, utc_now
 
 QUEUED = ("received", "in-review", "returned")  # received: a returned application the person resubmitted
@@ -74,7 +75,7 @@ def case(conn: Connection, tenant: str, application_id: str) -> dict:
         raise LookupError(application_id)
     offer = conn.execute(select(offers).where(offers.c.id == row["offer_id"], offers.c.tenant == tenant)
                          ).mappings().first()
-    form = dict(offer["form"]) if offer is not None else {}
+    form = dict(full_form(conn, offer["form"])) if offer is not None else {}
     typed = forms.shown(form, forms.signed_typed(row["signature"]))  # what the person typed, as signed
     steps = conn.execute(select(history).where(history.c.application_id == application_id)
                          .order_by(history.c.at, history.c.id)).mappings()

@@ -6,16 +6,18 @@ twice; the database's one-offer-per-unit constraint guards the same under a race
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import os
 import time
 
 import numpy as np
 import orjson
 import polars as pl
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, insert, select
+from sqlalchemy.exc import IntegrityError
 
 from publicmesh.services import forms
-from publicmesh.services.store import offers, utc_now
+from publicmesh.services.store import offer_shapes, offers, utc_now
 from publicmesh.storage import bulk_cache
 
 COLUMNS = ("id", "service_id", "unit_key", "subject", "tenant", "amount_yen", "form", "version", "offered_at")
@@ -29,10 +31,12 @@ def store_offers(engine: Engine, doc: dict, code: str, eligible: pl.DataFrame,
         return pl.DataFrame(schema={c: pl.Utf8 for c in COLUMNS})
     audit_columns = [c for c in eligible.columns if c.endswith("._audit")]
     key = pl.lit(unit_key) if unit_key is not None else pl.col("subject" if doc["unit"] == "person" else "household")
+    shape = form_shape(doc)
+    shape_id, shared = shape_record(shape)
     units = eligible.select(
         key.alias("unit_key"),
         "subject", pl.col("amount").cast(pl.Int64).alias("amount_yen"),
-        offer_forms(form_shape(doc), eligible, audit_columns).alias("form"))
+        offer_forms(shape, shape_id, eligible, audit_columns).alias("form"))
     with engine.begin() as conn:
         taken = pl.DataFrame(conn.execute(select(offers.c.unit_key, offers.c.subject).where(
             offers.c.service_id == doc["id"], offers.c.tenant == code)).all(), schema=["unit_key", "subject"],
@@ -48,9 +52,50 @@ def store_offers(engine: Engine, doc: dict, code: str, eligible: pl.DataFrame,
                                    pl.lit(code).alias("tenant"), pl.lit(int(doc["version"])).alias("version"),
                                    pl.lit(now).alias("offered_at")).select(COLUMNS)
         if fresh.height:
+            _store_shape(conn, shape_id, shared)
             with bulk_cache(conn):
                 _insert(conn, fresh)
     return fresh
+
+
+def shape_record(shape: tuple[dict, list[dict], dict]) -> tuple[str, dict]:
+    """The id (its digest) and the stored form of what every offer of the definition shares."""
+    title, fields, typed = shape
+    shared = {"title_ja": title["ja"], "title_en": title["en"], **typed,
+              "fields": [{"name": f["name"], "label_ja": f["label"]["ja"], "label_en": f["label"]["en"],
+                          "format": f.get("format", "text")} for f in fields]}
+    return hashlib.sha256(orjson.dumps(shared, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32], shared
+
+
+def _store_shape(conn: Connection, shape_id: str, shared: dict) -> None:
+    if conn.execute(select(offer_shapes.c.id).where(offer_shapes.c.id == shape_id)).first() is None:
+        with conn.begin_nested():  # a publish racing this one stores the same row: either is it
+            try:
+                conn.execute(insert(offer_shapes).values(id=shape_id, shape=shared))
+            except IntegrityError:
+                pass
+
+
+_SHAPES: dict[str, dict] = {}  # id → shape: a shape never changes (its id is its digest)
+
+
+def full_form(conn: Connection, form: dict) -> dict:
+    """An offer's form as the person sees it and signs it (offer_form's): a published offer stores its values in
+    the order of its shape's fields, the exchange records and the shape's id; any other form is whole already."""
+    if "shape" not in form:
+        return form
+    shared = _SHAPES.get(form["shape"])
+    if shared is None:
+        shared = conn.execute(select(offer_shapes.c.shape).where(offer_shapes.c.id == form["shape"])).scalar_one()
+        _SHAPES[form["shape"]] = shared
+    fields = [{**field, "value": value} for field, value in zip(shared["fields"], form["values"])]
+    return {**shared, "fields": fields, "audit_records": form["audit_records"]}
+
+
+def with_full_form(conn: Connection, offer) -> dict:
+    """An offer row as a dict, its form whole (full_form)."""
+    offer = dict(offer)
+    return {**offer, "form": full_form(conn, offer["form"])}
 
 
 def offer_ids(count: int) -> list[str]:
@@ -91,23 +136,18 @@ def offer_form(shape: tuple[dict, list[dict], dict], unit: dict, audit_columns: 
             "audit_records": [int(unit[c]) for c in audit_columns if unit[c] is not None], **typed}
 
 
-def offer_forms(shape: tuple[dict, list[dict], dict], eligible: pl.DataFrame, audit_columns: list[str]) -> pl.Expr:
-    """offer_form of every row at once, as JSON text: the shared parts written once, each row's values encoded
-    by Polars and put in their places."""
-    title, fields, typed = shape
-    slot = "\u0000slot{}\u0000"
-    template = orjson.dumps({"title_ja": title["ja"], "title_en": title["en"], "fields": [
-        {"name": f["name"], "label_ja": f["label"]["ja"], "label_en": f["label"]["en"], "format": f.get("format", "text"),
-         "value": slot.format(i)} for i, f in enumerate(fields)], "audit_records": slot.format("audit"), **typed}).decode()
+def offer_forms(shape: tuple[dict, list[dict], dict], shape_id: str, eligible: pl.DataFrame,
+                audit_columns: list[str]) -> pl.Expr:
+    """The stored form of every row at once, as JSON text: the shape's id, the values encoded by Polars in the
+    order of its fields, the exchange records (full_form makes offer_form's of it)."""
+    _, fields, _ = shape
     values = [_json_of(pl.col(f"form.{f['name']}")) for f in fields]
-    values.append(_json_of(pl.concat_list([pl.col(c).cast(pl.Int64) for c in audit_columns]).list.drop_nulls())
-                  if audit_columns else pl.lit("[]"))
-    parts: list[pl.Expr] = []
-    rest = template
-    for i, value in zip([*range(len(fields)), "audit"], values):
-        before, rest = rest.split(orjson.dumps(slot.format(i)).decode(), 1)
-        parts += [pl.lit(before), value]
-    return pl.concat_str([*parts, pl.lit(rest)])
+    audit = (_json_of(pl.concat_list([pl.col(c).cast(pl.Int64) for c in audit_columns]).list.drop_nulls())
+             if audit_columns else pl.lit("[]"))
+    parts: list[pl.Expr] = [pl.lit(f'{{"shape":"{shape_id}","values":[')]
+    for i, value in enumerate(values):
+        parts += [pl.lit(","), value] if i else [value]
+    return pl.concat_str([*parts, pl.lit('],"audit_records":'), audit, pl.lit("}")])
 
 
 def _json_of(column: pl.Expr) -> pl.Expr:

@@ -33,10 +33,18 @@ offers = Table(
     Column("subject", String(22), nullable=False, index=True),  # who receives the notice and applies
     Column("tenant", String(6), nullable=False),  # the municipality
     Column("amount_yen", BigInteger, nullable=False),
-    Column("form", JSON, nullable=False),  # field name → value, as fetched through the hub at publishing
+    Column("form", JSON, nullable=False),  # the values fetched through the hub at publishing: see offers.full_form
     Column("version", Integer, nullable=False),
     Column("offered_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("service_id", "unit_key", name="one_offer_per_unit"),
+)
+
+# What every offer of one service definition shares (titles, the fields' names, labels and formats, what the
+# person types), once: a published offer's form holds only its values and the id of its shape (services/offers.py).
+offer_shapes = Table(
+    "offer_shapes", metadata,
+    Column("id", String(32), primary_key=True),  # the shape's own digest: a changed definition has another
+    Column("shape", JSON, nullable=False),
 )
 
 applications = Table(

@@ -17,6 +17,7 @@ from sqlalchemy import Connection, select
 from publicmesh.problems import Problem
 from publicmesh.services import applications as apps
 from publicmesh.services.forms import TypedFieldError, typed_values
+from publicmesh.services.offers import with_full_form
 from publicmesh.services.store import applications, offers, publications, utc_now
 
 PROXY_FIELDS = ("name", "certificate", "mandate")
@@ -176,7 +177,7 @@ class Submissions:
             raise Problem("submission-refused", "no such application for this person")
         if row["status"] != "returned":
             raise Problem("wrong-state", f"only a returned application can be resubmitted; this one is {row['status']}")
-        offer = dict(conn.execute(select(offers).where(offers.c.id == row["offer_id"])).mappings().one())
+        offer = with_full_form(conn, conn.execute(select(offers).where(offers.c.id == row["offer_id"])).mappings().one())
         proxy = proxy_of(payload)
         content = apps.application_content(offer, typed=typed_of(offer, payload), proxy=proxy,
                                            resubmits=(row["id"], apps.signature_digest(row["signature"])))

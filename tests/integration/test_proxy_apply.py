@@ -21,6 +21,7 @@ from publicmesh.identity.certificates import serial_hex
 from publicmesh.mesh.client import HubError
 from publicmesh.mesh.members import PORTAL
 from publicmesh.services.applications import application_content
+from publicmesh.services.offers import with_full_form
 from publicmesh.services.operator import publish_file
 from publicmesh.services.store import applications, history, offers
 from publicmesh.storage import engine_for
@@ -127,7 +128,7 @@ def _offers(mesh, people, principal_card: dict) -> tuple[dict, dict]:
     subject = people.convert([person_ref], PORTAL.pseudonym_domain, "services")[0]
     engine = engine_for("services", mesh.settings)
     with engine.connect() as conn:
-        found = [dict(r) for r in conn.execute(select(offers).where(offers.c.service_id == SERVICE)).mappings()]
+        found = [with_full_form(conn, r) for r in conn.execute(select(offers).where(offers.c.service_id == SERVICE)).mappings()]
     engine.dispose()
     ours = [o for o in found if o["subject"] == subject]
     theirs = [o for o in found if o["subject"] != subject]

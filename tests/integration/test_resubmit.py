@@ -22,6 +22,7 @@ from publicmesh.mesh.members import PORTAL
 from publicmesh.notices.schema import notices as notice_table
 from publicmesh.services import applications as apps
 from publicmesh.services.forms import signed_typed
+from publicmesh.services.offers import with_full_form
 from publicmesh.services.operator import publish_file
 from publicmesh.services.store import applications, history, offers
 from publicmesh.storage import engine_for
@@ -142,7 +143,7 @@ def _hub_resubmit(mesh, subject: str, payload: dict):
 def _content(mesh, row: dict, phone: str) -> bytes:
     engine = engine_for("services", mesh.settings)
     with engine.connect() as conn:
-        offer = dict(conn.execute(select(offers).where(offers.c.id == row["offer_id"])).mappings().one())
+        offer = with_full_form(conn, conn.execute(select(offers).where(offers.c.id == row["offer_id"])).mappings().one())
     engine.dispose()
     return apps.application_content(offer, typed={"phone": phone},
                                     resubmits=(row["id"], apps.signature_digest(row["signature"])))

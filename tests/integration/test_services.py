@@ -22,6 +22,7 @@ from publicmesh.services.applications import application_content
 from publicmesh.bench.services import audit_per_subject
 from publicmesh.services.operator import publish_file
 from publicmesh.services.fetch import purpose_of
+from publicmesh.services.offers import with_full_form
 from publicmesh.services.store import applications, offers
 from publicmesh.storage import engine_for
 
@@ -120,10 +121,10 @@ def _open_offer(mesh, exclude_subject: str | None = None):
     engine = engine_for("services", mesh.settings)
     with engine.connect() as conn:
         applied = select(applications.c.offer_id)
-        row = conn.execute(select(offers).where(offers.c.service_id == "test-benefit", offers.c.id.not_in(applied))
-                           .limit(5)).mappings().all()
+        found = [with_full_form(conn, r) for r in conn.execute(  # as the services part reads them
+            select(offers).where(offers.c.service_id == "test-benefit", offers.c.id.not_in(applied)).limit(5)).mappings()]
     engine.dispose()
-    return [dict(r) for r in row]
+    return found
 
 
 def test_an_application_with_a_forged_signature_or_for_another_household_is_refused(mesh, people, published):

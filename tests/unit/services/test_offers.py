@@ -1,5 +1,6 @@
-"""Offers as publishing stores them: the forms Polars writes as JSON text for all rows at once are the forms
-offer_form makes for one row, and they are written once per unit on SQLite and PostgreSQL."""
+"""Offers as publishing stores them: the forms Polars writes as JSON text for all rows at once (their values, and
+the shape every offer shares, once) are, made whole, the forms offer_form makes for one row, and they are written
+once per unit on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -11,10 +12,10 @@ import polars as pl
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from publicmesh.services import offers as publish
-from publicmesh.services.store import metadata
+from publicmesh.services.store import metadata, offer_shapes
 from publicmesh.services.store import offers as offers_table
 
 DEFINITIONS = Path(__file__).resolve().parents[3] / "publicmesh" / "services" / "definitions"
@@ -45,9 +46,11 @@ def test_the_forms_of_all_rows_at_once_are_the_forms_of_each_row(rows):
     eligible = frame(rows)
     audit = [c for c in eligible.columns if c.endswith("._audit")]
     shape = publish.form_shape(DOC)
-    written = eligible.select(publish.offer_forms(shape, eligible, audit)).to_series().to_list()
-    assert [orjson.loads(w) for w in written] == [publish.offer_form(shape, r, audit)
-                                                  for r in eligible.iter_rows(named=True)]
+    shape_id, shared = publish.shape_record(shape)
+    publish._SHAPES[shape_id] = shared
+    written = eligible.select(publish.offer_forms(shape, shape_id, eligible, audit)).to_series().to_list()
+    assert [publish.full_form(None, orjson.loads(w)) for w in written] == [publish.offer_form(shape, r, audit)
+                                                                          for r in eligible.iter_rows(named=True)]
 
 
 def test_offers_are_written_once_per_unit_with_their_forms(any_engine):
@@ -57,8 +60,12 @@ def test_offers_are_written_once_per_unit_with_their_forms(any_engine):
     fresh = publish.store_offers(any_engine, DOC, "012084", eligible)
     assert sorted(fresh["unit_key"]) == sorted(eligible["household"])
     assert publish.store_offers(any_engine, DOC, "012084", eligible).height == 0  # published again: nothing new
+    publish._SHAPES.clear()  # the shape is read from the store
     with any_engine.connect() as conn:
-        stored = {r["unit_key"]: dict(r) for r in conn.execute(select(offers_table)).mappings()}
+        stored = {r["unit_key"]: publish.with_full_form(conn, r) for r in conn.execute(select(offers_table)).mappings()}
+        assert conn.execute(select(func.count()).select_from(offer_shapes)).scalar_one() == 1
+        raw = conn.execute(select(offers_table.c.form)).scalars().first()
+    assert raw.keys() == {"shape", "values", "audit_records"}  # the labels and titles are stored once, not per offer
     shape = publish.form_shape(DOC)
     for row in eligible.iter_rows(named=True):
         kept = stored[row["household"]]
@@ -85,3 +92,19 @@ def test_offer_ids_are_unique_and_sort_by_time():
     assert first == sorted(first)
     if first[0][:12] != second[0][:12]:  # a later millisecond sorts after
         assert max(first) < min(second)
+
+
+def test_a_changed_definition_has_a_shape_of_its_own_and_earlier_offers_keep_theirs(any_engine):
+    metadata.create_all(any_engine)
+    publish.store_offers(any_engine, DOC, "012084", frame([("北見 花子", 3, None, 7, 8)]))
+    relabelled = {**DOC, "form": [{**f, "label": {"ja": f["label"]["ja"] + "（改）", "en": f["label"]["en"]}}
+                                  for f in DOC["form"]]}
+    second = frame([("網走 一郎", 1, None, 7, 8)]).with_columns(pl.lit("H" + "9" * 21).alias("household"),
+                                                                  pl.lit("S" + "9" * 21).alias("subject"))
+    publish.store_offers(any_engine, relabelled, "012084", second)
+    publish._SHAPES.clear()
+    with any_engine.connect() as conn:
+        forms = {r["subject"]: publish.with_full_form(conn, r)["form"] for r in conn.execute(select(offers_table)).mappings()}
+        assert conn.execute(select(func.count()).select_from(offer_shapes)).scalar_one() == 2
+    assert forms["S" + "0" * 21]["fields"][0]["label_ja"] == DOC["form"][0]["label"]["ja"]
+    assert forms["S" + "9" * 21]["fields"][0]["label_ja"] == DOC["form"][0]["label"]["ja"] + "（改）"
