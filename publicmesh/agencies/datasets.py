@@ -188,8 +188,8 @@ class Dataset:
                 query = query.where(table.c[self.tenant_column] == bindparam("tenant"))
             for column, value in self.filters.items():
                 query = query.where(table.c[column] == value)
-            if self.order_by:
-                query = query.order_by(table.c[self.order_by].desc())
+            if self.order_by:  # latest first within each subject: the primary key read backwards, without a sort
+                query = query.order_by(table.c.pseudonym.desc(), table.c[self.order_by].desc())
             cache[key] = query
         return cache[key]
 

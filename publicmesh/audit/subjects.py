@@ -94,11 +94,6 @@ def build(subjects: Sequence[str] | pa.Array | pa.ChunkedArray) -> SubjectTree:
     return SubjectTree(len(ordered), merkle.root([p.root for p in pages]), tuple(pages))
 
 
-_NOT_PLAIN = np.ones(256, dtype=bool)
-_NOT_PLAIN[0x20:0x7F] = False
-_NOT_PLAIN[[ord('"'), ord("\\")]] = True
-
-
 def _fixed_width(subjects) -> np.ndarray | None:
     """An N×W byte matrix when the subjects are an Arrow string array of one width, without nulls, of characters
     JSON writes as they are (printable ASCII but the quote and the backslash): pseudonyms are."""
@@ -112,7 +107,7 @@ def _fixed_width(subjects) -> np.ndarray | None:
     if width == 0 or not np.array_equal(np.diff(offsets), np.full(len(array), width, dtype=np.int32)):
         return None
     data = np.frombuffer(array.buffers()[2], dtype=np.uint8)[offsets[0]:offsets[-1]]
-    if _NOT_PLAIN[data].any():
+    if data.min() < 0x20 or data.max() > 0x7E or (data == ord('"')).any() or (data == ord("\\")).any():
         return None
     return data.reshape(len(array), width)
 
