@@ -129,7 +129,7 @@ def _build_fixed(rows: np.ndarray) -> SubjectTree:
 
 
 _RECENT_OVER = 100_000
-_recent: deque[tuple[np.ndarray, SubjectTree]] = deque(maxlen=3)
+_recent: deque[tuple[np.ndarray, SubjectTree]] = deque(maxlen=2)  # two municipalities at once
 _recent_lock = threading.Lock()
 
 

@@ -211,7 +211,7 @@ class Exchange:
         table = pa.ipc.open_stream(answer.body).read_all()
         converted = await self.numbers.convert_arrays(_single(table.column("subject"), pa.string()),
                                                       provider.id.pseudonym_domain,
-                                                      (consumer.pseudonym_domain, AUDIT_DOMAIN))
+                                                      (consumer.pseudonym_domain, AUDIT_DOMAIN), recent=True)
         rows = table.drop_columns(["i", "subject"]).append_column("row", pa.array(range(table.num_rows), pa.int64()))
         return await self._bulk_answer(consumer, provider, rule, dataset, req, rows, converted,
                                        converted[consumer.pseudonym_domain], request_id)

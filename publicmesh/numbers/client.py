@@ -18,8 +18,9 @@ _FLUSH_AT = 512
 _ARROW_CALL = 500_000
 _IN_FLIGHT = 2
 # A municipality's person and household scans name the same residents in the same order: the second scan's
-# conversion is the first's answer again. The last few large conversions are kept, found by exact comparison.
-_RECENT = 3
+# conversion is the first's answer again. The last few large conversions asked to be kept (``recent``) are, and
+# are found by exact comparison. Two: the municipalities fetched at once.
+_RECENT = 2
 _RECENT_OVER = 100_000
 
 
@@ -44,10 +45,12 @@ class NumbersClient:
                 converted[target].extend(values)
         return converted
 
-    async def convert_arrays(self, values: pa.Array, source: str, targets: tuple[str, ...]) -> dict[str, pa.Array]:
+    async def convert_arrays(self, values: pa.Array, source: str, targets: tuple[str, ...], *,
+                             recent: bool = False) -> dict[str, pa.Array]:
         """Arrow in, Arrow out: a string column per target, in the order asked, null where ``values`` holds a
-        null or no pseudonym of ``source``. Calls of at most 500,000 go two at a time; a large conversion asked
-        again (the same values, source and targets) is answered as before without a call."""
+        null or no pseudonym of ``source``. Calls of at most 500,000 go two at a time. A large conversion kept
+        (``recent``) and asked again (the same values and source, into the same targets or fewer) is answered as
+        before, without a call."""
         if pa.types.is_null(values.type):
             values = values.cast(pa.string())
         if len(values) > _RECENT_OVER:
@@ -55,7 +58,7 @@ class NumbersClient:
                 if known_source == source and set(targets) <= set(known_targets) and known_values.equals(values):
                     return {t: answer[t] for t in targets}
         converted = await self._convert_arrays(values, source, targets)
-        if len(values) > _RECENT_OVER:
+        if recent and len(values) > _RECENT_OVER:
             self._recent.append((source, tuple(targets), values, converted))
         return converted
 

@@ -86,7 +86,7 @@ def test_a_refusal_is_a_problem_not_a_wrong_answer(with_client):
     assert refused.value.type.slug == "provider-unavailable"
 
 
-def test_a_large_conversion_asked_again_is_answered_without_a_call(with_client, registry, monkeypatch):
+def test_a_large_conversion_kept_and_asked_again_is_answered_without_a_call(with_client, registry, monkeypatch):
     from publicmesh.numbers import client as numbers_client
 
     monkeypatch.setattr(numbers_client, "_RECENT_OVER", 100)
@@ -96,14 +96,16 @@ def test_a_large_conversion_asked_again_is_answered_without_a_call(with_client, 
     original = wire.request_body
     monkeypatch.setattr(wire, "request_body", lambda values, *a: calls.append(len(values)) or original(values, *a))
 
-    async def four(client):
-        first = await client.convert_arrays(asked, "resident-registry", TARGETS)
+    async def run(client):
+        await client.convert_arrays(asked, "resident-registry", TARGETS)  # not kept
+        first = await client.convert_arrays(asked, "resident-registry", TARGETS, recent=True)
         again = await client.convert_arrays(asked.take(pa.array(range(len(asked)))), "resident-registry", TARGETS[:1])
         reversed_ = await client.convert_arrays(other, "resident-registry", TARGETS)
         elsewhere = await client.convert_arrays(asked, "resident-registry", ("pension",))
         return first, again, reversed_, elsewhere
-    first, again, reversed_, elsewhere = with_client(four)
-    assert calls == [len(asked)] * 3  # the same values into fewer targets: no call; other values or targets: a call
+    first, again, reversed_, elsewhere = with_client(run)
+    # Kept, then the same values into fewer targets: no call; not kept, other values or other targets: a call.
+    assert calls == [len(asked)] * 4
     assert again == {TARGETS[0]: first[TARGETS[0]]}
     assert reversed_[TARGETS[1]].to_pylist() == list(reversed(first[TARGETS[1]].to_pylist()))
     assert elsewhere["pension"].null_count == first[TARGETS[0]].null_count
