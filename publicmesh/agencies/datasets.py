@@ -13,6 +13,9 @@ from sqlalchemy import Connection, Table, bindparam, select
 from publicmesh.agencies import columnar
 
 SCAN_OVER = 5_000  # subjects in one lookup above which the tenant is scanned instead of listing them
+# ... unless they are fewer than a quarter of the tenant's rows (as its last scan counted them): then looked up by
+# the key through a temporary table. Measured on a municipality of 2,000,000: 220,000 names in 0.47 s, 0.9 s scanned.
+JOIN_SHARE = 4
 
 
 @dataclass(frozen=True)
@@ -148,8 +151,10 @@ class Dataset:
             query = self._statement(tuple(attributes), by_tenant)
             rows = [tuple(row) for row in conn.execute(query, {**params, "subjects": list(subjects)})]
             return _latest(_typed(query, attributes, _row_columns(query, rows)), subjects, self._keyed(by_tenant))
-        if subjects is not None and not by_tenant:
-            # Not scoped to a municipality: the asked subjects are looked up (joined), not the whole country read.
+        scanned = self.__dict__.setdefault("_scanned", {})  # tenant → rows its last scan read
+        if subjects is not None and (not by_tenant or len(subjects) * JOIN_SHARE < scanned.get(tenant, 0)):
+            # Not scoped to a municipality, or a small share of one: the asked subjects are looked up by the key
+            # (joined), not the whole country or municipality read.
             query = self._statement(tuple(attributes), by_tenant, joined=True)
             table = columnar.read_arrow(conn, query, params, asked=subjects)
         elif columnar.supports(conn.engine):
@@ -157,6 +162,8 @@ class Dataset:
             # Arrow: an IN list of a hundred thousand pseudonyms costs far more to build and plan than the scan.
             query = self._statement(tuple(attributes), by_tenant, scan=True)
             table = columnar.read_arrow(conn, query, params)
+            if by_tenant:
+                scanned[tenant] = table.num_rows
         else:  # an in-memory SQLite: no second connection sees it
             query = self._statement(tuple(attributes), by_tenant, scan=True)
             table = _row_columns(query, [tuple(row) for row in conn.execute(query, params)])

@@ -45,6 +45,12 @@ def test_every_way_of_reading_answers_what_the_lookup_answers(stores, monkeypatc
         tables["long list"] = data.bulk(conn, tenant, some, attributes)
         tables["long list in Arrow"] = data.bulk(conn, tenant, pa.chunked_array([pa.array(some, pa.string())]),
                                                  attributes)
+        joined = []  # a list under a quarter of the municipality, as its scan counted it, is looked up by the key
+        read_arrow = datasets.columnar.read_arrow
+        monkeypatch.setattr(datasets.columnar, "read_arrow",
+                            lambda *a, asked=None, **k: joined.append(asked is not None) or read_arrow(*a, asked=asked, **k))
+        few = everyone[::7]
+        tables["small share"] = data.bulk(conn, tenant, few, attributes)
     assert everyone and len(expected) == len(everyone)
     for name, table in tables.items():  # parts of one answer concatenate: the same types every way
         assert table.schema == tables["scan"].schema, name
@@ -58,6 +64,9 @@ def test_every_way_of_reading_answers_what_the_lookup_answers(stores, monkeypatc
         assert scanned[subject] == {"_protected": bool(row.pop("_protected", False)), **row}
     assert _answers(tables["short list"]) == _answers(tables["long list"]) == {s: scanned[s] for s in some}
     assert _answers(tables["long list in Arrow"]) == _answers(tables["long list"])
+    assert _answers(tables["small share"]) == {s: scanned[s] for s in few}
+    if data.custom_bulk is None and data.custom_lookup is None and tables["scan"].num_rows > 8:
+        assert joined == [True]
 
 
 def test_a_subject_with_an_older_assessment_is_answered_with_the_latest(fresh_stores, monkeypatch):
