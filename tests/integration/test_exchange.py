@@ -223,6 +223,9 @@ def test_a_long_subject_list_goes_as_an_arrow_column_and_answers_as_the_json_lis
     def rows(table):
         return sorted(table.drop_columns(["audit_record"]).to_pylist(), key=lambda r: r["subject"])
     assert as_arrow.num_rows == 300 and rows(as_arrow) == rows(as_json)  # the forged one unanswered in both
+    monkeypatch.setattr(client_module, "_PIECE", 1024)  # the body in pieces, its length stated: the same answer
+    assert rows(client.bulk(REGISTRY, "person", pa.array(subjects), PERSON, "child-allowance-eligibility")) == rows(as_json)
+    assert len(sent) == 2
 
 
 def test_a_malformed_arrow_bulk_request_gets_a_problem(mesh, child_signer):
