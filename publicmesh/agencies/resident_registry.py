@@ -132,7 +132,8 @@ def _household_bulk(conn: Connection, tenant, subjects, attributes) -> pa.Table:
         subjects = HOUSEHOLD.all_subjects(conn, tenant) if subjects is None else subjects
         return rows_table(_household_lookup(conn, tenant, subjects, attributes), attributes)
     r = residents.c
-    read = columnar.read_arrow(conn, select(r.pseudonym, r.household_no, r.relation, r.address_protected, r.sex,
+    sex = [r.sex] if "members" in attributes else []  # only the member lists show it
+    read = columnar.read_arrow(conn, select(r.pseudonym, r.household_no, r.relation, r.address_protected, *sex,
                                             r.birth_date, r.status).where(r.tenant == bindparam("tenant")),
                                {"tenant": tenant})
     everyone = pl.from_arrow(read).rename({"pseudonym": "subject", "address_protected": "protected"})

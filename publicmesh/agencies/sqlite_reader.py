@@ -24,9 +24,11 @@ _BATCH_ROWS = str(1 << 30)
 _FRAME = struct.Struct("!Q")
 
 
-def write_frame(stream: BinaryIO, payload: bytes) -> None:
-    stream.write(_FRAME.pack(len(payload)))
-    stream.write(payload)
+def write_frame(stream: BinaryIO, payload: bytes, *more) -> None:
+    """One frame of the payload and ``more`` parts after it (buffers, written as they are: no joined copy)."""
+    stream.write(_FRAME.pack(len(payload) + sum(len(memoryview(part)) for part in more)))
+    for part in (payload, *more):
+        stream.write(part)
     stream.flush()
 
 
@@ -57,11 +59,11 @@ def read(path: str, sql: str, params: tuple, asked: pa.Array | None, asked_table
         return cursor.fetch_arrow_table()
 
 
-def _ipc(table: pa.Table) -> bytes:
+def _ipc(table: pa.Table) -> pa.Buffer:
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, table.schema) as writer:
         writer.write_table(table)
-    return sink.getvalue().to_pybytes()
+    return sink.getvalue()
 
 
 def main() -> None:
@@ -70,10 +72,12 @@ def main() -> None:
     sys.stdout = sys.stderr  # nothing but frames on the answer stream
     while (frame := read_frame(requests)) is not None:
         try:
-            answer = b"ok" + _ipc(read(*pickle.loads(frame)))
+            stream = _ipc(read(*pickle.loads(frame)))
         except Exception as exc:  # the parent raises it, with the driver's message
-            answer = b"er" + f"{type(exc).__name__}: {exc}".encode()
-        write_frame(answers, answer)
+            write_frame(answers, b"er" + f"{type(exc).__name__}: {exc}".encode())
+            continue
+        write_frame(answers, b"ok", stream)
+        del stream
 
 
 if __name__ == "__main__":
