@@ -143,7 +143,7 @@ def create_app(node: AgencyNode) -> Starlette:
         else:  # which of the asked subjects each row answers
             index = asked_positions(table.column("subject"), subjects)
             table = table.drop_columns(["subject"])
-        return 200, arrow_ipc.to_bytes(table.append_column("i", index)), ARROW_STREAM
+        return 200, arrow_ipc.to_body(table.append_column("i", index)), ARROW_STREAM
 
     def outbox(doc: dict):
         with node.engine.connect() as conn:

@@ -58,8 +58,8 @@ def _routing(metadata: dict) -> tuple[str, list[str]]:
     return source, list(dict.fromkeys(targets))
 
 
-def answer_body(converted: dict[str, pa.Array]) -> bytes:
-    return arrow_ipc.to_bytes(pa.table(converted))
+def answer_body(converted: dict[str, pa.Array]) -> memoryview:
+    return arrow_ipc.to_body(pa.table(converted))
 
 
 def read_answer(body: bytes, targets: tuple[str, ...], rows: int) -> dict[str, pa.Array]:
