@@ -65,9 +65,10 @@ class ExchangeRecord:
         if not _OUTCOME.fullmatch(self.outcome):
             raise ValueError(f"outcome must be a lower-case word such as {OUTCOMES}, got {self.outcome!r}")
 
-    def for_subjects(self, subjects: Sequence[str] | pa.Array) -> SubjectBatch:
-        """The record of one exchange about all these subjects: one entry in the log, a record for each person."""
-        return SubjectBatch(self, subjects)
+    def for_subjects(self, subjects: Sequence[str] | pa.Array, *, recent: bool = False) -> SubjectBatch:
+        """The record of one exchange about all these subjects: one entry in the log, a record for each person.
+        ``recent``: its subject tree is kept for another record of the same subjects (subjects.build)."""
+        return SubjectBatch(self, subjects, recent=recent)
 
     def as_dict(self) -> dict[str, object]:
         """The fields as plain JSON values (attributes as a list)."""
@@ -92,9 +93,10 @@ class SubjectBatch:
     each of them has a record of their own to find and prove. The shared record's fields were checked when it
     was made; the subjects are checked when the tree is built (by the log's writer, off the caller's path)."""
 
-    __slots__ = ("template", "subjects", "_tree")
+    __slots__ = ("template", "subjects", "recent", "_tree")
 
-    def __init__(self, template: ExchangeRecord, subjects: Sequence[str] | pa.Array | pa.ChunkedArray) -> None:
+    def __init__(self, template: ExchangeRecord, subjects: Sequence[str] | pa.Array | pa.ChunkedArray, *,
+                 recent: bool = False) -> None:
         if not isinstance(template, ExchangeRecord):
             raise TypeError(f"expected ExchangeRecord, got {type(template).__name__}")
         if not isinstance(subjects, (pa.Array, pa.ChunkedArray)):
@@ -102,7 +104,7 @@ class SubjectBatch:
             for subject in subjects:
                 if not isinstance(subject, str):
                     raise TypeError(f"subject must be str, got {type(subject).__name__}")
-        self.template, self.subjects, self._tree = template, subjects, None
+        self.template, self.subjects, self.recent, self._tree = template, subjects, recent, None
 
     def __len__(self) -> int:
         return len(self.subjects)
@@ -111,7 +113,7 @@ class SubjectBatch:
     def tree(self) -> SubjectTree:
         """The subject tree, built once."""
         if self._tree is None:
-            self._tree = build_subject_tree(self.subjects)
+            self._tree = build_subject_tree(self.subjects, recent=self.recent)
         return self._tree
 
     def record_for(self, subject: str) -> ExchangeRecord:

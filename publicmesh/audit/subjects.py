@@ -75,11 +75,12 @@ def chunk_leaf(chunk: Sequence[str]) -> bytes:
     return sha256(merkle.LEAF_PREFIX + orjson.dumps(list(chunk))).digest()
 
 
-def build(subjects: Sequence[str] | pa.Array | pa.ChunkedArray) -> SubjectTree:
-    """The subject tree of these subjects (in any order, repeats counted once)."""
+def build(subjects: Sequence[str] | pa.Array | pa.ChunkedArray, *, recent: bool = False) -> SubjectTree:
+    """The subject tree of these subjects (in any order, repeats counted once). ``recent``: kept, so that a tree
+    for the very same subjects in the same order is not built again (see _build_fixed)."""
     fixed = _fixed_width(subjects)
     if fixed is not None:
-        return _build_fixed(fixed)
+        return _build_fixed(fixed, recent)
     values = subjects.to_pylist() if isinstance(subjects, (pa.Array, pa.ChunkedArray)) else list(subjects)
     for value in values:
         if not isinstance(value, str):
@@ -112,24 +113,24 @@ def _fixed_width(subjects) -> np.ndarray | None:
     return data.reshape(len(array), width)
 
 
-def _build_fixed(rows: np.ndarray) -> SubjectTree:
+def _build_fixed(rows: np.ndarray, recent: bool = False) -> SubjectTree:
     """build() for fixed-width subjects in columns: sorted by numpy, JSON laid out by numpy, one hash per chunk.
-    A large tree built for the very same subjects in the same order moments before (a municipality's person and
-    household scans name the same residents) is that tree again."""
+    A large tree kept (``recent``) moments before for the very same subjects in the same order (a municipality's
+    person and household scans name the same residents) is that tree again."""
     if len(rows) > _RECENT_OVER:
         with _recent_lock:
             for known, tree in _recent:
                 if known.shape == rows.shape and np.array_equal(known, rows):
                     return tree
     tree = _build_fixed_anew(rows)
-    if len(rows) > _RECENT_OVER:
+    if recent and len(rows) > _RECENT_OVER:
         with _recent_lock:
             _recent.append((rows, tree))
     return tree
 
 
 _RECENT_OVER = 100_000
-_recent: deque[tuple[np.ndarray, SubjectTree]] = deque(maxlen=2)  # two municipalities at once
+_recent: deque[tuple[np.ndarray, SubjectTree]] = deque(maxlen=1)  # the publisher reads one municipality ahead
 _recent_lock = threading.Lock()
 
 

@@ -241,8 +241,9 @@ class Exchange:
         # member embedded in someone's answer is named in a second record when they are not a subject already
         # (a whole-municipality scan answers every member, so there each person is named exactly once).
         answered = converted[AUDIT_DOMAIN].take(order).drop_null()
-        batches = [self._record("bulk-item", consumer, provider.id, req.dataset, req.attributes, rule, req.purpose,
-                                rule.legal_basis, "", request_id).for_subjects(answered)] if len(answered) else []
+        record = self._record("bulk-item", consumer, provider.id, req.dataset, req.attributes, rule, req.purpose,
+                              rule.legal_basis, "", request_id)
+        batches = [record.for_subjects(answered, recent=req.scan)] if len(answered) else []  # a scan's tree kept
         for path, audit_subjects in embedded:
             others = pc.unique(audit_subjects.filter(pc.invert(pc.is_in(audit_subjects, value_set=answered))))
             if len(others):

@@ -19,8 +19,8 @@ _ARROW_CALL = 500_000
 _IN_FLIGHT = 2
 # A municipality's person and household scans name the same residents in the same order: the second scan's
 # conversion is the first's answer again. The last few large conversions asked to be kept (``recent``) are, and
-# are found by exact comparison. Two: the municipalities fetched at once.
-_RECENT = 2
+# are found by exact comparison. One: the publisher reads one municipality ahead.
+_RECENT = 1
 _RECENT_OVER = 100_000
 
 

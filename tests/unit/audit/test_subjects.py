@@ -61,7 +61,8 @@ def test_subjects_alike_in_their_first_eight_bytes_are_still_sorted_and_unique()
 def test_a_large_tree_built_again_for_the_same_subjects_is_the_same_tree(monkeypatch):
     monkeypatch.setattr(tree_of, "_RECENT_OVER", 100)
     values = [base64.urlsafe_b64encode(os.urandom(16)).decode()[:22] for _ in range(3000)]
-    first = tree_of.build(pa.array(values))
+    assert tree_of.build(pa.array(values)) is not tree_of.build(pa.array(values))  # not kept: built again
+    first = tree_of.build(pa.array(values), recent=True)
     assert tree_of.build(pa.array(values)) is first  # equal subjects in a new array: found again
     changed = tree_of.build(pa.array(values[:-1] + [values[0]]))  # one subject fewer, one repeated
     assert changed is not first and changed.count == 2999 and changed.root == expected_root(values[:-1])
