@@ -6,13 +6,17 @@ school age, ¥30,000 for the third and later child; no income limit.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import datetime as dt
 
-import polars as pl
 from sqlalchemy import (Column, Connection, Date, Integer, MetaData, String, Table, insert, select, update)
 
 from publicmesh.agencies.datasets import Attribute, Dataset
 from publicmesh.agencies.definition import AgencyDefinition
+
+if TYPE_CHECKING:  # Polars is imported where it is used: a part that never reads in bulk does not load it
+    import polars as pl
 
 metadata = MetaData()
 recipients = Table(
@@ -48,10 +52,12 @@ RECIPIENT = Dataset(
 
 def monthly_amount(child_ages: pl.Expr, birth_order: pl.Expr) -> pl.Expr:
     """One child's monthly amount by age and birth order (第3子以降 ¥30,000)."""
+    import polars as pl
     return (pl.when(birth_order >= 3).then(30_000).when(child_ages < 3).then(15_000).otherwise(10_000))
 
 
 def seed(chunk: pl.DataFrame, pseudonyms) -> dict[Table, pl.DataFrame]:
+    import polars as pl
     as_of = dt.date(2026, 4, 1)
     frame = chunk.with_columns(pl.Series("pseudonym", pseudonyms))
     children = (

@@ -6,7 +6,6 @@ import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-import polars as pl
 import pyarrow as pa
 from sqlalchemy import Connection, Table, bindparam, select
 
@@ -239,6 +238,7 @@ def _latest(table: pa.Table, subjects: Sequence[str] | pa.ChunkedArray | None, k
     """The asked subjects' rows (all, for a scan), one per subject: the first, which is the latest (rows come
     latest first), in the order read. ``keyed``: the rows are one per subject already. (Polars hashes a
     municipality's pseudonyms several times faster than Arrow's is_in and index_in.)"""
+    import polars as pl
     subject = pl.Series(table.column("subject"), dtype=pl.Utf8)
     keep = None if subjects is None else subject.is_in(pl.Series(subjects, dtype=pl.Utf8).implode())
     if not keyed:

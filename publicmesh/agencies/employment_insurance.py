@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import datetime as dt
 
-import polars as pl
 from sqlalchemy import Column, Date, MetaData, String, Table
 
 from publicmesh.agencies.datasets import Attribute, Dataset
 from publicmesh.agencies.definition import AgencyDefinition
+
+if TYPE_CHECKING:  # Polars is imported where it is used: a part that never reads in bulk does not load it
+    import polars as pl
 
 metadata = MetaData()
 insured = Table(
@@ -30,6 +34,7 @@ INSURED = Dataset(
 
 
 def seed(chunk: pl.DataFrame, pseudonyms) -> dict[Table, pl.DataFrame]:
+    import polars as pl
     frame = chunk.with_columns(pl.Series("pseudonym", pseudonyms)).filter(
         (pl.col("employment") == "employee") & pl.col("death_date").is_null())
     # Joined at 22 or later; the day is spread by serial so the data is not all one date.

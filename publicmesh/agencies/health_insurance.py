@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-import polars as pl
+from typing import TYPE_CHECKING
+
 from sqlalchemy import Boolean, Column, Connection, MetaData, String, Table, insert, update
 
 from publicmesh.agencies.datasets import Attribute, Dataset
 from publicmesh.agencies.definition import AgencyDefinition
+
+if TYPE_CHECKING:  # Polars is imported where it is used: a part that never reads in bulk does not load it
+    import polars as pl
 
 metadata = MetaData()
 coverage = Table(
@@ -28,6 +32,7 @@ COVERAGE = Dataset(
 
 
 def seed(chunk: pl.DataFrame, pseudonyms) -> dict[Table, pl.DataFrame]:
+    import polars as pl
     frame = chunk.with_columns(pl.Series("pseudonym", pseudonyms)).filter(pl.col("death_date").is_null())
     return {coverage: frame.select(
         "pseudonym", pl.col("health_insurance").alias("insurer"), pl.col("insurance_dependent").alias("dependent"),

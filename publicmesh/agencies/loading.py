@@ -3,16 +3,20 @@ inserts in C on SQLite, binary COPY on PostgreSQL), secondary indexes built once
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import contextlib
 from collections.abc import Iterable, Iterator
 
-import polars as pl
 import pyarrow as pa
 from sqlalchemy import (BigInteger, Boolean, Date, DateTime, Engine, Float, Integer, SmallInteger, String, Table,
                         Text, func, select, text)
 from sqlalchemy.schema import CreateIndex
 
 from publicmesh.agencies.columnar import postgres_connection
+
+if TYPE_CHECKING:  # Polars is imported where it is used: a part that never reads in bulk does not load it
+    import polars as pl
 
 # Most specific first: BigInteger and SmallInteger are Integers, Text is a String.
 _TYPES = ((BigInteger, pa.int64()), (SmallInteger, pa.int16()), (Integer, pa.int32()), (Boolean, pa.bool_()),

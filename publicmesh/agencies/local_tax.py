@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-import polars as pl
+from typing import TYPE_CHECKING
+
 from sqlalchemy import BigInteger, Boolean, Column, Connection, Integer, MetaData, String, Table, update
 
 from publicmesh.agencies.datasets import Attribute, Dataset
 from publicmesh.agencies.definition import AgencyDefinition
+
+if TYPE_CHECKING:  # Polars is imported where it is used: a part that never reads in bulk does not load it
+    import polars as pl
 
 FISCAL_YEAR = 2026  # 令和8年度 (based on 2025 income)
 PER_CAPITA = 5_000  # 均等割 (市町村 3,000 + 道府県 1,000) + 森林環境税 1,000
@@ -43,6 +47,7 @@ ASSESSMENT = Dataset(
 
 def assess(income: pl.Expr, taxable: pl.Expr) -> list[pl.Expr]:
     """所得割 10% (市町村 6%, 道府県 4%) plus 均等割, unless income is under the exemption line."""
+    import polars as pl
     exempt = income <= EXEMPT_INCOME
     return [
         exempt.alias("tax_exempt"),
@@ -52,6 +57,7 @@ def assess(income: pl.Expr, taxable: pl.Expr) -> list[pl.Expr]:
 
 
 def seed(chunk: pl.DataFrame, pseudonyms) -> dict[Table, pl.DataFrame]:
+    import polars as pl
     living = chunk.with_columns(pl.Series("pseudonym", pseudonyms)).filter(
         pl.col("death_date").is_null() & (pl.col("employment") != "child"))
     rows = living.select(
@@ -63,6 +69,7 @@ def seed(chunk: pl.DataFrame, pseudonyms) -> dict[Table, pl.DataFrame]:
 
 def update_income(conn: Connection, agency: AgencyDefinition, tenant: str | None, event: dict) -> None:
     """An income correction from national tax (所得税の更正) re-assesses the resident tax."""
+    import polars as pl
     data = event["data"]
     income, taxable = int(data["income"]), int(data["taxable_income"])
     frame = pl.DataFrame({"income": [income], "taxable_income": [taxable]}).select(

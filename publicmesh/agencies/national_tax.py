@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-import polars as pl
+from typing import TYPE_CHECKING
+
 from sqlalchemy import BigInteger, Column, Connection, Integer, MetaData, String, Table, update
 
 from publicmesh.agencies.datasets import Attribute, Dataset
 from publicmesh.agencies.definition import AgencyDefinition
 from publicmesh.agencies.messaging import emit
+
+if TYPE_CHECKING:  # Polars is imported where it is used: a part that never reads in bulk does not load it
+    import polars as pl
 
 TAX_YEAR = 2025
 MEMBER = "GOV/nta/national-tax"
@@ -43,6 +47,7 @@ INCOME = Dataset(
 
 def income_tax(taxable: pl.Expr) -> pl.Expr:
     """速算表 (2015– brackets) including the 2.1% reconstruction surtax, rounded down to ¥100."""
+    import polars as pl
     base = (pl.when(taxable <= 1_949_000).then(taxable * 5 // 100)
             .when(taxable <= 3_299_000).then(taxable * 10 // 100 - 97_500)
             .when(taxable <= 6_949_000).then(taxable * 20 // 100 - 427_500)
@@ -54,6 +59,7 @@ def income_tax(taxable: pl.Expr) -> pl.Expr:
 
 
 def seed(chunk: pl.DataFrame, pseudonyms) -> dict[Table, pl.DataFrame]:
+    import polars as pl
     frame = chunk.with_columns(pl.Series("pseudonym", pseudonyms)).filter(pl.col("income") > 0)
     return {
         returns: frame.select("pseudonym", pl.lit(TAX_YEAR).alias("tax_year"), "income", "taxable_income",
@@ -65,6 +71,7 @@ def seed(chunk: pl.DataFrame, pseudonyms) -> dict[Table, pl.DataFrame]:
 
 def correct_income(conn: Connection, pseudonym: str, income: int, taxable_income: int) -> None:
     """更正: a corrected income reaches the municipality's resident tax through the mesh."""
+    import polars as pl
     tax = pl.select(income_tax(pl.lit(taxable_income))).item()
     conn.execute(update(returns).where(returns.c.pseudonym == pseudonym, returns.c.tax_year == TAX_YEAR)
                  .values(income=income, taxable_income=taxable_income, income_tax=tax))

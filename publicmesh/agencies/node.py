@@ -8,7 +8,6 @@ from collections.abc import Sequence
 
 import orjson
 import pyarrow as pa
-import polars as pl
 from sqlalchemy import Engine
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -197,6 +196,7 @@ def create_app(node: AgencyNode) -> Starlette:
 
 def asked_positions(answered: pa.ChunkedArray, subjects: Sequence[str] | pa.ChunkedArray) -> pa.Array:
     """The position of each answered subject in the request (the last, where a subject is asked twice)."""
+    import polars as pl
     asked = pl.DataFrame({"subject": pl.Series(subjects, dtype=pl.Utf8)}).with_row_index("i").unique(
         "subject", keep="last")
     found = pl.DataFrame({"subject": pl.Series(answered, dtype=pl.Utf8)}).join(

@@ -3,9 +3,10 @@ moves, births, deaths, address protection (DV等支援措置) and non-registered
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import datetime as dt
 
-import polars as pl
 import pyarrow as pa
 from sqlalchemy import (Boolean, Column, Connection, Date, DateTime, BigInteger, Index, Integer, MetaData, SmallInteger,
                         String, Table, bindparam, func, insert, select, update)
@@ -14,6 +15,9 @@ from publicmesh.agencies import columnar
 from publicmesh.agencies.datasets import SCAN_OVER, Attribute, Dataset, rows_table, small_types
 from publicmesh.agencies.definition import AgencyDefinition
 from publicmesh.agencies.messaging import emit
+
+if TYPE_CHECKING:  # Polars is imported where it is used: a part that never reads in bulk does not load it
+    import polars as pl
 
 metadata = MetaData()
 residents = Table(
@@ -127,6 +131,7 @@ def head_of(members: list[dict]) -> str | None:
 def _household_bulk(conn: Connection, tenant, subjects, attributes) -> pa.Table:
     """Most of a municipality: one scan, the members of each household grouped in Polars (the same members, in
     the same order, and the same head, as _household_lookup gives one household)."""
+    import polars as pl
     if (subjects is not None and len(subjects) <= SCAN_OVER) or not columnar.supports(conn.engine):
         # a few households, or an in-memory SQLite (no second connection sees it)
         subjects = HOUSEHOLD.all_subjects(conn, tenant) if subjects is None else subjects
@@ -178,6 +183,7 @@ HOUSEHOLD = Dataset(
 
 
 def seed(chunk: pl.DataFrame, pseudonyms) -> dict[Table, pl.DataFrame]:
+    import polars as pl
     rows = chunk.with_columns(pl.Series("pseudonym", pseudonyms)).select(
         pl.col("municipality_code").alias("tenant"), "pseudonym", pl.col("household_id").alias("household_no"),
         "relation", "family_name", "given_name", "family_name_kana", "given_name_kana", "family_name_romaji",

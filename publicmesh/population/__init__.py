@@ -1,41 +1,26 @@
-"""Synthetic population of Japan: real municipalities and addresses, households, names, incomes."""
+"""Synthetic population of Japan: real municipalities and addresses, households, names, incomes.
 
-from publicmesh.population.generate import BLOCK, SCHEMA, generate, generate_frame, generate_table
-from publicmesh.population.names import (
-    FAMILY_NAMES,
-    FEMALE_NAMES,
-    MALE_NAMES,
-    hepburn,
-    to_bank_kana,
-    to_halfwidth_kana,
-)
-from publicmesh.population.places import (
-    DEMO_MUNICIPALITIES,
-    Municipality,
-    check_digit,
-    municipalities,
-    municipality,
-    municipality_codes,
-)
-from publicmesh.population.summary import summarize
+The names below are loaded on first use (PEP 562): a part that only needs the municipalities (every part does,
+through the topology) does not load the generator, and Polars with it."""
 
-__all__ = [
-    "BLOCK",
-    "DEMO_MUNICIPALITIES",
-    "FAMILY_NAMES",
-    "FEMALE_NAMES",
-    "MALE_NAMES",
-    "Municipality",
-    "SCHEMA",
-    "check_digit",
-    "generate",
-    "generate_frame",
-    "generate_table",
-    "hepburn",
-    "municipalities",
-    "municipality",
-    "municipality_codes",
-    "summarize",
-    "to_bank_kana",
-    "to_halfwidth_kana",
-]
+import importlib
+
+_HOME = {
+    "BLOCK": "generate", "SCHEMA": "generate", "generate": "generate", "generate_frame": "generate",
+    "generate_table": "generate",
+    "FAMILY_NAMES": "names", "FEMALE_NAMES": "names", "MALE_NAMES": "names", "hepburn": "names",
+    "to_bank_kana": "names", "to_halfwidth_kana": "names",
+    "DEMO_MUNICIPALITIES": "places", "Municipality": "places", "check_digit": "places", "municipalities": "places",
+    "municipality": "places", "municipality_codes": "places",
+    "summarize": "summary",
+}
+
+__all__ = sorted(_HOME)
+
+
+def __getattr__(name: str):
+    if name not in _HOME:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_HOME[name]}"), name)
+    globals()[name] = value
+    return value

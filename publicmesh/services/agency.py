@@ -3,19 +3,22 @@ portal's self-information query about them, takes submissions through the hub, a
 
 from __future__ import annotations
 
+import functools
+
 from sqlalchemy import Connection
 
 from publicmesh.agencies.datasets import Attribute, Dataset
 from publicmesh.agencies.definition import AgencyDefinition
-from publicmesh.services import applications as apps
 from publicmesh.services.store import metadata
-from publicmesh.services.submissions import Submissions
-from publicmesh.services.triggers import on_birth
 
+# Every part loads the catalog of agencies, this one included: what the services part runs (applications, the
+# rules, Polars) is imported when it first runs, so the other parts do not load it.
 _LIST = {"type": "array", "items": {"type": "object"}}
 
 
 def _applications_lookup(conn: Connection, _tenant, subjects, attributes) -> dict[str, dict]:
+    from publicmesh.services import applications as apps
+
     out = {}
     for subject in subjects:
         found = apps.of_subject(conn, subject)
@@ -36,7 +39,7 @@ def _start(engine, settings):
     from publicmesh.services.store import upgrade
 
     upgrade(engine)
-    SUBMISSIONS.prepare(settings)
+    _submissions().prepare(settings)
     client = MeshClient.for_member(settings, SERVICES_MEMBER, part(settings, "hub").url(settings))
     return BirthWorker(engine, client)
 
@@ -45,7 +48,21 @@ def _seed(*_args) -> None:
     """Nothing to seed: offers appear when a service is published."""
 
 
-SUBMISSIONS = Submissions()
+@functools.cache
+def _submissions():
+    from publicmesh.services.submissions import Submissions
+
+    return Submissions()
+
+
+def _submit(conn: Connection, tenant, subject: str, payload: dict) -> dict:
+    return _submissions()(conn, tenant, subject, payload)
+
+
+def _on_birth(*args) -> None:
+    from publicmesh.services.triggers import on_birth
+
+    on_birth(*args)
 
 AGENCY = AgencyDefinition(
     "services", "公共サービス（共通SaaS）", "Public services (common SaaS)", metadata,
@@ -60,6 +77,6 @@ AGENCY = AgencyDefinition(
             (Attribute("submit", {"type": "object"}, "申請", "Submission", "benefit"),),
             custom_lookup=lambda *_: {}, tenant_column=None),
     },
-    _seed, gov_code="digital", writers={"application": SUBMISSIONS}, handlers={"birth": on_birth},
+    _seed, gov_code="digital", writers={"application": _submit}, handlers={"birth": _on_birth},
     worker=_start,
 )
