@@ -138,23 +138,13 @@ def _household_bulk(conn: Connection, tenant, subjects, attributes) -> pa.Table:
         return rows_table(_household_lookup(conn, tenant, subjects, attributes), attributes)
     r = residents.c
     sex = [r.sex] if "members" in attributes else []  # only the member lists show it
-    read = columnar.read_arrow(conn, select(r.pseudonym, r.household_no, r.relation, r.address_protected, *sex,
-                                            r.birth_date, r.status).where(r.tenant == bindparam("tenant")),
-                               {"tenant": tenant})
-    everyone = pl.from_arrow(read).rename({"pseudonym": "subject", "address_protected": "protected"})
+    everyone = pl.from_arrow(columnar.read_arrow(  # the Arrow read is let go once Polars holds it
+        conn, select(r.pseudonym, r.household_no, r.relation, r.address_protected, *sex, r.birth_date, r.status)
+        .where(r.tenant == bindparam("tenant")), {"tenant": tenant})).rename(
+        {"pseudonym": "subject", "address_protected": "protected"})
     if everyone.schema["birth_date"] != pl.Utf8:  # PostgreSQL gives dates, SQLite their ISO text
         everyone = everyone.with_columns(pl.col("birth_date").dt.to_string("%Y-%m-%d"))
-    # The members in the order _household_lookup gives them; the answer in the order read (the store's), the same
-    # as a scan of person gives, so the hub converts and records those residents once for both.
-    members = everyone.sort("household_no", "birth_date", "subject")
-    # Only what was asked is built: the member lists are the costly part, and a service keyed by the head (世帯主)
-    # asks for relation and head alone.
-    grouped = [pl.coalesce(pl.col("subject").filter(pl.col("relation").is_in(HEADS)).first(),
-                           pl.col("subject").first()).alias("head"), pl.len().cast(pl.Int64).alias("household_size")]
-    if "members" in attributes:
-        grouped.append(pl.struct("subject", "relation", pl.col("sex").cast(pl.Int64), "birth_date").alias("members"))
-    households = (members.filter(pl.col("status").is_in(REGISTERED))
-                  .group_by("household_no", maintain_order=True).agg(grouped))
+    households = _households(everyone, attributes)
     asked = None if subjects is None else pl.Series(subjects, dtype=pl.Utf8).implode()
     found = everyone if asked is None else everyone.filter(pl.col("subject").is_in(asked))
     answer = found.join(households, on="household_no", how="left", maintain_order="left").with_columns(
@@ -163,6 +153,22 @@ def _household_bulk(conn: Connection, tenant, subjects, attributes) -> pa.Table:
     if "members" in attributes:
         answer = answer.with_columns(pl.col("members").fill_null([]))
     return small_types(answer.select("subject", "_protected", *attributes).to_arrow())
+
+
+def _households(everyone, attributes):
+    """Per household_no its head, size and (when asked) member lists, from the members in the order
+    _household_lookup gives them (the sorted copy is let go before the answer is built). The answer keeps the
+    order read (the store's), the same as a scan of person gives, so the hub converts and records those
+    residents once for both."""
+    import polars as pl
+    # Only what was asked is built: the member lists are the costly part, and a service keyed by the head (世帯主)
+    # asks for relation and head alone.
+    grouped = [pl.coalesce(pl.col("subject").filter(pl.col("relation").is_in(HEADS)).first(),
+                           pl.col("subject").first()).alias("head"), pl.len().cast(pl.Int64).alias("household_size")]
+    if "members" in attributes:
+        grouped.append(pl.struct("subject", "relation", pl.col("sex").cast(pl.Int64), "birth_date").alias("members"))
+    return (everyone.filter(pl.col("status").is_in(REGISTERED)).sort("household_no", "birth_date", "subject")
+            .group_by("household_no", maintain_order=True).agg(grouped))
 
 
 HOUSEHOLD = Dataset(
