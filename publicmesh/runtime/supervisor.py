@@ -15,10 +15,15 @@ from publicmesh.runtime.topology import Part, parts
 from publicmesh.settings import Settings
 
 
+# Memory the parts free goes back to the system instead of waiting in per-thread arenas (glibc) or in Polars'
+# allocator (jemalloc) for its next use: a part's peak is then what it holds at once. Set where not set already.
+ALLOCATORS = {"MALLOC_ARENA_MAX": "2", "_RJEM_MALLOC_CONF": "dirty_decay_ms:0,muzzy_decay_ms:0"}
+
+
 class Supervisor:
     def __init__(self, settings: Settings, env: dict[str, str] | None = None, log_dir: Path | None = None):
         self.settings = settings
-        self.env = {**os.environ, **(env or {}), "PUBLICMESH_DATA_DIR": str(settings.data_dir),
+        self.env = {**ALLOCATORS, **os.environ, **(env or {}), "PUBLICMESH_DATA_DIR": str(settings.data_dir),
                     "PUBLICMESH_BASE_PORT": str(settings.base_port), "PUBLICMESH_HOST": settings.host}
         if settings.database_url:
             self.env["PUBLICMESH_DATABASE_URL"] = settings.database_url
