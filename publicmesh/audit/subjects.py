@@ -116,11 +116,12 @@ def _fixed_width(subjects) -> np.ndarray | None:
 def _build_fixed(rows: np.ndarray, recent: bool = False) -> SubjectTree:
     """build() for fixed-width subjects in columns: sorted by numpy, JSON laid out by numpy, one hash per chunk.
     A large tree kept (``recent``) moments before for the very same subjects in the same order (a municipality's
-    person and household scans name the same residents) is that tree again."""
+    person and household scans name the same residents) is that tree again, once."""
     if len(rows) > _RECENT_OVER:
         with _recent_lock:
-            for known, tree in _recent:
+            for k, (known, tree) in enumerate(_recent):
                 if known.shape == rows.shape and np.array_equal(known, rows):
+                    del _recent[k]  # kept for one more use: its memory goes back now
                     return tree
     tree = _build_fixed_anew(rows)
     if recent and len(rows) > _RECENT_OVER:

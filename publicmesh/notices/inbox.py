@@ -113,11 +113,12 @@ _COLUMNS = [column.name for column in notices.columns]
 
 
 def send_table(engine: Engine, sender: str, table: pa.Table, *, now: datetime | None = None,
-               chunk: int = 100_000) -> int:
+               chunk: int = 50_000) -> int:
     """send_many for notices in Arrow columns (mesh.notices_wire, checked there: subject, key, title_ja, title_en,
     body_ja, body_en, link, category), with no Python object per notice until the driver's row tuples. The
     inbox only (no email or SMS nudge: a service's notices to a whole municipality wait in the portal). Chunks
-    commit on their own, as in send_many; keys already sent are skipped. Returns how many are new."""
+    commit on their own, as in send_many; keys already sent are skipped. Returns how many are new. Chunks of
+    50,000: 1,300,000 notices took 84 MiB less at the peak than in chunks of 100,000, and 6% longer."""
     ensure_schema(engine)
     check_sender(sender)
     created = to_text(now or utc_now())

@@ -49,13 +49,14 @@ class NumbersClient:
                              recent: bool = False) -> dict[str, pa.Array]:
         """Arrow in, Arrow out: a string column per target, in the order asked, null where ``values`` holds a
         null or no pseudonym of ``source``. Calls of at most 500,000 go two at a time. A large conversion kept
-        (``recent``) and asked again (the same values and source, into the same targets or fewer) is answered as
-        before, without a call."""
+        (``recent``) and asked again once (the same values and source, into the same targets or fewer) is answered
+        as before, without a call."""
         if pa.types.is_null(values.type):
             values = values.cast(pa.string())
         if len(values) > _RECENT_OVER:
-            for known_source, known_targets, known_values, answer in self._recent:
+            for k, (known_source, known_targets, known_values, answer) in enumerate(self._recent):
                 if known_source == source and set(targets) <= set(known_targets) and known_values.equals(values):
+                    del self._recent[k]  # kept for one more use: its memory goes back now
                     return {t: answer[t] for t in targets}
         converted = await self._convert_arrays(values, source, targets)
         if recent and len(values) > _RECENT_OVER:

@@ -69,8 +69,8 @@ def fetch_municipality(client: MeshClient, doc: dict, code: str, subjects: list[
         provider = source["provider"].replace("{code}", code).replace("*", code)
         # Everyone's data: a source marked scan is read whole, as the first is, rather than by a list of them all.
         asked = None if everyone and source.get("scan") else subjects
-        table = client.bulk(provider, source["dataset"], asked, wanted, purpose)
-        part = _columns(pl.from_arrow(table), name, wanted)
+        part = _columns(pl.from_arrow(client.bulk(provider, source["dataset"], asked, wanted, purpose)), name, wanted)
+        # (the Arrow answer and the body it lies in are let go at once, not when the next answer has arrived)
         if frame is None:
             frame, subjects = part, part["subject"].to_arrow()
         else:

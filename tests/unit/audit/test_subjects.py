@@ -64,6 +64,7 @@ def test_a_large_tree_built_again_for_the_same_subjects_is_the_same_tree(monkeyp
     assert tree_of.build(pa.array(values)) is not tree_of.build(pa.array(values))  # not kept: built again
     first = tree_of.build(pa.array(values), recent=True)
     assert tree_of.build(pa.array(values)) is first  # equal subjects in a new array: found again
+    assert tree_of.build(pa.array(values)) is not first  # once: then let go
     changed = tree_of.build(pa.array(values[:-1] + [values[0]]))  # one subject fewer, one repeated
     assert changed is not first and changed.count == 2999 and changed.root == expected_root(values[:-1])
     shuffled = tree_of.build(pa.array(values[::-1]))  # another order: built anew, to the same tree
