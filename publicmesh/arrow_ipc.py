@@ -8,14 +8,6 @@ import pyarrow as pa
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
 
 
-class NotAStream(ValueError):
-    """The body is not an Arrow IPC stream (or is cut short)."""
-
-
-class TooManyRows(ValueError):
-    """The stream holds more rows than allowed."""
-
-
 def to_bytes(table: pa.Table, max_chunksize: int | None = None) -> bytes:
     return to_body(table, max_chunksize).tobytes()
 
@@ -29,17 +21,19 @@ def to_body(table: pa.Table, max_chunksize: int | None = None) -> memoryview:
     return memoryview(sink.getvalue())
 
 
-def read_batches(body: bytes, max_rows: int) -> tuple[pa.Schema, list[pa.RecordBatch]]:
-    """The stream's schema and batches, each fully validated; NotAStream, or TooManyRows past ``max_rows``."""
+def read_batches(body: bytes, max_rows: int, malformed: type[ValueError], rows_are: str = "rows"
+                 ) -> tuple[pa.Schema, list[pa.RecordBatch]]:
+    """The stream's schema and batches, each fully validated; ``malformed`` (the caller's error) when the body is
+    not a stream, is cut short, or holds more than ``max_rows`` (named ``rows_are`` in the message)."""
     try:
         reader = pa.ipc.open_stream(body)
         batches, rows = [], 0
         for batch in reader:
             rows += batch.num_rows
             if rows > max_rows:
-                raise TooManyRows(f"at most {max_rows:,} rows in one request")
+                raise malformed(f"at most {max_rows:,} {rows_are} in one request")
             batch.validate(full=True)
             batches.append(batch)
     except (pa.ArrowException, OSError) as exc:  # a stream cut short is an OSError
-        raise NotAStream(f"not an Arrow IPC stream: {exc}") from None
+        raise malformed(f"not an Arrow IPC stream: {exc}") from None
     return reader.schema, batches

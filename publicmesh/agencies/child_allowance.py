@@ -6,9 +6,8 @@ school age, ¥30,000 for the third and later child; no income limit.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import datetime as dt
+from typing import TYPE_CHECKING
 
 from sqlalchemy import (Column, Connection, Date, Integer, MetaData, String, Table, insert, select, update)
 

@@ -3,10 +3,9 @@ inserts in C on SQLite, binary COPY on PostgreSQL), secondary indexes built once
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import contextlib
 from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 from sqlalchemy import (BigInteger, Boolean, Date, DateTime, Engine, Float, Integer, SmallInteger, String, Table,

@@ -18,8 +18,8 @@ from publicmesh import arrow_ipc
 from publicmesh.agencies.definition import AgencyDefinition
 from publicmesh.agencies.layout import upgrade
 from publicmesh.agencies.messaging import accept, read_outbox
-from publicmesh.mesh.ca import read_private_key
 from publicmesh.mesh import bulk_wire
+from publicmesh.mesh.ca import read_private_key
 from publicmesh.mesh.members import HUB, InvalidMemberId, MemberId
 from publicmesh.mesh.schemas import BULK_MAX_SUBJECTS
 from publicmesh.mesh.signatures import SignatureError, Signer, Verifier

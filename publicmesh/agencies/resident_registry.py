@@ -3,9 +3,8 @@ moves, births, deaths, address protection (DV等支援措置) and non-registered
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import datetime as dt
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 from sqlalchemy import (Boolean, Column, Connection, Date, DateTime, BigInteger, Index, Integer, MetaData, SmallInteger,
@@ -144,6 +143,8 @@ def _household_bulk(conn: Connection, tenant, subjects, attributes) -> pa.Table:
         {"pseudonym": "subject", "address_protected": "protected"})
     if everyone.schema["birth_date"] != pl.Utf8:  # PostgreSQL gives dates, SQLite their ISO text
         everyone = everyone.with_columns(pl.col("birth_date").dt.to_string("%Y-%m-%d"))
+    # The answer keeps the order read (the store's), the same as a scan of person gives, so the hub converts and
+    # records those residents once for both.
     households = _households(everyone, attributes)
     asked = None if subjects is None else pl.Series(subjects, dtype=pl.Utf8).implode()
     found = everyone if asked is None else everyone.filter(pl.col("subject").is_in(asked))
@@ -157,9 +158,7 @@ def _household_bulk(conn: Connection, tenant, subjects, attributes) -> pa.Table:
 
 def _households(everyone, attributes):
     """Per household_no its head, size and (when asked) member lists, from the members in the order
-    _household_lookup gives them (the sorted copy is let go before the answer is built). The answer keeps the
-    order read (the store's), the same as a scan of person gives, so the hub converts and records those
-    residents once for both."""
+    _household_lookup gives them (the sorted copy is let go before the answer is built)."""
     import polars as pl
     # Only what was asked is built: the member lists are the costly part, and a service keyed by the head (世帯主)
     # asks for relation and head alone.

@@ -35,12 +35,7 @@ def read_request(body: bytes, max_rows: int = BULK_MAX_SUBJECTS) -> tuple[BulkRe
 def read_subjects(body: bytes, max_rows: int) -> tuple[dict, pa.ChunkedArray]:
     """(the request's other fields, its subjects) of any bulk query in the Arrow form: a member's to the hub, or
     the hub's to a provider (member, dataset, attributes); MalformedBulk."""
-    try:
-        schema, batches = arrow_ipc.read_batches(body, max_rows)
-    except arrow_ipc.TooManyRows:
-        raise MalformedBulk(f"at most {max_rows:,} subjects in one request") from None
-    except arrow_ipc.NotAStream as exc:
-        raise MalformedBulk(str(exc)) from None
+    schema, batches = arrow_ipc.read_batches(body, max_rows, MalformedBulk, "subjects")
     if schema.names != [COLUMN] or not pa.types.is_string(schema.field(COLUMN).type):
         raise MalformedBulk(f"the stream has one string column {COLUMN!r}")
     if sum(b.num_rows for b in batches) == 0:

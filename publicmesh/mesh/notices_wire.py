@@ -36,12 +36,7 @@ def request_body(notices: pa.Table, routing: dict[str, str]) -> bytes:
 
 def read_request(body: bytes, max_rows: int = MAX_NOTICES) -> tuple[pa.Table, dict[str, str]]:
     """(notices, routing) of a request: string columns, category filled in, every row checked."""
-    try:
-        schema, batches = arrow_ipc.read_batches(body, max_rows)
-    except arrow_ipc.TooManyRows:
-        raise MalformedNotices(f"at most {max_rows:,} notices in one request") from None
-    except arrow_ipc.NotAStream as exc:
-        raise MalformedNotices(str(exc)) from None
+    schema, batches = arrow_ipc.read_batches(body, max_rows, MalformedNotices, "notices")
     table = pa.Table.from_batches(batches, schema)
     metadata = schema.metadata or {}
     routing = {k: metadata.get(k.encode(), b"").decode("utf-8", "replace") for k in ROUTING}

@@ -64,6 +64,7 @@ def _on_birth(*args) -> None:
 
     on_birth(*args)
 
+
 AGENCY = AgencyDefinition(
     "services", "公共サービス（共通SaaS）", "Public services (common SaaS)", metadata,
     {

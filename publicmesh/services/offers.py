@@ -129,11 +129,9 @@ def form_shape(doc: dict) -> tuple[dict, list[dict], dict]:
 
 def offer_form(shape: tuple[dict, list[dict], dict], unit: dict, audit_columns: list[str]) -> dict:
     """The pre-filled form of one eligible unit (a row of decide()), with the exchange records that fetched it."""
-    title, fields, typed = shape
-    return {"title_ja": title["ja"], "title_en": title["en"],
-            "fields": [{"name": f["name"], "label_ja": f["label"]["ja"], "label_en": f["label"]["en"],
-                        "format": f.get("format", "text"), "value": _plain(unit[f"form.{f['name']}"])} for f in fields],
-            "audit_records": [int(unit[c]) for c in audit_columns if unit[c] is not None], **typed}
+    _, shared = shape_record(shape)
+    return {**shared, "fields": [{**f, "value": _plain(unit[f"form.{f['name']}"])} for f in shared["fields"]],
+            "audit_records": [int(unit[c]) for c in audit_columns if unit[c] is not None]}
 
 
 def offer_forms(shape: tuple[dict, list[dict], dict], shape_id: str, eligible: pl.DataFrame,
