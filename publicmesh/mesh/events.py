@@ -28,6 +28,7 @@ cursors = Table(
     Column("last_id", BigInteger, nullable=False),
 )
 _PAGE = 500
+_PAGES_PER_ROUND = 20  # then the next provider's turn; the rest comes next round
 
 
 class EventRouter:
@@ -86,39 +87,55 @@ class EventRouter:
         log.warning("%s → %s: %s; retry in %.1f s", key[0], key[1] or "hub", problem.detail, backoff)
 
     async def _route_provider(self, provider, rules: list[EventRule]) -> int:
+        """Reads the provider's outbox from the lowest cursor of the subscribers not backing off, a page at a time,
+        while a full page moved them on: a subscriber that keeps failing neither holds the others back nor is
+        skipped (its cursor stays where it was until it acknowledges)."""
         subscribers = {str(s) for r in rules for s in self._candidates(r, provider.id)}
         cursor_of = {s: self._cursor(str(provider.id), s) for s in subscribers}
-        after = min(cursor_of.values(), default=0)
+        delivered = 0
+        for _ in range(_PAGES_PER_ROUND):
+            ready = [s for s in subscribers if time.monotonic() >= self._retry_at.get((str(provider.id), s), 0)]
+            if not ready:
+                break
+            page_delivered, full = await self._route_page(provider, rules, ready, cursor_of)
+            delivered += page_delivered
+            if not full:
+                break
+        return delivered
+
+    async def _route_page(self, provider, rules: list[EventRule], ready: list[str],
+                          cursor_of: dict[str, int]) -> tuple[int, bool]:
+        """One page of the outbox after the lowest cursor of ``ready``; returns deliveries and whether it was full."""
         answer = await self.exchange.outbound.post(provider.base_url, "/v1/outbox", {
-            "member": str(provider.id), "after": after, "limit": _PAGE}, str(provider.id))
+            "member": str(provider.id), "after": min(cursor_of[s] for s in ready), "limit": _PAGE}, str(provider.id))
         self._failures.pop((str(provider.id), ""), None)
-        events = [e for e in answer.json()["events"] if e["member"] == str(provider.id)] if answer.status == 200 else []
+        page = answer.json()["events"] if answer.status == 200 else []
+        events = [e for e in page if e["member"] == str(provider.id)]
         if not events:
-            return 0
-        last_seen = answer.json()["events"][-1]["id"]
+            return 0, False
+        last_seen = page[-1]["id"]
         plan: dict[str, list[tuple[EventRule, dict]]] = defaultdict(list)
         for event in events:
             for rule in rules:
                 if rule.event == event["type"]:
                     subscriber = rule.subscriber_for(provider.id, event["data"])
-                    if subscriber and str(subscriber) in cursor_of and event["id"] > cursor_of[str(subscriber)]:
+                    if subscriber and str(subscriber) in ready and event["id"] > cursor_of[str(subscriber)]:
                         plan[str(subscriber)].append((rule, event))
         delivered = 0
-        for subscriber in subscribers:
+        for subscriber in ready:
             key = (str(provider.id), subscriber)
-            if time.monotonic() < self._retry_at.get(key, 0):
-                continue
             items = plan.get(subscriber, [])
             try:
                 if items:
                     delivered += await self._deliver(provider.id, MemberId.parse(subscriber), items)
-                if max(last_seen, cursor_of[subscriber]) != cursor_of[subscriber]:
-                    self._advance(str(provider.id), subscriber, max(last_seen, cursor_of[subscriber]))
+                if last_seen > cursor_of[subscriber]:
+                    self._advance(str(provider.id), subscriber, last_seen)
+                    cursor_of[subscriber] = last_seen
                 self._failures.pop(key, None)
                 self._retry_at.pop(key, None)
             except Problem as problem:
                 self._back_off(key, problem)
-        return delivered
+        return delivered, len(page) >= _PAGE
 
     def _candidates(self, rule: EventRule, provider: MemberId) -> list[MemberId]:
         _, code, system = rule.subscriber.split("/")

@@ -154,6 +154,12 @@ def _history(mesh, application_id: str) -> list[tuple[str, str]]:
     return [tuple(r) for r in rows]
 
 
+def _refusal(response: httpx.Response) -> str:
+    """What the portal said when it did not apply: the form's error line, or the start of the page."""
+    shown = re.search(r'<p class="error" role="alert">(.*?)</p>', response.text, re.S)
+    return f"{response.status_code}: {shown.group(1) if shown else response.text[:500]}"
+
+
 def _offer_form(client: httpx.Client, offer_id: str) -> httpx.Response:
     return client.get(f"/applications/offers/{offer_id}")
 
@@ -256,7 +262,7 @@ def test_a_proxy_applies_for_the_principal_with_their_own_signing_password(mesh,
     assert wrong.status_code == 401  # the principal's password is not the proxy's
     assert _applications_for(mesh, ours["id"]) == []
     done = proxy.post(f"/applications/offers/{ours['id']}", data={"csrf": csrf, "password": proxy_password})
-    assert done.status_code == 303 and done.headers["location"].startswith("/applications?done=")
+    assert done.status_code == 303 and done.headers["location"].startswith("/applications?done="), _refusal(done)
     application_id = done.headers["location"].split("done=")[1]
 
     [row] = _applications_for(mesh, ours["id"])
@@ -300,7 +306,7 @@ def test_a_proxy_withdraws_within_the_mandate_signing_it_and_the_history_says_so
     assert _history(mesh, row["id"])[-1][0] != "withdrawn"
     withdrawn = proxy.post(f"/applications/{row['id']}/withdraw", data={"csrf": _csrf(proxy),
                                                                         "password": proxy_password})
-    assert withdrawn.status_code == 303
+    assert withdrawn.status_code == 303, _refusal(withdrawn)
     assert _history(mesh, row["id"])[-1] == ("withdrawn", "proxy")
     cards = open_identity(mesh.settings).cards
     cards.unlock(cast["proxy"]["card_id"], signing_password=proxy_password)  # the wrong try above counted
@@ -316,7 +322,7 @@ def test_after_the_withdrawal_the_principal_applies_again_signing_an_application
     assert form.status_code == 200 and _name(cast["principal"]) in form.text
     csrf = re.search(r'name="csrf" value="([^"]+)"', form.text).group(1)
     done = principal.post(f"/applications/offers/{ours['id']}", data={"csrf": csrf, "password": DEMO_SIGNING_PASSWORD})
-    assert done.status_code == 303 and done.headers["location"].startswith("/applications?done=")
+    assert done.status_code == 303 and done.headers["location"].startswith("/applications?done="), _refusal(done)
     again = next(r for r in _applications_for(mesh, ours["id"]) if r["id"] != withdrawn["id"])
     assert again["channel"] == "tap" and again["status"] != "withdrawn"
     content = json.loads(base64.b64decode(json.loads(again["signature"])["content"]))
