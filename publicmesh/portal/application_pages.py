@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import logging
 
 import orjson
 from fastapi import FastAPI, Form, Request
@@ -21,6 +22,7 @@ from publicmesh.services.applications import STATUSES, WITHDRAWABLE, application
 from publicmesh.services.forms import TypedFieldError, typed_values
 
 FIELD_PREFIX = "field-"  # the input name of a typed field: field-<name>
+log = logging.getLogger(__name__)
 
 
 class Refused(Exception):
@@ -104,10 +106,13 @@ def register(app: FastAPI, portal, require, to_login) -> None:
         except WrongPin as exc:
             raise Refused(translate("wrong_pin", language(request), n=exc.tries_left), 401) from None
         except CardError as exc:
+            log.warning("refused: %s's card did not sign (%s)", session.actor_ref, exc)
             raise Refused(str(exc), 422) from None
         try:
             return await portal.mesh.submit(session.subject_ref, {**payload, "signed": signed})
         except Problem as problem:
+            log.warning("refused: the submission of %s for %s (%s)", session.actor_ref, session.subject_ref,
+                        problem.detail)
             raise Refused(problem.detail, 422) from None
 
     @app.get("/applications/offers/{offer_id}")

@@ -138,3 +138,21 @@ class People:
 def people(mesh) -> People:
     return People(mesh)
 
+
+
+LOG_LINES = 40  # of each part's warnings and errors, shown with a failing test
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failing test on a running mesh shows the parts' last warnings and errors: the reason a part refused or
+    failed is in its log, not in the HTTP answer the test saw."""
+    report = yield
+    running = item.funcargs.get("mesh") if hasattr(item, "funcargs") else None
+    if report.failed and call.when == "call" and isinstance(running, RunningMesh):
+        for log in sorted(running.supervisor.log_dir.glob("*.log")):
+            lines = [line for line in log.read_text(encoding="utf-8", errors="replace").splitlines()
+                     if re.search(r"\b(WARNING|ERROR|CRITICAL)\b|Traceback", line)]
+            if lines:
+                report.sections.append((f"{log.stem} log ({running.backend})", "\n".join(lines[-LOG_LINES:])))
+    return report
