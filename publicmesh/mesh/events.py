@@ -94,7 +94,7 @@ class EventRouter:
         cursor_of = {s: self._cursor(str(provider.id), s) for s in subscribers}
         delivered = 0
         for _ in range(_PAGES_PER_ROUND):
-            ready = [s for s in subscribers if time.monotonic() >= self._retry_at.get((str(provider.id), s), 0)]
+            ready = {s for s in subscribers if time.monotonic() >= self._retry_at.get((str(provider.id), s), 0)}
             if not ready:
                 break
             page_delivered, full = await self._route_page(provider, rules, ready, cursor_of)
@@ -103,7 +103,7 @@ class EventRouter:
                 break
         return delivered
 
-    async def _route_page(self, provider, rules: list[EventRule], ready: list[str],
+    async def _route_page(self, provider, rules: list[EventRule], ready: set[str],
                           cursor_of: dict[str, int]) -> tuple[int, bool]:
         """One page of the outbox after the lowest cursor of ``ready``; returns deliveries and whether it was full."""
         answer = await self.exchange.outbound.post(provider.base_url, "/v1/outbox", {

@@ -139,7 +139,6 @@ def people(mesh) -> People:
     return People(mesh)
 
 
-
 LOG_LINES = 40  # of each part's warnings and errors, shown with a failing test
 
 
