@@ -35,7 +35,7 @@ class Attribute:
 
 Lookup = Callable[[Connection, str | None, Sequence[str], Sequence[str]], dict[str, dict]]
 # (conn, tenant, subjects or None for every subject, attributes) → Arrow table: subject, _protected, attributes
-BulkLookup = Callable[[Connection, str | None, Sequence[str] | None, Sequence[str]], pa.Table]
+BulkLookup = Callable[[Connection, str | None, Sequence[str] | None, Sequence[str], bool], pa.Table]  # bool: wire
 
 
 @dataclass(frozen=True)
@@ -131,16 +131,19 @@ class Dataset:
         return found
 
     def bulk(self, conn: Connection, tenant: str | None, subjects: Sequence[str] | pa.ChunkedArray | None,
-             attributes: Sequence[str]) -> pa.Table:
+             attributes: Sequence[str], *, wire: bool = False) -> pa.Table:
         """The rows of many subjects (or, with ``subjects=None``, of every subject of the tenant) as Arrow columns
         subject, _protected and the attributes; one row per subject found (the latest), dates as ISO text. The
-        subjects may be an Arrow column (the hub's bulk_wire): a list is made of it only where one is read."""
+        subjects may be an Arrow column (the hub's bulk_wire): a list is made of it only where one is read.
+        ``wire``: as the node sends it to the hub: where the rows are found by matching them, a column ``i`` as
+        well, each row's position in ``subjects`` (see answered); a custom bulk may name the answer's own subjects by
+        their rows (bulk_wire.as_rows_of_answer)."""
         if isinstance(subjects, (pa.Array, pa.ChunkedArray)) and (
                 len(subjects) <= SCAN_OVER or not columnar.supports(conn.engine)
                 or (self.custom_bulk is None and self.custom_lookup is not None)):
             subjects = subjects.to_pylist()
         if self.custom_bulk is not None:
-            return self.custom_bulk(conn, tenant, subjects, attributes)
+            return self.custom_bulk(conn, tenant, subjects, attributes, wire)
         if self.custom_lookup is not None:
             subjects = self.all_subjects(conn, tenant) if subjects is None else subjects
             return rows_table(self.custom_lookup(conn, tenant, subjects, attributes), attributes)
@@ -149,7 +152,8 @@ class Dataset:
         if subjects is not None and (len(subjects) <= SCAN_OVER or not columnar.supports(conn.engine)):
             query = self._statement(tuple(attributes), by_tenant)
             rows = [tuple(row) for row in conn.execute(query, {**params, "subjects": list(subjects)})]
-            return _latest(_typed(query, attributes, _row_columns(query, rows)), subjects, self._keyed(by_tenant))
+            return answered(_typed(query, attributes, _row_columns(query, rows)), subjects, self._keyed(by_tenant),
+                            self.order_by is not None, wire)
         scanned = self.__dict__.setdefault("_scanned", {})  # tenant → rows its last scan read
         if subjects is not None and (not by_tenant or len(subjects) * JOIN_SHARE < scanned.get(tenant, 0)):
             # Not scoped to a municipality, or a small share of one: the asked subjects are looked up by the key
@@ -166,7 +170,8 @@ class Dataset:
         else:  # an in-memory SQLite: no second connection sees it
             query = self._statement(tuple(attributes), by_tenant, scan=True)
             table = _row_columns(query, [tuple(row) for row in conn.execute(query, params)])
-        return _latest(_typed(query, attributes, table), subjects, self._keyed(by_tenant))
+        return answered(_typed(query, attributes, table), subjects, self._keyed(by_tenant), self.order_by is not None,
+                        wire)
 
     def _keyed(self, by_tenant: bool) -> bool:
         """Whether the primary key allows one row per subject only (of the tenant): then none is older."""
@@ -234,17 +239,30 @@ def _typed(query, attributes: Sequence[str], table: pa.Table) -> pa.Table:
     return pa.table(columns)
 
 
-def _latest(table: pa.Table, subjects: Sequence[str] | pa.ChunkedArray | None, keyed: bool) -> pa.Table:
+def answered(table: pa.Table, subjects: Sequence[str] | pa.ChunkedArray | None, keyed: bool, grouped: bool,
+             positions: bool = False) -> pa.Table:
     """The asked subjects' rows (all, for a scan), one per subject: the first, which is the latest (rows come
-    latest first), in the order read. ``keyed``: the rows are one per subject already. (Polars hashes a
-    municipality's pseudonyms several times faster than Arrow's is_in and index_in.)"""
+    latest first), in the order read; with ``positions``, each row's position in ``subjects`` as column ``i`` (the
+    last, where a subject is asked twice). ``keyed``: the rows are one per subject already; ``grouped``: a
+    subject's rows are next to each other (the statement orders by subject), so the first is the one whose subject
+    differs from the row before. One hash join against the asked subjects keeps the asked rows and finds their
+    positions (Polars hashes a municipality's pseudonyms several times faster than Arrow's is_in and index_in)."""
     import polars as pl
-    subject = pl.Series(table.column("subject"), dtype=pl.Utf8)
-    keep = None if subjects is None else subject.is_in(pl.Series(subjects, dtype=pl.Utf8).implode())
+    subject = pl.Series("subject", table.column("subject"), dtype=pl.Utf8)
+    first = None
     if not keyed:
-        first = subject.is_first_distinct()  # the first row of each subject
-        keep = first if keep is None else keep & first
-    return table if keep is None or keep.all() else table.filter(keep.to_arrow())
+        first = subject.ne_missing(subject.shift(1)) if grouped else subject.is_first_distinct()
+    if subjects is None:
+        return table if first is None or first.all() else table.filter(first.to_arrow())
+    rows = subject.to_frame().with_row_index("row")
+    if first is not None:
+        rows = rows.filter(first)
+    asked = pl.Series("subject", subjects, dtype=pl.Utf8).to_frame().with_row_index("i")
+    found = rows.join(asked, on="subject", how="inner", maintain_order="left").select("row", "i")
+    if found["row"].ne_missing(found["row"].shift(1)).not_().any():  # a subject asked twice: its last position
+        found = found.group_by("row", maintain_order=True).agg(pl.col("i").max())
+    kept = table.take(found["row"].to_arrow())
+    return kept.append_column("i", found["i"].cast(pl.Int32).to_arrow()) if positions else kept
 
 
 def rows_table(found: dict[str, dict], attributes: Sequence[str]) -> pa.Table:

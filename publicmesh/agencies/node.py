@@ -136,13 +136,14 @@ def create_app(node: AgencyNode) -> Starlette:
         dataset, attributes = dataset_and_attributes(doc)
         subjects = None if doc.get("scan") is True else doc["subjects"]
         with node.engine.connect() as conn:
-            table = dataset.bulk(conn, agency.tenant_of(member), subjects, attributes)
+            table = dataset.bulk(conn, agency.tenant_of(member), subjects, attributes, wire=True)
         if subjects is None:  # a scan: the hub learns the subjects from the answer (in this agency's pseudonyms)
-            index = pa.array(range(table.num_rows), pa.int32())
+            table = table.append_column("i", pa.array(range(table.num_rows), pa.int32()))
         else:  # which of the asked subjects each row answers
-            index = asked_positions(table.column("subject"), subjects)
+            if "i" not in table.column_names:
+                table = table.append_column("i", asked_positions(table.column("subject"), subjects))
             table = table.drop_columns(["subject"])
-        return 200, arrow_ipc.to_body(table.append_column("i", index)), ARROW_STREAM
+        return 200, arrow_ipc.to_body(table), ARROW_STREAM
 
     def outbox(doc: dict):
         with node.engine.connect() as conn:

@@ -14,6 +14,7 @@ from publicmesh.agencies import columnar
 from publicmesh.agencies.datasets import SCAN_OVER, Attribute, Dataset, rows_table, small_types
 from publicmesh.agencies.definition import AgencyDefinition
 from publicmesh.agencies.messaging import emit
+from publicmesh.mesh.bulk_wire import as_rows_of_answer
 
 if TYPE_CHECKING:  # Polars is imported where it is used: a part that never reads in bulk does not load it
     import polars as pl
@@ -127,7 +128,7 @@ def head_of(members: list[dict]) -> str | None:
     return named or (members[0]["subject"] if members else None)
 
 
-def _household_bulk(conn: Connection, tenant, subjects, attributes) -> pa.Table:
+def _household_bulk(conn: Connection, tenant, subjects, attributes, wire: bool = False) -> pa.Table:
     """Most of a municipality: one scan, the members of each household grouped in Polars (the same members, in
     the same order, and the same head, as _household_lookup gives one household)."""
     import polars as pl
@@ -144,8 +145,10 @@ def _household_bulk(conn: Connection, tenant, subjects, attributes) -> pa.Table:
     if everyone.schema["birth_date"] != pl.Utf8:  # PostgreSQL gives dates, SQLite their ISO text
         everyone = everyone.with_columns(pl.col("birth_date").dt.to_string("%Y-%m-%d"))
     # The answer keeps the order read (the store's), the same as a scan of person gives, so the hub converts and
-    # records those residents once for both.
-    households = _households(everyone, attributes)
+    # records those residents once for both. A scan answers every resident, heads included, so there the head is
+    # given as the row of the answer that is the head (bulk_wire.as_rows_of_answer): the hub converts nobody twice.
+    rows_of_heads = wire and subjects is None and "head" in attributes
+    households = _households(everyone.with_row_index("row") if rows_of_heads else everyone, attributes)
     asked = None if subjects is None else pl.Series(subjects, dtype=pl.Utf8).implode()
     found = everyone if asked is None else everyone.filter(pl.col("subject").is_in(asked))
     answer = found.join(households, on="household_no", how="left", maintain_order="left").with_columns(
@@ -153,17 +156,20 @@ def _household_bulk(conn: Connection, tenant, subjects, attributes) -> pa.Table:
         pl.col("protected").cast(pl.Boolean).fill_null(False).alias("_protected"))
     if "members" in attributes:
         answer = answer.with_columns(pl.col("members").fill_null([]))
-    return small_types(answer.select("subject", "_protected", *attributes).to_arrow())
+    table = small_types(answer.select("subject", "_protected", *attributes).to_arrow())
+    return as_rows_of_answer(table, "head") if rows_of_heads else table
 
 
 def _households(everyone, attributes):
-    """Per household_no its head, size and (when asked) member lists, from the members in the order
-    _household_lookup gives them (the sorted copy is let go before the answer is built)."""
+    """Per household_no its head (its row number instead, where ``everyone`` has a column row), size and (when asked)
+    member lists, from the members in the order _household_lookup gives them (the sorted copy is let go before the
+    answer is built)."""
     import polars as pl
     # Only what was asked is built: the member lists are the costly part, and a service keyed by the head (世帯主)
     # asks for relation and head alone.
-    grouped = [pl.coalesce(pl.col("subject").filter(pl.col("relation").is_in(HEADS)).first(),
-                           pl.col("subject").first()).alias("head"), pl.len().cast(pl.Int64).alias("household_size")]
+    named = "row" if "row" in everyone.columns else "subject"  # the head's row of the answer, or its pseudonym
+    grouped = [pl.coalesce(pl.col(named).filter(pl.col("relation").is_in(HEADS)).first(),
+                           pl.col(named).first()).alias("head"), pl.len().cast(pl.Int64).alias("household_size")]
     if "members" in attributes:
         grouped.append(pl.struct("subject", "relation", pl.col("sex").cast(pl.Int64), "birth_date").alias("members"))
     return (everyone.filter(pl.col("status").is_in(REGISTERED)).sort("household_no", "birth_date", "subject")

@@ -59,11 +59,19 @@ def read(path: str, sql: str, params: tuple, asked: pa.Array | None, asked_table
         return cursor.fetch_arrow_table()
 
 
-def _ipc(table: pa.Table) -> pa.Buffer:
-    sink = pa.BufferOutputStream()
+def write_answer(stream: BinaryIO, table: pa.Table) -> None:
+    """The table as one frame, b"ok" and its Arrow IPC stream, written straight to the stream: counted first, so
+    the frame's length goes ahead of it and no copy of a municipality's answer is made here."""
+    counted = pa.MockOutputStream()
+    _ipc(counted, table)
+    stream.write(_FRAME.pack(2 + counted.size()) + b"ok")
+    _ipc(stream, table)
+    stream.flush()
+
+
+def _ipc(sink, table: pa.Table) -> None:
     with pa.ipc.new_stream(sink, table.schema) as writer:
         writer.write_table(table)
-    return sink.getvalue()
 
 
 def main() -> None:
@@ -72,12 +80,12 @@ def main() -> None:
     sys.stdout = sys.stderr  # nothing but frames on the answer stream
     while (frame := read_frame(requests)) is not None:
         try:
-            stream = _ipc(read(*pickle.loads(frame)))
+            table = read(*pickle.loads(frame))
         except Exception as exc:  # the parent raises it, with the driver's message
             write_frame(answers, b"er" + f"{type(exc).__name__}: {exc}".encode())
             continue
-        write_frame(answers, b"ok", stream)
-        del stream
+        write_answer(answers, table)
+        del table
 
 
 if __name__ == "__main__":

@@ -14,6 +14,10 @@ from publicmesh.mesh.schemas import BULK_MAX_SUBJECTS, BulkRequest
 ARROW_STREAM = arrow_ipc.ARROW_STREAM  # the content type of the Arrow form
 
 COLUMN = "subject"
+# A provider's answer may give a pseudonym attribute (e.g. a household's head) as the row number, in the same answer,
+# of the person it names: the hub then reads the person's pseudonym off that row instead of converting it again,
+# and the person is named in the exchange record already, as a subject of the answer. Marked in the field's metadata.
+_ROWS = {b"publicmesh:pseudonym": b"row-of-answer"}
 
 
 class MalformedBulk(ValueError):
@@ -48,3 +52,14 @@ def read_subjects(body: bytes, max_rows: int) -> tuple[dict, pa.ChunkedArray]:
         raise MalformedBulk("the schema metadata 'request' is a JSON object of the request's fields but its "
                             "subjects (they are the column)")
     return fields, pa.chunked_array([b.column(0) for b in batches], pa.string())
+
+
+def as_rows_of_answer(table: pa.Table, name: str) -> pa.Table:
+    """The table with column ``name`` (row numbers of the table, int32) marked as standing for those rows' subjects."""
+    at = table.schema.get_field_index(name)
+    return table.set_column(at, pa.field(name, pa.int32(), metadata=_ROWS), table.column(name).cast(pa.int32()))
+
+
+def names_rows_of_answer(field: pa.Field) -> bool:
+    """Whether a column of an answer holds row numbers of the answer in place of pseudonyms (as_rows_of_answer)."""
+    return (field.metadata or {}).get(b"publicmesh:pseudonym") == _ROWS[b"publicmesh:pseudonym"]

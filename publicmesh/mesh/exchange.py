@@ -233,7 +233,11 @@ class Exchange:
         embedded = []  # (path, audit pseudonyms of the persons named there)
         for path in dataset.get("pseudonym_paths", []):
             name, _, field = path.partition("[].")
-            if name in columns:
+            if name in columns and bulk_wire.names_rows_of_answer(rows.schema.field(name)):
+                if field or not req.scan:  # rows of one answer: a scan's, which is not cut into chunks
+                    raise Problem("bad-provider-answer", f"{provider.id} named persons by rows where it cannot")
+                columns[name] = _subjects_of_rows(columns[name], columns["subject"], provider.id)
+            elif name in columns:
                 columns[name], audit_subjects = await self._convert_column(
                     columns[name], field, provider.id.pseudonym_domain, consumer.pseudonym_domain)
                 embedded.append((path, audit_subjects))
@@ -282,6 +286,17 @@ class Exchange:
         asked = pc.if_else(pc.equal(values, ""), pa.scalar(None, pa.string()), values)
         found = await self.numbers.convert_arrays(asked, source, (target, AUDIT_DOMAIN))
         return found[target], found[AUDIT_DOMAIN].drop_null()
+
+
+def _subjects_of_rows(rows: pa.Array, subjects: pa.Array, provider: MemberId) -> pa.Array:
+    """The consumer's pseudonyms of the persons an answer names by their rows in it (bulk_wire.as_rows_of_answer):
+    subjects of the answer, so named in its record already."""
+    if not pa.types.is_integer(rows.type):
+        raise Problem("bad-provider-answer", f"{provider} named persons by rows that are not row numbers")
+    try:
+        return subjects.take(rows)
+    except (IndexError, pa.ArrowException):
+        raise Problem("bad-provider-answer", f"{provider} named a person by a row its answer does not have") from None
 
 
 def _single(column: pa.ChunkedArray, empty_type: pa.DataType | None = None) -> pa.Array:

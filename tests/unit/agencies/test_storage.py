@@ -12,6 +12,7 @@ from sqlalchemy import Column, Integer, MetaData, String, Table, create_engine, 
 
 from publicmesh.agencies import layout
 from publicmesh.agencies.columnar import READER
+from publicmesh.agencies.datasets import answered
 from publicmesh.agencies.node import asked_positions
 from publicmesh.agencies.resident_registry import residents
 from publicmesh.runtime.spill import Spill
@@ -23,6 +24,16 @@ def test_positions_of_the_answered_subjects_in_the_request_are_the_last_asked():
     assert asked_positions(pa.chunked_array([], pa.string()), ["a"]).to_pylist() == []
     with pytest.raises(ValueError, match="not asked"):
         asked_positions(pa.chunked_array([["z"]]), ["a"])
+
+
+def test_a_read_answers_the_latest_row_of_each_asked_subject_with_its_last_position_in_the_request():
+    table = pa.table({"subject": ["b", "a", "a", "c", "d"], "year": [2026, 2026, 2025, 2026, 2026]})
+    grouped = answered(table, ["a", "b", "c", "a"], keyed=False, grouped=True, positions=True)
+    assert grouped.to_pylist() == [{"subject": "b", "year": 2026, "i": 1}, {"subject": "a", "year": 2026, "i": 3},
+                                   {"subject": "c", "year": 2026, "i": 2}]
+    scattered = table.take([1, 0, 2, 3])  # a subject's rows apart: the first read is still the latest
+    assert answered(scattered, ["a"], keyed=False, grouped=False).to_pylist() == [{"subject": "a", "year": 2026}]
+    assert answered(table, None, keyed=False, grouped=True).column("year").to_pylist() == [2026] * 4
 
 
 def test_the_reader_process_reports_errors_and_starts_again_after_dying(tmp_path):
