@@ -5,6 +5,7 @@ only for the people being offered the service).
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import polars as pl
@@ -58,27 +59,39 @@ def fetch_municipality(client: MeshClient, doc: dict, code: str, subjects: list[
     """The definition's data (or only ``attributes`` of it) for every resident of one municipality, or only for
     ``subjects``: a scan (or subject list) of the first source, then one bulk exchange per other source for those
     subjects; columns named 'source.attribute', plus 'subject' and 'household' (the household key, the same for
-    every member: see household_key)."""
+    every member: see household_key). The other sources are read at the same time (they are other exchanges, often
+    with other agencies), each once the first has answered."""
     purpose = purpose_of(doc["id"])
     everyone = subjects is None
-    frame: pl.DataFrame | None = None
-    for name, source in doc["data"].items():
-        wanted = list(source["attributes"]) if attributes is None else attributes.get(name)
-        if not wanted:
-            continue
+    wanted = {name: list(source["attributes"]) if attributes is None else attributes.get(name)
+              for name, source in doc["data"].items()}
+    sources = [(name, source) for name, source in doc["data"].items() if wanted[name]]
+    if not sources:
+        return pl.DataFrame({"subject": []}, schema={"subject": pl.Utf8}).with_columns(household_key(pl.DataFrame()))
+
+    def read(name: str, source: dict, asked) -> pl.DataFrame:
         provider = source["provider"].replace("{code}", code).replace("*", code)
-        # Everyone's data: a source marked scan is read whole, as the first is, rather than by a list of them all.
-        asked = None if everyone and source.get("scan") else subjects
-        part = _columns(pl.from_arrow(client.bulk(provider, source["dataset"], asked, wanted, purpose)), name, wanted)
         # (the Arrow answer and the body it lies in are let go at once, not when the next answer has arrived)
-        if frame is None:
-            frame, subjects = part, part["subject"].to_arrow()
-        else:
-            frame = frame.join(part, on="subject", how="left")
-        if len(subjects) == 0:
-            break
-    frame = frame if frame is not None else pl.DataFrame({"subject": []}, schema={"subject": pl.Utf8})
+        return _columns(pl.from_arrow(client.bulk(provider, source["dataset"], asked, wanted[name], purpose)), name,
+                        wanted[name])
+
+    frame = read(*sources[0], subjects)
+    subjects = frame["subject"].to_arrow()
+    # Everyone's data: a source marked scan is read whole, as the first is, rather than by a list of them all.
+    rest = [(name, source, None if everyone and source.get("scan") else subjects) for name, source in sources[1:]]
+    if rest and len(subjects):
+        with ThreadPoolExecutor(max_workers=len(rest), thread_name_prefix="fetch-source") as pool:
+            for part in pool.map(lambda args: read(*args), rest):
+                frame = _beside(frame, part)
     return frame.with_columns(household_key(frame))
+
+
+def _beside(frame: pl.DataFrame, part: pl.DataFrame) -> pl.DataFrame:
+    """The part's columns joined to the frame's rows by subject; set beside them when the part names the same
+    subjects in the same order (a scan of the same residents), which needs no join."""
+    if part.height == frame.height and part["subject"].equals(frame["subject"]):
+        return frame.hstack(part.drop("subject").get_columns())
+    return frame.join(part, on="subject", how="left")
 
 
 def fetch_details(client: MeshClient, doc: dict, code: str, units: pl.DataFrame, fetch: FetchPlan,
