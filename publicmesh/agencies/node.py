@@ -6,6 +6,7 @@ import contextlib
 import os
 from collections.abc import Sequence
 
+import numpy as np
 import orjson
 import pyarrow as pa
 from sqlalchemy import Engine
@@ -138,7 +139,7 @@ def create_app(node: AgencyNode) -> Starlette:
         with node.engine.connect() as conn:
             table = dataset.bulk(conn, agency.tenant_of(member), subjects, attributes, wire=True)
         if subjects is None:  # a scan: the hub learns the subjects from the answer (in this agency's pseudonyms)
-            table = table.append_column("i", pa.array(range(table.num_rows), pa.int32()))
+            table = table.append_column("i", pa.array(np.arange(table.num_rows, dtype=np.int32)))
         else:  # which of the asked subjects each row answers
             if "i" not in table.column_names:
                 table = table.append_column("i", asked_positions(table.column("subject"), subjects))

@@ -12,7 +12,7 @@ import pyarrow.compute as pc
 from publicmesh.audit import ExchangeRecord, utc_timestamp
 from publicmesh.mesh.catalog import Catalog
 from publicmesh.mesh.consents import ConsentCheck
-from publicmesh.mesh import bulk_wire, notices_wire
+from publicmesh.mesh import answer_order, bulk_wire, notices_wire
 from publicmesh.mesh.members import AUDIT_DOMAIN, PORTAL, InvalidMemberId, MemberId
 from publicmesh.mesh.outbound import Outbound
 from publicmesh.mesh.registry import Directory, Member
@@ -30,6 +30,7 @@ class Exchange:
         self.directory, self.rules, self.catalog = directory, rules, catalog
         self.numbers, self.outbound, self.audit = numbers, outbound, audit
         self.consents = ConsentCheck(directory, numbers, outbound)
+        self._scan_order: tuple[pa.Array, np.ndarray] | None = None  # a municipality's second scan: the same order
 
     def _authorize(self, consumer: MemberId, provider_text: str, purpose: str, dataset: str,
                    attributes: list[str]) -> tuple[Member, AccessRule]:
@@ -212,17 +213,18 @@ class Exchange:
         converted = await self.numbers.convert_arrays(_single(table.column("subject"), pa.string()),
                                                       provider.id.pseudonym_domain,
                                                       (consumer.pseudonym_domain, AUDIT_DOMAIN), recent=True)
-        rows = table.drop_columns(["i", "subject"]).append_column("row", pa.array(range(table.num_rows), pa.int64()))
+        rows = table.drop_columns(["i", "subject"])  # answered in the order read: no column "row"
         return await self._bulk_answer(consumer, provider, rule, dataset, req, rows, converted,
                                        converted[consumer.pseudonym_domain], request_id)
 
     async def _bulk_answer(self, consumer, provider, rule, dataset, req, rows: pa.Table, converted, subjects,
                            request_id) -> pa.Table:
-        """The answer kept in Arrow columns: subjects taken by row, protected addresses withheld, embedded
-        pseudonyms converted column-wise; then one exchange record naming every subject answered."""
-        order = _single(rows.column("row"), pa.int64())
+        """The answer kept in Arrow columns: subjects taken by row (``rows`` without a column "row" answer the
+        subjects in their order), protected addresses withheld, embedded pseudonyms converted column-wise; then one
+        exchange record naming every subject answered."""
+        order = _single(rows.column("row"), pa.int64()) if "row" in rows.column_names else None
         protected = _single(rows.column("_protected"), pa.bool_()).cast(pa.bool_()).fill_null(False)
-        columns = {"subject": subjects.take(order)}
+        columns = {"subject": subjects if order is None else subjects.take(order)}
         address = {a["name"] for a in dataset["attributes"] if a["category"] == "address"}
         withholds = rule.protected_addresses != "allow"
         for name in req.attributes:
@@ -241,10 +243,14 @@ class Exchange:
                 columns[name], audit_subjects = await self._convert_column(
                     columns[name], field, provider.id.pseudonym_domain, consumer.pseudonym_domain)
                 embedded.append((path, audit_subjects))
+        permutation = self._answer_order(order, columns["subject"])  # the provider's order is not shown
+        if permutation is not None:
+            columns = {name: column.take(permutation) for name, column in columns.items()}
+            protected = protected.take(permutation)
         # One record of the exchange naming every subject answered (each person finds it and its proof). A household
         # member embedded in someone's answer is named in a second record when they are not a subject already
         # (a whole-municipality scan answers every member, so there each person is named exactly once).
-        answered = converted[AUDIT_DOMAIN].take(order).drop_null()
+        answered = (converted[AUDIT_DOMAIN] if order is None else converted[AUDIT_DOMAIN].take(order)).drop_null()
         record = self._record("bulk-item", consumer, provider.id, req.dataset, req.attributes, rule, req.purpose,
                               rule.legal_basis, "", request_id)
         batches = [record.for_subjects(answered, recent=req.scan)] if len(answered) else []  # a scan's tree kept
@@ -255,9 +261,19 @@ class Exchange:
                                             req.purpose, rule.legal_basis, "", request_id).for_subjects(others))
         positions = await self.audit.append_many(batches) if batches else []
         withheld = withholds and bool(address & set(req.attributes))
-        columns["withheld"] = pc.and_(protected, pa.scalar(withheld)) if len(order) else pa.array([], pa.bool_())
-        columns["audit_record"] = pa.array([positions[0] if len(answered) else None] * len(order), pa.int64())
+        columns["withheld"] = pc.and_(protected, pa.scalar(withheld)) if rows.num_rows else pa.array([], pa.bool_())
+        columns["audit_record"] = pa.repeat(pa.scalar(positions[0] if len(answered) else None, pa.int64()),
+                                            rows.num_rows)
         return pa.table(columns)
+
+    def _answer_order(self, order: pa.Array | None, subjects: pa.Array) -> np.ndarray | None:
+        """A list answered in the order asked, a scan (``order`` None) sorted by the consumer's pseudonyms: see
+        answer_order. A scan of the same residents as the one before (the recent conversion) keeps its order."""
+        if order is not None:
+            return answer_order.as_asked(order)
+        if self._scan_order is None or self._scan_order[0] is not subjects:
+            self._scan_order = (subjects, answer_order.by_subject(subjects))
+        return self._scan_order[1]
 
     async def _convert_column(self, column: pa.Array, field: str, source: str, target: str):
         """A column of pseudonyms (or a list column whose items are, or carry in ``field``, pseudonyms) in the

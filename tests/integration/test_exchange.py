@@ -208,6 +208,19 @@ def test_bulk_answers_in_arrow_with_one_exchange_record_naming_every_subject(mes
     assert named == sorted(people.convert(subjects, "child-allowance", "audit"))  # the unknown one is not named
 
 
+def test_an_answer_keeps_no_trace_of_the_providers_order(mesh, people):
+    """Rows in the provider's storage order would be the same for every consumer, who could pair them by position:
+    a list is answered in the order asked, a scan in the order of the consumer's own pseudonyms."""
+    subjects = people.convert(people.registry(limit=300), "resident-registry", "child-allowance")
+    asked = sorted(subjects, reverse=True)  # not the registry's order, nor the consumer's
+    listed = mesh.client(CHILD).bulk(REGISTRY, "person", asked, PERSON, "child-allowance-eligibility")
+    assert listed.column("subject").to_pylist() == asked
+    scanned = mesh.client("GOV/digital/services").bulk(REGISTRY, "household", None, ["relation"],
+                                                      "specified-public-benefit:emergency-benefit")
+    assert scanned.num_rows > 300
+    assert scanned.column("subject").to_pylist() == sorted(scanned.column("subject").to_pylist())
+
+
 def test_a_long_subject_list_goes_as_an_arrow_column_and_answers_as_the_json_list_does(mesh, people, monkeypatch):
     from publicmesh.mesh import client as client_module
 
