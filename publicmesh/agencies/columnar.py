@@ -100,6 +100,9 @@ class SqliteReader:
             if answer is None:
                 self._process = None
                 raise RuntimeError(f"the SQLite reader process ended (exit status {process.poll()})")
+            if answer[:2] == b"fd":  # mapped while the reader still holds the file (until the next request)
+                shared = pa.memory_map(f"/proc/{process.pid}/fd/{int(answer[2:])}")
+                return pa.ipc.open_stream(shared).read_all()  # in the mapping: let go with the table
         if answer[:2] != b"ok":
             raise RuntimeError(f"reading {path}: {answer[2:].decode()}")
         return pa.ipc.open_stream(pa.py_buffer(answer)[2:]).read_all()

@@ -59,14 +59,23 @@ def read(path: str, sql: str, params: tuple, asked: pa.Array | None, asked_table
         return cursor.fetch_arrow_table()
 
 
-def write_answer(stream: BinaryIO, table: pa.Table) -> None:
-    """The table as one frame, b"ok" and its Arrow IPC stream, written straight to the stream: counted first, so
-    the frame's length goes ahead of it and no copy of a municipality's answer is made here."""
+def write_answer(stream: BinaryIO, table: pa.Table) -> int | None:
+    """The table as one frame. On Linux its Arrow IPC stream goes to an anonymous shared-memory file, which the
+    parent maps where it lies (b"fd" and the file's descriptor here: no copy through the pipe, none in the parent);
+    the caller closes the file once the parent has mapped it, and the descriptor is returned for that. Elsewhere the
+    stream follows b"ok" in the frame, written straight to the pipe (counted first, for the frame's length)."""
+    if hasattr(os, "memfd_create"):
+        fd = os.memfd_create("publicmesh-sqlite-answer", os.MFD_CLOEXEC)
+        with pa.OSFile(f"/proc/self/fd/{fd}", mode="wb") as shared:
+            _ipc(shared, table)
+        write_frame(stream, b"fd" + str(fd).encode())
+        return fd
     counted = pa.MockOutputStream()
     _ipc(counted, table)
     stream.write(_FRAME.pack(2 + counted.size()) + b"ok")
     _ipc(stream, table)
     stream.flush()
+    return None
 
 
 def _ipc(sink, table: pa.Table) -> None:
@@ -78,13 +87,17 @@ def main() -> None:
     """Serve requests until the parent closes stdin (it also does so by dying)."""
     requests, answers = sys.stdin.buffer, os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     sys.stdout = sys.stderr  # nothing but frames on the answer stream
+    shared = None  # the last answer's file: the parent has mapped it once it asks again
     while (frame := read_frame(requests)) is not None:
+        if shared is not None:
+            os.close(shared)
+            shared = None
         try:
             table = read(*pickle.loads(frame))
         except Exception as exc:  # the parent raises it, with the driver's message
             write_frame(answers, b"er" + f"{type(exc).__name__}: {exc}".encode())
             continue
-        write_answer(answers, table)
+        shared = write_answer(answers, table)
         del table
 
 

@@ -55,6 +55,17 @@ def test_the_reader_process_reports_errors_and_starts_again_after_dying(tmp_path
     assert READER._process is not dead
 
 
+def test_an_answer_read_through_shared_memory_outlives_the_readers_next_answer(tmp_path):
+    path = tmp_path / "store.db"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE t (a TEXT, b INTEGER)")
+        db.executemany("INSERT INTO t VALUES (?, ?)", [(f"row {i}", i) for i in range(50_000)])
+    first = READER.read(str(path), "SELECT a, b FROM t WHERE b < ?", (25_000,), None)
+    second = READER.read(str(path), "SELECT a, b FROM t WHERE b >= ?", (25_000,), None)
+    assert first.column("a").to_pylist() == [f"row {i}" for i in range(25_000)]  # its file was let go meanwhile
+    assert second.column("b").to_pylist() == list(range(25_000, 50_000))
+
+
 def _rowid_store(path, rows):
     """A store as versions before clustering made it: residents with rowids, its indexes, some rows."""
     old = MetaData()
