@@ -30,7 +30,8 @@ class NumbersClient:
         self._base_url = base_url
         self._member = member
         self._pending: dict[tuple, list[tuple[str, asyncio.Future]]] = defaultdict(list)
-        self._recent: deque[tuple[str, tuple[str, ...], pa.Array, dict[str, pa.Array]]] = deque(maxlen=_RECENT)
+        # (source, targets, values, the conversion: a future while the call is on its way)
+        self._recent: deque[tuple[str, tuple[str, ...], pa.Array, asyncio.Future]] = deque(maxlen=_RECENT)
 
     async def convert_many(self, pseudonyms: list[str], source: str, targets: tuple[str, ...]) -> dict[str, list[str | None]]:
         """In calls of at most the number service's batch limit; the answers in the order asked."""
@@ -57,11 +58,24 @@ class NumbersClient:
             for k, (known_source, known_targets, known_values, answer) in enumerate(self._recent):
                 if known_source == source and set(targets) <= set(known_targets) and known_values.equals(values):
                     del self._recent[k]  # kept for one more use: its memory goes back now
-                    return {t: answer[t] for t in targets}
-        converted = await self._convert_arrays(values, source, targets)
-        if recent and len(values) > _RECENT_OVER:
-            self._recent.append((source, tuple(targets), values, converted))
-        return converted
+                    converted = await asyncio.shield(answer)  # (the same scan's conversion may be on its way)
+                    return {t: converted[t] for t in targets}
+        if not (recent and len(values) > _RECENT_OVER):
+            return await self._convert_arrays(values, source, targets)
+        # Kept from the start, so that a second scan of the same residents arriving meanwhile waits for this call.
+        answer = asyncio.ensure_future(self._convert_arrays(values, source, targets))
+        self._recent.append((source, tuple(targets), values, answer))
+        try:
+            return await asyncio.shield(answer)
+        except Exception:
+            self._forget(answer)
+            raise
+
+    def _forget(self, answer: asyncio.Future) -> None:
+        for k, entry in enumerate(self._recent):
+            if entry[3] is answer:
+                del self._recent[k]
+                return
 
     async def _convert_arrays(self, values: pa.Array, source: str, targets: tuple[str, ...]) -> dict[str, pa.Array]:
         size = min(_ARROW_CALL, wire.ARROW_MAX_BATCH)

@@ -111,3 +111,21 @@ def test_a_large_conversion_kept_and_asked_again_is_answered_without_a_call(with
     assert again == {TARGETS[0]: first[TARGETS[0]]}
     assert reversed_[TARGETS[1]].to_pylist() == list(reversed(first[TARGETS[1]].to_pylist()))
     assert elsewhere["pension"].null_count == first[TARGETS[0]].null_count
+
+
+def test_a_second_scan_of_the_same_residents_waits_for_the_first_conversion_on_its_way(with_client, registry,
+                                                                                      monkeypatch):
+    from publicmesh.numbers import client as numbers_client
+
+    monkeypatch.setattr(numbers_client, "_RECENT_OVER", 100)
+    asked = pa.array(mixed(registry, 3000), pa.string())
+    calls = []
+    original = wire.request_body
+    monkeypatch.setattr(wire, "request_body", lambda values, *a: calls.append(len(values)) or original(values, *a))
+
+    async def run(client):  # both asked before either is answered: a municipality's two scans at once
+        return await asyncio.gather(client.convert_arrays(asked, "resident-registry", TARGETS, recent=True),
+                                    client.convert_arrays(asked, "resident-registry", TARGETS, recent=True))
+    first, second = with_client(run)
+    assert calls == [len(asked)]
+    assert all(first[t].equals(second[t]) for t in TARGETS)
