@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import bisect
 import threading
+import weakref
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from hashlib import sha256
@@ -19,8 +21,8 @@ from publicmesh.audit.merkle import LEAF_PREFIX, CompactRange
 from publicmesh.audit.records import (ExchangeRecord, SubjectBatch, batch_canonical_bytes, canonical_bytes,
                                       utc_timestamp)
 from publicmesh.audit.schema import (HEAD_ID, batches, checkpoints, encode_attributes, frontier, leaves, metadata,
-                                     records, row_record, subject_pages, subjects)
-from publicmesh.audit.subjects import SubjectProof, page_subjects, prove
+                                     pages_of, records, row_record, subject_pages, subjects, upgrade)
+from publicmesh.audit.subjects import SubjectProof, SubjectTree, page_subjects, prove
 from publicmesh.audit.verify import VerificationReport, verify_log
 from publicmesh.settings import Settings, get_settings
 from publicmesh.storage import engine_for
@@ -70,6 +72,9 @@ class AuditLog:
             metadata.create_all(engine)
         except DBAPIError:
             metadata.create_all(engine)  # another process created the tables between our check and create
+        upgrade(engine)
+        # Trees whose pages were written, and where: weakly, so a tree no longer used is not kept for this.
+        self._trees: deque[tuple[weakref.ref, int]] = deque(maxlen=8)
         self._ensure_head()
         if signing_key is not None:
             self._index_subjects()
@@ -146,11 +151,13 @@ class AuditLog:
             head = conn.execute(select(frontier.c.tree_size, frontier.c.hashes).where(frontier.c.id == HEAD_ID)).one()
             tree = CompactRange.from_bytes(head.tree_size, bytes(head.hashes))
             start = tree.size
-            _write(conn, batch, start, tree)
+            written = _write(conn, batch, start, tree, self._trees)
             conn.execute(
                 update(frontier).where(frontier.c.id == HEAD_ID).values(tree_size=tree.size, hashes=tree.to_bytes())
             )
             self._write_checkpoint(conn, tree)
+        # Committed: a later record about the same subjects may name these pages.
+        self._trees.extend((weakref.ref(tree), at) for tree, at in written)
         return list(range(start, start + count))
 
     # -- reading ------------------------------------------------------------------------------------------
@@ -211,11 +218,11 @@ class AuditLog:
         """The exchanges about many subjects that name ``subject``: in each, the page that would hold it is sought
         (newest first), and the subject looked up in it."""
         page = subject_pages.alias("page")
-        seek = (select(func.max(page.c.first_subject)).where(page.c.position == batches.c.position,
+        seek = (select(func.max(page.c.first_subject)).where(page.c.position == pages_of(),
                                                               page.c.first_subject <= subject).scalar_subquery())
         query = (select(batches.c.position, batches.c.subject_count, batches.c.subject_root, subject_pages.c.page,
-                        subject_pages.c.subjects)
-                 .select_from(batches).join(subject_pages, (subject_pages.c.position == batches.c.position)
+                        subject_pages.c.subjects, pages_of().label("pages_at"))
+                 .select_from(batches).join(subject_pages, (subject_pages.c.position == pages_of())
                        & (subject_pages.c.first_subject == seek))
                  .order_by(batches.c.position.desc()))
         if before is not None:
@@ -237,7 +244,7 @@ class AuditLog:
             if stored is None:
                 continue
             roots = [bytes(r) for r in conn.execute(select(subject_pages.c.page_root).where(
-                subject_pages.c.position == row.position).order_by(subject_pages.c.page)).scalars()]
+                subject_pages.c.position == row.pages_at).order_by(subject_pages.c.page)).scalars()]
             proof = prove(subject, row.page, listed, roots, row.subject_count)
             template = row_record(stored)
             entries.append(SubjectEntry(row.position, replace(template, subject=subject),
@@ -319,17 +326,24 @@ def verify_store(settings: Settings | None = None, log_id: str = DEFAULT_LOG_ID)
 
 
 # Rows go to the driver, not through SQLAlchemy: its per-row parameter processing cost more than the inserts.
-def _write(conn: Connection, batch: Sequence[ExchangeRecord | SubjectBatch], start: int, tree: CompactRange) -> None:
+def _write(conn: Connection, batch: Sequence[ExchangeRecord | SubjectBatch], start: int, tree: CompactRange,
+           trees: Sequence[tuple[weakref.ref, int]] = ()) -> list[tuple[SubjectTree, int]]:
     """Insert the records, leaves, subject pairs and subject pages of the records from position ``start`` on,
-    their leaves appended to ``tree``."""
+    their leaves appended to ``tree``. A subject tree already written (``trees``: tree and position, or earlier in
+    this batch) is named, not written again. Returns the trees whose pages it wrote, and where."""
     record_rows, leaf_rows, pairs, batch_rows, page_rows = [], [], [], [], []
+    written: list[tuple[SubjectTree, int]] = []
     for position, item in enumerate(batch, start):
         r = item.template if isinstance(item, SubjectBatch) else item
         if isinstance(item, SubjectBatch):
             data, subject = item.canonical_bytes(position), ""
-            batch_rows.append((position, item.tree.count, item.tree.root))
-            page_rows += [(position, p.first, p.number, p.subjects_json.decode("utf-8"), p.root)
-                          for p in item.tree.pages]
+            holder = next((at for known, at in trees if known() is item.tree), None)
+            holder = next((at for known, at in written if known is item.tree), holder)
+            batch_rows.append((position, item.tree.count, item.tree.root, holder))
+            if holder is None:
+                page_rows += [(position, p.first, p.number, p.subjects_json.decode("utf-8"), p.root)
+                              for p in item.tree.pages]
+                written.append((item.tree, position))
         else:
             data, subject = canonical_bytes(item, position), item.subject
             pairs.append((subject, position))
@@ -341,6 +355,7 @@ def _write(conn: Connection, batch: Sequence[ExchangeRecord | SubjectBatch], sta
                         (subject_pages, page_rows)):
         if rows:
             _insert(conn, table, rows)
+    return written
 
 
 def _insert(conn: Connection, table, rows: list[tuple]) -> None:

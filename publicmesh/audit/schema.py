@@ -45,13 +45,16 @@ subjects = Table(
 
 # An exchange record about many subjects (one bulk exchange) has, besides its audit_records row (subject ''), the
 # count and root of its subject tree, and its sorted subjects in pages (audit/subjects.py). A person's records
-# are found by seeking, in each such record, the page whose first subject precedes theirs.
+# are found by seeking, in each such record, the page whose first subject precedes theirs. A record about the very
+# same subjects as an earlier one (a municipality's person and household scans) names that record's pages
+# (pages_at) instead of storing them again; its leaf commits to the count and root, which those pages must give.
 batches = Table(
     "audit_batches",
     metadata,
     Column("position", _Position, primary_key=True, autoincrement=False),
     Column("subject_count", BigInteger, nullable=False),
     Column("subject_root", LargeBinary, nullable=False),
+    Column("pages_at", _Position, nullable=True),
 )
 
 subject_pages = Table(
@@ -95,6 +98,31 @@ frontier = Table(
 )
 
 HEAD_ID = 1
+
+
+def upgrade(engine) -> None:
+    """A store made before audit_batches.pages_at gets the column (its records keep their own pages)."""
+    from sqlalchemy import inspect
+
+    from sqlalchemy.exc import DBAPIError
+
+    def present() -> bool:
+        return "pages_at" in {c["name"] for c in inspect(engine).get_columns(batches.name)}
+
+    if not present():
+        try:
+            with engine.begin() as conn:
+                conn.exec_driver_sql(f"ALTER TABLE {batches.name} ADD COLUMN pages_at BIGINT")
+        except DBAPIError:
+            if not present():  # not another process adding it at the same moment
+                raise
+
+
+def pages_of(table=batches):
+    """The position whose pages list a record's subjects: its own, or the earlier record's it names."""
+    from sqlalchemy import func
+
+    return func.coalesce(table.c.pages_at, table.c.position)
 
 
 def encode_attributes(attributes) -> str:

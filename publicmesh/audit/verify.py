@@ -277,7 +277,10 @@ class _Verifier:
                                  f"{head.position} {problem}"))
 
     def _subject_tree_problem(self, head) -> str | None:
-        pages = self.conn.execute(select(subject_pages).where(subject_pages.c.position == head.position)
+        holder = head.position if head.pages_at is None else head.pages_at
+        if holder > head.position:  # pages named must be an earlier record's, whose own tree is checked too
+            return f"name the pages of a later record ({holder})"
+        pages = self.conn.execute(select(subject_pages).where(subject_pages.c.position == holder)
                                   .order_by(subject_pages.c.first_subject)).all()
         roots, count, last = [], 0, None
         for number, page in enumerate(pages):

@@ -88,8 +88,9 @@ def audit_per_subject(settings: Settings, purpose: str) -> dict:
                 "SELECT subject FROM audit_records r WHERE purpose = :p AND NOT EXISTS "
                 "(SELECT 1 FROM audit_batches b WHERE b.position = r.position)"), {"p": purpose}).scalars().all()
             parts = [pa.array(singles, pa.string())]
-            pages = conn.execution_options(stream_results=True).execute(text(
-                "SELECT p.subjects FROM audit_subject_pages p JOIN audit_records r ON r.position = p.position "
+            pages = conn.execution_options(stream_results=True).execute(text(  # a record's pages, or those it names
+                "SELECT p.subjects FROM audit_records r JOIN audit_batches b ON b.position = r.position "
+                "JOIN audit_subject_pages p ON p.position = COALESCE(b.pages_at, b.position) "
                 "WHERE r.purpose = :p"), {"p": purpose})
             parts += [pa.array(page_subjects(page), pa.string()) for (page,) in pages]
     finally:

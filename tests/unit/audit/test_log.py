@@ -282,6 +282,44 @@ def test_a_whole_municipality_in_one_record_pages_its_subjects_and_pages_back(lo
     assert log.verify().ok
 
 
+def test_a_second_record_about_the_same_subjects_names_the_first_ones_pages(log, engine):
+    import pyarrow as pa
+
+    residents = pa.array([f"res-{i:06d}" for i in range(2 * PAGE + 3)])
+    tree = subject_tree(residents)  # a municipality's person and household scans: one tree, two records
+    first, second = make_record(1).for_subjects(residents), make_record(2).for_subjects(residents)
+    first._tree = second._tree = tree
+    log.append_many([first])
+    log.append_many([make_record(3).for_subjects(["res-000001"]), second])
+    with engine.connect() as conn:
+        assert conn.execute(select(batches.c.position, batches.c.pages_at).order_by(batches.c.position)).all() == [
+            (0, None), (1, None), (2, 0)]
+        assert conn.execute(select(func.count()).select_from(subject_pages)).scalar() == 3 + 1  # stored once
+    for subject in ("res-000001", "res-001500", residents[-1].as_py()):
+        entries = {e.position: e for e in log.entries_for_subject(subject)}
+        assert {0, 2} <= entries.keys()
+        for entry in (entries[0], entries[2]):
+            assert verify_subjects(subject, entry.batch.proof, entry.batch.root, entry.batch.count)
+    assert log.verify().ok
+    with engine.begin() as conn:  # named pages that are not its subjects: caught
+        conn.execute(update(batches).where(batches.c.position == 2).values(pages_at=1))
+    assert [(p.position, p.kind) for p in log.verify().problems] == [(2, "subjects-altered")]
+
+
+def test_a_store_made_before_named_pages_gets_the_column(engine, key):
+    from publicmesh.audit.schema import upgrade
+
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE audit_batches (position BIGINT PRIMARY KEY, subject_count BIGINT NOT NULL, "
+                             "subject_root BLOB NOT NULL)" if engine.dialect.name == "sqlite" else
+                             "CREATE TABLE audit_batches (position BIGINT PRIMARY KEY, subject_count BIGINT NOT NULL, "
+                             "subject_root BYTEA NOT NULL)")
+    log = AuditLog(engine, key)
+    upgrade(engine)  # again: nothing to do
+    log.append_many([make_record(0).for_subjects(["old-a", "old-b"])])
+    assert [p for p, _ in log.records_for_subject("old-b")] == [0]
+
+
 def test_a_removed_or_edited_subject_page_is_reported(log, engine):
     big = [f"big-{i:06d}" for i in range(2 * PAGE)]
     log.append_many([make_record(0), make_record(1).for_subjects(big), make_record(2).for_subjects(big[:50])])
