@@ -49,6 +49,23 @@ def peak_rss_mb(pids: list[int]) -> float:
     return round(total_kb / 1024, 1)
 
 
+def cpu_seconds(parts: dict[str, int]) -> dict[str, float]:
+    """Each part's processor seconds so far (user and system), its live children's included (an agency's
+    SQLite reader): taken before and after publishing, the difference is what the publish cost each part."""
+    tick = os.sysconf("SC_CLK_TCK")
+    used = {}
+    for name, pid in parts.items():
+        total = 0
+        for process in descendants([pid]) if name != "publisher" else [pid]:
+            try:
+                fields = Path(f"/proc/{process}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        used[name] = total / tick
+    return used
+
+
 def reset_peak_rss() -> bool:
     """This process's high-water mark (VmHWM) set back to its current size (Linux /proc/self/clear_refs), so that
     what it did before publishing does not count; False where that is not possible."""
@@ -150,7 +167,11 @@ def run(residents: int = 1_000_000, *, openfisca: bool = True, browser: bool = T
             say("publishing the emergency benefit")
             from publicmesh.services.operator import publish_file
 
+            # The publisher is this process (its threads); the parts run beside it, each with its own processes.
+            parts = {"publisher": os.getpid(), **{name: p.pid for name, p in supervisor.processes.items()}}
+            before = cpu_seconds(parts)
             summary = publish_file(settings, path, on_frame=keep)
+            after = cpu_seconds(parts)
             result.update({"eligible": summary.eligible, "seconds": round(summary.phases["total"], 2),
                            "phases": {k: round(v, 2) for k, v in summary.phases.items() if k != "total"},
                            # the writer threads' own seconds (offers; notices and prior intents), within the phases
@@ -161,6 +182,9 @@ def run(residents: int = 1_000_000, *, openfisca: bool = True, browser: bool = T
                            "payout_files": len(summary.payout.get("files", []))})
             pids = [os.getpid(), *(p.pid for p in supervisor.processes.values())]
             result["peak_rss_mb"] = peak_rss_mb(pids)
+            spent = {name: round(after[name] - before[name], 1) for name in parts}
+            result["cpu_seconds"] = {"all": round(sum(spent.values()), 1),
+                                     **dict(sorted(spent.items(), key=lambda i: -i[1]))}
             result["audit"] = audit_per_subject(settings, purpose_of(SERVICE))
             say(json.dumps(result, ensure_ascii=False))
             if browser:

@@ -15,6 +15,9 @@ def test_the_services_benchmark_reports_publish_openfisca_and_audit_figures():
     assert set(result["phases"]) >= {"fetch", "evaluate", "details", "write", "payout"}
     assert set(result["background"]) == {"offers", "notify", "decide"}
     assert result["seconds"] > 0 and result["peak_rss_mb"] > 0
+    spent = result["cpu_seconds"]  # the publish's processor time, by part: the publisher and the parts it used
+    assert {"publisher", "hub", "numbers", "resident-registry", "local-tax", "portal"} <= spent.keys()
+    assert spent["all"] >= sum(t for name, t in spent.items() if name != "all") - 0.5
     # every person read in bulk has an exchange record of the service's purpose
     assert result["audit"]["subjects"] == 3_000
     assert result["notices"] == result["eligible"]
