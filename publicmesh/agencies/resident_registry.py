@@ -152,8 +152,9 @@ def _household_bulk(conn: Connection, tenant, subjects, attributes, wire: bool =
     asked = None if subjects is None else pl.Series(subjects, dtype=pl.Utf8).implode()
     found = everyone if asked is None else everyone.filter(pl.col("subject").is_in(asked))
     answer = found.join(households, on="household_no", how="left", maintain_order="left").with_columns(
-        pl.col("household_size").fill_null(0),
         pl.col("protected").cast(pl.Boolean).fill_null(False).alias("_protected"))
+    if "household_size" in attributes:
+        answer = answer.with_columns(pl.col("household_size").fill_null(0))
     if "members" in attributes:
         answer = answer.with_columns(pl.col("members").fill_null([]))
     table = small_types(answer.select("subject", "_protected", *attributes).to_arrow())
@@ -168,12 +169,33 @@ def _households(everyone, attributes):
     # Only what was asked is built: the member lists are the costly part, and a service keyed by the head (世帯主)
     # asks for relation and head alone.
     named = "row" if "row" in everyone.columns else "subject"  # the head's row of the answer, or its pseudonym
+    registered = everyone.filter(pl.col("status").is_in(REGISTERED))
+    if "members" not in attributes:
+        return _heads_and_sizes(registered, named, "household_size" in attributes)
     grouped = [pl.coalesce(pl.col(named).filter(pl.col("relation").is_in(HEADS)).first(),
-                           pl.col(named).first()).alias("head"), pl.len().cast(pl.Int64).alias("household_size")]
-    if "members" in attributes:
-        grouped.append(pl.struct("subject", "relation", pl.col("sex").cast(pl.Int64), "birth_date").alias("members"))
-    return (everyone.filter(pl.col("status").is_in(REGISTERED)).sort("household_no", "birth_date", "subject")
-            .group_by("household_no", maintain_order=True).agg(grouped))
+                           pl.col(named).first()).alias("head"), pl.len().cast(pl.Int64).alias("household_size"),
+               pl.struct("subject", "relation", pl.col("sex").cast(pl.Int64), "birth_date").alias("members")]
+    return registered.sort("household_no", "birth_date", "subject").group_by("household_no", maintain_order=True
+                                                                              ).agg(grouped)
+
+
+def _heads_and_sizes(registered, named: str, sizes: bool):
+    """head_of and (``sizes``) the size of every household without ordering its members: a household with one
+    registered head (nearly all) has that head; only the others are ordered (oldest first, then by pseudonym) to
+    choose as head_of does."""
+    import polars as pl
+    heads = (registered.filter(pl.col("relation").is_in(HEADS)).group_by("household_no")
+             .agg(pl.col(named).first().alias("head"), pl.len().alias("heads")))
+    clear = heads.filter(pl.col("heads") == 1).drop("heads")
+    unclear = registered.join(clear, on="household_no", how="anti")
+    chosen = (unclear.sort("household_no", "birth_date", "subject").group_by("household_no", maintain_order=True)
+              .agg(pl.coalesce(pl.col(named).filter(pl.col("relation").is_in(HEADS)).first(),
+                               pl.col(named).first()).alias("head")))
+    found = pl.concat([clear, chosen.cast({"head": clear.schema["head"]})])
+    if not sizes:  # (the answer's join fills household_size in with 0: it is not asked)
+        return found
+    counted = registered.group_by("household_no").agg(pl.len().cast(pl.Int64).alias("household_size"))
+    return counted.join(found, on="household_no", how="left")
 
 
 HOUSEHOLD = Dataset(
