@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from publicmesh.agencies.messaging import emit_many
 from publicmesh.problems import Problem
 from publicmesh.services import decisions, forms
-from publicmesh.services.offers import with_full_form
+from publicmesh.services.offers import offered_to, with_full_form
 from publicmesh.services.store import applications, history, offers, utc_now, withdrawals
 
 SERVICES_MEMBER = "GOV/digital/services"
@@ -223,7 +223,7 @@ def of_subject(conn: Connection, subject: str) -> dict:
     for a in applied:  # the latest first
         if a["status"] == "withdrawn":
             withdrawn.setdefault(a["offer_id"], {"application": a["id"], "supersedes": signature_digest(a["signature"])})
-    found_offers = [with_full_form(conn, r) for r in conn.execute(select(offers).where(offers.c.subject == subject)).mappings()]
+    found_offers = [with_full_form(conn, r) for r in conn.execute(offered_to(subject)).mappings()]
     forms_of = {o["id"]: o["form"] for o in found_offers}
     return {
         "offers": [_json({**o, **({"reapplies": withdrawn[o["id"]]} if o["id"] in withdrawn else {})})

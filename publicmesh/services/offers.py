@@ -13,7 +13,7 @@ import time
 import numpy as np
 import orjson
 import polars as pl
-from sqlalchemy import Connection, Engine, insert, select
+from sqlalchemy import Connection, Engine, Select, insert, select, union_all
 from sqlalchemy.exc import IntegrityError
 
 from publicmesh.services import forms
@@ -96,6 +96,13 @@ def with_full_form(conn: Connection, offer) -> dict:
     """An offer row as a dict, its form whole (full_form)."""
     offer = dict(offer)
     return {**offer, "form": full_form(conn, offer["form"])}
+
+
+def offered_to(subject: str) -> Select:
+    """The offers a person receives: as the unit itself (nearly all) by one_offer_per_unit, the others (a birth's
+    offer, to the household's head) by offers_to_others."""
+    return union_all(select(offers).where(offers.c.unit_key == subject, offers.c.subject == subject),
+                     select(offers).where(offers.c.subject == subject, offers.c.subject != offers.c.unit_key))
 
 
 def offer_ids(count: int) -> list[str]:

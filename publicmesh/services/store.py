@@ -10,7 +10,8 @@ from __future__ import annotations
 import datetime as dt
 
 from sqlalchemy import (JSON, BigInteger, Boolean, Column, DateTime, Engine, Index, Integer, MetaData, String, Table,
-                        Text, UniqueConstraint, text)
+                        Text, text)
+from sqlalchemy.schema import CreateTable
 
 metadata = MetaData()
 
@@ -27,17 +28,24 @@ publications = Table(
 
 offers = Table(
     "offers", metadata,
-    Column("id", String(32), primary_key=True),
+    Column("id", String(32), primary_key=True),  # time-sorted: a municipality's offers are appended to its index
     Column("service_id", String(64), nullable=False),
     Column("unit_key", String(22), nullable=False),  # the household key (or the person) in our pseudonyms
-    Column("subject", String(22), nullable=False, index=True),  # who receives the notice and applies
+    Column("subject", String(22), nullable=False),  # who receives the notice and applies
     Column("tenant", String(6), nullable=False),  # the municipality
     Column("amount_yen", BigInteger, nullable=False),
     Column("form", JSON, nullable=False),  # the values fetched through the hub at publishing: see offers.full_form
     Column("version", Integer, nullable=False),
     Column("offered_at", DateTime(timezone=True), nullable=False),
-    UniqueConstraint("service_id", "unit_key", name="one_offer_per_unit"),
 )
+# One offer per unit and service. Led by the unit, the same index finds the offers a person receives as the unit
+# itself (a household's head, a person: nearly all), so only the others (a birth's offer, to the household's head)
+# need an index by subject: publishing a municipality then writes into one index of random keys, not two. (A name
+# of its own: the constraint it replaces, on service and unit, was one_offer_per_unit.)
+one_offer_per_unit = Index("one_offer_per_unit_and_service", offers.c.unit_key, offers.c.service_id, unique=True)
+offers_to_others = Index(
+    "ix_offers_subject_not_unit", offers.c.subject, sqlite_where=offers.c.subject != offers.c.unit_key,
+    postgresql_where=offers.c.subject != offers.c.unit_key)
 
 # What every offer of one service definition shares (titles, the fields' names, labels and formats, what the
 # person types), once: a published offer's form holds only its values and the id of its shape (services/offers.py).
@@ -131,22 +139,53 @@ births = Table(
 
 
 def upgrade(engine: Engine) -> None:
+    """A store made by an earlier version brought up to date, at every start (a second run changes nothing)."""
+    with engine.begin() as conn:
+        metadata.create_all(conn)  # the tables it lacks, as now declared
+        _live_applications(conn)
+        _offers_by_unit(conn)
+
+
+def _live_applications(conn) -> None:
     """A store made before a withdrawn application stopped counting: its one-application-per-unit constraint gives
     way to the partial index. SQLite cannot drop a constraint, so its table is rebuilt, rows and all."""
-    with engine.begin() as conn:
-        if engine.dialect.name == "postgresql":
-            conn.execute(text("ALTER TABLE applications DROP CONSTRAINT IF EXISTS one_application_per_unit"))
-        elif "one_application_per_unit" in (conn.execute(text(
-                "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'applications'")).scalar() or ""):
-            conn.execute(text("ALTER TABLE applications RENAME TO applications_before"))
-            for (name,) in conn.execute(text("SELECT name FROM sqlite_master WHERE type = 'index' "
-                                             "AND tbl_name = 'applications_before' AND sql IS NOT NULL")).all():
-                conn.execute(text(f'DROP INDEX "{name}"'))
-            applications.create(conn)
-            columns = ", ".join(c.name for c in applications.columns)
-            conn.execute(text(f"INSERT INTO applications ({columns}) SELECT {columns} FROM applications_before"))
-            conn.execute(text("DROP TABLE applications_before"))
-        one_live_application.create(conn, checkfirst=True)
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("ALTER TABLE applications DROP CONSTRAINT IF EXISTS one_application_per_unit"))
+    elif "one_application_per_unit" in _sqlite_definition(conn, "applications"):
+        _rebuild(conn, applications)
+    one_live_application.create(conn, checkfirst=True)
+
+
+def _offers_by_unit(conn) -> None:
+    """A store made before offers were indexed by unit first: its (service, unit) constraint and its index of every
+    subject give way to one_offer_per_unit and offers_to_others (SQLite rebuilds the table to drop the former)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("ALTER TABLE offers DROP CONSTRAINT IF EXISTS one_offer_per_unit"))
+    elif "one_offer_per_unit UNIQUE" in _sqlite_definition(conn, "offers"):
+        _rebuild(conn, offers)
+    conn.execute(text("DROP INDEX IF EXISTS ix_offers_subject"))
+    one_offer_per_unit.create(conn, checkfirst=True)
+    offers_to_others.create(conn, checkfirst=True)
+
+
+def _sqlite_definition(conn, table: str) -> str:
+    return conn.execute(text("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = :t"),
+                        {"t": table}).scalar() or ""
+
+
+def _rebuild(conn, table: Table) -> None:
+    """The table made again as now declared, its rows copied in their order, then its indexes (sorted once)."""
+    before = f"{table.name}_before"
+    conn.execute(text(f'ALTER TABLE "{table.name}" RENAME TO "{before}"'))
+    for (name,) in conn.execute(text("SELECT name FROM sqlite_master WHERE type = 'index' "
+                                     "AND tbl_name = :t AND sql IS NOT NULL"), {"t": before}).all():
+        conn.execute(text(f'DROP INDEX "{name}"'))
+    conn.execute(CreateTable(table))
+    columns = ", ".join(c.name for c in table.columns)
+    conn.execute(text(f'INSERT INTO "{table.name}" ({columns}) SELECT {columns} FROM "{before}" ORDER BY rowid'))
+    conn.execute(text(f'DROP TABLE "{before}"'))
+    for index in table.indexes:
+        index.create(conn)
 
 
 def utc_now() -> dt.datetime:

@@ -1,6 +1,6 @@
 """Offers as publishing stores them: the forms Polars writes as JSON text for all rows at once (their values, and
 the shape every offer shares, once) are, made whole, the forms offer_form makes for one row, and they are written
-once per unit on SQLite and PostgreSQL."""
+once per unit on SQLite and PostgreSQL; a person finds every offer made to them."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import polars as pl
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 
 from publicmesh.services import offers as publish
 from publicmesh.services.store import metadata, offer_shapes
@@ -108,3 +108,22 @@ def test_a_changed_definition_has_a_shape_of_its_own_and_earlier_offers_keep_the
         assert conn.execute(select(func.count()).select_from(offer_shapes)).scalar_one() == 2
     assert forms["S" + "0" * 21]["fields"][0]["label_ja"] == DOC["form"][0]["label"]["ja"]
     assert forms["S" + "9" * 21]["fields"][0]["label_ja"] == DOC["form"][0]["label"]["ja"] + "（改）"
+
+
+def test_a_person_finds_the_offers_made_to_them_and_no_others(any_engine):
+    metadata.create_all(any_engine)
+    person, child, parent = "P" * 22, "C" * 22, "Q" * 22
+    made = {"own": ("s", person, person), "for a birth": ("s", child, person), "someone else's": ("s", parent, parent),
+            "for the person's own birth": ("t", person, parent)}  # (service, unit, subject)
+    with any_engine.begin() as conn:
+        conn.execute(insert(offers_table), [
+            dict(id=name, service_id=service, unit_key=unit, subject=subject, tenant="012084", amount_yen=1, form={},
+                 version=1, offered_at=dt.datetime(2026, 12, 1)) for name, (service, unit, subject) in made.items()])
+        found = {r.id for r in conn.execute(publish.offered_to(person))}
+        if any_engine.dialect.name == "sqlite":  # each part read through an index, not the whole table
+            plan = conn.exec_driver_sql("EXPLAIN QUERY PLAN " + str(publish.offered_to(person).compile(
+                any_engine, compile_kwargs={"literal_binds": True}))).all()
+            assert [step[3] for step in plan if step[3].startswith(("SCAN", "SEARCH"))] == [
+                "SEARCH offers USING INDEX one_offer_per_unit_and_service (unit_key=?)",
+                "SEARCH offers USING INDEX ix_offers_subject_not_unit (subject=?)"]
+    assert found == {"own", "for a birth"}

@@ -1,15 +1,16 @@
-"""A services store made before a withdrawn application stopped counting is upgraded in place when the part starts:
-its rows are kept, and the unit that withdrew may apply again — once."""
+"""A services store made by an earlier version is upgraded in place when the part starts, its rows kept: a unit that
+withdrew may apply again — once; offers are indexed by unit first, and by subject only where it is not the unit."""
 
 from __future__ import annotations
 
 import datetime as dt
 
 import pytest
-from sqlalchemy import MetaData, UniqueConstraint, insert, select
+from sqlalchemy import Index, MetaData, UniqueConstraint, insert, inspect, select
 from sqlalchemy.exc import IntegrityError
 
 from publicmesh.services import store
+from publicmesh.services.offers import offered_to
 
 T0 = dt.datetime(2026, 12, 1, tzinfo=dt.timezone.utc)
 
@@ -60,3 +61,40 @@ def test_a_new_store_is_left_as_it_is(any_engine):
         conn.execute(insert(store.applications).values(**application("second", "received")))
     with pytest.raises(IntegrityError), engine.begin() as conn:
         conn.execute(insert(store.applications).values(**application("third", "approved")))
+
+
+def earlier_offers(engine) -> None:
+    """The offers table as it was made before: one offer per service and unit as a constraint, every subject
+    indexed."""
+    before = MetaData()
+    table = store.offers.to_metadata(before)
+    for index in list(table.indexes):
+        table.indexes.discard(index)
+    table.append_constraint(UniqueConstraint("service_id", "unit_key", name="one_offer_per_unit"))
+    Index("ix_offers_subject", table.c.subject)
+    before.create_all(engine)
+
+
+def offer(id_: str, unit: str, subject: str) -> dict:
+    return dict(id=id_, service_id="s", unit_key=unit, subject=subject, tenant="012084", amount_yen=100_000,
+                form={"shape": "x", "values": [1], "audit_records": []}, version=1, offered_at=T0)
+
+
+def test_an_earlier_store_keeps_its_offers_one_per_unit_and_finds_them_by_the_new_indexes(any_engine):
+    engine = any_engine
+    earlier_offers(engine)
+    with engine.begin() as conn:
+        conn.execute(insert(store.offers), [offer("own", "U" * 22, "U" * 22), offer("birth", "C" * 22, "U" * 22)])
+        before = conn.execute(select(store.offers).order_by(store.offers.c.id)).all()
+
+    store.upgrade(engine)
+    store.upgrade(engine)  # at every start: the second changes nothing
+    with engine.connect() as conn:
+        assert conn.execute(select(store.offers).order_by(store.offers.c.id)).all() == before
+        assert {r.id for r in conn.execute(offered_to("U" * 22))} == {"own", "birth"}
+        found = inspect(conn)
+        assert {i["name"]: i["unique"] for i in found.get_indexes("offers")} == {
+            "one_offer_per_unit_and_service": True, "ix_offers_subject_not_unit": False}
+        assert found.get_unique_constraints("offers") == []
+    with pytest.raises(IntegrityError), engine.begin() as conn:
+        conn.execute(insert(store.offers).values(**offer("again", "U" * 22, "U" * 22)))
