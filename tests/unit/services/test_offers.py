@@ -55,7 +55,8 @@ def test_the_forms_of_all_rows_at_once_are_the_forms_of_each_row(rows):
 
 def test_offers_are_written_once_per_unit_with_their_forms(any_engine):
     metadata.create_all(any_engine)
-    eligible = frame([("北見 花子", 3, dt.date(1988, 4, 2), 7, 8), ('"引用" \\ 符', None, None, None, 9)])
+    eligible = frame([("北見 花子", 3, dt.date(1988, 4, 2), 7, 8), ('"引用" \\ 符', None, None, None, 9),
+                      ("網走,\n 一郎", -1, None, None, None)])  # as CSV on PostgreSQL: a comma and a line break
     audit = [c for c in eligible.columns if c.endswith("._audit")]
     fresh = publish.store_offers(any_engine, DOC, "012084", eligible)
     assert sorted(fresh["unit_key"]) == sorted(eligible["household"])
@@ -87,7 +88,7 @@ def test_a_household_first_offered_under_another_key_is_not_offered_again(any_en
 
 
 def test_offer_ids_are_unique_and_sort_by_time():
-    first, second = publish.offer_ids(1000), publish.offer_ids(1000)
+    first, second = publish.offer_ids(1000).to_list(), publish.offer_ids(1000).to_list()
     assert len(set(first + second)) == 2000 and all(len(i) == 26 for i in first)
     assert first == sorted(first)
     if first[0][:12] != second[0][:12]:  # a later millisecond sorts after
@@ -108,6 +109,46 @@ def test_a_changed_definition_has_a_shape_of_its_own_and_earlier_offers_keep_the
         assert conn.execute(select(func.count()).select_from(offer_shapes)).scalar_one() == 2
     assert forms["S" + "0" * 21]["fields"][0]["label_ja"] == DOC["form"][0]["label"]["ja"]
     assert forms["S" + "9" * 21]["fields"][0]["label_ja"] == DOC["form"][0]["label"]["ja"] + "（改）"
+
+
+def test_publishing_again_offers_only_the_units_new_since(any_engine):
+    metadata.create_all(any_engine)
+    first = frame([("北見 花子", 3, None, 7, 8)])
+    offered = publish.store_offers(any_engine, DOC, "012084", first)
+    both = pl.concat([first, frame([("x", 1, None, 7, 8), ("網走 一郎", 2, None, 7, 8)]).tail(1)])
+    again = publish.store_offers(any_engine, DOC, "012084", both)
+    assert again["unit_key"].to_list() == ["H" + "0" * 20 + "1"]
+    with any_engine.connect() as conn:
+        stored = dict(conn.execute(select(offers_table.c.unit_key, offers_table.c.id)).all())
+    assert stored == {"H" + "0" * 21: offered["id"][0], "H" + "0" * 20 + "1": again["id"][0]}
+
+
+def test_a_unit_offered_by_another_municipality_is_not_offered_again(any_engine):
+    """A household that moved keeps its key: the service is offered to it once, wherever it lives now."""
+    metadata.create_all(any_engine)
+    publish.store_offers(any_engine, DOC, "012084", frame([("北見 花子", 3, None, 7, 8)]))
+    assert publish.store_offers(any_engine, DOC, "012025", frame([("北見 花子", 3, None, 7, 8)])).height == 0
+
+
+def test_a_head_offered_for_their_own_household_is_not_offered_for_another_key(any_engine):
+    """The other way round from an older key: the household was keyed by its head, and is now keyed by someone
+    else (its head moved out) while the same person applies for it."""
+    metadata.create_all(any_engine)
+    publish.store_offers(any_engine, DOC, "012084", frame([("北見 花子", 3, None, 7, 8)]).with_columns(
+        pl.col("subject").alias("household")))
+    rekeyed = frame([("北見 花子", 3, None, 7, 8)])  # household H…0, subject S…0
+    assert publish.store_offers(any_engine, DOC, "012084", rekeyed).height == 0
+
+
+def test_a_person_whose_pseudonym_is_the_unit_of_someone_elses_offer_is_still_offered(any_engine):
+    """A birth's offer is keyed by the child and made to the parent: the child, grown up and a head, has received
+    nothing."""
+    metadata.create_all(any_engine)
+    child = "S" + "0" * 21
+    publish.store_offers(any_engine, DOC, "012084", frame([("網走 一郎", 1, None, 7, 8)]).with_columns(
+        pl.lit("P" * 22).alias("subject")), unit_key=child)
+    grown_up = frame([("網走 次郎", 1, None, 7, 8)])  # subject S…0, household H…0
+    assert publish.store_offers(any_engine, DOC, "012084", grown_up)["subject"].to_list() == [child]
 
 
 def test_a_person_finds_the_offers_made_to_them_and_no_others(any_engine):
