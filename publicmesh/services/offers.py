@@ -9,6 +9,7 @@ import datetime as dt
 import hashlib
 import os
 import time
+from pathlib import Path
 
 import numpy as np
 import orjson
@@ -18,8 +19,8 @@ from sqlalchemy import Connection, Engine, Select, insert, literal, select, unio
 from sqlalchemy.exc import IntegrityError
 
 from publicmesh.services import forms
+from publicmesh.services.offer_writer import WRITER
 from publicmesh.services.store import offer_shapes, offers, utc_now
-from publicmesh.storage import bulk_cache
 
 COLUMNS = ("id", "service_id", "unit_key", "subject", "tenant", "amount_yen", "form", "version", "offered_at")
 
@@ -144,7 +145,7 @@ def offer_ids(count: int) -> pl.Series:
 def _insert(engine: Engine, fresh: pl.DataFrame, common: dict) -> int:
     """Offers whose form is JSON text already, in key order, with ``common``, what all of them share, in one
     transaction; how many were new (a unit offered before is skipped). PostgreSQL: COPY of the CSV Polars
-    writes, into a temporary table, then one INSERT … SELECT; SQLite: the driver's rows, each made as it is bound."""
+    writes, into a temporary table, then one INSERT … SELECT; SQLite: the offer writer process."""
     names = ", ".join(COLUMNS)
     conflict = "ON CONFLICT (unit_key, service_id) DO NOTHING"
     if engine.dialect.name == "postgresql":
@@ -155,18 +156,14 @@ def _insert(engine: Engine, fresh: pl.DataFrame, common: dict) -> int:
                 copy.write(data.write_csv(include_header=False, quote_style="non_numeric").encode())
             cursor.execute(f"INSERT INTO offers ({names}) SELECT {names} FROM offers_in {conflict}")
             return cursor.rowcount
-    # What all share is written into the statement once: bound in every row, it took a fifth of the insert. The
-    # rows are not listed first: a list of 260,000 tuples costs as much again in garbage collection.
+    if engine.url.database in (None, "", ":memory:"):
+        raise ValueError("offers are written into a SQLite file or PostgreSQL")
+    # What all share is written into the statement once rather than bound in every row.
     values = ", ".join("?" if c in fresh.columns else str(literal(common[c], offers.c[c].type).compile(
         dialect=engine.dialect, compile_kwargs={"literal_binds": True})) for c in COLUMNS)
-    with engine.begin() as conn, bulk_cache(conn):
-        cursor = conn.connection.cursor()  # the same transaction as ``conn``
-        try:
-            cursor.executemany(f"INSERT INTO offers ({names}) VALUES ({values}) {conflict}",
-                               zip(*(fresh[c].to_list() for c in COLUMNS if c in fresh.columns)))
-            return cursor.rowcount
-        finally:
-            cursor.close()
+    return WRITER.write(str(Path(engine.url.database).resolve()),
+                        f"INSERT INTO offers ({names}) VALUES ({values}) {conflict}",
+                        fresh.select(c for c in COLUMNS if c in fresh.columns).to_arrow())
 
 
 def form_shape(doc: dict) -> tuple[dict, list[dict], dict]:
