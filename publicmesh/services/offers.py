@@ -27,7 +27,7 @@ COLUMNS = ("id", "service_id", "unit_key", "subject", "tenant", "amount_yen", "f
 
 def store_offers(engine: Engine, doc: dict, code: str, eligible: pl.DataFrame,
                  unit_key: str | None = None) -> pl.DataFrame:
-    """The new offers of these eligible units (columns COLUMNS), written in one transaction. ``unit_key``
+    """The new offers of these eligible units (columns COLUMNS), all written in one transaction or none. ``unit_key``
     replaces the household as the unit (a birth-triggered service is offered once per birth)."""
     if eligible.height == 0:
         return pl.DataFrame(schema={c: pl.Utf8 for c in COLUMNS})
