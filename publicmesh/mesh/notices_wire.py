@@ -22,6 +22,7 @@ REQUIRED = ("subject", "key", "title_ja", "title_en", "body_ja", "body_en")
 OPTIONAL = ("link", "category")
 PSEUDONYM = r"^[A-Za-z0-9_-]{22}$"
 LINK = r"^/(?:[A-Za-z0-9_.#?=&-][A-Za-z0-9/_.#?=&-]*)?$"  # a path on the portal, never //another-host
+TEXTS = ("title_ja", "title_en", "body_ja", "body_en", "category")  # dictionary-encoded (checked)
 ROUTING = ("provider", "purpose", "service", "sender")  # the sender is set by the hub, from the signature
 
 
@@ -44,7 +45,9 @@ def read_request(body: bytes, max_rows: int = MAX_NOTICES) -> tuple[pa.Table, di
 
 
 def checked(table: pa.Table) -> pa.Table:
-    """The notices with plain string columns in a fixed order, or MalformedNotices naming the first bad row."""
+    """The notices in a fixed order of columns, or MalformedNotices naming the first bad row. What the notices say
+    (TEXTS) comes dictionary-encoded, as it may be sent: a service's notices to a municipality share a few titles
+    and bodies, held and checked once each; subject, key and link are plain strings."""
     unknown = sorted(set(table.column_names) - set(REQUIRED) - set(OPTIONAL))
     missing = [c for c in REQUIRED if c not in table.column_names]
     if unknown or missing:
@@ -54,26 +57,59 @@ def checked(table: pa.Table) -> pa.Table:
         raise MalformedNotices("at least one notice")
     columns = {}
     for name in (*REQUIRED, *OPTIONAL):
-        if name not in table.column_names:
-            columns[name] = pa.nulls(table.num_rows, pa.string())
-            continue
-        column = table.column(name)
-        if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
-                or pa.types.is_string_view(column.type) or pa.types.is_null(column.type)):
+        column = table.column(name) if name in table.column_names else pa.chunked_array(
+            [pa.nulls(table.num_rows, pa.string())])
+        if name in TEXTS:
+            columns[name] = _dictionary(name, column)
+        elif _is_string(column.type):
+            columns[name] = column.cast(pa.string()).combine_chunks()
+        else:
             raise MalformedNotices(f"{name} is a string column, not {column.type}")
-        columns[name] = column.cast(pa.string())
-    columns["category"] = pc.fill_null(columns["category"], CATEGORIES[0])
+    if columns["category"].null_count:
+        columns["category"] = _dictionary("category", pc.fill_null(columns["category"].cast(pa.string()),
+                                                                    CATEGORIES[0]))
     out = pa.table(columns)
     _require(out, pc.match_substring_regex(out["subject"], PSEUDONYM), "subject is a 22-character pseudonym")
     for name in REQUIRED[1:]:
         _require(out, pc.is_valid(out[name]), f"{name} is missing")
     for name, limit in LIMITS.items():
-        _require(out, pc.less_equal(pc.utf8_length(out[name]), limit), f"{name} is longer than {limit} characters")
-    _require(out, pc.greater(pc.utf8_length(out["title_ja"]), 0), "a notice has a Japanese title")
-    _require(out, pc.greater(pc.utf8_length(out["title_en"]), 0), "a notice has an English title")
+        _require(out, _each(out[name], lambda v: pc.less_equal(pc.utf8_length(v), limit)),
+                 f"{name} is longer than {limit} characters")
+    _require(out, _each(out["title_ja"], lambda v: pc.greater(pc.utf8_length(v), 0)), "a notice has a Japanese title")
+    _require(out, _each(out["title_en"], lambda v: pc.greater(pc.utf8_length(v), 0)), "a notice has an English title")
     _require(out, pc.match_substring_regex(out["link"], LINK), "link is a path on the portal")
-    _require(out, pc.is_in(out["category"], pa.array(CATEGORIES)), f"category is one of {list(CATEGORIES)}")
+    _require(out, _each(out["category"], lambda v: pc.is_in(v, pa.array(CATEGORIES))),
+             f"category is one of {list(CATEGORIES)}")
     return out
+
+
+def _is_string(kind: pa.DataType) -> bool:
+    return (pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_string_view(kind)
+            or pa.types.is_null(kind))
+
+
+def _dictionary(name: str, column: pa.ChunkedArray) -> pa.DictionaryArray:
+    """The column as one dictionary array of strings (int32 indices), whether it came as strings or encoded."""
+    if isinstance(column, pa.Array):
+        column = pa.chunked_array([column])
+    if pa.types.is_dictionary(column.type):
+        if not _is_string(column.type.value_type):
+            raise MalformedNotices(f"{name} is a dictionary of strings, not of {column.type.value_type}")
+        column = column.unify_dictionaries().combine_chunks()
+        if column.dictionary.null_count:  # a null among the values: a missing text, seen in the rows once decoded
+            column = pc.dictionary_encode(column.cast(pa.string()))
+        return pa.DictionaryArray.from_arrays(column.indices.cast(pa.int32()), column.dictionary.cast(pa.string()))
+    if not _is_string(column.type):
+        raise MalformedNotices(f"{name} is a string column, not {column.type}")
+    encoded = pc.dictionary_encode(column.cast(pa.string())).combine_chunks()
+    return pa.DictionaryArray.from_arrays(encoded.indices.cast(pa.int32()), encoded.dictionary)
+
+
+def _each(column: pa.ChunkedArray, test) -> pa.ChunkedArray:
+    """test(values) for every row: of a dictionary column, the test of each distinct value, taken for its rows."""
+    if pa.types.is_dictionary(column.type):
+        return pa.chunked_array([pc.take(test(chunk.dictionary), chunk.indices) for chunk in column.chunks])
+    return test(column)
 
 
 def _require(table: pa.Table, ok: pa.ChunkedArray, rule: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import secrets
@@ -16,6 +17,7 @@ CATEGORIES = ("service-eligibility", "application-decision", "payout", "account-
               "security", "info")
 CHANNELS = ("email", "sms")  # besides the inbox, which always receives the notice
 CONTACT_FOR_CHANNEL = {"email": "email", "sms": "phone"}
+TEXT_FIELDS = ("title_ja", "title_en", "body_ja", "body_en")  # what a notice says, stored once per distinct text
 
 _PSEUDONYM = re.compile(r"^[A-Za-z0-9_-]{22}$")
 _valid_senders: set[str] = set()  # parsed once each: bulk sends repeat the same few senders 100,000 times
@@ -39,6 +41,11 @@ def from_text(text: str | None) -> datetime | None:
 def new_id() -> str:
     """Time-ordered and unguessable: newest-first pages sort on it, and nobody can enumerate others' notices."""
     return f"{time.time_ns() // 1_000_000:012x}{secrets.token_hex(10)}"
+
+
+def text_id(texts: tuple[str, str, str, str]) -> str:
+    """The digest of a notice's texts (TEXT_FIELDS, 128 bits of SHA-256 in hex): the same texts are stored once."""
+    return hashlib.sha256(json.dumps(list(texts), ensure_ascii=False).encode()).hexdigest()[:32]
 
 
 def check_person_ref(person_ref: str) -> str:

@@ -6,38 +6,50 @@ import json
 from collections.abc import Mapping
 
 from sqlalchemy import (
-    Column, Engine, Index, Integer, LargeBinary, MetaData, PrimaryKeyConstraint, Table, Text, UniqueConstraint, text,
+    Column, Connection, Engine, Index, Integer, LargeBinary, MetaData, PrimaryKeyConstraint, Select, Table, Text,
+    UniqueConstraint, inspect, select, text,
 )
 
-from publicmesh.notices.model import Notice, from_text
+from publicmesh.notices.model import TEXT_FIELDS, Notice, from_text, text_id
 from publicmesh.settings import Settings
 from publicmesh.storage import engine_for, schema_once
 
 STORE = "notices"
 metadata = MetaData()
 
-notices = Table(
-    "notices",
+# What a notice says, once per distinct text (texts.py): a service's notices to a whole municipality share a few.
+notice_texts = Table(
+    "notice_texts",
     metadata,
-    Column("id", Text, primary_key=True),
-    Column("person_ref", Text, nullable=False),
-    Column("sender", Text, nullable=False),
-    Column("category", Text, nullable=False),
+    Column("id", Text, primary_key=True),  # the texts' digest (model.text_id)
     Column("title_ja", Text, nullable=False),
     Column("title_en", Text, nullable=False),
     Column("body_ja", Text, nullable=False),
     Column("body_en", Text, nullable=False),
-    Column("links", Text, nullable=False),  # JSON object
+)
+
+notices = Table(
+    "notices",
+    metadata,
+    # Unguessable, and always looked up with its person: the person's index finds it, it needs none of its own.
+    Column("id", Text, nullable=False),
+    Column("person_ref", Text, nullable=False),
+    Column("sender", Text, nullable=False),
     Column("idempotency_key", Text, nullable=False),
+    Column("category", Text, nullable=False),
+    # No foreign key: the texts are stored before their notices, and a check per notice would cost on PostgreSQL.
+    Column("text_id", Text, nullable=False),
+    Column("links", Text, nullable=False),  # JSON object
     Column("delivery", Text, nullable=False),  # JSON object: channel → delivered/queued/sent/no-contact/failed
     Column("pending", Integer, nullable=False),  # 1 while some channel is queued: the dispatcher's work list
     Column("created_at", Text, nullable=False),
     Column("read_at", Text),
     # Keys are the sender's: two senders choosing the same key must not swallow each other's notices.
     UniqueConstraint("sender", "idempotency_key", name="ux_notices_idempotency"),
-    # A person's notices, newest first; their unread count reads the same few rows. Kept to what the inbox needs:
-    # each index of a random key costs a page write per notice when a service notifies a whole municipality.
-    Index("ix_notices_inbox", "person_ref", "created_at"),
+    # A person's notices: their inbox pages, unread count and each one by id (a person has a few dozen). Each index
+    # of a random key costs a page write per notice when a service notifies a whole municipality, so there is this
+    # one, of the shortest key.
+    Index("ix_notices_person", "person_ref"),
     # The dispatcher's work list: only notices still queued for email or SMS (most are for the inbox alone).
     Index("ix_notices_queued", "pending", sqlite_where=text("pending = 1"), postgresql_where=text("pending = 1")),
 )
@@ -70,11 +82,36 @@ contact_codes = Table(
 
 
 
-def _upgrade(conn) -> None:
-    """Stores made before the indexes were trimmed: drop the two that every notice paid for."""
-    conn.exec_driver_sql("DROP INDEX IF EXISTS ix_notices_unread")
-    conn.exec_driver_sql("DROP INDEX IF EXISTS ix_notices_pending")
-    conn.exec_driver_sql("CREATE INDEX IF NOT EXISTS ix_notices_queued ON notices (pending) WHERE pending = 1")
+def _upgrade(conn: Connection) -> None:
+    """A store made when each notice held its texts: its notices moved to this layout, their texts stored once (old
+    ids and keys kept), in one transaction."""
+    if not _holds_texts(conn):
+        return
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("BEGIN IMMEDIATE")  # pysqlite would run the DDL below outside any transaction
+    else:
+        conn.exec_driver_sql("LOCK TABLE notices IN ACCESS EXCLUSIVE MODE")
+    if not _holds_texts(conn):  # another process moved them meanwhile
+        return
+    for index in ("ix_notices_inbox", "ix_notices_unread", "ix_notices_pending", "ix_notices_queued"):
+        conn.exec_driver_sql(f"DROP INDEX IF EXISTS {index}")
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("ALTER TABLE notices DROP CONSTRAINT IF EXISTS ux_notices_idempotency")
+    conn.exec_driver_sql("ALTER TABLE notices RENAME TO notices_with_texts")
+    notices.create(conn)
+    texts = conn.exec_driver_sql(f"SELECT DISTINCT {', '.join(TEXT_FIELDS)} FROM notices_with_texts").all()
+    if texts:
+        conn.execute(notice_texts.insert(), [{"id": text_id(t), **dict(zip(TEXT_FIELDS, t))} for t in texts])
+    kept = [c.name for c in notices.columns if c.name != "text_id"]
+    same_texts = " AND ".join(f"t.{name} = o.{name}" for name in TEXT_FIELDS)
+    conn.exec_driver_sql(
+        f"INSERT INTO notices ({', '.join(kept)}, text_id) SELECT {', '.join(f'o.{c}' for c in kept)}, t.id "
+        f"FROM notices_with_texts o JOIN notice_texts t ON {same_texts} ORDER BY o.person_ref")
+    conn.exec_driver_sql("DROP TABLE notices_with_texts")
+
+
+def _holds_texts(conn: Connection) -> bool:
+    return "title_ja" in {column["name"] for column in inspect(conn).get_columns("notices")}
 
 
 ensure_schema = schema_once(metadata, _upgrade)
@@ -85,7 +122,14 @@ def open_store(settings: Settings | None = None) -> Engine:
     return ensure_schema(engine_for(STORE, settings))
 
 
+def with_texts() -> Select:
+    """The notices with their texts: what a Notice is made of."""
+    return select(notices, *(notice_texts.c[name] for name in TEXT_FIELDS)).join(
+        notice_texts, notice_texts.c.id == notices.c.text_id)
+
+
 def row_notice(row: Mapping[str, object]) -> Notice:
+    """A Notice of a row of with_texts()."""
     return Notice(
         id=row["id"], person_ref=row["person_ref"], sender=row["sender"], category=row["category"],
         title_ja=row["title_ja"], title_en=row["title_en"], body_ja=row["body_ja"], body_en=row["body_en"],

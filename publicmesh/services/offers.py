@@ -18,8 +18,9 @@ import pyarrow as pa
 from sqlalchemy import Connection, Engine, Select, insert, literal, select, union_all
 from sqlalchemy.exc import IntegrityError
 
+from publicmesh.bulk_writer import WRITER
+
 from publicmesh.services import forms
-from publicmesh.services.offer_writer import WRITER
 from publicmesh.services.store import offer_shapes, offers, utc_now
 
 COLUMNS = ("id", "service_id", "unit_key", "subject", "tenant", "amount_yen", "form", "version", "offered_at")
@@ -145,7 +146,7 @@ def offer_ids(count: int) -> pl.Series:
 def _insert(engine: Engine, fresh: pl.DataFrame, common: dict) -> int:
     """Offers whose form is JSON text already, in key order, with ``common``, what all of them share, in one
     transaction; how many were new (a unit offered before is skipped). PostgreSQL: COPY of the CSV Polars
-    writes, into a temporary table, then one INSERT … SELECT; SQLite: the offer writer process."""
+    writes, into a temporary table, then one INSERT … SELECT; SQLite: the bulk writer process."""
     names = ", ".join(COLUMNS)
     conflict = "ON CONFLICT (unit_key, service_id) DO NOTHING"
     if engine.dialect.name == "postgresql":

@@ -17,7 +17,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import polars as pl
+import pyarrow as pa
 import yaml
 from sqlalchemy import Engine, insert, select
 
@@ -180,18 +182,22 @@ def notify(client: MeshClient, doc: dict, fresh: pl.DataFrame) -> pl.Series:
     if fresh.height == 0:
         return pl.Series("prior_intent", [], dtype=pl.Boolean)
     text = doc["notices"]["eligible"]
-    amounts = fresh["amount_yen"].unique().to_list()  # a few distinct amounts: each body written once
+    # What the notices say, dictionary-encoded (notices_wire): a title, and a body per distinct amount.
+    amounts = fresh["amount_yen"].unique().sort()
+    which = pa.array(amounts.search_sorted(fresh["amount_yen"]).cast(pl.Int32).to_numpy())
+    single = pa.array(np.zeros(fresh.height, dtype=np.int32))
 
-    def body(lang: str) -> pl.Expr:
-        return pl.col("amount_yen").replace_strict(
-            {a: text["body"][lang].format(amount=f"{a:,}") for a in amounts}, return_dtype=pl.Utf8)
+    def said(indices: pa.Array, values: list[str]) -> pa.DictionaryArray:
+        return pa.DictionaryArray.from_arrays(indices, pa.array(values, pa.string()))
 
     notices = fresh.select(
         "subject", pl.concat_str(pl.lit(f"{doc['id']}:"), "unit_key", pl.lit(":eligible")).alias("key"),
-        pl.lit(text["title"]["ja"]).alias("title_ja"), pl.lit(text["title"]["en"]).alias("title_en"),
-        body("ja").alias("body_ja"), body("en").alias("body_en"),
-        pl.concat_str(pl.lit("/applications/offers/"), "id").alias("link"))
-    flags = client.notify_table(str(PORTAL), purpose_of(doc["id"]), doc["id"], notices.to_arrow())
+        pl.concat_str(pl.lit("/applications/offers/"), "id").alias("link")).to_arrow()
+    for lang in ("ja", "en"):
+        notices = notices.append_column(f"title_{lang}", said(single, [text["title"][lang]]))
+        notices = notices.append_column(f"body_{lang}", said(which, [text["body"][lang].format(amount=f"{a:,}")
+                                                                    for a in amounts]))
+    flags = client.notify_table(str(PORTAL), purpose_of(doc["id"]), doc["id"], notices)
     return pl.Series("prior_intent", flags, dtype=pl.Boolean)
 
 

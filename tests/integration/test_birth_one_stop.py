@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from publicmesh.agencies import resident_registry
 from publicmesh.identity import open_identity
 from publicmesh.mesh.members import PORTAL
-from publicmesh.notices.schema import notices as notice_table
+from publicmesh.notices.schema import notices as notice_table, with_texts
 from publicmesh.services.operator import publish_file
 from publicmesh.services.store import applications, births, offers
 from publicmesh.storage import engine_for
@@ -119,7 +119,7 @@ def test_a_birth_into_a_household_receiving_the_child_allowance_revises_its_amou
                                                         offers.c.unit_key == child))
     assert claim.subject == household_offer.subject and claim.amount_yen == rise
     assert claim.form["revision"] == {"previous_yen": applied.amount_yen, "revised_yen": applied.amount_yen + rise}
-    notices = mesh.rows("notices", select(notice_table.c.links, notice_table.c.title_ja).where(
+    notices = mesh.rows("notices", with_texts().where(
         notice_table.c.idempotency_key == f"child-allowance:{child}:revised"))
     assert [n.title_ja for n in notices] == ["児童手当の額が変わります"]
     assert f"/applications/offers/{claim.id}" in notices[0].links

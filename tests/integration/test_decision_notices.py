@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from publicmesh import consent
 from publicmesh.identity import open_identity
-from publicmesh.notices.schema import notices as notice_table
+from publicmesh.notices.schema import notices as notice_table, with_texts
 from publicmesh.portal.account_pages import PRIOR_INTENT
 from publicmesh.services.decisions import decision_notices
 from publicmesh.services.operator import publish_file
@@ -81,7 +81,7 @@ def _ours(mesh, person_ref: str) -> dict:
 def _approval_notices(mesh, application_id: str) -> list[dict]:
     engine = engine_for("notices", mesh.settings)
     with engine.connect() as conn:
-        rows = conn.execute(select(notice_table).where(
+        rows = conn.execute(with_texts().where(
             notice_table.c.idempotency_key == f"{SERVICE}:{application_id}:approved")).mappings().all()
     engine.dispose()
     return [dict(r) for r in rows]
@@ -125,7 +125,7 @@ def test_the_category_a_service_names_reaches_the_inbox(mesh, card, published):
     assert approved["category"] == "application-decision"
     engine = engine_for("notices", mesh.settings)
     with engine.connect() as conn:
-        eligible = conn.execute(select(notice_table.c.category, notice_table.c.title_ja).where(
+        eligible = conn.execute(with_texts().where(
             notice_table.c.idempotency_key == f"{SERVICE}:{application['unit_key']}:eligible")).one()
         asked = conn.execute(select(notice_table.c.category).where(
             notice_table.c.idempotency_key == f"{SERVICE}:{application['id']}:no-account")).scalars().all()

@@ -19,7 +19,7 @@ from publicmesh.console.staff import totp
 from publicmesh.identity import open_identity
 from publicmesh.mesh.client import HubError
 from publicmesh.mesh.members import PORTAL
-from publicmesh.notices.schema import notices as notice_table
+from publicmesh.notices.schema import notices as notice_table, with_texts
 from publicmesh.services import applications as apps
 from publicmesh.services.forms import signed_typed
 from publicmesh.services.offers import with_full_form
@@ -188,12 +188,11 @@ def test_the_person_fixes_and_resubmits_and_staff_see_it_again(mesh, card, retur
 
     def notice():
         with engine.connect() as conn:
-            return conn.execute(select(notice_table.c.links, notice_table.c.body_ja, notice_table.c.category)
-                                .where(notice_table.c.idempotency_key == key)).first()
-    links, body, category = mesh.wait_for(notice, 20)
+            return conn.execute(with_texts().where(notice_table.c.idempotency_key == key)).first()
+    found = mesh.wait_for(notice, 20)
     engine.dispose()
-    assert json.loads(links) == {"open": f"/applications/{application_id}/resubmit"} and REASON in body
-    assert category == "application-decision"
+    assert json.loads(found.links) == {"open": f"/applications/{application_id}/resubmit"} and REASON in found.body_ja
+    assert found.category == "application-decision"
 
     page = person.get(f"/applications/{application_id}/resubmit")
     assert page.status_code == 200 and REASON in page.text

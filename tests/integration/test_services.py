@@ -13,7 +13,7 @@ import yaml
 from sqlalchemy import func, select
 
 from publicmesh import accounts
-from publicmesh.notices.schema import notices as notice_table
+from publicmesh.notices.schema import notices as notice_table, with_texts
 from publicmesh.identity import open_identity
 from publicmesh.mesh.client import HubError
 from publicmesh.mesh.members import PORTAL
@@ -173,8 +173,8 @@ def test_approved_applications_are_paid_in_a_zengin_file_that_reconciles(mesh, p
         ids = conn.execute(select(applications.c.id).where(applications.c.status == "paid",
                                                            applications.c.service_id == "test-benefit")).scalars().all()
     with engine_for("notices", mesh.settings).connect() as conn:  # each paid person is told, once, as a payout
-        told = conn.execute(select(notice_table.c.idempotency_key, notice_table.c.category, notice_table.c.body_ja)
-                            .where(notice_table.c.idempotency_key.like("test-benefit:%:paid"))).all()
+        told = conn.execute(with_texts().where(notice_table.c.idempotency_key.like("test-benefit:%:paid"))).all()
+    told = [(row.idempotency_key, row.category, row.body_ja) for row in told]
     assert sorted(key.split(":")[1] for key, _, _ in told) == sorted(ids)
     assert all(category == "payout" and "円を" in body and "公金受取口座へ振り込みます" in body
                for _, category, body in told)

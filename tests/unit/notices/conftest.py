@@ -15,15 +15,21 @@ BACKENDS = ["sqlite"] + (["postgresql"] if os.environ.get("PUBLICMESH_TEST_DATAB
 
 
 @pytest.fixture(params=BACKENDS)
-def engine(request, tmp_path):
-    """A fresh notices store: a SQLite file, or a throwaway PostgreSQL database dropped afterwards."""
+def empty_engine(request, tmp_path):
+    """A new, empty store with no tables: a SQLite file, or a throwaway PostgreSQL database dropped afterwards."""
     if request.param == "postgresql":
         settings = Settings(data_dir=tmp_path, database_url=os.environ["PUBLICMESH_TEST_DATABASE_URL"])
         store = f"notices-test-{uuid.uuid4().hex[:12]}"
     else:
         settings, store = Settings(data_dir=tmp_path, database_url=""), "notices"
-    engine = ensure_schema(engine_for(store, settings))
+    engine = engine_for(store, settings)
     yield engine
     engine.dispose()
     if request.param == "postgresql":
         drop_store(store, settings)
+
+
+@pytest.fixture
+def engine(empty_engine):
+    """A fresh notices store with its tables."""
+    return ensure_schema(empty_engine)

@@ -38,13 +38,29 @@ def test_a_checked_table_fills_the_category_and_keeps_the_rows():
     ("category", "lottery", "category is one of"),
     ("key", None, "key is missing"),
 ])
-def test_a_bad_row_is_named(column, value, rule):
+@pytest.mark.parametrize("encoded", [False, True], ids=["strings", "dictionary"])
+def test_a_bad_row_is_named(column, value, rule, encoded):
     table = notices(4)
     values = table.column(column).to_pylist() if column in table.column_names else [None] * 4
     values[2] = value
     table = table.drop_columns([column]) if column in table.column_names else table
+    sent = pa.array(values, pa.string())
+    if encoded and column in notices_wire.TEXTS:  # checked once per distinct value, the row still named
+        sent = sent.dictionary_encode()
     with pytest.raises(notices_wire.MalformedNotices, match=f"notice 2: {rule}"):
-        notices_wire.checked(table.append_column(column, pa.array(values, pa.string())))
+        notices_wire.checked(table.append_column(column, sent))
+
+
+def test_texts_come_dictionary_encoded_however_they_were_sent():
+    title = pa.DictionaryArray.from_arrays(pa.array([0, 0, 1], pa.int8()), pa.array(["お知らせ", "通知"]))
+    body = pa.DictionaryArray.from_arrays(pa.array([0, 1, 0], pa.int32()), pa.array(["本文", None]))
+    table = notices(3).set_column(2, "title_ja", title).set_column(4, "body_ja", body)
+    with pytest.raises(notices_wire.MalformedNotices, match="notice 1: body_ja is missing"):
+        notices_wire.checked(table)  # a null among the dictionary's values is a missing text
+    table = notices_wire.checked(table.set_column(4, "body_ja", pa.array(["本文"] * 3)))
+    assert all(pa.types.is_dictionary(table.schema.field(c).type) for c in notices_wire.TEXTS)
+    assert table.column("title_ja").to_pylist() == ["お知らせ", "お知らせ", "通知"]
+    assert table.column("body_ja").combine_chunks().dictionary.to_pylist() == ["本文"]
 
 
 def test_unknown_or_missing_columns_and_non_streams_are_refused():
@@ -96,22 +112,3 @@ def test_send_table_skips_keys_already_sent_and_gives_unique_ids(engine):
     send_table(engine, "GOV/digital/services", links, now=T0)
     assert [n.links for n in inbox(engine, ref(0)) if n.sender == "GOV/digital/services"] == [{}]
     assert [n.links for n in inbox(engine, ref(1)) if n.sender == "GOV/digital/services"] == [{"open": "/inbox"}]
-
-
-def test_a_store_made_with_the_old_indexes_loses_them(tmp_path):
-    from sqlalchemy import create_engine, inspect
-
-    from publicmesh.notices.schema import metadata, notices as table
-
-    engine = create_engine(f"sqlite:///{tmp_path / 'old.db'}")
-    metadata.create_all(engine)
-    with engine.begin() as conn:  # what a store made by the earlier version had
-        conn.exec_driver_sql("DROP INDEX ix_notices_queued")
-        conn.exec_driver_sql("CREATE INDEX ix_notices_unread ON notices (person_ref, read_at)")
-        conn.exec_driver_sql("CREATE INDEX ix_notices_pending ON notices (pending)")
-    from publicmesh.notices import ensure_schema
-
-    ensure_schema(engine)
-    assert sorted(i["name"] for i in inspect(engine).get_indexes(table.name)) == ["ix_notices_inbox",
-                                                                                   "ix_notices_queued"]
-    engine.dispose()

@@ -1,4 +1,4 @@
-"""The offer writer process: a statement executed for Arrow rows in one transaction, by a process of its own that
+"""The bulk writer process: a statement executed for Arrow rows in one transaction, by a process of its own that
 reports the driver's errors and is started again after dying."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from contextlib import closing
 import pyarrow as pa
 import pytest
 
-from publicmesh.services.offer_writer import WRITER
+from publicmesh.bulk_writer import WRITER
 
 INSERT = "INSERT INTO t (a, b) VALUES (?, ?)"
 

@@ -1,7 +1,7 @@
-"""A municipality's offers written into a SQLite store by a process of its own: ``python -m
-publicmesh.services.offer_writer``.
+"""Many rows written into a SQLite store by a process of its own, the bulk writer: ``python -m
+publicmesh.bulk_writer`` (a municipality's offers by the services part, its notices by the portal).
 
-The ADBC driver binds the rows from Arrow columns in C, with no Python object per offer, and its SQLite is a newer
+The ADBC driver binds the rows from Arrow columns in C, with no Python object per row, and its SQLite is a newer
 build than Python's (3.53 with lookaside memory; Debian's 3.40 has none and zeroes what it frees): 1,300,000 offers
 took about 3.3 CPU-s there and 5.5 through sqlite3. The driver carries its own copy of SQLite, which must not open a
 store in a process that uses sqlite3 (see agencies/sqlite_reader), hence the process. It speaks sqlite_reader's
@@ -29,13 +29,30 @@ _COUNT = struct.Struct("!q")
 _PRAGMAS = ("PRAGMA busy_timeout=10000", "PRAGMA synchronous=NORMAL")
 
 
-def write(path: str, statement: str, rows: pa.Table) -> int:
-    """The statement executed for every row, in one transaction; how many rows it changed."""
+_open: dict[str, tuple[int, object]] = {}  # path → (the file's inode, a connection kept open: its cache stays warm)
+
+
+def _connection(path: str):
+    """The open connection to the store at ``path``, or a new one (also when another file took its place)."""
     import adbc_driver_sqlite.dbapi as driver
 
-    with driver.connect(path, autocommit=True) as conn, conn.cursor() as cursor:
+    inode = os.stat(path).st_ino
+    kept = _open.get(path)
+    if kept is not None and kept[0] == inode:
+        return kept[1]
+    if kept is not None:
+        kept[1].close()
+    conn = driver.connect(path, autocommit=True)
+    with conn.cursor() as cursor:
         for pragma in _PRAGMAS:
             cursor.execute(pragma)
+    _open[path] = (inode, conn)
+    return conn
+
+
+def write(path: str, statement: str, rows: pa.Table) -> int:
+    """The statement executed for every row, in one transaction; how many rows it changed."""
+    with _connection(path).cursor() as cursor:
         cursor.execute("BEGIN IMMEDIATE")
         try:
             cursor.executemany(statement, rows)
@@ -61,8 +78,9 @@ def main() -> None:
         del rows
 
 
-class OfferWriter:
-    """The client of one writer process (started on first use, again if it died); one request at a time."""
+class BulkWriter:
+    """The client of one writer process, a child of the part using it (started on first use, again if it died);
+    one request at a time."""
 
     def __init__(self):
         self._process: subprocess.Popen | None = None
@@ -82,22 +100,22 @@ class OfferWriter:
                 answer = None
             if answer is None:
                 self._process = None
-                raise RuntimeError(f"the offer writer process ended (exit status {process.poll()})")
+                raise RuntimeError(f"the bulk writer process ended (exit status {process.poll()})")
         if answer[:2] != b"ok":
-            raise RuntimeError(f"writing offers into {path}: {answer[2:].decode()}")
+            raise RuntimeError(f"writing into {path}: {answer[2:].decode()}")
         return _COUNT.unpack_from(answer, 2)[0]
 
     def _started(self) -> subprocess.Popen:
         if self._process is None or self._process.poll() is not None:
             # The same code as this process runs, wherever it was imported from.
             env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [
-                str(Path(__file__).resolve().parents[2]), os.environ.get("PYTHONPATH")]))}
-            self._process = subprocess.Popen([sys.executable, "-m", "publicmesh.services.offer_writer"],
+                str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH")]))}
+            self._process = subprocess.Popen([sys.executable, "-m", "publicmesh.bulk_writer"],
                                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
         return self._process
 
 
-WRITER = OfferWriter()
+WRITER = BulkWriter()
 
 
 if __name__ == "__main__":
