@@ -51,12 +51,15 @@ def peak_rss_mb(pids: list[int]) -> float:
 
 def cpu_seconds(parts: dict[str, int]) -> dict[str, float]:
     """Each part's processor seconds so far (user and system), its live children's included (an agency's
-    SQLite reader): taken before and after publishing, the difference is what the publish cost each part."""
+    SQLite reader, the publisher's bulk writer; the publisher's other children are the parts, counted as theirs):
+    taken before and after publishing, the difference is what the publish cost each part."""
     tick = os.sysconf("SC_CLK_TCK")
+    theirs = {name: descendants([pid]) for name, pid in parts.items() if name != "publisher"}
+    others = {process for processes in theirs.values() for process in processes}
     used = {}
     for name, pid in parts.items():
         total = 0
-        for process in descendants([pid]) if name != "publisher" else [pid]:
+        for process in theirs.get(name) or [p for p in descendants([pid]) if p not in others]:
             try:
                 fields = Path(f"/proc/{process}/stat").read_text().rsplit(")", 1)[1].split()
             except OSError:
