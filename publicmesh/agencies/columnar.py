@@ -124,4 +124,34 @@ class SqliteReader:
                 self._process = None
 
 
-READER = SqliteReader()
+class SqliteReaders:
+    """A few reader processes for one part, each reading one statement at a time: a list asked while a scan is
+    read (a municipality's names for its forms while the next municipality is scanned) does not wait for it. The
+    first is used whenever it is free; another is started only when a read comes while all started are busy."""
+
+    def __init__(self, size: int = 2):
+        self.readers = [SqliteReader() for _ in range(size)]
+        self._free = list(reversed(self.readers))  # a stack: the first reader on top
+        self._changed = threading.Condition()
+
+    def start(self) -> None:
+        self.readers[0].start()
+
+    def read(self, path: str, sql: str, params: tuple, asked: pa.Array | None) -> pa.Table:
+        with self._changed:
+            self._changed.wait_for(lambda: self._free)
+            reader = self._free.pop()
+        try:
+            return reader.read(path, sql, params, asked)
+        finally:
+            with self._changed:
+                self._free.append(reader)
+                self._free.sort(key=lambda r: -self.readers.index(r))  # the first on top again
+                self._changed.notify()
+
+    def close(self) -> None:
+        for reader in self.readers:
+            reader.close()
+
+
+READER = SqliteReaders()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 from collections.abc import Sequence
@@ -92,7 +93,9 @@ def create_app(node: AgencyNode) -> Starlette:
             if not isinstance(doc, dict):
                 raise Problem("malformed-request", "the body is a JSON object")
             member = doc.get("member", member)
-            status, payload, media = work(doc)
+            # In a thread: a list asked while a scan is read (a municipality's names for its forms while the next
+            # is scanned) is answered meanwhile, by another SQLite reader, instead of after it.
+            status, payload, media = await asyncio.to_thread(work, doc)
         except SignatureError as exc:
             return Problem(exc.reason, exc.detail).response(request_id)
         except Problem as problem:

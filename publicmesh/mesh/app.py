@@ -178,7 +178,9 @@ def create_app(settings: Settings | None = None, numbers_url: str | None = None,
             table = await hub.exchange.bulk(consumer, req, request_id, subjects)
         except Problem as problem:
             return hub.problem(problem, request, request_id)
-        return hub.answer(200, arrow_ipc.to_body(table, max_chunksize=10_000), request_id, ARROW_STREAM)
+        # encoded and signed beside the event loop: another exchange's work meanwhile runs on the other processor
+        return await asyncio.to_thread(
+            lambda: hub.answer(200, arrow_ipc.to_body(table, max_chunksize=10_000), request_id, ARROW_STREAM))
 
     @app.post("/v1/notify", responses={200: {"content": {"application/json": {}, ARROW_STREAM: {}}}, **_PROBLEM_RESPONSES},
               openapi_extra={"requestBody": {"required": True, "content": {

@@ -243,10 +243,8 @@ class Exchange:
                 columns[name], audit_subjects = await self._convert_column(
                     columns[name], field, provider.id.pseudonym_domain, consumer.pseudonym_domain)
                 embedded.append((path, audit_subjects))
-        permutation = self._answer_order(order, columns["subject"])  # the provider's order is not shown
-        if permutation is not None:
-            columns = {name: column.take(permutation) for name, column in columns.items()}
-            protected = protected.take(permutation)
+        # the provider's order is not shown; ordered beside the event loop (another exchange's work goes on)
+        columns, protected = await asyncio.to_thread(self._in_answer_order, order, columns, protected)
         # One record of the exchange naming every subject answered (each person finds it and its proof). A household
         # member embedded in someone's answer is named in a second record when they are not a subject already
         # (a whole-municipality scan answers every member, so there each person is named exactly once).
@@ -265,6 +263,12 @@ class Exchange:
         columns["audit_record"] = pa.repeat(pa.scalar(positions[0] if len(answered) else None, pa.int64()),
                                             rows.num_rows)
         return pa.table(columns)
+
+    def _in_answer_order(self, order: pa.Array | None, columns: dict[str, pa.Array], protected: pa.Array):
+        permutation = self._answer_order(order, columns["subject"])
+        if permutation is None:
+            return columns, protected
+        return {name: column.take(permutation) for name, column in columns.items()}, protected.take(permutation)
 
     def _answer_order(self, order: pa.Array | None, subjects: pa.Array) -> np.ndarray | None:
         """A list answered in the order asked, a scan (``order`` None) sorted by the consumer's pseudonyms: see

@@ -48,7 +48,7 @@ class Outbound:
                          timeout_s: float | None = None, request_id: str | None = None) -> SignedAnswer:
         """Like ``post``, for a body already encoded (e.g. an Arrow IPC stream); the signature covers its digest."""
         request_id = request_id or uuid.uuid4().hex
-        headers = self._signer.sign_request("POST", path, body, request_id)
+        headers = await _beside_the_loop(len(body), self._signer.sign_request, "POST", path, body, request_id)
         headers[CERTIFICATE_HEADER] = self._certificate
         headers["content-type"] = content_type
         timeout = aiohttp.ClientTimeout(total=timeout_s) if timeout_s else self._timeout
@@ -62,9 +62,19 @@ class Outbound:
         except aiohttp.ClientError as exc:
             raise Problem("provider-unavailable", f"{expect_signer} is unreachable: {type(exc).__name__}") from None
         try:
-            signer = self._verifier.verify_response(status, answer_headers, payload, request_id)
+            signer = await _beside_the_loop(len(payload), self._verifier.verify_response, status, answer_headers,
+                                            payload, request_id)
         except SignatureError as exc:
             raise Problem("bad-provider-answer", f"{expect_signer}: {exc.detail} (HTTP {status})") from None
         if signer != expect_signer:
             raise Problem("bad-provider-answer", f"the answer is signed by {signer}, not {expect_signer}")
         return SignedAnswer(status, payload, content_type)
+
+
+_LARGE = 1 << 20
+
+
+async def _beside_the_loop(size: int, work, *args):
+    """work(*args), in a thread when it digests a large body (a municipality's answer): the event loop meanwhile
+    serves the other exchanges, whose own work then runs on the other processor."""
+    return await asyncio.to_thread(work, *args) if size > _LARGE else work(*args)

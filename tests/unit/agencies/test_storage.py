@@ -46,13 +46,32 @@ def test_the_reader_process_reports_errors_and_starts_again_after_dying(tmp_path
     assert table.num_rows == 3001 and table.column("a").drop_null().to_pylist() == ["late"]
     with pytest.raises(RuntimeError, match="no such table"):
         READER.read(str(path), "SELECT * FROM missing", (), None)
-    dead = READER._process
+    dead = READER.readers[0]._process  # the first reader reads whenever it is free
     dead.kill()
     dead.wait()
     asked = READER.read(str(path), "SELECT t.b FROM _asked JOIN t ON t.a = _asked.pseudonym", (),
                         pa.array(["late", "late", "absent"]))
     assert asked.column("b").to_pylist() == [3000]  # once each: a subject asked twice is answered once
-    assert READER._process is not dead
+    assert READER.readers[0]._process is not dead
+
+
+def test_a_read_while_the_first_reader_is_busy_goes_to_another(tmp_path):
+    path = tmp_path / "store.db"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE t (a TEXT, b INTEGER)")
+        db.executemany("INSERT INTO t VALUES (?, ?)", [(f"row {i}", i) for i in range(10)])
+    first = READER.readers[0]
+    with first._lock:  # as while it reads a long scan
+        first._started()
+        READER._free.remove(first)
+        try:
+            assert READER.read(str(path), "SELECT b FROM t WHERE b < ?", (3,), None).column("b").to_pylist() == [0, 1, 2]
+            assert READER.readers[1]._process is not None and READER.readers[1]._process.pid != first._process.pid
+        finally:
+            with READER._changed:
+                READER._free.append(first)
+                READER._free.sort(key=lambda r: -READER.readers.index(r))
+    assert READER._free[-1] is first  # free again: the next read is the first's
 
 
 def test_an_answer_read_through_shared_memory_outlives_the_readers_next_answer(tmp_path):
