@@ -60,7 +60,7 @@ def fetch_municipality(client: MeshClient, doc: dict, code: str, subjects: list[
     ``subjects``: a scan (or subject list) of the first source, then one bulk exchange per other source for those
     subjects; columns named 'source.attribute', plus 'subject' and 'household' (the household key, the same for
     every member: see household_key). The other sources are read at the same time (they are other exchanges, often
-    with other agencies), each once the first has answered."""
+    with other agencies): a scan with the first, a list once the first has answered."""
     purpose = purpose_of(doc["id"])
     everyone = subjects is None
     wanted = {name: list(source["attributes"]) if attributes is None else attributes.get(name)
@@ -75,14 +75,17 @@ def fetch_municipality(client: MeshClient, doc: dict, code: str, subjects: list[
         return _columns(pl.from_arrow(client.bulk(provider, source["dataset"], asked, wanted[name], purpose)), name,
                         wanted[name])
 
-    frame = read(*sources[0], subjects)
-    subjects = frame["subject"].to_arrow()
-    # Everyone's data: a source marked scan is read whole, as the first is, rather than by a list of them all.
-    rest = [(name, source, None if everyone and source.get("scan") else subjects) for name, source in sources[1:]]
-    if rest and len(subjects):
-        with ThreadPoolExecutor(max_workers=len(rest), thread_name_prefix="fetch-source") as pool:
-            for part in pool.map(lambda args: read(*args), rest):
-                frame = _beside(frame, part)
+    # Everyone's data: a source marked scan is read whole, as the first is, rather than by a list of them all, and
+    # at the same time as the first (it needs none of its subjects); the others once the first has answered.
+    scans = [(name, source) for name, source in sources[1:] if everyone and source.get("scan")]
+    lists = [(name, source) for name, source in sources[1:] if not (everyone and source.get("scan"))]
+    with ThreadPoolExecutor(max_workers=len(sources), thread_name_prefix="fetch-source") as pool:
+        scanned = [pool.submit(read, name, source, None) for name, source in scans]
+        frame = read(*sources[0], subjects)
+        listed = [pool.submit(read, name, source, frame["subject"].to_arrow()) for name, source in lists] \
+            if len(frame) else []
+        for part in [*scanned, *listed]:
+            frame = _beside(frame, part.result())
     return frame.with_columns(household_key(frame))
 
 
