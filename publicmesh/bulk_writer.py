@@ -50,9 +50,12 @@ def _connection(path: str):
     return conn
 
 
-def write(path: str, statement: str, rows: pa.Table) -> int:
-    """The statement executed for every row, in one transaction; how many rows it changed."""
+def write(path: str, statement: str, rows: pa.Table, cache_kib: int | None = None) -> int:
+    """The statement executed for every row, in one transaction; how many rows it changed. ``cache_kib``: the
+    connection's page cache from now on (kept with the connection, so the next batch finds the pages)."""
     with _connection(path).cursor() as cursor:
+        if cache_kib:
+            cursor.execute(f"PRAGMA cache_size=-{int(cache_kib)}")
         cursor.execute("BEGIN IMMEDIATE")
         try:
             cursor.executemany(statement, rows)
@@ -69,10 +72,10 @@ def main() -> None:
     requests, answers = sys.stdin.buffer, os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     sys.stdout = sys.stderr  # nothing but frames on the answer stream
     while (frame := read_frame(requests)) is not None:
-        path, statement = pickle.loads(frame)
+        path, statement, cache_kib = pickle.loads(frame)
         rows = pa.ipc.open_stream(requests).read_all()  # read whole even if the statement fails: the next request
         try:
-            write_frame(answers, b"ok" + _COUNT.pack(write(path, statement, rows)))
+            write_frame(answers, b"ok" + _COUNT.pack(write(path, statement, rows, cache_kib)))
         except Exception as exc:  # the parent raises it, with the driver's message
             write_frame(answers, b"er" + f"{type(exc).__name__}: {exc}".encode())
         del rows
@@ -86,8 +89,9 @@ class BulkWriter:
         self._process: subprocess.Popen | None = None
         self._lock = threading.Lock()
 
-    def write(self, path: str, statement: str, rows: pa.Table) -> int:
-        request = pickle.dumps((path, statement), protocol=pickle.HIGHEST_PROTOCOL)
+    def write(self, path: str, statement: str, rows: pa.Table, cache_kib: int | None = None) -> int:
+        """write() in the writer process."""
+        request = pickle.dumps((path, statement, cache_kib), protocol=pickle.HIGHEST_PROTOCOL)
         with self._lock:
             process = self._started()
             try:

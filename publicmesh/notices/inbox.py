@@ -161,6 +161,11 @@ def send_table(engine: Engine, sender: str, table: pa.Table, *, now: datetime | 
     return inserted
 
 
+# The writer's page cache for notices: their two indexes have random keys (person, sender's key), and with SQLite's
+# 2 MB nearly every insert read an index page and wrote another out mid-transaction.
+_WRITER_CACHE_KIB = 64 * 1024
+
+
 def _writer_for(engine: Engine, same: dict[str, object]):
     """For a SQLite file: a function writing a chunk of notices (the columns that differ, with ``same`` written into
     the statement once) through the bulk writer process, in a transaction of its own; else None."""
@@ -175,7 +180,7 @@ def _writer_for(engine: Engine, same: dict[str, object]):
 
     def write(part: pa.Table) -> int:  # the driver binds plain strings: a dictionary is decoded in C
         return WRITER.write(path, statement, pa.table({c: part.column(c).cast(pa.string()) if pa.types.is_dictionary(
-            part.column(c).type) else part.column(c) for c in differ}))
+            part.column(c).type) else part.column(c) for c in differ}), cache_kib=_WRITER_CACHE_KIB)
     return write
 
 
