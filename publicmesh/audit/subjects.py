@@ -176,8 +176,8 @@ def _sorted_unique(rows: np.ndarray) -> np.ndarray:
     keys = head.view(">u8").reshape(count)
     order = np.argsort(keys)
     ordered_keys = keys[order]
-    if not (ordered_keys[1:] == ordered_keys[:-1]).any():
-        return rows[order]  # all first 8 bytes differ: sorted, and no two rows alike
+    if not (ordered_keys[1:] == ordered_keys[:-1]).any():  # all first 8 bytes differ: sorted, no two rows alike
+        return np.take(rows, order, axis=0)  # (a row at a time: several times faster than rows[order])
     ordered = np.sort(np.ascontiguousarray(rows).view(f"S{width}").reshape(count))
     ordered = ordered.view(np.uint8).reshape(count, width)
     keep = np.ones(count, dtype=bool)
