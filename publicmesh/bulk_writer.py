@@ -17,11 +17,10 @@ import struct
 import subprocess
 import sys
 import threading
-from pathlib import Path
 
 import pyarrow as pa
 
-from publicmesh.agencies.sqlite_reader import read_frame, write_frame
+from publicmesh.agencies.sqlite_reader import read_frame, start_child, write_frame
 
 _COUNT = struct.Struct("!q")
 # As storage's engines have them (WAL is the file's own mode already). No larger page cache: unlike sqlite3's,
@@ -111,11 +110,7 @@ class BulkWriter:
 
     def _started(self) -> subprocess.Popen:
         if self._process is None or self._process.poll() is not None:
-            # The same code as this process runs, wherever it was imported from.
-            env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [
-                str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH")]))}
-            self._process = subprocess.Popen([sys.executable, "-m", "publicmesh.bulk_writer"],
-                                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+            self._process = start_child("publicmesh.bulk_writer")
         return self._process
 
 

@@ -5,10 +5,8 @@ PostgreSQL is read in this process; SQLite by a reader process of its own (see s
 from __future__ import annotations
 
 import contextlib
-import os
 import pickle
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -18,7 +16,7 @@ import pyarrow.compute as pc
 from sqlalchemy import Connection, Engine, column, table
 from sqlalchemy.dialects.postgresql import psycopg
 
-from publicmesh.agencies.sqlite_reader import read_frame, write_frame
+from publicmesh.agencies.sqlite_reader import read_frame, start_child, write_frame
 
 _POSTGRES_DIALECT = psycopg.dialect(paramstyle="numeric_dollar")  # the PostgreSQL driver binds $1, $2, ...
 ASKED = table("_asked", column("pseudonym"))  # see read_arrow
@@ -109,11 +107,7 @@ class SqliteReader:
 
     def _started(self) -> subprocess.Popen:
         if self._process is None or self._process.poll() is not None:
-            # The same code as this process runs, wherever it was imported from.
-            env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [
-                str(Path(__file__).resolve().parents[2]), os.environ.get("PYTHONPATH")]))}
-            self._process = subprocess.Popen([sys.executable, "-m", "publicmesh.agencies.sqlite_reader"],
-                                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+            self._process = start_child("publicmesh.agencies.sqlite_reader")
         return self._process
 
     def close(self) -> None:
@@ -131,7 +125,7 @@ class SqliteReaders:
 
     def __init__(self, size: int = 2):
         self.readers = [SqliteReader() for _ in range(size)]
-        self._free = list(reversed(self.readers))  # a stack: the first reader on top
+        self._free = set(range(size))  # the readers not reading now, by their place in ``readers``
         self._changed = threading.Condition()
 
     def start(self) -> None:
@@ -140,13 +134,13 @@ class SqliteReaders:
     def read(self, path: str, sql: str, params: tuple, asked: pa.Array | None) -> pa.Table:
         with self._changed:
             self._changed.wait_for(lambda: self._free)
-            reader = self._free.pop()
+            taken = min(self._free)  # the first free one: the others start only when it is busy
+            self._free.remove(taken)
         try:
-            return reader.read(path, sql, params, asked)
+            return self.readers[taken].read(path, sql, params, asked)
         finally:
             with self._changed:
-                self._free.append(reader)
-                self._free.sort(key=lambda r: -self.readers.index(r))  # the first on top again
+                self._free.add(taken)
                 self._changed.notify()
 
     def close(self) -> None:

@@ -12,7 +12,9 @@ from __future__ import annotations
 import os
 import pickle
 import struct
+import subprocess
 import sys
+from pathlib import Path
 from typing import BinaryIO
 
 import pyarrow as pa
@@ -42,6 +44,14 @@ def read_frame(stream: BinaryIO) -> bytes | None:
     if len(payload) < size:
         raise EOFError("the stream ended inside a frame")
     return payload
+
+
+def start_child(module: str) -> subprocess.Popen:
+    """``python -m module`` of this package as a child speaking frames on its stdin and stdout: the same code as
+    this process runs, wherever it was imported from."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [
+        str(Path(__file__).resolve().parents[2]), os.environ.get("PYTHONPATH")]))}
+    return subprocess.Popen([sys.executable, "-m", module], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
 
 
 def read(path: str, sql: str, params: tuple, asked: pa.Array | None, asked_table: str) -> pa.Table:

@@ -6,7 +6,6 @@ import json
 import secrets
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import nullcontext
 from datetime import datetime
 from itertools import islice
 from pathlib import Path
@@ -139,26 +138,28 @@ def send_table(engine: Engine, sender: str, table: pa.Table, *, now: datetime | 
         "links": pc.if_else(pc.is_valid(link), pc.binary_join_element_wise('{"open":"', link, '"}', ""), "{}")})
     same = {"sender": sender, "delivery": _INBOX_ONLY, "pending": 0, "created_at": to_text(now or utc_now()),
             "read_at": None}
+    with engine.begin() as conn:
+        store_texts(conn, texts)
+    chunks = (_chunk_to_store(per_notice.slice(start, chunk)) for start in range(0, per_notice.num_rows, chunk))
     writer = _writer_for(engine, same)
+    if writer is not None:
+        return sum(writer(part) for part in chunks)
     inserted = 0
-    with engine.connect() as conn:
-        with conn.begin():
-            store_texts(conn, texts)
-    with engine.connect() as conn, bulk_cache(conn) if writer is None else nullcontext():  # pages kept in memory
-        for start in range(0, per_notice.num_rows, chunk):
-            part = per_notice.slice(start, chunk)
-            # In the person index's order, so each of its pages is visited once per chunk. The chunk is a run of
-            # the sender's rows, so their keys stay near each other in the idempotency index either way.
-            part = part.take(pc.sort_indices(part, [("person_ref", "ascending")]))
-            part = part.add_column(0, "id", _new_ids(part.num_rows))
-            if writer is not None:
-                inserted += writer(part)
-                continue
+    with engine.connect() as conn, bulk_cache(conn):  # the indexes' pages stay in memory for the whole batch
+        for part in chunks:
             columns = {c: _same(v, part.num_rows) for c, v in same.items()}
             with conn.begin():
                 inserted += _store(conn, pa.table({c: columns[c] if c in columns else part.column(c)
                                                    for c in _COLUMNS}))
     return inserted
+
+
+def _chunk_to_store(part: pa.Table) -> pa.Table:
+    """A chunk of notices with their new ids, in the person index's order, so each of its pages is visited once per
+    chunk (the chunk is a run of the sender's rows, so their keys stay near each other in the idempotency index
+    either way)."""
+    part = part.take(pc.sort_indices(part, [("person_ref", "ascending")]))
+    return part.add_column(0, "id", _new_ids(part.num_rows))
 
 
 # The writer's page cache for notices: their two indexes have random keys (person, sender's key), and with SQLite's

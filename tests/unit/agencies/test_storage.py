@@ -61,17 +61,19 @@ def test_a_read_while_the_first_reader_is_busy_goes_to_another(tmp_path):
         db.execute("CREATE TABLE t (a TEXT, b INTEGER)")
         db.executemany("INSERT INTO t VALUES (?, ?)", [(f"row {i}", i) for i in range(10)])
     first = READER.readers[0]
-    with first._lock:  # as while it reads a long scan
-        first._started()
-        READER._free.remove(first)
-        try:
-            assert READER.read(str(path), "SELECT b FROM t WHERE b < ?", (3,), None).column("b").to_pylist() == [0, 1, 2]
-            assert READER.readers[1]._process is not None and READER.readers[1]._process.pid != first._process.pid
-        finally:
-            with READER._changed:
-                READER._free.append(first)
-                READER._free.sort(key=lambda r: -READER.readers.index(r))
-    assert READER._free[-1] is first  # free again: the next read is the first's
+    first.start()
+    READER._free.remove(0)  # as while it reads a long scan
+    try:
+        assert READER.read(str(path), "SELECT b FROM t WHERE b < ?", (3,), None).column("b").to_pylist() == [0, 1, 2]
+        assert READER.readers[1]._process is not None and READER.readers[1]._process.pid != first._process.pid
+    finally:
+        with READER._changed:
+            READER._free.add(0)
+    second = READER.readers[1]._process
+    second.kill()
+    second.wait()
+    assert READER.read(str(path), "SELECT b FROM t WHERE b = ?", (9,), None).column("b").to_pylist() == [9]
+    assert READER.readers[1]._process is second  # free again, the first read it: the second was not started again
 
 
 def test_an_answer_read_through_shared_memory_outlives_the_readers_next_answer(tmp_path):
