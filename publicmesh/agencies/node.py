@@ -23,7 +23,7 @@ from publicmesh.agencies.messaging import accept, read_outbox
 from publicmesh.mesh import bulk_wire
 from publicmesh.mesh.ca import read_private_key
 from publicmesh.mesh.members import HUB, InvalidMemberId, MemberId
-from publicmesh.mesh.schemas import BULK_MAX_SUBJECTS
+from publicmesh.mesh.schemas import BULK_MAX_BODY, BULK_MAX_SUBJECTS
 from publicmesh.mesh.signatures import SignatureError, Signer, Verifier
 from publicmesh.mesh.trust import TrustStore, authenticate_request
 from publicmesh.problems import Problem
@@ -55,7 +55,7 @@ class AgencyNode:
         self.trust = TrustStore.from_keys_dir(settings.keys_dir)
         self.verifier = Verifier(self.trust.key, settings.signature_max_age_s)
         self.accepted = direct_consumers()
-        self.max_body = settings.max_body_bytes * 64  # bulk requests carry many subjects
+        self.max_body = settings.max_body_bytes * BULK_MAX_BODY  # bulk requests carry many subjects
 
     def authenticate(self, request: Request, body: bytes) -> str:
         caller = authenticate_request(self.trust, self.verifier, request.method, request.url.path, request.headers, body)

@@ -26,7 +26,7 @@ from publicmesh.mesh.members import HUB, MemberId
 from publicmesh.mesh.outbound import Outbound
 from publicmesh.mesh.registry import Directory
 from publicmesh.mesh.rules import RuleBook
-from publicmesh.mesh.schemas import BulkRequest, NotifyRequest, QueryAnswer, QueryRequest, RecordsRequest
+from publicmesh.mesh.schemas import BULK_MAX_BODY, BulkRequest, NotifyRequest, QueryAnswer, QueryRequest, RecordsRequest
 from publicmesh.mesh.signatures import SignatureError, Signer, Verifier
 from publicmesh.mesh.trust import certificate_header
 from publicmesh.numbers.app import NUMBERS
@@ -166,7 +166,7 @@ def create_app(settings: Settings | None = None, numbers_url: str | None = None,
         try:
             subjects = None
             if request.headers.get("content-type", "").startswith(ARROW_STREAM):  # subjects as a column
-                consumer, body = await _signed_body(hub, request, settings.max_body_bytes * 64)
+                consumer, body = await _signed_body(hub, request, settings.max_body_bytes * BULK_MAX_BODY)
                 try:
                     req, subjects = bulk_wire.read_request(body)
                 except bulk_wire.MalformedBulk as exc:

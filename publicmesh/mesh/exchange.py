@@ -17,11 +17,11 @@ from publicmesh.mesh.members import AUDIT_DOMAIN, PORTAL, InvalidMemberId, Membe
 from publicmesh.mesh.outbound import Outbound
 from publicmesh.mesh.registry import Directory, Member
 from publicmesh.mesh.rules import AccessRule, RuleBook
-from publicmesh.mesh.schemas import BulkRequest, QueryRequest
+from publicmesh.mesh.schemas import BULK_MAX_SUBJECTS, BulkRequest, QueryRequest
 from publicmesh.numbers.client import NumbersClient
 from publicmesh.problems import Problem
 
-BULK_CHUNK = 1_000_000  # subjects per call to a provider: one call per request the hub takes
+BULK_CHUNK = BULK_MAX_SUBJECTS  # subjects per call to a provider: one call per request the hub takes
 
 
 class Exchange:
@@ -243,8 +243,6 @@ class Exchange:
                 columns[name], audit_subjects = await self._convert_column(
                     columns[name], field, provider.id.pseudonym_domain, consumer.pseudonym_domain)
                 embedded.append((path, audit_subjects))
-        # the provider's order is not shown; ordered beside the event loop (another exchange's work goes on)
-        columns, protected = await asyncio.to_thread(self._in_answer_order, order, columns, protected)
         # One record of the exchange naming every subject answered (each person finds it and its proof). A household
         # member embedded in someone's answer is named in a second record when they are not a subject already
         # (a whole-municipality scan answers every member, so there each person is named exactly once).
@@ -257,7 +255,11 @@ class Exchange:
             if len(others):
                 batches.append(self._record("bulk-item", consumer, provider.id, req.dataset, [path], rule,
                                             req.purpose, rule.legal_basis, "", request_id).for_subjects(others))
-        positions = await self.audit.append_many(batches) if batches else []
+        # The provider's order is not shown: the answer is ordered while the exchange is recorded (both beside the
+        # event loop, where another exchange's work goes on); it leaves only once the record is committed.
+        (columns, protected), positions = await asyncio.gather(
+            asyncio.to_thread(self._in_answer_order, order, columns, protected),
+            self.audit.append_many(batches) if batches else _nothing())
         withheld = withholds and bool(address & set(req.attributes))
         columns["withheld"] = pc.and_(protected, pa.scalar(withheld)) if rows.num_rows else pa.array([], pa.bool_())
         columns["audit_record"] = pa.repeat(pa.scalar(positions[0] if len(answered) else None, pa.int64()),
@@ -354,3 +356,7 @@ def withhold(data: dict, protected: bool, dataset: dict, rule: AccessRule) -> li
     for name in withheld:
         data.pop(name)
     return withheld
+
+
+async def _nothing() -> list:
+    return []

@@ -6,7 +6,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-BULK_MAX_SUBJECTS = 1_000_000  # per bulk request; clients split larger lists
+# Per bulk request; clients split larger lists. The residents of the largest municipality (Yokohama, 3.77 million) go
+# in one: the provider then reads its municipality once, not once per part.
+BULK_MAX_SUBJECTS = 4_000_000
+BULK_MAX_BODY = 128  # bulk bodies (an Arrow column of BULK_MAX_SUBJECTS pseudonyms) up to this many max_body_bytes
 PSEUDONYM = Field(min_length=22, max_length=22, pattern=r"^[A-Za-z0-9_-]{22}$",
                   description="The subject under the consumer's own pseudonym (機関別符号)")
 
