@@ -49,7 +49,7 @@ class Dataset:
     table: Table | None = None
     tenant_column: str | None = "tenant"
     protected_column: str | None = None
-    order_by: str | None = None  # latest row first when a subject has several (e.g. by fiscal year)
+    order_by: str | None = None  # a subject's rows in this order, the latest last (e.g. by fiscal year)
     custom_lookup: Lookup | None = None
     filters: dict = field(default_factory=dict)
     scan_table: Table | None = None  # where a whole-municipality scan lists subjects (default: ``table``)
@@ -122,8 +122,8 @@ class Dataset:
         dated = [i for i, column in enumerate(query.selected_columns[1:]) if _is_temporal(column.type)]
         for row in result:  # plain tuples: the mapping view per row costs more than the values
             subject = row[0]
-            if (wanted is not None and subject not in wanted) or subject in found:
-                continue  # not asked for, or an older row of a subject already found (latest first)
+            if wanted is not None and subject not in wanted:
+                continue  # not asked for (a subject's later row, which is newer, takes the place of the one before)
             values = list(row[1:])
             for i in dated:
                 values[i] = _json_value(values[i])
@@ -199,8 +199,10 @@ class Dataset:
                 query = query.where(table.c[self.tenant_column] == bindparam("tenant"))
             for column, value in self.filters.items():
                 query = query.where(table.c[column] == value)
-            if self.order_by:  # latest first within each subject: the primary key read backwards, without a sort
-                query = query.order_by(table.c.pseudonym.desc(), table.c[self.order_by].desc())
+            if self.order_by:  # the primary key read forwards, without a sort: each subject's latest row is its last
+                # (not the key read backwards, latest first: the disk reads ahead only forwards, and a municipality
+                # not read for a while was read backwards at 1.95 s per 100 MB, forwards at 0.14 s)
+                query = query.order_by(table.c.pseudonym, table.c[self.order_by])
             cache[key] = query
         return cache[key]
 
@@ -241,22 +243,23 @@ def _typed(query, attributes: Sequence[str], table: pa.Table) -> pa.Table:
 
 def answered(table: pa.Table, subjects: Sequence[str] | pa.ChunkedArray | None, keyed: bool, grouped: bool,
              positions: bool = False) -> pa.Table:
-    """The asked subjects' rows (all, for a scan), one per subject: the first, which is the latest (rows come
-    latest first), in the order read; with ``positions``, each row's position in ``subjects`` as column ``i`` (the
-    last, where a subject is asked twice). ``keyed``: the rows are one per subject already; ``grouped``: a
-    subject's rows are next to each other (the statement orders by subject), so the first is the one whose subject
-    differs from the row before. One hash join against the asked subjects keeps the asked rows and finds their
-    positions (Polars hashes a municipality's pseudonyms several times faster than Arrow's is_in and index_in)."""
+    """The asked subjects' rows (all, for a scan), one per subject, in the order read; with ``positions``, each
+    row's position in ``subjects`` as column ``i`` (the last, where a subject is asked twice). ``keyed``: the rows
+    are one per subject already; ``grouped``: a subject's rows are next to each other, oldest first (the statement
+    orders by subject, then Dataset.order_by), so its latest is the one whose subject differs from the row after;
+    otherwise a subject's first row is kept. One hash join against the asked subjects keeps the asked rows and
+    finds their positions (Polars hashes a municipality's pseudonyms several times faster than Arrow's is_in and
+    index_in)."""
     import polars as pl
     subject = pl.Series("subject", table.column("subject"), dtype=pl.Utf8)
-    first = None
+    chosen = None  # each subject's one row
     if not keyed:
-        first = subject.ne_missing(subject.shift(1)) if grouped else subject.is_first_distinct()
+        chosen = subject.ne_missing(subject.shift(-1)) if grouped else subject.is_first_distinct()
     if subjects is None:
-        return table if first is None or first.all() else table.filter(first.to_arrow())
+        return table if chosen is None or chosen.all() else table.filter(chosen.to_arrow())
     rows = subject.to_frame().with_row_index("row")
-    if first is not None:
-        rows = rows.filter(first)
+    if chosen is not None:
+        rows = rows.filter(chosen)
     asked = pl.Series("subject", subjects, dtype=pl.Utf8).to_frame().with_row_index("i")
     found = rows.join(asked, on="subject", how="inner", maintain_order="left").select("row", "i")
     if found["row"].ne_missing(found["row"].shift(1)).not_().any():  # a subject asked twice: its last position

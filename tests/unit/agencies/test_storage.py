@@ -27,11 +27,12 @@ def test_positions_of_the_answered_subjects_in_the_request_are_the_last_asked():
 
 
 def test_a_read_answers_the_latest_row_of_each_asked_subject_with_its_last_position_in_the_request():
-    table = pa.table({"subject": ["b", "a", "a", "c", "d"], "year": [2026, 2026, 2025, 2026, 2026]})
+    # a subject's rows together, oldest first (the key read forwards): the latest is the last
+    table = pa.table({"subject": ["b", "a", "a", "c", "d"], "year": [2026, 2025, 2026, 2026, 2026]})
     grouped = answered(table, ["a", "b", "c", "a"], keyed=False, grouped=True, positions=True)
     assert grouped.to_pylist() == [{"subject": "b", "year": 2026, "i": 1}, {"subject": "a", "year": 2026, "i": 3},
                                    {"subject": "c", "year": 2026, "i": 2}]
-    scattered = table.take([1, 0, 2, 3])  # a subject's rows apart: the first read is still the latest
+    scattered = table.take([2, 0, 1, 3])  # a subject's rows apart (no order by age): the first read is kept
     assert answered(scattered, ["a"], keyed=False, grouped=False).to_pylist() == [{"subject": "a", "year": 2026}]
     assert answered(table, None, keyed=False, grouped=True).column("year").to_pylist() == [2026] * 4
 
