@@ -20,10 +20,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from publicmesh.bulk_writer import WRITER
 from publicmesh.notices.channels import Channel, OutgoingMessage
 from publicmesh.notices.model import (
-    CONTACT_FOR_CHANNEL, IdempotencyConflict, Notice, NoticeDraft, NoticeNotFound, check_sender, dumps, new_id,
+    CONTACT_FOR_CHANNEL, Notice, NoticeDraft, NoticeNotFound, check_sender, dumps, new_id,
     text_id, to_text, utc_now,
 )
-from publicmesh.notices.schema import contacts, ensure_schema, notices, row_notice, with_texts
+from publicmesh.notices.schema import KEY_COLUMNS, contacts, ensure_schema, notices, row_notice, with_texts
 from publicmesh.notices.texts import Texts, store_texts, texts_of
 from publicmesh.storage import bulk_cache
 
@@ -41,9 +41,9 @@ NUDGE_SMS = "公共サービスメッシュ: 新しいお知らせがありま�
 
 
 def _insert_ignoring_duplicates(engine: Engine):
-    """INSERT … ON CONFLICT DO NOTHING on the idempotency key, in the engine's dialect."""
+    """INSERT … ON CONFLICT DO NOTHING on the person's key, in the engine's dialect."""
     dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
-    return dialect.insert(notices).on_conflict_do_nothing(index_elements=["sender", "idempotency_key"])
+    return dialect.insert(notices).on_conflict_do_nothing(index_elements=KEY_COLUMNS)
 
 
 class _Rows:
@@ -80,17 +80,15 @@ class _Rows:
 
 
 def send(engine: Engine, draft: NoticeDraft, *, now: datetime | None = None) -> Notice:
-    """Puts a notice in the person's inbox; sending the same (sender, idempotency key) again returns the first."""
+    """Puts a notice in the person's inbox; sending the person the same (sender, idempotency key) again returns
+    the first. Keys are each inbox's: the same key to another person is that person's own notice."""
     ensure_schema(engine)
     to_row = _Rows(now or utc_now())
     row = to_row(draft)
     with engine.begin() as conn:
         to_row.store_new_texts(conn)
         conn.execute(_insert_ignoring_duplicates(engine), [row])
-        stored = conn.execute(with_texts().where(
-            notices.c.sender == row["sender"], notices.c.idempotency_key == row["idempotency_key"])).mappings().one()
-    if stored["person_ref"] != draft.person_ref:
-        raise IdempotencyConflict(f"{draft.sender} already used key {row['idempotency_key']!r} for another person")
+        stored = conn.execute(with_texts().where(*(notices.c[c] == row[c] for c in KEY_COLUMNS))).mappings().one()
     return row_notice(stored)
 
 
@@ -118,15 +116,21 @@ def send_many(engine: Engine, drafts: Iterable[NoticeDraft], *, now: datetime | 
 
 
 _COLUMNS = [column.name for column in notices.columns]
+_KEY = ", ".join(KEY_COLUMNS)
 _INBOX_ONLY = dumps({"inbox": "delivered"})
 
 
 def send_table(engine: Engine, sender: str, table: pa.Table, *, now: datetime | None = None,
-               chunk: int = 50_000) -> int:
+               chunk: int | None = None) -> int:
     """send_many for notices in Arrow columns, as mesh.notices_wire checks them (subject, key and link a value per
     notice; the texts and the category dictionary-encoded). The inbox only (no email or SMS nudge: a service's
-    notices to a whole municipality wait in the portal). The distinct texts are stored first; then chunks of
-    50,000 notices commit on their own, as in send_many; keys already sent are skipped. Returns how many are new."""
+    notices to a whole municipality wait in the portal). The distinct texts are stored first; then the notices, in
+    one transaction (or one per ``chunk``); keys already sent are skipped. Returns how many are new.
+
+    One transaction: a request through the hub is acknowledged once all its notices are stored, so committing parts
+    of it acknowledges nothing sooner, and each index page is written once instead of once per part (a
+    municipality's 260,000 notices took 4.6 s in parts of 50,000, 1.9 s in one)."""
+    chunk = chunk or max(table.num_rows, 1)
     ensure_schema(engine)
     check_sender(sender)
     text_ids, texts = texts_of(table)
@@ -175,7 +179,7 @@ def _writer_for(engine: Engine, same: dict[str, object]):
     values = ", ".join("?" if c not in same else str(literal(same[c], notices.c[c].type).compile(
         dialect=engine.dialect, compile_kwargs={"literal_binds": True})) for c in _COLUMNS)
     statement = (f"INSERT INTO notices ({', '.join(_COLUMNS)}) VALUES ({values}) "
-                 "ON CONFLICT (sender, idempotency_key) DO NOTHING")
+                 f"ON CONFLICT ({_KEY}) DO NOTHING")
     path = str(Path(engine.url.database).resolve())
     differ = [c for c in _COLUMNS if c not in same]
 
@@ -212,7 +216,7 @@ def _store(conn: Connection, rows: pa.Table) -> int:
         return _copy_ignoring_duplicates(conn, rows)
     # SQLite's executemany is the fast path there, and it reports how many rows it inserted.
     statement = (f"INSERT INTO notices ({', '.join(_COLUMNS)}) VALUES ({', '.join(['?'] * len(_COLUMNS))}) "
-                 "ON CONFLICT (sender, idempotency_key) DO NOTHING")
+                 f"ON CONFLICT ({_KEY}) DO NOTHING")
     return conn.exec_driver_sql(statement, list(zip(*(_python(rows.column(c)) for c in _COLUMNS)))).rowcount
 
 
@@ -238,7 +242,7 @@ def _copy_ignoring_duplicates(conn: Connection, rows: pa.Table) -> int:
             copy.write(memoryview(text.getvalue()))
         cursor.execute(
             f"INSERT INTO notices ({names}) SELECT {names} FROM notices_in "
-            "ON CONFLICT (sender, idempotency_key) DO NOTHING"
+            f"ON CONFLICT ({_KEY}) DO NOTHING"
         )
         return cursor.rowcount
 

@@ -130,10 +130,6 @@ class NoticeNotFound(LookupError, PermissionError):
     """No such notice for this person: unknown and someone else's look the same, so the portal answers 404."""
 
 
-class IdempotencyConflict(ValueError):
-    """The sender reused an idempotency key for another person's notice."""
-
-
 class VerificationRateLimited(RuntimeError):
     """Too many verification codes asked for recently (each one costs an email or an SMS)."""
 

@@ -15,6 +15,8 @@ from publicmesh.settings import Settings
 from publicmesh.storage import engine_for, schema_once
 
 STORE = "notices"
+KEY = "ux_notices_person_key"
+KEY_COLUMNS = ["person_ref", "sender", "idempotency_key"]
 metadata = MetaData()
 
 # What a notice says, once per distinct text (texts.py): a service's notices to a whole municipality share a few.
@@ -44,12 +46,11 @@ notices = Table(
     Column("pending", Integer, nullable=False),  # 1 while some channel is queued: the dispatcher's work list
     Column("created_at", Text, nullable=False),
     Column("read_at", Text),
-    # Keys are the sender's: two senders choosing the same key must not swallow each other's notices.
-    UniqueConstraint("sender", "idempotency_key", name="ux_notices_idempotency"),
-    # A person's notices: their inbox pages, unread count and each one by id (a person has a few dozen). Each index
-    # of a random key costs a page write per notice when a service notifies a whole municipality, so there is this
-    # one, of the shortest key.
-    Index("ix_notices_person", "person_ref"),
+    # One notice per key and sender in each person's inbox (two senders choosing the same key must not swallow
+    # each other's notices). Led by the person, it also finds a person's notices: their inbox pages, unread count
+    # and each one by id (a person has a few dozen). It is the only index of a random key: each costs a page write
+    # per notice when a service notifies a whole municipality, and the notices of one arrive in this order.
+    UniqueConstraint("person_ref", "sender", "idempotency_key", name=KEY),
     # The dispatcher's work list: only notices still queued for email or SMS (most are for the inbox alone).
     Index("ix_notices_queued", "pending", sqlite_where=text("pending = 1"), postgresql_where=text("pending = 1")),
 )
@@ -83,31 +84,43 @@ contact_codes = Table(
 
 
 def _upgrade(conn: Connection) -> None:
-    """A store made when each notice held its texts: its notices moved to this layout, their texts stored once (old
-    ids and keys kept), in one transaction."""
-    if not _holds_texts(conn):
+    """A store an earlier version made, its notices moved to this layout in one transaction (old ids and keys
+    kept): one whose notices held their own texts (stored once now), or whose keys were one per sender across all
+    inboxes (each person's own now, and a second index found a person's notices)."""
+    if not _outdated(conn):
         return
     if conn.dialect.name == "sqlite":
         conn.exec_driver_sql("BEGIN IMMEDIATE")  # pysqlite would run the DDL below outside any transaction
     else:
         conn.exec_driver_sql("LOCK TABLE notices IN ACCESS EXCLUSIVE MODE")
-    if not _holds_texts(conn):  # another process moved them meanwhile
+    if not _outdated(conn):  # another process moved them meanwhile
         return
-    for index in ("ix_notices_inbox", "ix_notices_unread", "ix_notices_pending", "ix_notices_queued"):
+    holds_texts = _holds_texts(conn)
+    for index in ("ix_notices_inbox", "ix_notices_unread", "ix_notices_pending", "ix_notices_queued",
+                  "ix_notices_person"):
         conn.exec_driver_sql(f"DROP INDEX IF EXISTS {index}")
     if conn.dialect.name == "postgresql":
         conn.exec_driver_sql("ALTER TABLE notices DROP CONSTRAINT IF EXISTS ux_notices_idempotency")
-    conn.exec_driver_sql("ALTER TABLE notices RENAME TO notices_with_texts")
+    conn.exec_driver_sql("ALTER TABLE notices RENAME TO notices_before")
     notices.create(conn)
-    texts = conn.exec_driver_sql(f"SELECT DISTINCT {', '.join(TEXT_FIELDS)} FROM notices_with_texts").all()
-    if texts:
-        conn.execute(notice_texts.insert(), [{"id": text_id(t), **dict(zip(TEXT_FIELDS, t))} for t in texts])
     kept = [c.name for c in notices.columns if c.name != "text_id"]
-    same_texts = " AND ".join(f"t.{name} = o.{name}" for name in TEXT_FIELDS)
-    conn.exec_driver_sql(
-        f"INSERT INTO notices ({', '.join(kept)}, text_id) SELECT {', '.join(f'o.{c}' for c in kept)}, t.id "
-        f"FROM notices_with_texts o JOIN notice_texts t ON {same_texts} ORDER BY o.person_ref")
-    conn.exec_driver_sql("DROP TABLE notices_with_texts")
+    if holds_texts:
+        texts = conn.exec_driver_sql(f"SELECT DISTINCT {', '.join(TEXT_FIELDS)} FROM notices_before").all()
+        if texts:
+            conn.execute(notice_texts.insert(), [{"id": text_id(t), **dict(zip(TEXT_FIELDS, t))} for t in texts])
+        same_texts = " AND ".join(f"t.{name} = o.{name}" for name in TEXT_FIELDS)
+        conn.exec_driver_sql(
+            f"INSERT INTO notices ({', '.join(kept)}, text_id) SELECT {', '.join(f'o.{c}' for c in kept)}, t.id "
+            f"FROM notices_before o JOIN notice_texts t ON {same_texts} ORDER BY o.person_ref")
+    else:
+        names = ", ".join([*kept, "text_id"])
+        conn.exec_driver_sql(f"INSERT INTO notices ({names}) SELECT {names} FROM notices_before ORDER BY person_ref")
+    conn.exec_driver_sql("DROP TABLE notices_before")
+
+
+def _outdated(conn: Connection) -> bool:
+    keys = [u["column_names"] for u in inspect(conn).get_unique_constraints("notices")]
+    return _holds_texts(conn) or KEY_COLUMNS not in keys
 
 
 def _holds_texts(conn: Connection) -> bool:

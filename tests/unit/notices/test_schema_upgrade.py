@@ -1,4 +1,5 @@
-"""A store made when every notice held its own texts keeps working after the upgrade at start."""
+"""A store an earlier version made (its notices holding their own texts, or their keys one per sender across all
+inboxes) keeps working after the upgrade at start."""
 
 from __future__ import annotations
 
@@ -11,10 +12,9 @@ from sqlalchemy import (
 
 from publicmesh.mesh import notices_wire
 from publicmesh.notices import (
-    IdempotencyConflict, LogChannel, dispatch_queued, ensure_schema, get_notice, inbox, mark_read, send, send_table,
-    unread_count,
+    LogChannel, dispatch_queued, ensure_schema, get_notice, inbox, mark_read, send, send_table, unread_count,
 )
-from publicmesh.notices.schema import notice_texts, notices
+from publicmesh.notices.schema import KEY, KEY_COLUMNS, notice_texts, notices
 
 from tests.unit.notices.test_notices import ALICE, BOB, KITAMI, T0, draft
 from tests.unit.notices.test_send_table import notices as wire_notices
@@ -66,9 +66,7 @@ def test_the_old_notices_are_moved_with_their_ids_and_texts_stored_once(old_stor
     with old_store.connect() as conn:
         assert conn.execute(select(func.count()).select_from(notice_texts)).scalar() == 2
         assert conn.execute(select(func.count()).select_from(notices)).scalar() == 3
-    assert "notices_with_texts" not in inspect(old_store).get_table_names()
-    assert {i["name"] for i in inspect(old_store).get_indexes("notices")} >= {"ix_notices_person", "ix_notices_queued"}
-    assert not {i["name"] for i in inspect(old_store).get_indexes("notices")} & {"ix_notices_inbox", "ix_notices_unread"}
+    _assert_current_layout(old_store)
 
     page = inbox(old_store, ALICE)
     assert [n.id for n in page] == [OLD_ROWS[1]["id"], OLD_ROWS[0]["id"]]
@@ -78,12 +76,55 @@ def test_the_old_notices_are_moved_with_their_ids_and_texts_stored_once(old_stor
     assert get_notice(old_store, OLD_ROWS[2]["id"], BOB).body_ja == "別の本文"
     assert dispatch_queued(old_store, LogChannel(tmp_path / "outbox.jsonl")) == 1  # its nudge is still owed
 
-    # The keys already sent stay sent, and one reused for another person is still refused.
-    assert send(old_store, draft(), now=T0 + timedelta(days=1)).id == OLD_ROWS[0]["id"]
-    with pytest.raises(IdempotencyConflict):
-        send(old_store, draft(person_ref=BOB))
+    # The keys already sent stay sent; the same key to another person is now that person's own notice.
+    _assert_keys_kept(old_store)
+
+
+def _assert_current_layout(engine):
+    assert "notices_before" not in inspect(engine).get_table_names()
+    # (PostgreSQL lists the unique constraint's index among the indexes too)
+    assert {i["name"] for i in inspect(engine).get_indexes("notices")} - {KEY} == {"ix_notices_queued"}
+    assert [(u["name"], u["column_names"]) for u in inspect(engine).get_unique_constraints("notices")] == \
+        [(KEY, KEY_COLUMNS)]
+
+
+def _assert_keys_kept(engine):
+    assert send(engine, draft(), now=T0 + timedelta(days=1)).id == OLD_ROWS[0]["id"]
+    assert send(engine, draft(person_ref=BOB)).id != OLD_ROWS[0]["id"]
     again = notices_wire.checked(wire_notices(1, subject=[ALICE], key=["second"]))
-    assert send_table(old_store, KITAMI, again) == 0
+    assert send_table(engine, KITAMI, again) == 0
+    assert len(inbox(engine, ALICE)) == 2
+
+
+# The layout of the version before this one: texts stored once, but keys one per sender and a person index.
+keyed_by_sender = MetaData()
+Table(
+    "notices", keyed_by_sender,
+    *(Column(name, Text, nullable=False) for name in (
+        "id", "person_ref", "sender", "idempotency_key", "category", "text_id", "links", "delivery")),
+    Column("pending", Integer, nullable=False),
+    Column("created_at", Text, nullable=False),
+    Column("read_at", Text),
+    UniqueConstraint("sender", "idempotency_key", name="ux_notices_idempotency"),
+    Index("ix_notices_person", "person_ref"),
+    Index("ix_notices_queued", "pending", sqlite_where=text("pending = 1"), postgresql_where=text("pending = 1")),
+)
+
+
+def test_notices_keyed_by_sender_are_moved_to_keys_of_each_inbox(empty_engine, tmp_path):
+    keyed_by_sender.create_all(empty_engine)
+    notice_texts.create(empty_engine)
+    with empty_engine.begin() as conn:
+        conn.execute(notice_texts.insert(), [{"id": "t1", **TEXTS}, {"id": "t2", **TEXTS, "body_ja": "別の本文"}])
+        conn.execute(keyed_by_sender.tables["notices"].insert(), [
+            {k: v for k, v in row.items() if k not in TEXTS} | {"text_id": "t2" if row["person_ref"] == BOB else "t1"}
+            for row in OLD_ROWS])
+    ensure_schema(empty_engine)
+    _assert_current_layout(empty_engine)
+    assert [n.id for n in inbox(empty_engine, ALICE)] == [OLD_ROWS[1]["id"], OLD_ROWS[0]["id"]]
+    assert get_notice(empty_engine, OLD_ROWS[2]["id"], BOB).body_ja == "別の本文"
+    assert dispatch_queued(empty_engine, LogChannel(tmp_path / "outbox.jsonl")) == 1
+    _assert_keys_kept(empty_engine)
 
 
 def test_the_upgrade_runs_once(old_store):
