@@ -22,6 +22,7 @@ from publicmesh.numbers.client import NumbersClient
 from publicmesh.problems import Problem
 
 BULK_CHUNK = BULK_MAX_SUBJECTS  # subjects per call to a provider: one call per request the hub takes
+_AUDIT = "\x00audit"  # a scan answer's audit pseudonyms while it is ordered (no attribute has this name)
 
 
 class Exchange:
@@ -257,9 +258,13 @@ class Exchange:
                                             req.purpose, rule.legal_basis, "", request_id).for_subjects(others))
         # The provider's order is not shown: the answer is ordered while the exchange is recorded (both beside the
         # event loop, where another exchange's work goes on); it leaves only once the record is committed.
+        if order is None:  # a scan: its audit pseudonyms too, in the answer's order (see NumbersClient.known)
+            columns[_AUDIT] = converted[AUDIT_DOMAIN]
         (columns, protected), positions = await asyncio.gather(
             asyncio.to_thread(self._in_answer_order, order, columns, protected),
             self.audit.append_many(batches) if batches else _nothing())
+        if _AUDIT in columns:
+            self.numbers.known(columns["subject"], consumer.pseudonym_domain, {AUDIT_DOMAIN: columns.pop(_AUDIT)})
         withheld = withholds and bool(address & set(req.attributes))
         columns["withheld"] = pc.and_(protected, pa.scalar(withheld)) if rows.num_rows else pa.array([], pa.bool_())
         columns["audit_record"] = pa.repeat(pa.scalar(positions[0] if len(answered) else None, pa.int64()),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections import defaultdict, deque
 
 import pyarrow as pa
@@ -19,9 +20,12 @@ _ARROW_CALL = 500_000
 _IN_FLIGHT = 2
 # A municipality's person and household scans name the same residents in the same order: the second scan's
 # conversion is the first's answer again. The last few large conversions asked to be kept (``recent``) are, and
-# are found by exact comparison. One: the publisher reads one municipality ahead.
-_RECENT = 1
-_RECENT_OVER = 100_000
+# are found by exact comparison; so is what a scan's answer told (see known). Two: the scans' conversion, and
+# their answer's (the publisher reads one municipality ahead).
+_RECENT = 2
+# Only conversions of more pseudonyms than this are kept (the tests lower it, so that a small population's scans
+# take the same path as a municipality's).
+_RECENT_OVER = int(os.environ.get("PUBLICMESH_HUB_KEEPS_OVER", "100000"))
 
 
 class NumbersClient:
@@ -50,15 +54,19 @@ class NumbersClient:
                              recent: bool = False) -> dict[str, pa.Array]:
         """Arrow in, Arrow out: a string column per target, in the order asked, null where ``values`` holds a
         null or no pseudonym of ``source``. Calls of at most 500,000 go two at a time. A large conversion kept
-        (``recent``) and asked again once (the same values and source, into the same targets or fewer) is answered
-        as before, without a call."""
+        (``recent``, or known) and asked again once (the same values and source) is answered as before, with a call
+        only for the targets it did not give."""
         if pa.types.is_null(values.type):
             values = values.cast(pa.string())
         if len(values) > _RECENT_OVER:
+            values = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values  # compared whole
             for k, (known_source, known_targets, known_values, answer) in enumerate(self._recent):
-                if known_source == source and set(targets) <= set(known_targets) and known_values.equals(values):
+                if known_source == source and set(targets) & set(known_targets) and known_values.equals(values):
                     del self._recent[k]  # kept for one more use: its memory goes back now
                     converted = await asyncio.shield(answer)  # (the same scan's conversion may be on its way)
+                    missing = tuple(t for t in targets if t not in converted)
+                    if missing:
+                        converted = {**converted, **await self._convert_arrays(values, source, missing)}
                     return {t: converted[t] for t in targets}
         if not (recent and len(values) > _RECENT_OVER):
             return await self._convert_arrays(values, source, targets)
@@ -70,6 +78,16 @@ class NumbersClient:
         except Exception:
             self._forget(answer)
             raise
+
+    def known(self, values: pa.Array, source: str, converted: dict[str, pa.Array]) -> None:
+        """A large conversion the hub learned by answering: a scan's answer names the consumer's pseudonyms beside
+        the audit pseudonyms of the same persons, and the consumer's next list is of those residents (the income of
+        everyone it scanned), so converting it then needs only the provider's. Kept for one use, as ``recent``."""
+        if len(values) <= _RECENT_OVER or any(s == source and v.equals(values) for s, _, v, _ in self._recent):
+            return  # (a household scan answers the same residents as the person scan before it)
+        answer = asyncio.get_running_loop().create_future()
+        answer.set_result(dict(converted))
+        self._recent.append((source, tuple(converted), values, answer))
 
     def _forget(self, answer: asyncio.Future) -> None:
         for k, entry in enumerate(self._recent):

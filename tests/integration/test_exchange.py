@@ -208,6 +208,22 @@ def test_bulk_answers_in_arrow_with_one_exchange_record_naming_every_subject(mes
     assert named == sorted(people.convert(subjects, "child-allowance", "audit"))  # the unknown one is not named
 
 
+def test_a_list_of_the_residents_a_scan_answered_names_each_answered_person_in_its_record(mesh, people):
+    """The income of everyone a scan named (as publishing asks it): the hub converts the list using what the scan's
+    answer told, and the record still names exactly the persons whose income was answered."""
+    services = mesh.client("GOV/digital/services")
+    purpose = "specified-public-benefit:test-scan-then-list"
+    scanned = services.bulk(REGISTRY, "person", None, ["status"], purpose).column("subject")
+    assert len(scanned) > 50  # over PUBLICMESH_HUB_KEEPS_OVER: the hub keeps what the answer told
+    taxed = services.bulk("MUNI/012084/local-tax", "assessment", scanned, ["income"], purpose)
+    assert 0 < taxed.num_rows < len(scanned)  # children have no assessment
+    position = taxed.column("audit_record")[0].as_py()
+    pages = mesh.rows("audit", select(subject_pages.c.subjects).where(subject_pages.c.position == position)
+                      .order_by(subject_pages.c.page))
+    named = [s for (page,) in pages for s in json.loads(page)]
+    assert named == sorted(people.convert(taxed.column("subject").to_pylist(), "services", "audit"))
+
+
 def test_an_answer_keeps_no_trace_of_the_providers_order(mesh, people):
     """Rows in the provider's storage order would be the same for every consumer, who could pair them by position:
     a list is answered in the order asked, a scan in the order of the consumer's own pseudonyms."""
