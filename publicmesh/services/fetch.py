@@ -6,6 +6,7 @@ only for the people being offered the service).
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import polars as pl
@@ -55,19 +56,23 @@ def purpose_of(service_id: str) -> str:
 
 
 def fetch_municipality(client: MeshClient, doc: dict, code: str, subjects: list[str] | None = None,
-                       attributes: Attributes | None = None) -> pl.DataFrame:
+                       attributes: Attributes | None = None, first_read: Callable[[], None] | None = None,
+                       lazy: bool = False) -> pl.DataFrame | pl.LazyFrame:
     """The definition's data (or only ``attributes`` of it) for every resident of one municipality, or only for
     ``subjects``: a scan (or subject list) of the first source, then one bulk exchange per other source for those
     subjects; columns named 'source.attribute', plus 'subject' and 'household' (the household key, the same for
     every member: see household_key). The other sources are read at the same time (they are other exchanges, often
-    with other agencies): a scan with the first, a list once the first has answered."""
+    with other agencies): a scan with the first, a list once the first has answered. ``first_read()`` is called
+    once the first source has answered (or failed to). ``lazy``: the frame as a LazyFrame, its joins done by
+    whoever collects it (this thread is then free for the next municipality sooner)."""
     purpose = purpose_of(doc["id"])
     everyone = subjects is None
     wanted = {name: list(source["attributes"]) if attributes is None else attributes.get(name)
               for name, source in doc["data"].items()}
     sources = [(name, source) for name, source in doc["data"].items() if wanted[name]]
     if not sources:
-        return pl.DataFrame({"subject": []}, schema={"subject": pl.Utf8}).with_columns(household_key(pl.DataFrame()))
+        empty = pl.DataFrame({"subject": []}, schema={"subject": pl.Utf8}).with_columns(household_key(pl.DataFrame()))
+        return empty.lazy() if lazy else empty
 
     def read(name: str, source: dict, asked) -> pl.DataFrame:
         provider = source["provider"].replace("{code}", code).replace("*", code)
@@ -81,20 +86,26 @@ def fetch_municipality(client: MeshClient, doc: dict, code: str, subjects: list[
     lists = [(name, source) for name, source in sources[1:] if not (everyone and source.get("scan"))]
     with ThreadPoolExecutor(max_workers=len(sources), thread_name_prefix="fetch-source") as pool:
         scanned = [pool.submit(read, name, source, None) for name, source in scans]
-        frame = read(*sources[0], subjects)
+        try:
+            frame = read(*sources[0], subjects)
+        finally:
+            if first_read is not None:
+                first_read()
         listed = [pool.submit(read, name, source, frame["subject"].to_arrow()) for name, source in lists] \
             if len(frame) else []
-        for part in [*scanned, *listed]:
-            frame = _beside(frame, part.result())
-    return frame.with_columns(household_key(frame))
-
-
-def _beside(frame: pl.DataFrame, part: pl.DataFrame) -> pl.DataFrame:
-    """The part's columns joined to the frame's rows by subject; set beside them when the part names the same
-    subjects in the same order (a scan of the same residents), which needs no join."""
-    if part.height == frame.height and part["subject"].equals(frame["subject"]):
-        return frame.hstack(part.drop("subject").get_columns())
-    return frame.join(part, on="subject", how="left")
+        # A part naming the same subjects in the same order (a scan of the same residents) is set beside the frame,
+        # which needs no join; the others are joined to its rows by subject.
+        joined = []
+        for part in (future.result() for future in [*scanned, *listed]):
+            if part.height == frame.height and part["subject"].equals(frame["subject"]):
+                frame = frame.hstack(part.drop("subject").get_columns())
+            else:
+                joined.append(part)
+    whole = frame.lazy()
+    for part in joined:
+        whole = whole.join(part.lazy(), on="subject", how="left")
+    whole = whole.with_columns(household_key(whole))
+    return whole if lazy else whole.collect()
 
 
 def fetch_details(client: MeshClient, doc: dict, code: str, units: pl.DataFrame, fetch: FetchPlan,
@@ -122,13 +133,14 @@ def _columns(table: pl.DataFrame, name: str, attributes: list[str]) -> pl.DataFr
     return out
 
 
-def household_key(frame: pl.DataFrame) -> pl.Expr:
+def household_key(frame: pl.DataFrame | pl.LazyFrame) -> pl.Expr:
     """The household's head (世帯主) as the registry names it, or from the member lists: the head's pseudonym, or
     the smallest member's when there is no head. Not simply the smallest member: a newborn joining the household
     must not give it a new key (and a second offer)."""
-    if "household.head" in frame.columns:
+    columns = frame.collect_schema().names()
+    if "household.head" in columns:
         return pl.coalesce(pl.col("household.head"), pl.col("subject")).alias("household")
-    if "household.members" in frame.columns:
+    if "household.members" in columns:
         members = pl.col("household.members")
         heads = members.list.eval(pl.element().filter(pl.element().struct.field("relation").is_in(["head", "single"]))
                                   .struct.field("subject")).list.min()

@@ -10,6 +10,7 @@ offers, notices and applications are unique per service and unit, so only what i
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -85,8 +86,16 @@ def publish(engine: Engine, client: MeshClient, path: Path | str, municipalities
     with ThreadPoolExecutor(max_workers=FETCH_AHEAD, thread_name_prefix="publish-fetch") as pool, \
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="publish-offers") as writer, \
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="publish-notify") as notifier:
-        fetched = _ahead(pool, lambda code: (code, fetch_municipality(client, doc, code, attributes=fetch.rules)),
-                         municipalities, FETCH_AHEAD)
+        first_read = {code: threading.Event() for code in municipalities}
+
+        def fetch_one(code: str) -> tuple[str, pl.DataFrame]:
+            try:
+                return code, fetch_municipality(client, doc, code, attributes=fetch.rules,
+                                                first_read=first_read[code].set, lazy=True)
+            finally:
+                first_read[code].set()  # (also when it failed: its error is raised where it is used)
+
+        fetched = _ahead(pool, fetch_one, municipalities, FETCH_AHEAD)
 
         def send(fresh: pl.DataFrame, done: int) -> None:
             clock = _Clock(summary.background, "notify", time.perf_counter())
@@ -106,12 +115,19 @@ def publish(engine: Engine, client: MeshClient, path: Path | str, municipalities
 
         writing, sending = None, []
         t0 = time.perf_counter()
-        for k, (code, frame) in enumerate(fetched):
+        for k, (code, fetched_frame) in enumerate(fetched):
             clock = _Clock(summary.phases, "fetch", t0)
+            frame = fetched_frame.collect()  # its joins, here: the fetching thread is on to the next municipality
+            del fetched_frame
+            clock.lap("join")
             if on_frame is not None:
                 on_frame(code, frame)
             decided = compiled.decide(frame, doc["unit"], fields)
             clock.lap("evaluate")
+            if k + 1 < len(municipalities):
+                # The next municipality's residents are read first (its income list waits for them): the details
+                # of this one do not slow that read down at the same agency.
+                first_read[municipalities[k + 1]].wait()
             eligible = fetch_details(client, doc, code, decided.filter(pl.col("eligible")), fetch, compiled)
             clock.lap("details")
             if writing is not None:  # the previous municipality's offers, and the notices of the one before
