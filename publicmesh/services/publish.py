@@ -59,9 +59,7 @@ class Summary:
 
 
 def publish(engine: Engine, client: MeshClient, path: Path | str, municipalities: list[str], payout_dir: Path, *,
-            progress: Progress | None = None, compile_rules=None, load_definition=None,
-            on_frame: Callable[[str, pl.DataFrame], None] | None = None) -> Summary:
-    """``on_frame(code, frame)`` sees each municipality's fetched frame (the benchmark evaluates it again)."""
+            progress: Progress | None = None, compile_rules=None, load_definition=None) -> Summary:
     from publicmesh.services.definition import content_hash
     from publicmesh.services.definition import load_definition as default_load
 
@@ -88,7 +86,7 @@ def publish(engine: Engine, client: MeshClient, path: Path | str, municipalities
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="publish-notify") as notifier:
         first_read = {code: threading.Event() for code in municipalities}
 
-        def fetch_one(code: str) -> tuple[str, pl.DataFrame]:
+        def fetch_one(code: str) -> tuple[str, pl.LazyFrame]:
             try:
                 return code, fetch_municipality(client, doc, code, attributes=fetch.rules,
                                                 first_read=first_read[code].set, lazy=True)
@@ -120,14 +118,13 @@ def publish(engine: Engine, client: MeshClient, path: Path | str, municipalities
             frame = fetched_frame.collect()  # its joins, here: the fetching thread is on to the next municipality
             del fetched_frame
             clock.lap("join")
-            if on_frame is not None:
-                on_frame(code, frame)
             decided = compiled.decide(frame, doc["unit"], fields)
             clock.lap("evaluate")
             if k + 1 < len(municipalities):
                 # The next municipality's residents are read first (its income list waits for them): the details
                 # of this one do not slow that read down at the same agency.
                 first_read[municipalities[k + 1]].wait()
+                clock.lap("fetch")
             eligible = fetch_details(client, doc, code, decided.filter(pl.col("eligible")), fetch, compiled)
             clock.lap("details")
             if writing is not None:  # the previous municipality's offers, and the notices of the one before
