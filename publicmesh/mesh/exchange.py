@@ -225,7 +225,8 @@ class Exchange:
         exchange record naming every subject answered."""
         order = _single(rows.column("row"), pa.int64()) if "row" in rows.column_names else None
         protected = _single(rows.column("_protected"), pa.bool_()).cast(pa.bool_()).fill_null(False)
-        columns = {"subject": subjects if order is None else subjects.take(order)}
+        # A list's subjects are taken once they are in the request's order (see _in_answer_order)
+        columns = {"subject": subjects} if order is None else {}
         address = {a["name"] for a in dataset["attributes"] if a["category"] == "address"}
         withholds = rule.protected_addresses != "allow"
         for name in req.attributes:
@@ -239,7 +240,8 @@ class Exchange:
             if name in columns and bulk_wire.names_rows_of_answer(rows.schema.field(name)):
                 if field or not req.scan:  # rows of one answer: a scan's, which is not cut into chunks
                     raise Problem("bad-provider-answer", f"{provider.id} named persons by rows where it cannot")
-                columns[name] = _subjects_of_rows(columns[name], columns["subject"], provider.id)
+                of_rows = subjects if order is None else subjects.take(order)  # the answer's own rows' subjects
+                columns[name] = _subjects_of_rows(columns[name], of_rows, provider.id)
             elif name in columns:
                 columns[name], audit_subjects = await self._convert_column(
                     columns[name], field, provider.id.pseudonym_domain, consumer.pseudonym_domain)
@@ -247,7 +249,8 @@ class Exchange:
         # One record of the exchange naming every subject answered (each person finds it and its proof). A household
         # member embedded in someone's answer is named in a second record when they are not a subject already
         # (a whole-municipality scan answers every member, so there each person is named exactly once).
-        answered = (converted[AUDIT_DOMAIN] if order is None else converted[AUDIT_DOMAIN].take(order)).drop_null()
+        answered = (converted[AUDIT_DOMAIN] if order is None else converted[AUDIT_DOMAIN].filter(
+            _positions_mask(order, len(subjects)))).drop_null()
         record = self._record("bulk-item", consumer, provider.id, req.dataset, req.attributes, rule, req.purpose,
                               rule.legal_basis, "", request_id)
         batches = [record.for_subjects(answered, recent=req.scan)] if len(answered) else []  # a scan's tree kept
@@ -261,7 +264,7 @@ class Exchange:
         if order is None:  # a scan: its audit pseudonyms too, in the answer's order (see NumbersClient.known)
             columns[_AUDIT] = converted[AUDIT_DOMAIN]
         (columns, protected), positions = await asyncio.gather(
-            asyncio.to_thread(self._in_answer_order, order, columns, protected),
+            asyncio.to_thread(self._in_answer_order, order, columns, protected, subjects),
             self.audit.append_many(batches) if batches else _nothing())
         if _AUDIT in columns:
             self.numbers.known(columns["subject"], consumer.pseudonym_domain, {AUDIT_DOMAIN: columns.pop(_AUDIT)})
@@ -271,13 +274,20 @@ class Exchange:
                                             rows.num_rows)
         return pa.table(columns)
 
-    def _in_answer_order(self, order: pa.Array | None, columns: dict[str, pa.Array], protected: pa.Array):
-        permutation = self._answer_order(order, columns["subject"])
-        if permutation is None:
-            return columns, protected
-        return {name: column.take(permutation) for name, column in columns.items()}, protected.take(permutation)
+    def _in_answer_order(self, order: pa.Array | None, columns: dict[str, pa.Array], protected: pa.Array,
+                         subjects: pa.Array):
+        """The columns and the protected flags in the answer's order; for a list, the subject column put first,
+        taken from the request's ``subjects`` at the answered positions in their order (one take, in order)."""
+        permutation = self._answer_order(order, columns["subject"] if order is None else None)
+        if permutation is not None:
+            columns = {name: column.take(permutation) for name, column in columns.items()}
+            protected = protected.take(permutation)
+        if order is not None:
+            columns = {"subject": subjects.take(order if permutation is None else order.take(permutation)),
+                       **columns}
+        return columns, protected
 
-    def _answer_order(self, order: pa.Array | None, subjects: pa.Array) -> np.ndarray | None:
+    def _answer_order(self, order: pa.Array | None, subjects: pa.Array | None) -> np.ndarray | None:
         """A list answered in the order asked, a scan (``order`` None) sorted by the consumer's pseudonyms: see
         answer_order. A scan of the same residents as the one before (the recent conversion) keeps its order."""
         if order is not None:
@@ -365,3 +375,10 @@ def withhold(data: dict, protected: bool, dataset: dict, rule: AccessRule) -> li
 
 async def _nothing() -> list:
     return []
+
+
+def _positions_mask(positions: pa.Array, count: int) -> np.ndarray:
+    """Which of ``count`` request rows are among the answered ``positions``."""
+    mask = np.zeros(count, dtype=bool)
+    mask[positions.to_numpy(zero_copy_only=False)] = True
+    return mask
