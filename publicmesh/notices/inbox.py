@@ -166,8 +166,8 @@ def _chunk_to_store(part: pa.Table) -> pa.Table:
     return part.add_column(0, "id", _new_ids(part.num_rows))
 
 
-# The writer's page cache for notices: their two indexes have random keys (person, sender's key), and with SQLite's
-# 2 MB nearly every insert read an index page and wrote another out mid-transaction.
+# The writer's page cache for notices: their index has random keys (the person leads it), and with SQLite's 2 MB
+# nearly every insert read an index page and wrote another out mid-transaction.
 _WRITER_CACHE_KIB = 64 * 1024
 
 
