@@ -24,6 +24,8 @@ class Settings:
     max_body_bytes: int = field(default_factory=lambda: int(_env("MAX_BODY_BYTES", str(1 << 20))))
     seed: int = field(default_factory=lambda: int(_env("SEED", "20261123")))
     residents: int = field(default_factory=lambda: int(_env("RESIDENTS", "20000")))
+    # The hub keeps a large conversion for the next exchange about the same residents above this many pseudonyms.
+    hub_keeps_over: int = field(default_factory=lambda: int(_env("HUB_KEEPS_OVER", "100000")))
 
     @property
     def keys_dir(self) -> Path:

@@ -62,7 +62,8 @@ class Hub:
         self.audit = AsyncAuditAppender(self.audit_log)
         self.catalog = Catalog(self.directory, self.rules, settings.provider_timeout_s)
         self.exchange = Exchange(self.directory, self.rules, self.catalog,
-                                 NumbersClient(self.outbound, numbers_url, str(NUMBERS)), self.outbound, self.audit)
+                                 NumbersClient(self.outbound, numbers_url, str(NUMBERS), settings.hub_keeps_over),
+                                 self.outbound, self.audit)
         self.events = EventRouter(self.exchange, self.engine) if route_events else None
         self._tasks: list[asyncio.Task] = []
 

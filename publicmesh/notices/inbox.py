@@ -159,9 +159,8 @@ def send_table(engine: Engine, sender: str, table: pa.Table, *, now: datetime | 
 
 
 def _chunk_to_store(part: pa.Table) -> pa.Table:
-    """A chunk of notices with their new ids, in the person index's order, so each of its pages is visited once per
-    chunk (the chunk is a run of the sender's rows, so their keys stay near each other in the idempotency index
-    either way)."""
+    """A chunk of notices with their new ids, in the order of their key (led by the person), so each page of its
+    index is visited once per chunk."""
     part = part.take(pc.sort_indices(part, [("person_ref", "ascending")]))
     return part.add_column(0, "id", _new_ids(part.num_rows))
 

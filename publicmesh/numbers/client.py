@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 from collections import defaultdict, deque
 
 import pyarrow as pa
@@ -23,14 +22,15 @@ _IN_FLIGHT = 2
 # are found by exact comparison; so is what a scan's answer told (see known). Two: the scans' conversion, and
 # their answer's (the publisher reads one municipality ahead).
 _RECENT = 2
-# Only conversions of more pseudonyms than this are kept (the tests lower it, so that a small population's scans
-# take the same path as a municipality's).
-_RECENT_OVER = int(os.environ.get("PUBLICMESH_HUB_KEEPS_OVER", "100000"))
+# Only conversions of more pseudonyms than this are kept, by default (Settings.hub_keeps_over: the integration
+# tests lower it, so that a small population's scans take the same path as a municipality's).
+_RECENT_OVER = 100_000
 
 
 class NumbersClient:
-    def __init__(self, outbound: Outbound, base_url: str, member: str):
+    def __init__(self, outbound: Outbound, base_url: str, member: str, keeps_over: int | None = None):
         self._outbound = outbound
+        self._keeps_over = _RECENT_OVER if keeps_over is None else keeps_over
         self._base_url = base_url
         self._member = member
         self._pending: dict[tuple, list[tuple[str, asyncio.Future]]] = defaultdict(list)
@@ -58,7 +58,7 @@ class NumbersClient:
         only for the targets it did not give."""
         if pa.types.is_null(values.type):
             values = values.cast(pa.string())
-        if len(values) > _RECENT_OVER:
+        if len(values) > self._keeps_over:
             values = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values  # compared whole
             for k, (known_source, known_targets, known_values, answer) in enumerate(self._recent):
                 if known_source == source and set(targets) & set(known_targets) and known_values.equals(values):
@@ -68,7 +68,7 @@ class NumbersClient:
                     if missing:
                         converted = {**converted, **await self._convert_arrays(values, source, missing)}
                     return {t: converted[t] for t in targets}
-        if not (recent and len(values) > _RECENT_OVER):
+        if not (recent and len(values) > self._keeps_over):
             return await self._convert_arrays(values, source, targets)
         # Kept from the start, so that a second scan of the same residents arriving meanwhile waits for this call.
         answer = asyncio.ensure_future(self._convert_arrays(values, source, targets))
@@ -83,7 +83,7 @@ class NumbersClient:
         """A large conversion the hub learned by answering: a scan's answer names the consumer's pseudonyms beside
         the audit pseudonyms of the same persons, and the consumer's next list is of those residents (the income of
         everyone it scanned), so converting it then needs only the provider's. Kept for one use, as ``recent``."""
-        if len(values) <= _RECENT_OVER or any(s == source and v.equals(values) for s, _, v, _ in self._recent):
+        if len(values) <= self._keeps_over or any(s == source and v.equals(values) for s, _, v, _ in self._recent):
             return  # (a household scan answers the same residents as the person scan before it)
         answer = asyncio.get_running_loop().create_future()
         answer.set_result(dict(converted))
