@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import threading
+from concurrent.futures import Future
 
 import numpy as np
 import pyarrow as pa
@@ -31,7 +33,10 @@ class Exchange:
         self.directory, self.rules, self.catalog = directory, rules, catalog
         self.numbers, self.outbound, self.audit = numbers, outbound, audit
         self.consents = ConsentCheck(directory, numbers, outbound)
-        self._scan_order: tuple[pa.Array, np.ndarray] | None = None  # a municipality's second scan: the same order
+        # A municipality's second scan: the same order, or the first's while it is being found (both are answered at
+        # once, when their shared conversion is).
+        self._scan_order: tuple[pa.Array, Future] | None = None
+        self._scan_order_lock = threading.Lock()
 
     def _authorize(self, consumer: MemberId, provider_text: str, purpose: str, dataset: str,
                    attributes: list[str]) -> tuple[Member, AccessRule]:
@@ -289,12 +294,21 @@ class Exchange:
 
     def _answer_order(self, order: pa.Array | None, subjects: pa.Array | None) -> np.ndarray | None:
         """A list answered in the order asked, a scan (``order`` None) sorted by the consumer's pseudonyms: see
-        answer_order. A scan of the same residents as the one before (the recent conversion) keeps its order."""
+        answer_order. A scan of the same residents as the one before (the recent conversion) keeps its order, waiting
+        for it when the other scan is still sorting."""
         if order is not None:
             return answer_order.as_asked(order)
-        if self._scan_order is None or self._scan_order[0] is not subjects:
-            self._scan_order = (subjects, answer_order.by_subject(subjects))
-        return self._scan_order[1]
+        with self._scan_order_lock:
+            first = self._scan_order is None or self._scan_order[0] is not subjects
+            if first:
+                self._scan_order = (subjects, Future())
+            found = self._scan_order[1]
+        if first:
+            try:
+                found.set_result(answer_order.by_subject(subjects))
+            except BaseException as exc:
+                found.set_exception(exc)
+        return found.result()
 
     async def _convert_column(self, column: pa.Array, field: str, source: str, target: str):
         """A column of pseudonyms (or a list column whose items are, or carry in ``field``, pseudonyms) in the
