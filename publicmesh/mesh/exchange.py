@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import threading
+from collections import deque
 from concurrent.futures import Future
 
 import numpy as np
@@ -24,7 +25,6 @@ from publicmesh.numbers.client import NumbersClient
 from publicmesh.problems import Problem
 
 BULK_CHUNK = BULK_MAX_SUBJECTS  # subjects per call to a provider: one call per request the hub takes
-_AUDIT = "\x00audit"  # a scan answer's audit pseudonyms while it is ordered (no attribute has this name)
 
 
 class Exchange:
@@ -33,9 +33,10 @@ class Exchange:
         self.directory, self.rules, self.catalog = directory, rules, catalog
         self.numbers, self.outbound, self.audit = numbers, outbound, audit
         self.consents = ConsentCheck(directory, numbers, outbound)
-        # A municipality's second scan: the same order, or the first's while it is being found (both are answered at
-        # once, when their shared conversion is).
-        self._scan_order: tuple[pa.Array, Future] | None = None
+        # A municipality's second scan of the same residents: the same order, or the first's while it is being found
+        # (both are answered at once, when their shared conversion is). Two kept: another provider's scan of the
+        # municipality (its income) may be ordered between them.
+        self._scan_orders: deque[tuple[pa.Array, Future]] = deque(maxlen=2)
         self._scan_order_lock = threading.Lock()
 
     def _authorize(self, consumer: MemberId, provider_text: str, purpose: str, dataset: str,
@@ -266,13 +267,9 @@ class Exchange:
                                             req.purpose, rule.legal_basis, "", request_id).for_subjects(others))
         # The provider's order is not shown: the answer is ordered while the exchange is recorded (both beside the
         # event loop, where another exchange's work goes on); it leaves only once the record is committed.
-        if order is None:  # a scan: its audit pseudonyms too, in the answer's order (see NumbersClient.known)
-            columns[_AUDIT] = converted[AUDIT_DOMAIN]
         (columns, protected), positions = await asyncio.gather(
             asyncio.to_thread(self._in_answer_order, order, columns, protected, subjects),
             self.audit.append_many(batches) if batches else _nothing())
-        if _AUDIT in columns:
-            self.numbers.known(columns["subject"], consumer.pseudonym_domain, {AUDIT_DOMAIN: columns.pop(_AUDIT)})
         withheld = withholds and bool(address & set(req.attributes))
         columns["withheld"] = pc.and_(protected, pa.scalar(withheld)) if rows.num_rows else pa.array([], pa.bool_())
         columns["audit_record"] = pa.repeat(pa.scalar(positions[0] if len(answered) else None, pa.int64()),
@@ -294,15 +291,16 @@ class Exchange:
 
     def _answer_order(self, order: pa.Array | None, subjects: pa.Array | None) -> np.ndarray | None:
         """A list answered in the order asked, a scan (``order`` None) sorted by the consumer's pseudonyms: see
-        answer_order. A scan of the same residents as the one before (the recent conversion) keeps its order, waiting
-        for it when the other scan is still sorting."""
+        answer_order. A scan of the same residents as one of the last two (their shared conversion) takes its order,
+        waiting for it when the other scan is still sorting."""
         if order is not None:
             return answer_order.as_asked(order)
         with self._scan_order_lock:
-            first = self._scan_order is None or self._scan_order[0] is not subjects
+            found = next((kept for known, kept in self._scan_orders if known is subjects), None)
+            first = found is None
             if first:
-                self._scan_order = (subjects, Future())
-            found = self._scan_order[1]
+                found = Future()
+                self._scan_orders.append((subjects, found))
         if first:
             try:
                 found.set_result(answer_order.by_subject(subjects))

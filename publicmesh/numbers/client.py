@@ -19,8 +19,8 @@ _ARROW_CALL = 500_000
 _IN_FLIGHT = 2
 # A municipality's person and household scans name the same residents in the same order: the second scan's
 # conversion is the first's answer again. The last few large conversions asked to be kept (``recent``) are, and
-# are found by exact comparison; so is what a scan's answer told (see known). Two: the scans' conversion, and
-# their answer's (the publisher reads one municipality ahead).
+# are found by exact comparison. Two: the registry's scans' conversion, and the local tax's scan of the same
+# municipality, asked at the same moment.
 _RECENT = 2
 # Only conversions of more pseudonyms than this are kept, by default (Settings.hub_keeps_over: the integration
 # tests lower it, so that a small population's scans take the same path as a municipality's).
@@ -54,7 +54,7 @@ class NumbersClient:
                              recent: bool = False) -> dict[str, pa.Array]:
         """Arrow in, Arrow out: a string column per target, in the order asked, null where ``values`` holds a
         null or no pseudonym of ``source``. Calls of at most 500,000 go two at a time. A large conversion kept
-        (``recent``, or known) and asked again once (the same values and source) is answered as before, with a call
+        (``recent``) and asked again once (the same values and source) is answered as before, with a call
         only for the targets it did not give."""
         if pa.types.is_null(values.type):
             values = values.cast(pa.string())
@@ -78,16 +78,6 @@ class NumbersClient:
         except Exception:
             self._forget(answer)
             raise
-
-    def known(self, values: pa.Array, source: str, converted: dict[str, pa.Array]) -> None:
-        """A large conversion the hub learned by answering: a scan's answer names the consumer's pseudonyms beside
-        the audit pseudonyms of the same persons, and the consumer's next list is of those residents (the income of
-        everyone it scanned), so converting it then needs only the provider's. Kept for one use, as ``recent``."""
-        if len(values) <= self._keeps_over or any(s == source and v.equals(values) for s, _, v, _ in self._recent):
-            return  # (a household scan answers the same residents as the person scan before it)
-        answer = asyncio.get_running_loop().create_future()
-        answer.set_result(dict(converted))
-        self._recent.append((source, tuple(converted), values, answer))
 
     def _forget(self, answer: asyncio.Future) -> None:
         for k, entry in enumerate(self._recent):

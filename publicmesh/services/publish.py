@@ -121,8 +121,8 @@ def publish(engine: Engine, client: MeshClient, path: Path | str, municipalities
             decided = compiled.decide(frame, doc["unit"], fields)
             clock.lap("evaluate")
             if k + 1 < len(municipalities):
-                # The next municipality's residents are read first (its income list waits for them): the details
-                # of this one do not slow that read down at the same agency.
+                # The next municipality's residents are read first (a source listed after them waits for them): the
+                # details of this one do not slow that read down at the same agency.
                 first_read[municipalities[k + 1]].wait()
                 clock.lap("fetch")
             eligible = fetch_details(client, doc, code, decided.filter(pl.col("eligible")), fetch, compiled)

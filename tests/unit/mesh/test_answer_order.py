@@ -42,3 +42,16 @@ def test_two_scans_of_the_same_residents_answered_at_once_sort_them_once(monkeyp
     assert found[0] is found[1] and found[0].tolist() == list(range(999, -1, -1))
     other = pa.array([f"{i:022d}" for i in range(5)])  # other residents: their own order
     assert exchange._answer_order(None, other).tolist() == [0, 1, 2, 3, 4] and len(sorted_by) == 2
+
+
+def test_another_providers_scan_ordered_between_the_two_does_not_make_the_second_sort_again(monkeypatch):
+    residents = pa.array([f"{i:022d}" for i in range(10, 0, -1)])
+    taxpayers = pa.array([f"{i:022d}" for i in range(9, 0, -2)])  # the local tax's scan of the same municipality
+    sorted_by = []
+    by_subject = answer_order.by_subject
+    monkeypatch.setattr(answer_order, "by_subject", lambda values: sorted_by.append(values) or by_subject(values))
+    exchange = _exchange()
+    person = exchange._answer_order(None, residents)
+    exchange._answer_order(None, taxpayers)
+    household = exchange._answer_order(None, residents)
+    assert household is person and [len(s) for s in sorted_by] == [10, 5]

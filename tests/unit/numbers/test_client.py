@@ -129,27 +129,3 @@ def test_a_second_scan_of_the_same_residents_waits_for_the_first_conversion_on_i
     first, second = with_client(run)
     assert calls == [len(asked)]
     assert all(first[t].equals(second[t]) for t in TARGETS)
-
-
-def test_a_list_of_the_residents_a_scan_answered_converts_only_what_the_answer_did_not_give(with_client, registry,
-                                                                                            monkeypatch):
-    from publicmesh.numbers import client as numbers_client
-
-    monkeypatch.setattr(numbers_client, "_RECENT_OVER", 100)
-    answered = registry["child-allowance"].slice(0, 3000)  # a scan's answer: the consumer's pseudonyms in order
-    audit = registry["audit"].slice(0, 3000)
-    calls = []
-    original = wire.request_body
-    monkeypatch.setattr(wire, "request_body",
-                        lambda values, source, targets: calls.append(tuple(targets)) or original(values, source, targets))
-
-    async def run(client):
-        client.known(answered, "child-allowance", {"audit": audit})
-        client.known(answered, "child-allowance", {"audit": audit})  # the household scan's answer: the same
-        listed = await client.convert_arrays(pa.array(answered.to_pylist()), "child-allowance", ("pension", "audit"))
-        again = await client.convert_arrays(answered, "child-allowance", ("pension", "audit"))  # used once
-        return listed, again
-    listed, again = with_client(run)
-    assert calls == [("pension",), ("pension", "audit")]
-    assert listed["audit"].equals(audit) and again["audit"].equals(audit)
-    assert listed["pension"].equals(again["pension"]) and listed["pension"].null_count == 0

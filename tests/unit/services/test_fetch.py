@@ -87,15 +87,19 @@ def test_the_household_key_is_the_head_the_registry_names_or_from_the_member_lis
 
 def test_a_source_marked_scan_is_read_whole_for_everyone_and_by_list_for_the_eligible():
     doc = definition("emergency-benefit")
-    assert doc["data"]["household"].get("scan") and not doc["data"]["tax"].get("scan")
+    assert doc["data"]["household"].get("scan") and doc["data"]["tax"].get("scan")
     people = pl.DataFrame({"subject": ["a" * 22, "b" * 22], "status": ["resident", "resident"],
                            "relation": ["head", "child"], "head": ["a" * 22, "a" * 22],
                            "fiscal_year": [2025, 2025], "income": [1, 2], "tax_exempt": [True, True]})
     client = FakeClient(people)
     fetch_municipality(client, doc, "012084", attributes=plan(doc, rules_of(doc)).rules)
     asked = {dataset: subjects for dataset, subjects, _ in client.asked}
-    assert asked["person"] is None and asked["household"] is None  # scans
-    assert sorted(asked["assessment"]) == ["a" * 22, "b" * 22]  # the tax office is asked about the residents only
+    assert asked == {"person": None, "household": None, "assessment": None}  # three scans, none waiting for another
+    client.asked.clear()
+    del doc["data"]["tax"]["scan"]  # not marked: the tax office is asked about the registry's residents only
+    fetch_municipality(client, doc, "012084", attributes=plan(doc, rules_of(doc)).rules)
+    asked = {dataset: subjects for dataset, subjects, _ in client.asked}
+    assert asked["household"] is None and sorted(asked["assessment"]) == ["a" * 22, "b" * 22]
     client.asked.clear()
     fetch_municipality(client, doc, "012084", ["b" * 22], {"household": ["relation"]})
     assert client.asked[0][:2] == ("household", ["b" * 22])  # a list, for a few
