@@ -189,7 +189,7 @@ def _head_rows(evaluated: pl.DataFrame) -> pl.DataFrame:
     are chosen on narrow columns, then filtered once."""
     head = pl.col("household.relation").is_in(list(HEADS)).fill_null(False)
     narrow = evaluated.select(UNIT, SUBJECT, head.alias("head")).with_row_index("row")
-    narrow = narrow.with_columns(pl.col("head").sum().over(UNIT).alias("heads"))
+    narrow = narrow.with_columns(pl.col("head").cast(pl.UInt32).sum().over(UNIT).alias("heads"))  # (see functions)
     keep = narrow.select(pl.col("head") & (pl.col("heads") == 1)).to_series()
     unclear = narrow.filter(pl.col("heads") != 1)
     if unclear.height:

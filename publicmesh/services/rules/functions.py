@@ -45,8 +45,11 @@ def household_sum(expr: pl.Expr, where: pl.Expr | None = None) -> pl.Expr:
     return _within(expr, where).sum().over(UNIT)
 
 
+# A window over Booleans takes Polars' slow path: 0.2 s for 2,000,000 rows where the same over 0/1 integers takes
+# 0.05 s. Counts, any and all are therefore taken over integers.
+
 def household_count(where: pl.Expr | None = None) -> pl.Expr:
-    counted = pl.len() if where is None else where.fill_null(False).sum()
+    counted = pl.len() if where is None else where.fill_null(False).cast(pl.Int64).sum()
     return counted.over(UNIT).cast(pl.Int64)
 
 
@@ -59,12 +62,13 @@ def household_max(expr: pl.Expr, where: pl.Expr | None = None) -> pl.Expr:
 
 
 def household_any(condition: pl.Expr) -> pl.Expr:
-    """Unknown (null) members are skipped, as in sums: they neither satisfy nor veto."""
-    return condition.any().over(UNIT)
+    """Unknown (null) members are skipped, as in sums: they neither satisfy nor veto (all unknown: False)."""
+    return condition.cast(pl.UInt8).max().over(UNIT).fill_null(0).cast(pl.Boolean)
 
 
 def household_all(condition: pl.Expr) -> pl.Expr:
-    return condition.all().over(UNIT)
+    """Unknown (null) members are skipped (all unknown: True)."""
+    return condition.cast(pl.UInt8).min().over(UNIT).fill_null(1).cast(pl.Boolean)
 
 
 def household_rank(expr: pl.Expr, where: pl.Expr | None = None) -> pl.Expr:
