@@ -8,12 +8,14 @@ import contextlib
 import pickle
 import subprocess
 import threading
+import time
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from sqlalchemy import Connection, Engine, column, table
+from sqlalchemy import Connection, Engine, bindparam, column, select, table
 from sqlalchemy.dialects.postgresql import psycopg
 
 from publicmesh.agencies.sqlite_reader import read_frame, start_child, write_frame
@@ -149,3 +151,49 @@ class SqliteReaders:
 
 
 READER = SqliteReaders()
+
+
+class _Gathering:
+    def __init__(self, columns: list[str]):
+        self.columns = list(columns)
+        self.open = True
+        self.rows: Future = Future()
+
+
+class TenantScans:
+    """Scans of one table's rows of one tenant asked at the same moment read those rows once, with every column any
+    of them reads: a municipality's person and household scans reach the registry together (the hub asks both at
+    once), and most of a scan's cost is per row read. The first waits ``gather_s`` for the others."""
+
+    def __init__(self, gather_s: float = 0.03):
+        self.gather_s = gather_s
+        self._lock = threading.Lock()
+        self._open: dict[tuple, _Gathering] = {}
+
+    def read(self, conn: Connection, source, tenant_column: str, tenant: str, columns: Sequence[str]) -> pa.Table:
+        """The columns (named as in ``source``, a SQLAlchemy table) of the tenant's rows, in the table's order."""
+        key = (conn.engine.url.render_as_string(), source.name, tenant)
+        with self._lock:
+            gathering = self._open.get(key)
+            first = gathering is None or not gathering.open
+            if not first:
+                gathering.columns += [c for c in columns if c not in gathering.columns]
+            else:
+                gathering = self._open[key] = _Gathering(columns)
+        if not first:
+            return gathering.rows.result().select(list(columns))
+        time.sleep(self.gather_s)
+        with self._lock:
+            gathering.open = False
+            del self._open[key]
+        query = select(*(source.c[c] for c in gathering.columns)).where(source.c[tenant_column] == bindparam("tenant"))
+        try:
+            rows = read_arrow(conn, query, {"tenant": tenant})
+        except BaseException as exc:
+            gathering.rows.set_exception(exc)
+            raise
+        gathering.rows.set_result(rows)
+        return rows.select(list(columns))
+
+
+SCANS = TenantScans()

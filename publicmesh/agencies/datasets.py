@@ -164,7 +164,10 @@ class Dataset:
             # A municipality, or a large share of one, in one read of the tenant's (contiguous) rows straight into
             # Arrow: an IN list of a hundred thousand pseudonyms costs far more to build and plan than the scan.
             query = self._statement(tuple(attributes), by_tenant, scan=True)
-            table = columnar.read_arrow(conn, query, params)
+            if by_tenant and not self.filters and not self.order_by:  # read with the table's other scans
+                table = self._scanned_with_others(conn, tenant, attributes)
+            else:
+                table = columnar.read_arrow(conn, query, params)
             if by_tenant:
                 scanned[tenant] = table.num_rows
         else:  # an in-memory SQLite: no second connection sees it
@@ -172,6 +175,14 @@ class Dataset:
             table = _row_columns(query, [tuple(row) for row in conn.execute(query, params)])
         return answered(_typed(query, attributes, table), subjects, self._keyed(by_tenant), self.order_by is not None,
                         wire)
+
+    def _scanned_with_others(self, conn: Connection, tenant: str, attributes: Sequence[str]) -> pa.Table:
+        """The tenant's rows as the scan statement selects them, read together with the other scans of the same table
+        and tenant asked at the same moment (columnar.TenantScans)."""
+        columns = {"_subject": "pseudonym", **({"_protected": self.protected_column} if self.protected_column else {}),
+                   **{a: self.attribute(a).column or a for a in attributes}}
+        rows = columnar.SCANS.read(conn, self.table, self.tenant_column, tenant, list(dict.fromkeys(columns.values())))
+        return pa.table({name: rows.column(column) for name, column in columns.items()})
 
     def _keyed(self, by_tenant: bool) -> bool:
         """Whether the primary key allows one row per subject only (of the tenant): then none is older."""

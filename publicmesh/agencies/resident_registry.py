@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 from sqlalchemy import (Boolean, Column, Connection, Date, DateTime, BigInteger, Index, Integer, MetaData, SmallInteger,
-                        String, Table, bindparam, func, insert, select, update)
+                        String, Table, func, insert, select, update)
 
 from publicmesh.agencies import columnar
 from publicmesh.agencies.datasets import SCAN_OVER, Attribute, Dataset, rows_table, small_types
@@ -136,11 +136,11 @@ def _household_bulk(conn: Connection, tenant, subjects, attributes, wire: bool =
         # a few households, or an in-memory SQLite (no second connection sees it)
         subjects = HOUSEHOLD.all_subjects(conn, tenant) if subjects is None else subjects
         return rows_table(_household_lookup(conn, tenant, subjects, attributes), attributes)
-    r = residents.c
-    sex = [r.sex] if "members" in attributes else []  # only the member lists show it
-    everyone = pl.from_arrow(columnar.read_arrow(  # the Arrow read is let go once Polars holds it
-        conn, select(r.pseudonym, r.household_no, r.relation, r.address_protected, *sex, r.birth_date, r.status)
-        .where(r.tenant == bindparam("tenant")), {"tenant": tenant})).rename(
+    sex = ["sex"] if "members" in attributes else []  # only the member lists show it
+    # read once with the person scan asked at the same moment (columnar.TenantScans); let go once Polars holds it
+    everyone = pl.from_arrow(columnar.SCANS.read(
+        conn, residents, "tenant", tenant,
+        ["pseudonym", "household_no", "relation", "address_protected", *sex, "birth_date", "status"])).rename(
         {"pseudonym": "subject", "address_protected": "protected"})
     if everyone.schema["birth_date"] != pl.Utf8:  # PostgreSQL gives dates, SQLite their ISO text
         everyone = everyone.with_columns(pl.col("birth_date").dt.to_string("%Y-%m-%d"))

@@ -124,3 +124,31 @@ def test_a_household_scan_answers_in_the_order_a_person_scan_does(stores):
         person = resident_registry.PERSON.bulk(conn, tenant, None, ["status"])
         household = resident_registry.HOUSEHOLD.bulk(conn, tenant, None, ["relation", "head"])
     assert household.num_rows > 1 and household.column("subject").equals(person.column("subject"))
+
+
+def test_a_municipalitys_person_and_household_scans_asked_at_once_read_its_residents_once(stores, monkeypatch):
+    """Most of a scan's cost is per row read: two scans of the same residents arriving together share one read,
+    and answer what each answers alone."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from publicmesh.agencies import columnar
+
+    tenant, engine = _tenant("resident-registry"), stores["resident-registry"]
+    with engine.connect() as conn:
+        alone = (resident_registry.PERSON.bulk(conn, tenant, None, ["status", "birth_date"]),
+                 resident_registry.HOUSEHOLD.bulk(conn, tenant, None, ["relation", "head"]))
+    reads = []
+    original = columnar.read_arrow
+    monkeypatch.setattr(columnar, "read_arrow", lambda conn, query, *a, **k: reads.append(
+        [c.name for c in query.selected_columns]) or original(conn, query, *a, **k))
+    monkeypatch.setattr(columnar.SCANS, "gather_s", 0.5)  # (both surely arrive within it)
+
+    def scan(dataset, attributes):
+        with engine.connect() as conn:
+            return dataset.bulk(conn, tenant, None, attributes)
+    with ThreadPoolExecutor(2) as pool:
+        together = [pool.submit(scan, resident_registry.PERSON, ["status", "birth_date"]),
+                    pool.submit(scan, resident_registry.HOUSEHOLD, ["relation", "head"])]
+        together = tuple(future.result() for future in together)
+    assert len(reads) == 1 and {"pseudonym", "status", "birth_date", "relation", "household_no"} <= set(reads[0])
+    assert together[0].equals(alone[0]) and together[1].equals(alone[1])
