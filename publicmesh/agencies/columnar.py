@@ -156,7 +156,6 @@ READER = SqliteReaders()
 class _Gathering:
     def __init__(self, columns: list[str]):
         self.columns = list(columns)
-        self.open = True
         self.rows: Future = Future()
 
 
@@ -174,17 +173,16 @@ class TenantScans:
         """The columns (named as in ``source``, a SQLAlchemy table) of the tenant's rows, in the table's order."""
         key = (conn.engine.url.render_as_string(), source.name, tenant)
         with self._lock:
-            gathering = self._open.get(key)
-            first = gathering is None or not gathering.open
-            if not first:
-                gathering.columns += [c for c in columns if c not in gathering.columns]
-            else:
+            gathering = self._open.get(key)  # (open while it is here: its reader takes it out before reading)
+            first = gathering is None
+            if first:
                 gathering = self._open[key] = _Gathering(columns)
+            else:
+                gathering.columns += [c for c in columns if c not in gathering.columns]
         if not first:
             return gathering.rows.result().select(list(columns))
         time.sleep(self.gather_s)
         with self._lock:
-            gathering.open = False
             del self._open[key]
         query = select(*(source.c[c] for c in gathering.columns)).where(source.c[tenant_column] == bindparam("tenant"))
         try:

@@ -40,12 +40,16 @@ def peak_rss_mb(pids: list[int]) -> float:
     plus the file pages they map, counted once (each page shared by n of them counts 1/n in each one's Pss_File).
     Summing the high-water marks alone would count libpolars and libarrow again in every one of some twenty
     processes (about 90 MiB each)."""
-    return round(_memory(pids)["peak"] / 1024, 1)
+    return _mib(_memory(pids)["peak"])
 
 
 def peak_rss_sum_mb(pids: list[int]) -> float:
     """The high-water marks (VmHWM) added up, in MiB: each process's libraries counted in each (an upper bound)."""
-    return round(_memory(pids)["hwm"] / 1024, 1)
+    return _mib(_memory(pids)["hwm"])
+
+
+def _mib(kb: int) -> float:
+    return round(kb / 1024, 1)
 
 
 def _memory(pids: list[int]) -> dict[str, int]:
@@ -220,8 +224,9 @@ def run(residents: int = 1_000_000, *, openfisca: bool = True, browser: bool = T
                            "without_account": summary.payout.get("without_account", 0),
                            "payout_files": len(summary.payout.get("files", []))})
             pids = [os.getpid(), *(p.pid for p in supervisor.processes.values())]
-            result["peak_rss_mb"] = peak_rss_mb(pids)
-            result["peak_rss_sum_mb"] = peak_rss_sum_mb(pids)  # the libraries counted in every process
+            memory = _memory(pids)  # (/proc read once for both)
+            result["peak_rss_mb"] = _mib(memory["peak"])
+            result["peak_rss_sum_mb"] = _mib(memory["hwm"])  # the libraries counted in every process
             spent = {name: round(after[name] - before[name], 1) for name in parts}
             result["cpu_seconds"] = {"all": round(sum(spent.values()), 1),
                                      **dict(sorted(spent.items(), key=lambda i: -i[1]))}
