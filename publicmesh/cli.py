@@ -6,7 +6,6 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Optional
 
 import httpx
 import orjson
@@ -15,7 +14,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from publicmesh.runtime.catalog import AGENCIES
+from publicmesh.services.definition import use_catalog
 from publicmesh.settings import get_settings
+
+use_catalog(AGENCIES)  # what service definitions are checked against
 
 app = typer.Typer(help="Public Service Mesh (公共サービスメッシュ)", no_args_is_help=True)
 audit_app = typer.Typer(help="The exchange record log (情報提供等記録)", no_args_is_help=True)
@@ -28,8 +31,14 @@ console = Console()
 
 
 def _progress() -> Progress:
-    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    TimeRemainingColumn(), console=console)
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+    )
 
 
 def _seed(residents: int, seed_value: int, fresh: bool) -> None:
@@ -78,6 +87,7 @@ def up(
         _seed(residents or settings.residents, settings.seed, fresh)
     else:
         from publicmesh.runtime.provision import provision
+
         provision(settings)
     with Supervisor(settings) as supervisor:
         with console.status("Starting the parts…"):
@@ -87,7 +97,9 @@ def up(
         table.add_column("URL")
         table.add_column("members")
         for p in parts(settings):
-            table.add_row(p.name, p.url(settings), ", ".join(str(m) for m in p.members[:3]) + (" …" if len(p.members) > 3 else ""))
+            table.add_row(
+                p.name, p.url(settings), ", ".join(str(m) for m in p.members[:3]) + (" …" if len(p.members) > 3 else "")
+            )
         console.print(table)
         hub = next(p for p in parts(settings) if p.name == "hub").url(settings)
         console.print(f"Hub API docs: {hub}/docs   catalog: {hub}/v1/catalog   checkpoint: {hub}/v1/audit/checkpoint")
@@ -108,10 +120,12 @@ def _hub_url() -> str:
 
 
 @app.command()
-def catalog(member: Optional[str] = typer.Option(None, "--as", help="Show what this member may use")):
+def catalog(member: str | None = typer.Option(None, "--as", help="Show what this member may use")):
     """List members, datasets and attributes (and what --as may use, for which affair)."""
     try:
-        listing = httpx.get(_hub_url() + "/v1/catalog", params={"consumer": member} if member else None, timeout=10).json()
+        listing = httpx.get(
+            _hub_url() + "/v1/catalog", params={"consumer": member} if member else None, timeout=10
+        ).json()
     except httpx.HTTPError as exc:
         console.print(f"[red]The hub is not reachable ({exc}); start it with: publicmesh up[/red]")
         raise typer.Exit(1)
@@ -121,18 +135,22 @@ def catalog(member: Optional[str] = typer.Option(None, "--as", help="Show what t
             table.add_column(column)
         for d in provider["datasets"]:
             allowed = sorted({a["affair"] for a in d.get("allowed", [])})
-            table.add_row(f"{d['name']} ({d['title_ja']})", ", ".join(a["name"] for a in d["attributes"]), ", ".join(allowed))
+            table.add_row(
+                f"{d['name']} ({d['title_ja']})", ", ".join(a["name"] for a in d["attributes"]), ", ".join(allowed)
+            )
         console.print(table)
 
 
 @app.command()
-def subjects(member: str = typer.Option(..., help="An agency member, e.g. MUNI/012084/child-allowance"),
-             limit: int = typer.Option(5)):
+def subjects(
+    member: str = typer.Option(..., help="An agency member, e.g. MUNI/012084/child-allowance"),
+    limit: int = typer.Option(5),
+):
     """Show a few pseudonyms this agency holds (read from the agency's own store, as its clerk would)."""
     from sqlalchemy import select
 
-    from publicmesh.agencies.catalog import AGENCIES
-    from publicmesh.mesh.members import MemberId
+    from publicmesh.protocol.members import MemberId
+    from publicmesh.runtime.catalog import AGENCIES
     from publicmesh.storage import engine_for
 
     m = MemberId.parse(member)
@@ -157,7 +175,7 @@ def query(
     purpose: str = typer.Option(..., help="The affair, e.g. child-allowance-eligibility"),
 ):
     """Run one query through the hub as a member; prints the answer and its audit record id."""
-    from publicmesh.mesh.client import HubError, MeshClient
+    from publicmesh.protocol.client import HubError, MeshClient
 
     client = MeshClient.for_member(get_settings(), member, _hub_url())
     try:
@@ -216,8 +234,11 @@ def services_validate(files: list[Path] = typer.Argument(..., help="Service defi
         if definition is None:
             failed += 1
             continue
-        console.print(f"[green]✓[/green] {escape(str(path))}: {definition.id} v{definition.version} "
-                      f"({escape(definition.title.ja)})", soft_wrap=True)
+        console.print(
+            f"[green]✓[/green] {escape(str(path))}: {definition.id} v{definition.version} "
+            f"({escape(definition.title.ja)})",
+            soft_wrap=True,
+        )
     if failed:
         raise typer.Exit(1)
 
@@ -230,8 +251,9 @@ def services_publish(file: Path = typer.Argument(..., help="A service definition
 
     if _load_service(file) is None:
         raise typer.Exit(1)
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console) as bar:
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+    ) as bar:
         tasks: dict[str, int] = {}
 
         def progress(phase: str, done: int, total: int) -> None:
@@ -266,10 +288,14 @@ def _staff_directory():
 @staff_app.command("add")
 def staff_add(
     username: str = typer.Argument(..., help="3–64 characters of a–z, 0–9, '.', '_' and '-'"),
-    municipality: str = typer.Option("", help="The 6-digit local government code, e.g. 012084 (Kitami); "
-                                              "none for an operator"),
-    role: list[str] = typer.Option(..., help="reviewer or approver (municipal; repeat for both), or operator "
-                                             "(national: publishes services from the console)"),
+    municipality: str = typer.Option(
+        "", help="The 6-digit local government code, e.g. 012084 (Kitami); none for an operator"
+    ),
+    role: list[str] = typer.Option(
+        ...,
+        help="reviewer or approver (municipal; repeat for both), or operator "
+        "(national: publishes services from the console)",
+    ),
 ):
     """Add a staff member (asks for the password, at least 12 characters); prints the TOTP secret and the
     otpauth:// URI for their authenticator app, once."""
@@ -287,8 +313,10 @@ def staff_add(
     except (ValueError, StaffError) as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(1)
-    console.print(f"Added {username} ({', '.join(sorted(set(role)))}) for {municipality or 'the whole country'}. "
-                  "Show these once, to them only; they are not kept in the clear:")
+    console.print(
+        f"Added {username} ({', '.join(sorted(set(role)))}) for {municipality or 'the whole country'}. "
+        "Show these once, to them only; they are not kept in the clear:"
+    )
     console.print(f"TOTP secret: {secret}")
     console.print(provisioning_uri(username, secret), soft_wrap=True, markup=False)
 
@@ -313,16 +341,23 @@ def staff_demo():
     settings = get_settings()
     path = settings.data_dir / "demo-staff.json"
     if not path.exists():
-        console.print(f"[red]{path} does not exist: a seed makes the demo accounts (publicmesh up --fresh), "
-                      "or add one with publicmesh staff add[/red]")
+        console.print(
+            f"[red]{path} does not exist: a seed makes the demo accounts (publicmesh up --fresh), "
+            "or add one with publicmesh staff add[/red]"
+        )
         raise typer.Exit(1)
     table = Table(title=f"Demo staff of the console at {part(settings, 'console').url(settings)} (DEMO ONLY)")
     for column in ("username", "municipality", "role", "password", "code now"):
         table.add_column(column)
     for a in json.loads(path.read_text(encoding="utf-8")):
         secret = base64.b32decode(a["totp_secret"] + "=" * (-len(a["totp_secret"]) % 8))
-        table.add_row(a["username"], f"{a['municipality']} {a['municipality_name']}".strip(), ", ".join(a["roles"]),
-                      a["password"], totp(secret, time.time()))
+        table.add_row(
+            a["username"],
+            f"{a['municipality']} {a['municipality_name']}".strip(),
+            ", ".join(a["roles"]),
+            a["password"],
+            totp(secret, time.time()),
+        )
     console.print(table)
 
 
@@ -336,8 +371,9 @@ def bench_exchange(
     """Signed queries at the given concurrency: directly to a provider, then through the hub, in one run."""
     from publicmesh.bench.exchange import run
 
-    result = run(seconds=seconds, concurrency=concurrency, residents=residents,
-                 progress=None if as_json else console.print)
+    result = run(
+        seconds=seconds, concurrency=concurrency, residents=residents, progress=None if as_json else console.print
+    )
     if as_json:
         print(json.dumps(result))
     else:

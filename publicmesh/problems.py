@@ -31,19 +31,26 @@ _TYPES = [
     ProblemType("stale-signature", 401, "署名の有効期間を過ぎています", "The signature is too old or from the future"),
     ProblemType("replayed", 401, "同じリクエストが再送されました", "The request was replayed"),
     ProblemType("digest-mismatch", 401, "本文のダイジェストが一致しません", "The body does not match its digest"),
-    ProblemType("not-allowed", 403, "この照会を認めるアクセスルールがありません", "No access rule allows this exchange"),
+    ProblemType(
+        "not-allowed", 403, "この照会を認めるアクセスルールがありません", "No access rule allows this exchange"
+    ),
     ProblemType("submission-refused", 422, "申請を受け付けられません", "The submission was refused"),
-    ProblemType("wrong-state", 409, "申請の現在の状況ではこの操作はできません",
-                "The application's status does not allow this"),
+    ProblemType(
+        "wrong-state", 409, "申請の現在の状況ではこの操作はできません", "The application's status does not allow this"
+    ),
     ProblemType("no-consent", 403, "本人の有効な同意がありません", "The person has not consented to this exchange"),
-    ProblemType("not-a-consumer", 403, "この機関からの直接の照会は受け付けません", "This member may not call this node directly"),
+    ProblemType(
+        "not-a-consumer", 403, "この機関からの直接の照会は受け付けません", "This member may not call this node directly"
+    ),
     ProblemType("unknown-subject", 404, "対象者が見つかりません", "The subject is not known"),
     ProblemType("unknown-member", 404, "メンバーが登録されていません", "The member is not registered"),
     ProblemType("unknown-dataset", 404, "データセットがありません", "The dataset does not exist"),
     ProblemType("not-found", 404, "見つかりません", "Not found"),
     ProblemType("payload-too-large", 413, "リクエストが大きすぎます", "The request is too large"),
     ProblemType("unsupported-media-type", 415, "このメディアタイプは扱えません", "The media type is not supported"),
-    ProblemType("bad-provider-answer", 502, "提供機関の応答を検証できません", "The provider's answer could not be verified"),
+    ProblemType(
+        "bad-provider-answer", 502, "提供機関の応答を検証できません", "The provider's answer could not be verified"
+    ),
     ProblemType("provider-unavailable", 503, "提供機関に接続できません", "The provider is unavailable"),
     ProblemType("provider-timeout", 504, "提供機関が時間内に応答しませんでした", "The provider did not answer in time"),
     ProblemType("internal-error", 500, "内部エラーが発生しました", "An internal error occurred"),
@@ -79,8 +86,9 @@ class Problem(Exception):
         return orjson.dumps(doc)
 
     def response(self, instance: str | None = None, lang: str = "ja", headers: dict | None = None) -> Response:
-        return Response(self.body(instance, lang), status_code=self.status, headers=headers,
-                        media_type="application/problem+json")
+        return Response(
+            self.body(instance, lang), status_code=self.status, headers=headers, media_type="application/problem+json"
+        )
 
 
 def preferred_language(accept_language: str | None) -> str:

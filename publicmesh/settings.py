@@ -12,6 +12,9 @@ def _env(name: str, default: str) -> str:
     return os.environ.get(f"PUBLICMESH_{name}", default)
 
 
+HUB_PORT_OFFSET = 1
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path = field(default_factory=lambda: Path(_env("DATA_DIR", "data")).resolve())
@@ -26,6 +29,15 @@ class Settings:
     residents: int = field(default_factory=lambda: int(_env("RESIDENTS", "20000")))
     # The hub keeps a large conversion for the next exchange about the same residents above this many pseudonyms.
     hub_keeps_over: int = field(default_factory=lambda: int(_env("HUB_KEEPS_OVER", "100000")))
+    # The municipalities this mesh serves (6-digit codes, comma-separated); empty means the demo ones.
+    municipalities: tuple[str, ...] = field(
+        default_factory=lambda: tuple(c.strip() for c in _env("MUNICIPALITIES", "").split(",") if c.strip())
+    )
+
+    @property
+    def hub_url(self) -> str:
+        """Where the members reach the hub (the hub listens on the port after the base port)."""
+        return f"http://{self.host}:{self.base_port + HUB_PORT_OFFSET}"
 
     @property
     def keys_dir(self) -> Path:

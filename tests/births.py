@@ -11,8 +11,8 @@ import httpx
 import orjson
 
 from publicmesh.agencies import resident_registry
-from publicmesh.mesh.ca import read_private_key
-from publicmesh.mesh.signatures import Signer
+from publicmesh.protocol.ca import read_private_key
+from publicmesh.protocol.signatures import Signer
 from publicmesh.settings import Settings
 from publicmesh.storage import engine_for
 
@@ -31,13 +31,22 @@ def enrol_newborn(settings: Settings, numbers_url: str, municipality: str = "012
     return response.json()["pseudonyms"][0]
 
 
-def register_birth(settings: Settings, numbers_url: str, parent: str, given_name: str, kana: str, romaji: str,
-                   sex: int, municipality: str = "012084") -> str:
+def register_birth(
+    settings: Settings,
+    numbers_url: str,
+    parent: str,
+    given_name: str,
+    kana: str,
+    romaji: str,
+    sex: int,
+    municipality: str = "012084",
+) -> str:
     """A child born today into ``parent``'s household (registry pseudonyms); returns the child's."""
     child = enrol_newborn(settings, numbers_url, municipality)
     engine = engine_for("resident-registry", settings)
     with engine.begin() as conn:
-        resident_registry.register_birth(conn, municipality, child, parent, given_name, kana, romaji, sex,
-                                         dt.date.today())
+        resident_registry.register_birth(
+            conn, municipality, child, parent, given_name, kana, romaji, sex, dt.date.today()
+        )
     engine.dispose()
     return child

@@ -126,8 +126,9 @@ def search_branches(bank_code: str, prefix: str, limit: int = 20) -> list[Branch
         return []
     found = []
     for code, branch in bank.branches.items():
-        if code.startswith(key) or any(k.startswith(key) for k in (search_key(branch.name), search_key(branch.kana),
-                                                                  branch.roma.lower())):
+        if code.startswith(key) or any(
+            k.startswith(key) for k in (search_key(branch.name), search_key(branch.kana), branch.roma.lower())
+        ):
             found.append(branch_info(bank_code, code))
             if len(found) == limit:
                 break

@@ -38,8 +38,13 @@ accounts = Table(
     Column("ended_at", Text),
     Index("ix_public_fund_accounts_person", "person_ref", "registered_at"),
     # One account per person, even when two registrations race.
-    Index("ux_public_fund_accounts_active", "person_ref", unique=True,
-          sqlite_where=text(f"status = '{ACTIVE}'"), postgresql_where=text(f"status = '{ACTIVE}'")),
+    Index(
+        "ux_public_fund_accounts_active",
+        "person_ref",
+        unique=True,
+        sqlite_where=text(f"status = '{ACTIVE}'"),
+        postgresql_where=text(f"status = '{ACTIVE}'"),
+    ),
 )
 
 
@@ -92,39 +97,63 @@ def _account(row: Mapping[str, object]) -> PublicFundAccount:
 
 
 def _same(current: Mapping[str, object], account: ValidatedAccount, holder: str) -> bool:
-    return (current["bank_code"], current["branch_code"], current["account_type"], current["account_number"],
-            current["holder_kana"]) == (account.bank_code, account.branch_code, account.account_type,
-                                        account.account_number, holder)
+    return (
+        current["bank_code"],
+        current["branch_code"],
+        current["account_type"],
+        current["account_number"],
+        current["holder_kana"],
+    ) == (account.bank_code, account.branch_code, account.account_type, account.account_number, holder)
 
 
 def register_account(
-    engine: Engine, person_ref: str, account: ValidatedAccount, family_kana: str, given_kana: str, *,
+    engine: Engine,
+    person_ref: str,
+    account: ValidatedAccount,
+    family_kana: str,
+    given_kana: str,
+    *,
     now: datetime | None = None,
 ) -> PublicFundAccount:
     """Registers the person's account (replacing the previous one) if its holder is the person; AccountError if not."""
     if not holder_matches(account.holder_kana, family_kana, given_kana):
-        raise AccountError("holder", "口座名義がご本人の氏名と一致しません",
-                           "The account holder name does not match your name")
+        raise AccountError(
+            "holder", "口座名義がご本人の氏名と一致しません", "The account holder name does not match your name"
+        )
     ensure_schema(engine)
     holder = person_holder_kana(family_kana, given_kana)  # the bank's form of the name, spaced family/given
     now_text = _text(now or datetime.now(UTC))
     for attempt in range(2):
         try:
             with engine.begin() as conn:
-                current = conn.execute(
-                    select(accounts).where(accounts.c.person_ref == person_ref, accounts.c.status == ACTIVE)
-                ).mappings().first()
+                current = (
+                    conn.execute(
+                        select(accounts).where(accounts.c.person_ref == person_ref, accounts.c.status == ACTIVE)
+                    )
+                    .mappings()
+                    .first()
+                )
                 if current is not None and _same(current, account, holder):
                     return _account(current)  # registering the same account again changes nothing
                 if current is not None:
-                    conn.execute(update(accounts).where(accounts.c.id == current["id"], accounts.c.status == ACTIVE)
-                                 .values(status=REPLACED, ended_at=now_text))
+                    conn.execute(
+                        update(accounts)
+                        .where(accounts.c.id == current["id"], accounts.c.status == ACTIVE)
+                        .values(status=REPLACED, ended_at=now_text)
+                    )
                 row = {
-                    "id": secrets.token_urlsafe(16), "person_ref": person_ref, "bank_code": account.bank_code,
-                    "bank_name": account.bank_name, "branch_code": account.branch_code,
-                    "branch_name": account.branch_name, "account_type": account.account_type,
-                    "account_number": account.account_number, "holder_kana": holder, "status": ACTIVE,
-                    "registered_at": now_text, "ended_at": None,
+                    "id": secrets.token_urlsafe(16),
+                    "person_ref": person_ref,
+                    "bank_code": account.bank_code,
+                    "bank_name": account.bank_name,
+                    "branch_code": account.branch_code,
+                    "branch_name": account.branch_name,
+                    "account_type": account.account_type,
+                    "account_number": account.account_number,
+                    "holder_kana": holder,
+                    "status": ACTIVE,
+                    "registered_at": now_text,
+                    "ended_at": None,
                 }
                 conn.execute(accounts.insert(), row)
                 return _account(row)
@@ -138,9 +167,11 @@ def account_of(engine: Engine, person_ref: str) -> PublicFundAccount | None:
     """The person's registered account, or None."""
     ensure_schema(engine)
     with engine.connect() as conn:
-        row = conn.execute(
-            select(accounts).where(accounts.c.person_ref == person_ref, accounts.c.status == ACTIVE)
-        ).mappings().first()
+        row = (
+            conn.execute(select(accounts).where(accounts.c.person_ref == person_ref, accounts.c.status == ACTIVE))
+            .mappings()
+            .first()
+        )
     return None if row is None else _account(row)
 
 
@@ -150,9 +181,10 @@ def accounts_of_many(engine: Engine, person_refs: list[str], chunk: int = 5000) 
     found: dict[str, PublicFundAccount] = {}
     with engine.connect() as conn:
         for start in range(0, len(person_refs), chunk):
-            part = person_refs[start:start + chunk]
-            for row in conn.execute(select(accounts).where(accounts.c.person_ref.in_(part),
-                                                           accounts.c.status == ACTIVE)).mappings():
+            part = person_refs[start : start + chunk]
+            for row in conn.execute(
+                select(accounts).where(accounts.c.person_ref.in_(part), accounts.c.status == ACTIVE)
+            ).mappings():
                 found[row["person_ref"]] = _account(row)
     return found
 
@@ -161,10 +193,15 @@ def account_history(engine: Engine, person_ref: str) -> list[PublicFundAccount]:
     """Every account the person has registered, oldest first, with its status."""
     ensure_schema(engine)
     with engine.connect() as conn:
-        rows = conn.execute(
-            select(accounts).where(accounts.c.person_ref == person_ref)
-            .order_by(accounts.c.registered_at, accounts.c.id)
-        ).mappings().all()
+        rows = (
+            conn.execute(
+                select(accounts)
+                .where(accounts.c.person_ref == person_ref)
+                .order_by(accounts.c.registered_at, accounts.c.id)
+            )
+            .mappings()
+            .all()
+        )
     return [_account(row) for row in rows]
 
 
@@ -172,10 +209,14 @@ def withdraw_account(engine: Engine, person_ref: str, *, now: datetime | None = 
     """Ends the person's registration (登録の抹消); True when there was an account."""
     ensure_schema(engine)
     with engine.begin() as conn:
-        return conn.execute(
-            update(accounts).where(accounts.c.person_ref == person_ref, accounts.c.status == ACTIVE)
-            .values(status=WITHDRAWN, ended_at=_text(now or datetime.now(UTC)))
-        ).rowcount > 0
+        return (
+            conn.execute(
+                update(accounts)
+                .where(accounts.c.person_ref == person_ref, accounts.c.status == ACTIVE)
+                .values(status=WITHDRAWN, ended_at=_text(now or datetime.now(UTC)))
+            ).rowcount
+            > 0
+        )
 
 
 def masked(account: ValidatedAccount | PublicFundAccount) -> str:

@@ -56,7 +56,11 @@ def _digits(value: str | int) -> str:
 
 
 def validate_account(
-    bank_code: str, branch_code: str, account_type: str, account_number: str | int, holder_kana: str,
+    bank_code: str,
+    branch_code: str,
+    account_type: str,
+    account_number: str | int,
+    holder_kana: str,
 ) -> ValidatedAccount:
     """The account if the Zengin list knows its bank and branch and its fields are well-formed; AccountError if not."""
     bank_code = _digits(bank_code)
@@ -71,30 +75,39 @@ def validate_account(
         raise AccountError("branch", "支店コードは3桁の数字で入力してください", "The branch code is 3 digits")
     branch = branch_info(bank_code, branch_code)
     if branch is None:
-        raise AccountError("branch", f"{bank.name}にこの支店コードの支店はありません",
-                           f"{bank.name} has no branch with this code")
+        raise AccountError(
+            "branch", f"{bank.name}にこの支店コードの支店はありません", f"{bank.name} has no branch with this code"
+        )
 
     kind = _TYPE_ALIASES.get(_digits(account_type).lower())
     if kind is None:
-        raise AccountError("account_type", "預金種目は普通・当座・貯蓄のいずれかです",
-                           "The account type is ordinary, current or savings")
+        raise AccountError(
+            "account_type",
+            "預金種目は普通・当座・貯蓄のいずれかです",
+            "The account type is ordinary, current or savings",
+        )
     if bank_code == YUCHO:
         # ゆうちょ's Zengin branch says the kind: …8 総合口座 (ordinary), …9 振替口座 (current).
         expected = "ordinary" if branch_code.endswith("8") else "current"
         if kind != expected:
-            raise AccountError("account_type", f"ゆうちょ銀行{branch.name}の口座は{ACCOUNT_TYPES[expected][1]}預金です",
-                               f"Accounts at Japan Post Bank branch {branch_code} are {expected} accounts")
+            raise AccountError(
+                "account_type",
+                f"ゆうちょ銀行{branch.name}の口座は{ACCOUNT_TYPES[expected][1]}預金です",
+                f"Accounts at Japan Post Bank branch {branch_code} are {expected} accounts",
+            )
 
     number = _digits(account_number)
     if not number.isdigit() or not 1 <= len(number) <= 7 or int(number) == 0:
-        raise AccountError("account_number", "口座番号は7桁以内の数字で入力してください",
-                           "The account number is up to 7 digits")
+        raise AccountError(
+            "account_number", "口座番号は7桁以内の数字で入力してください", "The account number is up to 7 digits"
+        )
 
     try:
         holder = to_holder_kana(holder_kana)
     except ValueError:
         raise AccountError(
-            "holder", f"口座名義はカナ{MAX_HOLDER_LENGTH}文字以内で入力してください",
+            "holder",
+            f"口座名義はカナ{MAX_HOLDER_LENGTH}文字以内で入力してください",
             f"Enter the account holder name in kana, up to {MAX_HOLDER_LENGTH} characters",
         ) from None
     return ValidatedAccount(bank_code, bank.name, branch_code, branch.name, kind, number.zfill(7), holder)

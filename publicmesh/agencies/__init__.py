@@ -1,1 +1,1 @@
-"""Agency nodes: reference provider systems, each its own app and database, reachable only over HTTP."""
+"""Agency systems (reference providers), each its own node and database, reachable only through the hub."""

@@ -18,10 +18,22 @@ from publicmesh.audit import merkle
 from publicmesh.audit.checkpoint import Checkpoint
 from publicmesh.audit.keys import load_audit_public_key
 from publicmesh.audit.merkle import LEAF_PREFIX, CompactRange
-from publicmesh.audit.records import (ExchangeRecord, SubjectBatch, batch_canonical_bytes, canonical_bytes,
-                                      utc_timestamp)
-from publicmesh.audit.schema import (HEAD_ID, batches, checkpoints, encode_attributes, frontier, leaves, metadata,
-                                     pages_of, records, row_record, subject_pages, subjects, upgrade)
+from publicmesh.audit.records import ExchangeRecord, SubjectBatch, batch_canonical_bytes, canonical_bytes, utc_timestamp
+from publicmesh.audit.schema import (
+    HEAD_ID,
+    batches,
+    checkpoints,
+    encode_attributes,
+    frontier,
+    leaves,
+    metadata,
+    pages_of,
+    records,
+    row_record,
+    subject_pages,
+    subjects,
+    upgrade,
+)
 from publicmesh.audit.subjects import SubjectProof, SubjectTree, page_subjects, prove
 from publicmesh.audit.verify import VerificationReport, verify_log
 from publicmesh.settings import Settings, get_settings
@@ -61,9 +73,7 @@ class SubjectEntry:
 class AuditLog:
     """Appends exchange records under signed Merkle checkpoints and answers proofs about them."""
 
-    def __init__(
-        self, engine: Engine, signing_key: Ed25519PrivateKey | None, log_id: str = DEFAULT_LOG_ID
-    ) -> None:
+    def __init__(self, engine: Engine, signing_key: Ed25519PrivateKey | None, log_id: str = DEFAULT_LOG_ID) -> None:
         self.engine = engine
         self.log_id = log_id
         self._signing_key = signing_key
@@ -104,17 +114,29 @@ class AuditLog:
     def _index_subjects(self) -> None:
         """A store written before audit_subjects existed gets its pairs once, so its records stay findable."""
         with self.engine.begin() as conn:
-            if (conn.execute(select(subjects.c.position).limit(1)).first() is None
-                    and conn.execute(select(records.c.position).limit(1)).first() is not None):
-                conn.execute(subjects.insert().from_select(["subject", "position"], select(
-                    records.c.subject, records.c.position).where(~records.c.position.in_(select(batches.c.position)))))
+            if (
+                conn.execute(select(subjects.c.position).limit(1)).first() is None
+                and conn.execute(select(records.c.position).limit(1)).first() is not None
+            ):
+                conn.execute(
+                    subjects.insert().from_select(
+                        ["subject", "position"],
+                        select(records.c.subject, records.c.position).where(
+                            ~records.c.position.in_(select(batches.c.position))
+                        ),
+                    )
+                )
 
     def _write_checkpoint(self, conn: Connection, tree: CompactRange) -> Checkpoint:
         checkpoint = Checkpoint.sign(self._key(), self.log_id, tree.size, tree.root(), utc_timestamp())
         conn.execute(
             checkpoints.insert(),
-            {"tree_size": checkpoint.tree_size, "root_hash": checkpoint.root,
-             "timestamp": checkpoint.timestamp, "signature": checkpoint.signature},
+            {
+                "tree_size": checkpoint.tree_size,
+                "root_hash": checkpoint.root,
+                "timestamp": checkpoint.timestamp,
+                "signature": checkpoint.signature,
+            },
         )
         return checkpoint
 
@@ -204,8 +226,11 @@ class AuditLog:
         that its subject tree names them."""
         # The pairs table finds the positions; the record must still name the subject, so a pair that points
         # at someone else's record shows nothing (verify() reports such pairs).
-        query = (select(records).join(subjects, subjects.c.position == records.c.position)
-                 .where(subjects.c.subject == subject, records.c.subject == subject))
+        query = (
+            select(records)
+            .join(subjects, subjects.c.position == records.c.position)
+            .where(subjects.c.subject == subject, records.c.subject == subject)
+        )
         if before is not None:
             query = query.where(subjects.c.position < before)
         query = query.order_by(subjects.c.position.desc()).limit(limit)
@@ -218,13 +243,24 @@ class AuditLog:
         """The exchanges about many subjects that name ``subject``: in each, the page that would hold it is sought
         (newest first), and the subject looked up in it."""
         page = subject_pages.alias("page")
-        seek = (select(func.max(page.c.first_subject)).where(page.c.position == pages_of(),
-                                                              page.c.first_subject <= subject).scalar_subquery())
-        query = (select(batches.c.position, batches.c.subject_count, batches.c.subject_root, subject_pages.c.page,
-                        subject_pages.c.subjects, pages_of().label("pages_at"))
-                 .select_from(batches).join(subject_pages, (subject_pages.c.position == pages_of())
-                       & (subject_pages.c.first_subject == seek))
-                 .order_by(batches.c.position.desc()))
+        seek = (
+            select(func.max(page.c.first_subject))
+            .where(page.c.position == pages_of(), page.c.first_subject <= subject)
+            .scalar_subquery()
+        )
+        query = (
+            select(
+                batches.c.position,
+                batches.c.subject_count,
+                batches.c.subject_root,
+                subject_pages.c.page,
+                subject_pages.c.subjects,
+                pages_of().label("pages_at"),
+            )
+            .select_from(batches)
+            .join(subject_pages, (subject_pages.c.position == pages_of()) & (subject_pages.c.first_subject == seek))
+            .order_by(batches.c.position.desc())
+        )
         if before is not None:
             query = query.where(batches.c.position < before)
         found = []
@@ -243,12 +279,23 @@ class AuditLog:
             stored = conn.execute(select(records).where(records.c.position == row.position)).mappings().first()
             if stored is None:
                 continue
-            roots = [bytes(r) for r in conn.execute(select(subject_pages.c.page_root).where(
-                subject_pages.c.position == row.pages_at).order_by(subject_pages.c.page)).scalars()]
+            roots = [
+                bytes(r)
+                for r in conn.execute(
+                    select(subject_pages.c.page_root)
+                    .where(subject_pages.c.position == row.pages_at)
+                    .order_by(subject_pages.c.page)
+                ).scalars()
+            ]
             proof = prove(subject, row.page, listed, roots, row.subject_count)
             template = row_record(stored)
-            entries.append(SubjectEntry(row.position, replace(template, subject=subject),
-                                        SubjectBatchInfo(template, row.subject_count, bytes(row.subject_root), proof)))
+            entries.append(
+                SubjectEntry(
+                    row.position,
+                    replace(template, subject=subject),
+                    SubjectBatchInfo(template, row.subject_count, bytes(row.subject_root), proof),
+                )
+            )
         return entries
 
     # -- proofs -------------------------------------------------------------------------------------------
@@ -265,7 +312,9 @@ class AuditLog:
             size = self._proof_size(conn, tree_size)
             return merkle.inclusion_path(position, size, lambda a, b: self._subtree_root(conn, a, b))
 
-    def inclusion_proofs(self, positions: Sequence[int], tree_size: int | None = None) -> tuple[int, dict[int, list[bytes]]]:
+    def inclusion_proofs(
+        self, positions: Sequence[int], tree_size: int | None = None
+    ) -> tuple[int, dict[int, list[bytes]]]:
         """Proofs of several positions against one tree size, sharing the subtrees they have in common."""
         with self.engine.connect() as conn:
             size = self._proof_size(conn, tree_size)
@@ -297,11 +346,15 @@ class AuditLog:
         tree = CompactRange()
         for page_start in range(start, end, _LEAF_PAGE):
             page_end = min(page_start + _LEAF_PAGE, end)
-            hashes = conn.execute(
-                select(leaves.c.leaf_hash)
-                .where((leaves.c.position >= page_start) & (leaves.c.position < page_end))
-                .order_by(leaves.c.position)
-            ).scalars().all()
+            hashes = (
+                conn.execute(
+                    select(leaves.c.leaf_hash)
+                    .where((leaves.c.position >= page_start) & (leaves.c.position < page_end))
+                    .order_by(leaves.c.position)
+                )
+                .scalars()
+                .all()
+            )
             if len(hashes) != page_end - page_start:
                 raise LookupError(f"leaves missing in positions {page_start}..{page_end - 1}; run verify()")
             tree.extend(bytes(h) for h in hashes)
@@ -326,8 +379,13 @@ def verify_store(settings: Settings | None = None, log_id: str = DEFAULT_LOG_ID)
 
 
 # Rows go to the driver, not through SQLAlchemy: its per-row parameter processing cost more than the inserts.
-def _write(conn: Connection, batch: Sequence[ExchangeRecord | SubjectBatch], start: int, tree: CompactRange,
-           trees: Sequence[tuple[weakref.ref, int]] = ()) -> list[tuple[SubjectTree, int]]:
+def _write(
+    conn: Connection,
+    batch: Sequence[ExchangeRecord | SubjectBatch],
+    start: int,
+    tree: CompactRange,
+    trees: Sequence[tuple[weakref.ref, int]] = (),
+) -> list[tuple[SubjectTree, int]]:
     """Insert the records, leaves, subject pairs and subject pages of the records from position ``start`` on,
     their leaves appended to ``tree``. A subject tree already written (``trees``: tree and position, or earlier in
     this batch) is named, not written again. Returns the trees whose pages it wrote, and where."""
@@ -341,18 +399,38 @@ def _write(conn: Connection, batch: Sequence[ExchangeRecord | SubjectBatch], sta
             holder = next((at for known, at in written if known is item.tree), holder)
             batch_rows.append((position, item.tree.count, item.tree.root, holder))
             if holder is None:
-                page_rows += [(position, p.first, p.number, p.subjects_json.decode("utf-8"), p.root)
-                              for p in item.tree.pages]
+                page_rows += [
+                    (position, p.first, p.number, p.subjects_json.decode("utf-8"), p.root) for p in item.tree.pages
+                ]
                 written.append((item.tree, position))
         else:
             data, subject = canonical_bytes(item, position), item.subject
             pairs.append((subject, position))
-        record_rows.append((position, r.kind, r.at, r.consumer, r.provider, r.dataset, encode_attributes(r.attributes),
-                            r.purpose, r.legal_basis, subject, r.request_id, r.outcome))
+        record_rows.append(
+            (
+                position,
+                r.kind,
+                r.at,
+                r.consumer,
+                r.provider,
+                r.dataset,
+                encode_attributes(r.attributes),
+                r.purpose,
+                r.legal_basis,
+                subject,
+                r.request_id,
+                r.outcome,
+            )
+        )
         leaf_rows.append((position, sha256(LEAF_PREFIX + data).digest()))
     tree.extend([h for _, h in leaf_rows])
-    for table, rows in ((records, record_rows), (leaves, leaf_rows), (subjects, pairs), (batches, batch_rows),
-                        (subject_pages, page_rows)):
+    for table, rows in (
+        (records, record_rows),
+        (leaves, leaf_rows),
+        (subjects, pairs),
+        (batches, batch_rows),
+        (subject_pages, page_rows),
+    ):
         if rows:
             _insert(conn, table, rows)
     return written
@@ -361,5 +439,6 @@ def _write(conn: Connection, batch: Sequence[ExchangeRecord | SubjectBatch], sta
 def _insert(conn: Connection, table, rows: list[tuple]) -> None:
     mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
     names = [c.name for c in table.columns]
-    conn.exec_driver_sql(f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join([mark] * len(names))})",
-                         rows)
+    conn.exec_driver_sql(
+        f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join([mark] * len(names))})", rows
+    )

@@ -212,7 +212,7 @@ class CompactRange:
         while left:
             aligned = (self._size & -self._size) or left  # the largest block that keeps subtrees aligned
             block = min(aligned, 1 << (left.bit_length() - 1))
-            level = leaves[done:done + block]
+            level = leaves[done : done + block]
             height = 0
             while len(level) > 1:
                 level = [_sha256(b"\x01" + a + b).digest() for a, b in zip(level[::2], level[1::2])]

@@ -95,8 +95,9 @@ class SubjectBatch:
 
     __slots__ = ("template", "subjects", "recent", "_tree")
 
-    def __init__(self, template: ExchangeRecord, subjects: Sequence[str] | pa.Array | pa.ChunkedArray, *,
-                 recent: bool = False) -> None:
+    def __init__(
+        self, template: ExchangeRecord, subjects: Sequence[str] | pa.Array | pa.ChunkedArray, *, recent: bool = False
+    ) -> None:
         if not isinstance(template, ExchangeRecord):
             raise TypeError(f"expected ExchangeRecord, got {type(template).__name__}")
         if not isinstance(subjects, (pa.Array, pa.ChunkedArray)):

@@ -103,7 +103,6 @@ HEAD_ID = 1
 def upgrade(engine) -> None:
     """A store made before audit_batches.pages_at gets the column (its records keep their own pages)."""
     from sqlalchemy import inspect
-
     from sqlalchemy.exc import DBAPIError
 
     def present() -> bool:

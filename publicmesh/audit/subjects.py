@@ -62,8 +62,12 @@ class SubjectProof:
     def as_dict(self) -> dict:
         import base64
 
-        return {"chunk": self.chunk, "chunk_index": self.chunk_index, "chunk_count": self.chunk_count,
-                "path": [base64.b64encode(h).decode() for h in self.path]}
+        return {
+            "chunk": self.chunk,
+            "chunk_index": self.chunk_index,
+            "chunk_count": self.chunk_count,
+            "path": [base64.b64encode(h).decode() for h in self.path],
+        }
 
 
 def chunk_count(count: int) -> int:
@@ -89,8 +93,8 @@ def build(subjects: Sequence[str] | pa.Array | pa.ChunkedArray, *, recent: bool 
     ordered = sorted(set(values))
     pages = []
     for number, start in enumerate(range(0, len(ordered), PAGE)):
-        part = ordered[start:start + PAGE]
-        leaves = [chunk_leaf(part[i:i + CHUNK]) for i in range(0, len(part), CHUNK)]
+        part = ordered[start : start + PAGE]
+        leaves = [chunk_leaf(part[i : i + CHUNK]) for i in range(0, len(part), CHUNK)]
         pages.append(SubjectPage(number, part[0], orjson.dumps(part), merkle.root(leaves)))
     return SubjectTree(len(ordered), merkle.root([p.root for p in pages]), tuple(pages))
 
@@ -103,11 +107,11 @@ def _fixed_width(subjects) -> np.ndarray | None:
     array = subjects.combine_chunks() if isinstance(subjects, pa.ChunkedArray) else subjects
     if array.type != pa.string() or array.null_count:
         return None
-    offsets = np.frombuffer(array.buffers()[1], dtype=np.int32)[array.offset:array.offset + len(array) + 1]
+    offsets = np.frombuffer(array.buffers()[1], dtype=np.int32)[array.offset : array.offset + len(array) + 1]
     width = int(offsets[1] - offsets[0])
     if width == 0 or not np.array_equal(np.diff(offsets), np.full(len(array), width, dtype=np.int32)):
         return None
-    data = np.frombuffer(array.buffers()[2], dtype=np.uint8)[offsets[0]:offsets[-1]]
+    data = np.frombuffer(array.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
     if data.min() < 0x20 or data.max() > 0x7E or (data == ord('"')).any() or (data == ord("\\")).any():
         return None
     return data.reshape(len(array), width)
@@ -150,20 +154,19 @@ def _build_fixed_anew(rows: np.ndarray) -> SubjectTree:
     chunk_bytes = 2 + CHUNK * token
     leaf_data = np.empty((full, chunk_bytes), dtype=np.uint8)
     leaf_data[:, 0], leaf_data[:, 1] = 0, ord("[")
-    leaf_data[:, 2:] = flat[:full * CHUNK * token].reshape(full, CHUNK * token)
+    leaf_data[:, 2:] = flat[: full * CHUNK * token].reshape(full, CHUNK * token)
     leaf_data[:, -1] = ord("]")
     view = memoryview(leaf_data.reshape(-1))
-    leaves = [sha256(view[i:i + chunk_bytes]).digest() for i in range(0, full * chunk_bytes, chunk_bytes)]
+    leaves = [sha256(view[i : i + chunk_bytes]).digest() for i in range(0, full * chunk_bytes, chunk_bytes)]
     if count % CHUNK:
-        rest = flat[full * CHUNK * token:].tobytes()
+        rest = flat[full * CHUNK * token :].tobytes()
         leaves.append(sha256(b"\x00[" + rest[:-1] + b"]").digest())
     pages = []
     for number, start in enumerate(range(0, count, PAGE)):
         end = min(start + PAGE, count)
-        text = b"[" + flat[start * token:end * token - 1].tobytes() + b"]"
+        text = b"[" + flat[start * token : end * token - 1].tobytes() + b"]"
         first = ordered[start].tobytes().decode("ascii")
-        pages.append(SubjectPage(number, first, text,
-                                 merkle.root(leaves[start // CHUNK:chunk_count(end)])))
+        pages.append(SubjectPage(number, first, text, merkle.root(leaves[start // CHUNK : chunk_count(end)])))
     return SubjectTree(count, merkle.root([p.root for p in pages]), tuple(pages))
 
 
@@ -172,7 +175,7 @@ def _sorted_unique(rows: np.ndarray) -> np.ndarray:
     comparing whole rows; when two rows share those 8 bytes, whole rows are compared instead."""
     count, width = rows.shape
     head = np.zeros((count, 8), dtype=np.uint8)
-    head[:, :min(width, 8)] = rows[:, :8]
+    head[:, : min(width, 8)] = rows[:, :8]
     keys = head.view(">u8").reshape(count)
     order = np.argsort(keys)
     ordered_keys = keys[order]
@@ -195,16 +198,18 @@ def page_subjects(page_json: bytes | str) -> list[str]:
 
 def page_root(subjects: Sequence[str]) -> bytes:
     """The root of one page's chunks."""
-    return merkle.root([chunk_leaf(subjects[i:i + CHUNK]) for i in range(0, len(subjects), CHUNK)])
+    return merkle.root([chunk_leaf(subjects[i : i + CHUNK]) for i in range(0, len(subjects), CHUNK)])
 
 
-def prove(subject: str, page_number: int, page: Sequence[str], page_roots: Sequence[bytes], count: int) -> SubjectProof | None:
+def prove(
+    subject: str, page_number: int, page: Sequence[str], page_roots: Sequence[bytes], count: int
+) -> SubjectProof | None:
     """The proof that ``subject`` is in the tree, from its page (``page_number``, subjects) and every page's root;
     None when the page does not hold the subject."""
     at = bisect.bisect_left(page, subject)
     if at == len(page) or page[at] != subject:
         return None
-    chunks = [page[i:i + CHUNK] for i in range(0, len(page), CHUNK)]
+    chunks = [page[i : i + CHUNK] for i in range(0, len(page), CHUNK)]
     leaves = [chunk_leaf(c) for c in chunks]
     base = page_number * PAGE_CHUNKS
     total = chunk_count(count)
@@ -212,10 +217,10 @@ def prove(subject: str, page_number: int, page: Sequence[str], page_roots: Seque
     def subtree(start: int, end: int) -> bytes:
         # Below a page the path stays in the person's own page; above it, ranges are whole pages.
         if base <= start and end <= base + len(leaves):
-            return merkle.root(leaves[start - base:end - base])
+            return merkle.root(leaves[start - base : end - base])
         if start % PAGE_CHUNKS or (end % PAGE_CHUNKS and end != total):
             raise ValueError(f"chunks {start}..{end} are neither inside page {page_number} nor whole pages")
-        return merkle.root(page_roots[start // PAGE_CHUNKS:-(-end // PAGE_CHUNKS)])
+        return merkle.root(page_roots[start // PAGE_CHUNKS : -(-end // PAGE_CHUNKS)])
 
     index = base + at // CHUNK
     return SubjectProof(list(chunks[at // CHUNK]), index, total, merkle.inclusion_path(index, total, subtree))
@@ -228,9 +233,11 @@ def verify(subject: str, proof: SubjectProof, root: bytes, count: int) -> bool:
 
 def verify_chunk(proof: SubjectProof, root: bytes, count: int) -> bool:
     """The chunk is leaf ``chunk_index`` of the tree of ``count`` subjects with this root."""
-    return (proof.chunk_count == chunk_count(count) and len(proof.chunk) <= CHUNK
-            and merkle.verify_inclusion(proof.chunk_index, proof.chunk_count, chunk_leaf(proof.chunk), proof.path,
-                                        root))
+    return (
+        proof.chunk_count == chunk_count(count)
+        and len(proof.chunk) <= CHUNK
+        and merkle.verify_inclusion(proof.chunk_index, proof.chunk_count, chunk_leaf(proof.chunk), proof.path, root)
+    )
 
 
 def verify_in_leaf(proof: dict, leaf: bytes) -> bool:
@@ -239,8 +246,12 @@ def verify_in_leaf(proof: dict, leaf: bytes) -> bool:
 
     try:
         tree = orjson.loads(leaf)["subjects"]
-        parsed = SubjectProof([str(s) for s in proof["chunk"]], int(proof["chunk_index"]), int(proof["chunk_count"]),
-                              [base64.b64decode(h) for h in proof["path"]])
+        parsed = SubjectProof(
+            [str(s) for s in proof["chunk"]],
+            int(proof["chunk_index"]),
+            int(proof["chunk_count"]),
+            [base64.b64decode(h) for h in proof["path"]],
+        )
         return verify_chunk(parsed, base64.b64decode(tree["root"]), int(tree["count"]))
     except (KeyError, TypeError, ValueError, orjson.JSONDecodeError):
         return False

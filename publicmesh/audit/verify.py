@@ -12,8 +12,17 @@ from publicmesh.audit.checkpoint import Checkpoint
 from publicmesh.audit.merkle import CompactRange, leaf_hash
 from publicmesh.audit.merkle import root as merkle_root
 from publicmesh.audit.records import ExchangeRecord, batch_canonical_bytes, canonical_bytes
-from publicmesh.audit.schema import (HEAD_ID, batches, checkpoints, frontier, leaves, records, row_record,
-                                     subject_pages, subjects)
+from publicmesh.audit.schema import (
+    HEAD_ID,
+    batches,
+    checkpoints,
+    frontier,
+    leaves,
+    records,
+    row_record,
+    subject_pages,
+    subjects,
+)
 from publicmesh.audit.subjects import PAGE, page_root, page_subjects
 
 WINDOW = 20_000
@@ -64,9 +73,7 @@ class VerificationReport:
         return [p.position for p in self.problems if p.position is not None and kind in (None, p.kind)]
 
 
-def verify_log(
-    engine: Engine, public_key: Ed25519PublicKey, log_id: str, window: int = WINDOW
-) -> VerificationReport:
+def verify_log(engine: Engine, public_key: Ed25519PublicKey, log_id: str, window: int = WINDOW) -> VerificationReport:
     """Check the whole log against its leaves, its signed checkpoints and its frontier."""
     with engine.connect() as conn:
         return _Verifier(conn, public_key, log_id, window).run()
@@ -151,8 +158,11 @@ class _Verifier:
             try:
                 record = row_record(row)
                 head = self.batch_heads.get(position)
-                computed = leaf_hash(canonical_bytes(record, position) if head is None else batch_canonical_bytes(
-                    record, position, head.subject_count, bytes(head.subject_root)))
+                computed = leaf_hash(
+                    canonical_bytes(record, position)
+                    if head is None
+                    else batch_canonical_bytes(record, position, head.subject_count, bytes(head.subject_root))
+                )
             except (ValueError, TypeError, KeyError) as exc:
                 self.add(Problem(position, "altered", f"altered record at position {position}: unreadable ({exc})"))
         if stored is None:
@@ -185,8 +195,15 @@ class _Verifier:
         self.latest_checkpoint = checkpoint.tree_size
         if not checkpoint.verify(self.public_key):
             # A checkpoint without a valid signature proves nothing about the records; report it and move on.
-            self.add(Problem(None, "checkpoint-signature", f"checkpoint at size {checkpoint.tree_size} has an "
-                             "invalid signature (checkpoint altered or forged)", checkpoint_size=checkpoint.tree_size))
+            self.add(
+                Problem(
+                    None,
+                    "checkpoint-signature",
+                    f"checkpoint at size {checkpoint.tree_size} has an "
+                    "invalid signature (checkpoint altered or forged)",
+                    checkpoint_size=checkpoint.tree_size,
+                )
+            )
             return
         if self.tree_lost_at is not None:
             self.unrecomputable += 1
@@ -205,8 +222,10 @@ class _Verifier:
             return
         first, last, count = self.mismatch
         self.mismatch = None
-        detail = (f"signed checkpoint at size {first} does not match the recomputed tree: an entry in positions "
-                  f"{self.last_good}..{first - 1} was altered together with its leaf hash")
+        detail = (
+            f"signed checkpoint at size {first} does not match the recomputed tree: an entry in positions "
+            f"{self.last_good}..{first - 1} was altered together with its leaf hash"
+        )
         if count > 1:
             later = "1 later checkpoint" if count == 2 else f"{count - 1} later checkpoints"
             detail += f"; {later} up to size {last} disagree as a consequence"
@@ -214,13 +233,26 @@ class _Verifier:
 
     def _check_coverage(self, size: int) -> None:
         if self.tree_lost_at is not None and self.unrecomputable:
-            self.add(Problem(None, "checkpoints-unverifiable", f"{self.unrecomputable} checkpoint(s) after position "
-                             f"{self.tree_lost_at} cannot be recomputed: its record and leaf are both gone",
-                             (self.tree_lost_at, size - 1)))
+            self.add(
+                Problem(
+                    None,
+                    "checkpoints-unverifiable",
+                    f"{self.unrecomputable} checkpoint(s) after position "
+                    f"{self.tree_lost_at} cannot be recomputed: its record and leaf are both gone",
+                    (self.tree_lost_at, size - 1),
+                )
+            )
         if size and self.latest_checkpoint != size:
             since = self.latest_checkpoint or 0
-            self.add(Problem(None, "checkpoint-missing", f"no signed checkpoint covers positions {since}..{size - 1} "
-                             f"(head size {size}, latest checkpoint {self.latest_checkpoint})", (since, size - 1)))
+            self.add(
+                Problem(
+                    None,
+                    "checkpoint-missing",
+                    f"no signed checkpoint covers positions {since}..{size - 1} "
+                    f"(head size {size}, latest checkpoint {self.latest_checkpoint})",
+                    (since, size - 1),
+                )
+            )
 
     def _check_frontier(self, head) -> None:
         if self.tree_lost_at is not None:
@@ -231,19 +263,38 @@ class _Verifier:
             self.add(Problem(None, "frontier-mismatch", f"stored frontier is malformed: {exc}"))
             return
         if stored != self.tree:
-            self.add(Problem(None, "frontier-mismatch", f"stored frontier at size {head.tree_size} does not match "
-                             "the leaves"))
+            self.add(
+                Problem(
+                    None, "frontier-mismatch", f"stored frontier at size {head.tree_size} does not match the leaves"
+                )
+            )
 
     def _classify_suspects(self) -> None:
         for position, record, _ in self.suspects:
-            home = next((other for other, leaf in self.homes
-                         if other != position and leaf_hash(canonical_bytes(record, other)) == leaf), None)
+            home = next(
+                (
+                    other
+                    for other, leaf in self.homes
+                    if other != position and leaf_hash(canonical_bytes(record, other)) == leaf
+                ),
+                None,
+            )
             if home is None:
-                self.add(Problem(position, "altered", f"altered record at position {position}: it does not hash to "
-                                 "its leaf (record or leaf changed)"))
+                self.add(
+                    Problem(
+                        position,
+                        "altered",
+                        f"altered record at position {position}: it does not hash to its leaf (record or leaf changed)",
+                    )
+                )
             else:
-                self.add(Problem(position, "reordered", f"reordered/altered at position {position}: it holds the "
-                                 f"record logged at position {home}"))
+                self.add(
+                    Problem(
+                        position,
+                        "reordered",
+                        f"reordered/altered at position {position}: it holds the record logged at position {home}",
+                    )
+                )
 
     def _check_subject_pairs(self) -> None:
         """Every record has its (subject, position) pair, and every pair its record: a deleted pair would hide
@@ -251,17 +302,29 @@ class _Verifier:
         moved or inserted record) are not reported again for their pairs."""
         reported = {p.position for p in self.report.problems if p.position is not None}
         pair = (subjects.c.subject == records.c.subject) & (subjects.c.position == records.c.position)
-        unlisted = select(records.c.position).where(~select(subjects.c.position).where(pair).exists(),
-                                                    ~records.c.position.in_(select(batches.c.position)))
-        stray = (select(subjects.c.position).join(records, records.c.position == subjects.c.position)
-                 .where(records.c.subject != subjects.c.subject))  # a removed record is reported as removed
-        for query, kind, what in ((unlisted, "subject-unlisted", "is missing from audit_subjects: the person "
-                                   "would not see it"), (stray, "subject-stray", "in audit_subjects names a "
-                                   "subject its record does not have")):
+        unlisted = select(records.c.position).where(
+            ~select(subjects.c.position).where(pair).exists(), ~records.c.position.in_(select(batches.c.position))
+        )
+        stray = (
+            select(subjects.c.position)
+            .join(records, records.c.position == subjects.c.position)
+            .where(records.c.subject != subjects.c.subject)
+        )  # a removed record is reported as removed
+        for query, kind, what in (
+            (unlisted, "subject-unlisted", "is missing from audit_subjects: the person would not see it"),
+            (stray, "subject-stray", "in audit_subjects names a subject its record does not have"),
+        ):
             for (position,) in self.conn.execute(query.order_by(query.selected_columns[0]).limit(100)):
                 if position not in reported:
-                    self.add(Problem(position, kind, f"the record at position {position} {what}"
-                                     if kind == "subject-unlisted" else f"the pair at position {position} {what}"))
+                    self.add(
+                        Problem(
+                            position,
+                            kind,
+                            f"the record at position {position} {what}"
+                            if kind == "subject-unlisted"
+                            else f"the pair at position {position} {what}",
+                        )
+                    )
 
     def _check_subject_trees(self) -> None:
         """Every exchange about many subjects: its pages are its subjects, sorted, unique and whole, and their tree
@@ -273,15 +336,21 @@ class _Verifier:
                 continue
             problem = self._subject_tree_problem(head)
             if problem:
-                self.add(Problem(head.position, "subjects-altered", f"the subjects of the record at position "
-                                 f"{head.position} {problem}"))
+                self.add(
+                    Problem(
+                        head.position,
+                        "subjects-altered",
+                        f"the subjects of the record at position {head.position} {problem}",
+                    )
+                )
 
     def _subject_tree_problem(self, head) -> str | None:
         holder = head.position if head.pages_at is None else head.pages_at
         if holder > head.position:  # pages named must be an earlier record's, whose own tree is checked too
             return f"name the pages of a later record ({holder})"
-        pages = self.conn.execute(select(subject_pages).where(subject_pages.c.position == holder)
-                                  .order_by(subject_pages.c.first_subject)).all()
+        pages = self.conn.execute(
+            select(subject_pages).where(subject_pages.c.position == holder).order_by(subject_pages.c.first_subject)
+        ).all()
         roots, count, last = [], 0, None
         for number, page in enumerate(pages):
             try:
@@ -308,20 +377,38 @@ class _Verifier:
     def _check_beyond_end(self) -> None:
         # Re-read the head: appends made while verifying are legitimate, anything past them is not.
         size = self.conn.execute(select(frontier.c.tree_size).where(frontier.c.id == HEAD_ID)).scalar() or 0
-        for table, kind in ((records, "extra-record"), (leaves, "extra-leaf"), (batches, "extra-record"),
-                            (subject_pages, "extra-record")):
+        for table, kind in (
+            (records, "extra-record"),
+            (leaves, "extra-leaf"),
+            (batches, "extra-record"),
+            (subject_pages, "extra-record"),
+        ):
             outside = or_(table.c.position < 0, table.c.position >= size)
             count = self.conn.execute(select(func.count()).select_from(table).where(outside)).scalar_one()
             found = self.conn.execute(select(table.c.position).where(outside).order_by(table.c.position).limit(100))
             for (position,) in found:
-                self.add(Problem(position, kind, f"{table.name} has an entry at position {position} outside the "
-                                 f"log (size {size}): inserted"))
+                self.add(
+                    Problem(
+                        position,
+                        kind,
+                        f"{table.name} has an entry at position {position} outside the log (size {size}): inserted",
+                    )
+                )
             if count > 100:
                 self.add(Problem(None, kind, f"{count - 100} more {table.name} entries outside the log"))
         beyond = self.conn.execute(
-            select(checkpoints.c.tree_size).where(checkpoints.c.tree_size > size).order_by(checkpoints.c.tree_size)
+            select(checkpoints.c.tree_size)
+            .where(checkpoints.c.tree_size > size)
+            .order_by(checkpoints.c.tree_size)
             .limit(100)
         )
         for (tree_size,) in beyond:
-            self.add(Problem(None, "checkpoint-beyond-end", f"a checkpoint commits to size {tree_size} but the log "
-                             f"holds {size} entries: truncated", (size, tree_size - 1), tree_size))
+            self.add(
+                Problem(
+                    None,
+                    "checkpoint-beyond-end",
+                    f"a checkpoint commits to size {tree_size} but the log holds {size} entries: truncated",
+                    (size, tree_size - 1),
+                    tree_size,
+                )
+            )

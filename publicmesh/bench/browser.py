@@ -8,10 +8,22 @@ from __future__ import annotations
 from pathlib import Path
 
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
-PHONE = dict(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True, has_touch=True,
-             locale="ja-JP", timezone_id="Asia/Tokyo")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+PHONE = dict(
+    viewport={"width": 390, "height": 844},
+    device_scale_factor=2,
+    is_mobile=True,
+    has_touch=True,
+    locale="ja-JP",
+    timezone_id="Asia/Tokyo",
+)
 MISSING = f"needs Debian's chromium at {CHROMIUM}: run `bash scripts/browser-deps.sh`"
 
 

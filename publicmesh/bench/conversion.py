@@ -21,15 +21,14 @@ import httpx
 import numpy as np
 import pyarrow as pa
 
-from publicmesh.mesh.ca import MeshCA
-from publicmesh.mesh.members import AUDIT_DOMAIN, HUB
-from publicmesh.mesh.outbound import Outbound
-from publicmesh.mesh.signatures import Signer, Verifier
-from publicmesh.mesh.trust import TrustStore, certificate_header
-from publicmesh.numbers.app import NUMBERS
-from publicmesh.numbers.client import NumbersClient
+from publicmesh.hub.numbers_client import NumbersClient
 from publicmesh.numbers.keys import load_or_create_master
 from publicmesh.numbers.pseudonyms import PseudonymService
+from publicmesh.protocol.ca import MeshCA
+from publicmesh.protocol.members import AUDIT_DOMAIN, HUB, NUMBERS
+from publicmesh.protocol.outbound import Outbound
+from publicmesh.protocol.signatures import Signer, Verifier
+from publicmesh.protocol.trust import TrustStore, certificate_header
 from publicmesh.runtime.provision import member_key
 from publicmesh.settings import Settings
 
@@ -81,8 +80,13 @@ async def _convert_both(client: NumbersClient, column: pa.StringArray, runs: int
         if any(not answers["arrow"][t].equals(answers["json"][t]) for t in TARGETS):
             raise AssertionError("the Arrow and JSON forms answered differently")
     json_s, arrow_s = statistics.median(seconds["json"]), statistics.median(seconds["arrow"])
-    return {"json_s": json_s, "arrow_s": arrow_s, "ratio": round(json_s / arrow_s, 1),
-            "json_runs": seconds["json"], "arrow_runs": seconds["arrow"]}
+    return {
+        "json_s": json_s,
+        "arrow_s": arrow_s,
+        "ratio": round(json_s / arrow_s, 1),
+        "json_runs": seconds["json"],
+        "arrow_runs": seconds["arrow"],
+    }
 
 
 def run(pseudonyms: int = 2_000_000, port: int = 9790, runs: int = 3) -> dict:
@@ -95,12 +99,16 @@ def run(pseudonyms: int = 2_000_000, port: int = 9790, runs: int = 3) -> dict:
         outbound = _hub_outbound(settings, ca)
         process = _start_numbers(settings.data_dir, port)
         try:
+
             async def session():
                 await outbound.start()
                 try:
-                    return await _convert_both(NumbersClient(outbound, f"http://127.0.0.1:{port}", str(NUMBERS)), column, runs)
+                    return await _convert_both(
+                        NumbersClient(outbound, f"http://127.0.0.1:{port}", str(NUMBERS)), column, runs
+                    )
                 finally:
                     await outbound.close()
+
             figures = asyncio.run(session())
         finally:
             process.terminate()

@@ -15,9 +15,9 @@ from pathlib import Path
 from sqlalchemy import select
 
 from publicmesh.agencies import resident_registry
-from publicmesh.mesh.members import MemberId
 from publicmesh.numbers.keys import load_or_create_master
 from publicmesh.numbers.pseudonyms import PseudonymService
+from publicmesh.protocol.members import MemberId
 from publicmesh.runtime.provision import provision
 from publicmesh.runtime.seed import seed
 from publicmesh.runtime.supervisor import Supervisor
@@ -35,23 +35,36 @@ def _subjects(settings: Settings, limit: int = 5000) -> tuple[list[str], list[st
     """Kitami residents under the registry's pseudonyms (direct) and the consumer's (through the hub)."""
     engine = engine_for("resident-registry", settings)
     with engine.connect() as conn:
-        registry = [r.pseudonym for r in conn.execute(select(resident_registry.residents.c.pseudonym).where(
-            resident_registry.residents.c.tenant == PROVIDER.code).limit(limit))]
+        registry = [
+            r.pseudonym
+            for r in conn.execute(
+                select(resident_registry.residents.c.pseudonym)
+                .where(resident_registry.residents.c.tenant == PROVIDER.code)
+                .limit(limit)
+            )
+        ]
     engine.dispose()
     service = PseudonymService(load_or_create_master(settings.keys_dir))
-    consumer = service.convert(registry, PROVIDER.pseudonym_domain, [CONSUMER.pseudonym_domain])[CONSUMER.pseudonym_domain]
+    consumer = service.convert(registry, PROVIDER.pseudonym_domain, [CONSUMER.pseudonym_domain])[
+        CONSUMER.pseudonym_domain
+    ]
     return registry, consumer
 
 
-def _phase(url: str, path: str, key_path: Path, bodies: list[dict], concurrency: int, seconds: float,
-           processes: int = 2) -> dict:
+def _phase(
+    url: str, path: str, key_path: Path, bodies: list[dict], concurrency: int, seconds: float, processes: int = 2
+) -> dict:
     from publicmesh.bench.loadgen import worker
 
     ctx = mp.get_context("spawn")
     out = ctx.Queue()
     per = max(1, concurrency // processes)
-    procs = [ctx.Process(target=worker, args=(url, path, str(CONSUMER), str(key_path), bodies[k::processes], per, seconds,
-                                               1.5, out)) for k in range(processes)]
+    procs = [
+        ctx.Process(
+            target=worker, args=(url, path, str(CONSUMER), str(key_path), bodies[k::processes], per, seconds, 1.5, out)
+        )
+        for k in range(processes)
+    ]
     for p in procs:
         p.start()
     results = [out.get(timeout=seconds + 120) for _ in procs]
@@ -63,16 +76,24 @@ def _phase(url: str, path: str, key_path: Path, bodies: list[dict], concurrency:
     for r in results:
         for k, v in r[3].items():
             statuses[k] = statuses.get(k, 0) + v
-    return {"qps": count / seconds, "queries": count, "errors": sum(r[1] for r in results),
-            "p50_ms": statistics.median(latencies) if latencies else None,
-            "p99_ms": latencies[int(len(latencies) * 0.99) - 1] if latencies else None, "statuses": statuses}
+    return {
+        "qps": count / seconds,
+        "queries": count,
+        "errors": sum(r[1] for r in results),
+        "p50_ms": statistics.median(latencies) if latencies else None,
+        "p99_ms": latencies[int(len(latencies) * 0.99) - 1] if latencies else None,
+        "statuses": statuses,
+    }
 
 
 def run(seconds: float = 10.0, concurrency: int = 32, residents: int = 20_000, progress=None) -> dict:
     say = progress or (lambda *_: None)
     with tempfile.TemporaryDirectory(prefix="publicmesh-bench-") as tmp:
-        settings = Settings(data_dir=Path(tmp), database_url=os.environ.get("PUBLICMESH_DATABASE_URL", ""),
-                            base_port=int(os.environ.get("PUBLICMESH_BENCH_PORT", "8800")))
+        settings = Settings(
+            data_dir=Path(tmp),
+            database_url=os.environ.get("PUBLICMESH_DATABASE_URL", ""),
+            base_port=int(os.environ.get("PUBLICMESH_BENCH_PORT", "8800")),
+        )
         say(f"Provisioning and seeding {residents:,} residents in {tmp}")
         provision(settings)
         seed(settings, residents, municipalities(), 7)
@@ -81,28 +102,50 @@ def run(seconds: float = 10.0, concurrency: int = 32, residents: int = 20_000, p
         env = {"PUBLICMESH_DIRECT_CONSUMERS": str(CONSUMER)}
         with Supervisor(settings, env=env) as supervisor:
             supervisor.start(["numbers", "hub", "resident-registry"])
-            direct_bodies = [{"member": str(PROVIDER), "dataset": "person", "subject": s, "attributes": ATTRIBUTES}
-                             for s in registry_subjects]
-            hub_bodies = [{"provider": str(PROVIDER), "dataset": "person", "subject": s, "attributes": ATTRIBUTES,
-                           "purpose": PURPOSE} for s in consumer_subjects]
+            direct_bodies = [
+                {"member": str(PROVIDER), "dataset": "person", "subject": s, "attributes": ATTRIBUTES}
+                for s in registry_subjects
+            ]
+            hub_bodies = [
+                {
+                    "provider": str(PROVIDER),
+                    "dataset": "person",
+                    "subject": s,
+                    "attributes": ATTRIBUTES,
+                    "purpose": PURPOSE,
+                }
+                for s in consumer_subjects
+            ]
             say(f"Direct to the provider: {seconds} s at concurrency {concurrency}")
-            direct = _phase(part(settings, "resident-registry").url(settings), "/v1/query", key_path, direct_bodies,
-                            concurrency, seconds)
+            direct = _phase(
+                part(settings, "resident-registry").url(settings),
+                "/v1/query",
+                key_path,
+                direct_bodies,
+                concurrency,
+                seconds,
+            )
             say(f"Through the hub: {seconds} s at concurrency {concurrency}")
             hub = _phase(part(settings, "hub").url(settings), "/v1/query", key_path, hub_bodies, concurrency, seconds)
         audit_engine = engine_for("audit", settings)
         from sqlalchemy import text
+
         with audit_engine.connect() as conn:
             audit_records = conn.execute(text("SELECT COUNT(*) FROM audit_records")).scalar()
         audit_engine.dispose()
     return {
-        "direct_qps": round(direct["qps"], 1), "hub_qps": round(hub["qps"], 1),
+        "direct_qps": round(direct["qps"], 1),
+        "hub_qps": round(hub["qps"], 1),
         "ratio": round(direct["qps"] / hub["qps"], 3) if hub["qps"] else None,
         "hub_p50_ms": round(hub["p50_ms"], 2) if hub["p50_ms"] else None,
         "hub_p99_ms": round(hub["p99_ms"], 2) if hub["p99_ms"] else None,
         "direct_p50_ms": round(direct["p50_ms"], 2) if direct["p50_ms"] else None,
         "direct_p99_ms": round(direct["p99_ms"], 2) if direct["p99_ms"] else None,
-        "errors": direct["errors"] + hub["errors"], "queries": direct["queries"] + hub["queries"],
-        "hub_queries": hub["queries"], "audit_records": audit_records, "concurrency": concurrency,
-        "seconds_per_phase": seconds, "statuses": {"direct": direct["statuses"], "hub": hub["statuses"]},
+        "errors": direct["errors"] + hub["errors"],
+        "queries": direct["queries"] + hub["queries"],
+        "hub_queries": hub["queries"],
+        "audit_records": audit_records,
+        "concurrency": concurrency,
+        "seconds_per_phase": seconds,
+        "statuses": {"direct": direct["statuses"], "hub": hub["statuses"]},
     }

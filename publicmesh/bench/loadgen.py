@@ -10,13 +10,22 @@ from pathlib import Path
 import aiohttp
 import orjson
 
-from publicmesh.mesh.ca import read_private_key
-from publicmesh.mesh.signatures import Signer
-from publicmesh.mesh.trust import CERTIFICATE_HEADER, certificate_header
+from publicmesh.protocol.ca import read_private_key
+from publicmesh.protocol.signatures import Signer
+from publicmesh.protocol.trust import CERTIFICATE_HEADER, certificate_header
 
 
-def worker(url: str, path: str, member: str, key_path: str, bodies: list[dict], concurrency: int, seconds: float,
-           warmup_s: float, out) -> None:
+def worker(
+    url: str,
+    path: str,
+    member: str,
+    key_path: str,
+    bodies: list[dict],
+    concurrency: int,
+    seconds: float,
+    warmup_s: float,
+    out,
+) -> None:
     """Runs in its own process; puts (count, errors, latencies_ms, statuses) on ``out``."""
     import uvloop
 

@@ -21,8 +21,12 @@ HEADS = ("head", "single")  # household.relation values of the head (世帯主),
 INT32 = np.iinfo(np.int32)  # OpenFisca stores `int` variables as int32
 
 Person = build_entity("person", "persons", "A person in the resident registry", is_person=True)
-Household = build_entity("household", "households", "A household (世帯) of the resident registry",
-                         roles=[{"key": "head", "max": 1}, {"key": "member", "plural": "members"}])
+Household = build_entity(
+    "household",
+    "households",
+    "A household (世帯) of the resident registry",
+    roles=[{"key": "head", "max": 1}, {"key": "member", "plural": "members"}],
+)
 
 
 class income(Variable):
@@ -81,15 +85,21 @@ def tax_benefit_system(*, threshold_yen: int, per_member_yen: int) -> TaxBenefit
             raise ValueError(f"{name}={value} does not fit OpenFisca's int32 variables")
     system = TaxBenefitSystem([Person, Household])
     system.add_variables(income, resident, household_income, residents, emergency_benefit)
-    system.parameters = ParameterNode("", data={"emergency_benefit": {
-        "income_threshold": {"values": {"2020-01-01": {"value": threshold_yen}}},
-        "amount_per_resident": {"values": {"2020-01-01": {"value": per_member_yen}}},
-    }})
+    system.parameters = ParameterNode(
+        "",
+        data={
+            "emergency_benefit": {
+                "income_threshold": {"values": {"2020-01-01": {"value": threshold_yen}}},
+                "amount_per_resident": {"values": {"2020-01-01": {"value": per_member_yen}}},
+            }
+        },
+    )
     return system
 
 
-def openfisca_emergency_benefit(persons: pl.DataFrame, *, threshold_yen: int, per_member_yen: int,
-                                as_of: str = "2026-12") -> pl.DataFrame:
+def openfisca_emergency_benefit(
+    persons: pl.DataFrame, *, threshold_yen: int, per_member_yen: int, as_of: str = "2026-12"
+) -> pl.DataFrame:
     """One row per household of `persons` (household, subject, person.status, tax.income, optionally
     household.relation): its key and the amount in yen (Int64, 0 when not eligible), in no particular order."""
     missing = [c for c in ("household", "subject", "person.status", "tax.income") if c not in persons.columns]
@@ -106,16 +116,28 @@ def openfisca_emergency_benefit(persons: pl.DataFrame, *, threshold_yen: int, pe
     # The head is picked as our engine picks it: the row named head (or single) with the smallest subject,
     # else, when the data names none, the member with the smallest subject. Hashing, not sorting, numbers
     # the households: sorting a million string keys costs about as much as the OpenFisca calculation itself.
-    named = (pl.col("household.relation").is_in(list(HEADS)).fill_null(False)
-             if "household.relation" in persons.columns else pl.lit(False))
-    households = (persons.lazy().group_by("household")
-                  .agg(pl.coalesce(pl.col("subject").filter(named).min(), pl.col("subject").min()).alias("head"))
-                  .with_row_index("index").collect())
-    members = persons.lazy().join(households.lazy(), on="household", how="left", maintain_order="left").select(
-        pl.col("index").cast(pl.Int64),
-        (pl.col("subject") != pl.col("head")).cast(pl.Int8).alias("role"),  # 0 head, 1 member: flattened_roles
-        (pl.col("person.status") == "resident").fill_null(False).alias("resident"),
-    ).collect()
+    named = (
+        pl.col("household.relation").is_in(list(HEADS)).fill_null(False)
+        if "household.relation" in persons.columns
+        else pl.lit(False)
+    )
+    households = (
+        persons.lazy()
+        .group_by("household")
+        .agg(pl.coalesce(pl.col("subject").filter(named).min(), pl.col("subject").min()).alias("head"))
+        .with_row_index("index")
+        .collect()
+    )
+    members = (
+        persons.lazy()
+        .join(households.lazy(), on="household", how="left", maintain_order="left")
+        .select(
+            pl.col("index").cast(pl.Int64),
+            (pl.col("subject") != pl.col("head")).cast(pl.Int8).alias("role"),  # 0 head, 1 member: flattened_roles
+            (pl.col("person.status") == "resident").fill_null(False).alias("resident"),
+        )
+        .collect()
+    )
 
     system = tax_benefit_system(threshold_yen=threshold_yen, per_member_yen=per_member_yen)
     builder = SimulationBuilder()

@@ -25,8 +25,11 @@ def _server_ms(response: httpx.Response) -> float:
 
 def _summary(values: list[float]) -> dict:
     ordered = sorted(values)
-    return {"p50_ms": round(statistics.median(ordered), 2), "p99_ms": round(ordered[int(len(ordered) * 0.99) - 1], 2),
-            "runs": len(ordered)}
+    return {
+        "p50_ms": round(statistics.median(ordered), 2),
+        "p99_ms": round(ordered[int(len(ordered) * 0.99) - 1], 2),
+        "runs": len(ordered),
+    }
 
 
 def _audit_size(settings: Settings) -> int:
@@ -41,8 +44,9 @@ def _queries_since(settings: Settings, position: int) -> int:
     """Hub queries (distinct request ids) recorded since ``position``."""
     engine = engine_for("audit", settings)
     with engine.connect() as conn:
-        count = conn.execute(text("SELECT COUNT(DISTINCT request_id) FROM audit_records WHERE position >= :p"),
-                             {"p": position}).scalar()
+        count = conn.execute(
+            text("SELECT COUNT(DISTINCT request_id) FROM audit_records WHERE position >= :p"), {"p": position}
+        ).scalar()
     engine.dispose()
     return count
 
@@ -63,8 +67,9 @@ def run(runs: int = 200, residents: int = 20_000, progress=None) -> dict:
                 with httpx.Client(base_url=url, follow_redirects=False, timeout=30) as client:
                     page = client.get("/login")
                     challenge = re.search(r'name="challenge" value="([^"]+)"', page.text).group(1)
-                    done = client.post("/login", data={"card": cards[i % len(cards)]["card_id"], "pin": "1234",
-                                                       "challenge": challenge})
+                    done = client.post(
+                        "/login", data={"card": cards[i % len(cards)]["card_id"], "pin": "1234", "challenge": challenge}
+                    )
                     assert done.status_code == 303, done.text
                     logins.append(_server_ms(page) + _server_ms(done))
                     before = _audit_size(settings) if i < 5 else None
@@ -74,5 +79,9 @@ def run(runs: int = 200, residents: int = 20_000, progress=None) -> dict:
                     if before is not None:
                         exchanges.append(_audit_size(settings) - before)
                         queries.append(_queries_since(settings, before))
-    return {"login": _summary(logins), "my_information": _summary(pages),
-            "hub_queries_per_view": queries, "audit_records_per_view": exchanges}
+    return {
+        "login": _summary(logins),
+        "my_information": _summary(pages),
+        "hub_queries_per_view": queries,
+        "audit_records_per_view": exchanges,
+    }

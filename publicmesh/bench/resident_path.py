@@ -45,8 +45,9 @@ class ServerTime:
         return round(total, 1)
 
 
-def measure(portal_url: str, card_id: str, pin: str, signing_password: str, *, headless=True,
-            screenshots: Path | None = None) -> dict:
+def measure(
+    portal_url: str, card_id: str, pin: str, signing_password: str, *, headless=True, screenshots: Path | None = None
+) -> dict:
     """Logs in with the card, then from the notices inbox opens the newest service notice and applies.
 
     ``typed_fields`` counts the editable controls of the application form besides the signing password (read
@@ -115,9 +116,14 @@ def _walk(page, timing: ServerTime, card_id: str, pin: str, signing_password: st
     status = page.locator(", ".join(f"{cell}[data-status='{s}']" for s in SUBMITTED))
     status.wait_for()
     shot("3-submitted")
-    return {"typed_fields": typed_fields, "taps": taps, "server_ms": timing.take(),
-            "status": status.inner_text().strip().splitlines()[0],  # the status, not the withdraw link below it
-            "login_server_ms": login_ms, "application": done.group(1)}
+    return {
+        "typed_fields": typed_fields,
+        "taps": taps,
+        "server_ms": timing.take(),
+        "status": status.inner_text().strip().splitlines()[0],  # the status, not the withdraw link below it
+        "login_server_ms": login_ms,
+        "application": done.group(1),
+    }
 
 
 def _alert(page) -> str:

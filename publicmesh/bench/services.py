@@ -132,15 +132,29 @@ def audit_per_subject(settings: Settings, purpose: str) -> dict:
     engine = engine_for("audit", settings)
     try:
         with engine.connect() as conn:
-            records = conn.execute(text("SELECT COUNT(*) FROM audit_records WHERE purpose = :p"), {"p": purpose}).scalar()
-            singles = conn.execute(text(
-                "SELECT subject FROM audit_records r WHERE purpose = :p AND NOT EXISTS "
-                "(SELECT 1 FROM audit_batches b WHERE b.position = r.position)"), {"p": purpose}).scalars().all()
+            records = conn.execute(
+                text("SELECT COUNT(*) FROM audit_records WHERE purpose = :p"), {"p": purpose}
+            ).scalar()
+            singles = (
+                conn.execute(
+                    text(
+                        "SELECT subject FROM audit_records r WHERE purpose = :p AND NOT EXISTS "
+                        "(SELECT 1 FROM audit_batches b WHERE b.position = r.position)"
+                    ),
+                    {"p": purpose},
+                )
+                .scalars()
+                .all()
+            )
             parts = [pa.array(singles, pa.string())]
-            pages = conn.execution_options(stream_results=True).execute(text(  # a record's pages, or those it names
-                "SELECT p.subjects FROM audit_records r JOIN audit_batches b ON b.position = r.position "
-                "JOIN audit_subject_pages p ON p.position = COALESCE(b.pages_at, b.position) "
-                "WHERE r.purpose = :p"), {"p": purpose})
+            pages = conn.execution_options(stream_results=True).execute(
+                text(  # a record's pages, or those it names
+                    "SELECT p.subjects FROM audit_records r JOIN audit_batches b ON b.position = r.position "
+                    "JOIN audit_subject_pages p ON p.position = COALESCE(b.pages_at, b.position) "
+                    "WHERE r.purpose = :p"
+                ),
+                {"p": purpose},
+            )
             parts += [pa.array(page_subjects(page), pa.string()) for (page,) in pages]
     finally:
         engine.dispose()
@@ -152,7 +166,7 @@ def read_rule_input(settings: Settings, doc: dict) -> pl.DataFrame:
     """What the rule read for every resident, read again through the hub after the publish (the same stores, in
     the same run), as an affair of its own: the publish's time, memory and records are then its own. (Keeping it
     while publishing cost the publish 4 s and 7 CPU-s at 10,000,000: 1.2 GB written meanwhile.)"""
-    from publicmesh.mesh.client import MeshClient
+    from publicmesh.protocol.client import MeshClient
     from publicmesh.runtime.topology import part
     from publicmesh.services.fetch import fetch_municipality, plan
     from publicmesh.services.publish import SERVICES_MEMBER, rules_of
@@ -161,8 +175,13 @@ def read_rule_input(settings: Settings, doc: dict) -> pl.DataFrame:
     client.timeout_s = 600
     comparison = {**doc, "id": f"{doc['id']}-openfisca-comparison"}  # its purpose names the comparison
     attributes = plan(doc, rules_of(doc)).rules
-    return pl.concat([fetch_municipality(client, comparison, code, attributes=attributes).select(RULE_INPUT)
-                      for code in municipalities()], how="diagonal_relaxed")
+    return pl.concat(
+        [
+            fetch_municipality(client, comparison, code, attributes=attributes).select(RULE_INPUT)
+            for code in municipalities()
+        ],
+        how="diagonal_relaxed",
+    )
 
 
 def compare_openfisca(doc: dict, frame: pl.DataFrame, repeat: int = 3) -> dict:
@@ -184,14 +203,21 @@ def compare_openfisca(doc: dict, frame: pl.DataFrame, repeat: int = 3) -> dict:
         openfisca_total = int(theirs["amount"].sum() or 0)
         theirs_times.append(time.perf_counter() - started)
     ours_seconds, openfisca_seconds = min(ours_times), min(theirs_times)
-    return {"persons": frame.height, "runs": repeat, "ours_seconds": round(ours_seconds, 3),
-            "openfisca_seconds": round(openfisca_seconds, 3),
-            "ratio": round(openfisca_seconds / ours_seconds, 2), "ours_total_yen": ours_total,
-            "openfisca_total_yen": openfisca_total, "totals_match": ours_total == openfisca_total}
+    return {
+        "persons": frame.height,
+        "runs": repeat,
+        "ours_seconds": round(ours_seconds, 3),
+        "openfisca_seconds": round(openfisca_seconds, 3),
+        "ratio": round(openfisca_seconds / ours_seconds, 2),
+        "ours_total_yen": ours_total,
+        "openfisca_total_yen": openfisca_total,
+        "totals_match": ours_total == openfisca_total,
+    }
 
 
-def run(residents: int = 1_000_000, *, openfisca: bool = True, browser: bool = True, base_port: int = 8990,
-        progress=None) -> dict:
+def run(
+    residents: int = 1_000_000, *, openfisca: bool = True, browser: bool = True, base_port: int = 8990, progress=None
+) -> dict:
     say = progress or (lambda *_: None)
     path = DEFINITIONS / f"{SERVICE}.yaml"
     doc = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -215,21 +241,30 @@ def run(residents: int = 1_000_000, *, openfisca: bool = True, browser: bool = T
             before = cpu_seconds(parts)
             summary = publish_file(settings, path)
             after = cpu_seconds(parts)
-            result.update({"eligible": summary.eligible, "seconds": round(summary.phases["total"], 2),
-                           "phases": {k: round(v, 2) for k, v in summary.phases.items() if k != "total"},
-                           # the writer threads' own seconds (offers; notices and prior intents), within the phases
-                           "background": {k: round(v, 2) for k, v in summary.background.items()},
-                           "notices": summary.notices, "total_yen": summary.total_yen,
-                           "paid": summary.payout.get("paid", 0), "paid_yen": summary.payout.get("paid_yen", 0),
-                           "without_account": summary.payout.get("without_account", 0),
-                           "payout_files": len(summary.payout.get("files", []))})
+            result.update(
+                {
+                    "eligible": summary.eligible,
+                    "seconds": round(summary.phases["total"], 2),
+                    "phases": {k: round(v, 2) for k, v in summary.phases.items() if k != "total"},
+                    # the writer threads' own seconds (offers; notices and prior intents), within the phases
+                    "background": {k: round(v, 2) for k, v in summary.background.items()},
+                    "notices": summary.notices,
+                    "total_yen": summary.total_yen,
+                    "paid": summary.payout.get("paid", 0),
+                    "paid_yen": summary.payout.get("paid_yen", 0),
+                    "without_account": summary.payout.get("without_account", 0),
+                    "payout_files": len(summary.payout.get("files", [])),
+                }
+            )
             pids = [os.getpid(), *(p.pid for p in supervisor.processes.values())]
             memory = _memory(pids)  # (/proc read once for both)
             result["peak_rss_mb"] = _mib(memory["peak"])
             result["peak_rss_sum_mb"] = _mib(memory["hwm"])  # the libraries counted in every process
             spent = {name: round(after[name] - before[name], 1) for name in parts}
-            result["cpu_seconds"] = {"all": round(sum(spent.values()), 1),
-                                     **dict(sorted(spent.items(), key=lambda i: -i[1]))}
+            result["cpu_seconds"] = {
+                "all": round(sum(spent.values()), 1),
+                **dict(sorted(spent.items(), key=lambda i: -i[1])),
+            }
             result["audit"] = audit_per_subject(settings, purpose_of(SERVICE))
             say(json.dumps(result, ensure_ascii=False))
             if browser:
@@ -249,7 +284,7 @@ def _resident_path(settings: Settings, say) -> dict:
     eligible for the emergency benefit: the path is then measured on a variant every Kitami household is
     eligible for, published to Kitami only (not part of the publish figures above)."""
     from publicmesh.bench.resident_path import measure
-    from publicmesh.mesh.client import MeshClient
+    from publicmesh.protocol.client import MeshClient
     from publicmesh.runtime.demo import AUTH_PIN, DEMO_MUNICIPALITY, SIGNING_PASSWORD, register_demo_account
     from publicmesh.runtime.topology import part
     from publicmesh.services.publish import SERVICES_MEMBER, publish

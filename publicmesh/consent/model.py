@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from publicmesh.mesh.members import MemberId
+from publicmesh.protocol.members import MemberId
 
 Signer = Callable[[bytes], bytes]
 Verifier = Callable[[bytes, bytes], bool]
@@ -116,18 +116,24 @@ class Consent:
 
     def content(self) -> bytes:
         """The canonical JSON the person signed; status and end times are excluded because they change later."""
-        return _CANONICAL.encode({
-            "type": "publicmesh/consent",  # keeps a consent signature from passing as any other signed object
-            "id": self.id,
-            "version": self.version,
-            "person_ref": self.person_ref,
-            "recipient": self.recipient,
-            "datasets": list(self.datasets),
-            "purpose": {"id": self.purpose.id, "ja": self.purpose.description_ja, "en": self.purpose.description_en},
-            "valid_from": to_text(self.valid_from),
-            "valid_until": to_text(self.valid_until),
-            "created_at": to_text(self.created_at),
-        }).encode("utf-8")
+        return _CANONICAL.encode(
+            {
+                "type": "publicmesh/consent",  # keeps a consent signature from passing as any other signed object
+                "id": self.id,
+                "version": self.version,
+                "person_ref": self.person_ref,
+                "recipient": self.recipient,
+                "datasets": list(self.datasets),
+                "purpose": {
+                    "id": self.purpose.id,
+                    "ja": self.purpose.description_ja,
+                    "en": self.purpose.description_en,
+                },
+                "valid_from": to_text(self.valid_from),
+                "valid_until": to_text(self.valid_until),
+                "created_at": to_text(self.created_at),
+            }
+        ).encode("utf-8")
 
     def in_window(self, at: datetime) -> bool:
         return self.valid_from <= at < self.valid_until
@@ -153,15 +159,17 @@ class PriorIntent:
 
     def content(self) -> bytes:
         """The canonical JSON the person signed."""
-        return _CANONICAL.encode({
-            "type": "publicmesh/prior-intent",
-            "id": self.id,
-            "version": self.version,
-            "person_ref": self.person_ref,
-            "kind": self.kind,
-            "scope": list(self.scope),
-            "created_at": to_text(self.created_at),
-        }).encode("utf-8")
+        return _CANONICAL.encode(
+            {
+                "type": "publicmesh/prior-intent",
+                "id": self.id,
+                "version": self.version,
+                "person_ref": self.person_ref,
+                "kind": self.kind,
+                "scope": list(self.scope),
+                "created_at": to_text(self.created_at),
+            }
+        ).encode("utf-8")
 
     def covers(self, service_id: str) -> bool:
         return ALL_SERVICES in self.scope or service_id in self.scope

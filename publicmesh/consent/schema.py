@@ -38,8 +38,7 @@ consents = Table(
     PrimaryKeyConstraint("id", "version"),
     Index("ix_consents_person", "person_ref", "created_at"),
     # At most one active version per consent, even when two amendments race.
-    Index("ux_consents_active", "id", unique=True,
-          sqlite_where=_IS_ACTIVE, postgresql_where=_IS_ACTIVE),
+    Index("ux_consents_active", "id", unique=True, sqlite_where=_IS_ACTIVE, postgresql_where=_IS_ACTIVE),
 )
 
 prior_intents = Table(
@@ -58,8 +57,14 @@ prior_intents = Table(
     PrimaryKeyConstraint("id", "version"),
     Index("ix_prior_intents_person", "person_ref", "created_at"),
     # One standing instruction of each kind per person: a new one supersedes the old.
-    Index("ux_prior_intents_active", "person_ref", "kind", unique=True,
-          sqlite_where=_IS_ACTIVE, postgresql_where=_IS_ACTIVE),
+    Index(
+        "ux_prior_intents_active",
+        "person_ref",
+        "kind",
+        unique=True,
+        sqlite_where=_IS_ACTIVE,
+        postgresql_where=_IS_ACTIVE,
+    ),
 )
 
 ensure_schema = schema_once(metadata)
@@ -72,13 +77,21 @@ def open_store(settings: Settings | None = None) -> Engine:
 
 def consent_row(consent: Consent) -> dict[str, object]:
     return {
-        "id": consent.id, "version": consent.version, "person_ref": consent.person_ref,
-        "recipient": consent.recipient, "datasets": json.dumps(list(consent.datasets)),
-        "purpose_id": consent.purpose.id, "purpose_ja": consent.purpose.description_ja,
+        "id": consent.id,
+        "version": consent.version,
+        "person_ref": consent.person_ref,
+        "recipient": consent.recipient,
+        "datasets": json.dumps(list(consent.datasets)),
+        "purpose_id": consent.purpose.id,
+        "purpose_ja": consent.purpose.description_ja,
         "purpose_en": consent.purpose.description_en,
-        "valid_from": to_text(consent.valid_from), "valid_until": to_text(consent.valid_until),
-        "status": consent.status, "signature": consent.signature, "created_at": to_text(consent.created_at),
-        "revoked_at": None, "superseded_at": None,
+        "valid_from": to_text(consent.valid_from),
+        "valid_until": to_text(consent.valid_until),
+        "status": consent.status,
+        "signature": consent.signature,
+        "created_at": to_text(consent.created_at),
+        "revoked_at": None,
+        "superseded_at": None,
     }
 
 
@@ -88,27 +101,47 @@ def row_consent(row: Mapping[str, object], now_text: str | None = None) -> Conse
     if status == ACTIVE and now_text is not None and row["valid_until"] <= now_text:
         status = EXPIRED
     return Consent(
-        id=row["id"], version=row["version"], person_ref=row["person_ref"], recipient=row["recipient"],
+        id=row["id"],
+        version=row["version"],
+        person_ref=row["person_ref"],
+        recipient=row["recipient"],
         datasets=tuple(json.loads(row["datasets"])),
         purpose=Purpose(row["purpose_id"], row["purpose_ja"], row["purpose_en"]),
-        valid_from=from_text(row["valid_from"]), valid_until=from_text(row["valid_until"]),
-        status=status, signature=bytes(row["signature"]), created_at=from_text(row["created_at"]),
-        revoked_at=from_text(row["revoked_at"]), superseded_at=from_text(row["superseded_at"]),
+        valid_from=from_text(row["valid_from"]),
+        valid_until=from_text(row["valid_until"]),
+        status=status,
+        signature=bytes(row["signature"]),
+        created_at=from_text(row["created_at"]),
+        revoked_at=from_text(row["revoked_at"]),
+        superseded_at=from_text(row["superseded_at"]),
     )
 
 
 def intent_row(intent: PriorIntent) -> dict[str, object]:
     return {
-        "id": intent.id, "version": intent.version, "person_ref": intent.person_ref, "kind": intent.kind,
-        "scope": json.dumps(list(intent.scope)), "status": intent.status, "signature": intent.signature,
-        "created_at": to_text(intent.created_at), "revoked_at": None, "superseded_at": None,
+        "id": intent.id,
+        "version": intent.version,
+        "person_ref": intent.person_ref,
+        "kind": intent.kind,
+        "scope": json.dumps(list(intent.scope)),
+        "status": intent.status,
+        "signature": intent.signature,
+        "created_at": to_text(intent.created_at),
+        "revoked_at": None,
+        "superseded_at": None,
     }
 
 
 def row_intent(row: Mapping[str, object]) -> PriorIntent:
     return PriorIntent(
-        id=row["id"], version=row["version"], person_ref=row["person_ref"], kind=row["kind"],
-        scope=tuple(json.loads(row["scope"])), status=row["status"], signature=bytes(row["signature"]),
-        created_at=from_text(row["created_at"]), revoked_at=from_text(row["revoked_at"]),
+        id=row["id"],
+        version=row["version"],
+        person_ref=row["person_ref"],
+        kind=row["kind"],
+        scope=tuple(json.loads(row["scope"])),
+        status=row["status"],
+        signature=bytes(row["signature"]),
+        created_at=from_text(row["created_at"]),
+        revoked_at=from_text(row["revoked_at"]),
         superseded_at=from_text(row["superseded_at"]),
     )

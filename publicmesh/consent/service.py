@@ -13,12 +13,33 @@ from sqlalchemy import Connection, Engine, select, update
 from sqlalchemy.exc import IntegrityError
 
 from publicmesh.consent.model import (
-    ACTIVE, ALL_SERVICES, EXPIRED, PRIOR_INTENT_KINDS, REVOKED, SUPERSEDED, Consent, PriorIntent, Purpose,
-    Signer, StaleConsent, Verifier, check_datasets, check_person_ref, check_recipient, check_scope, to_text,
+    ACTIVE,
+    ALL_SERVICES,
+    EXPIRED,
+    PRIOR_INTENT_KINDS,
+    REVOKED,
+    SUPERSEDED,
+    Consent,
+    PriorIntent,
+    Purpose,
+    Signer,
+    StaleConsent,
+    Verifier,
+    check_datasets,
+    check_person_ref,
+    check_recipient,
+    check_scope,
+    to_text,
     utc_now,
 )
 from publicmesh.consent.schema import (
-    consent_row, consents, ensure_schema, intent_row, prior_intents, row_consent, row_intent,
+    consent_row,
+    consents,
+    ensure_schema,
+    intent_row,
+    prior_intents,
+    row_consent,
+    row_intent,
 )
 
 DEFAULT_VALIDITY = timedelta(days=365)  # consents end by themselves unless the person asks for another term
@@ -29,14 +50,23 @@ def _new_id() -> str:
 
 
 def _latest(conn: Connection, table, record_id: str):
-    return conn.execute(
-        select(table).where(table.c.id == record_id).order_by(table.c.version.desc()).limit(1)
-    ).mappings().first()
+    return (
+        conn.execute(select(table).where(table.c.id == record_id).order_by(table.c.version.desc()).limit(1))
+        .mappings()
+        .first()
+    )
 
 
 def give_consent(
-    engine: Engine, person_ref: str, recipient: str, datasets: Iterable[str], purpose: Purpose, *,
-    sign: Signer, valid_from: datetime | None = None, valid_until: datetime | None = None,
+    engine: Engine,
+    person_ref: str,
+    recipient: str,
+    datasets: Iterable[str],
+    purpose: Purpose,
+    *,
+    sign: Signer,
+    valid_from: datetime | None = None,
+    valid_until: datetime | None = None,
     now: datetime | None = None,
 ) -> Consent:
     """Records the person's signed consent that ``recipient`` may receive ``datasets`` for ``purpose``."""
@@ -44,9 +74,17 @@ def give_consent(
     now = now or utc_now()
     valid_from = valid_from or now
     consent = Consent(
-        id=_new_id(), version=1, person_ref=check_person_ref(person_ref), recipient=check_recipient(recipient),
-        datasets=check_datasets(datasets), purpose=purpose, valid_from=valid_from,
-        valid_until=valid_until or valid_from + DEFAULT_VALIDITY, status=ACTIVE, signature=b"", created_at=now,
+        id=_new_id(),
+        version=1,
+        person_ref=check_person_ref(person_ref),
+        recipient=check_recipient(recipient),
+        datasets=check_datasets(datasets),
+        purpose=purpose,
+        valid_from=valid_from,
+        valid_until=valid_until or valid_from + DEFAULT_VALIDITY,
+        status=ACTIVE,
+        signature=b"",
+        created_at=now,
     )
     if consent.valid_until <= consent.valid_from:
         raise ValueError("valid_until must be after valid_from")
@@ -57,8 +95,15 @@ def give_consent(
 
 
 def amend_consent(
-    engine: Engine, consent_id: str, person_ref: str, *, sign: Signer, datasets: Iterable[str] | None = None,
-    purpose: Purpose | None = None, valid_from: datetime | None = None, valid_until: datetime | None = None,
+    engine: Engine,
+    consent_id: str,
+    person_ref: str,
+    *,
+    sign: Signer,
+    datasets: Iterable[str] | None = None,
+    purpose: Purpose | None = None,
+    valid_from: datetime | None = None,
+    valid_until: datetime | None = None,
     now: datetime | None = None,
 ) -> Consent:
     """A new signed version of the consent; the old one is kept, marked superseded. Same id, same recipient."""
@@ -69,10 +114,14 @@ def amend_consent(
         raise ValueError(f"only an active consent can be amended (this one is {current.status})")
     # The recipient is not amendable: another recipient is another consent the person must see as such.
     amended = replace(
-        current, version=current.version + 1,
+        current,
+        version=current.version + 1,
         datasets=check_datasets(datasets) if datasets is not None else current.datasets,
-        purpose=purpose or current.purpose, valid_from=valid_from or current.valid_from,
-        valid_until=valid_until or current.valid_until, created_at=now, signature=b"",
+        purpose=purpose or current.purpose,
+        valid_from=valid_from or current.valid_from,
+        valid_until=valid_until or current.valid_until,
+        created_at=now,
+        signature=b"",
     )
     if amended.valid_until <= amended.valid_from:
         raise ValueError("valid_until must be after valid_from")
@@ -81,8 +130,7 @@ def amend_consent(
         with engine.begin() as conn:
             done = conn.execute(
                 update(consents)
-                .where(consents.c.id == consent_id, consents.c.version == current.version,
-                       consents.c.status == ACTIVE)
+                .where(consents.c.id == consent_id, consents.c.version == current.version, consents.c.status == ACTIVE)
                 .values(status=SUPERSEDED, superseded_at=to_text(now))
             ).rowcount
             if done != 1:
@@ -103,13 +151,18 @@ def revoke_consent(engine: Engine, consent_id: str, person_ref: str, *, now: dat
     with engine.begin() as conn:
         conn.execute(
             update(consents)
-            .where(consents.c.id == consent_id, consents.c.version == current.version,
-                   consents.c.status.in_((ACTIVE, EXPIRED)))
+            .where(
+                consents.c.id == consent_id,
+                consents.c.version == current.version,
+                consents.c.status.in_((ACTIVE, EXPIRED)),
+            )
             .values(status=REVOKED, revoked_at=to_text(now))
         )
-        row = conn.execute(
-            select(consents).where(consents.c.id == consent_id, consents.c.version == current.version)
-        ).mappings().one()
+        row = (
+            conn.execute(select(consents).where(consents.c.id == consent_id, consents.c.version == current.version))
+            .mappings()
+            .one()
+        )
     return row_consent(row, to_text(now))
 
 
@@ -132,8 +185,14 @@ def get_consent(engine: Engine, consent_id: str, *, now: datetime | None = None)
 
 
 def check_consent(
-    engine: Engine, consent_id: str, recipient: str, dataset: str, purpose: str | Purpose,
-    at: datetime | None = None, *, verify: Verifier,
+    engine: Engine,
+    consent_id: str,
+    recipient: str,
+    dataset: str,
+    purpose: str | Purpose,
+    at: datetime | None = None,
+    *,
+    verify: Verifier,
 ) -> Consent | None:
     """The consent that allows this exchange now (or ``at``), or None: what the hub asks before forwarding.
 
@@ -143,9 +202,11 @@ def check_consent(
     at = at or utc_now()
     purpose_id = purpose.id if isinstance(purpose, Purpose) else purpose
     with engine.connect() as conn:
-        row = conn.execute(
-            select(consents).where(consents.c.id == consent_id, consents.c.status == ACTIVE)
-        ).mappings().first()
+        row = (
+            conn.execute(select(consents).where(consents.c.id == consent_id, consents.c.status == ACTIVE))
+            .mappings()
+            .first()
+        )
     if row is None:
         return None
     consent = row_consent(row)
@@ -157,16 +218,22 @@ def check_consent(
         return None
 
 
-def consents_of(engine: Engine, person_ref: str, *, include_ended: bool = False,
-                now: datetime | None = None) -> list[Consent]:
+def consents_of(
+    engine: Engine, person_ref: str, *, include_ended: bool = False, now: datetime | None = None
+) -> list[Consent]:
     """The person's consents (latest version of each), newest first; ended ones only when asked."""
     ensure_schema(engine)
     now_text = to_text(now or utc_now())
     with engine.connect() as conn:
-        rows = conn.execute(
-            select(consents).where(consents.c.person_ref == person_ref, consents.c.status != SUPERSEDED)
-            .order_by(consents.c.created_at.desc(), consents.c.id)
-        ).mappings().all()
+        rows = (
+            conn.execute(
+                select(consents)
+                .where(consents.c.person_ref == person_ref, consents.c.status != SUPERSEDED)
+                .order_by(consents.c.created_at.desc(), consents.c.id)
+            )
+            .mappings()
+            .all()
+        )
     found = [row_consent(row, now_text) for row in rows]
     return found if include_ended else [c for c in found if c.status == ACTIVE]
 
@@ -177,13 +244,19 @@ def expire_consents(engine: Engine, now: datetime | None = None) -> int:
     now_text = to_text(now or utc_now())
     with engine.begin() as conn:
         return conn.execute(
-            update(consents).where(consents.c.status == ACTIVE, consents.c.valid_until <= now_text)
+            update(consents)
+            .where(consents.c.status == ACTIVE, consents.c.valid_until <= now_text)
             .values(status=EXPIRED)
         ).rowcount
 
 
 def record_prior_intent(
-    engine: Engine, person_ref: str, kind: str, scope: Iterable[str] = (ALL_SERVICES,), *, sign: Signer,
+    engine: Engine,
+    person_ref: str,
+    kind: str,
+    scope: Iterable[str] = (ALL_SERVICES,),
+    *,
+    sign: Signer,
     now: datetime | None = None,
 ) -> PriorIntent:
     """Records a signed standing instruction; an active one of the same kind becomes its previous version."""
@@ -193,13 +266,26 @@ def record_prior_intent(
     now = now or utc_now()
     person_ref = check_person_ref(person_ref)
     with engine.connect() as conn:
-        current = conn.execute(
-            select(prior_intents).where(prior_intents.c.person_ref == person_ref, prior_intents.c.kind == kind,
-                                        prior_intents.c.status == ACTIVE)
-        ).mappings().first()
+        current = (
+            conn.execute(
+                select(prior_intents).where(
+                    prior_intents.c.person_ref == person_ref,
+                    prior_intents.c.kind == kind,
+                    prior_intents.c.status == ACTIVE,
+                )
+            )
+            .mappings()
+            .first()
+        )
     intent = PriorIntent(
-        id=current["id"] if current else _new_id(), version=current["version"] + 1 if current else 1,
-        person_ref=person_ref, kind=kind, scope=check_scope(scope), status=ACTIVE, signature=b"", created_at=now,
+        id=current["id"] if current else _new_id(),
+        version=current["version"] + 1 if current else 1,
+        person_ref=person_ref,
+        kind=kind,
+        scope=check_scope(scope),
+        status=ACTIVE,
+        signature=b"",
+        created_at=now,
     )
     intent = replace(intent, signature=sign(intent.content()))
     try:
@@ -207,8 +293,11 @@ def record_prior_intent(
             if current is not None:
                 done = conn.execute(
                     update(prior_intents)
-                    .where(prior_intents.c.id == current["id"], prior_intents.c.version == current["version"],
-                           prior_intents.c.status == ACTIVE)
+                    .where(
+                        prior_intents.c.id == current["id"],
+                        prior_intents.c.version == current["version"],
+                        prior_intents.c.status == ACTIVE,
+                    )
                     .values(status=SUPERSEDED, superseded_at=to_text(now))
                 ).rowcount
                 if done != 1:
@@ -219,8 +308,7 @@ def record_prior_intent(
     return intent
 
 
-def revoke_prior_intent(engine: Engine, intent_id: str, person_ref: str, *,
-                        now: datetime | None = None) -> PriorIntent:
+def revoke_prior_intent(engine: Engine, intent_id: str, person_ref: str, *, now: datetime | None = None) -> PriorIntent:
     """Withdraws a prior intent; only its person may (PermissionError otherwise)."""
     ensure_schema(engine)
     now = now or utc_now()
@@ -232,26 +320,38 @@ def revoke_prior_intent(engine: Engine, intent_id: str, person_ref: str, *,
             raise PermissionError("only the person who made a prior intent may withdraw it")
         conn.execute(
             update(prior_intents)
-            .where(prior_intents.c.id == intent_id, prior_intents.c.version == row["version"],
-                   prior_intents.c.status == ACTIVE)
+            .where(
+                prior_intents.c.id == intent_id,
+                prior_intents.c.version == row["version"],
+                prior_intents.c.status == ACTIVE,
+            )
             .values(status=REVOKED, revoked_at=to_text(now))
         )
-        row = conn.execute(
-            select(prior_intents).where(prior_intents.c.id == intent_id, prior_intents.c.version == row["version"])
-        ).mappings().one()
+        row = (
+            conn.execute(
+                select(prior_intents).where(prior_intents.c.id == intent_id, prior_intents.c.version == row["version"])
+            )
+            .mappings()
+            .one()
+        )
     return row_intent(row)
 
 
-def people_with_prior_intent(engine: Engine, kind: str, service_id: str, person_refs: list[str],
-                             chunk: int = 5000) -> set[str]:
+def people_with_prior_intent(
+    engine: Engine, kind: str, service_id: str, person_refs: list[str], chunk: int = 5000
+) -> set[str]:
     """Of ``person_refs``, those with an active prior intent ``kind`` covering the service (a bulk has_prior_intent)."""
     ensure_schema(engine)
     found: set[str] = set()
     with engine.connect() as conn:
         for start in range(0, len(person_refs), chunk):
-            rows = conn.execute(select(prior_intents).where(
-                prior_intents.c.person_ref.in_(person_refs[start:start + chunk]), prior_intents.c.kind == kind,
-                prior_intents.c.status == ACTIVE)).mappings()
+            rows = conn.execute(
+                select(prior_intents).where(
+                    prior_intents.c.person_ref.in_(person_refs[start : start + chunk]),
+                    prior_intents.c.kind == kind,
+                    prior_intents.c.status == ACTIVE,
+                )
+            ).mappings()
             found.update(row["person_ref"] for row in rows if row_intent(row).covers(service_id))
     return found
 
@@ -265,22 +365,31 @@ def prior_intent_mask(engine: Engine, kind: str, service_id: str, person_refs: p
     else:
         ensure_schema(engine)
         with engine.connect() as conn:
-            rows = conn.execute(select(prior_intents).where(prior_intents.c.kind == kind,
-                                                            prior_intents.c.status == ACTIVE)).mappings()
+            rows = conn.execute(
+                select(prior_intents).where(prior_intents.c.kind == kind, prior_intents.c.status == ACTIVE)
+            ).mappings()
             found = {row["person_ref"] for row in rows if row_intent(row).covers(service_id)}
     mask = pc.fill_null(pc.is_in(person_refs, value_set=pa.array(list(found), pa.string())), False)
     return mask.combine_chunks() if isinstance(mask, pa.ChunkedArray) else mask
 
 
-def has_prior_intent(engine: Engine, person_ref: str, kind: str, service_id: str, *,
-                     verify: Verifier | None = None) -> bool:
+def has_prior_intent(
+    engine: Engine, person_ref: str, kind: str, service_id: str, *, verify: Verifier | None = None
+) -> bool:
     """Whether the person said in advance ``kind`` for this service (e.g. pay without an application)."""
     ensure_schema(engine)
     with engine.connect() as conn:
-        row = conn.execute(
-            select(prior_intents).where(prior_intents.c.person_ref == person_ref, prior_intents.c.kind == kind,
-                                        prior_intents.c.status == ACTIVE)
-        ).mappings().first()
+        row = (
+            conn.execute(
+                select(prior_intents).where(
+                    prior_intents.c.person_ref == person_ref,
+                    prior_intents.c.kind == kind,
+                    prior_intents.c.status == ACTIVE,
+                )
+            )
+            .mappings()
+            .first()
+        )
     if row is None:
         return False
     intent = row_intent(row)
@@ -298,10 +407,15 @@ def prior_intents_of(engine: Engine, person_ref: str) -> list[PriorIntent]:
     """The person's active prior intents."""
     ensure_schema(engine)
     with engine.connect() as conn:
-        rows = conn.execute(
-            select(prior_intents).where(prior_intents.c.person_ref == person_ref, prior_intents.c.status == ACTIVE)
-            .order_by(prior_intents.c.kind)
-        ).mappings().all()
+        rows = (
+            conn.execute(
+                select(prior_intents)
+                .where(prior_intents.c.person_ref == person_ref, prior_intents.c.status == ACTIVE)
+                .order_by(prior_intents.c.kind)
+            )
+            .mappings()
+            .all()
+        )
     return [row_intent(row) for row in rows]
 
 
@@ -311,9 +425,7 @@ def history(engine: Engine, person_ref: str, *, now: datetime | None = None) -> 
     now_text = to_text(now or utc_now())
     with engine.connect() as conn:
         given = conn.execute(select(consents).where(consents.c.person_ref == person_ref)).mappings().all()
-        intents = conn.execute(
-            select(prior_intents).where(prior_intents.c.person_ref == person_ref)
-        ).mappings().all()
+        intents = conn.execute(select(prior_intents).where(prior_intents.c.person_ref == person_ref)).mappings().all()
     records: list[Consent | PriorIntent] = [row_consent(row, now_text) for row in given]
     records += [row_intent(row) for row in intents]
     return sorted(records, key=lambda r: (r.created_at, r.id, r.version))

@@ -15,8 +15,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
-from starlette.concurrency import run_in_threadpool
 from sqlalchemy import Engine
+from starlette.concurrency import run_in_threadpool
 
 from publicmesh import design
 from publicmesh.console import pages, texts
@@ -63,10 +63,10 @@ def municipality_name(code: str) -> str:
 def for_settings(settings, hub_url: str) -> FastAPI:
     """The console of this machine's mesh: the services store, its staff accounts, and decision notices sent
     through the hub as the services member (GOV/digital/services), whose staff face the console is."""
-    from publicmesh.console.staff import StaffDirectory
-    from publicmesh.mesh.client import MeshClient
-    from publicmesh.services.applications import SERVICES_MEMBER
     from publicmesh.console.publishing import Publisher
+    from publicmesh.console.staff import StaffDirectory
+    from publicmesh.protocol.client import MeshClient
+    from publicmesh.services.applications import SERVICES_MEMBER
     from publicmesh.services.decisions import NoticeSender
     from publicmesh.services.operator import publish_file
     from publicmesh.services.store import metadata
@@ -75,22 +75,31 @@ def for_settings(settings, hub_url: str) -> FastAPI:
     engine = schema_once(metadata)(engine_for("services", settings))
     client = MeshClient.for_member(settings, SERVICES_MEMBER, hub_url)
     client.timeout_s = 10
-    publisher = Publisher(engine, lambda path, progress: publish_file(settings, path, progress=progress),
-                          settings.data_dir / "uploaded-definitions")
+    publisher = Publisher(
+        engine,
+        lambda path, progress: publish_file(settings, path, progress=progress),
+        settings.data_dir / "uploaded-definitions",
+    )
     # Plain HTTP on localhost, as every part: secure (__Host-) cookies wait for a TLS setting in the settings.
-    return create_app(engine, StaffDirectory.open(engine, settings.keys_dir), notices=NoticeSender(engine, client),
-                      publisher=publisher)
+    return create_app(
+        engine,
+        StaffDirectory.open(engine, settings.keys_dir),
+        notices=NoticeSender(engine, client),
+        publisher=publisher,
+    )
 
 
-def create_app(engine_services: Engine, staff, *, secure_cookies: bool = False, notices=None,
-               publisher=None) -> FastAPI:
+def create_app(
+    engine_services: Engine, staff, *, secure_cookies: bool = False, notices=None, publisher=None
+) -> FastAPI:
     """The console on the services store (``engine_services``) and a staff directory (``staff.staff_login``);
     ``notices.send_pending()``, if given, sends the decision notices after each decision and periodically;
     ``publisher`` (a publishing.Publisher), if given, serves the operator's publish pages."""
     sessions = StaffSessions()
     templates = Jinja2Templates(directory=str(HERE / "templates"))
-    templates.env.globals.update(yen=texts.yen, when=texts.when, duration=texts.duration, reviewed_note=REVIEWED_NOTE,
-                                 place=municipality_name)
+    templates.env.globals.update(
+        yen=texts.yen, when=texts.when, duration=texts.duration, reviewed_note=REVIEWED_NOTE, place=municipality_name
+    )
     # __Host- binds the cookie to this exact origin, but browsers only accept it over HTTPS.
     cookie = "__Host-console_session" if secure_cookies else "console_session"
 
@@ -111,10 +120,18 @@ def create_app(engine_services: Engine, staff, *, secure_cookies: bool = False, 
 
     def render(request: Request, name: str, session: StaffSession | None, status: int = 200, **context) -> HTMLResponse:
         lang = language(request)
-        response = templates.TemplateResponse(request, name, {
-            "lang": lang, "t": lambda key, **v: texts.translate(key, lang, **v), "session": session,
-            "municipality": _where(session, lang), **context},
-            status_code=status)
+        response = templates.TemplateResponse(
+            request,
+            name,
+            {
+                "lang": lang,
+                "t": lambda key, **v: texts.translate(key, lang, **v),
+                "session": session,
+                "municipality": _where(session, lang),
+                **context,
+            },
+            status_code=status,
+        )
         if request.query_params.get("lang") in ("ja", "en"):
             response.set_cookie("lang", lang, max_age=365 * 86400, samesite="lax", secure=secure_cookies)
         return response
@@ -135,8 +152,9 @@ def create_app(engine_services: Engine, staff, *, secure_cookies: bool = False, 
     @app.middleware("http")
     async def headers(request: Request, call_next):
         response = await call_next(request)
-        response.headers.setdefault("content-security-policy",
-                                    "default-src 'self'; frame-ancestors 'none'; form-action 'self'")
+        response.headers.setdefault(
+            "content-security-policy", "default-src 'self'; frame-ancestors 'none'; form-action 'self'"
+        )
         response.headers.setdefault("x-content-type-options", "nosniff")
         response.headers.setdefault("referrer-policy", "no-referrer")
         if not request.url.path.startswith("/static/"):
@@ -150,23 +168,38 @@ def create_app(engine_services: Engine, staff, *, secure_cookies: bool = False, 
     @app.exception_handler(NotFound)
     async def not_found(request: Request, _exc: NotFound):
         session = sessions.get(request.cookies.get(cookie))
-        log.warning("console: %s asked for %s (not theirs or not there)", session.username if session else "anonymous",
-                    request.url.path)
+        log.warning(
+            "console: %s asked for %s (not theirs or not there)",
+            session.username if session else "anonymous",
+            request.url.path,
+        )
         lang = language(request)
         return render(request, "error.html", session, 404, title=texts.translate("not_found", lang), detail="")
 
     @app.exception_handler(Forbidden)
     async def forbidden(request: Request, exc: Forbidden):
         lang = language(request)
-        return render(request, "error.html", sessions.get(request.cookies.get(cookie)), 403,
-                      title=texts.translate("forbidden", lang), detail=texts.translate(exc.why, lang))
+        return render(
+            request,
+            "error.html",
+            sessions.get(request.cookies.get(cookie)),
+            403,
+            title=texts.translate("forbidden", lang),
+            detail=texts.translate(exc.why, lang),
+        )
 
     @app.exception_handler(CsrfRefused)
     async def csrf_refused(request: Request, _exc: CsrfRefused):
         lang = language(request)
         log.warning("console: POST %s without a matching CSRF token", request.url.path)
-        return render(request, "error.html", sessions.get(request.cookies.get(cookie)), 403,
-                      title=texts.translate("error", lang), detail=texts.translate("err_csrf", lang))
+        return render(
+            request,
+            "error.html",
+            sessions.get(request.cookies.get(cookie)),
+            403,
+            title=texts.translate("error", lang),
+            detail=texts.translate("err_csrf", lang),
+        )
 
     def login_page(request: Request, error: str | None = None, status: int = 200, username: str = "") -> HTMLResponse:
         token = secrets.token_urlsafe(24)
@@ -191,16 +224,18 @@ def create_app(engine_services: Engine, staff, *, secure_cookies: bool = False, 
         lang, username = language(request), form.get("username", "").strip()
         try:
             # scrypt is slow on purpose; keep it off the event loop.
-            principal = await run_in_threadpool(staff.staff_login, username, form.get("password", ""),
-                                                form.get("totp", "").strip())
+            principal = await run_in_threadpool(
+                staff.staff_login, username, form.get("password", ""), form.get("totp", "").strip()
+            )
         except StaffLoginError as exc:
             log.info("console: staff login refused for %r (%s)", username, exc.reason)
             key = "login_locked" if exc.reason == "locked" else "login_failed"
             return login_page(request, texts.translate(key, lang), 401, username)
         session = sessions.start(principal)
         response = RedirectResponse("/", status_code=303)
-        response.set_cookie(cookie, session.id, httponly=True, samesite="lax", secure=secure_cookies, path="/",
-                            max_age=ABSOLUTE_S)
+        response.set_cookie(
+            cookie, session.id, httponly=True, samesite="lax", secure=secure_cookies, path="/", max_age=ABSOLUTE_S
+        )
         response.delete_cookie(LOGIN_CSRF)
         return response
 
@@ -214,13 +249,29 @@ def create_app(engine_services: Engine, staff, *, secure_cookies: bool = False, 
         return response
 
     app.state.sessions = sessions
-    pages.register(app, engine_services, render=render, current=current, posted=posted, not_found=NotFound,
-                   forbidden=Forbidden, notices=notices)
+    pages.register(
+        app,
+        engine_services,
+        render=render,
+        current=current,
+        posted=posted,
+        not_found=NotFound,
+        forbidden=Forbidden,
+        notices=notices,
+    )
     if publisher is not None:
         from publicmesh.console import publish_pages
 
-        publish_pages.register(app, engine_services, publisher, render=render, current=current, posted=posted,
-                               forbidden=Forbidden, not_found=NotFound)
+        publish_pages.register(
+            app,
+            engine_services,
+            publisher,
+            render=render,
+            current=current,
+            posted=posted,
+            forbidden=Forbidden,
+            not_found=NotFound,
+        )
     return app
 
 

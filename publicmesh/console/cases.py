@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, and_, func, insert, select, update
 
+from publicmesh.applications import forms, lifecycle
 from publicmesh.services import applications as apps
-from publicmesh.services import forms
 from publicmesh.services.offers import full_form
 from publicmesh.services.store import applications, history, offers, utc_now
 
@@ -39,8 +39,13 @@ class Figures:
 
 def figures(conn: Connection, tenant: str) -> Figures:
     """Counts by status, the average submission → decision time, and how many wait for a second approver."""
-    counts = dict(conn.execute(select(applications.c.status, func.count()).where(applications.c.tenant == tenant)
-                               .group_by(applications.c.status)).all())
+    counts = dict(
+        conn.execute(
+            select(applications.c.status, func.count())
+            .where(applications.c.tenant == tenant)
+            .group_by(applications.c.status)
+        ).all()
+    )
     decided = and_(applications.c.tenant == tenant, applications.c.decided_at.is_not(None))
     if conn.dialect.name == "postgresql":
         seconds = func.extract("epoch", applications.c.decided_at - applications.c.submitted_at)
@@ -48,14 +53,19 @@ def figures(conn: Connection, tenant: str) -> Figures:
         seconds = (func.julianday(applications.c.decided_at) - func.julianday(applications.c.submitted_at)) * 86400
     n, average = conn.execute(select(func.count(), func.avg(seconds)).where(decided)).one()
     waiting = conn.execute(select(func.count()).where(*_awaiting_second(tenant))).scalar_one()
-    return Figures({s: counts.get(s, 0) for s in apps.STATUSES}, n, None if average is None else float(average),
-                   waiting)
+    return Figures(
+        {s: counts.get(s, 0) for s in lifecycle.STATUSES}, n, None if average is None else float(average), waiting
+    )
 
 
 def _awaiting_second(tenant: str) -> tuple:
-    return (applications.c.tenant == tenant, applications.c.status == "in-review",
-            applications.c.needs_four_eyes.is_(True), applications.c.reviewed_by.is_not(None),
-            applications.c.approved_by.is_(None))
+    return (
+        applications.c.tenant == tenant,
+        applications.c.status == "in-review",
+        applications.c.needs_four_eyes.is_(True),
+        applications.c.reviewed_by.is_not(None),
+        applications.c.approved_by.is_(None),
+    )
 
 
 def queue(conn: Connection, tenant: str, *, offset: int = 0, limit: int = 50) -> tuple[list[dict], int]:
@@ -69,19 +79,28 @@ def queue(conn: Connection, tenant: str, *, offset: int = 0, limit: int = 50) ->
 
 def case(conn: Connection, tenant: str, application_id: str) -> dict:
     """The application, its offer's pre-filled form and exchange records, and its history; LookupError if not ours."""
-    row = conn.execute(select(applications).where(applications.c.id == application_id,
-                                                  applications.c.tenant == tenant)).mappings().first()
+    row = (
+        conn.execute(select(applications).where(applications.c.id == application_id, applications.c.tenant == tenant))
+        .mappings()
+        .first()
+    )
     if row is None:
         raise LookupError(application_id)
-    offer = conn.execute(select(offers).where(offers.c.id == row["offer_id"], offers.c.tenant == tenant)
-                         ).mappings().first()
+    offer = (
+        conn.execute(select(offers).where(offers.c.id == row["offer_id"], offers.c.tenant == tenant)).mappings().first()
+    )
     form = dict(full_form(conn, offer["form"])) if offer is not None else {}
     typed = forms.shown(form, forms.signed_typed(row["signature"]))  # what the person typed, as signed
-    steps = conn.execute(select(history).where(history.c.application_id == application_id)
-                         .order_by(history.c.at, history.c.id)).mappings()
-    return {"application": dict(row), "form": form, "fields": form.get("fields", []) + typed,
-            "audit_records": [int(p) for p in form.get("audit_records", [])],
-            "history": [dict(h) for h in steps]}
+    steps = conn.execute(
+        select(history).where(history.c.application_id == application_id).order_by(history.c.at, history.c.id)
+    ).mappings()
+    return {
+        "application": dict(row),
+        "form": form,
+        "fields": form.get("fields", []) + typed,
+        "audit_records": [int(p) for p in form.get("audit_records", [])],
+        "history": [dict(h) for h in steps],
+    }
 
 
 def approve(conn: Connection, tenant: str, application_id: str, staff) -> str:
@@ -97,8 +116,15 @@ def approve(conn: Connection, tenant: str, application_id: str, staff) -> str:
         _claim(conn, application_id, reviewed_by=staff.username)
         if row["status"] == "received":
             apps.change(conn, application_id, "in-review", staff.username, tenant=tenant)
-        conn.execute(insert(history).values(application_id=application_id, status="in-review", actor=staff.username,
-                                            reason=REVIEWED_NOTE, at=utc_now()))
+        conn.execute(
+            insert(history).values(
+                application_id=application_id,
+                status="in-review",
+                actor=staff.username,
+                reason=REVIEWED_NOTE,
+                at=utc_now(),
+            )
+        )
         return "reviewed"
     if row["reviewed_by"] == staff.username:
         raise Refused("err_same_person", 409)
@@ -126,8 +152,11 @@ def send_back(conn: Connection, tenant: str, application_id: str, staff, reason:
 
 
 def _open(conn: Connection, tenant: str, application_id: str, allowed: tuple[str, ...]) -> dict:
-    row = conn.execute(select(applications).where(applications.c.id == application_id,
-                                                  applications.c.tenant == tenant)).mappings().first()
+    row = (
+        conn.execute(select(applications).where(applications.c.id == application_id, applications.c.tenant == tenant))
+        .mappings()
+        .first()
+    )
     if row is None:
         raise LookupError(application_id)
     if row["status"] not in allowed:
@@ -147,11 +176,20 @@ def _reason(reason: str | None) -> str:
     return reason[:2000]
 
 
-def _claim(conn: Connection, application_id: str, *, reviewed_by: str | None = None, approved_by: str | None = None,
-           reviewed: str | None = None) -> None:
+def _claim(
+    conn: Connection,
+    application_id: str,
+    *,
+    reviewed_by: str | None = None,
+    approved_by: str | None = None,
+    reviewed: str | None = None,
+) -> None:
     """Set who reviewed or approved only if nobody did meanwhile, so two staff clicking at once cannot both count."""
-    where = [applications.c.id == application_id, applications.c.status.in_(DECIDABLE),
-             applications.c.approved_by.is_(None)]
+    where = [
+        applications.c.id == application_id,
+        applications.c.status.in_(DECIDABLE),
+        applications.c.approved_by.is_(None),
+    ]
     if reviewed_by is not None:
         where.append(applications.c.reviewed_by.is_(None))
         values = {"reviewed_by": reviewed_by}

@@ -7,9 +7,9 @@ import re
 
 from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse
+from sqlalchemy import Engine
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
-from sqlalchemy import Engine
 
 from publicmesh.console import cases
 from publicmesh.console.cases import Refused
@@ -45,8 +45,14 @@ def register(app: FastAPI, engine: Engine, *, render, current, posted, not_found
             return RedirectResponse("/publish", status_code=303)
         with engine.connect() as conn:
             figures = cases.figures(conn, session.municipality)
-        return render(request, "dashboard.html", session, active="dashboard", figures=figures,
-                      total=sum(figures.by_status.values()))
+        return render(
+            request,
+            "dashboard.html",
+            session,
+            active="dashboard",
+            figures=figures,
+            total=sum(figures.by_status.values()),
+        )
 
     @app.get("/queue")
     def review_queue(request: Request):
@@ -55,8 +61,18 @@ def register(app: FastAPI, engine: Engine, *, render, current, posted, not_found
         page = max(int(page), 1) if page.isdigit() and len(page) < 7 else 1
         with engine.connect() as conn:
             rows, total = cases.queue(conn, session.municipality, offset=(page - 1) * PAGE, limit=PAGE)
-        return render(request, "queue.html", session, active="queue", rows=rows, total=total, page=page,
-                      first=(page - 1) * PAGE + 1, last=(page - 1) * PAGE + len(rows), more=page * PAGE < total)
+        return render(
+            request,
+            "queue.html",
+            session,
+            active="queue",
+            rows=rows,
+            total=total,
+            page=page,
+            first=(page - 1) * PAGE + 1,
+            last=(page - 1) * PAGE + len(rows),
+            more=page * PAGE < total,
+        )
 
     @app.get("/cases/{application_id}")
     def one_case(request: Request, application_id: str):
@@ -85,8 +101,17 @@ def register(app: FastAPI, engine: Engine, *, render, current, posted, not_found
         except Refused as refused:
             log.info("console: %s refused to %s on %s (%s)", action, session.username, application_id, refused.code)
             found = await run_in_threadpool(case_or_404, session, application_id)
-            return render(request, "case.html", session, refused.status, active="queue", error=refused.code,
-                          failed_action=action, reason_text=form.get("reason", ""), **found)
+            return render(
+                request,
+                "case.html",
+                session,
+                refused.status,
+                active="queue",
+                error=refused.code,
+                failed_action=action,
+                reason_text=form.get("reason", ""),
+                **found,
+            )
         log.info("console: %s %s application %s", session.username, outcome, application_id)
         # The decision is committed with its notice; sending it after the answer keeps staff from waiting on the hub.
         send = BackgroundTask(notices.send_pending) if notices is not None and outcome != "reviewed" else None

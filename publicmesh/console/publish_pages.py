@@ -30,8 +30,9 @@ class Refused(Exception):
         super().__init__(key)
 
 
-def register(app: FastAPI, engine: Engine, publisher: Publisher, *, render, current, posted, forbidden,
-             not_found) -> None:
+def register(
+    app: FastAPI, engine: Engine, publisher: Publisher, *, render, current, posted, forbidden, not_found
+) -> None:
     def operator(request: Request):
         session = current(request)
         if OPERATOR not in session.roles:
@@ -43,8 +44,17 @@ def register(app: FastAPI, engine: Engine, publisher: Publisher, *, render, curr
         with engine.connect() as conn:
             listing = publishing.catalogue(conn, publisher.folder)
             runs = publishing.recent(conn)
-        return render(request, "publish.html", session, status, active="publish", listing=listing, runs=runs,
-                      max_mb=publishing.MAX_UPLOAD // 1_000_000, **context)
+        return render(
+            request,
+            "publish.html",
+            session,
+            status,
+            active="publish",
+            listing=listing,
+            runs=runs,
+            max_mb=publishing.MAX_UPLOAD // 1_000_000,
+            **context,
+        )
 
     def run_or_404(run_id: str) -> publishing.Run:
         run = publisher.get(run_id) if _RUN_ID.match(run_id) else None
@@ -74,16 +84,21 @@ def register(app: FastAPI, engine: Engine, publisher: Publisher, *, render, curr
         try:
             run = await run_in_threadpool(_start, publisher, text, definition, path, name, session.username)
         except Busy as busy:
-            log.info("console: %s asked to publish %s while run %s runs", session.username, name,
-                     busy.run.id if busy.run else "?")
+            log.info(
+                "console: %s asked to publish %s while run %s runs",
+                session.username,
+                name,
+                busy.run.id if busy.run else "?",
+            )
             return await run_in_threadpool(page, request, session, 409, busy=busy.run)
         return RedirectResponse(f"/publish/runs/{run.id}", status_code=303)
 
     @app.get("/publish/runs/{run_id}")
     def run_page(request: Request, run_id: str):
         session = operator(request)
-        return render(request, "publish_run.html", session, active="publish", run=run_or_404(run_id),
-                      phases=publishing.PHASES)
+        return render(
+            request, "publish_run.html", session, active="publish", run=run_or_404(run_id), phases=publishing.PHASES
+        )
 
     @app.get("/publish/runs/{run_id}/progress")
     def run_progress(request: Request, run_id: str):

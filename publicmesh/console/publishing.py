@@ -18,8 +18,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
-from sqlalchemy import JSON, Column, Connection, DateTime, Engine, Integer, MetaData, String, Table, Text, insert, \
-    select, update
+from sqlalchemy import (
+    JSON,
+    Column,
+    Connection,
+    DateTime,
+    Engine,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    insert,
+    select,
+    update,
+)
 
 from publicmesh.services.definition import ServiceDefinition, load_definition
 from publicmesh.services.store import publications, utc_now
@@ -34,7 +47,8 @@ PublishFile = Callable[[Path, Progress], object]  # returns a publicmesh.service
 metadata = MetaData()
 
 runs = Table(
-    "console_publish_runs", metadata,
+    "console_publish_runs",
+    metadata,
     Column("id", String(32), primary_key=True),
     Column("service_id", String(64), nullable=False),
     Column("version", Integer, nullable=False),
@@ -94,9 +108,15 @@ def packaged(folder: Path) -> dict[str, Path]:
 def catalogue(conn: Connection, folder: Path) -> list[dict]:
     """Each packaged definition with its title, version and its service's last publication (or None)."""
     last = {}
-    for row in conn.execute(select(publications.c.service_id, publications.c.version, publications.c.published_at,
-                                   publications.c.eligible, publications.c.total_yen)
-                            .order_by(publications.c.version)):
+    for row in conn.execute(
+        select(
+            publications.c.service_id,
+            publications.c.version,
+            publications.c.published_at,
+            publications.c.eligible,
+            publications.c.total_yen,
+        ).order_by(publications.c.version)
+    ):
         last[row.service_id] = row  # the highest version wins
     listed = []
     for name, path in packaged(folder).items():
@@ -107,9 +127,16 @@ def catalogue(conn: Connection, folder: Path) -> list[dict]:
         doc = doc if isinstance(doc, dict) else {}
         title = doc.get("title") if isinstance(doc.get("title"), dict) else {}
         service_id = str(doc.get("id", name))
-        listed.append({"name": name, "service_id": service_id, "version": doc.get("version"),
-                       "title_ja": title.get("ja", name), "title_en": title.get("en", name),
-                       "last": last.get(service_id)})
+        listed.append(
+            {
+                "name": name,
+                "service_id": service_id,
+                "version": doc.get("version"),
+                "title_ja": title.get("ja", name),
+                "title_en": title.get("en", name),
+                "last": last.get(service_id),
+            }
+        )
     return listed
 
 
@@ -146,19 +173,41 @@ class Publisher:
         if not self._lock.acquire(blocking=False):
             raise Busy(self.current)
         try:
-            run = Run(secrets.token_hex(8), definition.id, definition.version, definition.title.ja, source, username,
-                      utc_now())
+            run = Run(
+                secrets.token_hex(8),
+                definition.id,
+                definition.version,
+                definition.title.ja,
+                source,
+                username,
+                utc_now(),
+            )
             with self.engine.begin() as conn:
-                conn.execute(insert(runs).values(id=run.id, service_id=run.service_id, version=run.version,
-                                                 title_ja=run.title_ja, source=run.source, started_by=username,
-                                                 started_at=run.started_at, status=run.status))
+                conn.execute(
+                    insert(runs).values(
+                        id=run.id,
+                        service_id=run.service_id,
+                        version=run.version,
+                        title_ja=run.title_ja,
+                        source=run.source,
+                        started_by=username,
+                        started_at=run.started_at,
+                        status=run.status,
+                    )
+                )
             self.current = run
             threading.Thread(target=self._work, args=(run, path), name=f"publish-{run.id}", daemon=True).start()
         except BaseException:
             self._lock.release()
             raise
-        log.info("console: %s started publishing %s v%s from %s (run %s)", username, run.service_id, run.version,
-                 source, run.id)
+        log.info(
+            "console: %s started publishing %s v%s from %s (run %s)",
+            username,
+            run.service_id,
+            run.version,
+            source,
+            run.id,
+        )
         return run
 
     def get(self, run_id: str) -> Run | None:
@@ -176,17 +225,27 @@ class Publisher:
         summary, error, status = None, None, "done"
         try:
             summary = self._publish(path, progress).as_dict()
-            log.info("console: run %s by %s published %s v%s: %s eligible, ¥%s, %s new offers", run.id,
-                     run.started_by, run.service_id, run.version, f"{summary['eligible']:,}",
-                     f"{summary['total_yen']:,}", f"{summary['new_offers']:,}")
+            log.info(
+                "console: run %s by %s published %s v%s: %s eligible, ¥%s, %s new offers",
+                run.id,
+                run.started_by,
+                run.service_id,
+                run.version,
+                f"{summary['eligible']:,}",
+                f"{summary['total_yen']:,}",
+                f"{summary['new_offers']:,}",
+            )
         except Exception as exc:  # shown on the run's page; publishing again makes only what is missing
             log.exception("console: run %s by %s (publishing %s) failed", run.id, run.started_by, run.service_id)
             error, status = f"{type(exc).__name__}: {exc}", "failed"
         finished = utc_now()
         try:
             with self.engine.begin() as conn:
-                conn.execute(update(runs).where(runs.c.id == run.id)
-                             .values(status=status, finished_at=finished, summary=summary, error=error))
+                conn.execute(
+                    update(runs)
+                    .where(runs.c.id == run.id)
+                    .values(status=status, finished_at=finished, summary=summary, error=error)
+                )
         except Exception:
             log.exception("console: run %s could not be recorded as %s", run.id, status)
         finally:

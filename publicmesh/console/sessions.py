@@ -35,8 +35,15 @@ class StaffSessions:
     def start(self, principal) -> StaffSession:
         """A fresh id at every login, so an id planted before login is worth nothing."""
         now = self._clock()
-        session = StaffSession(secrets.token_urlsafe(32), principal.username, principal.municipality,
-                               frozenset(principal.roles), secrets.token_urlsafe(24), now, now)
+        session = StaffSession(
+            secrets.token_urlsafe(32),
+            principal.username,
+            principal.municipality,
+            frozenset(principal.roles),
+            secrets.token_urlsafe(24),
+            now,
+            now,
+        )
         with self._lock:
             self._by_id = {k: s for k, s in self._by_id.items() if self._alive(s, now)}
             self._by_id[session.id] = session

@@ -19,8 +19,22 @@ from urllib.parse import quote
 
 from cryptography.exceptions import InvalidKey
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
-from sqlalchemy import (BigInteger, Column, DateTime, Engine, Index, Integer, LargeBinary, MetaData, String, Table,
-                        Text, delete, select, update)
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Engine,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    delete,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 
 from publicmesh.identity.keys import derive_key, load_or_create_secret, seal, unseal
@@ -42,7 +56,8 @@ _WEIGHTS = (6, 5, 4, 3, 2)
 metadata = MetaData()
 
 staff_accounts = Table(
-    "console_staff_accounts", metadata,
+    "console_staff_accounts",
+    metadata,
     Column("username", String(64), primary_key=True),
     Column("municipality", String(6), nullable=False),  # NATIONAL ('') for an operator
     Column("roles", Text, nullable=False),  # comma-separated, sorted
@@ -77,7 +92,7 @@ def hotp(secret: bytes, counter: int, digits: int = TOTP_DIGITS, digest: str = "
     """RFC 4226 HOTP."""
     mac = hmac.digest(secret, struct.pack(">Q", counter), digest)
     offset = mac[-1] & 0x0F
-    code = (int.from_bytes(mac[offset:offset + 4], "big") & 0x7FFFFFFF) % 10**digits
+    code = (int.from_bytes(mac[offset : offset + 4], "big") & 0x7FFFFFFF) % 10**digits
     return str(code).zfill(digits)
 
 
@@ -155,12 +170,13 @@ class StaffDirectory:
         self.engine, self._key = engine, derive_key(master_secret, "staff-totp")
 
     @classmethod
-    def open(cls, engine: Engine, keys_dir: Path) -> "StaffDirectory":
+    def open(cls, engine: Engine, keys_dir: Path) -> StaffDirectory:
         ensure_schema(engine)
         return cls(engine, load_or_create_secret(keys_dir, MASTER_FILE))
 
-    def create_staff(self, municipality: str | None, username: str, password: str,
-                     roles: set[str] | frozenset[str]) -> str:
+    def create_staff(
+        self, municipality: str | None, username: str, password: str, roles: set[str] | frozenset[str]
+    ) -> str:
         """A new account; returns its TOTP secret in base32, to show once as a QR code. Municipal roles need a
         municipality; the national operator role has none (``municipality`` None or NATIONAL)."""
         check_roles(municipality, roles)
@@ -172,10 +188,18 @@ class StaffDirectory:
         secret = secrets.token_bytes(20)
         try:
             with self.engine.begin() as conn:
-                conn.execute(staff_accounts.insert().values(
-                    username=username, municipality=municipality, roles=",".join(sorted(roles)),
-                    password_hash=hash_password(password), totp_secret=seal(self._key, secret, username),
-                    totp_last_step=-1, failures=0, created_at=utc_now()))
+                conn.execute(
+                    staff_accounts.insert().values(
+                        username=username,
+                        municipality=municipality,
+                        roles=",".join(sorted(roles)),
+                        password_hash=hash_password(password),
+                        totp_secret=seal(self._key, secret, username),
+                        totp_last_step=-1,
+                        failures=0,
+                        created_at=utc_now(),
+                    )
+                )
         except IntegrityError:
             raise StaffError(f"the username {username} is taken", reason="username-taken") from None
         return base64.b32encode(secret).decode().rstrip("=")
@@ -185,8 +209,11 @@ class StaffDirectory:
         table = staff_accounts
         with self.engine.begin() as conn:
             # Count the attempt first; success resets it. A locked account is refused before any check.
-            spent = conn.execute(update(table).where(table.c.username == username, table.c.failures < MAX_FAILURES)
-                                 .values(failures=table.c.failures + 1)).rowcount
+            spent = conn.execute(
+                update(table)
+                .where(table.c.username == username, table.c.failures < MAX_FAILURES)
+                .values(failures=table.c.failures + 1)
+            ).rowcount
             row = conn.execute(select(table).where(table.c.username == username)).first()
         if row is None:
             verify_password(password, _dummy_hash())  # same cost as for a real account
@@ -198,8 +225,11 @@ class StaffDirectory:
             raise StaffLoginError("wrong username, password or code")
         with self.engine.begin() as conn:
             # A code is good once: refuse a step at or before the last one used.
-            fresh = conn.execute(update(table).where(table.c.username == username, table.c.totp_last_step < step)
-                                 .values(failures=0, totp_last_step=step)).rowcount
+            fresh = conn.execute(
+                update(table)
+                .where(table.c.username == username, table.c.totp_last_step < step)
+                .values(failures=0, totp_last_step=step)
+            ).rowcount
         if not fresh:
             raise StaffLoginError("the code was already used")
         return StaffPrincipal(row.username, row.municipality, frozenset(row.roles.split(",")))
@@ -207,8 +237,12 @@ class StaffDirectory:
     def unlock(self, username: str) -> bool:
         """An administrator clears the failure count; False if there is no such account."""
         with self.engine.begin() as conn:
-            return conn.execute(update(staff_accounts).where(staff_accounts.c.username == username)
-                                .values(failures=0)).rowcount == 1
+            return (
+                conn.execute(
+                    update(staff_accounts).where(staff_accounts.c.username == username).values(failures=0)
+                ).rowcount
+                == 1
+            )
 
     def remove(self, username: str) -> bool:
         """Delete an account (a staff member who left); False if there was none."""

@@ -33,7 +33,10 @@ def open_identity(settings: Settings | None = None, engine: Engine | None = None
     engine = engine or engine_for(STORE, settings)
     authority = JpkiAuthority.load_or_create(settings.keys_dir, engine)
     return Identity(
-        engine=engine, authority=authority, cards=CardStore.open(engine, settings.keys_dir),
-        login=ResidentLogin(engine, authority), wallets=Wallets(engine, authority),
+        engine=engine,
+        authority=authority,
+        cards=CardStore.open(engine, settings.keys_dir),
+        login=ResidentLogin(engine, authority),
+        wallets=Wallets(engine, authority),
         mandates=Mandates(engine),
     )

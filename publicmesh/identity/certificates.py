@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -49,7 +50,7 @@ class BasicInformation:
             raise ValueError(f"sex is an ISO 5218 code (0, 1, 2, 9), got {self.sex!r}")
 
     @classmethod
-    def from_mapping(cls, data: Mapping[str, Any]) -> "BasicInformation":
+    def from_mapping(cls, data: Mapping[str, Any]) -> BasicInformation:
         """From a registry record: name (or family_name and given_name), address, birth_date and sex."""
         name = data.get("name") or f"{data['family_name']}\u3000{data['given_name']}"
         birth = data["birth_date"]
@@ -77,17 +78,23 @@ def serial_hex(serial: int) -> str:
 
 
 def build_ca_certificate(key: ec.EllipticCurvePrivateKey, name: str, days: int = 3650) -> x509.Certificate:
-    subject = x509.Name([
-        x509.NameAttribute(NameOID.COUNTRY_NAME, "JP"),
-        x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Public Service Mesh"),
-        x509.NameAttribute(NameOID.COMMON_NAME, name),
-    ])
-    now = dt.datetime.now(dt.timezone.utc)
+    subject = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COUNTRY_NAME, "JP"),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Public Service Mesh"),
+            x509.NameAttribute(NameOID.COMMON_NAME, name),
+        ]
+    )
+    now = dt.datetime.now(dt.UTC)
     public = key.public_key()
     return (
-        x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(public)
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(public)
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=days))
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=days))
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
@@ -110,24 +117,28 @@ def build_certificate(
     if (kind == SIGNING) != (information is not None):
         raise ValueError("exactly the signing certificate carries the basic four facts")
     check_public_key(public_key)
-    now = dt.datetime.now(dt.timezone.utc)
-    subject = x509.Name([
-        x509.NameAttribute(NameOID.COUNTRY_NAME, "JP"),
-        x509.NameAttribute(NameOID.COMMON_NAME, _CN_PREFIX[kind] + secrets.token_hex(10).upper()),
-    ])
+    now = dt.datetime.now(dt.UTC)
+    subject = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COUNTRY_NAME, "JP"),
+            x509.NameAttribute(NameOID.COMMON_NAME, _CN_PREFIX[kind] + secrets.token_hex(10).upper()),
+        ]
+    )
     signing = kind == SIGNING
     builder = (
-        x509.CertificateBuilder().subject_name(subject).issuer_name(ca_certificate.subject).public_key(public_key)
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(ca_certificate.subject)
+        .public_key(public_key)
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(not_after)
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(not_after)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         # digitalSignature, plus contentCommitment (non-repudiation) for the signing certificate.
         .add_extension(x509.KeyUsage(True, signing, False, False, False, False, False, False, False), critical=True)
         .add_extension(x509.CertificatePolicies([x509.PolicyInformation(POLICY_OIDS[kind], None)]), critical=False)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_certificate.public_key()), critical=False
-        )
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_certificate.public_key()), critical=False)
     )
     if signing:
         builder = builder.add_extension(x509.SubjectAlternativeName(_other_names(information)), critical=False)
@@ -156,8 +167,10 @@ def basic_information(certificate: x509.Certificate) -> BasicInformation:
     values = {o.type_id: _utf8_string(o.value) for o in names.get_values_for_type(x509.OtherName)}
     try:
         return BasicInformation(
-            name=values[NAME_OID], address=values[ADDRESS_OID],
-            birth_date=dt.date.fromisoformat(values[BIRTH_DATE_OID]), sex=int(values[SEX_OID]),
+            name=values[NAME_OID],
+            address=values[ADDRESS_OID],
+            birth_date=dt.date.fromisoformat(values[BIRTH_DATE_OID]),
+            sex=int(values[SEX_OID]),
         )
     except KeyError:
         raise ValueError("the certificate lacks one of the basic four facts") from None
@@ -198,7 +211,7 @@ def _utf8_string(der: bytes) -> str:
         start, n = 2, der[1]
     else:
         width = der[1] & 0x7F
-        start, n = 2 + width, int.from_bytes(der[2:2 + width], "big")
+        start, n = 2 + width, int.from_bytes(der[2 : 2 + width], "big")
     if start + n != len(der):
         raise ValueError("bad DER UTF8String length")
     return der[start:].decode("utf-8")

@@ -57,8 +57,11 @@ class ResidentLogin:
     def new_challenge(self) -> Challenge:
         challenge = Challenge(secrets.token_hex(16), secrets.token_bytes(NONCE_BYTES), store.utc_now() + CHALLENGE_TTL)
         with self.engine.begin() as conn:
-            conn.execute(store.challenges.insert().values(
-                challenge_id=challenge.id, nonce=challenge.nonce, expires_at=challenge.expires_at))
+            conn.execute(
+                store.challenges.insert().values(
+                    challenge_id=challenge.id, nonce=challenge.nonce, expires_at=challenge.expires_at
+                )
+            )
         return challenge
 
     def verify_login(self, challenge_id: str, certificate_pem: str, signature: bytes) -> str:
@@ -90,8 +93,9 @@ class ResidentLogin:
     def purge_expired(self, before: dt.datetime | None = None) -> int:
         """Delete challenges that expired before ``before`` (now); returns how many."""
         with self.engine.begin() as conn:
-            return conn.execute(delete(store.challenges).where(
-                store.challenges.c.expires_at < (before or store.utc_now()))).rowcount
+            return conn.execute(
+                delete(store.challenges).where(store.challenges.c.expires_at < (before or store.utc_now()))
+            ).rowcount
 
     def _consume(self, challenge_id: str) -> bytes:
         table = store.challenges
@@ -99,9 +103,15 @@ class ResidentLogin:
         with self.engine.begin() as conn:
             query = select(table.c.nonce, table.c.expires_at).where(table.c.challenge_id == challenge_id)
             row = conn.execute(query).first()
-            fresh_use = row is not None and conn.execute(
-                update(table).where(table.c.challenge_id == challenge_id, table.c.used_at.is_(None)).values(used_at=now)
-            ).rowcount == 1
+            fresh_use = (
+                row is not None
+                and conn.execute(
+                    update(table)
+                    .where(table.c.challenge_id == challenge_id, table.c.used_at.is_(None))
+                    .values(used_at=now)
+                ).rowcount
+                == 1
+            )
         # An unknown id is treated as expired: expired challenges are purged, so the two look alike.
         if row is None:
             raise LoginError("no such challenge", reason="expired-challenge")
@@ -110,4 +120,3 @@ class ResidentLogin:
         if row.expires_at < now:
             raise LoginError("the challenge expired", reason="expired-challenge")
         return row.nonce
-

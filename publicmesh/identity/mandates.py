@@ -13,8 +13,8 @@ from publicmesh.identity import store
 
 SCOPES = frozenset({"self-information", "applications", "notices", "settings"})
 GRANTED, STATUTORY, SELF = "granted", "statutory", "self"
-_FOREVER = dt.datetime.max.replace(tzinfo=dt.timezone.utc)
-_EPOCH = dt.datetime.min.replace(tzinfo=dt.timezone.utc)
+_FOREVER = dt.datetime.max.replace(tzinfo=dt.UTC)
+_EPOCH = dt.datetime.min.replace(tzinfo=dt.UTC)
 
 
 @dataclass(frozen=True)
@@ -63,8 +63,9 @@ def check_statutory(parent_ref: str, child_ref: str, is_parent_of_minor: bool) -
     """
     if not is_parent_of_minor or parent_ref == child_ref:
         return None
-    return Mandate(f"{STATUTORY}:{parent_ref}:{child_ref}", child_ref, parent_ref, SCOPES, _EPOCH, _FOREVER,
-                   kind=STATUTORY)
+    return Mandate(
+        f"{STATUTORY}:{parent_ref}:{child_ref}", child_ref, parent_ref, SCOPES, _EPOCH, _FOREVER, kind=STATUTORY
+    )
 
 
 class Mandates:
@@ -73,8 +74,14 @@ class Mandates:
     def __init__(self, engine: Engine):
         self.engine = engine
 
-    def grant(self, principal_ref: str, proxy_ref: str, scopes: set[str] | frozenset[str], valid_from: dt.datetime,
-              valid_until: dt.datetime) -> Mandate:
+    def grant(
+        self,
+        principal_ref: str,
+        proxy_ref: str,
+        scopes: set[str] | frozenset[str],
+        valid_from: dt.datetime,
+        valid_until: dt.datetime,
+    ) -> Mandate:
         store.check_person_ref(principal_ref)
         store.check_person_ref(proxy_ref)
         if principal_ref == proxy_ref:
@@ -83,13 +90,26 @@ class Mandates:
             raise ValueError("validity instants must be timezone-aware")
         if valid_until <= valid_from:
             raise ValueError("a mandate must end after it starts")
-        mandate = Mandate(secrets.token_hex(16), principal_ref, proxy_ref, check_scopes(scopes),
-                          valid_from.astimezone(dt.timezone.utc), valid_until.astimezone(dt.timezone.utc))
+        mandate = Mandate(
+            secrets.token_hex(16),
+            principal_ref,
+            proxy_ref,
+            check_scopes(scopes),
+            valid_from.astimezone(dt.UTC),
+            valid_until.astimezone(dt.UTC),
+        )
         with self.engine.begin() as conn:
-            conn.execute(store.mandates.insert().values(
-                mandate_id=mandate.id, principal_ref=principal_ref, proxy_ref=proxy_ref,
-                scopes=",".join(sorted(mandate.scopes)), valid_from=mandate.valid_from,
-                valid_until=mandate.valid_until, created_at=store.utc_now()))
+            conn.execute(
+                store.mandates.insert().values(
+                    mandate_id=mandate.id,
+                    principal_ref=principal_ref,
+                    proxy_ref=proxy_ref,
+                    scopes=",".join(sorted(mandate.scopes)),
+                    valid_from=mandate.valid_from,
+                    valid_until=mandate.valid_until,
+                    created_at=store.utc_now(),
+                )
+            )
         return mandate
 
     def revoke(self, mandate_id: str, by_ref: str) -> Mandate:
@@ -101,8 +121,11 @@ class Mandates:
                 raise LookupError(f"no mandate {mandate_id}")
             if row.principal_ref != by_ref:
                 raise PermissionError("only the principal can revoke a mandate")
-            conn.execute(update(table).where(table.c.mandate_id == mandate_id, table.c.revoked_at.is_(None))
-                         .values(revoked_at=store.utc_now(), revoked_by=by_ref))
+            conn.execute(
+                update(table)
+                .where(table.c.mandate_id == mandate_id, table.c.revoked_at.is_(None))
+                .values(revoked_at=store.utc_now(), revoked_by=by_ref)
+            )
             return _mandate(conn.execute(select(table).where(table.c.mandate_id == mandate_id)).one())
 
     def get(self, mandate_id: str) -> Mandate | None:
@@ -122,11 +145,19 @@ class Mandates:
         """What the portal must show the principal: mandates in force or yet to start, never hidden by a card lock."""
         at = at or store.utc_now()
         table = store.mandates
-        return self._query(table.c.principal_ref == principal_ref, table.c.revoked_at.is_(None),
-                           table.c.valid_until > at)
+        return self._query(
+            table.c.principal_ref == principal_ref, table.c.revoked_at.is_(None), table.c.valid_until > at
+        )
 
-    def authorize(self, actor_ref: str, principal_ref: str, scope: str, at: dt.datetime | None = None, *,
-                  is_parent_of_minor: bool = False) -> Mandate | None:
+    def authorize(
+        self,
+        actor_ref: str,
+        principal_ref: str,
+        scope: str,
+        at: dt.datetime | None = None,
+        *,
+        is_parent_of_minor: bool = False,
+    ) -> Mandate | None:
         """The mandate under which ``actor_ref`` may act for ``principal_ref`` in ``scope`` at ``at``, or None."""
         if scope not in SCOPES:
             raise ValueError(f"unknown scope {scope!r}")
@@ -151,5 +182,13 @@ class Mandates:
 
 
 def _mandate(row) -> Mandate:
-    return Mandate(row.mandate_id, row.principal_ref, row.proxy_ref, frozenset(row.scopes.split(",")),
-                   row.valid_from, row.valid_until, GRANTED, row.revoked_at)
+    return Mandate(
+        row.mandate_id,
+        row.principal_ref,
+        row.proxy_ref,
+        frozenset(row.scopes.split(",")),
+        row.valid_from,
+        row.valid_until,
+        GRANTED,
+        row.revoked_at,
+    )

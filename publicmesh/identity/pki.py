@@ -18,8 +18,15 @@ from sqlalchemy import Connection, Engine, select, update
 
 from publicmesh.identity import store
 from publicmesh.identity.certificates import (
-    SIGNING, BasicInformation, basic_information, build_ca_certificate, build_certificate, certificate_pem,
-    kind_of, load_certificate, serial_hex,
+    SIGNING,
+    BasicInformation,
+    basic_information,
+    build_ca_certificate,
+    build_certificate,
+    certificate_pem,
+    kind_of,
+    load_certificate,
+    serial_hex,
 )
 from publicmesh.identity.errors import CertificateRevoked, IdentityError, UntrustedCertificate
 from publicmesh.identity.keys import write_once
@@ -70,22 +77,28 @@ def _serial(serial: int | str) -> str:
 class JpkiAuthority:
     """The CA (P-256) and its issuance register in the identity store."""
 
-    def __init__(self, key: ec.EllipticCurvePrivateKey, certificate: x509.Certificate, engine: Engine,
-                 keys_dir: Path | None = None):
+    def __init__(
+        self,
+        key: ec.EllipticCurvePrivateKey,
+        certificate: x509.Certificate,
+        engine: Engine,
+        keys_dir: Path | None = None,
+    ):
         self.key, self.certificate, self.engine, self.keys_dir = key, certificate, engine, keys_dir
 
     @classmethod
-    def load_or_create(cls, keys_dir: Path, engine: Engine) -> "JpkiAuthority":
+    def load_or_create(cls, keys_dir: Path, engine: Engine) -> JpkiAuthority:
         """Load the CA from ``keys_dir`` (creating a fresh one when missing) and create the store's tables."""
         keys_dir = Path(keys_dir)
         path = keys_dir / KEY_FILE
         if not path.exists():
             key = ec.generate_private_key(ec.SECP256R1())
-            pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                    serialization.NoEncryption())
+            pem = key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
             write_once(path, pem + certificate_pem(build_ca_certificate(key, CA_NAME)).encode())
         bundle = path.read_bytes()
-        key = serialization.load_pem_private_key(bundle[:bundle.index(b"-----BEGIN CERTIFICATE-----")], None)
+        key = serialization.load_pem_private_key(bundle[: bundle.index(b"-----BEGIN CERTIFICATE-----")], None)
         if not isinstance(key, ec.EllipticCurvePrivateKey):
             raise ValueError(f"{path} does not hold an EC key")
         certificate = load_certificate(bundle)
@@ -102,16 +115,34 @@ class JpkiAuthority:
 
     # Issuance
 
-    def issue(self, public_key: ec.EllipticCurvePublicKey, kind: str, person_ref: str, *, card_id: str | None = None,
-              device_id: str | None = None, information: BasicInformation | None = None,
-              not_after: dt.datetime | None = None, conn: Connection | None = None) -> x509.Certificate:
+    def issue(
+        self,
+        public_key: ec.EllipticCurvePublicKey,
+        kind: str,
+        person_ref: str,
+        *,
+        card_id: str | None = None,
+        device_id: str | None = None,
+        information: BasicInformation | None = None,
+        not_after: dt.datetime | None = None,
+        conn: Connection | None = None,
+    ) -> x509.Certificate:
         """Sign a holder certificate and enter it in the register (in ``conn``'s transaction when given)."""
         not_after = not_after or store.utc_now() + CARD_VALIDITY
-        cert = build_certificate(self.key, self.certificate, public_key, kind, information=information,
-                                 not_after=not_after)
-        row = dict(serial=serial_hex(cert.serial_number), kind=kind, person_ref=person_ref, card_id=card_id,
-                   device_id=device_id, status="good", issued_at=store.utc_now(), not_after=cert.not_valid_after_utc,
-                   pem=certificate_pem(cert))
+        cert = build_certificate(
+            self.key, self.certificate, public_key, kind, information=information, not_after=not_after
+        )
+        row = dict(
+            serial=serial_hex(cert.serial_number),
+            kind=kind,
+            person_ref=person_ref,
+            card_id=card_id,
+            device_id=device_id,
+            status="good",
+            issued_at=store.utc_now(),
+            not_after=cert.not_valid_after_utc,
+            pem=certificate_pem(cert),
+        )
         if conn is not None:
             store.ensure_person(conn, person_ref)
             conn.execute(store.certificates.insert().values(**row))
@@ -121,17 +152,20 @@ class JpkiAuthority:
                 own.execute(store.certificates.insert().values(**row))
         return cert
 
-    def certifier(self, person_ref: str, information: BasicInformation) -> "Certify":
+    def certifier(self, person_ref: str, information: BasicInformation) -> Certify:
         """What a card calls to have its fresh keys certified: ``(card_id, kind, public_key, conn)``."""
+
         def certify(card_id: str, kind: str, public_key: Any, conn: Connection) -> x509.Certificate:
             info = information if kind == SIGNING else None
             return self.issue(public_key, kind, person_ref, card_id=card_id, information=info, conn=conn)
+
         return certify
 
     # Revocation (失効)
 
-    def revoke(self, serial: int | str, reason: str | x509.ReasonFlags = "unspecified", *,
-               conn: Connection | None = None) -> bool:
+    def revoke(
+        self, serial: int | str, reason: str | x509.ReasonFlags = "unspecified", *, conn: Connection | None = None
+    ) -> bool:
         """Revoke a certificate; False when it already was. Raises IdentityError for a serial never issued."""
         serial = _serial(serial)
         if conn is None:
@@ -152,8 +186,9 @@ class JpkiAuthority:
             x509.ReasonFlags.affiliation_changed,
         )
 
-    def reissue_signing_certificate(self, person: BasicInformation | Mapping[str, Any], card: "SoftwareCard", *,
-                                    signing_password: str | None = None) -> x509.Certificate:
+    def reissue_signing_certificate(
+        self, person: BasicInformation | Mapping[str, Any], card: SoftwareCard, *, signing_password: str | None = None
+    ) -> x509.Certificate:
         """A new signing key and certificate on the card, with the person's current facts.
 
         The caller must first have had the person log in with the card's auth certificate.
@@ -178,15 +213,20 @@ class JpkiAuthority:
         now = store.utc_now()
         table = store.certificates
         builder = (
-            x509.CertificateRevocationListBuilder().issuer_name(self.certificate.subject)
-            .last_update(now).next_update(now + CRL_VALIDITY)
+            x509.CertificateRevocationListBuilder()
+            .issuer_name(self.certificate.subject)
+            .last_update(now)
+            .next_update(now + CRL_VALIDITY)
             # Milliseconds since the epoch: increases from one CRL to the next, as RFC 5280 asks.
             .add_extension(x509.CRLNumber(int(now.timestamp() * 1000)), critical=False)
             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()), critical=False)
         )
         with self.engine.connect() as conn:
-            rows = conn.execute(select(table.c.serial, table.c.revoked_at, table.c.reason)
-                                .where(table.c.status == "revoked", table.c.not_after > now)).all()
+            rows = conn.execute(
+                select(table.c.serial, table.c.revoked_at, table.c.reason).where(
+                    table.c.status == "revoked", table.c.not_after > now
+                )
+            ).all()
         for serial, revoked_at, reason in rows:
             entry = x509.RevokedCertificateBuilder().serial_number(int(serial, 16)).revocation_date(revoked_at)
             if reason and reason != x509.ReasonFlags.unspecified.value:
@@ -208,8 +248,9 @@ class JpkiAuthority:
         with self.engine.connect() as conn:
             return self._row(conn, _serial(serial))
 
-    def certificates_of(self, person_ref: str, kind: str | None = None, *,
-                        good_only: bool = True) -> list[CertificateRecord]:
+    def certificates_of(
+        self, person_ref: str, kind: str | None = None, *, good_only: bool = True
+    ) -> list[CertificateRecord]:
         table = store.certificates
         query = select(*_RECORD_COLUMNS).where(table.c.person_ref == person_ref).order_by(table.c.issued_at)
         if kind:
@@ -263,6 +304,9 @@ def _revoke(conn: Connection, condition, reason: str | x509.ReasonFlags) -> list
     code, table = reason_code(reason), store.certificates
     serials = list(conn.execute(select(table.c.serial).where(condition, table.c.status == "good")).scalars())
     if serials:
-        conn.execute(update(table).where(table.c.serial.in_(serials), table.c.status == "good")
-                     .values(status="revoked", revoked_at=store.utc_now(), reason=code.value))
+        conn.execute(
+            update(table)
+            .where(table.c.serial.in_(serials), table.c.status == "good")
+            .values(status="revoked", revoked_at=store.utc_now(), reason=code.value)
+        )
     return serials

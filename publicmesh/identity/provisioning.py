@@ -28,15 +28,27 @@ class DemoCard:
     signing_certificate_pem: str
 
 
-def issue_card(authority: JpkiAuthority, cards: CardStore, person_ref: str,
-               person: BasicInformation | Mapping[str, Any], auth_pin: str, signing_password: str) -> SoftwareCard:
+def issue_card(
+    authority: JpkiAuthority,
+    cards: CardStore,
+    person_ref: str,
+    person: BasicInformation | Mapping[str, Any],
+    auth_pin: str,
+    signing_password: str,
+) -> SoftwareCard:
     """A new card whose signing certificate carries the person's basic four facts."""
     information = person if isinstance(person, BasicInformation) else BasicInformation.from_mapping(person)
     return cards.create(person_ref, auth_pin, signing_password, authority.certifier(person_ref, information))
 
 
-def issue_demo_cards(engine: Engine, authority: JpkiAuthority, person_refs: Sequence[str],
-                     persons: Sequence[Mapping[str, Any]], *, cards: CardStore | None = None) -> list[DemoCard]:
+def issue_demo_cards(
+    engine: Engine,
+    authority: JpkiAuthority,
+    person_refs: Sequence[str],
+    persons: Sequence[Mapping[str, Any]],
+    *,
+    cards: CardStore | None = None,
+) -> list[DemoCard]:
     """One demo card per resident (auth PIN 1234, signing password ABC123); a resident who has one keeps it.
 
     ``persons[i]`` is the resident registry's record of ``person_refs[i]``: ``name`` (or ``family_name`` and
@@ -52,8 +64,19 @@ def issue_demo_cards(engine: Engine, authority: JpkiAuthority, person_refs: Sequ
     issued = []
     for person_ref, person in zip(person_refs, persons, strict=True):
         existing = cards.cards_of(person_ref)
-        card = existing[0] if existing else issue_card(authority, cards, person_ref, person, DEMO_AUTH_PIN,
-                                                       DEMO_SIGNING_PASSWORD)
-        issued.append(DemoCard(person_ref, card.card_id, DEMO_AUTH_PIN, DEMO_SIGNING_PASSWORD,
-                               card.auth_certificate_pem(), card.signing_certificate_pem()))
+        card = (
+            existing[0]
+            if existing
+            else issue_card(authority, cards, person_ref, person, DEMO_AUTH_PIN, DEMO_SIGNING_PASSWORD)
+        )
+        issued.append(
+            DemoCard(
+                person_ref,
+                card.card_id,
+                DEMO_AUTH_PIN,
+                DEMO_SIGNING_PASSWORD,
+                card.auth_certificate_pem(),
+                card.signing_certificate_pem(),
+            )
+        )
     return issued

@@ -58,11 +58,18 @@ class Wallets:
             raise IdentityError(f"at most {MAX_DEVICES} wallets per person", reason="too-many-wallets")
         device_id = secrets.token_hex(16)
         with self.engine.begin() as conn:
-            certificate = self.authority.issue(public_key, WALLET, person_ref, device_id=device_id,
-                                               not_after=max(r.not_after for r in auth), conn=conn)
-            conn.execute(store.wallet_devices.insert().values(
-                device_id=device_id, person_ref=person_ref, device_name=device_name,
-                serial=format(certificate.serial_number, "x"), enrolled_at=store.utc_now()))
+            certificate = self.authority.issue(
+                public_key, WALLET, person_ref, device_id=device_id, not_after=max(r.not_after for r in auth), conn=conn
+            )
+            conn.execute(
+                store.wallet_devices.insert().values(
+                    device_id=device_id,
+                    person_ref=person_ref,
+                    device_name=device_name,
+                    serial=format(certificate.serial_number, "x"),
+                    enrolled_at=store.utc_now(),
+                )
+            )
         return certificate_pem(certificate)
 
     def list_wallets(self, person_ref: str, *, include_revoked: bool = False) -> list[WalletDevice]:
@@ -82,6 +89,9 @@ class Wallets:
                 raise IdentityError(f"no wallet device {device_id}", reason="unknown-device")
             if row.person_ref != person_ref:
                 raise PermissionError("a wallet can be revoked only by its holder")
-            conn.execute(update(table).where(table.c.device_id == device_id, table.c.revoked_at.is_(None))
-                         .values(revoked_at=store.utc_now()))
+            conn.execute(
+                update(table)
+                .where(table.c.device_id == device_id, table.c.revoked_at.is_(None))
+                .values(revoked_at=store.utc_now())
+            )
             self.authority.revoke(row.serial, "cessation_of_operation", conn=conn)

@@ -17,15 +17,23 @@ import pyarrow.csv as pa_csv
 from sqlalchemy import Connection, Engine, func, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from publicmesh.bulk_writer import WRITER
 from publicmesh.notices.channels import Channel, OutgoingMessage
 from publicmesh.notices.model import (
-    CONTACT_FOR_CHANNEL, Notice, NoticeDraft, NoticeNotFound, check_sender, dumps, new_id,
-    text_id, to_text, utc_now,
+    CONTACT_FOR_CHANNEL,
+    Notice,
+    NoticeDraft,
+    NoticeNotFound,
+    check_sender,
+    dumps,
+    new_id,
+    text_id,
+    to_text,
+    utc_now,
 )
 from publicmesh.notices.schema import KEY_COLUMNS, contacts, ensure_schema, notices, row_notice, with_texts
 from publicmesh.notices.texts import Texts, store_texts, texts_of
 from publicmesh.storage import bulk_cache
+from publicmesh.storage.bulk_writer import WRITER
 
 MAX_PAGE = 100
 BULK_CHUNK = 10_000
@@ -68,10 +76,17 @@ class _Rows:
             self.new_texts[text] = texts
         notice_id = new_id()
         return {
-            "id": notice_id, "person_ref": draft.person_ref, "sender": draft.sender,
-            "idempotency_key": draft.idempotency_key or notice_id, "category": draft.category, "text_id": text,
-            "links": dumps(draft.links) if draft.links else "{}", "delivery": delivery,
-            "pending": 1 if draft.channels else 0, "created_at": self.now, "read_at": None,
+            "id": notice_id,
+            "person_ref": draft.person_ref,
+            "sender": draft.sender,
+            "idempotency_key": draft.idempotency_key or notice_id,
+            "category": draft.category,
+            "text_id": text,
+            "links": dumps(draft.links) if draft.links else "{}",
+            "delivery": delivery,
+            "pending": 1 if draft.channels else 0,
+            "created_at": self.now,
+            "read_at": None,
         }
 
     def store_new_texts(self, conn: Connection) -> None:
@@ -120,8 +135,9 @@ _KEY = ", ".join(KEY_COLUMNS)
 _INBOX_ONLY = dumps({"inbox": "delivered"})
 
 
-def send_table(engine: Engine, sender: str, table: pa.Table, *, now: datetime | None = None,
-               chunk: int | None = None) -> int:
+def send_table(
+    engine: Engine, sender: str, table: pa.Table, *, now: datetime | None = None, chunk: int | None = None
+) -> int:
     """send_many for notices in Arrow columns, as mesh.notices_wire checks them (subject, key and link a value per
     notice; the texts and the category dictionary-encoded). The inbox only (no email or SMS nudge: a service's
     notices to a whole municipality wait in the portal). The distinct texts are stored first; then the notices, in
@@ -135,13 +151,23 @@ def send_table(engine: Engine, sender: str, table: pa.Table, *, now: datetime | 
     check_sender(sender)
     text_ids, texts = texts_of(table)
     link = table.column("link")
-    per_notice = pa.table({
-        "person_ref": table.column("subject"), "idempotency_key": table.column("key"),
-        "category": table.column("category"), "text_id": text_ids,
-        # a link is a portal path (no quote or backslash can pass notices_wire), so this is its JSON text
-        "links": pc.if_else(pc.is_valid(link), pc.binary_join_element_wise('{"open":"', link, '"}', ""), "{}")})
-    same = {"sender": sender, "delivery": _INBOX_ONLY, "pending": 0, "created_at": to_text(now or utc_now()),
-            "read_at": None}
+    per_notice = pa.table(
+        {
+            "person_ref": table.column("subject"),
+            "idempotency_key": table.column("key"),
+            "category": table.column("category"),
+            "text_id": text_ids,
+            # a link is a portal path (no quote or backslash can pass notices_wire), so this is its JSON text
+            "links": pc.if_else(pc.is_valid(link), pc.binary_join_element_wise('{"open":"', link, '"}', ""), "{}"),
+        }
+    )
+    same = {
+        "sender": sender,
+        "delivery": _INBOX_ONLY,
+        "pending": 0,
+        "created_at": to_text(now or utc_now()),
+        "read_at": None,
+    }
     with engine.begin() as conn:
         store_texts(conn, texts)
     chunks = (_chunk_to_store(per_notice.slice(start, chunk)) for start in range(0, per_notice.num_rows, chunk))
@@ -153,8 +179,9 @@ def send_table(engine: Engine, sender: str, table: pa.Table, *, now: datetime | 
         for part in chunks:
             columns = {c: _same(v, part.num_rows) for c, v in same.items()}
             with conn.begin():
-                inserted += _store(conn, pa.table({c: columns[c] if c in columns else part.column(c)
-                                                   for c in _COLUMNS}))
+                inserted += _store(
+                    conn, pa.table({c: columns[c] if c in columns else part.column(c) for c in _COLUMNS})
+                )
     return inserted
 
 
@@ -175,16 +202,33 @@ def _writer_for(engine: Engine, same: dict[str, object]):
     the statement once) through the bulk writer process, in a transaction of its own; else None."""
     if engine.dialect.name != "sqlite" or engine.url.database in (None, "", ":memory:"):
         return None
-    values = ", ".join("?" if c not in same else str(literal(same[c], notices.c[c].type).compile(
-        dialect=engine.dialect, compile_kwargs={"literal_binds": True})) for c in _COLUMNS)
-    statement = (f"INSERT INTO notices ({', '.join(_COLUMNS)}) VALUES ({values}) "
-                 f"ON CONFLICT ({_KEY}) DO NOTHING")
+    values = ", ".join(
+        "?"
+        if c not in same
+        else str(
+            literal(same[c], notices.c[c].type).compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True})
+        )
+        for c in _COLUMNS
+    )
+    statement = f"INSERT INTO notices ({', '.join(_COLUMNS)}) VALUES ({values}) ON CONFLICT ({_KEY}) DO NOTHING"
     path = str(Path(engine.url.database).resolve())
     differ = [c for c in _COLUMNS if c not in same]
 
     def write(part: pa.Table) -> int:  # the driver binds plain strings: a dictionary is decoded in C
-        return WRITER.write(path, statement, pa.table({c: part.column(c).cast(pa.string()) if pa.types.is_dictionary(
-            part.column(c).type) else part.column(c) for c in differ}), cache_kib=_WRITER_CACHE_KIB)
+        return WRITER.write(
+            path,
+            statement,
+            pa.table(
+                {
+                    c: part.column(c).cast(pa.string())
+                    if pa.types.is_dictionary(part.column(c).type)
+                    else part.column(c)
+                    for c in differ
+                }
+            ),
+            cache_kib=_WRITER_CACHE_KIB,
+        )
+
     return write
 
 
@@ -214,8 +258,10 @@ def _store(conn: Connection, rows: pa.Table) -> int:
     if conn.dialect.name == "postgresql":
         return _copy_ignoring_duplicates(conn, rows)
     # SQLite's executemany is the fast path there, and it reports how many rows it inserted.
-    statement = (f"INSERT INTO notices ({', '.join(_COLUMNS)}) VALUES ({', '.join(['?'] * len(_COLUMNS))}) "
-                 f"ON CONFLICT ({_KEY}) DO NOTHING")
+    statement = (
+        f"INSERT INTO notices ({', '.join(_COLUMNS)}) VALUES ({', '.join(['?'] * len(_COLUMNS))}) "
+        f"ON CONFLICT ({_KEY}) DO NOTHING"
+    )
     return conn.exec_driver_sql(statement, list(zip(*(_python(rows.column(c)) for c in _COLUMNS)))).rowcount
 
 
@@ -239,15 +285,19 @@ def _copy_ignoring_duplicates(conn: Connection, rows: pa.Table) -> int:
         cursor.execute("CREATE TEMPORARY TABLE IF NOT EXISTS notices_in (LIKE notices) ON COMMIT DELETE ROWS")
         with cursor.copy(f"COPY notices_in ({names}) FROM STDIN (FORMAT csv)") as copy:
             copy.write(memoryview(text.getvalue()))
-        cursor.execute(
-            f"INSERT INTO notices ({names}) SELECT {names} FROM notices_in "
-            f"ON CONFLICT ({_KEY}) DO NOTHING"
-        )
+        cursor.execute(f"INSERT INTO notices ({names}) SELECT {names} FROM notices_in ON CONFLICT ({_KEY}) DO NOTHING")
         return cursor.rowcount
 
 
-def inbox(engine: Engine, person_ref: str, limit: int = 20, offset: int = 0, *, category: str | None = None,
-          unread_only: bool = False) -> list[Notice]:
+def inbox(
+    engine: Engine,
+    person_ref: str,
+    limit: int = 20,
+    offset: int = 0,
+    *,
+    category: str | None = None,
+    unread_only: bool = False,
+) -> list[Notice]:
     """One page of the person's notices, newest first."""
     ensure_schema(engine)
     query = with_texts().where(notices.c.person_ref == person_ref)
@@ -266,7 +316,8 @@ def unread_count(engine: Engine, person_ref: str) -> int:
     ensure_schema(engine)
     with engine.connect() as conn:
         return conn.execute(
-            select(func.count()).select_from(notices)
+            select(func.count())
+            .select_from(notices)
             .where(notices.c.person_ref == person_ref, notices.c.read_at.is_(None))
         ).scalar_one()
 
@@ -275,9 +326,11 @@ def get_notice(engine: Engine, notice_id: str, person_ref: str) -> Notice:
     """The person's own notice; NoticeNotFound when unknown or someone else's (the portal answers 404)."""
     ensure_schema(engine)
     with engine.connect() as conn:
-        row = conn.execute(
-            with_texts().where(notices.c.id == notice_id, notices.c.person_ref == person_ref)
-        ).mappings().first()
+        row = (
+            conn.execute(with_texts().where(notices.c.id == notice_id, notices.c.person_ref == person_ref))
+            .mappings()
+            .first()
+        )
     if row is None:
         raise NoticeNotFound(notice_id)
     return row_notice(row)
@@ -300,7 +353,8 @@ def mark_all_read(engine: Engine, person_ref: str, *, now: datetime | None = Non
     ensure_schema(engine)
     with engine.begin() as conn:
         return conn.execute(
-            update(notices).where(notices.c.person_ref == person_ref, notices.c.read_at.is_(None))
+            update(notices)
+            .where(notices.c.person_ref == person_ref, notices.c.read_at.is_(None))
             .values(read_at=to_text(now or utc_now()))
         ).rowcount
 
@@ -320,8 +374,9 @@ def dispatch_queued(engine: Engine, channel: Channel, *, limit: int = 500) -> in
     for notice_id, person_ref, delivery_json in rows:
         with engine.begin() as conn:
             claimed = conn.execute(
-                update(notices).where(notices.c.id == notice_id, notices.c.person_ref == person_ref,
-                                      notices.c.pending == 1).values(pending=0)
+                update(notices)
+                .where(notices.c.id == notice_id, notices.c.person_ref == person_ref, notices.c.pending == 1)
+                .values(pending=0)
             ).rowcount
             found = conn.execute(
                 select(contacts.c.kind, contacts.c.address).where(contacts.c.person_ref == person_ref)
@@ -336,8 +391,11 @@ def dispatch_queued(engine: Engine, channel: Channel, *, limit: int = 500) -> in
             address = addresses.get(CONTACT_FOR_CHANNEL.get(name, ""))
             delivery[name] = _nudge(channel, name, address, notice_id) if address else "no-contact"
         with engine.begin() as conn:
-            conn.execute(update(notices).where(notices.c.id == notice_id, notices.c.person_ref == person_ref)
-                         .values(delivery=dumps(delivery)))
+            conn.execute(
+                update(notices)
+                .where(notices.c.id == notice_id, notices.c.person_ref == person_ref)
+                .values(delivery=dumps(delivery))
+            )
         handled += 1
     return handled
 

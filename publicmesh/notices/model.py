@@ -10,11 +10,19 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from publicmesh.mesh.members import MemberId
+from publicmesh.protocol.members import MemberId
 
 # The first four are also what services name in the hub's Notice (mesh/schemas.py); the inbox files them as sent.
-CATEGORIES = ("service-eligibility", "application-decision", "payout", "account-request", "decision", "document",
-              "security", "info")
+CATEGORIES = (
+    "service-eligibility",
+    "application-decision",
+    "payout",
+    "account-request",
+    "decision",
+    "document",
+    "security",
+    "info",
+)
 CHANNELS = ("email", "sms")  # besides the inbox, which always receives the notice
 CONTACT_FOR_CHANNEL = {"email": "email", "sms": "phone"}
 TEXT_FIELDS = ("title_ja", "title_en", "body_ja", "body_en")  # what a notice says, stored once per distinct text

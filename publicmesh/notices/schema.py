@@ -6,8 +6,21 @@ import json
 from collections.abc import Mapping
 
 from sqlalchemy import (
-    Column, Connection, Engine, Index, Integer, LargeBinary, MetaData, PrimaryKeyConstraint, Select, Table, Text,
-    UniqueConstraint, inspect, select, text,
+    Column,
+    Connection,
+    Engine,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    PrimaryKeyConstraint,
+    Select,
+    Table,
+    Text,
+    UniqueConstraint,
+    inspect,
+    select,
+    text,
 )
 
 from publicmesh.notices.model import TEXT_FIELDS, Notice, from_text, text_id
@@ -82,7 +95,6 @@ contact_codes = Table(
 )
 
 
-
 def _upgrade(conn: Connection) -> None:
     """A store an earlier version made, its notices moved to this layout in one transaction (old ids and keys
     kept): one whose notices held their own texts (stored once now), or whose keys were one per sender across all
@@ -96,8 +108,13 @@ def _upgrade(conn: Connection) -> None:
     if not _outdated(conn):  # another process moved them meanwhile
         return
     holds_texts = _holds_texts(conn)
-    for index in ("ix_notices_inbox", "ix_notices_unread", "ix_notices_pending", "ix_notices_queued",
-                  "ix_notices_person"):
+    for index in (
+        "ix_notices_inbox",
+        "ix_notices_unread",
+        "ix_notices_pending",
+        "ix_notices_queued",
+        "ix_notices_person",
+    ):
         conn.exec_driver_sql(f"DROP INDEX IF EXISTS {index}")
     if conn.dialect.name == "postgresql":
         conn.exec_driver_sql("ALTER TABLE notices DROP CONSTRAINT IF EXISTS ux_notices_idempotency")
@@ -111,7 +128,8 @@ def _upgrade(conn: Connection) -> None:
         same_texts = " AND ".join(f"t.{name} = o.{name}" for name in TEXT_FIELDS)
         conn.exec_driver_sql(
             f"INSERT INTO notices ({', '.join(kept)}, text_id) SELECT {', '.join(f'o.{c}' for c in kept)}, t.id "
-            f"FROM notices_before o JOIN notice_texts t ON {same_texts} ORDER BY o.person_ref")
+            f"FROM notices_before o JOIN notice_texts t ON {same_texts} ORDER BY o.person_ref"
+        )
     else:
         names = ", ".join([*kept, "text_id"])
         conn.exec_driver_sql(f"INSERT INTO notices ({names}) SELECT {names} FROM notices_before ORDER BY person_ref")
@@ -138,15 +156,24 @@ def open_store(settings: Settings | None = None) -> Engine:
 def with_texts() -> Select:
     """The notices with their texts: what a Notice is made of."""
     return select(notices, *(notice_texts.c[name] for name in TEXT_FIELDS)).join(
-        notice_texts, notice_texts.c.id == notices.c.text_id)
+        notice_texts, notice_texts.c.id == notices.c.text_id
+    )
 
 
 def row_notice(row: Mapping[str, object]) -> Notice:
     """A Notice of a row of with_texts()."""
     return Notice(
-        id=row["id"], person_ref=row["person_ref"], sender=row["sender"], category=row["category"],
-        title_ja=row["title_ja"], title_en=row["title_en"], body_ja=row["body_ja"], body_en=row["body_en"],
-        links=json.loads(row["links"]), idempotency_key=row["idempotency_key"],
-        delivery=json.loads(row["delivery"]), created_at=from_text(row["created_at"]),
+        id=row["id"],
+        person_ref=row["person_ref"],
+        sender=row["sender"],
+        category=row["category"],
+        title_ja=row["title_ja"],
+        title_en=row["title_en"],
+        body_ja=row["body_ja"],
+        body_en=row["body_en"],
+        links=json.loads(row["links"]),
+        idempotency_key=row["idempotency_key"],
+        delivery=json.loads(row["delivery"]),
+        created_at=from_text(row["created_at"]),
         read_at=from_text(row["read_at"]),
     )

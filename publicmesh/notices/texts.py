@@ -20,8 +20,10 @@ def store_texts(conn: Connection, texts: dict[str, Texts]) -> None:
     if not texts:
         return
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    conn.execute(dialect.insert(notice_texts).on_conflict_do_nothing(index_elements=["id"]),
-                 [{"id": key, **dict(zip(TEXT_FIELDS, values))} for key, values in texts.items()])
+    conn.execute(
+        dialect.insert(notice_texts).on_conflict_do_nothing(index_elements=["id"]),
+        [{"id": key, **dict(zip(TEXT_FIELDS, values))} for key, values in texts.items()],
+    )
 
 
 def texts_of(table: pa.Table) -> tuple[pa.DictionaryArray, dict[str, Texts]]:

@@ -11,31 +11,34 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from publicmesh.mesh.ca import read_private_key
-from publicmesh.mesh.members import HUB, MemberId
-from publicmesh.mesh.signatures import SignatureError, Signer, Verifier
-from publicmesh.mesh.trust import TrustStore, authenticate_request
-from publicmesh.numbers import wire
 from publicmesh.numbers.keys import load_or_create_master
 from publicmesh.numbers.pseudonyms import PseudonymService
 from publicmesh.problems import Problem
+from publicmesh.protocol import convert_wire as wire
+from publicmesh.protocol.ca import read_private_key
+from publicmesh.protocol.members import HUB, NUMBERS, MemberId
+from publicmesh.protocol.signatures import SignatureError, Signer, Verifier
+from publicmesh.protocol.trust import TrustStore, authenticate_request
 from publicmesh.settings import Settings
 from publicmesh.storage import engine_for
 
-NUMBERS = MemberId("MESH", "0000000", "numbers")
-MAX_BATCH = 200_000
-
 metadata = MetaData()
 # The only state besides keys: how many persons have been enrolled, so a newborn gets a fresh serial.
-enrolment_counter = Table("enrolment_counter", metadata, Column("id", Integer, primary_key=True),
-                          Column("next_serial", BigInteger, nullable=False))
+enrolment_counter = Table(
+    "enrolment_counter",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("next_serial", BigInteger, nullable=False),
+)
 
 
 def reserve_serials(engine, count: int, at_least: int = 0) -> int:
     """Reserve ``count`` consecutive person serials; returns the first."""
     metadata.create_all(engine)
     with engine.begin() as conn:
-        row = conn.execute(select(enrolment_counter.c.next_serial).where(enrolment_counter.c.id == 1).with_for_update()).first()
+        row = conn.execute(
+            select(enrolment_counter.c.next_serial).where(enrolment_counter.c.id == 1).with_for_update()
+        ).first()
         if row is None:
             first = at_least
             conn.execute(enrolment_counter.insert().values(id=1, next_serial=first + count))
@@ -74,6 +77,7 @@ def create_app(settings: Settings) -> Starlette:
     def json_work(work):
         async def run(caller: MemberId, body: bytes, _content_type: str):
             return orjson.dumps(work(caller, orjson.loads(body))), "application/json"
+
         return run
 
     def only_the_hub(caller: MemberId) -> None:
@@ -83,8 +87,8 @@ def create_app(settings: Settings) -> Starlette:
     def convert(caller: MemberId, doc: dict) -> dict:
         only_the_hub(caller)
         pseudonyms = doc["pseudonyms"]
-        if not isinstance(pseudonyms, list) or len(pseudonyms) > MAX_BATCH:
-            raise Problem("malformed-request", f"pseudonyms is a list of at most {MAX_BATCH}")
+        if not isinstance(pseudonyms, list) or len(pseudonyms) > wire.MAX_BATCH:
+            raise Problem("malformed-request", f"pseudonyms is a list of at most {wire.MAX_BATCH}")
         return {"converted": service.convert(pseudonyms, doc["source"], list(doc["targets"]))}
 
     def convert_columns(body: bytes) -> bytes:
@@ -113,9 +117,19 @@ def create_app(settings: Settings) -> Starlette:
         pseudonyms = service.enrol(np.arange(first, first + count), [caller.pseudonym_domain])[caller.pseudonym_domain]
         return {"pseudonyms": pseudonyms.to_pylist()}
 
-    async def convert_route(request): return await signed(request, convert_either)
-    async def enrol_route(request): return await signed(request, json_work(enrol))
-    async def health(_request): return JSONResponse({"status": "ok", "system": "numbers"})
+    async def convert_route(request):
+        return await signed(request, convert_either)
 
-    return Starlette(routes=[Route("/healthz", health), Route("/v1/convert", convert_route, methods=["POST"]),
-                             Route("/v1/enrol", enrol_route, methods=["POST"])])
+    async def enrol_route(request):
+        return await signed(request, json_work(enrol))
+
+    async def health(_request):
+        return JSONResponse({"status": "ok", "system": "numbers"})
+
+    return Starlette(
+        routes=[
+            Route("/healthz", health),
+            Route("/v1/convert", convert_route, methods=["POST"]),
+            Route("/v1/enrol", enrol_route, methods=["POST"]),
+        ]
+    )

@@ -13,9 +13,9 @@ import numpy as np
 import pyarrow as pa
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from publicmesh.numbers import codec
 from publicmesh.numbers.issue import MyNumberIssuer
 from publicmesh.numbers.keys import derive_key
+from publicmesh.protocol import codec
 
 _REDUNDANCY = np.frombuffer(b"PSM-v1\x00\x00", dtype=np.uint8)
 
@@ -64,8 +64,9 @@ class PseudonymService:
         offsets = np.zeros(len(plain) + 1, dtype=np.int32)
         np.cumsum(valid * np.int32(codec.PSEUDONYM_LENGTH), out=offsets[1:])
         validity = pa.py_buffer(np.packbits(valid, bitorder="little"))
-        return pa.StringArray.from_buffers(len(plain), pa.py_buffer(offsets), enciphered.buffers()[2], validity,
-                                           int(len(plain) - valid.sum()))
+        return pa.StringArray.from_buffers(
+            len(plain), pa.py_buffer(offsets), enciphered.buffers()[2], validity, int(len(plain) - valid.sum())
+        )
 
     def convert(self, pseudonyms, source: str, targets: list[str]) -> dict:
         """Each pseudonym of ``source`` in every target domain, null (None) where it is not a valid pseudonym.

@@ -84,8 +84,12 @@ DATA = (
     _c("edi_flag", "識別表示", 1),  # Y: the customer-code area is EDI情報
     _c("dummy", "ダミー", 7),
 )
-TRAILER = (_n("kind", "データ区分", 1), _n("count", "合計件数", 6), _n("total", "合計金額", 12),
-           _c("dummy", "ダミー", 101))
+TRAILER = (
+    _n("kind", "データ区分", 1),
+    _n("count", "合計件数", 6),
+    _n("total", "合計金額", 12),
+    _c("dummy", "ダミー", 101),
+)
 END = (_n("kind", "データ区分", 1), _c("dummy", "ダミー", 119))
 
 for _layout in (HEADER, DATA, TRAILER, END):
@@ -268,10 +272,15 @@ def transfer_to(account: Any, amount_yen: int, *, customer_code: str = "") -> Tr
     bank = bank_info(account.bank_code)
     branch = branch_info(account.bank_code, account.branch_code)
     return Transfer(
-        bank_code=account.bank_code, bank_name_kana=bank.kana_half if bank else "",
-        branch_code=account.branch_code, branch_name_kana=branch.kana_half if branch else "",
-        account_type=int(account.type_code), account_number=account.account_number,
-        holder_kana=account.holder_kana, amount_yen=amount_yen, customer_code=customer_code,
+        bank_code=account.bank_code,
+        bank_name_kana=bank.kana_half if bank else "",
+        branch_code=account.branch_code,
+        branch_name_kana=branch.kana_half if branch else "",
+        account_type=int(account.type_code),
+        account_number=account.account_number,
+        holder_kana=account.holder_kana,
+        amount_yen=amount_yen,
+        customer_code=customer_code,
     )
 
 
@@ -319,21 +328,46 @@ def write(file: TransferFile, *, newline: bytes = CRLF) -> bytes:
     if newline not in (CRLF, b""):
         raise ValueError("newline must be CRLF or b'' (Zengin files take no other separator)")
     r = file.remitter
-    records = [_record(HEADER, {
-        "kind": "1", "type": KIND_TRANSFER, "code_set": "0", "client_code": r.client_code,
-        "name_kana": r.name_kana, "date": file.transfer_date.strftime("%m%d"), "bank_code": r.bank_code,
-        "bank_name_kana": r.bank_name_kana, "branch_code": r.branch_code, "branch_name_kana": r.branch_name_kana,
-        "account_type": str(r.account_type), "account_number": r.account_number,
-    })]
+    records = [
+        _record(
+            HEADER,
+            {
+                "kind": "1",
+                "type": KIND_TRANSFER,
+                "code_set": "0",
+                "client_code": r.client_code,
+                "name_kana": r.name_kana,
+                "date": file.transfer_date.strftime("%m%d"),
+                "bank_code": r.bank_code,
+                "bank_name_kana": r.bank_name_kana,
+                "branch_code": r.branch_code,
+                "branch_name_kana": r.branch_name_kana,
+                "account_type": str(r.account_type),
+                "account_number": r.account_number,
+            },
+        )
+    ]
     for t in file.transfers:
-        records.append(_record(DATA, {
-            "kind": "2", "bank_code": t.bank_code, "bank_name_kana": t.bank_name_kana,
-            "branch_code": t.branch_code, "branch_name_kana": t.branch_name_kana, "clearing_house": "0000",
-            "account_type": str(t.account_type), "account_number": t.account_number,
-            "holder_kana": t.holder_kana, "amount": str(t.amount_yen), "new_code": "0",
-            "transfer_method": "7",  # 電信 (telegraphic); 8 文書 is for paper advice
-            **_customer_fields(t.customer_code),
-        }))
+        records.append(
+            _record(
+                DATA,
+                {
+                    "kind": "2",
+                    "bank_code": t.bank_code,
+                    "bank_name_kana": t.bank_name_kana,
+                    "branch_code": t.branch_code,
+                    "branch_name_kana": t.branch_name_kana,
+                    "clearing_house": "0000",
+                    "account_type": str(t.account_type),
+                    "account_number": t.account_number,
+                    "holder_kana": t.holder_kana,
+                    "amount": str(t.amount_yen),
+                    "new_code": "0",
+                    "transfer_method": "7",  # 電信 (telegraphic); 8 文書 is for paper advice
+                    **_customer_fields(t.customer_code),
+                },
+            )
+        )
     records.append(_record(TRAILER, {"kind": "8", "count": str(file.total_count), "total": str(file.total_yen)}))
     records.append(_record(END, {"kind": "9"}))
     return b"".join(record + newline for record in records)
@@ -354,9 +388,11 @@ def _split(data: bytes) -> list[bytes]:
         raise ZenginError(None, "records are separated by CR or LF alone; Zengin takes CRLF or no separator")
     else:
         if len(data) % RECORD_LENGTH:
-            raise ZenginError(len(data) // RECORD_LENGTH + 1, f"the file is {len(data)} bytes, "
-                              f"not a whole number of {RECORD_LENGTH}-byte records")
-        lines = [data[i:i + RECORD_LENGTH] for i in range(0, len(data), RECORD_LENGTH)]
+            raise ZenginError(
+                len(data) // RECORD_LENGTH + 1,
+                f"the file is {len(data)} bytes, not a whole number of {RECORD_LENGTH}-byte records",
+            )
+        lines = [data[i : i + RECORD_LENGTH] for i in range(0, len(data), RECORD_LENGTH)]
     for line, record in enumerate(lines, 1):
         if len(record) != RECORD_LENGTH:
             raise ZenginError(line, f"the record is {len(record)} bytes; Zengin records are {RECORD_LENGTH}")
@@ -378,7 +414,7 @@ def _decode(line: int, record: bytes) -> str:
 def _fields(line: int, layout: tuple[Field, ...], text: str) -> dict[str, str]:
     values, start = {}, 0
     for field in layout:
-        value = text[start:start + field.width]
+        value = text[start : start + field.width]
         start += field.width
         if field.numeric and not (value.isascii() and value.isdigit()):
             raise ZenginError(line, f"{field.name} must be {field.width} digits, got {value!r}")
@@ -417,9 +453,13 @@ def _remitter(values: dict[str, str]) -> Remitter:
     if values["code_set"] != "0":
         raise ZenginError(1, f"コード区分 {values['code_set']}: only JIS (0) files are read, not EBCDIC (1)")
     return Remitter(
-        client_code=values["client_code"], name_kana=values["name_kana"], bank_code=values["bank_code"],
-        bank_name_kana=values["bank_name_kana"], branch_code=values["branch_code"],
-        branch_name_kana=values["branch_name_kana"], account_type=int(values["account_type"]),
+        client_code=values["client_code"],
+        name_kana=values["name_kana"],
+        bank_code=values["bank_code"],
+        bank_name_kana=values["bank_name_kana"],
+        branch_code=values["branch_code"],
+        branch_name_kana=values["branch_name_kana"],
+        account_type=int(values["account_type"]),
         account_number=values["account_number"],
     )
 
@@ -435,10 +475,15 @@ def _transfer(line: int, values: dict[str, str]) -> Transfer:
     else:
         raise ZenginError(line, f"識別表示 must be Y (EDI) or a space, got {flag!r}")
     return Transfer(
-        bank_code=values["bank_code"], bank_name_kana=values["bank_name_kana"], branch_code=values["branch_code"],
-        branch_name_kana=values["branch_name_kana"], account_type=int(values["account_type"]),
-        account_number=values["account_number"], holder_kana=values["holder_kana"],
-        amount_yen=int(values["amount"]), customer_code=customer_code,
+        bank_code=values["bank_code"],
+        bank_name_kana=values["bank_name_kana"],
+        branch_code=values["branch_code"],
+        branch_name_kana=values["branch_name_kana"],
+        account_type=int(values["account_type"]),
+        account_number=values["account_number"],
+        holder_kana=values["holder_kana"],
+        amount_yen=int(values["amount"]),
+        customer_code=customer_code,
     )
 
 
@@ -482,8 +527,9 @@ def parse(data: bytes, *, today: datetime.date | None = None) -> TransferFile:
     if count != len(transfers):
         raise ZenginError(trailer_line, f"合計件数 says {count} transfers, the file has {len(transfers)}")
     if total != sum(t.amount_yen for t in transfers):
-        raise ZenginError(trailer_line, f"合計金額 says ¥{total:,}, the transfers add up to "
-                                        f"¥{sum(t.amount_yen for t in transfers):,}")
+        raise ZenginError(
+            trailer_line, f"合計金額 says ¥{total:,}, the transfers add up to ¥{sum(t.amount_yen for t in transfers):,}"
+        )
     with _at(1):
         remitter = _remitter(header)
     with _at(trailer_line):  # what is wrong with the whole (no transfers, too many) shows at its totals

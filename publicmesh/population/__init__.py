@@ -6,12 +6,23 @@ through the topology) does not load the generator, and Polars with it."""
 import importlib
 
 _HOME = {
-    "BLOCK": "generate", "SCHEMA": "generate", "generate": "generate", "generate_frame": "generate",
+    "BLOCK": "generate",
+    "SCHEMA": "generate",
+    "generate": "generate",
+    "generate_frame": "generate",
     "generate_table": "generate",
-    "FAMILY_NAMES": "names", "FEMALE_NAMES": "names", "MALE_NAMES": "names", "hepburn": "names",
-    "to_bank_kana": "names", "to_halfwidth_kana": "names",
-    "DEMO_MUNICIPALITIES": "places", "Municipality": "places", "check_digit": "places", "municipalities": "places",
-    "municipality": "places", "municipality_codes": "places",
+    "FAMILY_NAMES": "names",
+    "FEMALE_NAMES": "names",
+    "MALE_NAMES": "names",
+    "hepburn": "names",
+    "to_bank_kana": "names",
+    "to_halfwidth_kana": "names",
+    "DEMO_MUNICIPALITIES": "places",
+    "Municipality": "places",
+    "check_digit": "places",
+    "municipalities": "places",
+    "municipality": "places",
+    "municipality_codes": "places",
     "summarize": "summary",
 }
 

@@ -17,14 +17,16 @@ KYOKAI, KOKUHO, KOKI = range(3)
 
 # Age bands (lower bounds after 0) and, per band and sex (male, female), P(employment category).
 AGE_BANDS = np.array([6, 18, 23, 65, 75])
-EMPLOYMENT_SHARES = np.array([
-    [[0, 0, 0, 0, 0, 0, 1], [0, 0, 0, 0, 0, 0, 1]],
-    [[0, 0, 0, 0, 1, 0, 0], [0, 0, 0, 0, 1, 0, 0]],
-    [[.25, .15, 0, .05, .55, 0, 0], [.22, .18, 0, .05, .55, 0, 0]],
-    [[.72, .06, .12, .10, 0, 0, 0], [.50, .25, .06, .19, 0, 0, 0]],
-    [[.20, .15, .15, 0, 0, .50, 0], [.10, .15, .08, 0, 0, .67, 0]],
-    [[0, .05, .08, 0, 0, .87, 0], [0, .03, .04, 0, 0, .93, 0]],
-])
+EMPLOYMENT_SHARES = np.array(
+    [
+        [[0, 0, 0, 0, 0, 0, 1], [0, 0, 0, 0, 0, 0, 1]],
+        [[0, 0, 0, 0, 1, 0, 0], [0, 0, 0, 0, 1, 0, 0]],
+        [[0.25, 0.15, 0, 0.05, 0.55, 0, 0], [0.22, 0.18, 0, 0.05, 0.55, 0, 0]],
+        [[0.72, 0.06, 0.12, 0.10, 0, 0, 0], [0.50, 0.25, 0.06, 0.19, 0, 0, 0]],
+        [[0.20, 0.15, 0.15, 0, 0, 0.50, 0], [0.10, 0.15, 0.08, 0, 0, 0.67, 0]],
+        [[0, 0.05, 0.08, 0, 0, 0.87, 0], [0, 0.03, 0.04, 0, 0, 0.93, 0]],
+    ]
+)
 # Yen a year at the age plateau: averaged over ages, sexes and the spread, the mean is ≈ 4.5 million.
 EMPLOYEE_MEDIAN = 4_650_000
 FEMALE_PAY = 0.72
@@ -85,9 +87,7 @@ def simulate(
     # Pensions: the benefit scheme from 65; below 65 the scheme the person pays into (none under 20).
     senior = age >= 65
     u = rng.random(n)
-    senior_kind = np.where(
-        u < 0.02, NO_PENSION, np.where(u < 0.02 + np.where(male, 0.68, 0.48), EMPLOYEES, NATIONAL)
-    )
+    senior_kind = np.where(u < 0.02, NO_PENSION, np.where(u < 0.02 + np.where(male, 0.68, 0.48), EMPLOYEES, NATIONAL))
     working_kind = np.where(age < 20, NO_PENSION, np.where(employment == EMPLOYEE, EMPLOYEES, NATIONAL))
     pension_kind = np.where(senior, senior_kind, working_kind).astype(np.int8)
     national = np.clip(rng.normal(57_000, 7_000, n), 25_000, NATIONAL_PENSION_FULL)
@@ -117,7 +117,12 @@ def simulate(
     )
     health = np.where(age >= 75, KOKI, np.where(insured | dependent, KYOKAI, KOKUHO)).astype(np.int8)
     return Economy(
-        employment=employment, income=income, taxable_income=taxable, pension_kind=pension_kind,
-        pension_monthly=pension_monthly, health_insurance=health, insurance_dependent=dependent,
+        employment=employment,
+        income=income,
+        taxable_income=taxable,
+        pension_kind=pension_kind,
+        pension_monthly=pension_monthly,
+        health_insurance=health,
+        insurance_dependent=dependent,
         has_employer=(employment == EMPLOYEE) | (employment == UNINSURED),
     )

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Iterator, Sequence
 
 import numpy as np
 import polars as pl
@@ -20,36 +20,38 @@ BLOCK = 10_000
 EPOCH = date(1970, 1, 1)
 
 _LABEL = pa.dictionary(pa.int8(), pa.string())
-SCHEMA = pa.schema([
-    ("person_index", pa.int64()),
-    ("household_id", pa.int64()),
-    ("relation", _LABEL),
-    ("household_size", pa.int8()),
-    ("family_name", pa.string()),
-    ("given_name", pa.string()),
-    ("family_name_kana", pa.string()),
-    ("given_name_kana", pa.string()),
-    ("family_name_romaji", pa.string()),
-    ("given_name_romaji", pa.string()),
-    ("sex", pa.int8()),
-    ("birth_date", pa.date32()),
-    ("death_date", pa.date32()),
-    ("born_this_year", pa.bool_()),
-    ("municipality_code", pa.string()),
-    ("residence_municipality_code", pa.string()),
-    ("postal_code", pa.string()),
-    ("address", pa.string()),
-    ("registered", pa.bool_()),
-    ("address_protected", pa.bool_()),
-    ("employment", _LABEL),
-    ("income", pa.int64()),
-    ("taxable_income", pa.int64()),
-    ("employer_code", pa.string()),
-    ("pension_kind", _LABEL),
-    ("pension_monthly", pa.int64()),
-    ("health_insurance", _LABEL),
-    ("insurance_dependent", pa.bool_()),
-])
+SCHEMA = pa.schema(
+    [
+        ("person_index", pa.int64()),
+        ("household_id", pa.int64()),
+        ("relation", _LABEL),
+        ("household_size", pa.int8()),
+        ("family_name", pa.string()),
+        ("given_name", pa.string()),
+        ("family_name_kana", pa.string()),
+        ("given_name_kana", pa.string()),
+        ("family_name_romaji", pa.string()),
+        ("given_name_romaji", pa.string()),
+        ("sex", pa.int8()),
+        ("birth_date", pa.date32()),
+        ("death_date", pa.date32()),
+        ("born_this_year", pa.bool_()),
+        ("municipality_code", pa.string()),
+        ("residence_municipality_code", pa.string()),
+        ("postal_code", pa.string()),
+        ("address", pa.string()),
+        ("registered", pa.bool_()),
+        ("address_protected", pa.bool_()),
+        ("employment", _LABEL),
+        ("income", pa.int64()),
+        ("taxable_income", pa.int64()),
+        ("employer_code", pa.string()),
+        ("pension_kind", _LABEL),
+        ("pension_monthly", pa.int64()),
+        ("health_insurance", _LABEL),
+        ("insurance_dependent", pa.bool_()),
+    ]
+)
 
 
 @dataclass
@@ -91,18 +93,14 @@ def _take(values: pa.Array, indices: np.ndarray, mask: np.ndarray | None = None)
     return values.take(pa.array(indices, mask=mask))
 
 
-def _table(
-    blocks: list[_Block], first_person: int, codes: tuple[str, ...], seed: int, as_of: date
-) -> pa.Table:
+def _table(blocks: list[_Block], first_person: int, codes: tuple[str, ...], seed: int, as_of: date) -> pa.Table:
     """Assemble blocks into one Arrow table, turning category codes into strings with Arrow takes."""
     tables = name_tables()
     places = places_for(codes)
     # Household arrays are block-local: shift each block's household numbers past the previous ones.
     shifts = np.cumsum([0] + [len(b.people.sizes) for b in blocks[:-1]])
     household = np.concatenate([b.people.household + s for b, s in zip(blocks, shifts)])
-    starts = np.concatenate([
-        b.people.starts + first_person + i * BLOCK for i, b in enumerate(blocks)
-    ])
+    starts = np.concatenate([b.people.starts + first_person + i * BLOCK for i, b in enumerate(blocks)])
     sizes = np.concatenate([b.people.sizes for b in blocks])
 
     def person(field: str) -> np.ndarray:
@@ -185,9 +183,7 @@ def _chunks(
     total_blocks = -(-residents // BLOCK)
     for first_block in range(0, total_blocks, blocks_per_chunk):
         indices = range(first_block, min(first_block + blocks_per_chunk, total_blocks))
-        blocks = [
-            _simulate_block(seed, i, min(BLOCK, residents - i * BLOCK), codes, as_of) for i in indices
-        ]
+        blocks = [_simulate_block(seed, i, min(BLOCK, residents - i * BLOCK), codes, as_of) for i in indices]
         yield _table(blocks, first_block * BLOCK, codes, seed, as_of)
 
 

@@ -15,20 +15,28 @@ LONE, COUPLE, NUCLEAR, LONE_PARENT, THREE_GENERATION, WITH_PARENT = range(6)
 TYPE_SHARES = np.array([0.38, 0.20, 0.25, 0.09, 0.05, 0.03])
 HAS_SPOUSE = np.array([False, True, True, False, True, False])
 # P(number of children = 0..4) and P(parents of the head = 0..2), per type.
-CHILDREN_SHARES = np.array([
-    [1, 0, 0, 0, 0], [1, 0, 0, 0, 0], [0, .40, .45, .13, .02],
-    [0, .60, .32, .08, 0], [.30, .30, .30, .10, 0], [1, 0, 0, 0, 0],
-])
-PARENT_SHARES = np.array([[1, 0, 0], [1, 0, 0], [1, 0, 0], [1, 0, 0], [0, .6, .4], [0, .7, .3]])
+CHILDREN_SHARES = np.array(
+    [
+        [1, 0, 0, 0, 0],
+        [1, 0, 0, 0, 0],
+        [0, 0.40, 0.45, 0.13, 0.02],
+        [0, 0.60, 0.32, 0.08, 0],
+        [0.30, 0.30, 0.30, 0.10, 0],
+        [1, 0, 0, 0, 0],
+    ]
+)
+PARENT_SHARES = np.array([[1, 0, 0], [1, 0, 0], [1, 0, 0], [1, 0, 0], [0, 0.6, 0.4], [0, 0.7, 0.3]])
 # Head age mixture per type: up to three (from, to, weight) components, in years.
-HEAD_AGES = np.array([
-    [(20, 40, .45), (40, 65, .20), (65, 95, .35)],
-    [(22, 40, .25), (40, 55, .15), (55, 92, .60)],
-    [(27, 58, 1.0), (0, 0, 0), (0, 0, 0)],
-    [(24, 58, 1.0), (0, 0, 0), (0, 0, 0)],
-    [(32, 60, 1.0), (0, 0, 0), (0, 0, 0)],
-    [(30, 64, 1.0), (0, 0, 0), (0, 0, 0)],
-])
+HEAD_AGES = np.array(
+    [
+        [(20, 40, 0.45), (40, 65, 0.20), (65, 95, 0.35)],
+        [(22, 40, 0.25), (40, 55, 0.15), (55, 92, 0.60)],
+        [(27, 58, 1.0), (0, 0, 0), (0, 0, 0)],
+        [(24, 58, 1.0), (0, 0, 0), (0, 0, 0)],
+        [(32, 60, 1.0), (0, 0, 0), (0, 0, 0)],
+        [(30, 64, 1.0), (0, 0, 0), (0, 0, 0)],
+    ]
+)
 HEAD_MALE = np.array([0.55, 0.90, 0.90, 0.15, 0.90, 0.60])
 ELDERLY_LONE_MALE = 0.30  # most people living alone past 65 are widows
 # A child is this many days younger than either parent at least: more than 18 years in any calendar.
@@ -172,6 +180,12 @@ def simulate(rng: np.random.Generator, persons: int, window_days: int) -> Block:
     # Died 1..window_days days before as_of, but never before birth.
     death_offset = np.minimum(1 + (rng.random(persons) * window_days).astype(np.int64), age)
     return Block(
-        household=household, starts=starts, sizes=sizes, relation=relation, sex=sex,
-        age_days=age.astype(np.int32), dead=dead, death_offset=death_offset.astype(np.int32),
+        household=household,
+        starts=starts,
+        sizes=sizes,
+        relation=relation,
+        sex=sex,
+        age_days=age.astype(np.int32),
+        dead=dead,
+        death_offset=death_offset.astype(np.int32),
     )

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -98,7 +98,7 @@ class Places:
     chome_last: np.ndarray  # 0 where the area uses 番地
 
     @classmethod
-    def of(cls, chosen: Sequence[Municipality]) -> "Places":
+    def of(cls, chosen: Sequence[Municipality]) -> Places:
         """Flatten `chosen` municipalities."""
         count = np.array([len(m.postal_areas) for m in chosen])
         areas = [(m, a, c) for m in chosen for a, c in zip(m.postal_areas, m.chome_ranges)]
@@ -143,8 +143,12 @@ def addresses(rng: np.random.Generator, people: households.Block, places: Places
     moved = (rng.random(count) < NON_REGISTERED) & (towns > 1)
     other = (residence + 1 + (rng.random(count) * max(towns - 1, 1)).astype(np.int64)) % towns
     return {
-        "area": area, "chome": chome, "banchi": banchi, "go": go,
-        "residence": residence, "holding": np.where(moved, other, residence),
+        "area": area,
+        "chome": chome,
+        "banchi": banchi,
+        "go": go,
+        "residence": residence,
+        "holding": np.where(moved, other, residence),
         "protected": rng.random(count) < PROTECTED,
     }
 

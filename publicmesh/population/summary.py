@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import Iterable
+from collections.abc import Iterable
 
 import polars as pl
 import pyarrow as pa
@@ -43,11 +43,13 @@ def summarize(table: pa.Table | pl.DataFrame | Iterable[pa.Table]) -> dict:
         for key, counter in _chunk_counts(chunk).items():
             merged[key].update(counter)
     totals = merged.pop("totals")
-    keys = ("persons", "households", "deaths", "births", "protected_persons", "protected_households",
-            "non_registered")
+    keys = ("persons", "households", "deaths", "births", "protected_persons", "protected_households", "non_registered")
     summary: dict = {k: totals.get(k, 0) for k in keys}
     summary["by_municipality"] = dict(sorted(merged["municipality_code"].items()))
-    for column, name in (("relation", "by_relation"), ("employment", "by_employment"),
-                         ("health_insurance", "by_health_insurance")):
+    for column, name in (
+        ("relation", "by_relation"),
+        ("employment", "by_employment"),
+        ("health_insurance", "by_health_insurance"),
+    ):
         summary[name] = dict(sorted(merged[column].items(), key=lambda kv: -kv[1]))
     return summary

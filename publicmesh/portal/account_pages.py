@@ -40,15 +40,18 @@ def register(app: FastAPI, portal) -> None:
 
     def login_page(request: Request, error: str | None = None, chosen: str | None = None, status: int = 200):
         challenge = people.identity.login.new_challenge()
-        return render(request, "login.html", None, status, challenge=challenge.id, cards=demo_cards(), chosen=chosen,
-                      error=error)
+        return render(
+            request, "login.html", None, status, challenge=challenge.id, cards=demo_cards(), chosen=chosen, error=error
+        )
 
     @app.get("/login")
     async def login_form(request: Request):
         return login_page(request)
 
     @app.post("/login")
-    async def login_with_card(request: Request, card: str = Form(...), pin: str = Form(...), challenge: str = Form(...)):
+    async def login_with_card(
+        request: Request, card: str = Form(...), pin: str = Form(...), challenge: str = Form(...)
+    ):
         """The card reader is simulated for demo cards: the card signs the challenge after its PIN."""
         lang = language(request)
         try:
@@ -72,11 +75,14 @@ def register(app: FastAPI, portal) -> None:
     async def login_with_wallet(request: Request):
         doc = await request.json()
         try:
-            person_ref = people.identity.login.verify_login(doc["challenge"], doc["certificate"],
-                                                            base64.b64decode(doc["signature"]))
+            person_ref = people.identity.login.verify_login(
+                doc["challenge"], doc["certificate"], base64.b64decode(doc["signature"])
+            )
         except (LoginError, IdentityError, KeyError, ValueError) as exc:
-            return JSONResponse({"detail": translate("login_failed", language(request)), "reason": getattr(exc, "reason", None)},
-                                status_code=401)
+            return JSONResponse(
+                {"detail": translate("login_failed", language(request)), "reason": getattr(exc, "reason", None)},
+                status_code=401,
+            )
         return start_session(person_ref)
 
     @app.post("/logout")
@@ -99,7 +105,9 @@ def register(app: FastAPI, portal) -> None:
             if child not in minors:
                 raise NotFound("not a minor child in this person's household")
             name = translate("child_of_age", language(request), age=minors[child]["age"])
-            portal.sessions.act_for(session, child, name, session.municipality, f"statutory:{session.actor_ref}:{child}")
+            portal.sessions.act_for(
+                session, child, name, session.municipality, f"statutory:{session.actor_ref}:{child}"
+            )
             return RedirectResponse("/", status_code=303)
         if not mandate:
             portal.sessions.act_for(session, None, None, None, None)
@@ -121,12 +129,27 @@ def register(app: FastAPI, portal) -> None:
             raise NotFound("mandate does not cover notices")
         lang = language(request)
         chosen = category if category in notices.CATEGORIES else None
-        items = [{"id": n.id, "read_at": n.read_at, "title": n.title_en if lang == "en" else n.title_ja,
-                  "body": n.body_en if lang == "en" else n.body_ja, "sent": fmt.date(n.created_at.isoformat(), lang),
-                  "category": n.category}
-                 for n in notices.inbox(people.notices, session.subject_ref, limit=50, category=chosen)]
-        return render(request, "notices.html", session, active="notices", notices=items, unread=people.unread(session),
-                      category=chosen, filters=INBOX_FILTERS)
+        items = [
+            {
+                "id": n.id,
+                "read_at": n.read_at,
+                "title": n.title_en if lang == "en" else n.title_ja,
+                "body": n.body_en if lang == "en" else n.body_ja,
+                "sent": fmt.date(n.created_at.isoformat(), lang),
+                "category": n.category,
+            }
+            for n in notices.inbox(people.notices, session.subject_ref, limit=50, category=chosen)
+        ]
+        return render(
+            request,
+            "notices.html",
+            session,
+            active="notices",
+            notices=items,
+            unread=people.unread(session),
+            category=chosen,
+            filters=INBOX_FILTERS,
+        )
 
     @app.post("/notices/{notice_id}/read")
     async def read_notice(request: Request, notice_id: str, csrf: str = Form(...)):
@@ -146,15 +169,28 @@ def register(app: FastAPI, portal) -> None:
         account = accounts.account_of(people.accounts, subject)
         holder = people.directory.get(session.actor_ref)
         return render(
-            request, "settings.html", session, status, active="settings", message=message, error=error,
-            pending_code=pending_code, account=accounts.masked(account) if account else None,
-            contacts=notices.contacts(people.notices, subject), proxy_code=holder.proxy_code if holder else "",
-            mandates=people.mandates_given(session.actor_ref), scopes=sorted(SCOPES),
-            consents=[{"id": c.id, "recipient": c.recipient, "datasets": c.datasets, "purpose": c.purpose.id}
-                      for c in consent.consents_of(people.consents, session.actor_ref)],
+            request,
+            "settings.html",
+            session,
+            status,
+            active="settings",
+            message=message,
+            error=error,
+            pending_code=pending_code,
+            account=accounts.masked(account) if account else None,
+            contacts=notices.contacts(people.notices, subject),
+            proxy_code=holder.proxy_code if holder else "",
+            mandates=people.mandates_given(session.actor_ref),
+            scopes=sorted(SCOPES),
+            consents=[
+                {"id": c.id, "recipient": c.recipient, "datasets": c.datasets, "purpose": c.purpose.id}
+                for c in consent.consents_of(people.consents, session.actor_ref)
+            ],
             prior_intent=consent.has_prior_intent(people.consents, session.actor_ref, PRIOR_INTENT, "*"),
-            wallets=people.identity.wallets.list_wallets(session.actor_ref), unread=people.unread(session),
-            signing_status=_signing_status(people, session.actor_ref))
+            wallets=people.identity.wallets.list_wallets(session.actor_ref),
+            unread=people.unread(session),
+            signing_status=_signing_status(people, session.actor_ref),
+        )
 
     def settings_session(request: Request, csrf: str | None = None, own_only: bool = False):
         session = current(request)
@@ -174,8 +210,15 @@ def register(app: FastAPI, portal) -> None:
         return settings_page(request, session)
 
     @app.post("/settings/account")
-    async def register_account(request: Request, csrf: str = Form(...), bank: str = Form(...), branch: str = Form(...),
-                               type: str = Form(...), number: str = Form(...), holder: str = Form(...)):
+    async def register_account(
+        request: Request,
+        csrf: str = Form(...),
+        bank: str = Form(...),
+        branch: str = Form(...),
+        type: str = Form(...),
+        number: str = Form(...),
+        holder: str = Form(...),
+    ):
         session = settings_session(request, csrf, own_only=True)
         lang = language(request)
         kana = await portal.name_kana(session.actor_ref, session.municipality)
@@ -191,8 +234,9 @@ def register(app: FastAPI, portal) -> None:
         session = settings_session(request, csrf)
         lang = language(request)
         try:
-            code_id = notices.start_contact_verification(people.notices, session.subject_ref, kind, address,
-                                                         channel=people.channel)
+            code_id = notices.start_contact_verification(
+                people.notices, session.subject_ref, kind, address, channel=people.channel
+            )
         except (ValueError, notices.VerificationRateLimited) as exc:
             return settings_page(request, session, error=str(exc), status=422)
         return settings_page(request, session, message=translate("code_sent", lang), pending_code=code_id)
@@ -205,12 +249,19 @@ def register(app: FastAPI, portal) -> None:
             raise NotFound(f"verification {code_id} is not this person's")
         ok = notices.confirm_contact(people.notices, session.subject_ref, code_id, code)
         if not ok:
-            return settings_page(request, session, error=translate("code_wrong", lang), pending_code=code_id, status=422)
+            return settings_page(
+                request, session, error=translate("code_wrong", lang), pending_code=code_id, status=422
+            )
         return settings_page(request, session, message=translate("contact_verified", lang))
 
     @app.post("/settings/mandates")
-    async def grant_mandate(request: Request, csrf: str = Form(...), proxy_code: str = Form(...),
-                            scopes: list[str] = Form(...), days: int = Form(90)):
+    async def grant_mandate(
+        request: Request,
+        csrf: str = Form(...),
+        proxy_code: str = Form(...),
+        scopes: list[str] = Form(...),
+        days: int = Form(90),
+    ):
         session = settings_session(request, csrf, own_only=True)
         lang = language(request)
         try:
@@ -243,10 +294,17 @@ def register(app: FastAPI, portal) -> None:
         if enable == "1":
             card = people.identity.cards.cards_of(session.actor_ref)[0]
             try:  # signed with the card's signing key (署名用電子証明書), which needs the signing password
-                consent.record_prior_intent(people.consents, session.actor_ref, PRIOR_INTENT, ("*",),
-                                            sign=lambda data: card.sign_document(data, password))
+                consent.record_prior_intent(
+                    people.consents,
+                    session.actor_ref,
+                    PRIOR_INTENT,
+                    ("*",),
+                    sign=lambda data: card.sign_document(data, password),
+                )
             except WrongPin as exc:
-                return settings_page(request, session, error=translate("wrong_pin", language(request), n=exc.tries_left), status=401)
+                return settings_page(
+                    request, session, error=translate("wrong_pin", language(request), n=exc.tries_left), status=401
+                )
             except CardError as exc:
                 return settings_page(request, session, error=str(exc), status=422)
         else:
@@ -264,9 +322,17 @@ def register(app: FastAPI, portal) -> None:
         person, address = found["person"].get("data", {}), found["address"].get("data", {})
         card = people.identity.cards.cards_of(session.actor_ref)[0]
         try:
-            people.identity.authority.reissue_signing_certificate({
-                "family_name": person["family_name"], "given_name": person["given_name"], "address": address["address"],
-                "birth_date": person["birth_date"], "sex": person["sex"]}, card, signing_password=password)
+            people.identity.authority.reissue_signing_certificate(
+                {
+                    "family_name": person["family_name"],
+                    "given_name": person["given_name"],
+                    "address": address["address"],
+                    "birth_date": person["birth_date"],
+                    "sex": person["sex"],
+                },
+                card,
+                signing_password=password,
+            )
         except WrongPin as exc:
             return settings_page(request, session, error=translate("wrong_pin", lang, n=exc.tries_left), status=401)
         except (CardError, KeyError) as exc:
@@ -274,7 +340,9 @@ def register(app: FastAPI, portal) -> None:
         return settings_page(request, session, message=translate("signing_reissued", lang))
 
     @app.post("/settings/wallet")
-    async def enrol_wallet(request: Request, csrf: str = Form(...), device_name: str = Form(...), spki: str = Form(...)):
+    async def enrol_wallet(
+        request: Request, csrf: str = Form(...), device_name: str = Form(...), spki: str = Form(...)
+    ):
         session = settings_session(request, csrf, own_only=True)
         try:
             pem = people.identity.wallets.enrol_wallet(session.actor_ref, device_name[:60], base64.b64decode(spki))

@@ -98,8 +98,12 @@ def create_app(settings: Settings | None = None, hub_url: str | None = None) -> 
 
     def render(request: Request, name: str, session: Session | None, status: int = 200, **context) -> HTMLResponse:
         lang = language(request)
-        response = templates.TemplateResponse(request, name, {
-            "lang": lang, "t": lambda key, **v: translate(key, lang, **v), "session": session, **context}, status_code=status)
+        response = templates.TemplateResponse(
+            request,
+            name,
+            {"lang": lang, "t": lambda key, **v: translate(key, lang, **v), "session": session, **context},
+            status_code=status,
+        )
         if request.query_params.get("lang") in ("ja", "en"):
             response.set_cookie("lang", lang, max_age=365 * 86400, samesite="lax")
         return response
@@ -109,8 +113,9 @@ def create_app(settings: Settings | None = None, hub_url: str | None = None) -> 
         own account at their next request, instead of leaving them on pages that all answer 404."""
         session = portal.sessions.get(request.cookies.get(COOKIE))
         if session is not None and session.acting_for and not portal.identity.mandate_in_force(session):
-            log.info("mandate %s no longer in force: %s is back on their own account", session.mandate_id,
-                     session.actor_ref)
+            log.info(
+                "mandate %s no longer in force: %s is back on their own account", session.mandate_id, session.actor_ref
+            )
             portal.sessions.act_for(session, None, None, None, None)
             session = portal.sessions.get(session.id)
         return session
@@ -118,7 +123,9 @@ def create_app(settings: Settings | None = None, hub_url: str | None = None) -> 
     @app.exception_handler(NotFound)
     async def not_found(request: Request, exc: NotFound):
         session = current(request)
-        log.warning("refused: %s asked for %s (%s)", session.actor_ref if session else "anonymous", request.url.path, exc)
+        log.warning(
+            "refused: %s asked for %s (%s)", session.actor_ref if session else "anonymous", request.url.path, exc
+        )
         lang = language(request)
         return render(request, "error.html", session, 404, title=translate("not_found", lang), detail="")
 
@@ -133,8 +140,14 @@ def create_app(settings: Settings | None = None, hub_url: str | None = None) -> 
     async def failed(request: Request, exc: Exception):
         log.exception("portal error on %s", request.url.path)
         lang = language(request)
-        return render(request, "error.html", current(request), 500, title=translate("error", lang),
-                      detail=translate("try_later", lang))
+        return render(
+            request,
+            "error.html",
+            current(request),
+            500,
+            title=translate("error", lang),
+            detail=translate("try_later", lang),
+        )
 
     app.state.render = render
     app.state.current = current

@@ -13,13 +13,14 @@ from fastapi import FastAPI, Form, Request
 from fastapi.responses import RedirectResponse, StreamingResponse
 
 from publicmesh import accounts
+from publicmesh.applications.content import application_content, withdrawal_content
+from publicmesh.applications.forms import TypedFieldError, typed_values
+from publicmesh.applications.lifecycle import STATUSES, WITHDRAWABLE
 from publicmesh.identity import CardError, WrongPin, basic_information, load_certificate
 from publicmesh.identity.certificates import serial_hex
 from publicmesh.identity.mandates import reference as mandate_reference
 from publicmesh.portal.i18n import translate
 from publicmesh.problems import Problem
-from publicmesh.services.applications import STATUSES, WITHDRAWABLE, application_content, withdrawal_content
-from publicmesh.services.forms import TypedFieldError, typed_values
 
 FIELD_PREFIX = "field-"  # the input name of a typed field: field-<name>
 log = logging.getLogger(__name__)
@@ -42,15 +43,24 @@ def register(app: FastAPI, portal, require, to_login) -> None:
 
     def page(request, session, found, **context):
         account = accounts.account_of(people.accounts, session.subject_ref)
-        return render(request, "applications.html", session, active="applications", offers=found["offers"],
-                      applications=found["applications"], unread=people.unread(session) if not session.acting_for else 0,
-                      account=accounts.masked(account) if account else None,
-                      status_labels={k: translate(f"status_{k}", language(request)) for k in STATUSES},
-                      withdrawable=WITHDRAWABLE, **context)
+        return render(
+            request,
+            "applications.html",
+            session,
+            active="applications",
+            offers=found["offers"],
+            applications=found["applications"],
+            unread=people.unread(session) if not session.acting_for else 0,
+            account=accounts.masked(account) if account else None,
+            status_labels={k: translate(f"status_{k}", language(request)) for k in STATUSES},
+            withdrawable=WITHDRAWABLE,
+            **context,
+        )
 
     @app.get("/applications")
-    async def applications(request: Request, done: str | None = None, resubmitted: str | None = None,
-                           withdrawn: str | None = None):
+    async def applications(
+        request: Request, done: str | None = None, resubmitted: str | None = None, withdrawn: str | None = None
+    ):
         session = require(request, "applications")
         if session is None:
             return to_login(request)
@@ -65,8 +75,18 @@ def register(app: FastAPI, portal, require, to_login) -> None:
 
     def offer_page(request, session, offer, error=None, status=200, typed=None):
         account = accounts.account_of(people.accounts, session.subject_ref)
-        return render(request, "offer.html", session, status, active="applications", offer=offer, error=error,
-                      account=accounts.masked(account) if account else None, unread=0, typed=typed or {})
+        return render(
+            request,
+            "offer.html",
+            session,
+            status,
+            active="applications",
+            offer=offer,
+            error=error,
+            account=accounts.masked(account) if account else None,
+            unread=0,
+            typed=typed or {},
+        )
 
     async def typed_in(request: Request, form: dict) -> tuple[dict, str | None]:
         """What the person typed into the form's typed fields, checked as the services part will check it."""
@@ -90,13 +110,19 @@ def register(app: FastAPI, portal, require, to_login) -> None:
             name = basic_information(certificate).name
         except ValueError:
             name = session.actor_name
-        return card, {"name": name, "certificate": serial_hex(certificate.serial_number),
-                      "mandate": mandate_reference(session.mandate_id or "")}
+        return card, {
+            "name": name,
+            "certificate": serial_hex(certificate.serial_number),
+            "mandate": mandate_reference(session.mandate_id or ""),
+        }
 
     def sign(card, content: bytes, password: str) -> dict:
         signature = card.sign_document(content, password)
-        return {"content": base64.b64encode(content).decode(), "signature": base64.b64encode(signature).decode(),
-                "certificate": card.signing_certificate_pem()}
+        return {
+            "content": base64.b64encode(content).decode(),
+            "signature": base64.b64encode(signature).decode(),
+            "certificate": card.signing_certificate_pem(),
+        }
 
     async def submit_signed(request, session, card, content: bytes, password: str, payload: dict) -> dict:
         """Signs ``content`` with the card's signing key and submits it through the hub with ``payload``; a wrong
@@ -111,8 +137,9 @@ def register(app: FastAPI, portal, require, to_login) -> None:
         try:
             return await portal.mesh.submit(session.subject_ref, {**payload, "signed": signed})
         except Problem as problem:
-            log.warning("refused: the submission of %s for %s (%s)", session.actor_ref, session.subject_ref,
-                        problem.detail)
+            log.warning(
+                "refused: the submission of %s for %s (%s)", session.actor_ref, session.subject_ref, problem.detail
+            )
             raise Refused(problem.detail, 422) from None
 
     @app.get("/applications/offers/{offer_id}")
@@ -121,8 +148,9 @@ def register(app: FastAPI, portal, require, to_login) -> None:
         if session is None:
             return to_login(request)
         found = await benefits(session)
-        applied = next((a for a in found["applications"] if a["offer_id"] == offer_id and a["status"] != "withdrawn"),
-                       None)
+        applied = next(
+            (a for a in found["applications"] if a["offer_id"] == offer_id and a["status"] != "withdrawn"), None
+        )
         if applied is not None:  # the notice's link, followed again after applying: the application's status
             return RedirectResponse(f"/applications#a-{applied['id']}", status_code=303)
         return offer_page(request, session, await offer_of(session, offer_id, found))
@@ -138,12 +166,26 @@ def register(app: FastAPI, portal, require, to_login) -> None:
         if invalid:
             return offer_page(request, session, offer, invalid, 422, typed)
         card, proxy = signer(session)
-        content = application_content({"service_id": offer["service_id"], "id": offer["id"],
-                                       "amount_yen": offer["amount_yen"], "form": offer["form"]}, typed=typed, proxy=proxy,
-                                      reapplies=offer.get("reapplies"))
+        content = application_content(
+            {
+                "service_id": offer["service_id"],
+                "id": offer["id"],
+                "amount_yen": offer["amount_yen"],
+                "form": offer["form"],
+            },
+            typed=typed,
+            proxy=proxy,
+            reapplies=offer.get("reapplies"),
+        )
         try:
-            created = await submit_signed(request, session, card, content, password, {
-                "action": "apply", "offer": offer_id, "typed": typed, "proxy": proxy})
+            created = await submit_signed(
+                request,
+                session,
+                card,
+                content,
+                password,
+                {"action": "apply", "offer": offer_id, "typed": typed, "proxy": proxy},
+            )
         except Refused as refused:
             return offer_page(request, session, offer, refused.message, refused.status, typed)
         return RedirectResponse(f"/applications?done={created['application']}", status_code=303)
@@ -157,10 +199,19 @@ def register(app: FastAPI, portal, require, to_login) -> None:
 
     def resubmit_page(request, session, application, error=None, status=200, typed=None):
         account = accounts.account_of(people.accounts, session.subject_ref)
-        return render(request, "resubmit.html", session, status, active="applications", application=application,
-                      offer={"form": application["form"]}, error=error, unread=0,
-                      typed=application.get("typed", {}) if typed is None else typed,
-                      account=accounts.masked(account) if account else None)
+        return render(
+            request,
+            "resubmit.html",
+            session,
+            status,
+            active="applications",
+            application=application,
+            offer={"form": application["form"]},
+            error=error,
+            unread=0,
+            typed=application.get("typed", {}) if typed is None else typed,
+            account=accounts.masked(account) if account else None,
+        )
 
     @app.get("/applications/{application_id}/resubmit")
     async def resubmit_form(request: Request, application_id: str):
@@ -182,26 +233,54 @@ def register(app: FastAPI, portal, require, to_login) -> None:
         application = await application_of(session, application_id)
         lang = language(request)
         if application["status"] != "returned":
-            return render(request, "error.html", session, 409, title=translate("not_returned_title", lang),
-                          detail=translate("not_returned", lang))
+            return render(
+                request,
+                "error.html",
+                session,
+                409,
+                title=translate("not_returned_title", lang),
+                detail=translate("not_returned", lang),
+            )
         form = application["form"]
         typed, invalid = await typed_in(request, form)
         if invalid:
             return resubmit_page(request, session, application, invalid, 422, typed)
         card, proxy = signer(session)
-        content = application_content({"service_id": application["service_id"], "id": application["offer_id"],
-                                       "amount_yen": application["amount_yen"], "form": form}, typed=typed,
-                                      proxy=proxy, resubmits=(application_id, application["supersedes"]))
+        content = application_content(
+            {
+                "service_id": application["service_id"],
+                "id": application["offer_id"],
+                "amount_yen": application["amount_yen"],
+                "form": form,
+            },
+            typed=typed,
+            proxy=proxy,
+            resubmits=(application_id, application["supersedes"]),
+        )
         try:
-            await submit_signed(request, session, card, content, password, {
-                "action": "resubmit", "application": application_id, "typed": typed, "proxy": proxy})
+            await submit_signed(
+                request,
+                session,
+                card,
+                content,
+                password,
+                {"action": "resubmit", "application": application_id, "typed": typed, "proxy": proxy},
+            )
         except Refused as refused:
             return resubmit_page(request, session, application, refused.message, refused.status, typed)
         return RedirectResponse(f"/applications?resubmitted={application_id}#a-{application_id}", status_code=303)
 
     def withdraw_page(request, session, application, error=None, status=200):
-        return render(request, "withdraw.html", session, status, active="applications", application=application,
-                      error=error, unread=0)
+        return render(
+            request,
+            "withdraw.html",
+            session,
+            status,
+            active="applications",
+            application=application,
+            error=error,
+            unread=0,
+        )
 
     @app.get("/applications/{application_id}/withdraw")
     async def withdraw_form(request: Request, application_id: str):
@@ -222,12 +301,24 @@ def register(app: FastAPI, portal, require, to_login) -> None:
         application = await application_of(session, application_id)
         lang = language(request)
         if application["status"] not in WITHDRAWABLE:
-            return render(request, "error.html", session, 409, title=translate("not_withdrawable_title", lang),
-                          detail=translate("not_withdrawable", lang))
+            return render(
+                request,
+                "error.html",
+                session,
+                409,
+                title=translate("not_withdrawable_title", lang),
+                detail=translate("not_withdrawable", lang),
+            )
         card, proxy = signer(session)
         try:
-            await submit_signed(request, session, card, withdrawal_content(application, proxy=proxy), password,
-                                {"action": "withdraw", "application": application_id, "proxy": proxy})
+            await submit_signed(
+                request,
+                session,
+                card,
+                withdrawal_content(application, proxy=proxy),
+                password,
+                {"action": "withdraw", "application": application_id, "proxy": proxy},
+            )
         except Refused as refused:
             return withdraw_page(request, session, application, refused.message, refused.status)
         return RedirectResponse(f"/applications?withdrawn={application_id}#a-{application_id}", status_code=303)
@@ -245,7 +336,7 @@ def register(app: FastAPI, portal, require, to_login) -> None:
                 while not await request.is_disconnected():
                     try:
                         update = await asyncio.wait_for(queue.get(), timeout=15)
-                    except asyncio.TimeoutError:
+                    except TimeoutError:
                         yield b": keep-alive\n\n"
                         continue
                     yield b"event: status\ndata: " + orjson.dumps(update) + b"\n\n"

@@ -20,35 +20,58 @@ from cryptography import x509
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
-from publicmesh import accounts, arrow_ipc, consent, notices
-from publicmesh.agencies.datasets import Attribute, Dataset
+from publicmesh import accounts, consent, notices
 from publicmesh.identity import IdentityError
-from publicmesh.mesh import bulk_wire, notices_wire
-from publicmesh.mesh.ca import read_private_key
-from publicmesh.mesh.members import HUB, PORTAL
-from publicmesh.mesh.schemas import BULK_MAX_SUBJECTS
-from publicmesh.mesh.signatures import SignatureError, Signer, Verifier
 from publicmesh.portal.account_pages import PRIOR_INTENT
 from publicmesh.portal.proxies import signers_of
+from publicmesh.protocol import arrow_ipc, bulk_wire, notices_wire
+from publicmesh.protocol.ca import read_private_key
+from publicmesh.protocol.members import HUB, PORTAL
+from publicmesh.protocol.schemas import BULK_MAX_SUBJECTS
+from publicmesh.protocol.signatures import SignatureError, Signer, Verifier
+from publicmesh.provider.datasets import Attribute, Dataset
 
 log = logging.getLogger(__name__)
 
 
 _TEXT = {"type": "string"}
-PUBLIC_FUND_ACCOUNT = Dataset("public-fund-account", "公金受取口座", "Public-fund receiving account", (
-    Attribute("bank_code", {"type": "string", "pattern": "^[0-9]{4}$"}, "金融機関コード", "Bank code", "account"),
-    Attribute("branch_code", {"type": "string", "pattern": "^[0-9]{3}$"}, "支店コード", "Branch code", "account"),
-    Attribute("account_type", {"type": "string", "enum": ["1", "2", "4"]}, "預金種目", "Account type", "account"),
-    Attribute("account_number", {"type": "string", "pattern": "^[0-9]{7}$"}, "口座番号", "Account number", "account"),
-    Attribute("holder_kana", _TEXT, "口座名義（カナ）", "Account holder (kana)", "account"),
-), tenant_column=None)
-SIGNERS = Dataset("signers", "申請の署名者（本人・代理人）", "Who may sign the person's applications", (
-    Attribute("signing_certificates", {"type": "array", "items": {"type": "string"}},
-              "本人の有効な署名用電子証明書（シリアル番号）", "The person's signing certificates in force (serials)",
-              "identity"),
-    Attribute("mandates", {"type": "array", "items": {"type": "object"}}, "効力のある代理権と代理人の署名用電子証明書",
-              "Mandates in force to apply, with each proxy's signing certificates", "identity"),
-), tenant_column=None)
+PUBLIC_FUND_ACCOUNT = Dataset(
+    "public-fund-account",
+    "公金受取口座",
+    "Public-fund receiving account",
+    (
+        Attribute("bank_code", {"type": "string", "pattern": "^[0-9]{4}$"}, "金融機関コード", "Bank code", "account"),
+        Attribute("branch_code", {"type": "string", "pattern": "^[0-9]{3}$"}, "支店コード", "Branch code", "account"),
+        Attribute("account_type", {"type": "string", "enum": ["1", "2", "4"]}, "預金種目", "Account type", "account"),
+        Attribute(
+            "account_number", {"type": "string", "pattern": "^[0-9]{7}$"}, "口座番号", "Account number", "account"
+        ),
+        Attribute("holder_kana", _TEXT, "口座名義（カナ）", "Account holder (kana)", "account"),
+    ),
+    tenant_column=None,
+)
+SIGNERS = Dataset(
+    "signers",
+    "申請の署名者（本人・代理人）",
+    "Who may sign the person's applications",
+    (
+        Attribute(
+            "signing_certificates",
+            {"type": "array", "items": {"type": "string"}},
+            "本人の有効な署名用電子証明書（シリアル番号）",
+            "The person's signing certificates in force (serials)",
+            "identity",
+        ),
+        Attribute(
+            "mandates",
+            {"type": "array", "items": {"type": "object"}},
+            "効力のある代理権と代理人の署名用電子証明書",
+            "Mandates in force to apply, with each proxy's signing certificates",
+            "identity",
+        ),
+    ),
+    tenant_column=None,
+)
 
 
 def register(app: FastAPI, portal) -> None:
@@ -61,6 +84,7 @@ def register(app: FastAPI, portal) -> None:
     def hub_call(path: str, *, arrow: bool = False):
         """Decorator: a hub-only POST route, its body verified as the hub's and its answer signed by the portal.
         The work gets the JSON document, or, with ``arrow``, the body as it came (an Arrow IPC stream)."""
+
         def register_route(work):
             async def route(request: Request):
                 body = await request.body()
@@ -70,10 +94,13 @@ def register(app: FastAPI, portal) -> None:
                 except SignatureError as exc:
                     return Response(orjson.dumps({"detail": exc.detail}), 401, media_type="application/json")
                 status, payload, media = work(body if arrow else orjson.loads(body))
-                return Response(payload, status, headers=signer.sign_response(status, payload, request_id),
-                                media_type=media)
+                return Response(
+                    payload, status, headers=signer.sign_response(status, payload, request_id), media_type=media
+                )
+
             app.add_api_route(path, route, methods=["POST"], include_in_schema=False)
             return work
+
         return register_route
 
     @hub_call("/v1/events")
@@ -84,19 +111,28 @@ def register(app: FastAPI, portal) -> None:
                 portal.status_feed.publish(event["subject"], event.get("data", {}))
             if event["type"] == "move" and people.directory.get(event["subject"]) is not None:
                 people.identity.authority.on_address_change(event["subject"])
-                notices.send(people.notices, notices.NoticeDraft(
-                    person_ref=event["subject"], sender=str(PORTAL), category="security",
-                    title_ja="署名用電子証明書が失効しました", title_en="Your signing certificate was revoked",
-                    body_ja="住所の変更（転居）により、法律に基づき署名用電子証明書が失効しました。"
-                            "「設定」から利用者証明用電子証明書でログインしたまま新しい証明書を発行できます。",
-                    body_en="Your move revoked your signing certificate, as the law requires. You can have a new one "
-                            "issued in Settings while logged in with your card.",
-                    links={"settings": "/settings#h-signing"}, idempotency_key=event["idempotency_key"]))
+                notices.send(
+                    people.notices,
+                    notices.NoticeDraft(
+                        person_ref=event["subject"],
+                        sender=str(PORTAL),
+                        category="security",
+                        title_ja="署名用電子証明書が失効しました",
+                        title_en="Your signing certificate was revoked",
+                        body_ja="住所の変更（転居）により、法律に基づき署名用電子証明書が失効しました。"
+                        "「設定」から利用者証明用電子証明書でログインしたまま新しい証明書を発行できます。",
+                        body_en="Your move revoked your signing certificate, as the law requires. You can have a new one "
+                        "issued in Settings while logged in with your card.",
+                        links={"settings": "/settings#h-signing"},
+                        idempotency_key=event["idempotency_key"],
+                    ),
+                )
             accepted += 1
         return 200, orjson.dumps({"accepted": accepted, "duplicates": 0}), "application/json"
 
     def signed_by_the_person(person_ref: str):
         """The consent signature check: the person's card signing key, chained to the JPKI root, not revoked."""
+
         def verify(content: bytes, signature: bytes) -> bool:
             for card in people.identity.cards.cards_of(person_ref):
                 try:
@@ -105,6 +141,7 @@ def register(app: FastAPI, portal) -> None:
                 except (IdentityError, ValueError):
                     continue
             return False
+
         return verify
 
     @hub_call("/v1/consents/check")
@@ -112,15 +149,31 @@ def register(app: FastAPI, portal) -> None:
         try:
             found = consent.get_consent(people.consents, str(asked.get("consent", ""))[:64])
             allowed = found and consent.check_consent(
-                people.consents, found.id, asked["recipient"], asked["dataset"], asked["purpose"],
-                verify=signed_by_the_person(found.person_ref))
+                people.consents,
+                found.id,
+                asked["recipient"],
+                asked["dataset"],
+                asked["purpose"],
+                verify=signed_by_the_person(found.person_ref),
+            )
         except (KeyError, ValueError) as exc:  # a malformed question or an unreadable (tampered) row allows nothing
             log.warning("consent check refused: %s", exc)
             allowed = None
-        status, payload = (200, orjson.dumps({"consent": allowed.id, "version": allowed.version,
-                                              "person_ref": allowed.person_ref,
-                                              "valid_until": allowed.valid_until.isoformat()})) if allowed \
+        status, payload = (
+            (
+                200,
+                orjson.dumps(
+                    {
+                        "consent": allowed.id,
+                        "version": allowed.version,
+                        "person_ref": allowed.person_ref,
+                        "valid_until": allowed.valid_until.isoformat(),
+                    }
+                ),
+            )
+            if allowed
             else (404, orjson.dumps({"detail": "no such consent in force for this recipient, dataset and purpose"}))
+        )
         return status, payload, "application/json"
 
     @hub_call("/v1/notices", arrow=True)
@@ -136,8 +189,11 @@ def register(app: FastAPI, portal) -> None:
     @hub_call("/v1/query")
     def signers(doc: dict):
         if doc.get("dataset") != "signers" or "payload" in doc:
-            return 404, orjson.dumps({"detail": "the portal answers single queries of signers only"}), \
-                "application/json"
+            return (
+                404,
+                orjson.dumps({"detail": "the portal answers single queries of signers only"}),
+                "application/json",
+            )
         found = signers_of(people.identity, portal.sessions, doc["subject"], doc.get("attributes"))
         return 200, orjson.dumps({"subject": doc["subject"], "data": found, "protected": False}), "application/json"
 
@@ -146,18 +202,28 @@ def register(app: FastAPI, portal) -> None:
         try:  # the hub names the subjects in the Arrow form (bulk_wire); a scan is not served
             doc, column = bulk_wire.read_subjects(body, BULK_MAX_SUBJECTS)
         except bulk_wire.MalformedBulk as exc:
-            return 400, orjson.dumps({"detail": f"the portal provides public-fund-account by subject: {exc}"}), \
-                "application/json"
+            return (
+                400,
+                orjson.dumps({"detail": f"the portal provides public-fund-account by subject: {exc}"}),
+                "application/json",
+            )
         if doc.get("dataset") != "public-fund-account":
-            return 404, orjson.dumps({"detail": "the portal provides only public-fund-account, by subject"}), \
-                "application/json"
+            return (
+                404,
+                orjson.dumps({"detail": "the portal provides only public-fund-account, by subject"}),
+                "application/json",
+            )
         subjects = column.to_pylist()
         found = accounts.accounts_of_many(people.accounts, subjects)
         index = [i for i, s in enumerate(subjects) if s in found]
         columns = {"i": pa.array(index, pa.int32()), "_protected": pa.array([False] * len(index), pa.bool_())}
-        values = {"bank_code": lambda a: a.bank_code, "branch_code": lambda a: a.branch_code,
-                  "account_type": lambda a: a.type_code, "account_number": lambda a: a.account_number,
-                  "holder_kana": lambda a: a.holder_kana}
+        values = {
+            "bank_code": lambda a: a.bank_code,
+            "branch_code": lambda a: a.branch_code,
+            "account_type": lambda a: a.type_code,
+            "account_number": lambda a: a.account_number,
+            "holder_kana": lambda a: a.holder_kana,
+        }
         for name in doc.get("attributes") or list(values):
             columns[name] = pa.array([values[name](found[subjects[i]]) for i in index], pa.string())
         return 200, arrow_ipc.to_bytes(pa.table(columns)), arrow_ipc.ARROW_STREAM
@@ -166,5 +232,10 @@ def register(app: FastAPI, portal) -> None:
     async def datasets():
         """What the portal provides through the hub (the hub's catalog reads it): the public-fund accounts and
         who may sign the person's applications."""
-        return {"system": PORTAL.system, "title_ja": "マイナポータル", "title_en": "Resident portal",
-                "members": [str(PORTAL)], "datasets": [PUBLIC_FUND_ACCOUNT.describe(), SIGNERS.describe()]}
+        return {
+            "system": PORTAL.system,
+            "title_ja": "マイナポータル",
+            "title_en": "Resident portal",
+            "members": [str(PORTAL)],
+            "datasets": [PUBLIC_FUND_ACCOUNT.describe(), SIGNERS.describe()],
+        }

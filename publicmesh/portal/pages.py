@@ -12,14 +12,16 @@ from publicmesh.audit.checkpoint import Checkpoint
 from publicmesh.audit.merkle import leaf_hash, verify_inclusion
 from publicmesh.audit.subjects import verify_in_leaf
 from publicmesh.portal import format as fmt
+from publicmesh.portal.i18n import translate
 from publicmesh.portal.mesh import SOURCES
 from publicmesh.portal.proxies import minor_children
-from publicmesh.portal.i18n import translate
 
-HOW_TO_VERIFY = ("RFC 9162 §2.1.3.2: leaf hash = SHA-256(0x00 || leaf), included under the checkpoint's root. For an "
-                 "exchange about many persons, subject_proof is the inclusion proof of the chunk of subjects naming "
-                 "this person (its leaf: SHA-256(0x00 || the chunk as compact JSON)) under the leaf's subjects.root. "
-                 "The checkpoint signature is Ed25519 over its note")
+HOW_TO_VERIFY = (
+    "RFC 9162 §2.1.3.2: leaf hash = SHA-256(0x00 || leaf), included under the checkpoint's root. For an "
+    "exchange about many persons, subject_proof is the inclusion proof of the chunk of subjects naming "
+    "this person (its leaf: SHA-256(0x00 || the chunk as compact JSON)) under the leaf's subjects.root. "
+    "The checkpoint signature is Ed25519 over its note"
+)
 
 
 def register(app: FastAPI, portal) -> None:
@@ -33,8 +35,9 @@ def register(app: FastAPI, portal) -> None:
         if session.acting_for:
             if scope is not None and not portal.identity.mandate_allows(session, scope):
                 raise NotFound(f"mandate does not cover {scope}")
-            portal.identity.proxy_log.record(session.acting_for, session.actor_ref, session.mandate_id or "",
-                                             f"{request.method} {request.url.path}")
+            portal.identity.proxy_log.record(
+                session.acting_for, session.actor_ref, session.mandate_id or "", f"{request.method} {request.url.path}"
+            )
         portal.sessions.touch(session)
         return session
 
@@ -59,10 +62,19 @@ def register(app: FastAPI, portal) -> None:
         if not session.acting_for:
             household = await portal.mesh.self_information(session.actor_ref, session.municipality, keys=("household",))
             children = minor_children(household["household"], session.actor_ref)
-        return render(request, "home.html", session, active="home", display_name=session.actor_name,
-                      unread=_unread(session), mandates=[] if session.acting_for else portal.identity.mandates_held(session),
-                      children=children, proxy_actions=portal.identity.proxy_log.for_principal(session.subject_ref, 10)
-                      if not session.acting_for else [])
+        return render(
+            request,
+            "home.html",
+            session,
+            active="home",
+            display_name=session.actor_name,
+            unread=_unread(session),
+            mandates=[] if session.acting_for else portal.identity.mandates_held(session),
+            children=children,
+            proxy_actions=portal.identity.proxy_log.for_principal(session.subject_ref, 10)
+            if not session.acting_for
+            else [],
+        )
 
     def _unread(session) -> int:
         """Unread notices, shown only where the person (or their mandate) may read notices."""
@@ -105,14 +117,16 @@ def register(app: FastAPI, portal) -> None:
     async def _records(session, before: int | None):
         page = await portal.mesh.exchange_records(session.subject_ref, before)
         c = page["checkpoint"]
-        checkpoint = Checkpoint(c["log_id"], c["tree_size"], base64.b64decode(c["root"]), c["timestamp"],
-                                base64.b64decode(c["signature"]))
+        checkpoint = Checkpoint(
+            c["log_id"], c["tree_size"], base64.b64decode(c["root"]), c["timestamp"], base64.b64decode(c["signature"])
+        )
         signed = checkpoint.verify(portal.audit_key)
         for r in page["records"]:
             proof = [base64.b64decode(h) for h in r["inclusion_proof"]]
             leaf = base64.b64decode(r["leaf"])
-            r["verified"] = signed and verify_inclusion(r["position"], checkpoint.tree_size, leaf_hash(leaf), proof,
-                                                        checkpoint.root)
+            r["verified"] = signed and verify_inclusion(
+                r["position"], checkpoint.tree_size, leaf_hash(leaf), proof, checkpoint.root
+            )
             if "subject_proof" in r:  # an exchange about many persons: also that its subject tree names this one
                 r["verified"] = r["verified"] and verify_in_leaf(r["subject_proof"], leaf)
         return page, checkpoint
@@ -127,13 +141,29 @@ def register(app: FastAPI, portal) -> None:
         page, checkpoint = await _records(session, before)
         rows = []
         for r in page["records"]:
-            rows.append({
-                "position": r["position"], "verified": r["verified"], "when": fmt.date(r["at"], lang) + " " + r["at"][11:16] + " UTC",
-                "consumer_title": portal.member_title(r["consumer"], lang), "provider_title": portal.member_title(r["provider"], lang),
-                "what": f'{r["dataset"]}: ' + ", ".join(r["attributes"]), "why": r["purpose"], "legal_basis": r["legal_basis"]})
+            rows.append(
+                {
+                    "position": r["position"],
+                    "verified": r["verified"],
+                    "when": fmt.date(r["at"], lang) + " " + r["at"][11:16] + " UTC",
+                    "consumer_title": portal.member_title(r["consumer"], lang),
+                    "provider_title": portal.member_title(r["provider"], lang),
+                    "what": f"{r['dataset']}: " + ", ".join(r["attributes"]),
+                    "why": r["purpose"],
+                    "legal_basis": r["legal_basis"],
+                }
+            )
         older = page["records"][-1]["position"] if len(page["records"]) == 50 else None
-        return render(request, "records.html", session, active="records", records=rows, checkpoint=checkpoint,
-                      older=older, unread=_unread(session))
+        return render(
+            request,
+            "records.html",
+            session,
+            active="records",
+            records=rows,
+            checkpoint=checkpoint,
+            older=older,
+            unread=_unread(session),
+        )
 
     @app.get("/records/{position}.json")
     async def record_proof(request: Request, position: int):
@@ -148,8 +178,14 @@ def register(app: FastAPI, portal) -> None:
         from cryptography.hazmat.primitives import serialization
 
         key = portal.audit_key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        return JSONResponse({"record": record, "checkpoint": page["checkpoint"], "log_public_key_pem": key.decode(),
-                             "how_to_verify": HOW_TO_VERIFY})
+        return JSONResponse(
+            {
+                "record": record,
+                "checkpoint": page["checkpoint"],
+                "log_public_key_pem": key.decode(),
+                "how_to_verify": HOW_TO_VERIFY,
+            }
+        )
 
     @app.get("/notices/{notice_id}/open")
     async def open_notice(request: Request, notice_id: str):

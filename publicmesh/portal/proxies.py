@@ -14,7 +14,8 @@ from sqlalchemy import Column, DateTime, Engine, Integer, MetaData, String, Tabl
 
 metadata = MetaData()
 proxy_actions = Table(
-    "portal_proxy_actions", metadata,
+    "portal_proxy_actions",
+    metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("principal_ref", String(22), nullable=False, index=True),
     Column("proxy_ref", String(22), nullable=False),
@@ -32,13 +33,28 @@ class ProxyLog:
 
     def record(self, principal_ref: str, proxy_ref: str, mandate: str, action: str) -> None:
         with self.engine.begin() as conn:
-            conn.execute(insert(proxy_actions).values(principal_ref=principal_ref, proxy_ref=proxy_ref, mandate=mandate,
-                                                      action=action[:80], at=dt.datetime.now(dt.timezone.utc)))
+            conn.execute(
+                insert(proxy_actions).values(
+                    principal_ref=principal_ref,
+                    proxy_ref=proxy_ref,
+                    mandate=mandate,
+                    action=action[:80],
+                    at=dt.datetime.now(dt.UTC),
+                )
+            )
 
     def for_principal(self, principal_ref: str, limit: int = 20) -> list[dict]:
         with self.engine.connect() as conn:
-            rows = conn.execute(select(proxy_actions).where(proxy_actions.c.principal_ref == principal_ref)
-                                .order_by(proxy_actions.c.id.desc()).limit(limit)).mappings().all()
+            rows = (
+                conn.execute(
+                    select(proxy_actions)
+                    .where(proxy_actions.c.principal_ref == principal_ref)
+                    .order_by(proxy_actions.c.id.desc())
+                    .limit(limit)
+                )
+                .mappings()
+                .all()
+            )
         return [dict(r) for r in rows]
 
 
@@ -47,9 +63,10 @@ def signers_of(identity, sessions, person_ref: str, attributes=None) -> dict:
     a revoked one, after a move, signs for nobody) and ``mandates`` (mandates_to_apply), those asked for."""
     from publicmesh.identity import SIGNING
 
-    answers = {"signing_certificates": lambda: [c.serial for c in identity.authority.certificates_of(person_ref,
-                                                                                                     SIGNING)],
-               "mandates": lambda: mandates_to_apply(identity, sessions, person_ref)}
+    answers = {
+        "signing_certificates": lambda: [c.serial for c in identity.authority.certificates_of(person_ref, SIGNING)],
+        "mandates": lambda: mandates_to_apply(identity, sessions, person_ref),
+    }
     return {name: answers[name]() for name in attributes or list(answers) if name in answers}
 
 
@@ -59,15 +76,27 @@ def mandates_to_apply(identity, sessions, principal_ref: str, at: dt.datetime | 
     from publicmesh.identity import SIGNING
     from publicmesh.identity.mandates import GRANTED, SCOPES, STATUTORY, reference
 
-    at = at or dt.datetime.now(dt.timezone.utc)
-    found = [(m.id, GRANTED, m.proxy_ref, m.scopes, m.valid_from, m.valid_until)
-             for m in identity.mandates.active_mandates(principal_ref, at) if m.permits("applications", at)]
-    found += [(mandate_id, STATUTORY, parent, SCOPES, at, until)
-              for parent, mandate_id, until in sessions.statutory_proxies(principal_ref)]
-    return [{"mandate": reference(mandate_id), "kind": kind, "scopes": sorted(scopes),
-             "valid_from": valid_from.isoformat(), "valid_until": valid_until.isoformat(),
-             "proxy_certificates": [c.serial for c in identity.authority.certificates_of(proxy, SIGNING)]}
-            for mandate_id, kind, proxy, scopes, valid_from, valid_until in found]
+    at = at or dt.datetime.now(dt.UTC)
+    found = [
+        (m.id, GRANTED, m.proxy_ref, m.scopes, m.valid_from, m.valid_until)
+        for m in identity.mandates.active_mandates(principal_ref, at)
+        if m.permits("applications", at)
+    ]
+    found += [
+        (mandate_id, STATUTORY, parent, SCOPES, at, until)
+        for parent, mandate_id, until in sessions.statutory_proxies(principal_ref)
+    ]
+    return [
+        {
+            "mandate": reference(mandate_id),
+            "kind": kind,
+            "scopes": sorted(scopes),
+            "valid_from": valid_from.isoformat(),
+            "valid_until": valid_until.isoformat(),
+            "proxy_certificates": [c.serial for c in identity.authority.certificates_of(proxy, SIGNING)],
+        }
+        for mandate_id, kind, proxy, scopes, valid_from, valid_until in found
+    ]
 
 
 def minor_children(household: dict, actor_ref: str, today: dt.date | None = None) -> list[dict]:

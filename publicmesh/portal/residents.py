@@ -9,7 +9,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 metadata = MetaData()
 card_holders = Table(
-    "portal_card_holders", metadata,
+    "portal_card_holders",
+    metadata,
     Column("person_ref", String(22), primary_key=True),
     Column("municipality", String(6), nullable=False),
     Column("display_name", String(80), nullable=False),
@@ -28,8 +29,11 @@ class ResidentDirectory:
         insert = (postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert)(card_holders)
         code = "".join(secrets.choice("ABCDEFGHJKLMNPQRSTUVWXYZ23456789") for _ in range(10))
         with self.engine.begin() as conn:
-            conn.execute(insert.values(**values, proxy_code=code).on_conflict_do_update(
-                index_elements=["person_ref"], set_=values))
+            conn.execute(
+                insert.values(**values, proxy_code=code).on_conflict_do_update(
+                    index_elements=["person_ref"], set_=values
+                )
+            )
 
     def get(self, person_ref: str):
         """(municipality, display_name, proxy_code) of a card holder, or None."""

@@ -10,7 +10,8 @@ from sqlalchemy import Column, DateTime, Engine, MetaData, String, Table, delete
 
 metadata = MetaData()
 sessions = Table(
-    "portal_sessions", metadata,
+    "portal_sessions",
+    metadata,
     Column("id", String(64), primary_key=True),
     Column("actor_ref", String(22), nullable=False),  # the person who logged in (portal pseudonym)
     Column("actor_name", String(80), nullable=False),
@@ -53,8 +54,14 @@ class SessionStore:
         metadata.create_all(engine)
 
     def create(self, actor_ref: str, actor_name: str, municipality: str) -> Session:
-        values = dict(id=secrets.token_urlsafe(32), actor_ref=actor_ref, actor_name=actor_name, municipality=municipality,
-                      csrf=secrets.token_urlsafe(24), expires_at=_now() + LIFETIME)
+        values = dict(
+            id=secrets.token_urlsafe(32),
+            actor_ref=actor_ref,
+            actor_name=actor_name,
+            municipality=municipality,
+            csrf=secrets.token_urlsafe(24),
+            expires_at=_now() + LIFETIME,
+        )
         with self.engine.begin() as conn:
             conn.execute(insert(sessions).values(**values))
         return self.get(values["id"])
@@ -68,18 +75,35 @@ class SessionStore:
             return None
         return Session(**{k: row[k] for k in Session.__dataclass_fields__})
 
-    def act_for(self, session: Session, principal: str | None, name: str | None, municipality: str | None,
-                mandate_id: str | None) -> None:
+    def act_for(
+        self,
+        session: Session,
+        principal: str | None,
+        name: str | None,
+        municipality: str | None,
+        mandate_id: str | None,
+    ) -> None:
         with self.engine.begin() as conn:
-            conn.execute(update(sessions).where(sessions.c.id == session.id).values(
-                acting_for=principal, acting_for_name=name, acting_for_municipality=municipality, mandate_id=mandate_id))
+            conn.execute(
+                update(sessions)
+                .where(sessions.c.id == session.id)
+                .values(
+                    acting_for=principal,
+                    acting_for_name=name,
+                    acting_for_municipality=municipality,
+                    mandate_id=mandate_id,
+                )
+            )
 
     def statutory_proxies(self, principal_ref: str) -> list[tuple[str, str, dt.datetime]]:
         """(parent, mandate id, until) of live sessions acting for ``principal_ref`` under a statutory mandate: the
         portal established it from the registry when the parent chose the child (see account_pages.act_for)."""
         with self.engine.connect() as conn:
-            rows = conn.execute(select(sessions.c.actor_ref, sessions.c.mandate_id, sessions.c.expires_at).where(
-                sessions.c.acting_for == principal_ref, sessions.c.mandate_id.like("statutory:%"))).all()
+            rows = conn.execute(
+                select(sessions.c.actor_ref, sessions.c.mandate_id, sessions.c.expires_at).where(
+                    sessions.c.acting_for == principal_ref, sessions.c.mandate_id.like("statutory:%")
+                )
+            ).all()
         return [(r.actor_ref, r.mandate_id, _aware(r.expires_at)) for r in rows if _aware(r.expires_at) > _now()]
 
     def touch(self, session: Session) -> None:
@@ -92,8 +116,8 @@ class SessionStore:
 
 
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 def _aware(value: dt.datetime) -> dt.datetime:
-    return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)

@@ -30,17 +30,25 @@ def pick_demo_residents(settings: Settings, count: int = 12) -> list[dict]:
     r = residents.c
     living = and_(r.tenant == DEMO_MUNICIPALITY, r.status == "resident")
     with engine.connect() as conn:
+
         def first(*conditions, limit=1):
             query = select(residents).where(living, *conditions).order_by(r.pseudonym).limit(limit)
             return [dict(row._mapping) for row in conn.execute(query)]
 
         children = first(r.relation == "child", r.birth_date > dt.date(2012, 4, 1))
-        family = first(r.household_no == children[0]["household_no"], r.relation.in_(["head", "spouse"]), limit=2) if children else []
+        family = (
+            first(r.household_no == children[0]["household_no"], r.relation.in_(["head", "spouse"]), limit=2)
+            if children
+            else []
+        )
         picked = family + first(r.birth_date < dt.date(1955, 1, 1)) + first(r.address_protected.is_(True))
         seen = {p["pseudonym"] for p in picked}
         # the rest head their households: a service for households is offered to its head, so each has their own
-        others = [p for p in first(r.birth_date < dt.date(2006, 1, 1), r.relation.in_(["head", "single"]),
-                                   limit=count * 2) if p["pseudonym"] not in seen]
+        others = [
+            p
+            for p in first(r.birth_date < dt.date(2006, 1, 1), r.relation.in_(["head", "single"]), limit=count * 2)
+            if p["pseudonym"] not in seen
+        ]
         picked += others[: max(0, count - len(picked))]
     engine.dispose()
     return picked
@@ -55,17 +63,35 @@ def issue_demo_identities(settings: Settings) -> list[dict]:
     service = PseudonymService(load_or_create_master(settings.keys_dir))
     refs = service.convert([p["pseudonym"] for p in people], "resident-registry", ["portal"])["portal"]
     identity = open_identity(settings)
-    cards = issue_demo_cards(identity.engine, identity.authority, refs, [{
-        "name": f'{p["family_name"]} {p["given_name"]}', "address": p["address"],
-        "birth_date": p["birth_date"].isoformat(), "sex": p["sex"]} for p in people])
+    cards = issue_demo_cards(
+        identity.engine,
+        identity.authority,
+        refs,
+        [
+            {
+                "name": f"{p['family_name']} {p['given_name']}",
+                "address": p["address"],
+                "birth_date": p["birth_date"].isoformat(),
+                "sex": p["sex"],
+            }
+            for p in people
+        ],
+    )
     directory = ResidentDirectory(identity.engine)
     labels = []
     for p, ref, card in zip(people, refs, cards):
-        name = f'{p["family_name"]} {p["given_name"]}'
+        name = f"{p['family_name']} {p['given_name']}"
         directory.record(ref, DEMO_MUNICIPALITY, name)
-        labels.append({"card_id": card.card_id, "label": f'{name}（{p["family_name_kana"]} {p["given_name_kana"]}）',
-                       "relation": p["relation"]})
-    (settings.data_dir / "demo-cards.json").write_text(json.dumps(labels, ensure_ascii=False, indent=1), encoding="utf-8")
+        labels.append(
+            {
+                "card_id": card.card_id,
+                "label": f"{name}（{p['family_name_kana']} {p['given_name_kana']}）",
+                "relation": p["relation"],
+            }
+        )
+    (settings.data_dir / "demo-cards.json").write_text(
+        json.dumps(labels, ensure_ascii=False, indent=1), encoding="utf-8"
+    )
     return labels
 
 
@@ -88,9 +114,17 @@ def issue_demo_staff(settings: Settings, codes: tuple[str, ...] | list[str]) -> 
         password = random_source.token_urlsafe(12)
         directory.remove(username)
         secret = directory.create_staff(code, username, password, {role})
-        accounts.append({"username": username, "municipality": code, "municipality_name": name, "roles": [role],
-                         "password": password, "totp_secret": secret,
-                         "provisioning_uri": provisioning_uri(username, secret)})
+        accounts.append(
+            {
+                "username": username,
+                "municipality": code,
+                "municipality_name": name,
+                "roles": [role],
+                "password": password,
+                "totp_secret": secret,
+                "provisioning_uri": provisioning_uri(username, secret),
+            }
+        )
 
     for code in codes:
         try:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from publicmesh.agencies.catalog import AGENCIES
-from publicmesh.mesh import registry
-from publicmesh.mesh.ca import MeshCA, certificate_pem, read_private_key, write_private_key
-from publicmesh.mesh.members import MemberId
+from publicmesh.hub import registry
 from publicmesh.population.places import municipality
+from publicmesh.protocol.ca import MeshCA, certificate_pem, read_private_key, write_private_key
+from publicmesh.protocol.members import MemberId
+from publicmesh.runtime.catalog import AGENCIES
 from publicmesh.runtime.topology import parts
 from publicmesh.settings import Settings
 from publicmesh.storage import engine_for
@@ -30,9 +30,11 @@ def member_key(settings: Settings, ca: MeshCA, member: MemberId) -> tuple[Ed2551
 def _titles(member: MemberId) -> tuple[str, str]:
     agency = AGENCIES.get(member.system)
     if agency is None:
-        return {"hub": ("公共サービスメッシュ ハブ", "Mesh hub"), "numbers": ("番号管理", "Number service"),
-                "portal": ("マイナポータル", "Resident portal")}.get(
-            member.system, (member.system, member.system))
+        return {
+            "hub": ("公共サービスメッシュ ハブ", "Mesh hub"),
+            "numbers": ("番号管理", "Number service"),
+            "portal": ("マイナポータル", "Resident portal"),
+        }.get(member.system, (member.system, member.system))
     if member.member_class == "MUNI":
         try:
             place = municipality(member.code)

@@ -14,13 +14,14 @@ import numpy as np
 import polars as pl
 from sqlalchemy import Engine
 
-from publicmesh.agencies.catalog import AGENCIES
-from publicmesh.agencies.layout import upgrade
-from publicmesh.agencies.loading import loading
-from publicmesh.numbers.app import metadata as numbers_metadata, reserve_serials
+from publicmesh.numbers.app import metadata as numbers_metadata
+from publicmesh.numbers.app import reserve_serials
 from publicmesh.numbers.keys import load_or_create_master
 from publicmesh.numbers.pseudonyms import PseudonymService
 from publicmesh.population import generate
+from publicmesh.provider.layout import upgrade
+from publicmesh.provider.loading import loading
+from publicmesh.runtime.catalog import AGENCIES
 from publicmesh.runtime.spill import Spill
 from publicmesh.settings import Settings
 from publicmesh.storage import drop_store, engine_for
@@ -50,8 +51,14 @@ def fresh_stores(settings: Settings) -> None:
         drop_store(store, settings)
 
 
-def seed(settings: Settings, residents: int, municipalities: tuple[str, ...], seed_value: int,
-         progress: Callable[[int], None] | None = None, chunk_size: int = 250_000) -> dict:
+def seed(
+    settings: Settings,
+    residents: int,
+    municipalities: tuple[str, ...],
+    seed_value: int,
+    progress: Callable[[int], None] | None = None,
+    chunk_size: int = 250_000,
+) -> dict:
     """Write the population to every agency; returns counts and timings."""
     started = time.perf_counter()
     service = PseudonymService(load_or_create_master(settings.keys_dir))
@@ -61,8 +68,17 @@ def seed(settings: Settings, residents: int, municipalities: tuple[str, ...], se
     engines = {system: engine_for(system, settings) for system in AGENCIES}
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     try:
-        timings = populate(engines, service, first, residents, municipalities, seed_value, folder=settings.data_dir,
-                           progress=progress, chunk_size=chunk_size)
+        timings = populate(
+            engines,
+            service,
+            first,
+            residents,
+            municipalities,
+            seed_value,
+            folder=settings.data_dir,
+            progress=progress,
+            chunk_size=chunk_size,
+        )
     finally:
         for engine in [*engines.values(), numbers_engine]:
             engine.dispose()
@@ -70,13 +86,26 @@ def seed(settings: Settings, residents: int, municipalities: tuple[str, ...], se
 
     issue_demo_identities(settings)
     issue_demo_staff(settings, municipalities)
-    return {"residents": residents, "seconds": round(time.perf_counter() - started, 2), "first_serial": first,
-            **timings}
+    return {
+        "residents": residents,
+        "seconds": round(time.perf_counter() - started, 2),
+        "first_serial": first,
+        **timings,
+    }
 
 
-def populate(engines: dict[str, Engine], service: PseudonymService, first_serial: int, residents: int,
-             municipalities: tuple[str, ...], seed_value: int, *, folder: Path,
-             progress: Callable[[int], None] | None = None, chunk_size: int = 250_000) -> dict:
+def populate(
+    engines: dict[str, Engine],
+    service: PseudonymService,
+    first_serial: int,
+    residents: int,
+    municipalities: tuple[str, ...],
+    seed_value: int,
+    *,
+    folder: Path,
+    progress: Callable[[int], None] | None = None,
+    chunk_size: int = 250_000,
+) -> dict:
     """The population written to the agencies named in ``engines``, each under its own pseudonyms.
 
     Chunks are generated, enrolled and spilled under ``folder`` by key range; then each table is written in
@@ -110,7 +139,10 @@ def populate(engines: dict[str, Engine], service: PseudonymService, first_serial
             bar.to(written)
         finally:
             spill.close()
-    return {"generate_seconds": round(generated - started, 2), "write_seconds": round(time.perf_counter() - generated, 2)}
+    return {
+        "generate_seconds": round(generated - started, 2),
+        "write_seconds": round(time.perf_counter() - generated, 2),
+    }
 
 
 class _Bar:

@@ -7,26 +7,34 @@ import sys
 
 import uvicorn
 
-from publicmesh.agencies.catalog import AGENCIES
+from publicmesh.runtime.catalog import AGENCIES
 from publicmesh.runtime.topology import municipalities, part
+from publicmesh.services.definition import use_catalog
 from publicmesh.settings import get_settings
 
 
 def build_app(name: str):
     settings = get_settings()
+    if name in ("services", "console"):  # they check definitions against the agencies' datasets
+        use_catalog(AGENCIES)
     if name == "numbers":
         from publicmesh.numbers.app import create_app
+
         return create_app(settings)
     if name == "portal":
         from publicmesh.portal.app import create_app
+
         return create_app(settings, part(settings, "hub").url(settings))
     if name == "hub":
-        from publicmesh.mesh.app import create_app
+        from publicmesh.hub.app import create_app
+
         return create_app(settings, part(settings, "numbers").url(settings))
     if name == "console":
         from publicmesh.console.app import for_settings
+
         return for_settings(settings, part(settings, "hub").url(settings))
-    from publicmesh.agencies.node import AgencyNode, create_app
+    from publicmesh.provider.node import AgencyNode, create_app
+
     return create_app(AgencyNode(AGENCIES[name], settings, municipalities()))
 
 
@@ -34,11 +42,20 @@ def main(argv: list[str]) -> None:
     name = argv[0]
     settings = get_settings()
     logging.basicConfig(level=logging.WARNING, format=f"%(asctime)s {name} %(levelname)s %(message)s")
-    uvicorn.run(build_app(name), host=settings.host, port=part(settings, name).port, loop="uvloop", http="httptools",
-                log_level="warning", access_log=False, proxy_headers=False, timeout_graceful_shutdown=5,
-                # Longer than the hub's client keeps idle connections (60 s): otherwise the server may close one
-                # just as the client reuses it, and a request fails with a reset connection.
-                timeout_keep_alive=75)
+    uvicorn.run(
+        build_app(name),
+        host=settings.host,
+        port=part(settings, name).port,
+        loop="uvloop",
+        http="httptools",
+        log_level="warning",
+        access_log=False,
+        proxy_headers=False,
+        timeout_graceful_shutdown=5,
+        # Longer than the hub's client keeps idle connections (60 s): otherwise the server may close one
+        # just as the client reuses it, and a request fails with a reset connection.
+        timeout_keep_alive=75,
+    )
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ import polars as pl
 import pyarrow as pa
 from sqlalchemy import Table
 
-from publicmesh.agencies.loading import arrow_rows
+from publicmesh.provider.loading import arrow_rows
 
 # Pseudonyms are url-safe base64; any other first character still falls in a range, only less evenly.
 _FIRST = "".join(sorted(string.ascii_letters + string.digits + "-_"))
@@ -34,8 +34,11 @@ class Spill:
         if frame.is_empty():
             return
         tenant, first = _leading(table)
-        keyed = frame.with_columns(pl.sum_horizontal([(pl.col(first).str.head(1) >= b).cast(pl.Int8)
-                                                      for b in self.bounds] or [pl.lit(0, pl.Int8)]).alias("_range"))
+        keyed = frame.with_columns(
+            pl.sum_horizontal(
+                [(pl.col(first).str.head(1) >= b).cast(pl.Int8) for b in self.bounds] or [pl.lit(0, pl.Int8)]
+            ).alias("_range")
+        )
         by = [tenant, "_range"] if tenant else ["_range"]
         for key, part in keyed.partition_by(by, as_dict=True, include_key=True).items():
             data = arrow_rows(table, part.drop("_range"))

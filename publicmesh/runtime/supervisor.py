@@ -14,7 +14,6 @@ import httpx
 from publicmesh.runtime.topology import Part, parts
 from publicmesh.settings import Settings
 
-
 # Memory the parts free goes back to the system instead of waiting in per-thread arenas (glibc) or in Polars'
 # allocator (jemalloc) for its next use: a part's peak is then what it holds at once. Set where not set already.
 ALLOCATORS = {"MALLOC_ARENA_MAX": "2", "_RJEM_MALLOC_CONF": "dirty_decay_ms:0,muzzy_decay_ms:0"}
@@ -23,8 +22,14 @@ ALLOCATORS = {"MALLOC_ARENA_MAX": "2", "_RJEM_MALLOC_CONF": "dirty_decay_ms:0,mu
 class Supervisor:
     def __init__(self, settings: Settings, env: dict[str, str] | None = None, log_dir: Path | None = None):
         self.settings = settings
-        self.env = {**ALLOCATORS, **os.environ, **(env or {}), "PUBLICMESH_DATA_DIR": str(settings.data_dir),
-                    "PUBLICMESH_BASE_PORT": str(settings.base_port), "PUBLICMESH_HOST": settings.host}
+        self.env = {
+            **ALLOCATORS,
+            **os.environ,
+            **(env or {}),
+            "PUBLICMESH_DATA_DIR": str(settings.data_dir),
+            "PUBLICMESH_BASE_PORT": str(settings.base_port),
+            "PUBLICMESH_HOST": settings.host,
+        }
         if settings.database_url:
             self.env["PUBLICMESH_DATABASE_URL"] = settings.database_url
         self.log_dir = log_dir or settings.data_dir / "logs"
@@ -39,7 +44,11 @@ class Supervisor:
     def start_part(self, p: Part, timeout_s: float = 60) -> None:
         log = open(self.log_dir / f"{p.name}.log", "ab")
         self.processes[p.name] = subprocess.Popen(
-            [sys.executable, "-m", "publicmesh.runtime.serve", p.name], env=self.env, stdout=log, stderr=subprocess.STDOUT)
+            [sys.executable, "-m", "publicmesh.runtime.serve", p.name],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         self.wait_ready(p, timeout_s)
 
     def wait_ready(self, p: Part, timeout_s: float) -> None:

@@ -7,8 +7,8 @@ import functools
 
 from sqlalchemy import Connection
 
-from publicmesh.agencies.datasets import Attribute, Dataset
-from publicmesh.agencies.definition import AgencyDefinition
+from publicmesh.provider.datasets import Attribute, Dataset
+from publicmesh.provider.definition import AgencyDefinition
 from publicmesh.services.store import metadata
 
 # Every part loads the catalog of agencies, this one included: what the services part runs (applications, the
@@ -31,16 +31,14 @@ def _start(engine, settings):
     """When the services part starts: a store of an earlier version is upgraded, submissions get their trust anchor
     and hub client ready, and the worker that turns the births the registry reported into offers for the newborn's
     household starts."""
-    from publicmesh.mesh.client import MeshClient
-    from publicmesh.runtime.topology import part
+    from publicmesh.protocol.client import MeshClient
     from publicmesh.services.publish import SERVICES_MEMBER
-    from publicmesh.services.triggers import BirthWorker
-
     from publicmesh.services.store import upgrade
+    from publicmesh.services.triggers import BirthWorker
 
     upgrade(engine)
     _submissions().prepare(settings)
-    client = MeshClient.for_member(settings, SERVICES_MEMBER, part(settings, "hub").url(settings))
+    client = MeshClient.for_member(settings, SERVICES_MEMBER, settings.hub_url)
     return BirthWorker(engine, client)
 
 
@@ -66,18 +64,36 @@ def _on_birth(*args) -> None:
 
 
 AGENCY = AgencyDefinition(
-    "services", "公共サービス（共通SaaS）", "Public services (common SaaS)", metadata,
+    "services",
+    "公共サービス（共通SaaS）",
+    "Public services (common SaaS)",
+    metadata,
     {
         "applications": Dataset(
-            "applications", "給付・申請", "Benefits and applications",
-            (Attribute("offers", _LIST, "受け取れる給付（未申請）", "Benefits you can receive (not applied for)", "benefit"),
-             Attribute("applications", _LIST, "申請と状況", "Applications and their status", "benefit")),
-            custom_lookup=_applications_lookup, tenant_column=None),
+            "applications",
+            "給付・申請",
+            "Benefits and applications",
+            (
+                Attribute(
+                    "offers", _LIST, "受け取れる給付（未申請）", "Benefits you can receive (not applied for)", "benefit"
+                ),
+                Attribute("applications", _LIST, "申請と状況", "Applications and their status", "benefit"),
+            ),
+            custom_lookup=_applications_lookup,
+            tenant_column=None,
+        ),
         "application": Dataset(
-            "application", "申請の受付", "Submitting an application",
+            "application",
+            "申請の受付",
+            "Submitting an application",
             (Attribute("submit", {"type": "object"}, "申請", "Submission", "benefit"),),
-            custom_lookup=lambda *_: {}, tenant_column=None),
+            custom_lookup=lambda *_: {},
+            tenant_column=None,
+        ),
     },
-    _seed, gov_code="digital", writers={"application": _submit}, handlers={"birth": _on_birth},
+    _seed,
+    gov_code="digital",
+    writers={"application": _submit},
+    handlers={"birth": _on_birth},
     worker=_start,
 )

@@ -5,7 +5,6 @@ the person's portal as an event, and a decision also as a notice to the person's
 from __future__ import annotations
 
 import base64
-import hashlib
 import secrets
 from pathlib import Path
 
@@ -17,56 +16,16 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from publicmesh.agencies.messaging import emit_many
+from publicmesh.applications import forms
+from publicmesh.applications.content import signature_digest
+from publicmesh.applications.lifecycle import RESUBMITTED, STATUSES, WITHDRAWABLE
 from publicmesh.problems import Problem
-from publicmesh.services import decisions, forms
+from publicmesh.provider.messaging import emit_many
+from publicmesh.services import decisions
 from publicmesh.services.offers import offered_to, with_full_form
 from publicmesh.services.store import applications, history, offers, utc_now, withdrawals
 
 SERVICES_MEMBER = "GOV/digital/services"
-STATUSES = ("received", "in-review", "approved", "rejected", "paid", "returned", "withdrawn")
-OPEN = ("received", "in-review", "returned")
-WITHDRAWABLE = OPEN + ("approved",)  # until it is paid
-
-
-RESUBMITTED = "resubmitted"  # the history note of a returned application signed again
-
-
-def application_content(offer: dict, *, typed: dict | None = None, proxy: dict | None = None,
-                        resubmits: tuple[str, str] | None = None, reapplies: dict | None = None) -> bytes:
-    """What the person signs: the service, the offer, every pre-filled value they saw and what they typed, canonical
-    JSON. A proxy's also names the proxy (the name and serial of the signing certificate) and the mandate
-    (``proxy``: name, certificate, mandate). A resubmission also names the application and the digest of the
-    signature it replaces, so neither the first application's signature nor an earlier one can be sent again. An
-    application after a withdrawal names the withdrawn one the same way (``reapplies``: application, supersedes),
-    so the withdrawn application's signature cannot apply again in the person's name."""
-    doc = {"type": "publicmesh/application", "service": offer["service_id"], "offer": offer["id"],
-           "amount_yen": offer["amount_yen"], "form": offer["form"]}
-    if typed:
-        doc["typed"] = typed
-    if reapplies is not None:
-        doc["after_withdrawal"] = {"application": reapplies["application"], "supersedes": reapplies["supersedes"]}
-    if proxy is not None:
-        doc["proxy"] = {"name": proxy["name"], "certificate": proxy["certificate"]}
-        doc["mandate"] = proxy["mandate"]
-    if resubmits is not None:
-        doc.update(type="publicmesh/resubmission", application=resubmits[0], supersedes=resubmits[1])
-    return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
-
-
-def withdrawal_content(application: dict, *, proxy: dict | None = None) -> bytes:
-    """What the person signs to withdraw (取下げ): the application and its service; a proxy's also names the proxy
-    and the mandate, as their application does."""
-    doc = {"type": "publicmesh/withdrawal", "application": application["id"], "service": application["service_id"]}
-    if proxy is not None:
-        doc["proxy"] = {"name": proxy["name"], "certificate": proxy["certificate"]}
-        doc["mandate"] = proxy["mandate"]
-    return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
-
-
-def signature_digest(signature: str | None) -> str:
-    """The digest of a stored signed application, as a resubmission names it."""
-    return hashlib.sha256((signature or "").encode()).hexdigest()
 
 
 class SignatureCheck:
@@ -101,15 +60,23 @@ class SignatureCheck:
             certificate.public_key().verify(base64.b64decode(signed["signature"]), content, ec.ECDSA(hashes.SHA256()))
             return certificate
         except (KeyError, TypeError, ValueError, InvalidSignature) as exc:
-            raise Problem("submission-refused", f"the application's signature does not verify: {exc or 'bad signature'}") \
-                from None
+            raise Problem(
+                "submission-refused", f"the application's signature does not verify: {exc or 'bad signature'}"
+            ) from None
 
 
 def withdrawn_before(conn: Connection, offer: dict) -> dict | None:
     """The unit's latest withdrawn application of the service, as an application after it names it."""
-    row = conn.execute(select(applications.c.id, applications.c.signature).where(
-        applications.c.service_id == offer["service_id"], applications.c.unit_key == offer["unit_key"],
-        applications.c.status == "withdrawn").order_by(applications.c.submitted_at.desc()).limit(1)).first()
+    row = conn.execute(
+        select(applications.c.id, applications.c.signature)
+        .where(
+            applications.c.service_id == offer["service_id"],
+            applications.c.unit_key == offer["unit_key"],
+            applications.c.status == "withdrawn",
+        )
+        .order_by(applications.c.submitted_at.desc())
+        .limit(1)
+    ).first()
     return None if row is None else {"application": row.id, "supersedes": signature_digest(row.signature)}
 
 
@@ -120,18 +87,37 @@ def offer_for(conn: Connection, offer_id: str, subject: str) -> dict:
     return with_full_form(conn, row)
 
 
-def create(conn: Connection, offer: dict, channel: str, *, signature: dict | None, review_over: int,
-           automatic: bool, actor: str, definition: dict | None = None) -> dict:
+def create(
+    conn: Connection,
+    offer: dict,
+    channel: str,
+    *,
+    signature: dict | None,
+    review_over: int,
+    automatic: bool,
+    actor: str,
+    definition: dict | None = None,
+) -> dict:
     """One application for the offer's unit; a second one for the same service and unit is refused (409). One
     the rules approve at once gets its approval notice in the same transaction, as a staff approval does."""
     now = utc_now()
     four_eyes = offer["amount_yen"] > review_over
     status = "approved" if automatic and not four_eyes else "in-review"
-    values = dict(id=secrets.token_hex(8), service_id=offer["service_id"], unit_key=offer["unit_key"],
-                  offer_id=offer["id"], subject=offer["subject"], tenant=offer["tenant"],
-                  amount_yen=offer["amount_yen"], status=status, channel=channel,
-                  signature=orjson.dumps(signature).decode() if signature else None, needs_four_eyes=four_eyes,
-                  submitted_at=now, decided_at=now if status == "approved" else None)
+    values = dict(
+        id=secrets.token_hex(8),
+        service_id=offer["service_id"],
+        unit_key=offer["unit_key"],
+        offer_id=offer["id"],
+        subject=offer["subject"],
+        tenant=offer["tenant"],
+        amount_yen=offer["amount_yen"],
+        status=status,
+        channel=channel,
+        signature=orjson.dumps(signature).decode() if signature else None,
+        needs_four_eyes=four_eyes,
+        submitted_at=now,
+        decided_at=now if status == "approved" else None,
+    )
     try:
         with conn.begin_nested():
             conn.execute(insert(applications).values(**values))
@@ -145,8 +131,9 @@ def create(conn: Connection, offer: dict, channel: str, *, signature: dict | Non
     return values
 
 
-def change(conn: Connection, application_id: str, status: str, actor: str, reason: str | None = None,
-           tenant: str | None = None) -> dict:
+def change(
+    conn: Connection, application_id: str, status: str, actor: str, reason: str | None = None, tenant: str | None = None
+) -> dict:
     """Move an application to ``status``; staff may only touch their own municipality's (``tenant``)."""
     if status not in STATUSES:
         raise ValueError(f"unknown status {status}")
@@ -160,7 +147,9 @@ def change(conn: Connection, application_id: str, status: str, actor: str, reaso
     if status == "paid":
         values["paid_at"] = now
     conn.execute(update(applications).where(applications.c.id == application_id).values(**values))
-    conn.execute(insert(history).values(application_id=application_id, status=status, actor=actor, reason=reason, at=now))
+    conn.execute(
+        insert(history).values(application_id=application_id, status=status, actor=actor, reason=reason, at=now)
+    )
     changed = {**row, **values}
     announce(conn, changed, status)
     decisions.record(conn, changed, status)  # approved, rejected or returned: the person's notice, same transaction
@@ -172,12 +161,18 @@ def resubmit(conn: Connection, application: dict, signature: dict, actor: str) -
     now = utc_now()
     stored = orjson.dumps(signature).decode()
     values = {"status": "received", "reason": None, "signature": stored}
-    done = conn.execute(update(applications).where(applications.c.id == application["id"],
-                                                   applications.c.status == "returned").values(**values))
+    done = conn.execute(
+        update(applications)
+        .where(applications.c.id == application["id"], applications.c.status == "returned")
+        .values(**values)
+    )
     if done.rowcount != 1:  # resubmitted or withdrawn meanwhile
         raise Problem("wrong-state", "the application is no longer returned; it cannot be resubmitted")
-    conn.execute(insert(history).values(application_id=application["id"], status="received", actor=actor,
-                                        reason=RESUBMITTED, at=now))
+    conn.execute(
+        insert(history).values(
+            application_id=application["id"], status="received", actor=actor, reason=RESUBMITTED, at=now
+        )
+    )
     changed = {**application, **values}
     announce(conn, changed, "received")
     return changed
@@ -185,14 +180,19 @@ def resubmit(conn: Connection, application: dict, signature: dict, actor: str) -
 
 def withdraw(conn: Connection, application: dict, signature: dict, actor: str) -> dict:
     """The person's signed withdrawal: the application is withdrawn and the signature kept with it."""
-    done = conn.execute(update(applications).where(applications.c.id == application["id"],
-                                                   applications.c.status.in_(WITHDRAWABLE))
-                        .values(status="withdrawn", reason=None))
+    done = conn.execute(
+        update(applications)
+        .where(applications.c.id == application["id"], applications.c.status.in_(WITHDRAWABLE))
+        .values(status="withdrawn", reason=None)
+    )
     if done.rowcount != 1:  # decided, paid or withdrawn meanwhile
         raise Problem("wrong-state", "the application can no longer be withdrawn")
     now = utc_now()
-    conn.execute(insert(withdrawals).values(application_id=application["id"], signature=orjson.dumps(signature).decode(),
-                                            actor=actor, at=now))
+    conn.execute(
+        insert(withdrawals).values(
+            application_id=application["id"], signature=orjson.dumps(signature).decode(), actor=actor, at=now
+        )
+    )
     conn.execute(insert(history).values(application_id=application["id"], status="withdrawn", actor=actor, at=now))
     changed = {**application, "status": "withdrawn", "reason": None}
     announce(conn, changed, "withdrawn")
@@ -208,44 +208,77 @@ def announce_many(conn: Connection, changed: list[dict], status: str) -> None:
     """The same status change of many applications (e.g. paid in one transfer file), in one statement."""
     from publicmesh.services.agency import AGENCY
 
-    emit_many(conn, AGENCY.outbox, SERVICES_MEMBER, "application-status", [(a["subject"], {
-        "application": a["id"], "service": a["service_id"], "status": status, "reason": a.get("reason"),
-        "amount_yen": a["amount_yen"]}) for a in changed])
+    emit_many(
+        conn,
+        AGENCY.outbox,
+        SERVICES_MEMBER,
+        "application-status",
+        [
+            (
+                a["subject"],
+                {
+                    "application": a["id"],
+                    "service": a["service_id"],
+                    "status": status,
+                    "reason": a.get("reason"),
+                    "amount_yen": a["amount_yen"],
+                },
+            )
+            for a in changed
+        ],
+    )
 
 
 def of_subject(conn: Connection, subject: str) -> dict:
     """What the portal shows the person: open offers (not applied for, or only by applications since withdrawn:
     those name the latest withdrawn one, as applying again signs it) and applications with their status."""
-    applied = [dict(r) for r in conn.execute(select(applications).where(applications.c.subject == subject)
-                                             .order_by(applications.c.submitted_at.desc())).mappings()]
+    applied = [
+        dict(r)
+        for r in conn.execute(
+            select(applications).where(applications.c.subject == subject).order_by(applications.c.submitted_at.desc())
+        ).mappings()
+    ]
     live = {a["offer_id"] for a in applied if a["status"] != "withdrawn"}
     withdrawn: dict[str, dict] = {}
     for a in applied:  # the latest first
         if a["status"] == "withdrawn":
-            withdrawn.setdefault(a["offer_id"], {"application": a["id"], "supersedes": signature_digest(a["signature"])})
+            withdrawn.setdefault(
+                a["offer_id"], {"application": a["id"], "supersedes": signature_digest(a["signature"])}
+            )
     found_offers = [with_full_form(conn, r) for r in conn.execute(offered_to(subject)).mappings()]
     forms_of = {o["id"]: o["form"] for o in found_offers}
     return {
-        "offers": [_json({**o, **({"reapplies": withdrawn[o["id"]]} if o["id"] in withdrawn else {})})
-                   for o in found_offers if o["id"] not in live],
-        "applications": [_json(_titled(_to_fix(a, forms_of) if a["status"] == "returned" else a, forms_of),
-                               drop=("signature",)) for a in applied],
+        "offers": [
+            _json({**o, **({"reapplies": withdrawn[o["id"]]} if o["id"] in withdrawn else {})})
+            for o in found_offers
+            if o["id"] not in live
+        ],
+        "applications": [
+            _json(_titled(_to_fix(a, forms_of) if a["status"] == "returned" else a, forms_of), drop=("signature",))
+            for a in applied
+        ],
     }
 
 
 def _titled(application: dict, forms_of: dict) -> dict:
     """The application with its service's title (ja, en) as its offer showed it."""
     form = forms_of.get(application["offer_id"]) or {}
-    return {**application, "title_ja": form.get("title_ja") or application["service_id"],
-            "title_en": form.get("title_en") or application["service_id"]}
+    return {
+        **application,
+        "title_ja": form.get("title_ja") or application["service_id"],
+        "title_en": form.get("title_en") or application["service_id"],
+    }
 
 
 def _to_fix(application: dict, forms_of: dict) -> dict:
     """A returned application with what the portal needs to show it again: the form, what the person typed,
     and the digest of the signature a resubmission replaces."""
-    return {**application, "form": forms_of.get(application["offer_id"], {}),
-            "typed": forms.signed_typed(application["signature"]),
-            "supersedes": signature_digest(application["signature"])}
+    return {
+        **application,
+        "form": forms_of.get(application["offer_id"], {}),
+        "typed": forms.signed_typed(application["signature"]),
+        "supersedes": signature_digest(application["signature"]),
+    }
 
 
 def _json(row: dict, drop: tuple[str, ...] = ()) -> dict:

@@ -29,19 +29,33 @@ NOTICE_OF = {"approved": "decided", "rejected": "rejected", "returned": "returne
 
 # For a definition without the notice (one written before ``returned`` existed, or none published): plain words.
 FALLBACK = {
-    "decided": (("{title}の申請が承認されました", "Your application for {title} was approved"),
-                ("詳しくは「申請」の画面でご確認ください。", "See Applications for the details.")),
-    "rejected": (("{title}の申請は認められませんでした", "Your application for {title} was not approved"),
-                 ("理由: {reason}", "Reason: {reason}")),
-    "returned": (("{title}の申請が差し戻されました", "Your application for {title} was returned"),
-                 ("理由: {reason}　このお知らせを開くと、内容を直して再提出できます。",
-                  "Reason: {reason} Open this notice to correct your application and resubmit it.")),
-    "paid": (("{title}を振り込みます", "{title} is being paid"),
-             ("{amount}円を{date}に公金受取口座へ振り込みます。", "{amount} yen will reach your public-fund account on {date}.")),
+    "decided": (
+        ("{title}の申請が承認されました", "Your application for {title} was approved"),
+        ("詳しくは「申請」の画面でご確認ください。", "See Applications for the details."),
+    ),
+    "rejected": (
+        ("{title}の申請は認められませんでした", "Your application for {title} was not approved"),
+        ("理由: {reason}", "Reason: {reason}"),
+    ),
+    "returned": (
+        ("{title}の申請が差し戻されました", "Your application for {title} was returned"),
+        (
+            "理由: {reason}　このお知らせを開くと、内容を直して再提出できます。",
+            "Reason: {reason} Open this notice to correct your application and resubmit it.",
+        ),
+    ),
+    "paid": (
+        ("{title}を振り込みます", "{title} is being paid"),
+        (
+            "{amount}円を{date}に公金受取口座へ振り込みます。",
+            "{amount} yen will reach your public-fund account on {date}.",
+        ),
+    ),
 }
 
 decision_notices = Table(
-    "decision_notices", metadata,
+    "decision_notices",
+    metadata,
     Column("key", String(128), primary_key=True),  # service:application:status, the inbox's idempotency key
     Column("application_id", String(32), nullable=False),
     Column("service_id", String(64), nullable=False),
@@ -66,8 +80,12 @@ def texts_for(conn: Connection, service_id: str, kind: str, definition: dict | N
     published one), else the fallback."""
     doc = definition
     if doc is None:
-        row = conn.execute(select(publications.c.definition).where(publications.c.service_id == service_id)
-                           .order_by(publications.c.version.desc()).limit(1)).first()
+        row = conn.execute(
+            select(publications.c.definition)
+            .where(publications.c.service_id == service_id)
+            .order_by(publications.c.version.desc())
+            .limit(1)
+        ).first()
         doc = _definition(row[0]) if row is not None else {}
     notice = (doc.get("notices") or {}).get(kind)
     service_title = doc.get("title") or {"ja": service_id, "en": service_id}
@@ -105,19 +123,30 @@ def record_paid(conn: Connection, paid: list[dict], transfer_date: dt.date, defi
     if not paid:
         return
     texts = texts_for(conn, paid[0]["service_id"], "paid", definition)
-    date = {"ja": f"{transfer_date.year}年{transfer_date.month}月{transfer_date.day}日",
-            "en": f"{transfer_date.day} {transfer_date:%B %Y}"}
+    date = {
+        "ja": f"{transfer_date.year}年{transfer_date.month}月{transfer_date.day}日",
+        "en": f"{transfer_date.day} {transfer_date:%B %Y}",
+    }
     conn.execute(insert(decision_notices), [_row(a, "paid", texts, date) for a in paid])
 
 
 def _row(application: dict, status: str, texts: tuple[dict, dict, dict], date: dict | None = None) -> dict:
     title, body, service_title = texts
     amount, reason = f"{int(application['amount_yen']):,}", application.get("reason") or ""
-    row = {"key": f"{application['service_id']}:{application['id']}:{status}", "application_id": application["id"],
-           "service_id": application["service_id"], "subject": application["subject"], "created_at": utc_now()}
+    row = {
+        "key": f"{application['service_id']}:{application['id']}:{status}",
+        "application_id": application["id"],
+        "service_id": application["service_id"],
+        "subject": application["subject"],
+        "created_at": utc_now(),
+    }
     for lang in ("ja", "en"):
-        values = {"amount": amount, "reason": reason, "title": service_title.get(lang, application["service_id"]),
-                  "date": (date or {}).get(lang, "")}
+        values = {
+            "amount": amount,
+            "reason": reason,
+            "title": service_title.get(lang, application["service_id"]),
+            "date": (date or {}).get(lang, ""),
+        }
         row[f"title_{lang}"] = _fill(title[lang], **values)[:200]
         row[f"body_{lang}"] = _fill(body[lang], **values)[:4000]
     return row
@@ -156,8 +185,8 @@ class NoticeSender:
 
     def send_pending(self, limit: int = 500) -> int:
         """How many were sent; on a hub error, what is left stays pending for the next run."""
-        from publicmesh.mesh.client import HubError
-        from publicmesh.mesh.members import PORTAL
+        from publicmesh.protocol.client import HubError
+        from publicmesh.protocol.members import PORTAL
         from publicmesh.services.fetch import purpose_of
 
         sent = 0
@@ -168,16 +197,29 @@ class NoticeSender:
             for r in rows:
                 by_service.setdefault(r["service_id"], []).append(r)
             for service, group in by_service.items():
-                notices = [{"subject": r["subject"], "key": r["key"], "title_ja": r["title_ja"],
-                            "title_en": r["title_en"], "body_ja": r["body_ja"], "body_en": r["body_en"],
-                            "link": link_of(r), "category": category_of(r)} for r in group]
+                notices = [
+                    {
+                        "subject": r["subject"],
+                        "key": r["key"],
+                        "title_ja": r["title_ja"],
+                        "title_en": r["title_en"],
+                        "body_ja": r["body_ja"],
+                        "body_en": r["body_en"],
+                        "link": link_of(r),
+                        "category": category_of(r),
+                    }
+                    for r in group
+                ]
                 try:
                     self.client.notify(str(PORTAL), purpose_of(service), service, notices)
                 except (HubError, httpx.HTTPError) as exc:
                     log.warning("decision notices for %s not sent yet (%s); will retry", service, exc)
                     continue
                 with self.engine.begin() as conn:
-                    conn.execute(update(decision_notices).where(decision_notices.c.key.in_([r["key"] for r in group]))
-                                 .values(sent_at=utc_now()))
+                    conn.execute(
+                        update(decision_notices)
+                        .where(decision_notices.c.key.in_([r["key"] for r in group]))
+                        .values(sent_at=utc_now())
+                    )
                 sent += len(group)
         return sent

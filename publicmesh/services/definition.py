@@ -59,7 +59,7 @@ class Rules(_Frozen):
 
     let: dict[str, str] = Field(default_factory=dict)
     eligible: str
-    amount: Union[StrictInt, str]
+    amount: StrictInt | str
 
 
 class FormField(_Frozen):
@@ -205,20 +205,35 @@ def load_packaged(service_id: str, **options) -> ServiceDefinition:
     return load_definition(path, **options)
 
 
+_catalog: dict[str, Mapping] = {}
+
+
+def use_catalog(agencies: Mapping) -> None:
+    """The agencies' datasets that definitions are checked against (the runtime's catalog, given at bootstrap: the
+    services part knows the agencies only as data, never by importing them)."""
+    _catalog["agencies"] = agencies
+
+
 @functools.cache
 def schema() -> dict:
     """The published JSON schema of a definition (draft 2020-12)."""
     return json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
 
 
-def load_definition(source: str | os.PathLike, *, expression_check: ExpressionCheck | None = None,
-                    rules_check: RulesCheck | None = None, catalog: Mapping | None = None,
-                    name: str | None = None) -> ServiceDefinition:
+def load_definition(
+    source: str | os.PathLike,
+    *,
+    expression_check: ExpressionCheck | None = None,
+    rules_check: RulesCheck | None = None,
+    catalog: Mapping | None = None,
+    name: str | None = None,
+) -> ServiceDefinition:
     """Load and check a definition from a path or from YAML text; raises DefinitionError with every problem.
 
     ``expression_check`` gets each expression, ``rules_check`` the file's data once every other check passed; an
     error they raise with ``.message`` and a 0-based ``.column`` (the rules compiler's RuleError, whose ``.rule``
-    names the place, e.g. rules.let.order) becomes a problem there. ``catalog`` defaults to the agencies'.
+    names the place, e.g. rules.let.order) becomes a problem there. ``catalog`` defaults to the one the bootstrap
+    gave ``use_catalog``.
     """
     from publicmesh.services import definition_checks as checks
 
@@ -233,8 +248,9 @@ def load_definition(source: str | os.PathLike, *, expression_check: ExpressionCh
         definition = ServiceDefinition.model_validate(document.data)
     except ValidationError as exc:
         raise DefinitionError(name, checks.from_pydantic(document, exc)) from None
+    catalog = catalog if catalog is not None else _catalog.get("agencies")
     if catalog is None:
-        from publicmesh.agencies.catalog import AGENCIES as catalog
+        raise RuntimeError("no catalog of agencies: the part's bootstrap calls use_catalog() first")
     problems = checks.semantic(document, definition, catalog, expression_check, rules_check)
     if problems:
         raise DefinitionError(name, problems)
@@ -248,7 +264,8 @@ def content_hash(definition: ServiceDefinition) -> str:
 
 
 def _read(source: str | os.PathLike, name: str | None) -> tuple[str, str]:
-    if isinstance(source, os.PathLike) or ("\n" not in source and (source.endswith((".yaml", ".yml"))
-                                                                   or os.path.isfile(source))):
+    if isinstance(source, os.PathLike) or (
+        "\n" not in source and (source.endswith((".yaml", ".yml")) or os.path.isfile(source))
+    ):
         return Path(source).read_text(encoding="utf-8"), name or str(source)
     return source, name or "<definition>"

@@ -23,8 +23,12 @@ from publicmesh.services.definition import ExpressionCheck, Problem, RulesCheck,
 HOUSEHOLD_FUNCTIONS = ("sum", "count", "min", "max", "any", "all", "rank")
 _NOT_SOURCES = {"amount", "eligible"}
 # 1.0 is an integer to JSON Schema; to a definition it is a float where integer yen belong
-_Validator = validators.extend(Draft202012Validator, type_checker=Draft202012Validator.TYPE_CHECKER.redefine(
-    "integer", lambda _checker, value: isinstance(value, int) and not isinstance(value, bool)))
+_Validator = validators.extend(
+    Draft202012Validator,
+    type_checker=Draft202012Validator.TYPE_CHECKER.redefine(
+        "integer", lambda _checker, value: isinstance(value, int) and not isinstance(value, bool)
+    ),
+)
 
 
 @dataclass
@@ -98,8 +102,9 @@ def parse(text: str) -> Document:
         message = exc.problem or exc.context or "not valid YAML"
         if exc.context and exc.context_mark and exc.problem:
             message += f" ({exc.context} on line {exc.context_mark.line + 1})"
-        document.problems.append(Problem(mark.line + 1 if mark else 1, mark.column + 1 if mark else 1, "",
-                                         "YAML syntax: " + message))
+        document.problems.append(
+            Problem(mark.line + 1 if mark else 1, mark.column + 1 if mark else 1, "", "YAML syntax: " + message)
+        )
         return document
     except yaml.YAMLError as exc:
         document.problems.append(Problem(1, 1, "", f"YAML: {exc}"))
@@ -117,8 +122,14 @@ def _duplicate_keys(document: Document, node: Node | None, path: tuple) -> list[
         for key, value in node.value:
             name = key.value if isinstance(key, ScalarNode) else None
             if name in seen:
-                problems.append(Problem(key.start_mark.line + 1, key.start_mark.column + 1, dotted(path + (name,)),
-                                        f"duplicate key '{name}' (first on line {seen[name].start_mark.line + 1})"))
+                problems.append(
+                    Problem(
+                        key.start_mark.line + 1,
+                        key.start_mark.column + 1,
+                        dotted(path + (name,)),
+                        f"duplicate key '{name}' (first on line {seen[name].start_mark.line + 1})",
+                    )
+                )
             elif name is not None:
                 seen[name] = key
             problems.extend(_duplicate_keys(document, value, path + (name,)))
@@ -153,13 +164,21 @@ def _schema_problems(document: Document, error) -> list[Problem]:
         out = []
         for key in (k for k in instance if k not in allowed):
             hint = difflib.get_close_matches(key, allowed, n=1)
-            out.append(document.problem(path + (key,), f"unknown key '{key}'" + (
-                f" (did you mean '{hint[0]}'?)" if hint else f"; allowed here: {', '.join(allowed)}"), at_key=True))
+            out.append(
+                document.problem(
+                    path + (key,),
+                    f"unknown key '{key}'"
+                    + (f" (did you mean '{hint[0]}'?)" if hint else f"; allowed here: {', '.join(allowed)}"),
+                    at_key=True,
+                )
+            )
         return out
     if kind == "required":
         missing = _quoted(error.message) or next(k for k in value if k not in instance)
-        why = {"no_account": " (a service that pays needs it: payout.method is not none)",
-               "payer": " (who pays: municipality or owner)"}.get(missing, "")
+        why = {
+            "no_account": " (a service that pays needs it: payout.method is not none)",
+            "payer": " (who pays: municipality or owner)",
+        }.get(missing, "")
         problem = document.problem(path, f"missing required key '{missing}'{why}", at_key=True)
         return [Problem(problem.line, problem.column, dotted(path + (missing,)), problem.message)]
     if "propertyNames" in error.absolute_schema_path:
@@ -168,8 +187,14 @@ def _schema_problems(document: Document, error) -> list[Problem]:
     if kind == "oneOf" and isinstance(instance, dict) and "label" in instance:
         if "source" in instance and "typed" in instance:
             later = max(("source", "typed"), key=lambda k: document.locate(path + (k,))[0].start_mark.index)
-            return [document.problem(path + (later,), "a field has exactly one of source: (read from the mesh) or "
-                                     "typed: true (typed by the person), not both", at_key=True)]
+            return [
+                document.problem(
+                    path + (later,),
+                    "a field has exactly one of source: (read from the mesh) or "
+                    "typed: true (typed by the person), not both",
+                    at_key=True,
+                )
+            ]
         return [document.problem(path, "a field needs source: (an expression) or typed: true (typed by the person)")]
     if kind == "dependentRequired":
         match = re.match(r"'(.+)' is a dependency of '(.+)'", error.message)
@@ -183,8 +208,15 @@ def _quoted(message: str) -> str | None:
     return match.group(1) if match else None
 
 
-_KINDS = {"integer": "an integer", "string": "a string", "boolean": "true or false", "object": "a mapping",
-          "array": "a list", "number": "a number", "null": "empty"}
+_KINDS = {
+    "integer": "an integer",
+    "string": "a string",
+    "boolean": "true or false",
+    "object": "a mapping",
+    "array": "a list",
+    "number": "a number",
+    "null": "empty",
+}
 _MONEY = {"amount", "review_over", "rows"}
 
 
@@ -241,8 +273,13 @@ def from_pydantic(document: Document, exc: ValidationError) -> list[Problem]:
     return sorted(problems, key=lambda p: (p.line, p.column))
 
 
-def semantic(document: Document, definition: ServiceDefinition, catalog: Mapping,
-             expression_check: ExpressionCheck | None = None, rules_check: RulesCheck | None = None) -> list[Problem]:
+def semantic(
+    document: Document,
+    definition: ServiceDefinition,
+    catalog: Mapping,
+    expression_check: ExpressionCheck | None = None,
+    rules_check: RulesCheck | None = None,
+) -> list[Problem]:
     """What the schema cannot say: the data exists in the catalog, expressions name what is declared."""
     problems = []
     for name, source in definition.data.items():
@@ -250,8 +287,9 @@ def semantic(document: Document, definition: ServiceDefinition, catalog: Mapping
             problems.append(document.problem(("data", name, *sub), message))
     for i, attachment in enumerate(definition.attachments):
         if attachment.from_ == "mesh":
-            for sub, message in _catalog_problems(attachment.provider, attachment.dataset, attachment.attributes,
-                                                  catalog):
+            for sub, message in _catalog_problems(
+                attachment.provider, attachment.dataset, attachment.attributes, catalog
+            ):
                 problems.append(document.problem(("attachments", i, *sub), message))
     for name, table in definition.tables.items():
         problems.extend(_table_problems(document, name, table))
@@ -262,8 +300,10 @@ def semantic(document: Document, definition: ServiceDefinition, catalog: Mapping
     tables = {name: table.key for name, table in definition.tables.items()}
     lets = set(definition.rules.let)
     for path, text in definition.expressions():
-        found = [document.problem(path, message, offset=offset)
-                 for offset, message in expression_problems(text, sources, tables, lets)]
+        found = [
+            document.problem(path, message, offset=offset)
+            for offset, message in expression_problems(text, sources, tables, lets)
+        ]
         if not found and expression_check is not None:
             try:
                 expression_check(text)
@@ -301,8 +341,11 @@ def _catalog_problems(provider: str, dataset: str, attributes, catalog: Mapping)
     if found is None:
         return [(("dataset",), f"{system} has no dataset '{dataset}'; its datasets: {', '.join(agency.datasets)}")]
     names = [a.name for a in found.attributes]
-    return [(("attributes", i), f"{system}/{dataset} has no attribute '{a}'; it has: {', '.join(names)}")
-            for i, a in enumerate(attributes) if a not in names]
+    return [
+        (("attributes", i), f"{system}/{dataset} has no attribute '{a}'; it has: {', '.join(names)}")
+        for i, a in enumerate(attributes)
+        if a not in names
+    ]
 
 
 def _table_problems(document: Document, name: str, table) -> list[Problem]:
@@ -310,11 +353,17 @@ def _table_problems(document: Document, name: str, table) -> list[Problem]:
     for i, row in enumerate(table.rows):
         path = ("tables", name, "rows", i)
         if len(row) != width:
-            problems.append(document.problem(path, f"a row holds {len(table.key)} key values "
-                                             f"({', '.join(table.key)}) and a value: {width} items, not {len(row)}"))
+            problems.append(
+                document.problem(
+                    path,
+                    f"a row holds {len(table.key)} key values "
+                    f"({', '.join(table.key)}) and a value: {width} items, not {len(row)}",
+                )
+            )
         elif type(row[-1]) is not int:
-            problems.append(document.problem(path + (width - 1,), f"the value must be an integer (yen), "
-                                             f"not {_describe(row[-1])}"))
+            problems.append(
+                document.problem(path + (width - 1,), f"the value must be an integer (yen), not {_describe(row[-1])}")
+            )
         elif row[:-1] in seen:
             problems.append(document.problem(path, f"repeats the key of row {seen[row[:-1]]}"))
         else:
@@ -336,8 +385,12 @@ def _notice_problems(document: Document, definition: ServiceDefinition) -> list[
     problems = []
     for kind in ("eligible", "decided", "rejected", "returned", "no_account", "paid", "revised"):
         notice = getattr(definition.notices, kind)
-        allowed = {"rejected": ("amount", "reason"), "returned": ("amount", "reason"),
-                   "paid": ("amount", "date"), "revised": ("previous", "revised", "amount")}.get(kind, ("amount",))
+        allowed = {
+            "rejected": ("amount", "reason"),
+            "returned": ("amount", "reason"),
+            "paid": ("amount", "date"),
+            "revised": ("previous", "revised", "amount"),
+        }.get(kind, ("amount",))
         for part in ("title", "body") if notice is not None else ():
             for language in ("ja", "en"):
                 path, text = ("notices", kind, part, language), getattr(getattr(notice, part), language)
@@ -348,13 +401,19 @@ def _notice_problems(document: Document, definition: ServiceDefinition) -> list[
                     continue
                 for placeholder in used:
                     if placeholder not in allowed:
-                        problems.append(document.problem(path, f"unknown placeholder {{{placeholder}}}; a {kind} "
-                                                         f"notice may use {', '.join('{' + a + '}' for a in allowed)}"))
+                        problems.append(
+                            document.problem(
+                                path,
+                                f"unknown placeholder {{{placeholder}}}; a {kind} "
+                                f"notice may use {', '.join('{' + a + '}' for a in allowed)}",
+                            )
+                        )
     return problems
 
 
-def expression_problems(text: str, sources: Mapping[str, set], tables: Mapping[str, tuple],
-                        lets: set) -> list[tuple[int, str]]:
+def expression_problems(
+    text: str, sources: Mapping[str, set], tables: Mapping[str, tuple], lets: set
+) -> list[tuple[int, str]]:
     """(0-based offset in the expression, message) for each name it uses that the definition does not declare."""
     line = text.replace("\n", " ")  # a block scalar may span lines; one line keeps every offset
     indent = len(line) - len(line.lstrip())
@@ -371,41 +430,64 @@ def expression_problems(text: str, sources: Mapping[str, set], tables: Mapping[s
         if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id == "household":
             functions.add(id(func))
             if func.attr not in HOUSEHOLD_FUNCTIONS:
-                problems.append((_at(line, func), f"household.{func.attr}() is not a function; household has "
-                                                 f"{', '.join(HOUSEHOLD_FUNCTIONS)}"))
+                problems.append(
+                    (
+                        _at(line, func),
+                        f"household.{func.attr}() is not a function; household has {', '.join(HOUSEHOLD_FUNCTIONS)}",
+                    )
+                )
         elif isinstance(func, ast.Name) and func.id == "table" and node.args:
             name = node.args[0].value if isinstance(node.args[0], ast.Constant) else None
             if not isinstance(name, str):
                 problems.append((_at(line, node.args[0]), "table(…) takes the table's name first, in quotes"))
             elif name not in tables:
-                problems.append((_at(line, node.args[0]), f"no table '{name}'; " + (
-                    f"tables: {', '.join(tables)}" if tables else "the definition has no tables:")))
+                problems.append(
+                    (
+                        _at(line, node.args[0]),
+                        f"no table '{name}'; "
+                        + (f"tables: {', '.join(tables)}" if tables else "the definition has no tables:"),
+                    )
+                )
             elif len(node.args) - 1 != len(tables[name]):
-                problems.append((_at(line, node), f"table '{name}' has {len(tables[name])} key columns "
-                                 f"({', '.join(tables[name])}); the call gives {len(node.args) - 1}"))
+                problems.append(
+                    (
+                        _at(line, node),
+                        f"table '{name}' has {len(tables[name])} key columns "
+                        f"({', '.join(tables[name])}); the call gives {len(node.args) - 1}",
+                    )
+                )
     for node in ast.walk(tree):
         if not (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)) or id(node) in functions:
             continue
         source, attribute = node.value.id, node.attr
         if source in sources and attribute not in sources[source]:
-            problems.append((_at(line, node), f"{source}.{attribute} is not declared: data.{source}.attributes "
-                                             f"lists {', '.join(sorted(sources[source]))}"))
+            problems.append(
+                (
+                    _at(line, node),
+                    f"{source}.{attribute} is not declared: data.{source}.attributes "
+                    f"lists {', '.join(sorted(sources[source]))}",
+                )
+            )
         elif source not in sources and source not in lets and source not in _NOT_SOURCES:
-            problems.append((_at(line, node), f"{source} is not a data source of this definition; data: declares "
-                                             f"{', '.join(sources) or 'none'}"))
+            problems.append(
+                (
+                    _at(line, node),
+                    f"{source} is not a data source of this definition; data: declares {', '.join(sources) or 'none'}",
+                )
+            )
     return sorted((indent + at, message) for at, message in problems)
 
 
 def _at(line: str, node: ast.AST) -> int:
     """The character offset of a node; ast counts UTF-8 bytes."""
-    return len(line.encode()[:node.col_offset].decode(errors="ignore"))
+    return len(line.encode()[: node.col_offset].decode(errors="ignore"))
 
 
 def _position_in_scalar(node: ScalarNode, offset: int, lines: list[str]) -> tuple[int, int]:
     """1-based line and column in the file of a character of a scalar's value (plain, quoted or block)."""
     start, end = node.start_mark, node.end_mark
     if node.style in ("|", ">"):
-        body = lines[start.line + 1:end.line + 1]
+        body = lines[start.line + 1 : end.line + 1]
         indent = next((len(t) - len(t.lstrip(" ")) for t in body if t.strip()), 0)  # set by the first line
         segments = []
         for i, t in enumerate(body):
@@ -414,8 +496,8 @@ def _position_in_scalar(node: ScalarNode, offset: int, lines: list[str]) -> tupl
             segments.append((start.line + 1 + i, indent, t[indent:]))
     else:
         quote = 1 if node.style in ("'", '"') else 0
-        raw = lines[start.line:end.line + 1] or [""]
-        segments = [(start.line, start.column + quote, raw[0][start.column + quote:])]
+        raw = lines[start.line : end.line + 1] or [""]
+        segments = [(start.line, start.column + quote, raw[0][start.column + quote :])]
         segments += [(start.line + i, len(t) - len(t.lstrip()), t.strip()) for i, t in enumerate(raw[1:], 1)]
     if node.style != "|":  # folding turns a line break (and the blank lines after it) into one character
         segments = [s for s in segments if s[2]] or segments[:1]

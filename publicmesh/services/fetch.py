@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from publicmesh.mesh.client import MeshClient
+from publicmesh.protocol.client import MeshClient
 
 Attributes = dict[str, list[str]]  # data source → attributes
 HEAD_ATTRIBUTES = ("head", "members")  # the household attributes a household key is made from, preferred first
@@ -46,8 +46,11 @@ def plan(doc: dict, compiled) -> FetchPlan:
                 everyone.add(f"{household}.{key}")
     later = {c for field in used.values() for c in field.columns} - everyone
     detail_fields = {name: fields[name] for name, field in used.items() if set(field.columns) & later}
-    pick = lambda wanted: {n: [a for a in attrs if f"{n}.{a}" in wanted]  # noqa: E731
-                           for n, attrs in declared.items() if any(f"{n}.{a}" in wanted for a in attrs)}
+    pick = lambda wanted: {
+        n: [a for a in attrs if f"{n}.{a}" in wanted]  # noqa: E731
+        for n, attrs in declared.items()
+        if any(f"{n}.{a}" in wanted for a in attrs)
+    }
     return FetchPlan(pick(everyone), pick(later), detail_fields)
 
 
@@ -55,9 +58,15 @@ def purpose_of(service_id: str) -> str:
     return f"specified-public-benefit:{service_id}"
 
 
-def fetch_municipality(client: MeshClient, doc: dict, code: str, subjects: list[str] | None = None,
-                       attributes: Attributes | None = None, first_read: Callable[[], None] | None = None,
-                       lazy: bool = False) -> pl.DataFrame | pl.LazyFrame:
+def fetch_municipality(
+    client: MeshClient,
+    doc: dict,
+    code: str,
+    subjects: list[str] | None = None,
+    attributes: Attributes | None = None,
+    first_read: Callable[[], None] | None = None,
+    lazy: bool = False,
+) -> pl.DataFrame | pl.LazyFrame:
     """The definition's data (or only ``attributes`` of it) for every resident of one municipality, or only for
     ``subjects``: a scan (or subject list) of the first source, then one bulk exchange per other source for those
     subjects; columns named 'source.attribute', plus 'subject' and 'household' (the household key, the same for
@@ -67,8 +76,10 @@ def fetch_municipality(client: MeshClient, doc: dict, code: str, subjects: list[
     whoever collects it (this thread is then free for the next municipality sooner)."""
     purpose = purpose_of(doc["id"])
     everyone = subjects is None
-    wanted = {name: list(source["attributes"]) if attributes is None else attributes.get(name)
-              for name, source in doc["data"].items()}
+    wanted = {
+        name: list(source["attributes"]) if attributes is None else attributes.get(name)
+        for name, source in doc["data"].items()
+    }
     sources = [(name, source) for name, source in doc["data"].items() if wanted[name]]
     if not sources:
         empty = pl.DataFrame({"subject": []}, schema={"subject": pl.Utf8}).with_columns(household_key(pl.DataFrame()))
@@ -77,8 +88,9 @@ def fetch_municipality(client: MeshClient, doc: dict, code: str, subjects: list[
     def read(name: str, source: dict, asked) -> pl.DataFrame:
         provider = source["provider"].replace("{code}", code).replace("*", code)
         # (the Arrow answer and the body it lies in are let go at once, not when the next answer has arrived)
-        return _columns(pl.from_arrow(client.bulk(provider, source["dataset"], asked, wanted[name], purpose)), name,
-                        wanted[name])
+        return _columns(
+            pl.from_arrow(client.bulk(provider, source["dataset"], asked, wanted[name], purpose)), name, wanted[name]
+        )
 
     # Everyone's data: a source marked scan is read whole, as the first is, rather than by a list of them all, and
     # at the same time as the first (it needs none of its subjects); the others once the first has answered.
@@ -91,8 +103,11 @@ def fetch_municipality(client: MeshClient, doc: dict, code: str, subjects: list[
         finally:
             if first_read is not None:
                 first_read()
-        listed = [pool.submit(read, name, source, frame["subject"].to_arrow()) for name, source in lists] \
-            if len(frame) else []
+        listed = (
+            [pool.submit(read, name, source, frame["subject"].to_arrow()) for name, source in lists]
+            if len(frame)
+            else []
+        )
         # A part naming the same subjects in the same order (a scan of the same residents) is set beside the frame,
         # which needs no join; the others are joined to its rows by subject.
         joined = []
@@ -108,15 +123,18 @@ def fetch_municipality(client: MeshClient, doc: dict, code: str, subjects: list[
     return whole if lazy else whole.collect()
 
 
-def fetch_details(client: MeshClient, doc: dict, code: str, units: pl.DataFrame, fetch: FetchPlan,
-                  compiled) -> pl.DataFrame:
+def fetch_details(
+    client: MeshClient, doc: dict, code: str, units: pl.DataFrame, fetch: FetchPlan, compiled
+) -> pl.DataFrame:
     """The eligible units with what only their form needs: read for their subjects alone, then the form fields
     that use it."""
     if not fetch.details or units.height == 0:
         return units
     details = fetch_municipality(client, doc, code, units["subject"].to_arrow(), fetch.details).drop("household")
     # The records of these exchanges are the units' own, beside those that read everyone's data.
-    details = details.rename({c: c.replace("._audit", ".details._audit") for c in details.columns if c.endswith("._audit")})
+    details = details.rename(
+        {c: c.replace("._audit", ".details._audit") for c in details.columns if c.endswith("._audit")}
+    )
     joined = units.join(details, on="subject", how="left")
     fields = [compiled.expression(source).alias(name) for name, source in fetch.detail_fields.items()]
     return joined.with_columns(fields) if fields else joined
@@ -142,8 +160,9 @@ def household_key(frame: pl.DataFrame | pl.LazyFrame) -> pl.Expr:
         return pl.coalesce(pl.col("household.head"), pl.col("subject")).alias("household")
     if "household.members" in columns:
         members = pl.col("household.members")
-        heads = members.list.eval(pl.element().filter(pl.element().struct.field("relation").is_in(["head", "single"]))
-                                  .struct.field("subject")).list.min()
+        heads = members.list.eval(
+            pl.element().filter(pl.element().struct.field("relation").is_in(["head", "single"])).struct.field("subject")
+        ).list.min()
         smallest = members.list.eval(pl.element().struct.field("subject")).list.min()
         return pl.coalesce(heads, smallest, pl.col("subject")).alias("household")
     return pl.col("subject").alias("household")

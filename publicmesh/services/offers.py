@@ -18,16 +18,16 @@ import pyarrow as pa
 from sqlalchemy import Connection, Engine, Select, insert, literal, select, union_all
 from sqlalchemy.exc import IntegrityError
 
-from publicmesh.bulk_writer import WRITER
-
-from publicmesh.services import forms
+from publicmesh.applications import forms
 from publicmesh.services.store import offer_shapes, offers, utc_now
+from publicmesh.storage.bulk_writer import WRITER
 
 COLUMNS = ("id", "service_id", "unit_key", "subject", "tenant", "amount_yen", "form", "version", "offered_at")
 
 
-def store_offers(engine: Engine, doc: dict, code: str, eligible: pl.DataFrame,
-                 unit_key: str | None = None) -> pl.DataFrame:
+def store_offers(
+    engine: Engine, doc: dict, code: str, eligible: pl.DataFrame, unit_key: str | None = None
+) -> pl.DataFrame:
     """The new offers of these eligible units (columns COLUMNS), all written in one transaction or none. ``unit_key``
     replaces the household as the unit (a birth-triggered service is offered once per birth)."""
     if eligible.height == 0:
@@ -36,8 +36,9 @@ def store_offers(engine: Engine, doc: dict, code: str, eligible: pl.DataFrame,
     key = pl.lit(unit_key) if unit_key is not None else pl.col("subject" if doc["unit"] == "person" else "household")
     shape = form_shape(doc)
     shape_id, shared = shape_record(shape)
-    units = eligible.select(key.alias("unit_key"), "subject", "amount", *audit_columns,
-                            *(f"form.{f['name']}" for f in shape[1]))
+    units = eligible.select(
+        key.alias("unit_key"), "subject", "amount", *audit_columns, *(f"form.{f['name']}" for f in shape[1])
+    )
     with engine.begin() as conn:
         if unit_key is None:
             # A household is offered to its head once, whatever its key was when first offered (a key made
@@ -47,9 +48,13 @@ def store_offers(engine: Engine, doc: dict, code: str, eligible: pl.DataFrame,
             _store_shape(conn, shape_id, shared)  # committed before the offers that name it
     # In key order (the first row of a key kept): the one index of random keys is then written page by page.
     units = units.sort("unit_key", maintain_order=True).unique("unit_key", keep="first", maintain_order=True)
-    fresh = units.select(offer_ids(units.height).alias("id"), "unit_key", "subject",
-                         pl.col("amount").cast(pl.Int64).alias("amount_yen"),
-                         offer_forms(shape, shape_id, units, audit_columns).alias("form"))
+    fresh = units.select(
+        offer_ids(units.height).alias("id"),
+        "unit_key",
+        "subject",
+        pl.col("amount").cast(pl.Int64).alias("amount_yen"),
+        offer_forms(shape, shape_id, units, audit_columns).alias("form"),
+    )
     common = {"service_id": doc["id"], "tenant": code, "version": int(doc["version"]), "offered_at": utc_now()}
     if fresh.height and _insert(engine, fresh, common) < fresh.height:
         # units offered before (a publish again): one_offer_per_unit refused them
@@ -62,27 +67,53 @@ def _received(conn: Connection, service_id: str, units: pl.DataFrame) -> pl.Seri
     """Who of these units' people already received an offer of the service for another unit than the one they
     have now (one_offer_per_unit refuses an offer for the same one): offers to someone other than their own unit,
     and the offers of those whose unit is now another."""
-    found = conn.execute(select(offers.c.subject).where(
-        offers.c.subject != offers.c.unit_key, offers.c.service_id == service_id)).scalars().all()
+    found = (
+        conn.execute(
+            select(offers.c.subject).where(offers.c.subject != offers.c.unit_key, offers.c.service_id == service_id)
+        )
+        .scalars()
+        .all()
+    )
     moved = units.filter(pl.col("unit_key") != pl.col("subject"))["subject"].unique().to_list()
     for start in range(0, len(moved), 10_000):  # a few, but each a bound value
-        found += conn.execute(select(offers.c.subject).where(
-            offers.c.unit_key.in_(moved[start:start + 10_000]), offers.c.service_id == service_id)).scalars().all()
+        found += (
+            conn.execute(
+                select(offers.c.subject).where(
+                    offers.c.unit_key.in_(moved[start : start + 10_000]), offers.c.service_id == service_id
+                )
+            )
+            .scalars()
+            .all()
+        )
     return pl.Series("subject", found, dtype=pl.Utf8)
 
 
 def _stored_ids(conn: Connection, ids: pl.Series) -> pl.Series:
     """Which of these ids (of one batch: they are consecutive) the store holds."""
-    return pl.Series("id", conn.execute(select(offers.c.id).where(
-        offers.c.id.between(ids.min(), ids.max()))).scalars().all(), dtype=pl.Utf8)
+    return pl.Series(
+        "id",
+        conn.execute(select(offers.c.id).where(offers.c.id.between(ids.min(), ids.max()))).scalars().all(),
+        dtype=pl.Utf8,
+    )
 
 
 def shape_record(shape: tuple[dict, list[dict], dict]) -> tuple[str, dict]:
     """The id (its digest) and the stored form of what every offer of the definition shares."""
     title, fields, typed = shape
-    shared = {"title_ja": title["ja"], "title_en": title["en"], **typed,
-              "fields": [{"name": f["name"], "label_ja": f["label"]["ja"], "label_en": f["label"]["en"],
-                          "format": f.get("format", "text")} for f in fields]}
+    shared = {
+        "title_ja": title["ja"],
+        "title_en": title["en"],
+        **typed,
+        "fields": [
+            {
+                "name": f["name"],
+                "label_ja": f["label"]["ja"],
+                "label_en": f["label"]["en"],
+                "format": f.get("format", "text"),
+            }
+            for f in fields
+        ],
+    }
     return hashlib.sha256(orjson.dumps(shared, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32], shared
 
 
@@ -120,8 +151,10 @@ def with_full_form(conn: Connection, offer) -> dict:
 def offered_to(subject: str) -> Select:
     """The offers a person receives: as the unit itself (nearly all) by one_offer_per_unit, the others (a birth's
     offer, to the household's head) by offers_to_others."""
-    return union_all(select(offers).where(offers.c.unit_key == subject, offers.c.subject == subject),
-                     select(offers).where(offers.c.subject == subject, offers.c.subject != offers.c.unit_key))
+    return union_all(
+        select(offers).where(offers.c.unit_key == subject, offers.c.subject == subject),
+        select(offers).where(offers.c.subject == subject, offers.c.subject != offers.c.unit_key),
+    )
 
 
 _HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
@@ -160,37 +193,55 @@ def _insert(engine: Engine, fresh: pl.DataFrame, common: dict) -> int:
     if engine.url.database in (None, "", ":memory:"):
         raise ValueError("offers are written into a SQLite file or PostgreSQL")
     # What all share is written into the statement once rather than bound in every row.
-    values = ", ".join("?" if c in fresh.columns else str(literal(common[c], offers.c[c].type).compile(
-        dialect=engine.dialect, compile_kwargs={"literal_binds": True})) for c in COLUMNS)
-    return WRITER.write(str(Path(engine.url.database).resolve()),
-                        f"INSERT INTO offers ({names}) VALUES ({values}) {conflict}",
-                        fresh.select(c for c in COLUMNS if c in fresh.columns).to_arrow())
+    values = ", ".join(
+        "?"
+        if c in fresh.columns
+        else str(
+            literal(common[c], offers.c[c].type).compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True})
+        )
+        for c in COLUMNS
+    )
+    return WRITER.write(
+        str(Path(engine.url.database).resolve()),
+        f"INSERT INTO offers ({names}) VALUES ({values}) {conflict}",
+        fresh.select(c for c in COLUMNS if c in fresh.columns).to_arrow(),
+    )
 
 
 def form_shape(doc: dict) -> tuple[dict, list[dict], dict]:
     """What every offer of the service shares: its titles, the fields the mesh fills in, and what the person
     types (no agency holds it)."""
     typed_fields = forms.descriptions(doc.get("form", []))
-    return (doc["title"], [f for f in doc.get("form", []) if "source" in f],
-            {"typed_fields": typed_fields} if typed_fields else {})
+    return (
+        doc["title"],
+        [f for f in doc.get("form", []) if "source" in f],
+        {"typed_fields": typed_fields} if typed_fields else {},
+    )
 
 
 def offer_form(shape: tuple[dict, list[dict], dict], unit: dict, audit_columns: list[str]) -> dict:
     """The pre-filled form of one eligible unit (a row of decide()), with the exchange records that fetched it."""
     _, shared = shape_record(shape)
-    return {**shared, "fields": [{**f, "value": _plain(unit[f"form.{f['name']}"])} for f in shared["fields"]],
-            "audit_records": [int(unit[c]) for c in audit_columns if unit[c] is not None]}
+    return {
+        **shared,
+        "fields": [{**f, "value": _plain(unit[f"form.{f['name']}"])} for f in shared["fields"]],
+        "audit_records": [int(unit[c]) for c in audit_columns if unit[c] is not None],
+    }
 
 
-def offer_forms(shape: tuple[dict, list[dict], dict], shape_id: str, eligible: pl.DataFrame,
-                audit_columns: list[str]) -> pl.Expr:
+def offer_forms(
+    shape: tuple[dict, list[dict], dict], shape_id: str, eligible: pl.DataFrame, audit_columns: list[str]
+) -> pl.Expr:
     """The stored form of every row at once, as JSON text: the shape's id, the values encoded by Polars in the
     order of its fields, the exchange records (full_form makes offer_form's of it)."""
     _, fields, _ = shape
     values = [_json_of(pl.col(f"form.{f['name']}"), eligible.schema[f"form.{f['name']}"]) for f in fields]
     # the records' positions joined as text: a tenth of the time of encoding a list of them
-    audit = (pl.concat_str([pl.col(c).cast(pl.Int64).cast(pl.Utf8) for c in audit_columns], separator=",",
-                           ignore_nulls=True) if audit_columns else pl.lit(""))
+    audit = (
+        pl.concat_str([pl.col(c).cast(pl.Int64).cast(pl.Utf8) for c in audit_columns], separator=",", ignore_nulls=True)
+        if audit_columns
+        else pl.lit("")
+    )
     parts: list[pl.Expr] = [pl.lit(f'{{"shape":"{shape_id}","values":[')]
     for i, value in enumerate(values):
         parts += [pl.lit(","), value] if i else [value]

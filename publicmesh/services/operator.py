@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from publicmesh.mesh.client import MeshClient
-from publicmesh.runtime.topology import municipalities, part
+from publicmesh.population.places import served_codes
+from publicmesh.protocol.client import MeshClient
 from publicmesh.services.publish import SERVICES_MEMBER, Summary, publish
 from publicmesh.settings import Settings
 from publicmesh.storage import engine_for
@@ -14,11 +14,18 @@ from publicmesh.storage import engine_for
 
 def publish_file(settings: Settings, path: Path, progress=None, **options) -> Summary:
     engine = engine_for("services", settings)
-    client = MeshClient.for_member(settings, SERVICES_MEMBER, part(settings, "hub").url(settings))
+    client = MeshClient.for_member(settings, SERVICES_MEMBER, settings.hub_url)
     client.timeout_s = 600
     try:
-        return publish(engine, client, path, list(municipalities()), settings.data_dir / "payouts", progress=progress,
-                       **options)
+        return publish(
+            engine,
+            client,
+            path,
+            list(served_codes(settings)),
+            settings.data_dir / "payouts",
+            progress=progress,
+            **options,
+        )
     finally:
         engine.dispose()
 
@@ -33,10 +40,14 @@ def print_summary(summary: Summary, console) -> None:
         table.add_row(code, f"{row['residents']:,}", f"{row['eligible']:,}", f"{row['total_yen']:,}")
     table.add_row("all", f"{summary.residents:,}", f"{summary.eligible:,}", f"{summary.total_yen:,}", style="bold")
     console.print(table)
-    console.print(f"new offers and notices: {summary.new_offers:,}; applied by prior intent: "
-                  f"{summary.prior_intent_applications:,}; paid: {summary.payout.get('paid', 0):,} "
-                  f"(¥{summary.payout.get('paid_yen', 0):,}) in {len(summary.payout.get('files', []))} files; "
-                  f"without an account: {summary.payout.get('without_account', 0):,}")
+    console.print(
+        f"new offers and notices: {summary.new_offers:,}; applied by prior intent: "
+        f"{summary.prior_intent_applications:,}; paid: {summary.payout.get('paid', 0):,} "
+        f"(¥{summary.payout.get('paid_yen', 0):,}) in {len(summary.payout.get('files', []))} files; "
+        f"without an account: {summary.payout.get('without_account', 0):,}"
+    )
     console.print("seconds by phase: " + ", ".join(f"{k} {v:.2f}" for k, v in summary.phases.items()))
-    console.print("of which written beside the next municipality: "
-                  + ", ".join(f"{k} {v:.2f}" for k, v in summary.background.items()))
+    console.print(
+        "of which written beside the next municipality: "
+        + ", ".join(f"{k} {v:.2f}" for k, v in summary.background.items())
+    )

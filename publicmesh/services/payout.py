@@ -15,9 +15,9 @@ from pathlib import Path
 import polars as pl
 from sqlalchemy import Engine, insert, select, update
 
-from publicmesh.mesh.client import MeshClient
-from publicmesh.mesh.members import PORTAL
 from publicmesh.payouts import zengin
+from publicmesh.protocol.client import MeshClient
+from publicmesh.protocol.members import PORTAL
 from publicmesh.services import applications as apps
 from publicmesh.services import decisions
 from publicmesh.services.store import applications, history, payout_files, utc_now
@@ -31,21 +31,36 @@ def remitter_for(code: str) -> zengin.Remitter:
     from publicmesh.population.places import municipality
 
     place = municipality(code)
-    return zengin.Remitter(client_code=f"{int(code):010d}", name_kana=place.name_kana, bank_code="0005",
-                           bank_name_kana=_bank_kana("0005"), branch_code="001", branch_name_kana=_branch_kana("0005", "001"),
-                           account_type=1, account_number=f"{int(code) % 10_000_000:07d}")
+    return zengin.Remitter(
+        client_code=f"{int(code):010d}",
+        name_kana=place.name_kana,
+        bank_code="0005",
+        bank_name_kana=_bank_kana("0005"),
+        branch_code="001",
+        branch_name_kana=_branch_kana("0005", "001"),
+        account_type=1,
+        account_number=f"{int(code) % 10_000_000:07d}",
+    )
 
 
-def pay_approved(engine: Engine, client: MeshClient, doc: dict, out_dir: Path, *, transfer_date: dt.date | None = None,
-                 progress=None) -> dict:
+def pay_approved(
+    engine: Engine, client: MeshClient, doc: dict, out_dir: Path, *, transfer_date: dt.date | None = None, progress=None
+) -> dict:
     """Files for every approved, unpaid application of the service; returns counts and totals per municipality."""
     transfer_date = transfer_date or (dt.date.today() + dt.timedelta(days=3))
     out_dir.mkdir(parents=True, exist_ok=True)
     with engine.connect() as conn:
-        approved = pl.DataFrame([dict(r) for r in conn.execute(
-            select(applications.c.id, applications.c.subject, applications.c.tenant, applications.c.amount_yen)
-            .where(applications.c.service_id == doc["id"], applications.c.status == "approved")).mappings()],
-            schema={"id": pl.Utf8, "subject": pl.Utf8, "tenant": pl.Utf8, "amount_yen": pl.Int64})
+        approved = pl.DataFrame(
+            [
+                dict(r)
+                for r in conn.execute(
+                    select(
+                        applications.c.id, applications.c.subject, applications.c.tenant, applications.c.amount_yen
+                    ).where(applications.c.service_id == doc["id"], applications.c.status == "approved")
+                ).mappings()
+            ],
+            schema={"id": pl.Utf8, "subject": pl.Utf8, "tenant": pl.Utf8, "amount_yen": pl.Int64},
+        )
     result = {"files": [], "paid": 0, "paid_yen": 0, "without_account": 0}
     purpose = f"specified-public-benefit:{doc['id']}"
     for code, group in approved.group_by("tenant", maintain_order=True):
@@ -59,11 +74,20 @@ def pay_approved(engine: Engine, client: MeshClient, doc: dict, out_dir: Path, *
             _ask_for_account(client, doc, missing)
         if payable.height == 0:
             continue
-        transfers = tuple(zengin.Transfer(
-            bank_code=r["bank_code"], bank_name_kana=_bank_kana(r["bank_code"]), branch_code=r["branch_code"],
-            branch_name_kana=_branch_kana(r["bank_code"], r["branch_code"]), account_type=int(r["account_type"]),
-            account_number=r["account_number"], holder_kana=r["holder_kana"], amount_yen=int(r["amount_yen"]),
-            customer_code=r["id"]) for r in payable.iter_rows(named=True))
+        transfers = tuple(
+            zengin.Transfer(
+                bank_code=r["bank_code"],
+                bank_name_kana=_bank_kana(r["bank_code"]),
+                branch_code=r["branch_code"],
+                branch_name_kana=_branch_kana(r["bank_code"], r["branch_code"]),
+                account_type=int(r["account_type"]),
+                account_number=r["account_number"],
+                holder_kana=r["holder_kana"],
+                amount_yen=int(r["amount_yen"]),
+                customer_code=r["id"],
+            )
+            for r in payable.iter_rows(named=True)
+        )
         file = zengin.TransferFile(remitter_for(code), transfer_date, transfers)
         name = f"{doc['id']}-{code}-{transfer_date:%Y%m%d}-{utc_now():%H%M%S%f}.zengin"
         path = out_dir / name
@@ -74,21 +98,45 @@ def pay_approved(engine: Engine, client: MeshClient, doc: dict, out_dir: Path, *
         now = utc_now()
         ids = payable["id"].to_list()
         with engine.begin() as conn:
-            conn.execute(insert(payout_files).values(name=name, tenant=code, service_id=doc["id"],
-                                                     transfer_date=transfer_date.isoformat(), count=len(ids),
-                                                     total_yen=file.total_yen, created_at=now))
+            conn.execute(
+                insert(payout_files).values(
+                    name=name,
+                    tenant=code,
+                    service_id=doc["id"],
+                    transfer_date=transfer_date.isoformat(),
+                    count=len(ids),
+                    total_yen=file.total_yen,
+                    created_at=now,
+                )
+            )
             marked: list[str] = []
             for start in range(0, len(ids), 5000):
-                part = ids[start:start + 5000]
-                done = conn.execute(
-                    update(applications).where(applications.c.id.in_(part), applications.c.status == "approved")
-                    .values(status="paid", paid_at=now, payout_file=name).returning(applications.c.id)).scalars().all()
+                part = ids[start : start + 5000]
+                done = (
+                    conn.execute(
+                        update(applications)
+                        .where(applications.c.id.in_(part), applications.c.status == "approved")
+                        .values(status="paid", paid_at=now, payout_file=name)
+                        .returning(applications.c.id)
+                    )
+                    .scalars()
+                    .all()
+                )
                 if done:
-                    conn.execute(insert(history), [{"application_id": i, "status": "paid", "actor": "payout",
-                                                    "reason": name, "at": now} for i in done])
+                    conn.execute(
+                        insert(history),
+                        [
+                            {"application_id": i, "status": "paid", "actor": "payout", "reason": name, "at": now}
+                            for i in done
+                        ],
+                    )
                 marked += done
-            paid = [{**r, "service_id": doc["id"]} for r in payable.filter(pl.col("id").is_in(marked))
-                    .select("id", "subject", "amount_yen").iter_rows(named=True)]
+            paid = [
+                {**r, "service_id": doc["id"]}
+                for r in payable.filter(pl.col("id").is_in(marked))
+                .select("id", "subject", "amount_yen")
+                .iter_rows(named=True)
+            ]
             decisions.record_paid(conn, paid, transfer_date, doc)
             apps.announce_many(conn, paid, "paid")  # the portal shows it live
         result["files"].append({"name": name, "tenant": code, "count": file.total_count, "total_yen": file.total_yen})
@@ -113,9 +161,17 @@ def _branch_kana(bank_code: str, branch_code: str) -> str:
 
 def _ask_for_account(client: MeshClient, doc: dict, missing: pl.DataFrame) -> None:
     text = doc["notices"]["no_account"]
-    notices = [{"subject": r["subject"], "key": f"{doc['id']}:{r['id']}:no-account",
-                "title_ja": text["title"]["ja"], "title_en": text["title"]["en"],
-                "body_ja": text["body"]["ja"].format(amount=f"{r['amount_yen']:,}"),
-                "body_en": text["body"]["en"].format(amount=f"{r['amount_yen']:,}"),
-                "link": "/settings#h-account", "category": "account-request"} for r in missing.iter_rows(named=True)]
+    notices = [
+        {
+            "subject": r["subject"],
+            "key": f"{doc['id']}:{r['id']}:no-account",
+            "title_ja": text["title"]["ja"],
+            "title_en": text["title"]["en"],
+            "body_ja": text["body"]["ja"].format(amount=f"{r['amount_yen']:,}"),
+            "body_en": text["body"]["en"].format(amount=f"{r['amount_yen']:,}"),
+            "link": "/settings#h-account",
+            "category": "account-request",
+        }
+        for r in missing.iter_rows(named=True)
+    ]
     client.notify(str(PORTAL), f"specified-public-benefit:{doc['id']}", doc["id"], notices)

@@ -24,8 +24,8 @@ import pyarrow as pa
 import yaml
 from sqlalchemy import Engine, insert, select
 
-from publicmesh.mesh.client import MeshClient
-from publicmesh.mesh.members import PORTAL
+from publicmesh.protocol.client import MeshClient
+from publicmesh.protocol.members import PORTAL
 from publicmesh.services import applications as apps
 from publicmesh.services import decisions
 from publicmesh.services.fetch import fetch_details, fetch_municipality, plan, purpose_of
@@ -58,8 +58,17 @@ class Summary:
         return {k: v for k, v in self.__dict__.items()}
 
 
-def publish(engine: Engine, client: MeshClient, path: Path | str, municipalities: list[str], payout_dir: Path, *,
-            progress: Progress | None = None, compile_rules=None, load_definition=None) -> Summary:
+def publish(
+    engine: Engine,
+    client: MeshClient,
+    path: Path | str,
+    municipalities: list[str],
+    payout_dir: Path,
+    *,
+    progress: Progress | None = None,
+    compile_rules=None,
+    load_definition=None,
+) -> Summary:
     from publicmesh.services.definition import content_hash
     from publicmesh.services.definition import load_definition as default_load
 
@@ -81,15 +90,18 @@ def publish(engine: Engine, client: MeshClient, path: Path | str, municipalities
     # own while the next one is evaluated, and its notices (and the applications of its prior intents) by another
     # while the next one's offers are written: the portal stores notices while this process writes offers. One
     # municipality at a time in each, in order.
-    with ThreadPoolExecutor(max_workers=FETCH_AHEAD, thread_name_prefix="publish-fetch") as pool, \
-            ThreadPoolExecutor(max_workers=1, thread_name_prefix="publish-offers") as writer, \
-            ThreadPoolExecutor(max_workers=1, thread_name_prefix="publish-notify") as notifier:
+    with (
+        ThreadPoolExecutor(max_workers=FETCH_AHEAD, thread_name_prefix="publish-fetch") as pool,
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="publish-offers") as writer,
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="publish-notify") as notifier,
+    ):
         first_read = {code: threading.Event() for code in municipalities}
 
         def fetch_one(code: str) -> tuple[str, pl.LazyFrame]:
             try:
-                return code, fetch_municipality(client, doc, code, attributes=fetch.rules,
-                                                first_read=first_read[code].set, lazy=True)
+                return code, fetch_municipality(
+                    client, doc, code, attributes=fetch.rules, first_read=first_read[code].set, lazy=True
+                )
             finally:
                 first_read[code].set()  # (also when it failed: its error is raised where it is used)
 
@@ -137,8 +149,7 @@ def publish(engine: Engine, client: MeshClient, path: Path | str, municipalities
             summary.eligible += eligible.height
             total = int(eligible["amount"].sum() or 0)
             summary.total_yen += total
-            summary.by_municipality[code] = {"residents": frame.height, "eligible": eligible.height,
-                                             "total_yen": total}
+            summary.by_municipality[code] = {"residents": frame.height, "eligible": eligible.height, "total_yen": total}
             progress("evaluate", k + 1, len(municipalities))
             del frame, decided, eligible
             t0 = time.perf_counter()
@@ -148,11 +159,25 @@ def publish(engine: Engine, client: MeshClient, path: Path | str, municipalities
                 future.result()
             _Clock(summary.phases, "write", t0)
     with engine.begin() as conn:
-        if conn.execute(select(publications.c.version).where(publications.c.service_id == doc["id"],
-                                                             publications.c.version == int(doc["version"]))).first() is None:
-            conn.execute(insert(publications).values(
-                service_id=doc["id"], version=int(doc["version"]), content_hash=content_hash(definition),
-                definition=text, published_at=utc_now(), eligible=summary.eligible, total_yen=summary.total_yen))
+        if (
+            conn.execute(
+                select(publications.c.version).where(
+                    publications.c.service_id == doc["id"], publications.c.version == int(doc["version"])
+                )
+            ).first()
+            is None
+        ):
+            conn.execute(
+                insert(publications).values(
+                    service_id=doc["id"],
+                    version=int(doc["version"]),
+                    content_hash=content_hash(definition),
+                    definition=text,
+                    published_at=utc_now(),
+                    eligible=summary.eligible,
+                    total_yen=summary.total_yen,
+                )
+            )
     if doc.get("payout", {}).get("method") == "zengin-sogo-furikomi":
         t5 = time.perf_counter()
         from publicmesh.services.payout import pay_approved
@@ -178,8 +203,9 @@ def form_sources(doc: dict) -> dict[str, str]:
     return {f"form.{f['name']}": str(f["source"]) for f in doc.get("form", []) if "source" in f}
 
 
-def offer(engine: Engine, client: MeshClient, doc: dict, code: str, eligible: pl.DataFrame,
-          unit_key: str | None = None) -> int:
+def offer(
+    engine: Engine, client: MeshClient, doc: dict, code: str, eligible: pl.DataFrame, unit_key: str | None = None
+) -> int:
     """What publishing does for a municipality, for a few eligible units (e.g. a birth's household): their
     offers (new ones only), one notice each, and applications for those with a prior intent. Returns how
     many offers are new."""
@@ -204,12 +230,15 @@ def notify(client: MeshClient, doc: dict, fresh: pl.DataFrame) -> pl.Series:
         return pa.DictionaryArray.from_arrays(indices, pa.array(values, pa.string()))
 
     notices = fresh.select(
-        "subject", pl.concat_str(pl.lit(f"{doc['id']}:"), "unit_key", pl.lit(":eligible")).alias("key"),
-        pl.concat_str(pl.lit("/applications/offers/"), "id").alias("link")).to_arrow()
+        "subject",
+        pl.concat_str(pl.lit(f"{doc['id']}:"), "unit_key", pl.lit(":eligible")).alias("key"),
+        pl.concat_str(pl.lit("/applications/offers/"), "id").alias("link"),
+    ).to_arrow()
     for lang in ("ja", "en"):
         notices = notices.append_column(f"title_{lang}", said(single, [text["title"][lang]]))
-        notices = notices.append_column(f"body_{lang}", said(which, [text["body"][lang].format(amount=f"{a:,}")
-                                                                    for a in amounts]))
+        notices = notices.append_column(
+            f"body_{lang}", said(which, [text["body"][lang].format(amount=f"{a:,}") for a in amounts])
+        )
     flags = client.notify_table(str(PORTAL), purpose_of(doc["id"]), doc["id"], notices)
     return pl.Series("prior_intent", flags, dtype=pl.Boolean)
 
@@ -255,10 +284,17 @@ def _apply_by_intent(engine: Engine, doc: dict, chosen: list[dict]) -> int:
     with engine.begin() as conn:
         for offer in chosen:
             try:
-                apps.create(conn, offer, "prior-intent", signature=None, review_over=int(workflow.get("review_over", 0)),
-                            automatic=bool(workflow.get("automatic", False)), actor="prior-intent", definition=doc)
+                apps.create(
+                    conn,
+                    offer,
+                    "prior-intent",
+                    signature=None,
+                    review_over=int(workflow.get("review_over", 0)),
+                    automatic=bool(workflow.get("automatic", False)),
+                    actor="prior-intent",
+                    definition=doc,
+                )
                 created += 1
             except apps.Problem:
                 continue  # already applied
     return created
-

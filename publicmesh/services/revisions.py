@@ -18,16 +18,20 @@ import secrets
 
 from sqlalchemy import Connection, Engine, func, insert, select, update
 
-from publicmesh.mesh.client import MeshClient
-from publicmesh.mesh.members import PORTAL
+from publicmesh.protocol.client import MeshClient
+from publicmesh.protocol.members import PORTAL
 from publicmesh.services.store import amount_revisions, applications, offers, utc_now
 
 NOT_AWARDED = ("rejected", "withdrawn")
 REVISION_TITLE = {"ja": "{title}（額改定）", "en": "{title} (amount revision)"}
 # For a definition without notices.revised: plain words.
-FALLBACK = {"title": {"ja": "{title}の額が変わります", "en": "Your {title} changes"},
-            "body": {"ja": "お子さんの誕生で、{previous}円が{revised}円になります。このお知らせを開いて申請してください。",
-                     "en": "With the birth of your child, {previous} yen becomes {revised} yen. Open this notice to apply."}}
+FALLBACK = {
+    "title": {"ja": "{title}の額が変わります", "en": "Your {title} changes"},
+    "body": {
+        "ja": "お子さんの誕生で、{previous}円が{revised}円になります。このお知らせを開いて申請してください。",
+        "en": "With the birth of your child, {previous} yen becomes {revised} yen. Open this notice to apply.",
+    },
+}
 
 
 def revise(engine: Engine, client: MeshClient, doc: dict, unit: dict, form: dict, child: str) -> str | None:
@@ -39,9 +43,15 @@ def revise(engine: Engine, client: MeshClient, doc: dict, unit: dict, form: dict
         offer = _one(conn, select(offers).where(offers.c.service_id == doc["id"], offers.c.unit_key == household))
         if offer is None:
             return None
-        applied = _one(conn, select(applications).where(  # the live application, if any
-            applications.c.service_id == doc["id"], applications.c.unit_key == household)
-            .order_by((applications.c.status == "withdrawn").asc()).limit(1))
+        applied = _one(
+            conn,
+            select(applications)
+            .where(  # the live application, if any
+                applications.c.service_id == doc["id"], applications.c.unit_key == household
+            )
+            .order_by((applications.c.status == "withdrawn").asc())
+            .limit(1),
+        )
         if applied is None or applied["status"] == "withdrawn":  # the offer is open: applying claims it as revised
             if revised <= offer["amount_yen"]:
                 return f"{doc['id']}: amount unchanged"
@@ -70,35 +80,71 @@ def _one(conn: Connection, query) -> dict | None:
 
 def _awarded(conn: Connection, service_id: str, household: str) -> int:
     """What the household is awarded: its application and its claimed revisions, unless rejected or withdrawn."""
-    revisions = select(amount_revisions.c.offer_id).where(amount_revisions.c.service_id == service_id,
-                                                          amount_revisions.c.household == household)
-    return int(conn.execute(select(func.coalesce(func.sum(applications.c.amount_yen), 0)).where(
-        applications.c.service_id == service_id, applications.c.status.not_in(NOT_AWARDED),
-        (applications.c.unit_key == household) | applications.c.offer_id.in_(revisions))).scalar_one())
+    revisions = select(amount_revisions.c.offer_id).where(
+        amount_revisions.c.service_id == service_id, amount_revisions.c.household == household
+    )
+    return int(
+        conn.execute(
+            select(func.coalesce(func.sum(applications.c.amount_yen), 0)).where(
+                applications.c.service_id == service_id,
+                applications.c.status.not_in(NOT_AWARDED),
+                (applications.c.unit_key == household) | applications.c.offer_id.in_(revisions),
+            )
+        ).scalar_one()
+    )
 
 
-def _revision_offer(conn: Connection, doc: dict, offer: dict, household: str, child: str, previous: int, revised: int,
-                    form: dict) -> dict:
+def _revision_offer(
+    conn: Connection, doc: dict, offer: dict, household: str, child: str, previous: int, revised: int, form: dict
+) -> dict:
     """The household's open revision offer, revised again, or a new one for this birth."""
-    form = {**form, "title_ja": REVISION_TITLE["ja"].format(title=form["title_ja"]),
-            "title_en": REVISION_TITLE["en"].format(title=form["title_en"]),
-            "revision": {"previous_yen": previous, "revised_yen": revised}}
+    form = {
+        **form,
+        "title_ja": REVISION_TITLE["ja"].format(title=form["title_ja"]),
+        "title_en": REVISION_TITLE["en"].format(title=form["title_en"]),
+        "revision": {"previous_yen": previous, "revised_yen": revised},
+    }
     claimed = select(applications.c.offer_id)
-    open_one = _one(conn, select(offers).join(amount_revisions, amount_revisions.c.offer_id == offers.c.id).where(
-        amount_revisions.c.service_id == doc["id"], amount_revisions.c.household == household,
-        offers.c.id.not_in(claimed)))
+    open_one = _one(
+        conn,
+        select(offers)
+        .join(amount_revisions, amount_revisions.c.offer_id == offers.c.id)
+        .where(
+            amount_revisions.c.service_id == doc["id"],
+            amount_revisions.c.household == household,
+            offers.c.id.not_in(claimed),
+        ),
+    )
     values = {"amount_yen": revised - previous, "form": form, "offered_at": utc_now()}
     if open_one is not None:
         conn.execute(update(offers).where(offers.c.id == open_one["id"]).values(**values))
-        conn.execute(update(amount_revisions).where(amount_revisions.c.offer_id == open_one["id"])
-                     .values(previous_yen=previous, revised_yen=revised))
+        conn.execute(
+            update(amount_revisions)
+            .where(amount_revisions.c.offer_id == open_one["id"])
+            .values(previous_yen=previous, revised_yen=revised)
+        )
         return {**open_one, **values}
-    new = {"id": secrets.token_hex(8), "service_id": doc["id"], "unit_key": child, "subject": offer["subject"],
-           "tenant": offer["tenant"], "version": int(doc["version"]), **values}
+    new = {
+        "id": secrets.token_hex(8),
+        "service_id": doc["id"],
+        "unit_key": child,
+        "subject": offer["subject"],
+        "tenant": offer["tenant"],
+        "version": int(doc["version"]),
+        **values,
+    }
     conn.execute(insert(offers).values(**new))
-    conn.execute(insert(amount_revisions).values(offer_id=new["id"], service_id=doc["id"], household=household,
-                                                 child=child, previous_yen=previous, revised_yen=revised,
-                                                 created_at=values["offered_at"]))
+    conn.execute(
+        insert(amount_revisions).values(
+            offer_id=new["id"],
+            service_id=doc["id"],
+            household=household,
+            child=child,
+            previous_yen=previous,
+            revised_yen=revised,
+            created_at=values["offered_at"],
+        )
+    )
     return new
 
 
@@ -108,11 +154,18 @@ def _notify(client: MeshClient, doc: dict, claim: dict, child: str, previous: in
     from publicmesh.services.fetch import purpose_of
 
     text = (doc.get("notices") or {}).get("revised") or FALLBACK
-    notice = {"subject": claim["subject"], "key": f"{doc['id']}:{child}:revised",
-              "link": f"/applications/offers/{claim['id']}"}
+    notice = {
+        "subject": claim["subject"],
+        "key": f"{doc['id']}:{child}:revised",
+        "link": f"/applications/offers/{claim['id']}",
+    }
     for lang in ("ja", "en"):
-        values = {"title": doc["title"][lang], "previous": f"{previous:,}", "revised": f"{revised:,}",
-                  "amount": f"{claim['amount_yen']:,}"}
+        values = {
+            "title": doc["title"][lang],
+            "previous": f"{previous:,}",
+            "revised": f"{revised:,}",
+            "amount": f"{claim['amount_yen']:,}",
+        }
         notice[f"title_{lang}"] = text["title"][lang].format(**values)
         notice[f"body_{lang}"] = text["body"][lang].format(**values)
     answer = client.notify(str(PORTAL), purpose_of(doc["id"]), doc["id"], [notice])

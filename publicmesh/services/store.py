@@ -9,14 +9,28 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import (JSON, BigInteger, Boolean, Column, DateTime, Engine, Index, Integer, MetaData, String, Table,
-                        Text, text)
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Engine,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    text,
+)
 from sqlalchemy.schema import CreateTable
 
 metadata = MetaData()
 
 publications = Table(
-    "publications", metadata,
+    "publications",
+    metadata,
     Column("service_id", String(64), primary_key=True),
     Column("version", Integer, primary_key=True),
     Column("content_hash", String(64), nullable=False),
@@ -27,7 +41,8 @@ publications = Table(
 )
 
 offers = Table(
-    "offers", metadata,
+    "offers",
+    metadata,
     Column("id", String(32), primary_key=True),  # time-sorted: a municipality's offers are appended to its index
     Column("service_id", String(64), nullable=False),
     Column("unit_key", String(22), nullable=False),  # the household key (or the person) in our pseudonyms
@@ -44,19 +59,24 @@ offers = Table(
 # of its own: the constraint it replaces, on service and unit, was one_offer_per_unit.)
 one_offer_per_unit = Index("one_offer_per_unit_and_service", offers.c.unit_key, offers.c.service_id, unique=True)
 offers_to_others = Index(
-    "ix_offers_subject_not_unit", offers.c.subject, sqlite_where=offers.c.subject != offers.c.unit_key,
-    postgresql_where=offers.c.subject != offers.c.unit_key)
+    "ix_offers_subject_not_unit",
+    offers.c.subject,
+    sqlite_where=offers.c.subject != offers.c.unit_key,
+    postgresql_where=offers.c.subject != offers.c.unit_key,
+)
 
 # What every offer of one service definition shares (titles, the fields' names, labels and formats, what the
 # person types), once: a published offer's form holds only its values and the id of its shape (services/offers.py).
 offer_shapes = Table(
-    "offer_shapes", metadata,
+    "offer_shapes",
+    metadata,
     Column("id", String(32), primary_key=True),  # the shape's own digest: a changed definition has another
     Column("shape", JSON, nullable=False),
 )
 
 applications = Table(
-    "applications", metadata,
+    "applications",
+    metadata,
     Column("id", String(32), primary_key=True),
     Column("service_id", String(64), nullable=False),
     Column("unit_key", String(22), nullable=False),
@@ -64,7 +84,9 @@ applications = Table(
     Column("subject", String(22), nullable=False, index=True),
     Column("tenant", String(6), nullable=False, index=True),
     Column("amount_yen", BigInteger, nullable=False),
-    Column("status", String(16), nullable=False, index=True),  # received, in-review, approved, rejected, paid, returned, withdrawn
+    Column(
+        "status", String(16), nullable=False, index=True
+    ),  # received, in-review, approved, rejected, paid, returned, withdrawn
     Column("channel", String(16), nullable=False),  # tap, prior-intent, proxy
     Column("reason", Text),
     Column("signature", Text),  # the signed application (JSON: content, signature, certificate) for taps
@@ -78,11 +100,17 @@ applications = Table(
 )
 # One live application per service and unit: a withdrawn one (取下げ) no longer counts, so the unit may apply again.
 one_live_application = Index(
-    "one_live_application_per_unit", applications.c.service_id, applications.c.unit_key, unique=True,
-    sqlite_where=applications.c.status != "withdrawn", postgresql_where=applications.c.status != "withdrawn")
+    "one_live_application_per_unit",
+    applications.c.service_id,
+    applications.c.unit_key,
+    unique=True,
+    sqlite_where=applications.c.status != "withdrawn",
+    postgresql_where=applications.c.status != "withdrawn",
+)
 
 history = Table(
-    "application_history", metadata,
+    "application_history",
+    metadata,
     Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
     Column("application_id", String(32), nullable=False, index=True),
     Column("status", String(16), nullable=False),
@@ -92,7 +120,8 @@ history = Table(
 )
 
 withdrawals = Table(  # 取下げ: the signed withdrawal, kept as the application's signature is
-    "application_withdrawals", metadata,
+    "application_withdrawals",
+    metadata,
     Column("application_id", String(32), primary_key=True),
     Column("signature", Text, nullable=False),  # JSON: content, signature, certificate
     Column("actor", String(64), nullable=False),  # "resident" or "proxy"
@@ -101,7 +130,8 @@ withdrawals = Table(  # 取下げ: the signed withdrawal, kept as the applicatio
 
 # 額改定: a revision offer for the difference, when a birth raises what an applying household is owed
 amount_revisions = Table(
-    "amount_revisions", metadata,
+    "amount_revisions",
+    metadata,
     Column("offer_id", String(32), primary_key=True),
     Column("service_id", String(64), nullable=False),
     Column("household", String(22), nullable=False),  # the unit_key of the household's own offer
@@ -113,7 +143,8 @@ amount_revisions = Table(
 )
 
 payout_files = Table(
-    "payout_files", metadata,
+    "payout_files",
+    metadata,
     Column("name", String(128), primary_key=True),
     Column("tenant", String(6), nullable=False),
     Column("service_id", String(64), nullable=False),
@@ -126,7 +157,8 @@ payout_files = Table(
 # Births the registry reported (the 'birth' event, delivered through the hub): each runs the services whose
 # definitions name the birth trigger, for the newborn's household, once.
 births = Table(
-    "birth_triggers", metadata,
+    "birth_triggers",
+    metadata,
     Column("event_id", String(128), primary_key=True),  # the registry's event id: a redelivery changes nothing
     Column("tenant", String(6), nullable=False),
     Column("child", String(22), nullable=False),  # in this part's pseudonyms
@@ -169,16 +201,19 @@ def _offers_by_unit(conn) -> None:
 
 
 def _sqlite_definition(conn, table: str) -> str:
-    return conn.execute(text("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = :t"),
-                        {"t": table}).scalar() or ""
+    return (
+        conn.execute(text("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = :t"), {"t": table}).scalar()
+        or ""
+    )
 
 
 def _rebuild(conn, table: Table) -> None:
     """The table made again as now declared, its rows copied in their order, then its indexes (sorted once)."""
     before = f"{table.name}_before"
     conn.execute(text(f'ALTER TABLE "{table.name}" RENAME TO "{before}"'))
-    for (name,) in conn.execute(text("SELECT name FROM sqlite_master WHERE type = 'index' "
-                                     "AND tbl_name = :t AND sql IS NOT NULL"), {"t": before}).all():
+    for (name,) in conn.execute(
+        text("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = :t AND sql IS NOT NULL"), {"t": before}
+    ).all():
         conn.execute(text(f'DROP INDEX "{name}"'))
     conn.execute(CreateTable(table))
     columns = ", ".join(c.name for c in table.columns)
@@ -189,4 +224,4 @@ def _rebuild(conn, table: Table) -> None:
 
 
 def utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)

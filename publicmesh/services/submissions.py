@@ -14,9 +14,11 @@ import yaml
 from cryptography import x509
 from sqlalchemy import Connection, select
 
+from publicmesh.applications import content as signed_content
+from publicmesh.applications import lifecycle
+from publicmesh.applications.forms import TypedFieldError, typed_values
 from publicmesh.problems import Problem
 from publicmesh.services import applications as apps
-from publicmesh.services.forms import TypedFieldError, typed_values
 from publicmesh.services.offers import with_full_form
 from publicmesh.services.store import applications, offers, publications, utc_now
 
@@ -26,8 +28,12 @@ SignerLookup = Callable[[str], dict]
 
 
 def workflow_of(conn: Connection, service_id: str) -> dict:
-    row = conn.execute(select(publications.c.definition).where(publications.c.service_id == service_id)
-                       .order_by(publications.c.version.desc()).limit(1)).first()
+    row = conn.execute(
+        select(publications.c.definition)
+        .where(publications.c.service_id == service_id)
+        .order_by(publications.c.version.desc())
+        .limit(1)
+    ).first()
     if row is None:
         raise Problem("submission-refused", f"service {service_id} is not published")
     return yaml.safe_load(row[0]).get("workflow", {})
@@ -46,15 +52,20 @@ def proxy_of(payload: dict) -> dict | None:
     proxy = payload.get("proxy")
     if proxy is None or proxy is False:
         return None
-    if not isinstance(proxy, dict) or set(proxy) != set(PROXY_FIELDS) or not all(
-            isinstance(proxy[k], str) and 0 < len(proxy[k]) <= 200 for k in PROXY_FIELDS):
-        raise Problem("submission-refused", "a proxy's application names the proxy (name and signing certificate) "
-                                            "and the mandate")
+    if (
+        not isinstance(proxy, dict)
+        or set(proxy) != set(PROXY_FIELDS)
+        or not all(isinstance(proxy[k], str) and 0 < len(proxy[k]) <= 200 for k in PROXY_FIELDS)
+    ):
+        raise Problem(
+            "submission-refused", "a proxy's application names the proxy (name and signing certificate) and the mandate"
+        )
     return proxy
 
 
-def check_proxy(proxy: dict, certificate: x509.Certificate, mandates: list[dict],
-                at: dt.datetime | None = None) -> None:
+def check_proxy(
+    proxy: dict, certificate: x509.Certificate, mandates: list[dict], at: dt.datetime | None = None
+) -> None:
     """The proxy named is the holder of the certificate that signed, and the mandate named is one of the
     principal's, in force, covering applications, held by that certificate's holder."""
     from publicmesh.identity.certificates import basic_information, serial_hex
@@ -86,8 +97,10 @@ def check_own(certificate: x509.Certificate, signers: dict) -> None:
     from publicmesh.identity.certificates import serial_hex
 
     if serial_hex(certificate.serial_number) not in signers.get("signing_certificates", ()):
-        raise Problem("submission-refused", "the signer is not the applicant: the signing certificate is not one of "
-                                            "this person's in force")
+        raise Problem(
+            "submission-refused",
+            "the signer is not the applicant: the signing certificate is not one of this person's in force",
+        )
 
 
 class Submissions:
@@ -110,30 +123,30 @@ class Submissions:
     def prepare(self, settings) -> None:
         """Made when the part starts rather than on the first application: the trust anchor, the hub client and
         its connection pool."""
-        from publicmesh.mesh.client import MeshClient
-        from publicmesh.runtime.topology import part
+        from publicmesh.protocol.client import MeshClient
 
         importlib.import_module("publicmesh.identity.certificates")  # what checking a signature imports
         self._signatures = apps.SignatureCheck(settings.keys_dir)
         self._signatures.root  # noqa: B018 - read now
         if self._signers is None:
-            self._client = MeshClient.for_member(settings, apps.SERVICES_MEMBER, part(settings, "hub").url(settings))
+            self._client = MeshClient.for_member(settings, apps.SERVICES_MEMBER, settings.hub_url)
             self._client.timeout_s = 10
             self._client.http()
 
     def signers(self, subject: str) -> dict:
         if self._signers is not None:
             return self._signers(subject)
-        from publicmesh.mesh.client import HubError
-        from publicmesh.mesh.members import PORTAL
+        from publicmesh.protocol.client import HubError
+        from publicmesh.protocol.members import PORTAL
 
         if self._client is None:
             from publicmesh.settings import get_settings
 
             self.prepare(get_settings())
         try:
-            return self._client.query(str(PORTAL), "signers", subject, ["signing_certificates", "mandates"],
-                                      "apply")["data"]
+            return self._client.query(str(PORTAL), "signers", subject, ["signing_certificates", "mandates"], "apply")[
+                "data"
+            ]
         except (HubError, httpx.HTTPError) as exc:
             raise Problem("submission-refused", f"who may sign for this person could not be checked: {exc}") from None
 
@@ -161,13 +174,20 @@ class Submissions:
     def apply(self, conn: Connection, subject: str, payload: dict) -> dict:
         offer = apps.offer_for(conn, str(payload.get("offer", "")), subject)
         proxy = proxy_of(payload)
-        content = apps.application_content(offer, typed=typed_of(offer, payload), proxy=proxy,
-                                           reapplies=apps.withdrawn_before(conn, offer))
+        content = signed_content.application_content(
+            offer, typed=typed_of(offer, payload), proxy=proxy, reapplies=apps.withdrawn_before(conn, offer)
+        )
         actor = self._verify(subject, content, payload, proxy)
         workflow = workflow_of(conn, offer["service_id"])
-        created = apps.create(conn, offer, "proxy" if proxy else "tap", signature=payload["signed"],
-                              review_over=int(workflow.get("review_over", 0)),
-                              automatic=bool(workflow.get("automatic", False)), actor=actor)
+        created = apps.create(
+            conn,
+            offer,
+            "proxy" if proxy else "tap",
+            signature=payload["signed"],
+            review_over=int(workflow.get("review_over", 0)),
+            automatic=bool(workflow.get("automatic", False)),
+            actor=actor,
+        )
         return {"application": created["id"], "status": created["status"]}
 
     def resubmit(self, conn: Connection, subject: str, payload: dict) -> dict:
@@ -177,10 +197,16 @@ class Submissions:
             raise Problem("submission-refused", "no such application for this person")
         if row["status"] != "returned":
             raise Problem("wrong-state", f"only a returned application can be resubmitted; this one is {row['status']}")
-        offer = with_full_form(conn, conn.execute(select(offers).where(offers.c.id == row["offer_id"])).mappings().one())
+        offer = with_full_form(
+            conn, conn.execute(select(offers).where(offers.c.id == row["offer_id"])).mappings().one()
+        )
         proxy = proxy_of(payload)
-        content = apps.application_content(offer, typed=typed_of(offer, payload), proxy=proxy,
-                                           resubmits=(row["id"], apps.signature_digest(row["signature"])))
+        content = signed_content.application_content(
+            offer,
+            typed=typed_of(offer, payload),
+            proxy=proxy,
+            resubmits=(row["id"], signed_content.signature_digest(row["signature"])),
+        )
         actor = self._verify(subject, content, payload, proxy)
         changed = apps.resubmit(conn, row, payload["signed"], actor)
         return {"application": changed["id"], "status": changed["status"]}
@@ -188,15 +214,22 @@ class Submissions:
     def withdraw(self, conn: Connection, subject: str, payload: dict) -> dict:
         """The person's own (or their principal's) application, until it is paid, signed as the application was."""
         row = self._application(conn, subject, payload)
-        if row is None or row["status"] not in apps.WITHDRAWABLE:
+        if row is None or row["status"] not in lifecycle.WITHDRAWABLE:
             raise Problem("submission-refused", "no open application of this person to withdraw")
         proxy = proxy_of(payload)
-        actor = self._verify(subject, apps.withdrawal_content(row, proxy=proxy), payload, proxy)
+        actor = self._verify(subject, signed_content.withdrawal_content(row, proxy=proxy), payload, proxy)
         changed = apps.withdraw(conn, row, payload["signed"], actor)
         return {"application": changed["id"], "status": changed["status"]}
 
     @staticmethod
     def _application(conn: Connection, subject: str, payload: dict) -> dict | None:
-        row = conn.execute(select(applications).where(applications.c.id == str(payload.get("application", "")),
-                                                      applications.c.subject == subject)).mappings().first()
+        row = (
+            conn.execute(
+                select(applications).where(
+                    applications.c.id == str(payload.get("application", "")), applications.c.subject == subject
+                )
+            )
+            .mappings()
+            .first()
+        )
         return None if row is None else dict(row)

@@ -15,7 +15,7 @@ import polars as pl
 import yaml
 from sqlalchemy import Connection, Engine, insert, select, update
 
-from publicmesh.mesh.client import HubError, MeshClient
+from publicmesh.protocol.client import HubError, MeshClient
 from publicmesh.services.fetch import fetch_municipality, purpose_of
 from publicmesh.services.offers import form_shape, offer_form
 from publicmesh.services.publish import form_sources, offer, rules_of
@@ -28,17 +28,24 @@ log = logging.getLogger(__name__)
 def on_birth(conn: Connection, _agency, tenant: str | None, event: dict) -> None:
     """The 'birth' event handler of the services part: remember the birth; the worker acts on it."""
     data = event["data"]
-    conn.execute(insert(births).values(
-        event_id=event["idempotency_key"], tenant=tenant or data.get("municipality_code", ""),
-        child=event["subject"], parents=[p for p in data.get("parents", []) if p], born_on=data["birth_date"],
-        received_at=utc_now()))
+    conn.execute(
+        insert(births).values(
+            event_id=event["idempotency_key"],
+            tenant=tenant or data.get("municipality_code", ""),
+            child=event["subject"],
+            parents=[p for p in data.get("parents", []) if p],
+            born_on=data["birth_date"],
+            received_at=utc_now(),
+        )
+    )
 
 
 def birth_services(conn: Connection) -> list[dict]:
     """The latest published version of each service whose definition names the birth trigger."""
     latest: dict[str, tuple[int, str]] = {}
-    for service_id, version, text in conn.execute(select(publications.c.service_id, publications.c.version,
-                                                         publications.c.definition)):
+    for service_id, version, text in conn.execute(
+        select(publications.c.service_id, publications.c.version, publications.c.definition)
+    ):
         if service_id not in latest or version > latest[service_id][0]:
             latest[service_id] = (version, text)
     docs = [yaml.safe_load(text) for _, text in latest.values()]
@@ -48,8 +55,9 @@ def birth_services(conn: Connection) -> list[dict]:
 def handle_births(engine: Engine, client: MeshClient, compile_rules=None) -> int:
     """Every recorded birth not yet handled: returns how many were handled."""
     with engine.connect() as conn:
-        pending = list(conn.execute(select(births).where(births.c.handled_at.is_(None))
-                                    .order_by(births.c.received_at)).mappings())
+        pending = list(
+            conn.execute(select(births).where(births.c.handled_at.is_(None)).order_by(births.c.received_at)).mappings()
+        )
         if not pending:  # the worker's usual poll: no definition is read or compiled
             return 0
         services = birth_services(conn)
@@ -62,8 +70,11 @@ def handle_births(engine: Engine, client: MeshClient, compile_rules=None) -> int
             except HubError as exc:  # a refused exchange is recorded and not retried forever
                 outcome.append(f"{doc['id']}: {exc}")
         with engine.begin() as conn:
-            conn.execute(update(births).where(births.c.event_id == birth["event_id"])
-                         .values(handled_at=utc_now(), outcome="; ".join(outcome) or "no birth-triggered service"))
+            conn.execute(
+                update(births)
+                .where(births.c.event_id == birth["event_id"])
+                .values(handled_at=utc_now(), outcome="; ".join(outcome) or "no birth-triggered service")
+            )
     return len(pending)
 
 
@@ -74,8 +85,10 @@ def _offer_for_birth(engine: Engine, client: MeshClient, doc: dict, birth: dict,
     members = _household_members(client, doc, code, parents)
     frame = fetch_municipality(client, doc, code, sorted({*members, *parents, birth["child"]}))
     decided = compiled.decide(frame, doc["unit"], form_sources(doc))
-    theirs = decided.filter(pl.col("eligible") & pl.col("household").is_in(
-        frame.filter(pl.col("subject") == birth["child"])["household"].to_list()))
+    theirs = decided.filter(
+        pl.col("eligible")
+        & pl.col("household").is_in(frame.filter(pl.col("subject") == birth["child"])["household"].to_list())
+    )
     if theirs.height == 0:
         return f"{doc['id']}: not eligible"
     # A service offered only on births is offered once per child. One the whole population also gets (the child

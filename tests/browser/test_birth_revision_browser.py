@@ -6,21 +6,20 @@ from __future__ import annotations
 
 import re
 
+from births import register_birth
 from playwright.sync_api import expect
+from service_variants import DEFINITIONS
 from sqlalchemy import select
 
 from publicmesh.identity import open_identity
-from publicmesh.mesh.members import PORTAL
 from publicmesh.numbers.keys import load_or_create_master
 from publicmesh.numbers.pseudonyms import PseudonymService
+from publicmesh.protocol.members import PORTAL
 from publicmesh.runtime.demo import AUTH_PIN, SIGNING_PASSWORD
 from publicmesh.runtime.topology import part
 from publicmesh.services.operator import publish_file
 from publicmesh.services.store import births, offers
 from publicmesh.storage import engine_for
-
-from births import register_birth
-from service_variants import DEFINITIONS
 
 TITLE, REVISION_TITLE, NOTICE = "児童手当", "児童手当（額改定）", "児童手当の額が変わります"
 
@@ -37,7 +36,8 @@ def yen(text: str) -> int:
 def pseudonym_of(portal, card, domain: str) -> str:
     ref = open_identity(portal.settings).cards.card(card.card_id).person_ref
     return PseudonymService(load_or_create_master(portal.settings.keys_dir)).convert(
-        [ref], PORTAL.pseudonym_domain, [domain])[domain][0]
+        [ref], PORTAL.pseudonym_domain, [domain]
+    )[domain][0]
 
 
 def head_of_family(portal):
@@ -56,8 +56,9 @@ def handled(portal, page) -> str:
     try:
         for _ in range(60):
             with engine.connect() as conn:
-                latest = conn.execute(select(births.c.handled_at, births.c.outcome)
-                                      .order_by(births.c.received_at.desc()).limit(1)).first()
+                latest = conn.execute(
+                    select(births.c.handled_at, births.c.outcome).order_by(births.c.received_at.desc()).limit(1)
+                ).first()
             if latest is not None and latest.handled_at is not None:
                 return latest.outcome
             page.wait_for_timeout(500)
@@ -84,8 +85,9 @@ def test_a_birth_revises_the_child_allowance_and_the_difference_is_claimed_on_a_
     awarded = yen(page.locator(f"tr#a-{first} td").nth(1).inner_text())
 
     parent = pseudonym_of(portal, head, "resident-registry")  # born into the head's household
-    register_birth(portal.settings, part(portal.settings, "numbers").url(portal.settings), parent,
-                   "結衣", "ユイ", "Yui", 2)
+    register_birth(
+        portal.settings, part(portal.settings, "numbers").url(portal.settings), parent, "結衣", "ユイ", "Yui", 2
+    )
     outcome = handled(portal, page)  # the services part's worker handles the birth within a second or two
     assert "child-allowance: revised" in outcome, outcome
 

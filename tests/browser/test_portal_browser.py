@@ -154,7 +154,7 @@ def test_public_fund_account_is_registered_in_the_persons_own_name(portal, phone
     log_in(page, card)
     page.goto("/me")
     person = rows(page, "person")
-    kana = f'{person["氏（フリガナ）"]} {person["名（フリガナ）"]}'
+    kana = f"{person['氏（フリガナ）']} {person['名（フリガナ）']}"
 
     page.goto("/settings")
     account = settings_section(page, "h-account")

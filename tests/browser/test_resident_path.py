@@ -46,6 +46,7 @@ def register_account(portal, card) -> None:
     """The public-fund account a person registers once in 設定 (not part of the path), so the offer shows it."""
     register_demo_account(portal.settings, {"card_id": card.card_id, "label": card.label})
 
+
 def log_in(page, card) -> None:
     page.goto("/login")
     page.select_option("select#card", card.card_id)
@@ -60,8 +61,9 @@ def test_the_resident_path_from_a_notice_to_a_submitted_application(portal, publ
 
     # Playwright's sync API runs one instance per thread: measure() starts its own beside this module's browser.
     with ThreadPoolExecutor(1) as pool:
-        measured = pool.submit(measure, portal.url, card.card_id, AUTH_PIN, SIGNING_PASSWORD,
-                               screenshots=SCREENSHOTS).result()
+        measured = pool.submit(
+            measure, portal.url, card.card_id, AUTH_PIN, SIGNING_PASSWORD, screenshots=SCREENSHOTS
+        ).result()
     print("resident path:", measured)
     application = measured["application"]
     assert measured["typed_fields"] == 0, measured  # everything is pre-filled: only the signing password

@@ -9,13 +9,12 @@ import re
 from types import SimpleNamespace
 
 from playwright.sync_api import expect
+from service_variants import variant
 
 from publicmesh.console import cases
 from publicmesh.runtime.demo import AUTH_PIN, SIGNING_PASSWORD
 from publicmesh.services.operator import publish_file
 from publicmesh.storage import engine_for
-
-from service_variants import variant
 
 SERVICE = "resubmit-browser-benefit"
 TITLE = "再提出の試験給付金"
@@ -27,8 +26,15 @@ CARD_PREFERENCE = (9, 11, 10, 7, 6, 3, 2, 8)
 
 
 def publish(portal, card, tmp_path) -> None:
-    path = variant(tmp_path, SERVICE, {"ja": TITLE, "en": "Resubmission browser test benefit"}, names=[card.name],
-                   amount="30000", workflow={"automatic": False, "review_over": 10_000_000}, typed_phone=True)
+    path = variant(
+        tmp_path,
+        SERVICE,
+        {"ja": TITLE, "en": "Resubmission browser test benefit"},
+        names=[card.name],
+        amount="30000",
+        workflow={"automatic": False, "review_over": 10_000_000},
+        typed_phone=True,
+    )
     assert publish_file(portal.settings, path).eligible >= 1
 
 
@@ -56,8 +62,9 @@ def test_a_returned_application_is_fixed_and_resubmitted_on_a_phone(portal, phon
     # a reviewer returns it (the console's own tests drive that page)
     engine = engine_for("services", portal.settings)
     with engine.begin() as conn:
-        cases.send_back(conn, "012084", application_id,
-                        SimpleNamespace(username="reviewer.012084", roles=("reviewer",)), REASON)
+        cases.send_back(
+            conn, "012084", application_id, SimpleNamespace(username="reviewer.012084", roles=("reviewer",)), REASON
+        )
     engine.dispose()
 
     page.goto("/applications")

@@ -8,7 +8,7 @@ import re
 import httpx
 import pytest
 
-from publicmesh.mesh.client import MeshClient
+from publicmesh.protocol.client import MeshClient
 from publicmesh.runtime.provision import provision
 from publicmesh.runtime.seed import fresh_stores, seed
 from publicmesh.runtime.supervisor import Supervisor
@@ -95,9 +95,12 @@ def mesh(request, tmp_path_factory):
         if not url:
             if os.environ.get("CI"):
                 pytest.fail("CI must run the PostgreSQL tests: PUBLICMESH_TEST_DATABASE_URL is not set")
-            pytest.skip("PostgreSQL tests need PUBLICMESH_TEST_DATABASE_URL (eval \"$(scripts/postgres.sh)\")")
-    settings = Settings(data_dir=tmp_path_factory.mktemp(f"mesh-{backend}"), database_url=url,
-                        base_port=int(os.environ.get("PUBLICMESH_TEST_BASE_PORT", 9100)) + (0 if backend == "sqlite" else 100))
+            pytest.skip('PostgreSQL tests need PUBLICMESH_TEST_DATABASE_URL (eval "$(scripts/postgres.sh)")')
+    settings = Settings(
+        data_dir=tmp_path_factory.mktemp(f"mesh-{backend}"),
+        database_url=url,
+        base_port=int(os.environ.get("PUBLICMESH_TEST_BASE_PORT", 9100)) + (0 if backend == "sqlite" else 100),
+    )
     fresh_stores(settings)
     provision(settings)
     seed(settings, TEST_RESIDENTS, municipalities(), 11)
@@ -154,8 +157,11 @@ def pytest_runtest_makereport(item, call):
     running = item.funcargs.get("mesh") if hasattr(item, "funcargs") else None
     if report.failed and call.when == "call" and isinstance(running, RunningMesh):
         for log in sorted(running.supervisor.log_dir.glob("*.log")):
-            lines = [line for line in log.read_text(encoding="utf-8", errors="replace").splitlines()
-                     if re.search(r"\b(WARNING|ERROR|CRITICAL)\b|Traceback", line)]
+            lines = [
+                line
+                for line in log.read_text(encoding="utf-8", errors="replace").splitlines()
+                if re.search(r"\b(WARNING|ERROR|CRITICAL)\b|Traceback", line)
+            ]
             if lines:
                 report.sections.append((f"{log.stem} log ({running.backend})", "\n".join(lines[-LOG_LINES:])))
     return report

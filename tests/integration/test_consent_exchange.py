@@ -8,14 +8,17 @@ import pytest
 
 from publicmesh import consent
 from publicmesh.identity import open_identity
-from publicmesh.mesh.client import HubError
-from publicmesh.mesh.members import PORTAL, MemberId
+from publicmesh.protocol.client import HubError
+from publicmesh.protocol.members import PORTAL, MemberId
 from publicmesh.storage import engine_for
 
 CONSUMER = MemberId.parse("GOV/mhlw/employment-insurance")
 PROVIDER = "GOV/nta/national-tax"
-PURPOSE = consent.Purpose("job-seeker-support-loan", "求職者支援資金融資の審査のため、所得を確認します",
-                          "To check your income for a job-seeker support loan")
+PURPOSE = consent.Purpose(
+    "job-seeker-support-loan",
+    "求職者支援資金融資の審査のため、所得を確認します",
+    "To check your income for a job-seeker support loan",
+)
 SIGNING_PASSWORD = "ABC123"  # the demo cards' signing password
 
 
@@ -25,7 +28,9 @@ def taxpayers(mesh, people):
     identity = open_identity(mesh.settings)
     portal = mesh.client(str(PORTAL))
     found = []
-    for entry in json.loads((mesh.settings.data_dir / "demo-cards.json").read_text(encoding="utf-8"))[4:11]:  # 0-3 and the last: test_portal_access
+    for entry in json.loads((mesh.settings.data_dir / "demo-cards.json").read_text(encoding="utf-8"))[
+        4:11
+    ]:  # 0-3 and the last: test_portal_access
         card = identity.cards.card(entry["card_id"])
         try:
             portal.query(PROVIDER, "income", card.person_ref, ["tax_year"], "self-information")
@@ -38,13 +43,21 @@ def taxpayers(mesh, people):
 
 
 def _give(mesh, card, **window):
-    return consent.give_consent(engine_for("consent", mesh.settings), card.person_ref, str(CONSUMER), ["national-tax/income"],
-                                PURPOSE, sign=lambda data: card.sign_document(data, SIGNING_PASSWORD), **window)
+    return consent.give_consent(
+        engine_for("consent", mesh.settings),
+        card.person_ref,
+        str(CONSUMER),
+        ["national-tax/income"],
+        PURPOSE,
+        sign=lambda data: card.sign_document(data, SIGNING_PASSWORD),
+        **window,
+    )
 
 
 def _ask(mesh, subject, consent_id=None):
-    return mesh.client(str(CONSUMER)).query(PROVIDER, "income", subject, ["tax_year", "income"], PURPOSE.id,
-                                            consent=consent_id)
+    return mesh.client(str(CONSUMER)).query(
+        PROVIDER, "income", subject, ["tax_year", "income"], PURPOSE.id, consent=consent_id
+    )
 
 
 def test_without_a_consent_the_hub_refuses_with_problem_details(mesh, taxpayers):
@@ -64,7 +77,9 @@ def _consent_records(mesh) -> int:
 
     engine = engine_for("audit", mesh.settings)
     with engine.connect() as conn:
-        n = conn.execute(text("SELECT COUNT(*) FROM audit_records WHERE dataset = 'income' AND kind = 'query'")).scalar()
+        n = conn.execute(
+            text("SELECT COUNT(*) FROM audit_records WHERE dataset = 'income' AND kind = 'query'")
+        ).scalar()
     engine.dispose()
     return n
 
@@ -106,7 +121,9 @@ def test_a_consent_row_edited_in_the_database_fails_the_signature_check(mesh, ta
     given = _give(mesh, card)
     engine = engine_for("consent", mesh.settings)
     with engine.begin() as conn:  # the window widened behind the person's back: the signature no longer matches
-        conn.execute(update(consents).where(consents.c.id == given.id).values(valid_until="2099-01-01T00:00:00.000000Z"))
+        conn.execute(
+            update(consents).where(consents.c.id == given.id).values(valid_until="2099-01-01T00:00:00.000000Z")
+        )
     with pytest.raises(HubError) as refused:
         _ask(mesh, subject, given.id)
     assert refused.value.status == 403

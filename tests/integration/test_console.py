@@ -13,6 +13,7 @@ import time
 
 import httpx
 import pytest
+from service_variants import NAME, variant
 from sqlalchemy import select
 
 from publicmesh.audit.schema import records
@@ -20,15 +21,12 @@ from publicmesh.console.staff import totp
 from publicmesh.services.operator import publish_file
 from publicmesh.storage import engine_for
 
-from service_variants import NAME, variant
-
 SERVICE = "console-test-benefit"
 TITLE = "職員審査の試験給付金"
 REJECTED_TITLE = "職員審査の試験給付金を支給できません"
 REASON = "世帯の所得が支給の基準を超えています（令和7年度課税台帳）"
 THRESHOLD, SMALL, LARGE = 500_000, 50_000, 600_000
 SIGNING_PASSWORD = "ABC123"  # the demo cards' signing password
-
 
 
 def _our_cards(mesh) -> tuple[dict, dict]:
@@ -55,15 +53,18 @@ def cards(mesh):
 def published(mesh, cards, tmp_path_factory):
     """A benefit for exactly our two households, decided by staff (not the rules): one under the four-eyes
     threshold, one over it."""
-    path = variant(tmp_path_factory.mktemp("definitions"), SERVICE, {"ja": TITLE, "en": "Staff review test benefit"},
-                   names=[_name(cards["rejected"]), _name(cards["four_eyes"])],
-                   amount=f'where({NAME} == "{_name(cards["four_eyes"])}", {LARGE}, {SMALL})',
-                   workflow={"automatic": False, "review_over": THRESHOLD},
-                   notice_titles={"rejected": {"ja": REJECTED_TITLE, "en": "Your test benefit was not approved"}})
+    path = variant(
+        tmp_path_factory.mktemp("definitions"),
+        SERVICE,
+        {"ja": TITLE, "en": "Staff review test benefit"},
+        names=[_name(cards["rejected"]), _name(cards["four_eyes"])],
+        amount=f'where({NAME} == "{_name(cards["four_eyes"])}", {LARGE}, {SMALL})',
+        workflow={"automatic": False, "review_over": THRESHOLD},
+        notice_titles={"rejected": {"ja": REJECTED_TITLE, "en": "Your test benefit was not approved"}},
+    )
     summary = publish_file(mesh.settings, path)
     assert summary.eligible >= 2, summary.as_dict()
     return summary
-
 
 
 def _apply(client: httpx.Client) -> str:
@@ -93,8 +94,10 @@ def _staff_login(mesh, username: str) -> httpx.Client:
     secret = base64.b32decode(account["totp_secret"] + "=" * (-len(account["totp_secret"]) % 8))
     client = httpx.Client(base_url=mesh.url("console"), follow_redirects=False, timeout=30)
     csrf = re.search(r'name="csrf" value="([^"]+)"', client.get("/login").text).group(1)
-    answer = client.post("/login", data={"csrf": csrf, "username": username, "password": account["password"],
-                                         "totp": totp(secret, time.time())})
+    answer = client.post(
+        "/login",
+        data={"csrf": csrf, "username": username, "password": account["password"], "totp": totp(secret, time.time())},
+    )
     assert answer.status_code == 303 and answer.headers["location"] == "/", answer.text
     return client
 
@@ -118,8 +121,10 @@ def test_a_wrong_code_does_not_log_in(mesh):
     account = next(a for a in accounts if a["username"] == "approver.131016")
     client = httpx.Client(base_url=mesh.url("console"), follow_redirects=False, timeout=30)
     csrf = re.search(r'name="csrf" value="([^"]+)"', client.get("/login").text).group(1)
-    answer = client.post("/login", data={"csrf": csrf, "username": account["username"],
-                                         "password": account["password"], "totp": "000000"})
+    answer = client.post(
+        "/login",
+        data={"csrf": csrf, "username": account["username"], "password": account["password"], "totp": "000000"},
+    )
     assert answer.status_code == 401 and client.get("/queue").status_code == 303  # back to /login
 
 
@@ -137,22 +142,22 @@ def test_staff_see_only_their_municipality_and_the_exchange_records_behind_a_cas
     assert positions, "the case names the exchange records that fetched its data"
     engine = engine_for("audit", mesh.settings)
     with engine.connect() as conn:
-        found = conn.execute(select(records.c.consumer, records.c.purpose)
-                             .where(records.c.position.in_(positions))).all()
+        found = conn.execute(
+            select(records.c.consumer, records.c.purpose).where(records.c.position.in_(positions))
+        ).all()
     engine.dispose()
     assert len(found) == len(positions)
     assert set(found) == {("GOV/digital/services", f"specified-public-benefit:{SERVICE}")}
 
 
-def _status_events(client: httpx.Client, application_id: str, status: str, seen: list,
-                   ready: threading.Event) -> None:
+def _status_events(client: httpx.Client, application_id: str, status: str, seen: list, ready: threading.Event) -> None:
     """Reads the portal's live status stream until this application's event of ``status`` arrives (its earlier
     events, such as the submission's, may still be on their way through the hub)."""
     with client.stream("GET", "/applications/events", timeout=httpx.Timeout(30, read=40)) as events:
         for line in events.iter_lines():
             ready.set()
             if line.startswith("data: "):
-                update = json.loads(line[len("data: "):])
+                update = json.loads(line[len("data: ") :])
                 if update.get("application") == application_id and update.get("status") == status:
                     seen.append(update)
                     return
@@ -161,8 +166,9 @@ def _status_events(client: httpx.Client, application_id: str, status: str, seen:
 def test_a_rejection_with_a_reason_reaches_the_person(mesh, applied, staff):
     application_id, person = applied["ids"]["rejected"], applied["people"]["rejected"]
     seen, ready = [], threading.Event()
-    listener = threading.Thread(target=_status_events, args=(person, application_id, "rejected", seen, ready),
-                                daemon=True)
+    listener = threading.Thread(
+        target=_status_events, args=(person, application_id, "rejected", seen, ready), daemon=True
+    )
     listener.start()
     assert ready.wait(10)
 
@@ -198,6 +204,8 @@ def test_a_reviewer_alone_cannot_approve_over_the_threshold(mesh, applied, staff
     assert done.status_code == 303 and done.headers["location"].endswith("done=approved")
     row = re.search(rf'<tr id="a-{application_id}">.*?</tr>', person.get("/applications").text, re.S).group(0)
     assert 'data-status="approved"' in row
-    inbox = mesh.wait_for(lambda: (text := person.get("/notices").text) and f"{LARGE:,}円を公金受取口座に振り込みます。" in text
-                      and text, 20)
+    inbox = mesh.wait_for(
+        lambda: (text := person.get("/notices").text) and f"{LARGE:,}円を公金受取口座に振り込みます。" in text and text,
+        20,
+    )
     assert "支給が決まりました" in inbox

@@ -32,8 +32,10 @@ def _staff_login(mesh, username: str) -> httpx.Client:
     secret = base64.b32decode(account["totp_secret"] + "=" * (-len(account["totp_secret"]) % 8))
     client = httpx.Client(base_url=mesh.url("console"), follow_redirects=False, timeout=30)
     csrf = _csrf(client.get("/login").text)
-    answer = client.post("/login", data={"csrf": csrf, "username": username, "password": account["password"],
-                                         "totp": totp(secret, time.time())})
+    answer = client.post(
+        "/login",
+        data={"csrf": csrf, "username": username, "password": account["password"], "totp": totp(secret, time.time())},
+    )
     assert answer.status_code == 303, answer.text
     return client
 
@@ -55,8 +57,9 @@ def _definition() -> str:
 
 def _upload(client: httpx.Client, text: str, name: str) -> httpx.Response:
     csrf = _csrf(client.get("/publish").text)
-    return client.post("/publish", data={"csrf": csrf, "action": "publish"},
-                       files={"file": (name, text.encode(), "application/yaml")})
+    return client.post(
+        "/publish", data={"csrf": csrf, "action": "publish"}, files={"file": (name, text.encode(), "application/yaml")}
+    )
 
 
 def _store(mesh, query):
@@ -111,13 +114,18 @@ def test_an_operator_publishes_and_the_summary_is_what_the_store_holds(mesh, ope
     page = operator.get(run_url).text
     assert f'id="started-by">{OPERATOR}<' in page
 
-    (published,) = _store(mesh, select(publications.c.eligible, publications.c.total_yen)
-                          .where(publications.c.service_id == SERVICE))
-    held = dict(_store(mesh, select(offers.c.tenant, func.count()).where(offers.c.service_id == SERVICE)
-                       .group_by(offers.c.tenant)))
+    (published,) = _store(
+        mesh, select(publications.c.eligible, publications.c.total_yen).where(publications.c.service_id == SERVICE)
+    )
+    held = dict(
+        _store(
+            mesh, select(offers.c.tenant, func.count()).where(offers.c.service_id == SERVICE).group_by(offers.c.tenant)
+        )
+    )
     amounts = _store(mesh, select(func.sum(offers.c.amount_yen)).where(offers.c.service_id == SERVICE))[0][0]
-    prior = _store(mesh, select(func.count()).where(applications.c.service_id == SERVICE,
-                                                    applications.c.channel == "prior-intent"))[0][0]
+    prior = _store(
+        mesh, select(func.count()).where(applications.c.service_id == SERVICE, applications.c.channel == "prior-intent")
+    )[0][0]
     assert sum(held.values()) > 0
     assert _number(page, "new-offers") == _number(page, "eligible") == sum(held.values()) == published.eligible
     assert _number(page, "total-yen") == amounts == published.total_yen
@@ -138,8 +146,10 @@ def test_municipal_staff_get_403(mesh):
         client = _staff_login(mesh, username)
         try:
             assert client.get("/publish").status_code == 403
-            refused = client.post("/publish", data={"csrf": _csrf(client.get("/queue").text),
-                                                    "service": "emergency-benefit", "action": "publish"})
+            refused = client.post(
+                "/publish",
+                data={"csrf": _csrf(client.get("/queue").text), "service": "emergency-benefit", "action": "publish"},
+            )
             assert refused.status_code == 403 and "権限がありません" in refused.text
         finally:
             client.close()

@@ -13,14 +13,13 @@ import orjson
 import pyarrow as pa
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
 from sqlalchemy import select
 
 from publicmesh.agencies.resident_registry import residents
 from publicmesh.audit.schema import subject_pages
-from publicmesh.mesh import signatures
-from publicmesh.mesh.client import HubError
-from publicmesh.mesh.signatures import Signer
+from publicmesh.protocol import signatures
+from publicmesh.protocol.client import HubError
+from publicmesh.protocol.signatures import Signer
 
 CHILD = "MUNI/012084/child-allowance"
 REGISTRY = "MUNI/012084/resident-registry"
@@ -28,8 +27,14 @@ PERSON = ["family_name", "given_name", "birth_date", "status"]
 
 
 def _body(subject: str, **overrides) -> dict:
-    return {"provider": REGISTRY, "dataset": "person", "subject": subject, "attributes": PERSON,
-            "purpose": "child-allowance-eligibility", **overrides}
+    return {
+        "provider": REGISTRY,
+        "dataset": "person",
+        "subject": subject,
+        "attributes": PERSON,
+        "purpose": "child-allowance-eligibility",
+        **overrides,
+    }
 
 
 def _post(mesh, doc: dict, signer: Signer | None = None, headers: dict | None = None, raw: bytes | None = None):
@@ -73,8 +78,12 @@ def test_a_query_answers_with_data_and_an_audit_record(mesh, child_subjects):
     from publicmesh.audit.schema import records
 
     assert answer["audit_record"] >= before
-    found = mesh.rows("audit", select(records.c.position, records.c.consumer, records.c.provider, records.c.dataset)
-                      .where(records.c.request_id == answer["request_id"]))
+    found = mesh.rows(
+        "audit",
+        select(records.c.position, records.c.consumer, records.c.provider, records.c.dataset).where(
+            records.c.request_id == answer["request_id"]
+        ),
+    )
     assert [tuple(r) for r in found] == [(answer["audit_record"], CHILD, REGISTRY, "person")]
 
 
@@ -121,7 +130,9 @@ def test_a_query_no_rule_allows_is_refused_with_403(mesh, people):
 def test_a_city_cannot_read_another_city(mesh, people):
     chiyoda = people.convert(people.registry(tenant="131016", limit=1), "resident-registry", "child-allowance")[0]
     with pytest.raises(HubError) as refused:
-        mesh.client(CHILD).query("MUNI/131016/resident-registry", "person", chiyoda, PERSON, "child-allowance-eligibility")
+        mesh.client(CHILD).query(
+            "MUNI/131016/resident-registry", "person", chiyoda, PERSON, "child-allowance-eligibility"
+        )
     assert refused.value.status == 403
 
 
@@ -129,12 +140,16 @@ def test_a_protected_address_is_withheld_unless_a_rule_allows_it(mesh, people):
     protected = people.registry(where=residents.c.address_protected.is_(True), limit=1)
     assert protected, "the demo population has address-protected residents"
     nta = people.convert(protected, "resident-registry", "national-tax")[0]
-    answer = mesh.client("GOV/nta/national-tax").query(REGISTRY, "address", nta, ["postal_code", "address"], "taxpayer-address")
+    answer = mesh.client("GOV/nta/national-tax").query(
+        REGISTRY, "address", nta, ["postal_code", "address"], "taxpayer-address"
+    )
     assert answer["withheld"] == ["address", "postal_code"]
     assert "address" not in answer["data"] and "postal_code" not in answer["data"]
     # the city's own support affair is explicitly allowed to see it
     child = people.convert(protected, "resident-registry", "child-allowance")[0]
-    allowed = mesh.client(CHILD).query(REGISTRY, "address", child, ["postal_code", "address"], "protected-person-support")
+    allowed = mesh.client(CHILD).query(
+        REGISTRY, "address", child, ["postal_code", "address"], "protected-person-support"
+    )
     assert allowed["withheld"] == [] and allowed["data"]["address"]
 
 
@@ -151,8 +166,9 @@ def test_unknown_subject_malformed_and_oversized_requests_get_4xx(mesh, child_si
 
 
 def test_english_titles_on_request(mesh, child_subjects):
-    response = httpx.post(mesh.url("hub") + "/v1/query", content=orjson.dumps(_body(child_subjects[0])),
-                          headers={"accept-language": "en"})
+    response = httpx.post(
+        mesh.url("hub") + "/v1/query", content=orjson.dumps(_body(child_subjects[0])), headers={"accept-language": "en"}
+    )
     assert response.json()["title"] == "The request is not signed"
 
 
@@ -183,9 +199,16 @@ def test_household_members_arrive_under_the_consumers_pseudonyms(mesh, people):
     heads = people.registry(where=residents.c.relation == "head", limit=30)
     child = people.convert(heads, "resident-registry", "child-allowance")
     before = mesh.audit_size()
-    answer = next(a for a in (mesh.client(CHILD).query(REGISTRY, "household", s, ["relation", "household_size", "members"],
-                                                       "child-allowance-eligibility") for s in child)
-                  if a["data"]["household_size"] >= 2)
+    answer = next(
+        a
+        for a in (
+            mesh.client(CHILD).query(
+                REGISTRY, "household", s, ["relation", "household_size", "members"], "child-allowance-eligibility"
+            )
+            for s in child
+        )
+        if a["data"]["household_size"] >= 2
+    )
     members = [m["subject"] for m in answer["data"]["members"]]
     assert answer["subject"] in members
     registry_view = people.convert(members, "child-allowance", "resident-registry")
@@ -202,8 +225,12 @@ def test_bulk_answers_in_arrow_with_one_exchange_record_naming_every_subject(mes
     positions = set(table.column("audit_record").to_pylist())  # one exchange: one record, naming all 200
     assert len(positions) == 1 and min(positions) >= before
     assert mesh.audit_size(CHILD, since=before) == 1
-    pages = mesh.rows("audit", select(subject_pages.c.subjects).where(subject_pages.c.position == min(positions))
-                      .order_by(subject_pages.c.page))
+    pages = mesh.rows(
+        "audit",
+        select(subject_pages.c.subjects)
+        .where(subject_pages.c.position == min(positions))
+        .order_by(subject_pages.c.page),
+    )
     named = [s for (page,) in pages for s in json.loads(page)]
     assert named == sorted(people.convert(subjects, "child-allowance", "audit"))  # the unknown one is not named
 
@@ -218,8 +245,10 @@ def test_a_list_of_the_residents_a_scan_answered_names_each_answered_person_in_i
     taxed = services.bulk("MUNI/012084/local-tax", "assessment", scanned, ["income"], purpose)
     assert 0 < taxed.num_rows < len(scanned)  # children have no assessment
     position = taxed.column("audit_record")[0].as_py()
-    pages = mesh.rows("audit", select(subject_pages.c.subjects).where(subject_pages.c.position == position)
-                      .order_by(subject_pages.c.page))
+    pages = mesh.rows(
+        "audit",
+        select(subject_pages.c.subjects).where(subject_pages.c.position == position).order_by(subject_pages.c.page),
+    )
     named = [s for (page,) in pages for s in json.loads(page)]
     assert named == sorted(people.convert(taxed.column("subject").to_pylist(), "services", "audit"))
 
@@ -231,14 +260,15 @@ def test_an_answer_keeps_no_trace_of_the_providers_order(mesh, people):
     asked = sorted(subjects, reverse=True)  # not the registry's order, nor the consumer's
     listed = mesh.client(CHILD).bulk(REGISTRY, "person", asked, PERSON, "child-allowance-eligibility")
     assert listed.column("subject").to_pylist() == asked
-    scanned = mesh.client("GOV/digital/services").bulk(REGISTRY, "household", None, ["relation"],
-                                                      "specified-public-benefit:emergency-benefit")
+    scanned = mesh.client("GOV/digital/services").bulk(
+        REGISTRY, "household", None, ["relation"], "specified-public-benefit:emergency-benefit"
+    )
     assert scanned.num_rows > 300
     assert scanned.column("subject").to_pylist() == sorted(scanned.column("subject").to_pylist())
 
 
 def test_a_long_subject_list_goes_as_an_arrow_column_and_answers_as_the_json_list_does(mesh, people, monkeypatch):
-    from publicmesh.mesh import client as client_module
+    from publicmesh.protocol import client as client_module
 
     subjects = people.convert(people.registry(limit=300), "resident-registry", "child-allowance") + ["B" * 22]
     client = mesh.client(CHILD)
@@ -246,31 +276,46 @@ def test_a_long_subject_list_goes_as_an_arrow_column_and_answers_as_the_json_lis
     monkeypatch.setattr(client_module, "ARROW_SUBJECTS_OVER", 100)  # 301 subjects: the Arrow form
     sent = []
     post_bytes = client._post_bytes
-    monkeypatch.setattr(client, "_post_bytes", lambda path, body, kind: sent.append(kind) or post_bytes(path, body, kind))
+    monkeypatch.setattr(
+        client, "_post_bytes", lambda path, body, kind: sent.append(kind) or post_bytes(path, body, kind)
+    )
     as_arrow = client.bulk(REGISTRY, "person", pa.array(subjects), PERSON, "child-allowance-eligibility")
     assert sent == ["application/vnd.apache.arrow.stream"]
+
     def rows(table):
         return sorted(table.drop_columns(["audit_record"]).to_pylist(), key=lambda r: r["subject"])
+
     assert as_arrow.num_rows == 300 and rows(as_arrow) == rows(as_json)  # the forged one unanswered in both
     monkeypatch.setattr(client_module, "_PIECE", 1024)  # the body in pieces, its length stated: the same answer
-    assert rows(client.bulk(REGISTRY, "person", pa.array(subjects), PERSON, "child-allowance-eligibility")) == rows(as_json)
+    assert rows(client.bulk(REGISTRY, "person", pa.array(subjects), PERSON, "child-allowance-eligibility")) == rows(
+        as_json
+    )
     assert len(sent) == 2
 
 
 def test_a_malformed_arrow_bulk_request_gets_a_problem(mesh, child_signer):
-    from publicmesh.mesh import bulk_wire
+    from publicmesh.protocol import bulk_wire
 
     def post(body: bytes):
-        headers = {**child_signer.sign_request("POST", "/v1/bulk", body, uuid.uuid4().hex),
-                   "content-type": bulk_wire.ARROW_STREAM}
+        headers = {
+            **child_signer.sign_request("POST", "/v1/bulk", body, uuid.uuid4().hex),
+            "content-type": bulk_wire.ARROW_STREAM,
+        }
         return httpx.post(mesh.url("hub") + "/v1/bulk", content=body, headers=headers, timeout=10)
 
-    request = {"provider": REGISTRY, "dataset": "person", "attributes": PERSON, "purpose": "child-allowance-eligibility"}
+    request = {
+        "provider": REGISTRY,
+        "dataset": "person",
+        "attributes": PERSON,
+        "purpose": "child-allowance-eligibility",
+    }
     _assert_problem(post(b"not arrow"), 400, "malformed-request")
-    _assert_problem(post(bulk_wire.request_body(pa.array(["A" * 22]), {**request, "scan": True})), 400,
-                    "malformed-request")
-    _assert_problem(post(bulk_wire.request_body(pa.array(["A" * 22]), {**request, "attributes": []})), 400,
-                    "malformed-request")
+    _assert_problem(
+        post(bulk_wire.request_body(pa.array(["A" * 22]), {**request, "scan": True})), 400, "malformed-request"
+    )
+    _assert_problem(
+        post(bulk_wire.request_body(pa.array(["A" * 22]), {**request, "attributes": []})), 400, "malformed-request"
+    )
     refused = post(bulk_wire.request_body(pa.array(["A" * 22]), {**request, "purpose": "pension-payment"}))
     _assert_problem(refused, 403, "not-allowed")
 

@@ -13,7 +13,9 @@ PURPOSE = "specified-public-benefit:emergency-benefit"
 def test_the_head_arrives_under_the_consumers_pseudonyms_in_a_query_and_a_scan(mesh, people):
     scanned = mesh.client(SERVICES).bulk(REGISTRY, "household", None, ["members", "head"], PURPOSE).to_pylist()
     by_subject = {row["subject"]: row for row in scanned}
-    families = [row for row in scanned if len(row["members"]) >= 2 and any(m["relation"] == "head" for m in row["members"])]
+    families = [
+        row for row in scanned if len(row["members"]) >= 2 and any(m["relation"] == "head" for m in row["members"])
+    ]
     assert families
     families = families[:5]
     for row in families:  # in the consumer's pseudonyms: the member it was told heads the household

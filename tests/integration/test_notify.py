@@ -11,9 +11,9 @@ import pytest
 from sqlalchemy import func, select
 
 from publicmesh.audit.schema import batches, records
-from publicmesh.mesh.client import HubError
-from publicmesh.mesh.members import PORTAL
 from publicmesh.notices.schema import notices as notice_table
+from publicmesh.protocol.client import HubError
+from publicmesh.protocol.members import PORTAL
 from publicmesh.services.fetch import purpose_of
 from publicmesh.services.publish import SERVICES_MEMBER
 
@@ -22,10 +22,18 @@ SERVICE = "emergency-benefit"
 
 def table(subjects: list[str], tag: str, **columns) -> pa.Table:
     n = len(subjects)
-    return pa.table({"subject": subjects, "key": [f"{tag}:{i}" for i in range(n)],
-                     "title_ja": ["お知らせ"] * n, "title_en": ["A notice"] * n,
-                     "body_ja": ["本文"] * n, "body_en": ["Body"] * n,
-                     "link": ["/inbox"] * n, **columns})
+    return pa.table(
+        {
+            "subject": subjects,
+            "key": [f"{tag}:{i}" for i in range(n)],
+            "title_ja": ["お知らせ"] * n,
+            "title_en": ["A notice"] * n,
+            "body_ja": ["本文"] * n,
+            "body_en": ["Body"] * n,
+            "link": ["/inbox"] * n,
+            **columns,
+        }
+    )
 
 
 @pytest.fixture(scope="module")
@@ -47,17 +55,30 @@ def test_notices_reach_known_persons_only_and_are_recorded_once(mesh, services, 
     before = mesh.audit_size()
     flags = services.notify_table(str(PORTAL), purpose_of(SERVICE), SERVICE, table([*residents, forged], tag))
     assert flags.to_pylist() == [False] * 4  # nobody here has a prior intent for the service
-    stored = mesh.rows("notices", select(notice_table.c.idempotency_key, notice_table.c.person_ref)
-                       .where(notice_table.c.idempotency_key.like(f"{tag}:%")))
+    stored = mesh.rows(
+        "notices",
+        select(notice_table.c.idempotency_key, notice_table.c.person_ref).where(
+            notice_table.c.idempotency_key.like(f"{tag}:%")
+        ),
+    )
     assert sorted(k for k, _ in stored) == [f"{tag}:0", f"{tag}:1", f"{tag}:2"]  # not the forgery's
     assert not {ref for _, ref in stored} & {*residents, forged}  # the portal's pseudonyms, not the service's
-    made = mesh.rows("audit", select(records.c.kind, batches.c.subject_count).join(
-        batches, batches.c.position == records.c.position).where(records.c.position >= before))
+    made = mesh.rows(
+        "audit",
+        select(records.c.kind, batches.c.subject_count)
+        .join(batches, batches.c.position == records.c.position)
+        .where(records.c.position >= before),
+    )
     assert ("notice", 3) in made
     again = services.notify_table(str(PORTAL), purpose_of(SERVICE), SERVICE, table(residents, tag))
     assert len(again) == 3
-    assert mesh.rows("notices", select(func.count()).select_from(notice_table)
-                     .where(notice_table.c.idempotency_key.like(f"{tag}:%")))[0][0] == 3  # a resend adds nothing
+    assert (
+        mesh.rows(
+            "notices",
+            select(func.count()).select_from(notice_table).where(notice_table.c.idempotency_key.like(f"{tag}:%")),
+        )[0][0]
+        == 3
+    )  # a resend adds nothing
 
 
 def test_a_bad_row_is_refused_with_its_number_and_nothing_is_sent(mesh, services, residents):
@@ -66,8 +87,13 @@ def test_a_bad_row_is_refused_with_its_number_and_nothing_is_sent(mesh, services
     with pytest.raises(HubError) as refused:
         services.notify_table(str(PORTAL), purpose_of(SERVICE), SERVICE, bad)
     assert refused.value.status == 400 and "notice 1: link is a path on the portal" in refused.value.problem["detail"]
-    assert mesh.rows("notices", select(func.count()).select_from(notice_table)
-                     .where(notice_table.c.idempotency_key.like(f"{tag}:%")))[0][0] == 0
+    assert (
+        mesh.rows(
+            "notices",
+            select(func.count()).select_from(notice_table).where(notice_table.c.idempotency_key.like(f"{tag}:%")),
+        )[0][0]
+        == 0
+    )
 
 
 def test_a_member_no_rule_allows_cannot_write_to_inboxes(mesh, residents):

@@ -78,20 +78,36 @@ def test_my_information_comes_through_the_hub_and_is_recorded(residents):
 def test_a_second_resident_gets_404_for_everything_of_the_first(mesh, residents):
     a, b = residents["a"], residents["b"]
     me_a, me_b = a.get("/me").text, b.get("/me").text
-    name_a = re.search(r"<dt>氏</dt><dd>([^<]+)</dd>", me_a).group(1) + re.search(r"<dt>名</dt><dd>([^<]+)</dd>", me_a).group(1)
-    name_b = re.search(r"<dt>氏</dt><dd>([^<]+)</dd>", me_b).group(1) + re.search(r"<dt>名</dt><dd>([^<]+)</dd>", me_b).group(1)
+    name_a = re.search(r"<dt>氏</dt><dd>([^<]+)</dd>", me_a).group(1) + re.search(
+        r"<dt>名</dt><dd>([^<]+)</dd>", me_a
+    ).group(1)
+    name_b = re.search(r"<dt>氏</dt><dd>([^<]+)</dd>", me_b).group(1) + re.search(
+        r"<dt>名</dt><dd>([^<]+)</dd>", me_b
+    ).group(1)
     assert name_a != name_b
     for path in ("/", "/me", "/records", "/notices", "/applications", "/settings"):
         assert name_a not in b.get(path).text
     # A's resources, by id
-    notice = notices.send(mesh_notices(mesh), notices.NoticeDraft(
-        person_ref=person_ref_of(mesh, residents["cards"][0]["card_id"]), sender="GOV/digital/portal", category="info",
-        title_ja="テスト", title_en="Test", body_ja="本文", body_en="Body", idempotency_key="matrix-test"))
+    notice = notices.send(
+        mesh_notices(mesh),
+        notices.NoticeDraft(
+            person_ref=person_ref_of(mesh, residents["cards"][0]["card_id"]),
+            sender="GOV/digital/portal",
+            category="info",
+            title_ja="テスト",
+            title_en="Test",
+            body_ja="本文",
+            body_en="Body",
+            idempotency_key="matrix-test",
+        ),
+    )
     position = int(re.search(r'id="record-(\d+)"', a.get("/records").text).group(1))
     csrf_a, csrf_b = _csrf(a), _csrf(b)
     code_b = re.search(r'id="proxy-code">([^<]+)<', b.get("/settings").text).group(1)
-    a.post("/settings/mandates", data={"csrf": csrf_a, "proxy_code": code_b, "scopes": ["self-information"], "days": "1"})
-    mandate = re.search(r'/settings/mandates/([^/]+)/revoke', a.get("/settings").text).group(1)
+    a.post(
+        "/settings/mandates", data={"csrf": csrf_a, "proxy_code": code_b, "scopes": ["self-information"], "days": "1"}
+    )
+    mandate = re.search(r"/settings/mandates/([^/]+)/revoke", a.get("/settings").text).group(1)
     requests = [
         ("GET", f"/records/{position}.json", None),
         ("POST", f"/notices/{notice.id}/read", {"csrf": csrf_b}),
@@ -105,7 +121,10 @@ def test_a_second_resident_gets_404_for_everything_of_the_first(mesh, residents)
         assert response.status_code == 404, (path, response.status_code)
         assert name_a not in response.text
     assert a.get(f"/records/{position}.json").status_code == 200
-    assert notices.get_notice(mesh_notices(mesh), notice.id, person_ref_of(mesh, residents["cards"][0]["card_id"])).read_at is None
+    assert (
+        notices.get_notice(mesh_notices(mesh), notice.id, person_ref_of(mesh, residents["cards"][0]["card_id"])).read_at
+        is None
+    )
 
 
 def mesh_notices(mesh):
@@ -135,7 +154,9 @@ def test_a_move_revokes_the_signing_certificate_tells_the_person_and_a_new_one_c
     assert "有効です" in client.get("/settings").text
     engine = engine_for("resident-registry", mesh.settings)
     with engine.begin() as conn:
-        resident_registry.register_move(conn, "012084", registry_ref, "0900018", "北海道北見市青葉町1丁目2番3号", dt.date.today())
+        resident_registry.register_move(
+            conn, "012084", registry_ref, "0900018", "北海道北見市青葉町1丁目2番3号", dt.date.today()
+        )
     engine.dispose()
     deadline = time.monotonic() + 30
     while "署名用電子証明書が失効しました" not in client.get("/notices").text:
@@ -175,8 +196,10 @@ def test_a_parent_acts_for_a_minor_child_without_a_grant_and_the_child_sees_it(m
     principal, _ = _login(mesh, _cards(mesh)[2]["card_id"])
     proxy, _ = _login(mesh, _cards(mesh)[4]["card_id"])
     code = re.search(r'id="proxy-code">([^<]+)<', proxy.get("/settings").text).group(1)
-    principal.post("/settings/mandates", data={"csrf": _csrf(principal), "proxy_code": code,
-                                               "scopes": ["self-information"], "days": "3"})
+    principal.post(
+        "/settings/mandates",
+        data={"csrf": _csrf(principal), "proxy_code": code, "scopes": ["self-information"], "days": "3"},
+    )
     mandate = re.search(r'name="mandate" value="([^"]+)"', proxy.get("/").text).group(1)
     proxy.post("/act-for", data={"csrf": _csrf_of(proxy), "mandate": mandate})
     assert proxy.get("/me").status_code == 200

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sqlalchemy import MetaData, select
 
-from publicmesh.agencies.catalog import AGENCIES
+from publicmesh.runtime.catalog import AGENCIES
 from publicmesh.storage import engine_for
 
 
@@ -67,5 +67,6 @@ def test_the_hub_and_the_audit_log_hold_no_my_number_and_no_agency_pseudonym(mes
 def ensure_exchanges(mesh, people):
     subjects = people.convert(people.registry(limit=3), "resident-registry", "child-allowance")
     for s in subjects:
-        mesh.client("MUNI/012084/child-allowance").query("MUNI/012084/resident-registry", "person", s, ["status"],
-                                                         "child-allowance-eligibility")
+        mesh.client("MUNI/012084/child-allowance").query(
+            "MUNI/012084/resident-registry", "person", s, ["status"], "child-allowance-eligibility"
+        )

@@ -13,20 +13,19 @@ import re
 
 import httpx
 import pytest
+from service_variants import variant
 from sqlalchemy import select
 
 from publicmesh.agencies.resident_registry import residents
+from publicmesh.applications.content import application_content
 from publicmesh.identity import basic_information, load_certificate, open_identity
 from publicmesh.identity.certificates import serial_hex
-from publicmesh.mesh.client import HubError
-from publicmesh.mesh.members import PORTAL
-from publicmesh.services.applications import application_content
+from publicmesh.protocol.client import HubError
+from publicmesh.protocol.members import PORTAL
 from publicmesh.services.offers import with_full_form
 from publicmesh.services.operator import publish_file
 from publicmesh.services.store import applications, history, offers
 from publicmesh.storage import engine_for
-
-from service_variants import variant
 
 SERVICE = "proxy-test-benefit"
 TITLE = "代理申請の試験給付金"
@@ -61,8 +60,12 @@ def _other_head(mesh, taken: set[str]) -> str:
     engine = engine_for("resident-registry", mesh.settings)
     r = residents.c
     with engine.connect() as conn:
-        rows = conn.execute(select(r.family_name, r.given_name).where(
-            r.tenant == "012084", r.relation == "head", r.status == "resident").order_by(r.pseudonym).limit(50)).all()
+        rows = conn.execute(
+            select(r.family_name, r.given_name)
+            .where(r.tenant == "012084", r.relation == "head", r.status == "resident")
+            .order_by(r.pseudonym)
+            .limit(50)
+        ).all()
     engine.dispose()
     return next(name for name in (f"{f} {g}" for f, g in rows) if name not in taken)
 
@@ -76,9 +79,14 @@ def cast(mesh):
 def published(mesh, cast, tmp_path_factory):
     """A benefit for exactly two households, the principal's and another, decided by the rules at once."""
     other = _other_head(mesh, {_name(c) for c in cast["all"]})
-    path = variant(tmp_path_factory.mktemp("definitions"), SERVICE, {"ja": TITLE, "en": "Proxy application test benefit"},
-                   names=[_name(cast["principal"]), other], amount=str(AMOUNT),
-                   workflow={"automatic": True, "review_over": 10_000_000})
+    path = variant(
+        tmp_path_factory.mktemp("definitions"),
+        SERVICE,
+        {"ja": TITLE, "en": "Proxy application test benefit"},
+        names=[_name(cast["principal"]), other],
+        amount=str(AMOUNT),
+        workflow={"automatic": True, "review_over": 10_000_000},
+    )
     summary = publish_file(mesh.settings, path)
     assert summary.eligible >= 2, summary.as_dict()
     return summary
@@ -92,7 +100,6 @@ def proxy_password(mesh, cast):
     cards.unlock(card_id, signing_password=PROXY_SIGNING_PASSWORD)
     yield PROXY_SIGNING_PASSWORD
     cards.unlock(card_id, signing_password=DEMO_SIGNING_PASSWORD)
-
 
 
 def _csrf(client: httpx.Client) -> str:
@@ -110,12 +117,14 @@ def clients(mesh, cast):
 def _give(principal: httpx.Client, proxy: httpx.Client, principal_name: str, scopes: list[str]) -> str:
     """The principal gives the mandate on their settings page; the proxy then acts for them. Returns its id."""
     code = re.search(r'id="proxy-code">([^<]+)<', proxy.get("/settings").text).group(1)
-    given = principal.post("/settings/mandates", data={"csrf": _csrf(principal), "proxy_code": code,
-                                                         "scopes": scopes, "days": "7"})
+    given = principal.post(
+        "/settings/mandates", data={"csrf": _csrf(principal), "proxy_code": code, "scopes": scopes, "days": "7"}
+    )
     assert given.status_code == 200 and "代理権を与えました" in given.text
     home = proxy.get("/").text
-    mandate = re.search(rf'name="mandate" value="([^"]+)"><button[^>]*>{re.escape(principal_name)} さんの代理で操作する',
-                        home).group(1)
+    mandate = re.search(
+        rf'name="mandate" value="([^"]+)"><button[^>]*>{re.escape(principal_name)} さんの代理で操作する', home
+    ).group(1)
     assert proxy.post("/act-for", data={"csrf": _csrf(proxy), "mandate": mandate}).status_code == 303
     assert "代理人として操作しています" in proxy.get("/").text
     return mandate
@@ -128,7 +137,10 @@ def _offers(mesh, people, principal_card: dict) -> tuple[dict, dict]:
     subject = people.convert([person_ref], PORTAL.pseudonym_domain, "services")[0]
     engine = engine_for("services", mesh.settings)
     with engine.connect() as conn:
-        found = [with_full_form(conn, r) for r in conn.execute(select(offers).where(offers.c.service_id == SERVICE)).mappings()]
+        found = [
+            with_full_form(conn, r)
+            for r in conn.execute(select(offers).where(offers.c.service_id == SERVICE)).mappings()
+        ]
     engine.dispose()
     ours = [o for o in found if o["subject"] == subject]
     theirs = [o for o in found if o["subject"] != subject]
@@ -139,8 +151,9 @@ def _offers(mesh, people, principal_card: dict) -> tuple[dict, dict]:
 def _applications_for(mesh, offer_id: str) -> list[dict]:
     engine = engine_for("services", mesh.settings)
     with engine.connect() as conn:
-        rows = [dict(r) for r in conn.execute(select(applications).where(applications.c.offer_id == offer_id))
-                .mappings()]
+        rows = [
+            dict(r) for r in conn.execute(select(applications).where(applications.c.offer_id == offer_id)).mappings()
+        ]
     engine.dispose()
     return rows
 
@@ -148,8 +161,11 @@ def _applications_for(mesh, offer_id: str) -> list[dict]:
 def _history(mesh, application_id: str) -> list[tuple[str, str]]:
     engine = engine_for("services", mesh.settings)
     with engine.connect() as conn:
-        rows = conn.execute(select(history.c.status, history.c.actor).where(history.c.application_id == application_id)
-                            .order_by(history.c.id)).all()
+        rows = conn.execute(
+            select(history.c.status, history.c.actor)
+            .where(history.c.application_id == application_id)
+            .order_by(history.c.id)
+        ).all()
     engine.dispose()
     return [tuple(r) for r in rows]
 
@@ -171,8 +187,9 @@ def test_without_the_applications_scope_a_proxy_neither_sees_nor_applies(mesh, p
     assert limited.get("/me").status_code == 200  # within the mandate
     assert limited.get("/applications").status_code == 404
     assert _offer_form(limited, ours["id"]).status_code == 404
-    refused = limited.post(f"/applications/offers/{ours['id']}",
-                           data={"csrf": _csrf(limited), "password": DEMO_SIGNING_PASSWORD})
+    refused = limited.post(
+        f"/applications/offers/{ours['id']}", data={"csrf": _csrf(limited), "password": DEMO_SIGNING_PASSWORD}
+    )
     assert refused.status_code in (403, 404)
     assert _applications_for(mesh, ours["id"]) == []
 
@@ -197,8 +214,9 @@ def test_a_proxy_cannot_apply_for_another_household(mesh, people, cast, clients,
     proxy = clients["proxy"]
     _give(clients["principal"], proxy, _name(cast["principal"]), ["applications"])
     assert _offer_form(proxy, theirs["id"]).status_code == 404
-    refused = proxy.post(f"/applications/offers/{theirs['id']}",
-                         data={"csrf": _csrf(proxy), "password": proxy_password})
+    refused = proxy.post(
+        f"/applications/offers/{theirs['id']}", data={"csrf": _csrf(proxy), "password": proxy_password}
+    )
     assert refused.status_code in (403, 404)
     assert _applications_for(mesh, theirs["id"]) == []
 
@@ -212,12 +230,16 @@ def _held(mesh, proxy_card: dict, principal_card: dict) -> str:
 
 def _naming(card, mandate: str) -> dict:
     certificate = load_certificate(card.signing_certificate_pem())
-    return {"name": basic_information(certificate).name, "certificate": serial_hex(certificate.serial_number),
-            "mandate": mandate}
+    return {
+        "name": basic_information(certificate).name,
+        "certificate": serial_hex(certificate.serial_number),
+        "mandate": mandate,
+    }
 
 
-def test_a_mandate_or_proxy_named_falsely_in_the_signed_content_is_refused(mesh, people, cast, clients, published,
-                                                                          proxy_password):
+def test_a_mandate_or_proxy_named_falsely_in_the_signed_content_is_refused(
+    mesh, people, cast, clients, published, proxy_password
+):
     ours, _ = _offers(mesh, people, cast["principal"])
     if "代理人として操作しています" not in clients["proxy"].get("/").text:  # run on its own: give the mandate here
         _give(clients["principal"], clients["proxy"], _name(cast["principal"]), ["applications"])
@@ -233,19 +255,30 @@ def test_a_mandate_or_proxy_named_falsely_in_the_signed_content_is_refused(mesh,
     ]
     for named, why in falsely:
         content = application_content(ours, proxy=named)
-        signed = {"content": base64.b64encode(content).decode(), "certificate": proxy.signing_certificate_pem(),
-                  "signature": base64.b64encode(proxy.sign_document(content, proxy_password)).decode()}
+        signed = {
+            "content": base64.b64encode(content).decode(),
+            "certificate": proxy.signing_certificate_pem(),
+            "signature": base64.b64encode(proxy.sign_document(content, proxy_password)).decode(),
+        }
         with pytest.raises(HubError) as refused:
-            mesh.client(str(PORTAL))._post("/v1/query", {
-                "provider": "GOV/digital/services", "dataset": "application", "subject": principal_ref,
-                "attributes": ["submit"], "purpose": "apply",
-                "payload": {"action": "apply", "offer": ours["id"], "signed": signed, "proxy": named}})
+            mesh.client(str(PORTAL))._post(
+                "/v1/query",
+                {
+                    "provider": "GOV/digital/services",
+                    "dataset": "application",
+                    "subject": principal_ref,
+                    "attributes": ["submit"],
+                    "purpose": "apply",
+                    "payload": {"action": "apply", "offer": ours["id"], "signed": signed, "proxy": named},
+                },
+            )
         assert refused.value.status == 422 and why in refused.value.problem["detail"], refused.value.problem
     assert _applications_for(mesh, ours["id"]) == []
 
 
-def test_a_proxy_applies_for_the_principal_with_their_own_signing_password(mesh, people, cast, clients, published,
-                                                                          proxy_password):
+def test_a_proxy_applies_for_the_principal_with_their_own_signing_password(
+    mesh, people, cast, clients, published, proxy_password
+):
     ours, _ = _offers(mesh, people, cast["principal"])
     principal, proxy = clients["principal"], clients["proxy"]
     if "代理人として操作しています" not in proxy.get("/").text:  # run on its own: give the mandate here
@@ -283,15 +316,17 @@ def test_a_proxy_applies_for_the_principal_with_their_own_signing_password(mesh,
     assert f'href="/applications/offers/{ours["id"]}"' not in mine  # no longer open
     assert f"POST /applications/offers/{ours['id']}" in principal.get("/").text  # the proxy's action, shown
     records = principal.get("/records").text
-    submission = re.search(r'<tr id="record-(\d+)">(?:(?!</tr>).)*application: submit(?:(?!</tr>).)*</tr>',
-                           records, re.S)
+    submission = re.search(
+        r'<tr id="record-(\d+)">(?:(?!</tr>).)*application: submit(?:(?!</tr>).)*</tr>', records, re.S
+    )
     assert submission, "the hub's record of the submission is not on the principal's records page"
     assert ">apply<br>" in submission.group(0)  # the purpose the hub recorded
     assert principal.get(f"/records/{submission.group(1)}.json").status_code == 200
 
 
-def test_a_proxy_withdraws_within_the_mandate_signing_it_and_the_history_says_so(mesh, people, cast, clients,
-                                                                                published, proxy_password):
+def test_a_proxy_withdraws_within_the_mandate_signing_it_and_the_history_says_so(
+    mesh, people, cast, clients, published, proxy_password
+):
     ours, _ = _offers(mesh, people, cast["principal"])
     [row] = _applications_for(mesh, ours["id"])  # the one the proxy applied for above
     proxy = clients["proxy"]
@@ -304,16 +339,18 @@ def test_a_proxy_withdraws_within_the_mandate_signing_it_and_the_history_says_so
     wrong = proxy.post(f"/applications/{row['id']}/withdraw", data={"csrf": _csrf(proxy), "password": "WRONG1"})
     assert wrong.status_code == 401
     assert _history(mesh, row["id"])[-1][0] != "withdrawn"
-    withdrawn = proxy.post(f"/applications/{row['id']}/withdraw", data={"csrf": _csrf(proxy),
-                                                                        "password": proxy_password})
+    withdrawn = proxy.post(
+        f"/applications/{row['id']}/withdraw", data={"csrf": _csrf(proxy), "password": proxy_password}
+    )
     assert withdrawn.status_code == 303, _refusal(withdrawn)
     assert _history(mesh, row["id"])[-1] == ("withdrawn", "proxy")
     cards = open_identity(mesh.settings).cards
     cards.unlock(cast["proxy"]["card_id"], signing_password=proxy_password)  # the wrong try above counted
 
 
-def test_after_the_withdrawal_the_principal_applies_again_signing_an_application_that_names_it(mesh, people, cast,
-                                                                                                clients, published):
+def test_after_the_withdrawal_the_principal_applies_again_signing_an_application_that_names_it(
+    mesh, people, cast, clients, published
+):
     ours, _ = _offers(mesh, people, cast["principal"])
     [withdrawn] = [r for r in _applications_for(mesh, ours["id"]) if r["status"] == "withdrawn"]
     principal = clients["principal"]

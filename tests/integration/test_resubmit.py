@@ -13,21 +13,22 @@ import time
 
 import httpx
 import pytest
+from service_variants import variant
 from sqlalchemy import select
 
+from publicmesh.applications import content as signed_content
+from publicmesh.applications import lifecycle
+from publicmesh.applications.forms import signed_typed
 from publicmesh.console.staff import totp
 from publicmesh.identity import open_identity
-from publicmesh.mesh.client import HubError
-from publicmesh.mesh.members import PORTAL
-from publicmesh.notices.schema import notices as notice_table, with_texts
-from publicmesh.services import applications as apps
-from publicmesh.services.forms import signed_typed
+from publicmesh.notices.schema import notices as notice_table
+from publicmesh.notices.schema import with_texts
+from publicmesh.protocol.client import HubError
+from publicmesh.protocol.members import PORTAL
 from publicmesh.services.offers import with_full_form
 from publicmesh.services.operator import publish_file
 from publicmesh.services.store import applications, history, offers
 from publicmesh.storage import engine_for
-
-from service_variants import variant
 
 SERVICE = "resubmit-test-benefit"
 TITLE = "差戻し再提出の試験給付金"
@@ -35,7 +36,6 @@ REASON = "日中の連絡先の電話番号がつながりません。番号を�
 FIRST_PHONE, FIXED_PHONE = "0157-00-0000", "0157-23-4567"
 SIGNING_PASSWORD = "ABC123"  # the demo cards' signing password
 STAFF = "resubmit-test-reviewer"
-
 
 
 def _cards(mesh) -> list[dict]:
@@ -61,13 +61,18 @@ def card(mesh):
 @pytest.fixture(scope="module")
 def published(mesh, card, tmp_path_factory):
     """A benefit for our household only, decided by staff, whose form asks for a daytime phone number."""
-    path = variant(tmp_path_factory.mktemp("definitions"), SERVICE, {"ja": TITLE, "en": "Resubmission test benefit"},
-                   names=[_name(card)], amount="40000", workflow={"automatic": False, "review_over": 10_000_000},
-                   typed_phone=True)
+    path = variant(
+        tmp_path_factory.mktemp("definitions"),
+        SERVICE,
+        {"ja": TITLE, "en": "Resubmission test benefit"},
+        names=[_name(card)],
+        amount="40000",
+        workflow={"automatic": False, "review_over": 10_000_000},
+        typed_phone=True,
+    )
     summary = publish_file(mesh.settings, path)
     assert summary.eligible >= 1, summary.as_dict()
     return summary
-
 
 
 def _staff(mesh) -> httpx.Client:
@@ -83,8 +88,15 @@ def _staff(mesh) -> httpx.Client:
     engine.dispose()
     client = httpx.Client(base_url=mesh.url("console"), follow_redirects=False, timeout=30)
     csrf = re.search(r'name="csrf" value="([^"]+)"', client.get("/login").text).group(1)
-    answer = client.post("/login", data={"csrf": csrf, "username": username, "password": password,
-                                         "totp": totp(base64.b32decode(secret + "=" * (-len(secret) % 8)), time.time())})
+    answer = client.post(
+        "/login",
+        data={
+            "csrf": csrf,
+            "username": username,
+            "password": password,
+            "totp": totp(base64.b32decode(secret + "=" * (-len(secret) % 8)), time.time()),
+        },
+    )
     assert answer.status_code == 303, answer.text
     return client
 
@@ -100,8 +112,11 @@ def _row(mesh, application_id: str) -> dict:
 def _history(mesh, application_id: str) -> list[tuple]:
     engine = engine_for("services", mesh.settings)
     with engine.connect() as conn:
-        rows = conn.execute(select(history.c.status, history.c.actor, history.c.reason)
-                            .where(history.c.application_id == application_id).order_by(history.c.id)).all()
+        rows = conn.execute(
+            select(history.c.status, history.c.actor, history.c.reason)
+            .where(history.c.application_id == application_id)
+            .order_by(history.c.id)
+        ).all()
     engine.dispose()
     return [tuple(r) for r in rows]
 
@@ -120,8 +135,10 @@ def returned(mesh, card, published):
     assert 'name="field-phone"' in form and 'type="tel"' in form  # the one field no agency holds
     blank = person.post(f"/applications/offers/{offer_id}", data={"csrf": _csrf(form), "password": SIGNING_PASSWORD})
     assert blank.status_code == 422 and "日中の連絡先" in blank.text  # required: refused before signing
-    done = person.post(f"/applications/offers/{offer_id}", data={"csrf": _csrf(form), "password": SIGNING_PASSWORD,
-                                                                 "field-phone": FIRST_PHONE})
+    done = person.post(
+        f"/applications/offers/{offer_id}",
+        data={"csrf": _csrf(form), "password": SIGNING_PASSWORD, "field-phone": FIRST_PHONE},
+    )
     assert done.status_code == 303, done.text
     application_id = done.headers["location"].split("done=")[1]
     staff = _staff(mesh)
@@ -135,18 +152,29 @@ def returned(mesh, card, published):
 
 
 def _hub_resubmit(mesh, subject: str, payload: dict):
-    return mesh.client(str(PORTAL))._post("/v1/query", {
-        "provider": "GOV/digital/services", "dataset": "application", "subject": subject, "attributes": ["submit"],
-        "purpose": "apply", "payload": {"action": "resubmit", **payload}})
+    return mesh.client(str(PORTAL))._post(
+        "/v1/query",
+        {
+            "provider": "GOV/digital/services",
+            "dataset": "application",
+            "subject": subject,
+            "attributes": ["submit"],
+            "purpose": "apply",
+            "payload": {"action": "resubmit", **payload},
+        },
+    )
 
 
 def _content(mesh, row: dict, phone: str) -> bytes:
     engine = engine_for("services", mesh.settings)
     with engine.connect() as conn:
-        offer = with_full_form(conn, conn.execute(select(offers).where(offers.c.id == row["offer_id"])).mappings().one())
+        offer = with_full_form(
+            conn, conn.execute(select(offers).where(offers.c.id == row["offer_id"])).mappings().one()
+        )
     engine.dispose()
-    return apps.application_content(offer, typed={"phone": phone},
-                                    resubmits=(row["id"], apps.signature_digest(row["signature"])))
+    return signed_content.application_content(
+        offer, typed={"phone": phone}, resubmits=(row["id"], signed_content.signature_digest(row["signature"]))
+    )
 
 
 def test_a_forged_an_old_or_someone_elses_resubmission_changes_nothing(mesh, card, returned):
@@ -155,17 +183,29 @@ def test_a_forged_an_old_or_someone_elses_resubmission_changes_nothing(mesh, car
     ours = identity.cards.card(card["card_id"])
     content = _content(mesh, row, FIXED_PHONE)
     signature = ours.sign_document(content, SIGNING_PASSWORD)
-    good = {"content": base64.b64encode(content).decode(), "certificate": ours.signing_certificate_pem(),
-            "signature": base64.b64encode(signature).decode()}
+    good = {
+        "content": base64.b64encode(content).decode(),
+        "certificate": ours.signing_certificate_pem(),
+        "signature": base64.b64encode(signature).decode(),
+    }
     forged = {**good, "signature": base64.b64encode(signature[:-2] + b"\x00\x00").decode()}
     someone_else = identity.cards.card(_cards(mesh)[0]["card_id"]).person_ref
     attempts = [
-        (ours.person_ref, {"application": application_id, "typed": {"phone": FIXED_PHONE}, "signed": forged},
-         "signature"),
-        (ours.person_ref, {"application": application_id, "typed": {"phone": FIRST_PHONE},
-                           "signed": json.loads(row["signature"])}, "signature"),  # the first application's, again
-        (someone_else, {"application": application_id, "typed": {"phone": FIXED_PHONE}, "signed": good},
-         "no such application"),
+        (
+            ours.person_ref,
+            {"application": application_id, "typed": {"phone": FIXED_PHONE}, "signed": forged},
+            "signature",
+        ),
+        (
+            ours.person_ref,
+            {"application": application_id, "typed": {"phone": FIRST_PHONE}, "signed": json.loads(row["signature"])},
+            "signature",
+        ),  # the first application's, again
+        (
+            someone_else,
+            {"application": application_id, "typed": {"phone": FIXED_PHONE}, "signed": good},
+            "no such application",
+        ),
     ]
     for subject, payload, detail in attempts:
         with pytest.raises(HubError) as refused:
@@ -189,6 +229,7 @@ def test_the_person_fixes_and_resubmits_and_staff_see_it_again(mesh, card, retur
     def notice():
         with engine.connect() as conn:
             return conn.execute(with_texts().where(notice_table.c.idempotency_key == key)).first()
+
     found = mesh.wait_for(notice, 20)
     engine.dispose()
     assert json.loads(found.links) == {"open": f"/applications/{application_id}/resubmit"} and REASON in found.body_ja
@@ -201,28 +242,34 @@ def test_the_person_fixes_and_resubmits_and_staff_see_it_again(mesh, card, retur
     inputs = re.findall(r'<input (?![^>]*type="hidden")[^>]*>', page.text)
     assert sorted(re.search(r'name="([^"]+)"', i).group(1) for i in inputs) == ["field-phone", "password"]
 
-    done = person.post(f"/applications/{application_id}/resubmit",
-                       data={"csrf": _csrf(page.text), "password": SIGNING_PASSWORD, "field-phone": FIXED_PHONE})
+    done = person.post(
+        f"/applications/{application_id}/resubmit",
+        data={"csrf": _csrf(page.text), "password": SIGNING_PASSWORD, "field-phone": FIXED_PHONE},
+    )
     assert done.status_code == 303 and f"resubmitted={application_id}" in done.headers["location"]
     row = _row(mesh, application_id)
     assert row["status"] == "received" and row["reason"] is None
     assert row["signature"] != returned["row"]["signature"] and signed_typed(row["signature"]) == {"phone": FIXED_PHONE}
     content = json.loads(base64.b64decode(json.loads(row["signature"])["content"]))
     assert content["type"] == "publicmesh/resubmission" and content["application"] == application_id
-    assert _history(mesh, application_id)[-1] == ("received", "resident", apps.RESUBMITTED)
+    assert _history(mesh, application_id)[-1] == ("received", "resident", lifecycle.RESUBMITTED)
     assert 'data-status="received"' in person.get("/applications").text
 
     queue = staff.get("/queue").text
     assert f'id="a-{application_id}"' in queue
     case = staff.get(f"/cases/{application_id}").text
-    assert FIXED_PHONE in case and apps.RESUBMITTED in case
+    assert FIXED_PHONE in case and lifecycle.RESUBMITTED in case
 
-    again = person.post(f"/applications/{application_id}/resubmit",
-                        data={"csrf": _csrf(page.text), "password": SIGNING_PASSWORD, "field-phone": FIXED_PHONE})
+    again = person.post(
+        f"/applications/{application_id}/resubmit",
+        data={"csrf": _csrf(page.text), "password": SIGNING_PASSWORD, "field-phone": FIXED_PHONE},
+    )
     assert again.status_code == 409  # no longer returned
     with pytest.raises(HubError) as refused:
-        _hub_resubmit(mesh, open_identity(mesh.settings).cards.card(card["card_id"]).person_ref,
-                      {"application": application_id, "typed": {"phone": FIXED_PHONE},
-                       "signed": json.loads(row["signature"])})
+        _hub_resubmit(
+            mesh,
+            open_identity(mesh.settings).cards.card(card["card_id"]).person_ref,
+            {"application": application_id, "typed": {"phone": FIXED_PHONE}, "signed": json.loads(row["signature"])},
+        )
     assert "only a returned application can be resubmitted" in refused.value.problem["detail"]
     assert _row(mesh, application_id) == row

@@ -13,16 +13,17 @@ import yaml
 from sqlalchemy import func, select
 
 from publicmesh import accounts
-from publicmesh.notices.schema import notices as notice_table, with_texts
-from publicmesh.identity import open_identity
-from publicmesh.mesh.client import HubError
-from publicmesh.mesh.members import PORTAL
-from publicmesh.payouts import zengin
-from publicmesh.services.applications import application_content
+from publicmesh.applications.content import application_content
 from publicmesh.bench.services import audit_per_subject
-from publicmesh.services.operator import publish_file
+from publicmesh.identity import open_identity
+from publicmesh.notices.schema import notices as notice_table
+from publicmesh.notices.schema import with_texts
+from publicmesh.payouts import zengin
+from publicmesh.protocol.client import HubError
+from publicmesh.protocol.members import PORTAL
 from publicmesh.services.fetch import purpose_of
 from publicmesh.services.offers import with_full_form
+from publicmesh.services.operator import publish_file
 from publicmesh.services.store import applications, offers
 from publicmesh.storage import engine_for
 
@@ -68,8 +69,9 @@ def test_publishing_offers_every_eligible_household_once_and_notifies_it(mesh, p
     assert audit["records"] <= 5 * len(summary.by_municipality) + 2
     engine = engine_for("notices", mesh.settings)
     with engine.connect() as conn:
-        sent = conn.execute(select(func.count()).select_from(notice_table)
-                            .where(notice_table.c.idempotency_key.like("test-benefit:%"))).scalar()
+        sent = conn.execute(
+            select(func.count()).select_from(notice_table).where(notice_table.c.idempotency_key.like("test-benefit:%"))
+        ).scalar()
     assert sent == summary.eligible
 
 
@@ -86,15 +88,16 @@ def _head_card(mesh):
     return next(c for c in cards[4:-1] + cards if c["relation"] in ("head", "single"))
 
 
-
 def test_one_tap_signed_application_and_no_second_one(mesh, published):
     card = _head_card(mesh)
     client = mesh.portal_login(card["card_id"])
     listing = client.get("/applications")
     # this card's household may hold offers of other tests' services too (the console test): take this one's
     title = yaml.safe_load((DEFINITIONS / "emergency-benefit.yaml").read_text(encoding="utf-8"))["title"]["ja"]
-    found = [(o, client.get(f"/applications/offers/{o}"))
-             for o in re.findall(r'href="/applications/offers/([0-9a-f]+)"', listing.text)]
+    found = [
+        (o, client.get(f"/applications/offers/{o}"))
+        for o in re.findall(r'href="/applications/offers/([0-9a-f]+)"', listing.text)
+    ]
     offer_id, form = next((o, page) for o, page in found if title in page.text)
     assert form.status_code == 200 and "¥" in form.text
     typed = re.findall(r'<input (?![^>]*type="hidden")[^>]*>', form.text)
@@ -111,18 +114,33 @@ def test_one_tap_signed_application_and_no_second_one(mesh, published):
 
 
 def _submit(mesh, subject: str, payload: dict):
-    return mesh.client(str(PORTAL)).query("GOV/digital/services", "application", subject, ["submit"], "apply") \
-        if payload is None else mesh.client(str(PORTAL))._post("/v1/query", {
-            "provider": "GOV/digital/services", "dataset": "application", "subject": subject,
-            "attributes": ["submit"], "purpose": "apply", "payload": payload})
+    return (
+        mesh.client(str(PORTAL)).query("GOV/digital/services", "application", subject, ["submit"], "apply")
+        if payload is None
+        else mesh.client(str(PORTAL))._post(
+            "/v1/query",
+            {
+                "provider": "GOV/digital/services",
+                "dataset": "application",
+                "subject": subject,
+                "attributes": ["submit"],
+                "purpose": "apply",
+                "payload": payload,
+            },
+        )
+    )
 
 
 def _open_offer(mesh, exclude_subject: str | None = None):
     engine = engine_for("services", mesh.settings)
     with engine.connect() as conn:
         applied = select(applications.c.offer_id)
-        found = [with_full_form(conn, r) for r in conn.execute(  # as the services part reads them
-            select(offers).where(offers.c.service_id == "test-benefit", offers.c.id.not_in(applied)).limit(5)).mappings()]
+        found = [
+            with_full_form(conn, r)
+            for r in conn.execute(  # as the services part reads them
+                select(offers).where(offers.c.service_id == "test-benefit", offers.c.id.not_in(applied)).limit(5)
+            ).mappings()
+        ]
     engine.dispose()
     return found
 
@@ -136,8 +154,11 @@ def test_an_application_with_a_forged_signature_or_for_another_household_is_refu
     portal_subject = portal_subjects[found.index(first)]
     content = application_content(first)
     signature = card.sign_document(content, SIGNING_PASSWORD)
-    forged = {"content": base64.b64encode(content).decode(), "certificate": card.signing_certificate_pem(),
-              "signature": base64.b64encode(signature[:-2] + b"\x00\x00").decode()}
+    forged = {
+        "content": base64.b64encode(content).decode(),
+        "certificate": card.signing_certificate_pem(),
+        "signature": base64.b64encode(signature[:-2] + b"\x00\x00").decode(),
+    }
     with pytest.raises(HubError) as refused:
         _submit(mesh, portal_subject, {"action": "apply", "offer": first["id"], "signed": forged})
     assert refused.value.status == 422 and "signature" in refused.value.problem["detail"]
@@ -165,22 +186,33 @@ def test_approved_applications_are_paid_in_a_zengin_file_that_reconciles(mesh, p
         assert parsed.total_yen == entry["total_yen"] and parsed.total_count == entry["count"]
         engine = engine_for("services", mesh.settings)
         with engine.connect() as conn:
-            paid = conn.execute(select(func.sum(applications.c.amount_yen))
-                                .where(applications.c.payout_file == entry["name"])).scalar()
+            paid = conn.execute(
+                select(func.sum(applications.c.amount_yen)).where(applications.c.payout_file == entry["name"])
+            ).scalar()
         assert paid == parsed.total_yen
     engine = engine_for("services", mesh.settings)
     with engine.connect() as conn:
-        ids = conn.execute(select(applications.c.id).where(applications.c.status == "paid",
-                                                           applications.c.service_id == "test-benefit")).scalars().all()
+        ids = (
+            conn.execute(
+                select(applications.c.id).where(
+                    applications.c.status == "paid", applications.c.service_id == "test-benefit"
+                )
+            )
+            .scalars()
+            .all()
+        )
     with engine_for("notices", mesh.settings).connect() as conn:  # each paid person is told, once, as a payout
         told = conn.execute(with_texts().where(notice_table.c.idempotency_key.like("test-benefit:%:paid"))).all()
     told = [(row.idempotency_key, row.category, row.body_ja) for row in told]
     assert sorted(key.split(":")[1] for key, _, _ in told) == sorted(ids)
-    assert all(category == "payout" and "円を" in body and "公金受取口座へ振り込みます" in body
-               for _, category, body in told)
+    assert all(
+        category == "payout" and "円を" in body and "公金受取口座へ振り込みます" in body for _, category, body in told
+    )
     from publicmesh.services.agency import AGENCY
 
-    events = mesh.rows("services", select(AGENCY.outbox.c.data).where(AGENCY.outbox.c.event_type == "application-status"))
+    events = mesh.rows(
+        "services", select(AGENCY.outbox.c.data).where(AGENCY.outbox.c.event_type == "application-status")
+    )
     announced = {d["application"] for d in (json.loads(row[0]) for row in events) if d["status"] == "paid"}
     assert set(ids) <= announced  # each status change goes to the person's portal, live
     again = publish_file(mesh.settings, published["path"])

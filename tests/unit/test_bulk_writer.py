@@ -9,7 +9,7 @@ from contextlib import closing
 import pyarrow as pa
 import pytest
 
-from publicmesh.bulk_writer import WRITER
+from publicmesh.storage.bulk_writer import WRITER
 
 INSERT = "INSERT INTO t (a, b) VALUES (?, ?)"
 

@@ -16,8 +16,11 @@ from publicmesh.services.rules.functions import HOUSEHOLD, SUBJECT, UNIT, Table,
 Frame = pl.DataFrame | pl.LazyFrame
 HEADS = ("head", "single")  # household.relation values of the row that applies for, and is paid for, a household
 _RESERVED = {SUBJECT, HOUSEHOLD, UNIT, "eligible", "amount", *FUNCTIONS}
-_WANTS = {"boolean": lambda t: t in (pl.Boolean, pl.Null), "date": lambda t: t == pl.Date or t == pl.Datetime,
-          "integer": lambda t: t.is_integer() or t == pl.Null}
+_WANTS = {
+    "boolean": lambda t: t in (pl.Boolean, pl.Null),
+    "date": lambda t: t == pl.Date or t == pl.Datetime,
+    "integer": lambda t: t.is_integer() or t == pl.Null,
+}
 
 
 @dataclass(frozen=True)
@@ -41,8 +44,7 @@ class Rule:
                 raise RuleError(f"{check.what} needs a {check.wants}, not {dtype}", text, check.column, self.label)
         result = self._type_of(frame, self.compiled.expr, None)
         if self.wants == "integer" and result.is_float():
-            raise RuleError(f"the amount is {result}: money is integer yen (use // and integers)", text, 0,
-                            self.label)
+            raise RuleError(f"the amount is {result}: money is integer yen (use // and integers)", text, 0, self.label)
         if self.wants and not _WANTS[self.wants](result):
             raise RuleError(f"the result must be a {self.wants}, not {result}", text, 0, self.label)
         return frame.with_columns(self.compiled.expr.alias(self.name))
@@ -60,12 +62,12 @@ class Rule:
         try:
             return frame.select(expr.alias("_")).collect_schema()["_"]
         except pl.exceptions.PolarsError as e:
-            raise RuleError(f"cannot be evaluated: {_first_line(e)}", self.compiled.text, column,
-                            self.label) from None
+            raise RuleError(f"cannot be evaluated: {_first_line(e)}", self.compiled.text, column, self.label) from None
 
 
-def compile_rules(rules: Mapping, tables: Mapping | None, as_of: dt.date, *,
-                  data: Mapping | None = None) -> CompiledRules:
+def compile_rules(
+    rules: Mapping, tables: Mapping | None, as_of: dt.date, *, data: Mapping | None = None
+) -> CompiledRules:
     """Compile a definition's rules; with its `data:` section, every source.attribute is checked now rather
     than when a municipality's frame arrives."""
     if not isinstance(rules, Mapping):
@@ -75,8 +77,11 @@ def compile_rules(rules: Mapping, tables: Mapping | None, as_of: dt.date, *,
         raise RuleError(f"unknown keys {sorted(unknown)}; rules have let:, eligible: and amount:", rule="rules")
     if "eligible" not in rules:
         raise RuleError("eligible: is required", rule="rules")
-    scope = Scope(as_of, {str(n): Table.parse(str(n), spec) for n, spec in (tables or {}).items()},
-                  sources=None if data is None else _sources(data))
+    scope = Scope(
+        as_of,
+        {str(n): Table.parse(str(n), spec) for n, spec in (tables or {}).items()},
+        sources=None if data is None else _sources(data),
+    )
     if not isinstance(rules.get("let") or {}, Mapping):
         raise RuleError("let: is a mapping of names to expressions, in order", rule="rules.let")
     lets = []
@@ -98,8 +103,10 @@ def _rule(name: str, label: str, text, scope: Scope, wants: str | None = None) -
 
 def _sources(data: Mapping) -> dict[str, frozenset[str]]:
     """source → attributes, from a definition's data: (each source a mapping with attributes:, or a list)."""
-    return {str(source): frozenset(spec.get("attributes", []) if isinstance(spec, Mapping) else spec)
-            for source, spec in data.items()}
+    return {
+        str(source): frozenset(spec.get("attributes", []) if isinstance(spec, Mapping) else spec)
+        for source, spec in data.items()
+    }
 
 
 def _check_let_name(name: str, scope: Scope) -> None:
@@ -149,8 +156,7 @@ class CompiledRules:
         lazy = with_unit(frame).lazy()
         for rule in (*self.lets, self.eligible, self.amount):
             lazy = rule.add_to(lazy)
-        lazy = lazy.with_columns(pl.col("eligible").fill_null(False),
-                                 pl.col("amount").cast(pl.Int64).fill_null(0))
+        lazy = lazy.with_columns(pl.col("eligible").fill_null(False), pl.col("amount").cast(pl.Int64).fill_null(0))
         for name, source in (fields or {}).items():
             lazy = self._field(name, f"form.{name}", source).add_to(lazy)
         return lazy
@@ -193,8 +199,7 @@ def _head_rows(evaluated: pl.DataFrame) -> pl.DataFrame:
     keep = narrow.select(pl.col("head") & (pl.col("heads") == 1)).to_series()
     unclear = narrow.filter(pl.col("heads") != 1)
     if unclear.height:
-        chosen = pl.coalesce(pl.col(SUBJECT).filter(pl.col("head")).min().over(UNIT),
-                             pl.col(SUBJECT).min().over(UNIT))
+        chosen = pl.coalesce(pl.col(SUBJECT).filter(pl.col("head")).min().over(UNIT), pl.col(SUBJECT).min().over(UNIT))
         keep = keep.scatter(unclear.filter(pl.col(SUBJECT) == chosen)["row"], True)
     return evaluated.filter(keep)
 

@@ -25,19 +25,57 @@ from publicmesh.services.rules.errors import RuleError
 
 FUNCTIONS = ("age", "age_on", "coalesce", "max", "min", "table", "where")
 # household.<name>: (positional arguments, whether where= is accepted)
-AGGREGATES = {"sum": (1, True), "count": (0, True), "min": (1, True), "max": (1, True), "rank": (1, True),
-              "any": (1, False), "all": (1, False)}
-_ARITHMETIC = {ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b, ast.Mult: lambda a, b: a * b,
-               ast.FloorDiv: lambda a, b: a // b, ast.Mod: lambda a, b: a % b}
-_COMPARISON = {ast.Eq: lambda a, b: a == b, ast.NotEq: lambda a, b: a != b, ast.Lt: lambda a, b: a < b,
-               ast.LtE: lambda a, b: a <= b, ast.Gt: lambda a, b: a > b, ast.GtE: lambda a, b: a >= b}
-_SYMBOLS = {ast.Pow: "**", ast.BitAnd: "&", ast.BitOr: "|", ast.BitXor: "^", ast.LShift: "<<",
-            ast.RShift: ">>", ast.MatMult: "@", ast.Invert: "~", ast.Is: "is", ast.IsNot: "is not"}
-_NODE_NAMES = {ast.IfExp: "a conditional expression (use where(cond, a, b))", ast.Subscript: "indexing",
-               ast.Lambda: "lambda", ast.JoinedStr: "an f-string", ast.Dict: "a dict", ast.Set: "a set",
-               ast.Tuple: "a tuple", ast.ListComp: "a comprehension", ast.GeneratorExp: "a comprehension",
-               ast.NamedExpr: "an assignment (:=)", ast.Starred: "unpacking (*)", ast.Await: "await",
-               ast.Attribute: "attribute access other than source.attribute"}
+AGGREGATES = {
+    "sum": (1, True),
+    "count": (0, True),
+    "min": (1, True),
+    "max": (1, True),
+    "rank": (1, True),
+    "any": (1, False),
+    "all": (1, False),
+}
+_ARITHMETIC = {
+    ast.Add: lambda a, b: a + b,
+    ast.Sub: lambda a, b: a - b,
+    ast.Mult: lambda a, b: a * b,
+    ast.FloorDiv: lambda a, b: a // b,
+    ast.Mod: lambda a, b: a % b,
+}
+_COMPARISON = {
+    ast.Eq: lambda a, b: a == b,
+    ast.NotEq: lambda a, b: a != b,
+    ast.Lt: lambda a, b: a < b,
+    ast.LtE: lambda a, b: a <= b,
+    ast.Gt: lambda a, b: a > b,
+    ast.GtE: lambda a, b: a >= b,
+}
+_SYMBOLS = {
+    ast.Pow: "**",
+    ast.BitAnd: "&",
+    ast.BitOr: "|",
+    ast.BitXor: "^",
+    ast.LShift: "<<",
+    ast.RShift: ">>",
+    ast.MatMult: "@",
+    ast.Invert: "~",
+    ast.Is: "is",
+    ast.IsNot: "is not",
+}
+_NODE_NAMES = {
+    ast.IfExp: "a conditional expression (use where(cond, a, b))",
+    ast.Subscript: "indexing",
+    ast.Lambda: "lambda",
+    ast.JoinedStr: "an f-string",
+    ast.Dict: "a dict",
+    ast.Set: "a set",
+    ast.Tuple: "a tuple",
+    ast.ListComp: "a comprehension",
+    ast.GeneratorExp: "a comprehension",
+    ast.NamedExpr: "an assignment (:=)",
+    ast.Starred: "unpacking (*)",
+    ast.Await: "await",
+    ast.Attribute: "attribute access other than source.attribute",
+}
 _INT64 = range(-(2**63), 2**63)
 
 
@@ -122,8 +160,9 @@ class _Compiler:
         try:
             for token in tokenize.generate_tokens(io.StringIO(self.body).readline):
                 if token.type == tokenize.COMMENT:
-                    raise RuleError("comments belong in the YAML, not inside an expression", self.text,
-                                    self.lead + token.start[1])
+                    raise RuleError(
+                        "comments belong in the YAML, not inside an expression", self.text, self.lead + token.start[1]
+                    )
         except (tokenize.TokenError, SyntaxError):
             pass  # the parser reports it with a position
 
@@ -201,20 +240,27 @@ class _Compiler:
         if sources is not None and source not in sources:
             raise self.error(node, f"unknown data source {source!r}; available: {', '.join(sources) or 'none'}")
         if sources is not None and attribute not in sources[source]:
-            raise self.error(node, f"unknown name {source}.{attribute}; {source} has: "
-                                   + ", ".join(f"{source}.{a}" for a in sorted(sources[source])))
+            raise self.error(
+                node,
+                f"unknown name {source}.{attribute}; {source} has: "
+                + ", ".join(f"{source}.{a}" for a in sorted(sources[source])),
+            )
         column = f"{source}.{attribute}"
         self.columns.setdefault(column, self.column(node.col_offset))
         return pl.col(column)
 
     def arithmetic(self, node: ast.BinOp, op: ast.operator) -> pl.Expr:
         if isinstance(op, ast.Div):
-            at = self.body.find("/", len(self.encoded[:node.left.end_col_offset].decode(errors="ignore")))
-            raise RuleError("`/` gives fractions: money is integer yen, use `//` (rounds down)", self.text,
-                            self.lead + at)
+            at = self.body.find("/", len(self.encoded[: node.left.end_col_offset].decode(errors="ignore")))
+            raise RuleError(
+                "`/` gives fractions: money is integer yen, use `//` (rounds down)", self.text, self.lead + at
+            )
         if type(op) not in _ARITHMETIC:
-            raise self.error(node, f"the operator {_SYMBOLS.get(type(op), type(op).__name__)} is not part of "
-                                   "the rule language (use and / or / not for conditions)")
+            raise self.error(
+                node,
+                f"the operator {_SYMBOLS.get(type(op), type(op).__name__)} is not part of "
+                "the rule language (use and / or / not for conditions)",
+            )
         return _ARITHMETIC[type(op)](self.expr(node.left), self.expr(node.right))
 
     def comparison(self, node: ast.Compare) -> pl.Expr:
@@ -235,14 +281,16 @@ class _Compiler:
             elif type(op) in _COMPARISON:
                 parts.append(_COMPARISON[type(op)](operand(i), operand(i + 1)))
             else:
-                raise self.error(node, f"`{_SYMBOLS[type(op)]}` is not part of the rule language (use ==, or "
-                                       "coalesce() for missing data)")
+                raise self.error(
+                    node,
+                    f"`{_SYMBOLS[type(op)]}` is not part of the rule language (use ==, or coalesce() for missing data)",
+                )
         return reduce(pl.Expr.__and__, parts)
 
     def members(self, node: ast.AST) -> pl.Series:
         """The list after `in`, as one list value (Polars reads a bare series of the same type as ambiguous)."""
         if not isinstance(node, ast.List):
-            raise self.error(node, "`in` takes a list literal, such as [\"head\", \"single\"]")
+            raise self.error(node, '`in` takes a list literal, such as ["head", "single"]')
         values = []
         for element in node.elts:
             if not isinstance(element, ast.Constant) or type(element.value) not in (bool, int, str):
@@ -316,8 +364,11 @@ class _Compiler:
         if table is None:
             raise self.error(args[0], f"unknown table {name!r}; available: {', '.join(self.scope.tables) or 'none'}")
         if len(args) - 1 != len(table.key):
-            raise self.error(node, f"table {name!r} is keyed by {', '.join(table.key)}: give {len(table.key)} "
-                                   f"key value{'s' * (len(table.key) != 1)}, not {len(args) - 1}")
+            raise self.error(
+                node,
+                f"table {name!r} is keyed by {', '.join(table.key)}: give {len(table.key)} "
+                f"key value{'s' * (len(table.key) != 1)}, not {len(args) - 1}",
+            )
         return table.lookup([self.expr(a) for a in args[1:]])
 
     def aggregate(self, node: ast.Call, name: str) -> pl.Expr:
@@ -328,8 +379,9 @@ class _Compiler:
         for keyword in node.keywords:
             if keyword.arg != "where" or not takes_where or where is not None:
                 label = "**" if keyword.arg is None else f"{keyword.arg}="
-                raise self.error(keyword, f"household.{name}() does not take {label}"
-                                                + (" (only where=)" if takes_where else ""))
+                raise self.error(
+                    keyword, f"household.{name}() does not take {label}" + (" (only where=)" if takes_where else "")
+                )
             where = self.boolean(keyword.value, f"household.{name}(where=)")
         match name:
             case "count":
@@ -338,6 +390,10 @@ class _Compiler:
                 condition = self.boolean(node.args[0], f"household.{name}()")
                 return fn.household_any(condition) if name == "any" else fn.household_all(condition)
         value = self.expr(node.args[0])
-        aggregate = {"sum": fn.household_sum, "min": fn.household_min, "max": fn.household_max,
-                     "rank": fn.household_rank}[name]
+        aggregate = {
+            "sum": fn.household_sum,
+            "min": fn.household_min,
+            "max": fn.household_max,
+            "rank": fn.household_rank,
+        }[name]
         return aggregate(value, where)

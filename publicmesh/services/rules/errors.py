@@ -6,8 +6,7 @@ from __future__ import annotations
 class RuleError(ValueError):
     """A rule the engine refuses, with the expression text and the 0-based column of the offending part."""
 
-    def __init__(self, message: str, expression: str | None = None, column: int | None = None,
-                 rule: str | None = None):
+    def __init__(self, message: str, expression: str | None = None, column: int | None = None, rule: str | None = None):
         self.message, self.expression, self.column, self.rule = message, expression, column, rule
         super().__init__(message)
 
@@ -24,5 +23,5 @@ class RuleError(ValueError):
         # show the line that holds the column, with a caret under it (expressions may span YAML lines)
         start = self.expression.rfind("\n", 0, self.column) + 1
         end = self.expression.find("\n", self.column)
-        line = self.expression[start:end if end >= 0 else None]
+        line = self.expression[start : end if end >= 0 else None]
         return f"{where}{self.message}\n    {line}\n    {' ' * (self.column - start)}^"

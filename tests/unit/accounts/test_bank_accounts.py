@@ -9,9 +9,24 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from publicmesh.accounts import (
-    ACTIVE, REPLACED, WITHDRAWN, AccountError, account_history, account_of, bank_name, branch_name, ensure_schema,
-    holder_matches, masked, register_account, search_banks, search_branches, to_holder_kana, validate_account,
-    withdraw_account, yucho_to_zengin,
+    ACTIVE,
+    REPLACED,
+    WITHDRAWN,
+    AccountError,
+    account_history,
+    account_of,
+    bank_name,
+    branch_name,
+    ensure_schema,
+    holder_matches,
+    masked,
+    register_account,
+    search_banks,
+    search_branches,
+    to_holder_kana,
+    validate_account,
+    withdraw_account,
+    yucho_to_zengin,
 )
 from publicmesh.settings import Settings
 from publicmesh.storage import drop_store, engine_for
@@ -105,27 +120,40 @@ def test_search_for_forms():
 @pytest.mark.storage
 def test_register_one_account_per_person(engine):
     with pytest.raises(AccountError) as mismatch:
-        register_account(engine, ALICE, validate_account("0001", "100", "ordinary", "1234567", "ﾔﾏﾀﾞ ｼﾞﾛｳ"),
-                         "ヤマダ", "タロウ")
+        register_account(
+            engine, ALICE, validate_account("0001", "100", "ordinary", "1234567", "ﾔﾏﾀﾞ ｼﾞﾛｳ"), "ヤマダ", "タロウ"
+        )
     assert mismatch.value.field == "holder" and mismatch.value.message_ja == "口座名義がご本人の氏名と一致しません"
     assert account_of(engine, ALICE) is None
 
-    first = register_account(engine, ALICE, validate_account("0001", "100", "普通", "1234567", "やまだたろう"),
-                             "ヤマダ", "タロウ", now=T0)
+    first = register_account(
+        engine, ALICE, validate_account("0001", "100", "普通", "1234567", "やまだたろう"), "ヤマダ", "タロウ", now=T0
+    )
     assert first.holder_kana == "ﾔﾏﾀﾞ ﾀﾛｳ" and first.status == ACTIVE and first.registered_at == T0
-    again = register_account(engine, ALICE, validate_account("0001", "100", "ordinary", "1234567", "ﾔﾏﾀﾞ ﾀﾛｳ"),
-                             "ヤマダ", "タロウ", now=T0 + timedelta(days=1))
+    again = register_account(
+        engine,
+        ALICE,
+        validate_account("0001", "100", "ordinary", "1234567", "ﾔﾏﾀﾞ ﾀﾛｳ"),
+        "ヤマダ",
+        "タロウ",
+        now=T0 + timedelta(days=1),
+    )
     assert again == first  # the same account again changes nothing
 
-    second = register_account(engine, ALICE, validate_account("9900", "238", "ordinary", "1234567", "ﾔﾏﾀﾞ ﾀﾛｳ"),
-                              "ヤマダ", "タロウ", now=T0 + timedelta(days=2))
+    second = register_account(
+        engine,
+        ALICE,
+        validate_account("9900", "238", "ordinary", "1234567", "ﾔﾏﾀﾞ ﾀﾛｳ"),
+        "ヤマダ",
+        "タロウ",
+        now=T0 + timedelta(days=2),
+    )
     assert account_of(engine, ALICE) == second and masked(second) == "ゆうちょ銀行 二三八店 普通 ****567"
     history = account_history(engine, ALICE)
     assert [(a.bank_code, a.status) for a in history] == [("0001", REPLACED), ("9900", ACTIVE)]
     assert history[0].ended_at == T0 + timedelta(days=2)
 
-    register_account(engine, BOB, validate_account("0001", "100", "ordinary", "1234567", "ｽｽﾞｷ ﾊﾅｺ"),
-                     "スズキ", "ハナコ")
+    register_account(engine, BOB, validate_account("0001", "100", "ordinary", "1234567", "ｽｽﾞｷ ﾊﾅｺ"), "スズキ", "ハナコ")
     assert account_of(engine, ALICE) == second  # Bob's registration touches only Bob's
     assert withdraw_account(engine, ALICE) and account_of(engine, ALICE) is None
     assert not withdraw_account(engine, ALICE)

@@ -9,8 +9,8 @@ import uuid
 
 import pytest
 
-from publicmesh.agencies.catalog import AGENCIES
 from publicmesh.numbers.pseudonyms import PseudonymService
+from publicmesh.runtime.catalog import AGENCIES
 from publicmesh.runtime.seed import populate
 from publicmesh.runtime.topology import municipalities
 from publicmesh.settings import Settings
@@ -29,8 +29,16 @@ class Stores:
         self.service = PseudonymService(secrets.token_bytes(32))
 
     def seed(self, residents: int, seed_value: int = 11, **options) -> dict:
-        return populate(self.engines, self.service, 0, residents, municipalities(), seed_value,
-                        folder=self.settings.data_dir, **options)
+        return populate(
+            self.engines,
+            self.service,
+            0,
+            residents,
+            municipalities(),
+            seed_value,
+            folder=self.settings.data_dir,
+            **options,
+        )
 
     def __getitem__(self, system: str):
         return self.engines[system]
@@ -47,7 +55,7 @@ def open_stores(backend: str, folder) -> Stores:
     if backend == "postgresql" and not DATABASE_URL.startswith("postgresql"):
         if os.environ.get("CI"):
             pytest.fail("CI must run the PostgreSQL tests: PUBLICMESH_TEST_DATABASE_URL is not set")
-        pytest.skip("PostgreSQL tests need PUBLICMESH_TEST_DATABASE_URL (eval \"$(scripts/postgres.sh)\")")
+        pytest.skip('PostgreSQL tests need PUBLICMESH_TEST_DATABASE_URL (eval "$(scripts/postgres.sh)")')
     settings = Settings(data_dir=folder, database_url=DATABASE_URL if backend == "postgresql" else "")
     return Stores(settings, uuid.uuid4().hex[:10])
 

@@ -7,9 +7,10 @@ import pyarrow as pa
 import pytest
 from sqlalchemy import insert
 
-from publicmesh.agencies import datasets, resident_registry
-from publicmesh.agencies.catalog import AGENCIES
+from publicmesh.agencies import resident_registry
 from publicmesh.agencies.local_tax import FISCAL_YEAR, assessments
+from publicmesh.provider import datasets
+from publicmesh.runtime.catalog import AGENCIES
 
 KITAMI = "012084"
 DATASETS = [(system, name) for system in AGENCIES if system != "services" for name in AGENCIES[system].datasets]
@@ -39,16 +40,23 @@ def test_every_way_of_reading_answers_what_the_lookup_answers(stores, monkeypatc
         everyone = data.all_subjects(conn, tenant)
         expected = data.lookup(conn, tenant, everyone, attributes)
         some = everyone[::3]
-        tables = {"scan": data.bulk(conn, tenant, None, attributes), "short list": data.bulk(conn, tenant, some, attributes)}
+        tables = {
+            "scan": data.bulk(conn, tenant, None, attributes),
+            "short list": data.bulk(conn, tenant, some, attributes),
+        }
         monkeypatch.setattr(datasets, "SCAN_OVER", 0)
         monkeypatch.setattr(resident_registry, "SCAN_OVER", 0)
         tables["long list"] = data.bulk(conn, tenant, some, attributes)
-        tables["long list in Arrow"] = data.bulk(conn, tenant, pa.chunked_array([pa.array(some, pa.string())]),
-                                                 attributes)
+        tables["long list in Arrow"] = data.bulk(
+            conn, tenant, pa.chunked_array([pa.array(some, pa.string())]), attributes
+        )
         joined = []  # a list under a quarter of the municipality, as its scan counted it, is looked up by the key
         read_arrow = datasets.columnar.read_arrow
-        monkeypatch.setattr(datasets.columnar, "read_arrow",
-                            lambda *a, asked=None, **k: joined.append(asked is not None) or read_arrow(*a, asked=asked, **k))
+        monkeypatch.setattr(
+            datasets.columnar,
+            "read_arrow",
+            lambda *a, asked=None, **k: joined.append(asked is not None) or read_arrow(*a, asked=asked, **k),
+        )
         few = everyone[::7]
         tables["small share"] = data.bulk(conn, tenant, few, attributes)
     assert everyone and len(expected) == len(everyone)
@@ -76,12 +84,23 @@ def test_a_subject_with_an_older_assessment_is_answered_with_the_latest(fresh_st
     with engine.connect() as conn:
         subject = data.all_subjects(conn, tenant)[0]
     with engine.begin() as conn:
-        conn.execute(insert(assessments).values(tenant=tenant, pseudonym=subject, fiscal_year=FISCAL_YEAR - 1,
-                                                income=1, taxable_income=0, municipal_tax=0, prefectural_tax=0,
-                                                tax_exempt=True))
+        conn.execute(
+            insert(assessments).values(
+                tenant=tenant,
+                pseudonym=subject,
+                fiscal_year=FISCAL_YEAR - 1,
+                income=1,
+                taxable_income=0,
+                municipal_tax=0,
+                prefectural_tax=0,
+                tax_exempt=True,
+            )
+        )
     with engine.connect() as conn:
-        answers = [_answers(data.bulk(conn, tenant, None, ["fiscal_year", "income"])),
-                   _answers(data.bulk(conn, tenant, [subject], ["fiscal_year", "income"]))]
+        answers = [
+            _answers(data.bulk(conn, tenant, None, ["fiscal_year", "income"])),
+            _answers(data.bulk(conn, tenant, [subject], ["fiscal_year", "income"])),
+        ]
         monkeypatch.setattr(datasets, "SCAN_OVER", 0)
         answers.append(_answers(data.bulk(conn, tenant, [subject], ["fiscal_year", "income"])))
     for answer in answers:
@@ -131,24 +150,34 @@ def test_a_municipalitys_person_and_household_scans_asked_at_once_read_its_resid
     and answer what each answers alone."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from publicmesh.agencies import columnar
+    from publicmesh.storage import columnar
 
     tenant, engine = _tenant("resident-registry"), stores["resident-registry"]
     with engine.connect() as conn:
-        alone = (resident_registry.PERSON.bulk(conn, tenant, None, ["status", "birth_date"]),
-                 resident_registry.HOUSEHOLD.bulk(conn, tenant, None, ["relation", "head"]))
+        alone = (
+            resident_registry.PERSON.bulk(conn, tenant, None, ["status", "birth_date"]),
+            resident_registry.HOUSEHOLD.bulk(conn, tenant, None, ["relation", "head"]),
+        )
     reads = []
     original = columnar.read_arrow
-    monkeypatch.setattr(columnar, "read_arrow", lambda conn, query, *a, **k: reads.append(
-        [c.name for c in query.selected_columns]) or original(conn, query, *a, **k))
+    monkeypatch.setattr(
+        columnar,
+        "read_arrow",
+        lambda conn, query, *a, **k: (
+            reads.append([c.name for c in query.selected_columns]) or original(conn, query, *a, **k)
+        ),
+    )
     monkeypatch.setattr(columnar.SCANS, "gather_s", 0.5)  # (both surely arrive within it)
 
     def scan(dataset, attributes):
         with engine.connect() as conn:
             return dataset.bulk(conn, tenant, None, attributes)
+
     with ThreadPoolExecutor(2) as pool:
-        together = [pool.submit(scan, resident_registry.PERSON, ["status", "birth_date"]),
-                    pool.submit(scan, resident_registry.HOUSEHOLD, ["relation", "head"])]
+        together = [
+            pool.submit(scan, resident_registry.PERSON, ["status", "birth_date"]),
+            pool.submit(scan, resident_registry.HOUSEHOLD, ["relation", "head"]),
+        ]
         together = tuple(future.result() for future in together)
     assert len(reads) == 1 and {"pseudonym", "status", "birth_date", "relation", "household_no"} <= set(reads[0])
     assert together[0].equals(alone[0]) and together[1].equals(alone[1])

@@ -7,8 +7,9 @@ import secrets
 
 from sqlalchemy import select, update
 
-from publicmesh.agencies import datasets, resident_registry
+from publicmesh.agencies import resident_registry
 from publicmesh.agencies.resident_registry import HOUSEHOLD, register_birth, register_death, residents
+from publicmesh.provider import datasets
 
 KITAMI = "012084"
 ATTRIBUTES = ["relation", "household_size", "members", "head"]
@@ -27,8 +28,9 @@ def _both(conn, monkeypatch) -> tuple[dict, dict]:
 def _households(conn) -> dict[int, list]:
     r = residents.c
     found: dict[int, list] = {}
-    for row in conn.execute(select(r.household_no, r.pseudonym, r.relation, r.birth_date, r.status)
-                            .where(r.tenant == KITAMI)):
+    for row in conn.execute(
+        select(r.household_no, r.pseudonym, r.relation, r.birth_date, r.status).where(r.tenant == KITAMI)
+    ):
         found.setdefault(row.household_no, []).append(row)
     return found
 
@@ -57,9 +59,14 @@ def test_a_newborn_leaves_the_head_and_a_death_hands_it_to_the_oldest(fresh_stor
     with engine.connect() as conn:
         households = _households(conn)
         before, _ = _both(conn, monkeypatch)
-    family = next(ms for ms in households.values()
-                  if len(ms) >= 4 and sum(m.status == "resident" for m in ms) == len(ms)
-                  and any(m.relation == "head" for m in ms) and any(m.relation == "spouse" for m in ms))
+    family = next(
+        ms
+        for ms in households.values()
+        if len(ms) >= 4
+        and sum(m.status == "resident" for m in ms) == len(ms)
+        and any(m.relation == "head" for m in ms)
+        and any(m.relation == "spouse" for m in ms)
+    )
     head = next(m for m in family if m.relation == "head")
     mother = next(m for m in family if m.relation in ("head", "spouse") and m.pseudonym != head.pseudonym)
     child = secrets.token_urlsafe(16)[:22]
@@ -77,8 +84,11 @@ def test_a_newborn_leaves_the_head_and_a_death_hands_it_to_the_oldest(fresh_stor
     twins = sorted([others[0].pseudonym, others[1].pseudonym])
     with engine.begin() as conn:
         register_death(conn, KITAMI, head.pseudonym, dt.date(2026, 5, 1))
-        conn.execute(update(residents).where(residents.c.tenant == KITAMI, residents.c.pseudonym.in_(twins))
-                     .values(birth_date=oldest))
+        conn.execute(
+            update(residents)
+            .where(residents.c.tenant == KITAMI, residents.c.pseudonym.in_(twins))
+            .values(birth_date=oldest)
+        )
     with engine.connect() as conn:
         after, scanned = _both(conn, monkeypatch)
         monkeypatch.setattr(datasets, "SCAN_OVER", 0)

@@ -6,8 +6,8 @@ import sys
 
 PROBE = """
 import sys
-from publicmesh.agencies.catalog import AGENCIES
-from publicmesh.agencies.node import create_app
+from publicmesh.runtime.catalog import AGENCIES
+from publicmesh.provider.node import create_app
 from publicmesh.runtime.topology import parts
 from publicmesh.settings import Settings
 parts(Settings())
@@ -24,10 +24,13 @@ def test_an_agency_part_does_not_load_polars_or_the_services_code_until_it_needs
 
 
 def test_polars_is_loaded_by_the_first_bulk_read():
-    probe = PROBE.replace('print(",".join(loaded))', """
+    probe = PROBE.replace(
+        'print(",".join(loaded))',
+        """
 import pyarrow as pa
-from publicmesh.agencies.node import asked_positions
+from publicmesh.provider.node import asked_positions
 asked_positions(pa.chunked_array([["a"]]), ["a"])
-print("polars" in sys.modules)""")
+print("polars" in sys.modules)""",
+    )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "True"

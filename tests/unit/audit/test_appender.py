@@ -38,9 +38,17 @@ def log(request, tmp_path):
 
 def record(i: int) -> ExchangeRecord:
     return ExchangeRecord(
-        kind="event", at="2026-11-23T10:00:00.000Z", consumer="PREF/13/health",
-        provider="MUNI/131016/tax", dataset="income", attributes=("taxable_income",), purpose="国保税の算定",
-        legal_basis="番号法第19条第8号", subject=f"ap-{i % 11}", request_id=f"req-{i}", outcome="ok",
+        kind="event",
+        at="2026-11-23T10:00:00.000Z",
+        consumer="PREF/13/health",
+        provider="MUNI/131016/tax",
+        dataset="income",
+        attributes=("taxable_income",),
+        purpose="国保税の算定",
+        legal_basis="番号法第19条第8号",
+        subject=f"ap-{i % 11}",
+        request_id=f"req-{i}",
+        outcome="ok",
     )
 
 

@@ -8,11 +8,10 @@ import stat
 import threading
 import time
 import uuid
+from dataclasses import replace
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from dataclasses import replace
-
 from sqlalchemy import delete, func, select, update
 
 from publicmesh.audit import AuditLog, ExchangeRecord, load_or_create_audit_key, verify_store
@@ -86,6 +85,7 @@ def stored_leaves(engine) -> list[bytes]:
 
 
 # --- appending and reading --------------------------------------------------------------------------------
+
 
 def test_append_assigns_consecutive_positions_and_signs_each_size(log, key):
     assert log.size() == 0
@@ -215,6 +215,7 @@ def test_verify_store_uses_the_audit_store_and_key(tmp_path):
 
 # --- tamper detection -------------------------------------------------------------------------------------
 
+
 def test_untouched_log_verifies(log):
     fill(log, 95)
     report = log.verify()
@@ -244,8 +245,9 @@ def test_deleted_record_is_reported_as_removed(log, engine):
 
 def test_an_exchange_about_many_subjects_is_one_record_each_of_them_finds_and_proves(log, engine, key):
     template = make_record(1)
-    positions = log.append_many([make_record(0), template.for_subjects(["ap-c", "ap-a", "ap-b", "ap-a"]),
-                                 make_record(2)])
+    positions = log.append_many(
+        [make_record(0), template.for_subjects(["ap-c", "ap-a", "ap-b", "ap-a"]), make_record(2)]
+    )
     assert positions == [0, 1, 2]
     assert log.get(1) == replace(template, subject="")
     assert log.records_for_subject("ap-b") == [(1, template.for_subjects(["ap-b"]).record_for("ap-b"))]
@@ -293,7 +295,10 @@ def test_a_second_record_about_the_same_subjects_names_the_first_ones_pages(log,
     log.append_many([make_record(3).for_subjects(["res-000001"]), second])
     with engine.connect() as conn:
         assert conn.execute(select(batches.c.position, batches.c.pages_at).order_by(batches.c.position)).all() == [
-            (0, None), (1, None), (2, 0)]
+            (0, None),
+            (1, None),
+            (2, 0),
+        ]
         assert conn.execute(select(func.count()).select_from(subject_pages)).scalar() == 3 + 1  # stored once
     for subject in ("res-000001", "res-001500", residents[-1].as_py()):
         entries = {e.position: e for e in log.entries_for_subject(subject)}
@@ -310,10 +315,13 @@ def test_a_store_made_before_named_pages_gets_the_column(engine, key):
     from publicmesh.audit.schema import upgrade
 
     with engine.begin() as conn:
-        conn.exec_driver_sql("CREATE TABLE audit_batches (position BIGINT PRIMARY KEY, subject_count BIGINT NOT NULL, "
-                             "subject_root BLOB NOT NULL)" if engine.dialect.name == "sqlite" else
-                             "CREATE TABLE audit_batches (position BIGINT PRIMARY KEY, subject_count BIGINT NOT NULL, "
-                             "subject_root BYTEA NOT NULL)")
+        conn.exec_driver_sql(
+            "CREATE TABLE audit_batches (position BIGINT PRIMARY KEY, subject_count BIGINT NOT NULL, "
+            "subject_root BLOB NOT NULL)"
+            if engine.dialect.name == "sqlite"
+            else "CREATE TABLE audit_batches (position BIGINT PRIMARY KEY, subject_count BIGINT NOT NULL, "
+            "subject_root BYTEA NOT NULL)"
+        )
     log = AuditLog(engine, key)
     upgrade(engine)  # again: nothing to do
     log.append_many([make_record(0).for_subjects(["old-a", "old-b"])])
@@ -326,8 +334,11 @@ def test_a_removed_or_edited_subject_page_is_reported(log, engine):
     with engine.begin() as conn:  # the person is dropped from a page, and the page's root made to match
         row = conn.execute(select(subject_pages).where(subject_pages.c.position == 1, subject_pages.c.page == 1)).one()
         kept = [s for s in page_subjects(row.subjects) if s != "big-001500"]
-        conn.execute(update(subject_pages).where(subject_pages.c.position == 1, subject_pages.c.page == 1)
-                     .values(subjects=json.dumps(kept), page_root=page_root(kept)))
+        conn.execute(
+            update(subject_pages)
+            .where(subject_pages.c.position == 1, subject_pages.c.page == 1)
+            .values(subjects=json.dumps(kept), page_root=page_root(kept))
+        )
         conn.execute(delete(subject_pages).where(subject_pages.c.position == 2))
     assert [p for p, _ in log.records_for_subject("big-001500")] == []
     report = log.verify()
@@ -341,9 +352,19 @@ def test_a_subject_tree_replaced_with_its_root_is_caught_by_the_leaf(log, engine
     with engine.begin() as conn:
         conn.execute(update(batches).where(batches.c.position == 1).values(subject_root=other.root))
         conn.execute(delete(subject_pages).where(subject_pages.c.position == 1))
-        conn.execute(subject_pages.insert(), [{"position": 1, "first_subject": p.first, "page": p.number,
-                                              "subjects": p.subjects_json.decode(), "page_root": p.root}
-                                             for p in other.pages])
+        conn.execute(
+            subject_pages.insert(),
+            [
+                {
+                    "position": 1,
+                    "first_subject": p.first,
+                    "page": p.number,
+                    "subjects": p.subjects_json.decode(),
+                    "page_root": p.root,
+                }
+                for p in other.pages
+            ],
+        )
     assert [(p.position, p.kind) for p in log.verify().problems] == [(1, "altered")]
 
 
@@ -440,6 +461,7 @@ def _row(record: ExchangeRecord) -> dict:
 
 
 # --- scale ------------------------------------------------------------------------------------------------
+
 
 def test_hundred_thousand_appends_and_a_full_verify(log, capsys):
     batch = [make_record(i) for i in range(100_000)]

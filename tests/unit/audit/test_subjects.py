@@ -3,9 +3,9 @@ chunks as RFC 9162 defines it, and a proof for every person in it."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
-import base64
 import random
 
 import pyarrow as pa
@@ -24,9 +24,10 @@ TEXT = st.text(st.characters(exclude_categories=("Cs",)), min_size=0, max_size=1
 def expected_root(subjects: list[str]) -> bytes:
     """MTH over the chunks of the sorted unique subjects, each leaf the chunk's standard compact JSON."""
     ordered = sorted(set(subjects))
-    chunks = [ordered[i:i + CHUNK] for i in range(0, len(ordered), CHUNK)]
-    return merkle.root([merkle.leaf_hash(json.dumps(c, separators=(",", ":"), ensure_ascii=False).encode())
-                        for c in chunks])
+    chunks = [ordered[i : i + CHUNK] for i in range(0, len(ordered), CHUNK)]
+    return merkle.root(
+        [merkle.leaf_hash(json.dumps(c, separators=(",", ":"), ensure_ascii=False).encode()) for c in chunks]
+    )
 
 
 def proof_of(tree, subject: str):
@@ -52,7 +53,9 @@ def test_any_text_gives_the_tree_of_its_sorted_unique_values(values):
 
 
 def test_subjects_alike_in_their_first_eight_bytes_are_still_sorted_and_unique():
-    values = [f"prefix00{i:014d}" for i in random.Random(3).sample(range(5000), 5000)] + ["prefix0000000000000000007"[:22]]
+    values = [f"prefix00{i:014d}" for i in random.Random(3).sample(range(5000), 5000)] + [
+        "prefix0000000000000000007"[:22]
+    ]
     tree = tree_of.build(pa.array(values))
     assert tree == tree_of.build(values)
     assert tree.count == len(set(values))

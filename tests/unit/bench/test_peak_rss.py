@@ -8,7 +8,7 @@ from publicmesh.bench.services import peak_rss_mb, peak_rss_sum_mb, reset_peak_r
 
 
 def _rss_mb() -> float:
-    return int(re.search(r"VmRSS:\s+(\d+)", Path("/proc/self/status").read_text()).group(1)) / 1024
+    return int(re.search(r"RssAnon:\s+(\d+)", Path("/proc/self/status").read_text()).group(1)) / 1024
 
 
 def test_the_high_water_mark_is_set_back_to_the_current_size():
@@ -23,11 +23,15 @@ def test_the_high_water_mark_is_set_back_to_the_current_size():
 def test_the_peak_counts_shared_library_pages_once_and_each_process_own_memory_in_full():
     import subprocess
     import sys
+
     # two processes that map the same libraries (polars, pyarrow) and each touch 200 MiB of their own
-    code = "import polars, pyarrow, sys; b = bytearray(200 << 20); b[::4096] = b'x' * len(b[::4096]); " \
-           "print(1, flush=True); sys.stdin.read()"
-    children = [subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-                for _ in range(2)]
+    code = (
+        "import polars, pyarrow, sys; b = bytearray(200 << 20); b[::4096] = b'x' * len(b[::4096]); "
+        "print(1, flush=True); sys.stdin.read()"
+    )
+    children = [
+        subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE) for _ in range(2)
+    ]
     try:
         for child in children:
             child.stdout.readline()

@@ -12,9 +12,26 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import update
 
 from publicmesh.consent import (
-    ACTIVE, EXPIRED, REVOKED, SUPERSEDED, Consent, PriorIntent, Purpose, amend_consent, check_consent,
-    consents_of, ensure_schema, expire_consents, get_consent, give_consent, has_prior_intent, history,
-    prior_intents_of, record_prior_intent, revoke_consent, revoke_prior_intent,
+    ACTIVE,
+    EXPIRED,
+    REVOKED,
+    SUPERSEDED,
+    Consent,
+    PriorIntent,
+    Purpose,
+    amend_consent,
+    check_consent,
+    consents_of,
+    ensure_schema,
+    expire_consents,
+    get_consent,
+    give_consent,
+    has_prior_intent,
+    history,
+    prior_intents_of,
+    record_prior_intent,
+    revoke_consent,
+    revoke_prior_intent,
 )
 from publicmesh.consent.schema import consents
 from publicmesh.settings import Settings
@@ -69,8 +86,9 @@ def alice():
 
 def give(engine, wallet, **kw) -> Consent:
     kw.setdefault("valid_until", T0 + timedelta(days=30))
-    return give_consent(engine, ALICE, FINTECH, ["national-tax/income", "pension/benefits"], LOAN,
-                        sign=wallet.sign, now=T0, **kw)
+    return give_consent(
+        engine, ALICE, FINTECH, ["national-tax/income", "pension/benefits"], LOAN, sign=wallet.sign, now=T0, **kw
+    )
 
 
 def test_given_consent_allows_exactly_what_it_names(engine, alice):
@@ -87,14 +105,19 @@ def test_given_consent_allows_exactly_what_it_names(engine, alice):
     ]
     for recipient, dataset, purpose in refused:
         assert check_consent(engine, consent.id, recipient, dataset, purpose, at, verify=alice.verify) is None
-    assert check_consent(engine, "no-such-consent", FINTECH, "national-tax/income", "loan-screening", at,
-                         verify=alice.verify) is None
+    assert (
+        check_consent(
+            engine, "no-such-consent", FINTECH, "national-tax/income", "loan-screening", at, verify=alice.verify
+        )
+        is None
+    )
 
 
 def test_validity_window_and_expiry(engine, alice):
     consent = give(engine, alice, valid_from=T0 + timedelta(days=1))
-    check = lambda at: check_consent(engine, consent.id, FINTECH, "national-tax/income", "loan-screening", at,
-                                     verify=alice.verify)
+    check = lambda at: check_consent(
+        engine, consent.id, FINTECH, "national-tax/income", "loan-screening", at, verify=alice.verify
+    )
     assert check(T0) is None  # not yet valid
     assert check(T0 + timedelta(days=2)) is not None
     assert check(T0 + timedelta(days=30)) is None  # valid_until is exclusive
@@ -113,11 +136,16 @@ def test_tampered_record_or_wrong_key_is_refused(engine, alice):
     args = (engine, consent.id, FINTECH, "national-tax/income", "loan-screening", at)
     assert check_consent(*args, verify=Wallet().verify) is None  # someone else's key
     with engine.begin() as conn:  # an insider widens the consent in the database
-        conn.execute(update(consents).where(consents.c.id == consent.id)
-                     .values(datasets='["national-tax/assets","national-tax/income","pension/benefits"]'))
+        conn.execute(
+            update(consents)
+            .where(consents.c.id == consent.id)
+            .values(datasets='["national-tax/assets","national-tax/income","pension/benefits"]')
+        )
     assert check_consent(*args, verify=alice.verify) is None
-    assert check_consent(engine, consent.id, FINTECH, "national-tax/assets", "loan-screening", at,
-                         verify=alice.verify) is None
+    assert (
+        check_consent(engine, consent.id, FINTECH, "national-tax/assets", "loan-screening", at, verify=alice.verify)
+        is None
+    )
 
     def broken(_data, _signature):
         raise ValueError("garbage")
@@ -134,8 +162,18 @@ def test_only_the_person_revokes(engine, alice):
     revoked = revoke_consent(engine, consent.id, ALICE, now=T0 + timedelta(hours=2))
     assert revoked.status == REVOKED and revoked.revoked_at == T0 + timedelta(hours=2)
     assert revoke_consent(engine, consent.id, ALICE).revoked_at == revoked.revoked_at  # idempotent
-    assert check_consent(engine, consent.id, FINTECH, "national-tax/income", "loan-screening",
-                         T0 + timedelta(hours=3), verify=alice.verify) is None
+    assert (
+        check_consent(
+            engine,
+            consent.id,
+            FINTECH,
+            "national-tax/income",
+            "loan-screening",
+            T0 + timedelta(hours=3),
+            verify=alice.verify,
+        )
+        is None
+    )
     assert consents_of(engine, ALICE, now=T0) == []
     with pytest.raises(ValueError):
         amend_consent(engine, consent.id, ALICE, sign=alice.sign, datasets=["pension/benefits"])
@@ -151,10 +189,14 @@ def test_amendment_is_a_new_signed_version_and_keeps_history(engine, alice):
     assert second.recipient == FINTECH and second.valid_until == first.valid_until
     assert alice.verify(second.content(), second.signature)
     at = later + timedelta(hours=1)
-    assert check_consent(engine, first.id, FINTECH, "pension/benefits", "loan-screening", at,
-                         verify=alice.verify) == second
-    assert check_consent(engine, first.id, FINTECH, "national-tax/income", "loan-screening", at,
-                         verify=alice.verify) is None  # narrowed away
+    assert (
+        check_consent(engine, first.id, FINTECH, "pension/benefits", "loan-screening", at, verify=alice.verify)
+        == second
+    )
+    assert (
+        check_consent(engine, first.id, FINTECH, "national-tax/income", "loan-screening", at, verify=alice.verify)
+        is None
+    )  # narrowed away
     versions = [r for r in history(engine, ALICE, now=later) if isinstance(r, Consent)]
     assert [(c.version, c.status) for c in versions] == [(1, SUPERSEDED), (2, ACTIVE)]
     assert versions[0].superseded_at == later and versions[0].datasets == first.datasets
@@ -176,18 +218,24 @@ def test_bad_input_is_refused(engine, alice):
 
 def test_prior_intents(engine, alice):
     assert not has_prior_intent(engine, ALICE, "auto-pay-eligible-benefits", "child-allowance")
-    intent = record_prior_intent(engine, ALICE, "auto-pay-eligible-benefits", ["child-allowance"],
-                                 sign=alice.sign, now=T0)
+    intent = record_prior_intent(
+        engine, ALICE, "auto-pay-eligible-benefits", ["child-allowance"], sign=alice.sign, now=T0
+    )
     assert isinstance(intent, PriorIntent) and intent.version == 1
     assert has_prior_intent(engine, ALICE, "auto-pay-eligible-benefits", "child-allowance", verify=alice.verify)
     assert not has_prior_intent(engine, ALICE, "auto-pay-eligible-benefits", "disaster-relief")
     assert not has_prior_intent(engine, ALICE, "push-notices", "child-allowance")
     assert not has_prior_intent(engine, BOB, "auto-pay-eligible-benefits", "child-allowance")
-    assert not has_prior_intent(engine, ALICE, "auto-pay-eligible-benefits", "child-allowance",
-                                verify=Wallet().verify)
+    assert not has_prior_intent(engine, ALICE, "auto-pay-eligible-benefits", "child-allowance", verify=Wallet().verify)
 
-    wider = record_prior_intent(engine, ALICE, "auto-pay-eligible-benefits", ["*", "child-allowance"],
-                                sign=alice.sign, now=T0 + timedelta(minutes=1))
+    wider = record_prior_intent(
+        engine,
+        ALICE,
+        "auto-pay-eligible-benefits",
+        ["*", "child-allowance"],
+        sign=alice.sign,
+        now=T0 + timedelta(minutes=1),
+    )
     assert (wider.id, wider.version, wider.scope) == (intent.id, 2, ("*",))
     assert has_prior_intent(engine, ALICE, "auto-pay-eligible-benefits", "disaster-relief", verify=alice.verify)
     record_prior_intent(engine, ALICE, "push-notices", sign=alice.sign, now=T0 + timedelta(minutes=2))

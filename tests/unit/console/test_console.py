@@ -19,7 +19,7 @@ from publicmesh.services.agency import AGENCY
 
 PASSWORD = "correct horse battery"
 KITAMI, CHIYODA = "012084", "131016"
-T0 = dt.datetime(2025, 4, 1, 0, 0, tzinfo=dt.timezone.utc)
+T0 = dt.datetime(2025, 4, 1, 0, 0, tzinfo=dt.UTC)
 
 
 @pytest.fixture
@@ -35,10 +35,13 @@ def engine(tmp_path):
 def staff(tmp_path, engine):
     directory = StaffDirectory.open(engine, tmp_path / "keys")  # the accounts live in the services store too
     secrets_by_user = {}
-    for municipality, username, roles in ((KITAMI, "rev.kitami", {"reviewer"}), (KITAMI, "rev2.kitami", {"reviewer"}),
-                                          (KITAMI, "appr.kitami", {"approver"}),
-                                          (KITAMI, "both.kitami", {"reviewer", "approver"}),
-                                          (CHIYODA, "rev.chiyoda", {"reviewer", "approver"})):
+    for municipality, username, roles in (
+        (KITAMI, "rev.kitami", {"reviewer"}),
+        (KITAMI, "rev2.kitami", {"reviewer"}),
+        (KITAMI, "appr.kitami", {"approver"}),
+        (KITAMI, "both.kitami", {"reviewer", "approver"}),
+        (CHIYODA, "rev.chiyoda", {"reviewer", "approver"}),
+    ):
         code = directory.create_staff(municipality, username, PASSWORD, roles)
         secrets_by_user[username] = base64.b32decode(code + "=" * (-len(code) % 8))
     directory.secrets = secrets_by_user
@@ -61,38 +64,83 @@ def form_csrf(html: str) -> str:
 def log_in(app, staff, username: str, code: str | None = None) -> TestClient:
     browser = client(app)
     page = browser.get("/login")
-    answer = browser.post("/login", data={"csrf": form_csrf(page.text), "username": username, "password": PASSWORD,
-                                          "totp": code or totp(staff.secrets[username], time.time())})
+    answer = browser.post(
+        "/login",
+        data={
+            "csrf": form_csrf(page.text),
+            "username": username,
+            "password": PASSWORD,
+            "totp": code or totp(staff.secrets[username], time.time()),
+        },
+    )
     assert answer.status_code == 303, answer.text
     return browser
 
 
-def add_case(engine, tenant: str, *, amount: int = 50_000, status: str = "in-review", four_eyes: bool = False,
-             submitted: dt.datetime = T0, decided: dt.datetime | None = None, form: dict | None = None) -> str:
+def add_case(
+    engine,
+    tenant: str,
+    *,
+    amount: int = 50_000,
+    status: str = "in-review",
+    four_eyes: bool = False,
+    submitted: dt.datetime = T0,
+    decided: dt.datetime | None = None,
+    form: dict | None = None,
+) -> str:
     offer_id, application_id, unit = secrets.token_hex(8), secrets.token_hex(8), secrets.token_hex(8)
-    form = form or {"title_ja": "子育て応援給付金", "title_en": "Child support benefit",
-                    "fields": [{"name": "children", "label_ja": "対象の子の数", "label_en": "Children", "value": 2,
-                                "format": "text"},
-                               {"name": "amount", "label_ja": "支給額", "label_en": "Amount", "value": amount,
-                                "format": "yen"}],
-                    "audit_records": [4711, 4712]}
+    form = form or {
+        "title_ja": "子育て応援給付金",
+        "title_en": "Child support benefit",
+        "fields": [
+            {"name": "children", "label_ja": "対象の子の数", "label_en": "Children", "value": 2, "format": "text"},
+            {"name": "amount", "label_ja": "支給額", "label_en": "Amount", "value": amount, "format": "yen"},
+        ],
+        "audit_records": [4711, 4712],
+    }
     with engine.begin() as conn:
-        conn.execute(insert(store.offers).values(
-            id=offer_id, service_id="child-support", unit_key=unit, subject="S" + unit, tenant=tenant,
-            amount_yen=amount, form=form, version=1, offered_at=T0))
-        conn.execute(insert(store.applications).values(
-            id=application_id, service_id="child-support", unit_key=unit, offer_id=offer_id, subject="S" + unit,
-            tenant=tenant, amount_yen=amount, status=status, channel="tap", needs_four_eyes=four_eyes,
-            submitted_at=submitted, decided_at=decided))
-        conn.execute(insert(store.history).values(application_id=application_id, status="received", actor="resident",
-                                                  at=submitted))
+        conn.execute(
+            insert(store.offers).values(
+                id=offer_id,
+                service_id="child-support",
+                unit_key=unit,
+                subject="S" + unit,
+                tenant=tenant,
+                amount_yen=amount,
+                form=form,
+                version=1,
+                offered_at=T0,
+            )
+        )
+        conn.execute(
+            insert(store.applications).values(
+                id=application_id,
+                service_id="child-support",
+                unit_key=unit,
+                offer_id=offer_id,
+                subject="S" + unit,
+                tenant=tenant,
+                amount_yen=amount,
+                status=status,
+                channel="tap",
+                needs_four_eyes=four_eyes,
+                submitted_at=submitted,
+                decided_at=decided,
+            )
+        )
+        conn.execute(
+            insert(store.history).values(
+                application_id=application_id, status="received", actor="resident", at=submitted
+            )
+        )
     return application_id
 
 
 def application(engine, application_id: str) -> dict:
     with engine.connect() as conn:
-        return dict(conn.execute(select(store.applications).where(store.applications.c.id == application_id))
-                    .mappings().one())
+        return dict(
+            conn.execute(select(store.applications).where(store.applications.c.id == application_id)).mappings().one()
+        )
 
 
 def history(engine, application_id: str) -> list[dict]:
@@ -111,15 +159,23 @@ def test_login_needs_the_right_totp(app, staff):
     assert browser.get("/").headers["location"] == "/login"
     page = browser.get("/login")
     wrong = totp(staff.secrets["rev.kitami"], time.time() - 600)  # ten steps old: outside the drift window
-    refused = browser.post("/login", data={"csrf": form_csrf(page.text), "username": "rev.kitami", "password": PASSWORD,
-                                           "totp": wrong})
+    refused = browser.post(
+        "/login", data={"csrf": form_csrf(page.text), "username": "rev.kitami", "password": PASSWORD, "totp": wrong}
+    )
     assert refused.status_code == 401
     assert "確認コードが違います" in refused.text
     assert "console_session" not in refused.headers.get("set-cookie", "")
     assert browser.get("/queue").status_code == 303
 
-    answer = browser.post("/login", data={"csrf": form_csrf(refused.text), "username": "rev.kitami",
-                                          "password": PASSWORD, "totp": totp(staff.secrets["rev.kitami"], time.time())})
+    answer = browser.post(
+        "/login",
+        data={
+            "csrf": form_csrf(refused.text),
+            "username": "rev.kitami",
+            "password": PASSWORD,
+            "totp": totp(staff.secrets["rev.kitami"], time.time()),
+        },
+    )
     assert answer.status_code == 303 and answer.headers["location"] == "/"
     cookie = answer.headers["set-cookie"]
     assert "console_session=" in cookie and "HttpOnly" in cookie and "samesite=lax" in cookie.lower()
@@ -128,11 +184,19 @@ def test_login_needs_the_right_totp(app, staff):
 
 
 def test_secure_cookies_use_a_host_prefixed_secure_cookie(engine, staff):
-    browser = TestClient(create_app(engine, staff, secure_cookies=True), base_url="https://testserver",
-                         follow_redirects=False)
+    browser = TestClient(
+        create_app(engine, staff, secure_cookies=True), base_url="https://testserver", follow_redirects=False
+    )
     page = browser.get("/login")
-    answer = browser.post("/login", data={"csrf": form_csrf(page.text), "username": "rev.kitami", "password": PASSWORD,
-                                          "totp": totp(staff.secrets["rev.kitami"], time.time())})
+    answer = browser.post(
+        "/login",
+        data={
+            "csrf": form_csrf(page.text),
+            "username": "rev.kitami",
+            "password": PASSWORD,
+            "totp": totp(staff.secrets["rev.kitami"], time.time()),
+        },
+    )
     cookie = answer.headers["set-cookie"]
     assert cookie.startswith("__Host-console_session=") and "Secure" in cookie and "Path=/" in cookie
     assert browser.get("/").status_code == 200
@@ -148,8 +212,17 @@ def test_post_without_csrf_is_refused(app, staff, engine):
     case = add_case(engine, KITAMI)
     anonymous = client(app)
     anonymous.get("/login")
-    assert anonymous.post("/login", data={"username": "rev.kitami", "password": PASSWORD,
-                                          "totp": totp(staff.secrets["rev.kitami"], time.time())}).status_code == 403
+    assert (
+        anonymous.post(
+            "/login",
+            data={
+                "username": "rev.kitami",
+                "password": PASSWORD,
+                "totp": totp(staff.secrets["rev.kitami"], time.time()),
+            },
+        ).status_code
+        == 403
+    )
 
     browser = log_in(app, staff, "rev.kitami")
     assert browser.post(f"/cases/{case}/reject", data={"reason": "no"}).status_code == 403
@@ -199,8 +272,13 @@ def test_the_case_shows_the_prefilled_form_history_and_exchange_records(app, sta
 
 
 def test_an_amount_revision_shows_the_amounts_before_and_after(app, staff, engine):
-    form = {"title_ja": "児童手当（額改定）", "title_en": "Child allowance (amount revision)", "fields": [],
-            "audit_records": [], "revision": {"previous_yen": 20_000, "revised_yen": 50_000}}
+    form = {
+        "title_ja": "児童手当（額改定）",
+        "title_en": "Child allowance (amount revision)",
+        "fields": [],
+        "audit_records": [],
+        "revision": {"previous_yen": 20_000, "revised_yen": 50_000},
+    }
     page = log_in(app, staff, "rev.kitami").get(f"/cases/{add_case(engine, KITAMI, amount=30_000, form=form)}").text
     assert "額改定：改定前の額" in page and "¥20,000" in page and "¥50,000" in page and "¥30,000" in page
 
@@ -286,8 +364,9 @@ def test_the_dashboard_counts_by_status_and_averages_the_decision_time(app, staf
     page = browser.get("/").text
 
     def count(status: str) -> int:
-        return int(re.search(rf'data-status="{status}"><th scope="row">[^<]*</th><td class="num">([\d,]+)<', page)
-                   .group(1))
+        return int(
+            re.search(rf'data-status="{status}"><th scope="row">[^<]*</th><td class="num">([\d,]+)<', page).group(1)
+        )
 
     assert (count("approved"), count("rejected"), count("in-review"), count("paid")) == (1, 1, 2, 0)
     assert 'id="avg-decision">3時間15分<' in page

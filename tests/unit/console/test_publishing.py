@@ -58,11 +58,19 @@ class FakePublish:
         if self.fail:
             raise RuntimeError("the hub did not answer")
         progress("evaluate", 2, 2)
-        return Summary("emergency-benefit", 1, residents=12_000, eligible=1_234, new_offers=1_234, notices=1_234,
-                       prior_intent_applications=56, total_yen=234_500_000,
-                       by_municipality={KITAMI: {"residents": 12_000, "eligible": 1_234, "total_yen": 234_500_000}},
-                       phases={"validate": 0.01, "evaluate": 1.5, "notify": 0.25, "total": 1.76},
-                       payout={"files": [{"name": "x.zengin"}], "paid": 50, "paid_yen": 5_000_000, "without_account": 6})
+        return Summary(
+            "emergency-benefit",
+            1,
+            residents=12_000,
+            eligible=1_234,
+            new_offers=1_234,
+            notices=1_234,
+            prior_intent_applications=56,
+            total_yen=234_500_000,
+            by_municipality={KITAMI: {"residents": 12_000, "eligible": 1_234, "total_yen": 234_500_000}},
+            phases={"validate": 0.01, "evaluate": 1.5, "notify": 0.25, "total": 1.76},
+            payout={"files": [{"name": "x.zengin"}], "paid": 50, "paid_yen": 5_000_000, "without_account": 6},
+        )
 
 
 @pytest.fixture
@@ -76,8 +84,11 @@ def fake():
 def staff(tmp_path, engine):
     directory = StaffDirectory.open(engine, tmp_path / "keys")
     directory.secrets = {}
-    for municipality, username, role in ((None, "ops.tanaka", "operator"), (KITAMI, "rev.kitami", "reviewer"),
-                                         (KITAMI, "appr.kitami", "approver")):
+    for municipality, username, role in (
+        (None, "ops.tanaka", "operator"),
+        (KITAMI, "rev.kitami", "reviewer"),
+        (KITAMI, "appr.kitami", "approver"),
+    ):
         code = directory.create_staff(municipality, username, PASSWORD, {role})
         directory.secrets[username] = base64.b32decode(code + "=" * (-len(code) % 8))
     return directory
@@ -96,8 +107,15 @@ def app(engine, staff, publisher):
 def log_in(app, staff, username: str) -> TestClient:
     browser = TestClient(app, follow_redirects=False)
     csrf = form_csrf(browser.get("/login").text)
-    answer = browser.post("/login", data={"csrf": csrf, "username": username, "password": PASSWORD,
-                                          "totp": totp(staff.secrets[username], time.time())})
+    answer = browser.post(
+        "/login",
+        data={
+            "csrf": csrf,
+            "username": username,
+            "password": PASSWORD,
+            "totp": totp(staff.secrets[username], time.time()),
+        },
+    )
     assert answer.status_code == 303, answer.text
     return browser
 
@@ -108,8 +126,9 @@ def form_csrf(html: str) -> str:
 
 def upload(browser: TestClient, text: str, action: str, name: str = "benefit.yaml"):
     csrf = form_csrf(browser.get("/publish").text)
-    return browser.post("/publish", data={"csrf": csrf, "action": action},
-                        files={"file": (name, text.encode(), "application/yaml")})
+    return browser.post(
+        "/publish", data={"csrf": csrf, "action": action}, files={"file": (name, text.encode(), "application/yaml")}
+    )
 
 
 def wait_done(browser: TestClient, run_url: str) -> str:
@@ -123,8 +142,12 @@ def wait_done(browser: TestClient, run_url: str) -> str:
 def test_operators_are_national_and_municipal_roles_are_not():
     check_roles(None, {"operator"})
     check_roles(KITAMI, {"reviewer", "approver"})
-    for municipality, roles in ((KITAMI, {"operator"}), (None, {"operator", "reviewer"}), (None, {"reviewer"}),
-                                (None, set())):
+    for municipality, roles in (
+        (KITAMI, {"operator"}),
+        (None, {"operator", "reviewer"}),
+        (None, {"reviewer"}),
+        (None, set()),
+    ):
         with pytest.raises(ValueError):
             check_roles(municipality, roles)
     national = StaffPrincipal("ops.tanaka", "", frozenset({"operator"}))
@@ -148,9 +171,17 @@ def test_problems_carry_line_numbers():
 def test_the_catalogue_lists_titles_versions_and_the_last_publication(engine, folder):
     with engine.begin() as conn:
         for version, eligible in ((1, 10), (2, 20)):
-            conn.execute(insert(store.publications).values(
-                service_id="emergency-benefit", version=version, content_hash="x", definition="",
-                published_at=dt.datetime(2026, 1, version, tzinfo=dt.timezone.utc), eligible=eligible, total_yen=1))
+            conn.execute(
+                insert(store.publications).values(
+                    service_id="emergency-benefit",
+                    version=version,
+                    content_hash="x",
+                    definition="",
+                    published_at=dt.datetime(2026, 1, version, tzinfo=dt.UTC),
+                    eligible=eligible,
+                    total_yen=1,
+                )
+            )
     with engine.connect() as conn:
         listed = {d["name"]: d for d in publishing.catalogue(conn, folder)}
     assert listed["emergency-benefit"]["title_ja"] == "緊急支援給付金（低所得世帯）"
@@ -241,9 +272,18 @@ def test_a_failed_run_says_so_and_frees_the_publisher(engine, staff, folder, tmp
 def test_a_run_the_console_did_not_see_finish_is_interrupted(engine, fake, folder, tmp_path):
     with engine.begin() as conn:
         publishing.ensure_schema(engine)
-        conn.execute(insert(publishing.runs).values(id="0" * 16, service_id="s", version=1, title_ja="t", source="f",
-                                                    started_by="ops", started_at=dt.datetime.now(dt.timezone.utc),
-                                                    status="running"))
+        conn.execute(
+            insert(publishing.runs).values(
+                id="0" * 16,
+                service_id="s",
+                version=1,
+                title_ja="t",
+                source="f",
+                started_by="ops",
+                started_at=dt.datetime.now(dt.UTC),
+                status="running",
+            )
+        )
     publisher = publishing.Publisher(engine, fake, tmp_path / "up", folder)
     assert publisher.get("0" * 16).status == "interrupted"
 

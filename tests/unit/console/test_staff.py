@@ -10,8 +10,18 @@ import uuid
 import pytest
 from sqlalchemy import inspect
 
-from publicmesh.console.staff import (MAX_FAILURES, StaffDirectory, StaffError, StaffLoginError, StaffPrincipal,
-                                      check_municipality, hash_password, provisioning_uri, totp, verify_password)
+from publicmesh.console.staff import (
+    MAX_FAILURES,
+    StaffDirectory,
+    StaffError,
+    StaffLoginError,
+    StaffPrincipal,
+    check_municipality,
+    hash_password,
+    provisioning_uri,
+    totp,
+    verify_password,
+)
 from publicmesh.settings import Settings
 from publicmesh.storage import drop_store, engine_for
 
@@ -23,8 +33,11 @@ PASSWORD = "correct horse battery"
 KITAMI, CHIYODA = "012084", "131016"
 
 # RFC 6238 appendix B: 8-digit codes; the seed is the ASCII digits repeated to the hash's block of key length.
-SEEDS = {"sha1": b"12345678901234567890", "sha256": b"12345678901234567890123456789012",
-         "sha512": b"1234567890123456789012345678901234567890123456789012345678901234"}
+SEEDS = {
+    "sha1": b"12345678901234567890",
+    "sha256": b"12345678901234567890123456789012",
+    "sha512": b"1234567890123456789012345678901234567890123456789012345678901234",
+}
 VECTORS = [
     (59, "94287082", "46119246", "90693936"),
     (1111111109, "07081804", "68084774", "25091201"),

@@ -38,8 +38,11 @@ def test_a_card_login_gives_the_person_ref(login, card):
 def test_an_expired_challenge_is_refused(login, card, engine):
     challenge = login.new_challenge()
     with engine.begin() as conn:
-        conn.execute(update(challenges).where(challenges.c.challenge_id == challenge.id)
-                     .values(expires_at=dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=1)))
+        conn.execute(
+            update(challenges)
+            .where(challenges.c.challenge_id == challenge.id)
+            .values(expires_at=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1))
+        )
     signature = card.sign_auth(challenge.nonce, "1234")
     assert refused(login, challenge.id, card.auth_certificate_pem(), signature) == "expired-challenge"
 
@@ -92,8 +95,13 @@ def test_a_signature_over_another_challenge_is_refused(login, card):
 
 def test_a_certificate_missing_from_the_register_is_an_unknown_card(login, authority):
     key = new_key()
-    cert = build_certificate(authority.key, authority.certificate, key.public_key(), AUTH,
-                             not_after=dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=1))
+    cert = build_certificate(
+        authority.key,
+        authority.certificate,
+        key.public_key(),
+        AUTH,
+        not_after=dt.datetime.now(dt.UTC) + dt.timedelta(days=1),
+    )
     challenge = login.new_challenge()
     signature = key.sign(challenge.nonce, ec.ECDSA(hashes.SHA256()))
     assert refused(login, challenge.id, certificate_pem(cert), signature) == "unknown-card"
@@ -113,7 +121,7 @@ def test_garbage_certificate_is_untrusted(login):
 def test_purge_removes_expired_challenges(login):
     login.new_challenge()
     assert login.purge_expired() == 0
-    assert login.purge_expired(dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=3)) == 1
+    assert login.purge_expired(dt.datetime.now(dt.UTC) + dt.timedelta(minutes=3)) == 1
 
 
 def test_concurrent_uses_of_one_challenge_let_one_in(login, card):

@@ -10,7 +10,7 @@ from publicmesh.identity import Mandates, check_statutory, create_all
 
 pytestmark = pytest.mark.storage
 
-NOW = dt.datetime.now(dt.timezone.utc)
+NOW = dt.datetime.now(dt.UTC)
 DAY = dt.timedelta(days=1)
 
 
@@ -159,4 +159,5 @@ def test_the_persons_own_signing_certificates_are_told_until_revoked(engine, aut
     authority.revoke(theirs.serial, "affiliationChanged")
     assert signers_of(identity, sessions, person)["signing_certificates"] == []
     assert signers_of(identity, sessions, other)["signing_certificates"] == [
-        c.serial for c in authority.certificates_of(other, SIGNING)]
+        c.serial for c in authority.certificates_of(other, SIGNING)
+    ]

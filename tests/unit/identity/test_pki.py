@@ -11,8 +11,16 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from publicmesh.identity import (
-    AUTH, SIGNING, BasicInformation, CertificateRevoked, IdentityError, JpkiAuthority, UntrustedCertificate,
-    basic_information, kind_of, load_certificate,
+    AUTH,
+    SIGNING,
+    BasicInformation,
+    CertificateRevoked,
+    IdentityError,
+    JpkiAuthority,
+    UntrustedCertificate,
+    basic_information,
+    kind_of,
+    load_certificate,
 )
 from publicmesh.identity.certificates import build_certificate, new_key
 
@@ -48,8 +56,9 @@ def test_the_signing_certificate_carries_the_basic_four_facts(card, hanako):
 
 
 def test_basic_information_from_a_registry_record():
-    info = BasicInformation.from_mapping({"family_name": "北見", "given_name": "太郎", "address": "北見市",
-                                          "birth_date": "1970-01-31", "sex": 1})
+    info = BasicInformation.from_mapping(
+        {"family_name": "北見", "given_name": "太郎", "address": "北見市", "birth_date": "1970-01-31", "sex": 1}
+    )
     assert info == BasicInformation("北見\u3000太郎", "北見市", dt.date(1970, 1, 31), 1)
     with pytest.raises(ValueError):
         BasicInformation("名", "住所", dt.date(2000, 1, 1), 3)
@@ -103,15 +112,20 @@ def test_verify_chain(authority, card, tmp_path, engine):
 
 
 def test_an_expired_certificate_is_untrusted(authority):
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     cert = authority.issue(new_key().public_key(), AUTH, "C" * 22, not_after=now + dt.timedelta(seconds=1))
     with pytest.raises(UntrustedCertificate):
         authority.check_issued(cert, at=now + dt.timedelta(seconds=5))
 
 
 def test_a_certificate_outside_the_register_is_refused(authority):
-    cert = build_certificate(authority.key, authority.certificate, new_key().public_key(), AUTH,
-                             not_after=dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=1))
+    cert = build_certificate(
+        authority.key,
+        authority.certificate,
+        new_key().public_key(),
+        AUTH,
+        not_after=dt.datetime.now(dt.UTC) + dt.timedelta(days=1),
+    )
     with pytest.raises(UntrustedCertificate) as refused:
         authority.verify_chain(cert)
     assert refused.value.reason == "unknown-card"
@@ -156,4 +170,3 @@ def test_losing_a_card_revokes_all_its_certificates(authority, card):
     revoked = authority.revoke_card(card.card_id)
     assert len(revoked) == 2
     assert authority.certificates_of(card.person_ref) == []
-

@@ -8,16 +8,27 @@ import time
 import pytest
 
 from publicmesh.identity import (
-    DEMO_AUTH_PIN, DEMO_SIGNING_PASSWORD, BasicInformation, ResidentLogin, basic_information, issue_demo_cards,
-    load_certificate, open_identity,
+    DEMO_AUTH_PIN,
+    DEMO_SIGNING_PASSWORD,
+    BasicInformation,
+    ResidentLogin,
+    basic_information,
+    issue_demo_cards,
+    load_certificate,
+    open_identity,
 )
 
 pytestmark = pytest.mark.storage
 
 
 def registry_record(i: int) -> dict:
-    return {"family_name": "北見", "given_name": f"太郎{i}", "address": f"北海道北見市青葉町{i}番1号",
-            "birth_date": dt.date(1980, 1, 1) + dt.timedelta(days=i), "sex": 1 + i % 2}
+    return {
+        "family_name": "北見",
+        "given_name": f"太郎{i}",
+        "address": f"北海道北見市青葉町{i}番1号",
+        "birth_date": dt.date(1980, 1, 1) + dt.timedelta(days=i),
+        "sex": 1 + i % 2,
+    }
 
 
 def test_fifty_demo_cards_quickly(engine, authority, new_ref):

@@ -9,8 +9,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from publicmesh.notices import (
-    LogChannel, VerificationRateLimited, confirm_contact, contacts, normalize_address,
-    remove_contact, start_contact_verification,
+    LogChannel,
+    VerificationRateLimited,
+    confirm_contact,
+    contacts,
+    normalize_address,
+    remove_contact,
+    start_contact_verification,
 )
 from publicmesh.notices.schema import contact_codes
 from publicmesh.settings import Settings
@@ -49,8 +54,13 @@ def test_code_is_sent_hashed_and_confirms_once(engine, channel, tmp_path):
     assert not confirm_contact(engine, ALICE, code_id, wrong(code), now=T0 + timedelta(minutes=1))
     assert not confirm_contact(engine, BOB, code_id, code, now=T0 + timedelta(minutes=1))  # not Bob's code
     assert contacts(engine, ALICE) == []
-    assert confirm_contact(engine, ALICE, code_id, "　" + code.translate(str.maketrans("0123456789", "０１２３４５６７８９")),
-                           now=T0 + timedelta(minutes=2))  # full-width digits typed on a phone keyboard
+    assert confirm_contact(
+        engine,
+        ALICE,
+        code_id,
+        "　" + code.translate(str.maketrans("0123456789", "０１２３４５６７８９")),
+        now=T0 + timedelta(minutes=2),
+    )  # full-width digits typed on a phone keyboard
     assert not confirm_contact(engine, ALICE, code_id, code, now=T0 + timedelta(minutes=3))  # used up
     [phone] = contacts(engine, ALICE)
     assert (phone.kind, phone.address, phone.verified_at) == ("phone", "09012345678", T0 + timedelta(minutes=2))
@@ -85,8 +95,9 @@ def test_rate_limit_and_address_checks(engine, channel):
         start_contact_verification(engine, ALICE, "email", "alice@example.jp", channel=channel, now=T0)
     with pytest.raises(VerificationRateLimited):
         start_contact_verification(engine, ALICE, "email", "alice@example.jp", channel=channel, now=T0)
-    start_contact_verification(engine, ALICE, "email", "alice@example.jp", channel=channel,
-                               now=T0 + timedelta(hours=1, seconds=1))
+    start_contact_verification(
+        engine, ALICE, "email", "alice@example.jp", channel=channel, now=T0 + timedelta(hours=1, seconds=1)
+    )
     assert normalize_address("phone", "+81 80 1234 5678") == "08012345678"
     for kind, address in (("phone", "03-1234-5678"), ("email", "alice"), ("email", "a@b"), ("fax", "1")):
         with pytest.raises(ValueError):

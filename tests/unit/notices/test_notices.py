@@ -9,8 +9,18 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from publicmesh.notices import (
-    LogChannel, NoticeDraft, NoticeNotFound, confirm_contact, dispatch_queued,
-    get_notice, inbox, mark_all_read, mark_read, send, send_many, start_contact_verification,
+    LogChannel,
+    NoticeDraft,
+    NoticeNotFound,
+    confirm_contact,
+    dispatch_queued,
+    get_notice,
+    inbox,
+    mark_all_read,
+    mark_read,
+    send,
+    send_many,
+    start_contact_verification,
     unread_count,
 )
 
@@ -24,10 +34,15 @@ T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 
 def draft(person_ref=ALICE, key="child-allowance-2026", **kw) -> NoticeDraft:
     values = dict(
-        person_ref=person_ref, sender=KITAMI, category="service-eligibility",
-        title_ja="児童手当を受け取れます", title_en="You can receive the child allowance",
-        body_ja="ワンタップで申請できます。", body_en="Apply with one tap.",
-        links={"service_id": "child-allowance"}, idempotency_key=key,
+        person_ref=person_ref,
+        sender=KITAMI,
+        category="service-eligibility",
+        title_ja="児童手当を受け取れます",
+        title_en="You can receive the child allowance",
+        body_ja="ワンタップで申請できます。",
+        body_en="Apply with one tap.",
+        links={"service_id": "child-allowance"},
+        idempotency_key=key,
     )
     return NoticeDraft(**{**values, **kw})
 
@@ -54,8 +69,13 @@ def test_send_is_idempotent(engine):
 
 
 def test_bad_drafts_are_refused(engine):
-    for bad in (draft(category="spam"), draft(person_ref="nobody"), draft(sender="kitami"),
-                draft(channels=("fax",)), draft(title_ja="")):
+    for bad in (
+        draft(category="spam"),
+        draft(person_ref="nobody"),
+        draft(sender="kitami"),
+        draft(channels=("fax",)),
+        draft(title_ja=""),
+    ):
         with pytest.raises(ValueError):
             send(engine, bad)
 
@@ -109,8 +129,11 @@ def test_email_nudge_goes_only_to_a_verified_address(engine, tmp_path):
     assert with_email.delivery == {"inbox": "delivered", "email": "queued", "sms": "queued"}
     assert dispatch_queued(engine, channel) == 2
     assert dispatch_queued(engine, channel) == 0  # each nudge is sent once
-    assert get_notice(engine, with_email.id, ALICE).delivery == {"inbox": "delivered", "email": "sent",
-                                                                 "sms": "no-contact"}
+    assert get_notice(engine, with_email.id, ALICE).delivery == {
+        "inbox": "delivered",
+        "email": "sent",
+        "sms": "no-contact",
+    }
     assert get_notice(engine, bob_notice.id, BOB).delivery["email"] == "no-contact"
     nudge = channel.messages()[-1]
     assert nudge["to"] == "alice@example.jp" and nudge["reference"] == with_email.id

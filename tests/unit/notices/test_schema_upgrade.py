@@ -7,15 +7,33 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import (
-    Column, Index, Integer, MetaData, Table, Text, UniqueConstraint, create_engine, func, inspect, select, text,
+    Column,
+    Index,
+    Integer,
+    MetaData,
+    Table,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    func,
+    inspect,
+    select,
+    text,
 )
 
-from publicmesh.mesh import notices_wire
 from publicmesh.notices import (
-    LogChannel, dispatch_queued, ensure_schema, get_notice, inbox, mark_read, send, send_table, unread_count,
+    LogChannel,
+    dispatch_queued,
+    ensure_schema,
+    get_notice,
+    inbox,
+    mark_read,
+    send,
+    send_table,
+    unread_count,
 )
 from publicmesh.notices.schema import KEY, KEY_COLUMNS, notice_texts, notices
-
+from publicmesh.protocol import notices_wire
 from tests.unit.notices.test_notices import ALICE, BOB, KITAMI, T0, draft
 from tests.unit.notices.test_send_table import notices as wire_notices
 
@@ -24,11 +42,24 @@ pytestmark = pytest.mark.storage
 # The notices table as the earlier version made it (its last indexes, and the two it had before those).
 before = MetaData()
 Table(
-    "notices", before,
+    "notices",
+    before,
     Column("id", Text, primary_key=True),
-    *(Column(name, Text, nullable=False) for name in (
-        "person_ref", "sender", "category", "title_ja", "title_en", "body_ja", "body_en", "links", "idempotency_key",
-        "delivery")),
+    *(
+        Column(name, Text, nullable=False)
+        for name in (
+            "person_ref",
+            "sender",
+            "category",
+            "title_ja",
+            "title_en",
+            "body_ja",
+            "body_en",
+            "links",
+            "idempotency_key",
+            "delivery",
+        )
+    ),
     Column("pending", Integer, nullable=False),
     Column("created_at", Text, nullable=False),
     Column("read_at", Text),
@@ -37,19 +68,53 @@ Table(
     Index("ix_notices_queued", "pending", sqlite_where=text("pending = 1"), postgresql_where=text("pending = 1")),
     Index("ix_notices_unread", "person_ref", "read_at"),
 )
-TEXTS = {"title_ja": "児童手当を受け取れます", "title_en": "You can receive the child allowance",
-         "body_ja": "ワンタップで申請できます。", "body_en": "Apply with one tap."}
+TEXTS = {
+    "title_ja": "児童手当を受け取れます",
+    "title_en": "You can receive the child allowance",
+    "body_ja": "ワンタップで申請できます。",
+    "body_en": "Apply with one tap.",
+}
 OLD_ROWS = [
-    {"id": "0190aaaa" + "0" * 24, "person_ref": ALICE, "sender": KITAMI, "category": "service-eligibility", **TEXTS,
-     "links": '{"service_id":"child-allowance"}', "idempotency_key": "child-allowance-2026",
-     "delivery": '{"inbox":"delivered"}', "pending": 0, "created_at": "2026-11-23T09:00:00.000000Z",
-     "read_at": "2026-11-23T10:00:00.000000Z"},
-    {"id": "0190aaab" + "0" * 24, "person_ref": ALICE, "sender": KITAMI, "category": "service-eligibility", **TEXTS,
-     "links": "{}", "idempotency_key": "second", "delivery": '{"inbox":"delivered"}', "pending": 0,
-     "created_at": "2026-11-23T09:01:00.000000Z", "read_at": None},
-    {"id": "0190aaac" + "0" * 24, "person_ref": BOB, "sender": KITAMI, "category": "info", **TEXTS,
-     "body_ja": "別の本文", "links": "{}", "idempotency_key": "bob", "delivery": '{"inbox":"delivered","email":"queued"}',
-     "pending": 1, "created_at": "2026-11-23T09:02:00.000000Z", "read_at": None},
+    {
+        "id": "0190aaaa" + "0" * 24,
+        "person_ref": ALICE,
+        "sender": KITAMI,
+        "category": "service-eligibility",
+        **TEXTS,
+        "links": '{"service_id":"child-allowance"}',
+        "idempotency_key": "child-allowance-2026",
+        "delivery": '{"inbox":"delivered"}',
+        "pending": 0,
+        "created_at": "2026-11-23T09:00:00.000000Z",
+        "read_at": "2026-11-23T10:00:00.000000Z",
+    },
+    {
+        "id": "0190aaab" + "0" * 24,
+        "person_ref": ALICE,
+        "sender": KITAMI,
+        "category": "service-eligibility",
+        **TEXTS,
+        "links": "{}",
+        "idempotency_key": "second",
+        "delivery": '{"inbox":"delivered"}',
+        "pending": 0,
+        "created_at": "2026-11-23T09:01:00.000000Z",
+        "read_at": None,
+    },
+    {
+        "id": "0190aaac" + "0" * 24,
+        "person_ref": BOB,
+        "sender": KITAMI,
+        "category": "info",
+        **TEXTS,
+        "body_ja": "別の本文",
+        "links": "{}",
+        "idempotency_key": "bob",
+        "delivery": '{"inbox":"delivered","email":"queued"}',
+        "pending": 1,
+        "created_at": "2026-11-23T09:02:00.000000Z",
+        "read_at": None,
+    },
 ]
 
 
@@ -84,8 +149,9 @@ def _assert_current_layout(engine):
     assert "notices_before" not in inspect(engine).get_table_names()
     # (PostgreSQL lists the unique constraint's index among the indexes too)
     assert {i["name"] for i in inspect(engine).get_indexes("notices")} - {KEY} == {"ix_notices_queued"}
-    assert [(u["name"], u["column_names"]) for u in inspect(engine).get_unique_constraints("notices")] == \
-        [(KEY, KEY_COLUMNS)]
+    assert [(u["name"], u["column_names"]) for u in inspect(engine).get_unique_constraints("notices")] == [
+        (KEY, KEY_COLUMNS)
+    ]
 
 
 def _assert_keys_kept(engine):
@@ -99,9 +165,12 @@ def _assert_keys_kept(engine):
 # The layout of the version before this one: texts stored once, but keys one per sender and a person index.
 keyed_by_sender = MetaData()
 Table(
-    "notices", keyed_by_sender,
-    *(Column(name, Text, nullable=False) for name in (
-        "id", "person_ref", "sender", "idempotency_key", "category", "text_id", "links", "delivery")),
+    "notices",
+    keyed_by_sender,
+    *(
+        Column(name, Text, nullable=False)
+        for name in ("id", "person_ref", "sender", "idempotency_key", "category", "text_id", "links", "delivery")
+    ),
     Column("pending", Integer, nullable=False),
     Column("created_at", Text, nullable=False),
     Column("read_at", Text),
@@ -116,9 +185,14 @@ def test_notices_keyed_by_sender_are_moved_to_keys_of_each_inbox(empty_engine, t
     notice_texts.create(empty_engine)
     with empty_engine.begin() as conn:
         conn.execute(notice_texts.insert(), [{"id": "t1", **TEXTS}, {"id": "t2", **TEXTS, "body_ja": "別の本文"}])
-        conn.execute(keyed_by_sender.tables["notices"].insert(), [
-            {k: v for k, v in row.items() if k not in TEXTS} | {"text_id": "t2" if row["person_ref"] == BOB else "t1"}
-            for row in OLD_ROWS])
+        conn.execute(
+            keyed_by_sender.tables["notices"].insert(),
+            [
+                {k: v for k, v in row.items() if k not in TEXTS}
+                | {"text_id": "t2" if row["person_ref"] == BOB else "t1"}
+                for row in OLD_ROWS
+            ],
+        )
     ensure_schema(empty_engine)
     _assert_current_layout(empty_engine)
     assert [n.id for n in inbox(empty_engine, ALICE)] == [OLD_ROWS[1]["id"], OLD_ROWS[0]["id"]]

@@ -5,20 +5,23 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from publicmesh.mesh import notices_wire
 from publicmesh.notices import NoticeDraft, inbox, send_many, send_table
-
+from publicmesh.protocol import notices_wire
 from tests.unit.notices.test_notices import KITAMI, T0, ref
 
 pytestmark = pytest.mark.storage
 
 
 def notices(count: int, **columns) -> pa.Table:
-    base = {"subject": [ref(i) for i in range(count)], "key": [f"ca-2026:{ref(i)}" for i in range(count)],
-            "title_ja": ["児童手当を受け取れます"] * count, "title_en": ["You can receive the child allowance"] * count,
-            "body_ja": [f"{10_000 * (i + 1):,} 円を受け取れます。" for i in range(count)],
-            "body_en": [f"You can receive {10_000 * (i + 1):,} yen." for i in range(count)],
-            "link": [f"/applications/offers/{i:026x}" for i in range(count)]}
+    base = {
+        "subject": [ref(i) for i in range(count)],
+        "key": [f"ca-2026:{ref(i)}" for i in range(count)],
+        "title_ja": ["児童手当を受け取れます"] * count,
+        "title_en": ["You can receive the child allowance"] * count,
+        "body_ja": [f"{10_000 * (i + 1):,} 円を受け取れます。" for i in range(count)],
+        "body_en": [f"You can receive {10_000 * (i + 1):,} yen." for i in range(count)],
+        "link": [f"/applications/offers/{i:026x}" for i in range(count)],
+    }
     return pa.table({**base, **columns})
 
 
@@ -29,15 +32,18 @@ def test_a_checked_table_fills_the_category_and_keeps_the_rows():
     assert table.column("subject").to_pylist() == [ref(0), ref(1), ref(2)]
 
 
-@pytest.mark.parametrize(("column", "value", "rule"), [
-    ("subject", "not-a-pseudonym", "subject is a 22-character pseudonym"),
-    ("link", "//evil.example/phish", "link is a path on the portal"),
-    ("link", "https://evil.example/", "link is a path on the portal"),
-    ("body_ja", "あ" * 4001, "body_ja is longer than 4000 characters"),
-    ("title_en", "", "a notice has an English title"),
-    ("category", "lottery", "category is one of"),
-    ("key", None, "key is missing"),
-])
+@pytest.mark.parametrize(
+    ("column", "value", "rule"),
+    [
+        ("subject", "not-a-pseudonym", "subject is a 22-character pseudonym"),
+        ("link", "//evil.example/phish", "link is a path on the portal"),
+        ("link", "https://evil.example/", "link is a path on the portal"),
+        ("body_ja", "あ" * 4001, "body_ja is longer than 4000 characters"),
+        ("title_en", "", "a notice has an English title"),
+        ("category", "lottery", "category is one of"),
+        ("key", None, "key is missing"),
+    ],
+)
 @pytest.mark.parametrize("encoded", [False, True], ids=["strings", "dictionary"])
 def test_a_bad_row_is_named(column, value, rule, encoded):
     table = notices(4)
@@ -74,8 +80,12 @@ def test_unknown_or_missing_columns_and_non_streams_are_refused():
     with pytest.raises(notices_wire.MalformedNotices, match="at most 2 notices"):
         notices_wire.read_request(body, max_rows=2)
     table, routing = notices_wire.read_request(body)
-    assert table.num_rows == 3 and routing == {"provider": "GOV/digital/portal", "purpose": "p", "service": "s",
-                                               "sender": ""}
+    assert table.num_rows == 3 and routing == {
+        "provider": "GOV/digital/portal",
+        "purpose": "p",
+        "service": "s",
+        "sender": "",
+    }
 
 
 def test_the_answer_must_have_a_flag_per_notice():
@@ -88,12 +98,35 @@ def test_the_answer_must_have_a_flag_per_notice():
 def test_send_table_stores_what_send_many_stores(engine):
     table = notices_wire.checked(notices(50))
     assert send_table(engine, KITAMI, table.slice(0, 25), now=T0) == 25
-    drafts = [NoticeDraft(person_ref=r["subject"], sender=KITAMI, category=r["category"], title_ja=r["title_ja"],
-                          title_en=r["title_en"], body_ja=r["body_ja"], body_en=r["body_en"],
-                          links={"open": r["link"]}, idempotency_key=r["key"]) for r in table.slice(25).to_pylist()]
+    drafts = [
+        NoticeDraft(
+            person_ref=r["subject"],
+            sender=KITAMI,
+            category=r["category"],
+            title_ja=r["title_ja"],
+            title_en=r["title_en"],
+            body_ja=r["body_ja"],
+            body_en=r["body_en"],
+            links={"open": r["link"]},
+            idempotency_key=r["key"],
+        )
+        for r in table.slice(25).to_pylist()
+    ]
     assert send_many(engine, drafts, now=T0) == 25
-    fields = ("person_ref", "sender", "category", "title_ja", "title_en", "body_ja", "body_en", "links",
-              "idempotency_key", "delivery", "created_at", "read_at")
+    fields = (
+        "person_ref",
+        "sender",
+        "category",
+        "title_ja",
+        "title_en",
+        "body_ja",
+        "body_en",
+        "links",
+        "idempotency_key",
+        "delivery",
+        "created_at",
+        "read_at",
+    )
     by_table, by_drafts = inbox(engine, ref(3))[0], inbox(engine, ref(30))[0]
     assert by_table.links == {"open": f"/applications/offers/{3:026x}"}
     assert by_table.body_ja == "40,000 円を受け取れます。" and by_table.delivery == by_drafts.delivery

@@ -6,12 +6,11 @@ import pyarrow as pa
 import pytest
 from sqlalchemy import func, select
 
-from publicmesh.mesh import notices_wire
 from publicmesh.notices import inbox, send, send_table
 from publicmesh.notices.model import text_id
 from publicmesh.notices.schema import notice_texts
 from publicmesh.notices.texts import texts_of
-
+from publicmesh.protocol import notices_wire
 from tests.unit.notices.test_notices import KITAMI, T0, draft, ref
 from tests.unit.notices.test_send_table import notices
 
@@ -20,14 +19,23 @@ def test_each_notice_gets_the_id_of_its_own_combination_of_texts():
     # The titles and the bodies vary independently: 2 × 3 values, 4 combinations used.
     titles, bodies = ["お知らせA", "お知らせB"], ["本文1", "本文2", "本文3"]
     shown = [(0, 0), (0, 1), (1, 0), (0, 1), (1, 2), (1, 2), (0, 0)]
-    table = notices_wire.checked(notices(len(shown), **{
-        "title_ja": [titles[t] for t, _ in shown], "title_en": ["A"] * len(shown),
-        "body_ja": [bodies[b] for _, b in shown], "body_en": [f"body {b}" for _, b in shown]}))
+    table = notices_wire.checked(
+        notices(
+            len(shown),
+            **{
+                "title_ja": [titles[t] for t, _ in shown],
+                "title_en": ["A"] * len(shown),
+                "body_ja": [bodies[b] for _, b in shown],
+                "body_en": [f"body {b}" for _, b in shown],
+            },
+        )
+    )
     ids, texts = texts_of(table)
     expected = [text_id((titles[t], "A", bodies[b], f"body {b}")) for t, b in shown]
     assert ids.to_pylist() == expected
-    assert len(ids.dictionary) == 4 and texts == {text_id(v): v for v in {
-        (titles[t], "A", bodies[b], f"body {b}") for t, b in shown}}
+    assert len(ids.dictionary) == 4 and texts == {
+        text_id(v): v for v in {(titles[t], "A", bodies[b], f"body {b}") for t, b in shown}
+    }
 
 
 @pytest.mark.storage
@@ -37,8 +45,17 @@ def test_a_text_is_stored_once_for_every_notice_and_sender_that_shows_it(engine)
     assert send_table(engine, KITAMI, notices_wire.checked(batch), now=T0) == 6
     again = batch.set_column(1, "key", pa.array([f"next:{i}" for i in range(6)]))
     assert send_table(engine, "GOV/digital/services", notices_wire.checked(again), now=T0) == 6
-    sent = send(engine, draft(person_ref=ref(0), key="one", title_ja=batch["title_ja"][0].as_py(),
-                              title_en=batch["title_en"][0].as_py(), body_ja="10,000円", body_en="10,000 yen"))
+    sent = send(
+        engine,
+        draft(
+            person_ref=ref(0),
+            key="one",
+            title_ja=batch["title_ja"][0].as_py(),
+            title_en=batch["title_en"][0].as_py(),
+            body_ja="10,000円",
+            body_en="10,000 yen",
+        ),
+    )
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(notice_texts)).scalar() == 3
     assert [n.body_ja for n in inbox(engine, ref(3))] == ["30,000円", "30,000円"]

@@ -8,11 +8,11 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from starlette.testclient import TestClient
 
-from publicmesh.mesh.ca import MeshCA
-from publicmesh.mesh.members import HUB, MemberId
-from publicmesh.mesh.signatures import Signer
-from publicmesh.mesh.trust import CERTIFICATE_HEADER, certificate_header
-from publicmesh.numbers.app import NUMBERS, create_app
+from publicmesh.numbers.app import create_app
+from publicmesh.protocol.ca import MeshCA
+from publicmesh.protocol.members import HUB, NUMBERS, MemberId
+from publicmesh.protocol.signatures import Signer
+from publicmesh.protocol.trust import CERTIFICATE_HEADER, certificate_header
 from publicmesh.runtime.provision import member_key
 from publicmesh.settings import Settings
 
@@ -86,11 +86,12 @@ def hub_outbound(node):
     """Makes the hub's outbound side, trusting the number service's certificate for its answers."""
     from cryptography import x509
 
-    from publicmesh.mesh.outbound import Outbound
-    from publicmesh.mesh.signatures import Verifier
-    from publicmesh.mesh.trust import TrustStore
+    from publicmesh.protocol.outbound import Outbound
+    from publicmesh.protocol.signatures import Verifier
+    from publicmesh.protocol.trust import TrustStore
 
     trust = TrustStore(x509.load_pem_x509_certificate((node.settings.keys_dir / "mesh-ca.pem").read_bytes()))
     trust.add_pem(node.numbers_pem)
-    return lambda: Outbound(Signer(str(HUB), node.hub.key), certificate_header(node.hub.pem),
-                            Verifier(trust.key, 300), 30)
+    return lambda: Outbound(
+        Signer(str(HUB), node.hub.key), certificate_header(node.hub.pem), Verifier(trust.key, 300), 30
+    )

@@ -6,12 +6,12 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from publicmesh.numbers import wire
-from publicmesh.numbers.app import NUMBERS
-from publicmesh.numbers.client import NumbersClient
+from publicmesh.hub.numbers_client import NumbersClient
 from publicmesh.numbers.keys import load_or_create_master
 from publicmesh.numbers.pseudonyms import PseudonymService
 from publicmesh.problems import Problem
+from publicmesh.protocol import convert_wire as wire
+from publicmesh.protocol.members import NUMBERS
 
 TARGETS = ("child-allowance", "audit")
 
@@ -46,8 +46,11 @@ def test_convert_arrays_answers_what_convert_many_answers(with_client, registry)
     asked = mixed(registry, 3000)
 
     async def both(client):
-        return (await client.convert_arrays(pa.array(asked, pa.string()), "resident-registry", TARGETS),
-                await client.convert_many(asked, "resident-registry", TARGETS))
+        return (
+            await client.convert_arrays(pa.array(asked, pa.string()), "resident-registry", TARGETS),
+            await client.convert_many(asked, "resident-registry", TARGETS),
+        )
+
     columns, lists = with_client(both)
     expected = dict(zip(registry["resident-registry"].to_pylist(), zip(*(registry[t].to_pylist() for t in TARGETS))))
     for k, target in enumerate(TARGETS):
@@ -65,16 +68,20 @@ def test_large_inputs_go_in_chunks_and_keep_their_order(with_client, node, regis
 
     converted = with_client(lambda c: c.convert_arrays(asked, "resident-registry", TARGETS))
     assert calls == [700] * 7 + [len(asked) - 4900]
-    one_call = PseudonymService(load_or_create_master(node.settings.keys_dir)).convert(asked, "resident-registry",
-                                                                                     list(TARGETS))
+    one_call = PseudonymService(load_or_create_master(node.settings.keys_dir)).convert(
+        asked, "resident-registry", list(TARGETS)
+    )
     for target in TARGETS:
         assert converted[target].equals(one_call[target])
 
 
 def test_nothing_and_only_nulls(with_client):
     async def run(client):
-        return (await client.convert_arrays(pa.array([], pa.string()), "resident-registry", TARGETS),
-                await client.convert_arrays(pa.nulls(3), "resident-registry", TARGETS))
+        return (
+            await client.convert_arrays(pa.array([], pa.string()), "resident-registry", TARGETS),
+            await client.convert_arrays(pa.nulls(3), "resident-registry", TARGETS),
+        )
+
     empty, nulls = with_client(run)
     assert all(len(empty[t]) == 0 and empty[t].type == pa.string() for t in TARGETS)
     assert all(nulls[t].to_pylist() == [None] * 3 for t in TARGETS)
@@ -87,7 +94,7 @@ def test_a_refusal_is_a_problem_not_a_wrong_answer(with_client):
 
 
 def test_a_large_conversion_kept_and_asked_again_is_answered_without_a_call(with_client, registry, monkeypatch):
-    from publicmesh.numbers import client as numbers_client
+    from publicmesh.hub import numbers_client
 
     monkeypatch.setattr(numbers_client, "_RECENT_OVER", 100)
     asked = pa.array(mixed(registry, 3000), pa.string())
@@ -104,6 +111,7 @@ def test_a_large_conversion_kept_and_asked_again_is_answered_without_a_call(with
         reversed_ = await client.convert_arrays(other, "resident-registry", TARGETS)
         elsewhere = await client.convert_arrays(asked, "resident-registry", ("pension",))
         return first, again, reversed_, elsewhere
+
     first, again, reversed_, elsewhere = with_client(run)
     # Kept, then the same values into fewer targets: no call; not kept, asked a third time, other values or
     # other targets: a call.
@@ -113,9 +121,10 @@ def test_a_large_conversion_kept_and_asked_again_is_answered_without_a_call(with
     assert elsewhere["pension"].null_count == first[TARGETS[0]].null_count
 
 
-def test_a_second_scan_of_the_same_residents_waits_for_the_first_conversion_on_its_way(with_client, registry,
-                                                                                      monkeypatch):
-    from publicmesh.numbers import client as numbers_client
+def test_a_second_scan_of_the_same_residents_waits_for_the_first_conversion_on_its_way(
+    with_client, registry, monkeypatch
+):
+    from publicmesh.hub import numbers_client
 
     monkeypatch.setattr(numbers_client, "_RECENT_OVER", 100)
     asked = pa.array(mixed(registry, 3000), pa.string())
@@ -124,8 +133,11 @@ def test_a_second_scan_of_the_same_residents_waits_for_the_first_conversion_on_i
     monkeypatch.setattr(wire, "request_body", lambda values, *a: calls.append(len(values)) or original(values, *a))
 
     async def run(client):  # both asked before either is answered: a municipality's two scans at once
-        return await asyncio.gather(client.convert_arrays(asked, "resident-registry", TARGETS, recent=True),
-                                    client.convert_arrays(asked, "resident-registry", TARGETS, recent=True))
+        return await asyncio.gather(
+            client.convert_arrays(asked, "resident-registry", TARGETS, recent=True),
+            client.convert_arrays(asked, "resident-registry", TARGETS, recent=True),
+        )
+
     first, second = with_client(run)
     assert calls == [len(asked)]
     assert all(first[t].equals(second[t]) for t in TARGETS)

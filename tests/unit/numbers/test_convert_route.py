@@ -5,9 +5,9 @@ import orjson
 import pyarrow as pa
 import pytest
 
-from publicmesh.numbers import wire
 from publicmesh.numbers.keys import load_or_create_master
 from publicmesh.numbers.pseudonyms import PseudonymService
+from publicmesh.protocol import convert_wire as wire
 
 PATH = "/v1/convert"
 
@@ -47,13 +47,19 @@ def test_the_hub_converts_a_column_into_a_column_per_target(http, node, registry
 
 def test_arrow_and_json_forms_answer_the_same(http, node, registry):
     asked = registry["child-allowance"].to_pylist()[:50] + ["x" * 22, None]
-    columns = post(http, node.hub, wire.request_body(pa.array(asked, pa.string()), "child-allowance", ("audit",)),
-                   request_id="same-1")
+    columns = post(
+        http,
+        node.hub,
+        wire.request_body(pa.array(asked, pa.string()), "child-allowance", ("audit",)),
+        request_id="same-1",
+    )
     doc = orjson.dumps({"source": "child-allowance", "targets": ["audit"], "pseudonyms": asked})
     listed = post(http, node.hub, doc, "application/json", request_id="same-2")
     assert listed.status_code == 200 and columns.status_code == 200
-    assert wire.read_answer(columns.content, ("audit",), len(asked))["audit"].to_pylist() == \
-        listed.json()["converted"]["audit"]
+    assert (
+        wire.read_answer(columns.content, ("audit",), len(asked))["audit"].to_pylist()
+        == listed.json()["converted"]["audit"]
+    )
 
 
 def test_only_the_hub_converts(http, node, registry):
@@ -82,16 +88,24 @@ BAD_BODIES = {
     "not arrow": b'{"source": "resident-registry"}',
     "cut short": wire.request_body(pa.array(["A" * 22] * 100), "resident-registry", ("audit",))[:-200],
     "no metadata": stream_with(pa.table({"pseudonym": pa.array(["A" * 22])})),
-    "targets not a list": stream_with(pa.table({"pseudonym": pa.array(["A" * 22])}).replace_schema_metadata(
-        {**ROUTING, b"targets": b'"child-allowance"'})),
-    "no targets": stream_with(pa.table({"pseudonym": pa.array(["A" * 22])}).replace_schema_metadata(
-        {**ROUTING, b"targets": b"[]"})),
-    "bad target": stream_with(pa.table({"pseudonym": pa.array(["A" * 22])}).replace_schema_metadata(
-        {**ROUTING, b"targets": b'["' + b"x" * 300 + b'"]'})),
+    "targets not a list": stream_with(
+        pa.table({"pseudonym": pa.array(["A" * 22])}).replace_schema_metadata(
+            {**ROUTING, b"targets": b'"child-allowance"'}
+        )
+    ),
+    "no targets": stream_with(
+        pa.table({"pseudonym": pa.array(["A" * 22])}).replace_schema_metadata({**ROUTING, b"targets": b"[]"})
+    ),
+    "bad target": stream_with(
+        pa.table({"pseudonym": pa.array(["A" * 22])}).replace_schema_metadata(
+            {**ROUTING, b"targets": b'["' + b"x" * 300 + b'"]'}
+        )
+    ),
     "integers": stream_with(pa.table({"pseudonym": pa.array([1, 2])}).replace_schema_metadata(ROUTING)),
     "other column": stream_with(pa.table({"subject": pa.array(["A" * 22])}).replace_schema_metadata(ROUTING)),
-    "two columns": stream_with(pa.table({"pseudonym": pa.array(["A" * 22]), "x": pa.array(["y"])})
-                               .replace_schema_metadata(ROUTING)),
+    "two columns": stream_with(
+        pa.table({"pseudonym": pa.array(["A" * 22]), "x": pa.array(["y"])}).replace_schema_metadata(ROUTING)
+    ),
 }
 
 
@@ -116,7 +130,7 @@ def test_a_batch_over_the_arrow_limit_is_too_large(http, node):
 
 
 def test_the_json_form_keeps_its_own_limit(http, node):
-    from publicmesh.numbers.app import MAX_BATCH
+    from publicmesh.protocol.convert_wire import MAX_BATCH
 
     doc = orjson.dumps({"source": "a", "targets": ["b"], "pseudonyms": ["A" * 22] * (MAX_BATCH + 1)})
     arrow_problem(post(http, node.hub, doc, "application/json", request_id="json-large"), 400, "malformed-request")

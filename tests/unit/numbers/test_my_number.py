@@ -16,7 +16,9 @@ def test_a_wrong_check_digit_is_rejected(wrong):
     assert not is_valid_my_number("12345678901" + wrong)
 
 
-@pytest.mark.parametrize("value", ["", "12345678901", "1234567890188", "12345678901８", "abcdefghijkl", None, 123456789018])
+@pytest.mark.parametrize(
+    "value", ["", "12345678901", "1234567890188", "12345678901８", "abcdefghijkl", None, 123456789018]
+)
 def test_malformed_numbers_are_rejected(value):
     assert not is_valid_my_number(value)
 

@@ -57,8 +57,9 @@ def test_different_master_keys_give_different_pseudonyms():
 
 def test_an_arrow_column_converts_into_arrow_columns_with_nulls_where_unknown(service):
     enrolled = service.enrol(np.arange(300), ["a", "b", "c"])
-    asked = pa.concat_arrays([enrolled["a"][:100], pa.array([None, "forged", enrolled["b"][0].as_py()]),
-                              enrolled["a"][100:]])
+    asked = pa.concat_arrays(
+        [enrolled["a"][:100], pa.array([None, "forged", enrolled["b"][0].as_py()]), enrolled["a"][100:]]
+    )
     converted = service.convert(asked, "a", ["b", "c"])
     listed = service.convert(asked.to_pylist(), "a", ["b", "c"])
     for target in ("b", "c"):

@@ -16,15 +16,27 @@ from publicmesh.payouts.zengin import DATA, END, HEADER, TRAILER, zengin_text
 
 PAY_DAY = date(2026, 12, 10)
 CITY = Remitter(
-    client_code="1234567890", name_kana="ﾁﾖﾀﾞｸ ﾌｸｼﾌﾞ", bank_code="0001", bank_name_kana="ﾐｽﾞﾎ",
-    branch_code="001", branch_name_kana="ﾄｳｷﾖｳ", account_type=2, account_number="1234567",
+    client_code="1234567890",
+    name_kana="ﾁﾖﾀﾞｸ ﾌｸｼﾌﾞ",
+    bank_code="0001",
+    bank_name_kana="ﾐｽﾞﾎ",
+    branch_code="001",
+    branch_name_kana="ﾄｳｷﾖｳ",
+    account_type=2,
+    account_number="1234567",
 )
 
 
 def payee(amount: int = 50_000, holder: str = "ﾔﾏﾀﾞ ﾀﾛｳ", customer_code: str = "") -> Transfer:
     return Transfer(
-        bank_code="0005", bank_name_kana="ﾐﾂﾋﾞｼﾕ-ｴﾌｼﾞｴｲ", branch_code="135", branch_name_kana="ｼﾌﾞﾔ",
-        account_type=1, account_number="7654321", holder_kana=holder, amount_yen=amount,
+        bank_code="0005",
+        bank_name_kana="ﾐﾂﾋﾞｼﾕ-ｴﾌｼﾞｴｲ",
+        branch_code="135",
+        branch_name_kana="ｼﾌﾞﾔ",
+        account_type=1,
+        account_number="7654321",
+        holder_kana=holder,
+        amount_yen=amount,
         customer_code=customer_code,
     )
 
@@ -66,19 +78,19 @@ def test_every_record_is_120_bytes_with_crlf_or_without():
 def test_golden_header_record():
     header = records(write(one_file()))[0]
     expected = (
-        "1"                          # データ区分: header
-        + "21"                       # 種別コード: 総合振込
-        + "0"                        # コード区分: JIS
-        + "1234567890"               # 振込依頼人コード, N(10)
-        + "ﾁﾖﾀﾞｸ ﾌｸｼﾌﾞ".ljust(40)     # 振込依頼人名, C(40): 11 characters (ﾞ and ﾌﾞ's mark count) + 29 spaces
-        + "1210"                     # 振込指定日 MMDD: 10 December
-        + "0001"                     # 仕向銀行番号
-        + "ﾐｽﾞﾎ".ljust(15)           # 仕向銀行名, C(15)
-        + "001"                      # 仕向支店番号
-        + "ﾄｳｷﾖｳ".ljust(15)          # 仕向支店名, C(15)
-        + "2"                        # 預金種目: 当座
-        + "1234567"                  # 口座番号, N(7)
-        + " " * 17                   # ダミー
+        "1"  # データ区分: header
+        + "21"  # 種別コード: 総合振込
+        + "0"  # コード区分: JIS
+        + "1234567890"  # 振込依頼人コード, N(10)
+        + "ﾁﾖﾀﾞｸ ﾌｸｼﾌﾞ".ljust(40)  # 振込依頼人名, C(40): 11 characters (ﾞ and ﾌﾞ's mark count) + 29 spaces
+        + "1210"  # 振込指定日 MMDD: 10 December
+        + "0001"  # 仕向銀行番号
+        + "ﾐｽﾞﾎ".ljust(15)  # 仕向銀行名, C(15)
+        + "001"  # 仕向支店番号
+        + "ﾄｳｷﾖｳ".ljust(15)  # 仕向支店名, C(15)
+        + "2"  # 預金種目: 当座
+        + "1234567"  # 口座番号, N(7)
+        + " " * 17  # ダミー
     )
     assert len(expected) == 120
     assert header == expected.encode("cp932")
@@ -109,9 +121,13 @@ _SMALL = "ァィゥェォャュョッ"
 names = st.text(alphabet=_KANA + _VOICED + _SMALL + " ー", min_size=1, max_size=12).filter(str.strip)
 hiragana = st.text(alphabet="あいうえおかがきぎしじたっちゃゅょんぱ ", min_size=1, max_size=14).filter(str.strip)
 latin = st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcxyz0123456789 ().-/", min_size=1, max_size=20).filter(
-    lambda s: any(c.isalnum() for c in s))
-codes = st.one_of(st.just(""), st.integers(1, 10**20 - 1).map(str),
-                  st.text(alphabet="0123456789ABCDEFabcdef-", min_size=1, max_size=20))
+    lambda s: any(c.isalnum() for c in s)
+)
+codes = st.one_of(
+    st.just(""),
+    st.integers(1, 10**20 - 1).map(str),
+    st.text(alphabet="0123456789ABCDEFabcdef-", min_size=1, max_size=20),
+)
 transfers = st.builds(
     Transfer,
     bank_code=st.from_regex(r"[0-9]{4}", fullmatch=True),
@@ -128,8 +144,9 @@ remitters = st.builds(
     Remitter,
     client_code=st.from_regex(r"[0-9]{1,10}", fullmatch=True),
     # long enough to be cut at 40, often between a kana and its voicing mark
-    name_kana=st.one_of(names, hiragana, st.text(alphabet=_KANA + _VOICED + " ", min_size=20, max_size=45).filter(
-        str.strip)),
+    name_kana=st.one_of(
+        names, hiragana, st.text(alphabet=_KANA + _VOICED + " ", min_size=20, max_size=45).filter(str.strip)
+    ),
     bank_code=st.from_regex(r"[0-9]{4}", fullmatch=True),
     bank_name_kana=names,
     branch_code=st.from_regex(r"[0-9]{3}", fullmatch=True),
@@ -140,8 +157,12 @@ remitters = st.builds(
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
-@given(remitters, st.dates(date(2000, 1, 1), date(2099, 12, 31)), st.lists(transfers, min_size=1, max_size=8),
-       st.sampled_from([b"\r\n", b""]))
+@given(
+    remitters,
+    st.dates(date(2000, 1, 1), date(2099, 12, 31)),
+    st.lists(transfers, min_size=1, max_size=8),
+    st.sampled_from([b"\r\n", b""]),
+)
 def test_write_then_parse_gives_the_same_file(remitter, day, items, newline):
     file = TransferFile(remitter, day, tuple(items))
     data = write(file, newline=newline)
@@ -199,7 +220,9 @@ def test_a_total_beyond_twelve_digits_is_refused():
 
 def test_summary_is_what_a_person_checks_before_sending():
     assert summary(one_file(payee(1_000), payee(2_500))) == {
-        "count": 2, "total_yen": 3_500, "transfer_date": "2026-12-10",
+        "count": 2,
+        "total_yen": 3_500,
+        "transfer_date": "2026-12-10",
         "remitter": {"client_code": "1234567890", "name_kana": "ﾁﾖﾀﾞｸ ﾌｸｼﾌﾞ"},
     }
 
@@ -261,13 +284,28 @@ def test_a_holder_name_longer_than_the_field_is_refused_not_cut():
         payee(holder="ｱ" * 31)
 
 
-@pytest.mark.parametrize("field, value", [
-    ("bank_code", "001"), ("bank_code", "00O1"), ("branch_code", "1234"), ("account_number", "12345678"),
-    ("account_type", 3), ("account_type", "1"),
-])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("bank_code", "001"),
+        ("bank_code", "00O1"),
+        ("branch_code", "1234"),
+        ("account_number", "12345678"),
+        ("account_type", 3),
+        ("account_type", "1"),
+    ],
+)
 def test_malformed_codes_are_refused(field, value):
-    values = dict(bank_code="0005", bank_name_kana="", branch_code="135", branch_name_kana="", account_type=1,
-                  account_number="1", holder_kana="ﾔﾏﾀﾞ", amount_yen=1)
+    values = dict(
+        bank_code="0005",
+        bank_name_kana="",
+        branch_code="135",
+        branch_name_kana="",
+        account_type=1,
+        account_number="1",
+        holder_kana="ﾔﾏﾀﾞ",
+        amount_yen=1,
+    )
     with pytest.raises(ZenginError, match=field):
         Transfer(**{**values, field: value})
 
@@ -308,8 +346,9 @@ def test_a_file_needs_a_date_and_transfers():
 
 
 def test_a_transfer_to_a_registered_account_takes_the_banks_kana_from_the_zengin_list():
-    account = SimpleNamespace(bank_code="0001", branch_code="001", type_code="1", account_number="0123456",
-                              holder_kana="ﾔﾏﾀﾞ ﾀﾛｳ")
+    account = SimpleNamespace(
+        bank_code="0001", branch_code="001", type_code="1", account_number="0123456", holder_kana="ﾔﾏﾀﾞ ﾀﾛｳ"
+    )
     transfer = transfer_to(account, 30_000, customer_code="A1")
     assert transfer.bank_name_kana == "ﾐｽﾞﾎ" and transfer.branch_name_kana
     assert (transfer.account_type, transfer.amount_yen, transfer.customer_code) == (1, 30_000, "A1")

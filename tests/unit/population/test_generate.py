@@ -39,6 +39,7 @@ def people(chunks) -> pl.DataFrame:
 
 def _years(later: pl.Expr, earlier: pl.Expr) -> pl.Expr:
     """Whole calendar years from `earlier` to `later`."""
+
     def month_day(day: pl.Expr) -> pl.Expr:
         return day.dt.month().cast(pl.Int32) * 100 + day.dt.day().cast(pl.Int32)
 
@@ -98,13 +99,21 @@ def test_one_head_per_household_listed_first(people):
 
 
 def test_members_share_address_municipality_and_flags(people):
-    shared = ["address", "postal_code", "municipality_code", "residence_municipality_code",
-              "registered", "address_protected"]
+    shared = [
+        "address",
+        "postal_code",
+        "municipality_code",
+        "residence_municipality_code",
+        "registered",
+        "address_protected",
+    ]
     spread = people.group_by("household_id").agg(pl.col(c).n_unique() for c in shared)
     for column in shared:
         assert (spread[column] == 1).all(), column
-    family = people.filter(pl.col("relation") != "parent").group_by("household_id").agg(
-        pl.col("family_name").n_unique(), pl.col("family_name_kana").n_unique()
+    family = (
+        people.filter(pl.col("relation") != "parent")
+        .group_by("household_id")
+        .agg(pl.col("family_name").n_unique(), pl.col("family_name_kana").n_unique())
     )
     assert (family["family_name"] == 1).all() and (family["family_name_kana"] == 1).all()
 

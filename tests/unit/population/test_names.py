@@ -57,9 +57,18 @@ def test_every_generation_has_names():
 @pytest.mark.parametrize(
     "kana, romaji",
     [
-        ("サトウ", "Sato"), ("オオノ", "Ono"), ("オオウチ", "Ouchi"), ("ホンマ", "Homma"),
-        ("ナンバ", "Namba"), ("ハットリ", "Hattori"), ("ボッチャン", "Botchan"), ("ジュンイチ", "Junichi"),
-        ("キョウコ", "Kyoko"), ("ユウコ", "Yuko"), ("イシイ", "Ishii"), ("モチヅキ", "Mochizuki"),
+        ("サトウ", "Sato"),
+        ("オオノ", "Ono"),
+        ("オオウチ", "Ouchi"),
+        ("ホンマ", "Homma"),
+        ("ナンバ", "Namba"),
+        ("ハットリ", "Hattori"),
+        ("ボッチャン", "Botchan"),
+        ("ジュンイチ", "Junichi"),
+        ("キョウコ", "Kyoko"),
+        ("ユウコ", "Yuko"),
+        ("イシイ", "Ishii"),
+        ("モチヅキ", "Mochizuki"),
         ("イノウエ", "Inoue"),
     ],
 )

@@ -10,13 +10,13 @@ import pytest
 import yaml
 from sqlalchemy import create_engine, insert, select
 
-from publicmesh.mesh.client import HubError
+from publicmesh.protocol.client import HubError
 from publicmesh.services import applications as apps
 from publicmesh.services import decisions, store
 from publicmesh.services.agency import AGENCY
 
 DEFINITIONS = Path(__file__).resolve().parents[3] / "publicmesh" / "services" / "definitions"
-T0 = dt.datetime(2026, 12, 1, tzinfo=dt.timezone.utc)
+T0 = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
 
 
 @pytest.fixture
@@ -29,25 +29,48 @@ def engine(tmp_path):
 
 def publish(engine, path: Path) -> None:
     with engine.begin() as conn:
-        conn.execute(insert(store.publications).values(
-            service_id=yaml.safe_load(path.read_text(encoding="utf-8"))["id"], version=1, content_hash="x",
-            definition=path.read_text(encoding="utf-8"), published_at=T0, eligible=1, total_yen=0))
+        conn.execute(
+            insert(store.publications).values(
+                service_id=yaml.safe_load(path.read_text(encoding="utf-8"))["id"],
+                version=1,
+                content_hash="x",
+                definition=path.read_text(encoding="utf-8"),
+                published_at=T0,
+                eligible=1,
+                total_yen=0,
+            )
+        )
 
 
 def application(engine, service_id: str = "emergency-benefit", amount: int = 300_000) -> str:
     app_id = f"a{amount}{service_id[:4]}"
     with engine.begin() as conn:
-        conn.execute(insert(store.applications).values(
-            id=app_id, service_id=service_id, unit_key=app_id.ljust(22, "U"), offer_id="o1", subject="S" * 22,
-            tenant="012084", amount_yen=amount, status="in-review", channel="tap", needs_four_eyes=False,
-            submitted_at=T0))
+        conn.execute(
+            insert(store.applications).values(
+                id=app_id,
+                service_id=service_id,
+                unit_key=app_id.ljust(22, "U"),
+                offer_id="o1",
+                subject="S" * 22,
+                tenant="012084",
+                amount_yen=amount,
+                status="in-review",
+                channel="tap",
+                needs_four_eyes=False,
+                submitted_at=T0,
+            )
+        )
     return app_id
 
 
 def notices(engine) -> list[dict]:
     with engine.connect() as conn:
-        return [dict(r) for r in conn.execute(select(decisions.decision_notices)
-                                              .order_by(decisions.decision_notices.c.created_at)).mappings()]
+        return [
+            dict(r)
+            for r in conn.execute(
+                select(decisions.decision_notices).order_by(decisions.decision_notices.c.created_at)
+            ).mappings()
+        ]
 
 
 def test_a_rejection_writes_the_definitions_notice_with_the_reason(engine):
@@ -115,8 +138,11 @@ def test_pending_notices_go_through_the_hub_once_per_service_and_stay_pending_on
     hub = Hub()
     assert decisions.NoticeSender(engine, hub).send_pending() == 1
     [(provider, purpose, service, sent)] = hub.calls
-    assert (provider, purpose, service) == ("GOV/digital/portal", "specified-public-benefit:emergency-benefit",
-                                            "emergency-benefit")
+    assert (provider, purpose, service) == (
+        "GOV/digital/portal",
+        "specified-public-benefit:emergency-benefit",
+        "emergency-benefit",
+    )
     assert sent[0]["subject"] == "S" * 22 and sent[0]["key"] == f"emergency-benefit:{app_id}:rejected"
     assert sent[0]["link"] == "/applications"
     assert notices(engine)[0]["sent_at"] is not None
@@ -124,18 +150,41 @@ def test_pending_notices_go_through_the_hub_once_per_service_and_stay_pending_on
 
 
 def offer(service_id: str = "emergency-benefit", amount: int = 300_000, unit: str = "U") -> dict:
-    return {"id": f"o-{unit}", "service_id": service_id, "unit_key": unit * 22, "subject": "S" * 22,
-            "tenant": "012084", "amount_yen": amount, "form": {}}
+    return {
+        "id": f"o-{unit}",
+        "service_id": service_id,
+        "unit_key": unit * 22,
+        "subject": "S" * 22,
+        "tenant": "012084",
+        "amount_yen": amount,
+        "form": {},
+    }
 
 
 def test_an_automatic_approval_writes_the_approved_notice_from_the_definition_being_published(engine):
     # the definition is not recorded as published yet: publish records it after its decide phase
     doc = yaml.safe_load((DEFINITIONS / "emergency-benefit.yaml").read_text(encoding="utf-8"))
     with engine.begin() as conn:
-        approved = apps.create(conn, offer(), "prior-intent", signature=None, review_over=1_000_000, automatic=True,
-                               actor="prior-intent", definition=doc)
-        apps.create(conn, offer(amount=2_000_000, unit="V"), "prior-intent", signature=None,
-                    review_over=1_000_000, automatic=True, actor="prior-intent", definition=doc)  # four-eyes
+        approved = apps.create(
+            conn,
+            offer(),
+            "prior-intent",
+            signature=None,
+            review_over=1_000_000,
+            automatic=True,
+            actor="prior-intent",
+            definition=doc,
+        )
+        apps.create(
+            conn,
+            offer(amount=2_000_000, unit="V"),
+            "prior-intent",
+            signature=None,
+            review_over=1_000_000,
+            automatic=True,
+            actor="prior-intent",
+            definition=doc,
+        )  # four-eyes
     [notice] = notices(engine)
     assert notice["key"] == f"emergency-benefit:{approved['id']}:approved"
     assert notice["title_ja"] == "緊急支援給付金の支給が決まりました"

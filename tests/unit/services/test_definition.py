@@ -7,8 +7,15 @@ from pydantic import ValidationError
 from typer.testing import CliRunner
 
 from publicmesh.cli import app
-from publicmesh.services.definition import (DefinitionError, ServiceDefinition, content_hash, definitions_dir,
-                                            load_definition, load_packaged, schema)
+from publicmesh.services.definition import (
+    DefinitionError,
+    ServiceDefinition,
+    content_hash,
+    definitions_dir,
+    load_definition,
+    load_packaged,
+    schema,
+)
 from publicmesh.services.rules import RuleError, compile_rules
 
 PACKAGED = sorted(p.stem for p in definitions_dir().glob("*.yaml"))
@@ -54,8 +61,13 @@ def test_models_carry_the_fields_typed():
     assert definition.data["tax"].attributes == ("fiscal_year", "income", "tax_exempt")
     assert definition.workflow.review_over == 500_000 and definition.pays
     assert [p for p, _ in definition.expressions()] == [
-        ("rules", "eligible"), ("rules", "amount"), ("form", 0, "source"), ("form", 1, "source"),
-        ("form", 2, "source"), ("form", 3, "source")]
+        ("rules", "eligible"),
+        ("rules", "amount"),
+        ("form", 0, "source"),
+        ("form", 1, "source"),
+        ("form", 2, "source"),
+        ("form", 3, "source"),
+    ]
     child = load_packaged("child-allowance")
     assert list(child.rules.let) == ["counted", "child", "order", "monthly"]  # order kept: each uses the ones before
     assert child.tables["monthly_by_order_and_age"].rows[0] == (False, True, 15_000)
@@ -187,7 +199,7 @@ def test_an_expression_that_does_not_parse():
     text = edited(EMERGENCY, AMOUNT, '  amount: "100_000 * (household.count()"')
     problem = only_problem(text)
     line = text.splitlines()[problem.line - 1]
-    assert (problem.line, problem.path) == (line_of(text, "amount: \"100_000"), "rules.amount")
+    assert (problem.line, problem.path) == (line_of(text, 'amount: "100_000'), "rules.amount")
     assert problem.column == line.index("(") + 1 and "not a valid expression" in problem.message
 
 
@@ -215,16 +227,20 @@ def test_a_table_value_must_be_integer_yen():
 
 
 def test_a_form_field_with_both_source_and_typed():
-    text = edited(EMERGENCY, "    source: household.sum(tax.income)\n",
-                  "    source: household.sum(tax.income)\n    typed: true\n    type: text\n")
+    text = edited(
+        EMERGENCY,
+        "    source: household.sum(tax.income)\n",
+        "    source: household.sum(tax.income)\n    typed: true\n    type: text\n",
+    )
     problem = only_problem(text)
     assert (problem.line, problem.path) == (line_of(text, "typed: true"), "form[2].typed")
     assert "exactly one of source" in problem.message
 
 
 def test_a_typed_form_field_loads_and_needs_its_type():
-    typed = ("  - name: phone\n    label: {ja: 電話番号, en: Phone}\n"
-             "    typed: true\n    type: tel\n    required: true\n")
+    typed = (
+        "  - name: phone\n    label: {ja: 電話番号, en: Phone}\n    typed: true\n    type: tel\n    required: true\n"
+    )
     text = edited(EMERGENCY, "attachments: []\n", "").replace("\nworkflow:", "\n" + typed + "workflow:", 1)
     field = load_definition(text).form[-1]
     assert (field.typed, field.type, field.required, field.source) == (True, "tel", True, None)
@@ -290,8 +306,10 @@ def test_the_report_reads_file_line_column_path_message():
     with pytest.raises(DefinitionError) as caught:
         load_definition(text, name="svc.yaml")
     lines = str(caught.value).splitlines()
-    assert lines == [f"svc.yaml:{line_of(text, 'unit:')}:7: unit: must be one of person, household, not 'family'",
-                     f"svc.yaml:{line_of(text, 'review_over')}:16: workflow.review_over: must be at least 0, not -1"]
+    assert lines == [
+        f"svc.yaml:{line_of(text, 'unit:')}:7: unit: must be one of person, household, not 'family'",
+        f"svc.yaml:{line_of(text, 'review_over')}:16: workflow.review_over: must be at least 0, not -1",
+    ]
     assert isinstance(caught.value, ValueError)
 
 

@@ -27,8 +27,9 @@ def test_names_are_read_only_for_the_eligible_and_only_what_the_rules_use_for_ev
 
 def test_a_form_field_that_aggregates_over_the_household_reads_for_everyone():
     doc = definition("emergency-benefit")
-    doc["form"].append({"name": "youngest", "label": {"ja": "最年少", "en": "Youngest"},
-                        "source": "household.max(person.birth_date)"})
+    doc["form"].append(
+        {"name": "youngest", "label": {"ja": "最年少", "en": "Youngest"}, "source": "household.max(person.birth_date)"}
+    )
     fetch = plan(doc, rules_of(doc))
     assert fetch.rules["person"] == ["birth_date", "status"]
     assert "form.youngest" not in fetch.detail_fields
@@ -67,8 +68,9 @@ def test_details_are_asked_for_the_units_alone_and_complete_their_form():
     doc = definition("emergency-benefit")
     compiled = rules_of(doc)
     fetch = plan(doc, compiled)
-    people = pl.DataFrame({"subject": ["a", "b", "c"], "family_name": ["山田", "佐藤", "鈴木"],
-                           "given_name": ["太郎", "花子", "一郎"]})
+    people = pl.DataFrame(
+        {"subject": ["a", "b", "c"], "family_name": ["山田", "佐藤", "鈴木"], "given_name": ["太郎", "花子", "一郎"]}
+    )
     client = FakeClient(people)
     units = pl.DataFrame({"subject": ["b"], "household": ["b"], "person._audit": [7]})
     done = fetch_details(client, doc, "012084", units, fetch, compiled)
@@ -88,9 +90,17 @@ def test_the_household_key_is_the_head_the_registry_names_or_from_the_member_lis
 def test_a_source_marked_scan_is_read_whole_for_everyone_and_by_list_for_the_eligible():
     doc = definition("emergency-benefit")
     assert doc["data"]["household"].get("scan") and doc["data"]["tax"].get("scan")
-    people = pl.DataFrame({"subject": ["a" * 22, "b" * 22], "status": ["resident", "resident"],
-                           "relation": ["head", "child"], "head": ["a" * 22, "a" * 22],
-                           "fiscal_year": [2025, 2025], "income": [1, 2], "tax_exempt": [True, True]})
+    people = pl.DataFrame(
+        {
+            "subject": ["a" * 22, "b" * 22],
+            "status": ["resident", "resident"],
+            "relation": ["head", "child"],
+            "head": ["a" * 22, "a" * 22],
+            "fiscal_year": [2025, 2025],
+            "income": [1, 2],
+            "tax_exempt": [True, True],
+        }
+    )
     client = FakeClient(people)
     fetch_municipality(client, doc, "012084", attributes=plan(doc, rules_of(doc)).rules)
     asked = {dataset: subjects for dataset, subjects, _ in client.asked}

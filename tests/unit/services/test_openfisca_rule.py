@@ -11,8 +11,13 @@ from publicmesh.bench.openfisca_rule import openfisca_emergency_benefit
 
 DEFINITIONS = Path(__file__).resolve().parents[3] / "publicmesh" / "services" / "definitions"
 DEFINITION = DEFINITIONS / "emergency-benefit.yaml"
-SCHEMA = {"household": pl.Utf8, "subject": pl.Utf8, "household.relation": pl.Utf8, "person.status": pl.Utf8,
-          "tax.income": pl.Int64}
+SCHEMA = {
+    "household": pl.Utf8,
+    "subject": pl.Utf8,
+    "household.relation": pl.Utf8,
+    "person.status": pl.Utf8,
+    "tax.income": pl.Int64,
+}
 INT32_MAX = 2**31 - 1
 
 
@@ -20,8 +25,9 @@ def definition_parameters() -> tuple[int, int]:
     """The threshold and the amount per resident, read from the rules the OpenFisca port mirrors; a changed
     rule fails here, so the port is revisited with it."""
     rules = yaml.safe_load(DEFINITION.read_text(encoding="utf-8"))["rules"]
-    threshold = re.fullmatch(r'person\.status == "resident" and household\.sum\(tax\.income\) < ([\d_]+)',
-                             rules["eligible"])
+    threshold = re.fullmatch(
+        r'person\.status == "resident" and household\.sum\(tax\.income\) < ([\d_]+)', rules["eligible"]
+    )
     per_member = re.fullmatch(r'([\d_]+) \* household\.count\(where=person\.status == "resident"\)', rules["amount"])
     assert threshold and per_member, rules
     return int(threshold[1]), int(per_member[1])
@@ -93,6 +99,7 @@ def test_no_persons_no_households():
 
 # --- a random population against a plain Polars reference ------------------------------------------------------
 
+
 def random_population(n: int, seed: int) -> pl.DataFrame:
     """n persons in households of 1–6, one head each; ~30% without an assessment; rows shuffled."""
     rng = np.random.default_rng(seed)
@@ -103,22 +110,27 @@ def random_population(n: int, seed: int) -> pl.DataFrame:
     relation = np.where(first, np.where(sizes[household] == 1, "single", "head"), "child")
     status = rng.choice([R, MOVED, DEAD, "non-registered"], size=n, p=[0.85, 0.07, 0.05, 0.03])
     income = pl.Series(rng.integers(0, 6_000_001, size=n), dtype=pl.Int64)
-    persons = pl.DataFrame({
-        "household": pl.Series(household).cast(pl.Utf8).str.zfill(7),
-        "subject": pl.Series(rng.permutation(n)).cast(pl.Utf8).str.zfill(9),
-        "household.relation": relation,
-        "person.status": status,
-        "tax.income": income.scatter(np.flatnonzero(rng.random(n) < 0.3), None),
-    })
+    persons = pl.DataFrame(
+        {
+            "household": pl.Series(household).cast(pl.Utf8).str.zfill(7),
+            "subject": pl.Series(rng.permutation(n)).cast(pl.Utf8).str.zfill(9),
+            "household.relation": relation,
+            "person.status": status,
+            "tax.income": income.scatter(np.flatnonzero(rng.random(n) < 0.3), None),
+        }
+    )
     return persons.sample(fraction=1.0, shuffle=True, seed=seed)
 
 
 def reference(persons: pl.DataFrame) -> pl.DataFrame:
     resident = pl.col("person.status") == R
     return persons.group_by("household").agg(
-        amount=pl.when(resident.filter(pl.col("household.relation").is_in(["head", "single"])).first()
-                       & (pl.col("tax.income").sum() < THRESHOLD))
-        .then(PER_MEMBER * resident.sum().cast(pl.Int64)).otherwise(0),
+        amount=pl.when(
+            resident.filter(pl.col("household.relation").is_in(["head", "single"])).first()
+            & (pl.col("tax.income").sum() < THRESHOLD)
+        )
+        .then(PER_MEMBER * resident.sum().cast(pl.Int64))
+        .otherwise(0),
     )
 
 

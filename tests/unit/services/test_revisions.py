@@ -18,7 +18,7 @@ from publicmesh.services.store import amount_revisions, applications, offers
 DEFINITIONS = Path(__file__).resolve().parents[3] / "publicmesh" / "services" / "definitions"
 DOC = yaml.safe_load((DEFINITIONS / "child-allowance.yaml").read_text(encoding="utf-8"))
 HOUSEHOLD, HEAD = "H" * 22, "P" * 22
-T0 = dt.datetime(2026, 12, 1, tzinfo=dt.timezone.utc)
+T0 = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
 
 
 class Hub:
@@ -35,16 +35,29 @@ def engine(tmp_path):
     engine = create_engine(f"sqlite:///{tmp_path / 'services.db'}")
     AGENCY.metadata.create_all(engine)
     with engine.begin() as conn:
-        conn.execute(insert(offers).values(id="o-household", service_id=DOC["id"], unit_key=HOUSEHOLD, subject=HEAD,
-                                           tenant="012084", amount_yen=20_000, form=form(1, 20_000), version=1,
-                                           offered_at=T0))
+        conn.execute(
+            insert(offers).values(
+                id="o-household",
+                service_id=DOC["id"],
+                unit_key=HOUSEHOLD,
+                subject=HEAD,
+                tenant="012084",
+                amount_yen=20_000,
+                form=form(1, 20_000),
+                version=1,
+                offered_at=T0,
+            )
+        )
     yield engine
     engine.dispose()
 
 
 def form(children: int, amount: int) -> dict:
-    return {"title_ja": "児童手当", "title_en": "Child allowance",
-            "fields": [{"name": "children", "value": children}, {"name": "amount", "value": amount}]}
+    return {
+        "title_ja": "児童手当",
+        "title_en": "Child allowance",
+        "fields": [{"name": "children", "value": children}, {"name": "amount", "value": amount}],
+    }
 
 
 def born(engine, hub, child: str, amount: int, children: int) -> str | None:
@@ -55,8 +68,9 @@ def born(engine, hub, child: str, amount: int, children: int) -> str | None:
 def apply(engine, offer_id: str, status: str = "approved") -> dict:
     with engine.begin() as conn:
         offer = dict(conn.execute(select(offers).where(offers.c.id == offer_id)).mappings().one())
-        created = apps.create(conn, offer, "tap", signature=None, review_over=200_000, automatic=True, actor="resident",
-                              definition=DOC)
+        created = apps.create(
+            conn, offer, "tap", signature=None, review_over=200_000, automatic=True, actor="resident", definition=DOC
+        )
         if status != "approved":
             conn.execute(update(applications).where(applications.c.id == created["id"]).values(status=status))
     return created
@@ -75,8 +89,10 @@ def test_before_anyone_applied_the_offer_itself_is_revised_and_the_parent_told(e
     [notice] = hub.sent
     assert notice["key"] == f"child-allowance:{'first'.ljust(22, 'c')}:revised" and notice["subject"] == HEAD
     assert notice["link"] == "/applications/offers/o-household"
-    assert notice["body_ja"] == ("お子さんが生まれたので、2か月分の額が20,000円から50,000円になります。"
-                                 "このお知らせを開いて申請すると、50,000円を受け取れます。")
+    assert notice["body_ja"] == (
+        "お子さんが生まれたので、2か月分の額が20,000円から50,000円になります。"
+        "このお知らせを開いて申請すると、50,000円を受け取れます。"
+    )
     assert rows(engine, amount_revisions) == []  # nothing was awarded yet: no claim for a difference
 
 

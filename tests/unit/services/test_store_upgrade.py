@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from publicmesh.services import store
 from publicmesh.services.offers import offered_to
 
-T0 = dt.datetime(2026, 12, 1, tzinfo=dt.timezone.utc)
+T0 = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
 
 
 def earlier_store(engine) -> None:
@@ -27,8 +27,19 @@ def earlier_store(engine) -> None:
 
 
 def application(id_: str, status: str) -> dict:
-    return dict(id=id_, service_id="s", unit_key="U" * 22, offer_id="o", subject="S" * 22, tenant="012084",
-                amount_yen=100_000, status=status, channel="tap", needs_four_eyes=False, submitted_at=T0)
+    return dict(
+        id=id_,
+        service_id="s",
+        unit_key="U" * 22,
+        offer_id="o",
+        subject="S" * 22,
+        tenant="012084",
+        amount_yen=100_000,
+        status=status,
+        channel="tap",
+        needs_four_eyes=False,
+        submitted_at=T0,
+    )
 
 
 def test_an_earlier_store_keeps_its_rows_and_lets_a_withdrawn_unit_apply_again_once(any_engine):
@@ -47,9 +58,13 @@ def test_an_earlier_store_keeps_its_rows_and_lets_a_withdrawn_unit_apply_again_o
         conn.execute(insert(store.applications).values(**application("third", "received")))
     with engine.connect() as conn:
         assert dict(conn.execute(select(store.applications.c.id, store.applications.c.status)).all()) == {
-            "first": "withdrawn", "second": "received"}
-        assert conn.execute(select(store.applications.c.amount_yen).where(store.applications.c.id == "first")) \
-            .scalar() == 100_000
+            "first": "withdrawn",
+            "second": "received",
+        }
+        assert (
+            conn.execute(select(store.applications.c.amount_yen).where(store.applications.c.id == "first")).scalar()
+            == 100_000
+        )
 
 
 def test_a_new_store_is_left_as_it_is(any_engine):
@@ -76,8 +91,17 @@ def earlier_offers(engine) -> None:
 
 
 def offer(id_: str, unit: str, subject: str) -> dict:
-    return dict(id=id_, service_id="s", unit_key=unit, subject=subject, tenant="012084", amount_yen=100_000,
-                form={"shape": "x", "values": [1], "audit_records": []}, version=1, offered_at=T0)
+    return dict(
+        id=id_,
+        service_id="s",
+        unit_key=unit,
+        subject=subject,
+        tenant="012084",
+        amount_yen=100_000,
+        form={"shape": "x", "values": [1], "audit_records": []},
+        version=1,
+        offered_at=T0,
+    )
 
 
 def test_an_earlier_store_keeps_its_offers_one_per_unit_and_finds_them_by_the_new_indexes(any_engine):
@@ -94,7 +118,9 @@ def test_an_earlier_store_keeps_its_offers_one_per_unit_and_finds_them_by_the_ne
         assert {r.id for r in conn.execute(offered_to("U" * 22))} == {"own", "birth"}
         found = inspect(conn)
         assert {i["name"]: i["unique"] for i in found.get_indexes("offers")} == {
-            "one_offer_per_unit_and_service": True, "ix_offers_subject_not_unit": False}
+            "one_offer_per_unit_and_service": True,
+            "ix_offers_subject_not_unit": False,
+        }
         assert found.get_unique_constraints("offers") == []
     with pytest.raises(IntegrityError), engine.begin() as conn:
         conn.execute(insert(store.offers).values(**offer("again", "U" * 22, "U" * 22)))
