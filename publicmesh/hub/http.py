@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from fastapi import Request
 from fastapi.responses import Response
@@ -15,7 +15,7 @@ from publicmesh.protocol.signatures import SignatureError, Signer, Verifier
 
 Model = TypeVar("Model", bound=BaseModel)
 
-PROBLEM_RESPONSES = {
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     s: {"description": t, "content": {"application/problem+json": {}}}
     for s, t in (
         (400, "Malformed request"),
@@ -71,7 +71,7 @@ class SignedHttp:
         except ValidationError as exc:
             raise invalid(exc) from None
 
-    def answer(self, status: int, body: bytes, request_id: str, media_type: str) -> Response:
+    def answer(self, status: int, body: bytes | memoryview, request_id: str, media_type: str) -> Response:
         return Response(
             body, status, headers=self.signer.sign_response(status, body, request_id), media_type=media_type
         )

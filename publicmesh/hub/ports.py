@@ -17,7 +17,8 @@ from publicmesh.protocol.outbound import SignedAnswer
 class MemberDirectory(Protocol):
     """The member registry as the hub reads it (registry.Directory)."""
 
-    members: Mapping[str, Member]
+    @property
+    def members(self) -> Mapping[str, Member]: ...
 
     def get(self, member: MemberId | str) -> Member | None: ...
 

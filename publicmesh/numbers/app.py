@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 import numpy as np
 import orjson
 from sqlalchemy import BigInteger, Column, Engine, Integer, MetaData, Table, select, update
@@ -17,6 +19,8 @@ from publicmesh.protocol.members import HUB, MemberId
 from publicmesh.protocol.signatures import SignatureError, Signer, Verifier
 from publicmesh.protocol.trust import TrustStore, authenticate_request
 
+# A route's work: (caller, body, content type) → (answer body, media type).
+Work = Callable[[MemberId, bytes, str], Awaitable[tuple[bytes | memoryview, str]]]
 metadata = MetaData()
 # The only state besides keys: how many persons have been enrolled, so a newborn gets a fresh serial.
 enrolment_counter = Table(
@@ -57,7 +61,7 @@ def convert(service: PseudonymService, caller: MemberId, doc: dict) -> dict:
     return {"converted": service.convert(pseudonyms, doc["source"], list(doc["targets"]))}
 
 
-def convert_columns(service: PseudonymService, body: bytes) -> bytes:
+def convert_columns(service: PseudonymService, body: bytes) -> memoryview:
     """The Arrow form: the same conversion, column in and columns out, without Python objects per value."""
     try:
         pseudonyms, source, targets = wire.read_request(body)
@@ -103,7 +107,7 @@ class NumbersApi:
     async def enrol(self, request: Request) -> Response:
         return await self._signed(request, self._enrol)
 
-    async def _convert(self, caller: MemberId, body: bytes, content_type: str) -> tuple[bytes, str]:
+    async def _convert(self, caller: MemberId, body: bytes, content_type: str) -> tuple[bytes | memoryview, str]:
         if content_type.split(";")[0].strip().lower() != wire.ARROW_STREAM:
             return orjson.dumps(convert(self.service, caller, orjson.loads(body))), "application/json"
         only_the_hub(caller)  # before reading the body: a stranger's stream is never parsed
@@ -113,7 +117,7 @@ class NumbersApi:
     async def _enrol(self, caller: MemberId, body: bytes, _content_type: str) -> tuple[bytes, str]:
         return orjson.dumps(enrol(self.service, self.engine, caller, orjson.loads(body))), "application/json"
 
-    async def _signed(self, request: Request, work) -> Response:
+    async def _signed(self, request: Request, work: Work) -> Response:
         """Authenticates the caller, runs ``await work(caller, body, content_type)`` → (payload, media type), signs."""
         request_id = request.headers.get("mesh-request-id", "")
         body = await request.body()

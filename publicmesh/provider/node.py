@@ -27,7 +27,7 @@ from publicmesh.settings import Settings
 from publicmesh.storage import engine_for
 
 ARROW_STREAM = arrow_ipc.ARROW_STREAM
-Answer = tuple[int, bytes, str]  # status, body, media type
+Answer = tuple[int, bytes | memoryview, str]  # status, body, media type
 
 
 def direct_consumers() -> set[str]:
@@ -70,15 +70,16 @@ class AgencyNode:
             raise Problem("unknown-member", f"this node does not serve {name!r}")
         return self.members[name]
 
-    def signed(self, member: str, request_id: str, status: int, body: bytes, media_type: str) -> Response:
+    def signed(self, member: str, request_id: str, status: int, body: bytes | memoryview, media_type: str) -> Response:
         signer = self.signers.get(member) or next(iter(self.signers.values()))
         return Response(body, status, headers=signer.sign_response(status, body, request_id), media_type=media_type)
 
 
 def dataset_and_attributes(agency: AgencyDefinition, doc: dict) -> tuple[Dataset, list[str]]:
-    dataset = agency.datasets.get(doc.get("dataset"))
+    name = doc.get("dataset")
+    dataset = agency.datasets.get(name) if name is not None else None
     if dataset is None:
-        raise Problem("unknown-dataset", f"{agency.system} publishes no dataset {doc.get('dataset')!r}")
+        raise Problem("unknown-dataset", f"{agency.system} publishes no dataset {name!r}")
     attributes = doc.get("attributes") or [a.name for a in dataset.attributes]
     unknown = [a for a in attributes if dataset.attribute(a) is None]
     if unknown:

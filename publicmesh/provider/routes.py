@@ -85,8 +85,8 @@ class NodeRoutes:
                 "application/problem+json",
             )
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, InvalidMemberId) as exc:
-            problem = Problem("malformed-request", f"{type(exc).__name__}: {exc}")
+            malformed = Problem("malformed-request", f"{type(exc).__name__}: {exc}")
             return node.signed(
-                next(iter(node.members)), request_id, 400, problem.body(request_id), "application/problem+json"
+                next(iter(node.members)), request_id, 400, malformed.body(request_id), "application/problem+json"
             )
         return node.signed(member, request_id, status, payload, media)
