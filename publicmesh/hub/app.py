@@ -23,7 +23,7 @@ def create_app(hub: HubDeps, lifespan: Callable | None = None) -> FastPath:
         "Requests are signed with HTTP Message Signatures (RFC 9421, Ed25519); errors are RFC 9457 problems.",
         lifespan=lifespan,
     )
-    app.state.hub = hub  # read only by deps.hub_deps
+    app.state.hub = hub  # read by deps.hub_deps and bootstrap.lifespan only
     app.add_exception_handler(Exception, internal_error)
     for router in (exchange.router, catalog.router, audit.router, meta.router):
         app.include_router(router)
