@@ -8,15 +8,13 @@ the subject's own (both pseudonyms converted to the audit domain must agree) bef
 
 from __future__ import annotations
 
-from publicmesh.hub.numbers_client import NumbersClient
-from publicmesh.hub.registry import Directory
+from publicmesh.hub.ports import MemberDirectory, PseudonymConverter, SignedCalls
 from publicmesh.problems import Problem
 from publicmesh.protocol.members import AUDIT_DOMAIN, PORTAL, MemberId
-from publicmesh.protocol.outbound import Outbound
 
 
 class ConsentCheck:
-    def __init__(self, directory: Directory, numbers: NumbersClient, outbound: Outbound):
+    def __init__(self, directory: MemberDirectory, numbers: PseudonymConverter, outbound: SignedCalls):
         self.directory, self.numbers, self.outbound = directory, numbers, outbound
 
     async def require(

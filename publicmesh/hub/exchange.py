@@ -14,23 +14,29 @@ import pyarrow.compute as pc
 
 from publicmesh.audit import ExchangeRecord, utc_timestamp
 from publicmesh.hub import answer_order
-from publicmesh.hub.catalog import Catalog
 from publicmesh.hub.consents import ConsentCheck
-from publicmesh.hub.numbers_client import NumbersClient
-from publicmesh.hub.registry import Directory, Member
+from publicmesh.hub.ports import AuditAppender, DatasetCatalog, MemberDirectory, PseudonymConverter, SignedCalls
+from publicmesh.hub.registry import Member
 from publicmesh.hub.rules import AccessRule, RuleBook
 from publicmesh.problems import Problem
 from publicmesh.protocol import bulk_wire, notices_wire
 from publicmesh.protocol.members import AUDIT_DOMAIN, PORTAL, InvalidMemberId, MemberId
-from publicmesh.protocol.outbound import Outbound
 from publicmesh.protocol.schemas import BULK_MAX_SUBJECTS, BulkRequest, QueryRequest
 
 BULK_CHUNK = BULK_MAX_SUBJECTS  # subjects per call to a provider: one call per request the hub takes
 
 
 class Exchange:
+    """The spine of the hub; its collaborators (ports) are given, so a test can hand it fakes."""
+
     def __init__(
-        self, directory: Directory, rules: RuleBook, catalog: Catalog, numbers: NumbersClient, outbound: Outbound, audit
+        self,
+        directory: MemberDirectory,
+        rules: RuleBook,
+        catalog: DatasetCatalog,
+        numbers: PseudonymConverter,
+        outbound: SignedCalls,
+        audit: AuditAppender,
     ):
         self.directory, self.rules, self.catalog = directory, rules, catalog
         self.numbers, self.outbound, self.audit = numbers, outbound, audit

@@ -37,7 +37,7 @@ class SignatureError(Exception):
         self.detail = detail
 
 
-def content_digest(body: bytes) -> str:
+def content_digest(body: bytes | memoryview) -> str:
     return "sha-256=:" + base64.b64encode(hashlib.sha256(body).digest()).decode() + ":"
 
 
@@ -60,7 +60,7 @@ class Signer:
     key_id: str
     private_key: Ed25519PrivateKey
 
-    def _sign(self, components, values, body: bytes, request_id: str, nonce: str | None) -> dict[str, str]:
+    def _sign(self, components, values, body: bytes | memoryview, request_id: str, nonce: str | None) -> dict[str, str]:
         digest = content_digest(body)
         resolved = [(c, v) for c, v in zip(components, [*values, digest, request_id])]
         params = _signature_params(components, int(time.time()), self.key_id, nonce)
@@ -75,7 +75,7 @@ class Signer:
     def sign_request(self, method: str, path: str, body: bytes, request_id: str) -> dict[str, str]:
         return self._sign(REQUEST_COMPONENTS, [method.upper(), path], body, request_id, secrets.token_urlsafe(12))
 
-    def sign_response(self, status: int, body: bytes, request_id: str) -> dict[str, str]:
+    def sign_response(self, status: int, body: bytes | memoryview, request_id: str) -> dict[str, str]:
         return self._sign(RESPONSE_COMPONENTS, [str(status)], body, request_id, None)
 
 

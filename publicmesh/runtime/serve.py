@@ -18,24 +18,24 @@ def build_app(name: str):
     if name in ("services", "console"):  # they check definitions against the agencies' datasets
         use_catalog(AGENCIES)
     if name == "numbers":
-        from publicmesh.numbers.app import create_app
+        from publicmesh.numbers.bootstrap import bootstrap  # noqa: PLC0415 (each process loads its own part only)
 
-        return create_app(settings)
+        return bootstrap(settings)
     if name == "portal":
         from publicmesh.portal.app import create_app
 
         return create_app(settings, part(settings, "hub").url(settings))
     if name == "hub":
-        from publicmesh.hub.app import create_app
+        from publicmesh.hub.bootstrap import bootstrap  # noqa: PLC0415 (each process loads its own part only)
 
-        return create_app(settings, part(settings, "numbers").url(settings))
+        return bootstrap(settings, part(settings, "numbers").url(settings))
     if name == "console":
         from publicmesh.console.app import for_settings
 
         return for_settings(settings, part(settings, "hub").url(settings))
-    from publicmesh.provider.node import AgencyNode, create_app
+    from publicmesh.provider.bootstrap import bootstrap  # noqa: PLC0415 (each process loads its own part only)
 
-    return create_app(AgencyNode(AGENCIES[name], settings, municipalities()))
+    return bootstrap(AGENCIES[name], settings, municipalities())
 
 
 def main(argv: list[str]) -> None:

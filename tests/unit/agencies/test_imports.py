@@ -7,7 +7,7 @@ import sys
 PROBE = """
 import sys
 from publicmesh.runtime.catalog import AGENCIES
-from publicmesh.provider.node import create_app
+from publicmesh.provider.bootstrap import bootstrap
 from publicmesh.runtime.topology import parts
 from publicmesh.settings import Settings
 parts(Settings())

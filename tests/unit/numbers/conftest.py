@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import socket
+import threading
+import time
 from dataclasses import dataclass
 
 import pytest
+import uvicorn
+from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from starlette.testclient import TestClient
 
-from publicmesh.numbers.app import create_app
+from publicmesh.numbers.bootstrap import bootstrap
 from publicmesh.protocol.ca import MeshCA
 from publicmesh.protocol.members import HUB, NUMBERS, MemberId
-from publicmesh.protocol.signatures import Signer
-from publicmesh.protocol.trust import CERTIFICATE_HEADER, certificate_header
+from publicmesh.protocol.outbound import Outbound
+from publicmesh.protocol.signatures import Signer, Verifier
+from publicmesh.protocol.trust import CERTIFICATE_HEADER, TrustStore, certificate_header
 from publicmesh.runtime.provision import member_key
 from publicmesh.settings import Settings
 
@@ -41,7 +47,7 @@ class NumbersNode:
     numbers_pem: str
 
     def app(self):
-        return create_app(self.settings)
+        return bootstrap(self.settings)
 
 
 @pytest.fixture(scope="module")
@@ -62,12 +68,6 @@ def http(node):
 @pytest.fixture(scope="module")
 def numbers_url(node):
     """The number service over real HTTP (uvicorn in a thread, on a port the OS picks)."""
-    import socket
-    import threading
-    import time
-
-    import uvicorn
-
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     server = uvicorn.Server(uvicorn.Config(node.app(), log_level="warning", access_log=False))
@@ -84,12 +84,6 @@ def numbers_url(node):
 @pytest.fixture(scope="module")
 def hub_outbound(node):
     """Makes the hub's outbound side, trusting the number service's certificate for its answers."""
-    from cryptography import x509
-
-    from publicmesh.protocol.outbound import Outbound
-    from publicmesh.protocol.signatures import Verifier
-    from publicmesh.protocol.trust import TrustStore
-
     trust = TrustStore(x509.load_pem_x509_certificate((node.settings.keys_dir / "mesh-ca.pem").read_bytes()))
     trust.add_pem(node.numbers_pem)
     return lambda: Outbound(

@@ -1,0 +1,85 @@
+"""The hub wired in one place: every dependency built from the settings, started and stopped with the app."""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import asynccontextmanager
+
+from cryptography import x509
+from fastapi import FastAPI
+
+from publicmesh.audit import AsyncAuditAppender, AuditLog, load_or_create_audit_key
+from publicmesh.hub.app import FastPath, create_app
+from publicmesh.hub.catalog import Catalog
+from publicmesh.hub.deps import HubDeps
+from publicmesh.hub.events import EventRouter
+from publicmesh.hub.exchange import Exchange
+from publicmesh.hub.http import SignedHttp
+from publicmesh.hub.numbers_client import NumbersClient
+from publicmesh.hub.registry import Directory
+from publicmesh.hub.rules import RuleBook
+from publicmesh.protocol.ca import read_private_key
+from publicmesh.protocol.members import HUB, NUMBERS
+from publicmesh.protocol.outbound import Outbound
+from publicmesh.protocol.signatures import Signer, Verifier
+from publicmesh.protocol.trust import certificate_header
+from publicmesh.settings import Settings, get_settings
+from publicmesh.storage import engine_for
+
+
+def bootstrap(
+    settings: Settings | None = None, numbers_url: str | None = None, *, route_events: bool = True
+) -> FastPath:
+    """The hub's ASGI app, its dependencies built from ``settings`` and the number service's address."""
+    settings = settings or get_settings()
+    numbers_url = numbers_url or f"http://{settings.host}:{settings.base_port}"
+    return create_app(build(settings, numbers_url, route_events=route_events), lifespan)
+
+
+def build(settings: Settings, numbers_url: str, *, route_events: bool = True) -> HubDeps:
+    """Every part of the hub, wired; nothing runs until the lifespan starts it."""
+    keys = settings.keys_dir
+    ca = x509.load_pem_x509_certificate((keys / "mesh-ca.pem").read_bytes())
+    engine = engine_for("hub", settings)
+    directory = Directory(engine, ca)
+    rules = RuleBook.load()
+    signer = Signer(str(HUB), read_private_key(keys / "members" / f"{HUB.file_stem}.key"))
+    hub_pem = (keys / "members" / f"{HUB.file_stem}.pem").read_text()
+    outbound = Outbound(
+        signer, certificate_header(hub_pem), Verifier(directory.trust.key, 300), settings.provider_timeout_s
+    )
+    audit_log = AuditLog(engine_for("audit", settings), load_or_create_audit_key(keys))
+    audit = AsyncAuditAppender(audit_log)
+    catalog = Catalog(directory, rules, settings.provider_timeout_s)
+    numbers = NumbersClient(outbound, numbers_url, str(NUMBERS), settings.hub_keeps_over)
+    exchange = Exchange(directory, rules, catalog, numbers, outbound, audit)
+    return HubDeps(
+        settings=settings,
+        http=SignedHttp(signer, Verifier(directory.trust.key, settings.signature_max_age_s)),
+        directory=directory,
+        rules=rules,
+        catalog=catalog,
+        exchange=exchange,
+        audit_log=audit_log,
+        audit=audit,
+        outbound=outbound,
+        events=EventRouter(exchange, engine) if route_events else None,
+    )
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI):
+    """Starts the hub's outbound calls, its audit writer, the catalog's warm-up and the event routing; stops them."""
+    hub: HubDeps = app.state.hub
+    await hub.outbound.start()
+    await hub.audit.start()
+    tasks = [asyncio.create_task(hub.catalog.warm())]
+    if hub.events:
+        tasks.append(asyncio.create_task(hub.events.run()))
+    try:
+        yield
+    finally:
+        for task in tasks:
+            task.cancel()
+        await hub.audit.close()
+        await hub.outbound.close()
