@@ -14,6 +14,8 @@ from fastapi.templating import Jinja2Templates
 
 from publicmesh import design
 from publicmesh.audit import load_audit_public_key
+from publicmesh.identity import open_identity
+from publicmesh.notices.channels import LogChannel
 from publicmesh.portal import account_pages, application_pages, hub_api, login_pages, pages
 from publicmesh.portal.core import Portal
 from publicmesh.portal.deps import NotFound, Render, language, session_of
@@ -38,7 +40,13 @@ def bootstrap(settings: Settings, hub_url: str) -> FastAPI:
         hub_url,
         mesh=PortalMesh(settings, hub_url),
         sessions=SessionStore(engine_for("identity", settings)),
-        people=People(settings),
+        people=People(
+            open_identity(settings),
+            notices=engine_for("notices", settings),
+            consents=engine_for("consent", settings),
+            accounts=engine_for("accounts", settings),
+            channel=LogChannel.for_settings(settings),
+        ),
         audit_key=load_audit_public_key(settings.keys_dir),
         status_feed=StatusFeed(),
     )
