@@ -6,20 +6,21 @@ from __future__ import annotations
 import logging
 import re
 from pathlib import Path
+from typing import Annotated
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, RedirectResponse
-from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from publicmesh.console import publishing
+from publicmesh.console.deps import ConsoleDep, NotFound, Operator, Posted, Render, RenderDep
 from publicmesh.console.publishing import Busy, Publisher
 from publicmesh.services.definition import DefinitionError
 
 log = logging.getLogger(__name__)
-OPERATOR = "operator"
 _RUN_ID = re.compile(r"^[0-9a-f]{16}$")
+router = APIRouter()
 
 
 class Refused(Exception):
@@ -30,80 +31,83 @@ class Refused(Exception):
         super().__init__(key)
 
 
-def register(
-    app: FastAPI, engine: Engine, publisher: Publisher, *, render, current, posted, forbidden, not_found
-) -> None:
-    def operator(request: Request):
-        session = current(request)
-        if OPERATOR not in session.roles:
-            log.warning("console: %s (no operator role) asked for %s", session.username, request.url.path)
-            raise forbidden()
-        return session
+def page(render: Render, publisher: Publisher, engine, session, status: int = 200, **context):
+    with engine.connect() as conn:
+        listing = publishing.catalogue(conn, publisher.folder)
+        runs = publishing.recent(conn)
+    return render(
+        "publish.html",
+        session,
+        status,
+        active="publish",
+        listing=listing,
+        runs=runs,
+        max_mb=publishing.MAX_UPLOAD // 1_000_000,
+        **context,
+    )
 
-    def page(request: Request, session, status: int = 200, **context):
-        with engine.connect() as conn:
-            listing = publishing.catalogue(conn, publisher.folder)
-            runs = publishing.recent(conn)
-        return render(
-            request,
-            "publish.html",
-            session,
-            status,
-            active="publish",
-            listing=listing,
-            runs=runs,
-            max_mb=publishing.MAX_UPLOAD // 1_000_000,
-            **context,
+
+async def get_publisher(console: ConsoleDep) -> Publisher:
+    if console.publisher is None:  # the publish router is included only with a publisher; this is a wiring fault
+        raise RuntimeError("this console has no publisher")
+    return console.publisher
+
+
+PublisherDep = Annotated[Publisher, Depends(get_publisher)]
+
+
+def run_or_404(publisher: Publisher, run_id: str) -> publishing.Run:
+    run = publisher.get(run_id) if _RUN_ID.match(run_id) else None
+    if run is None:
+        raise NotFound()
+    return run
+
+
+@router.get("/publish")
+def publish_page(session: Operator, console: ConsoleDep, publisher: PublisherDep, render: RenderDep):
+    return page(render, publisher, console.engine, session)
+
+
+@router.post("/publish")
+async def publish(
+    request: Request, session: Operator, form: Posted, console: ConsoleDep, publisher: PublisherDep, render: RenderDep
+):
+    def show(status: int = 200, **context):
+        return run_in_threadpool(page, render, publisher, console.engine, session, status, **context)
+
+    try:
+        text, name, path = await _chosen(publisher, form, (await request.form()).get("file"))
+    except Refused as refused:
+        return await show(refused.status, error=refused.key)
+    try:
+        definition = await run_in_threadpool(publishing.check, text, name)
+    except DefinitionError as exc:
+        log.info("console: %s checked %s: %d problems", session.username, name, len(exc.problems))
+        return await show(422, source=name, problems=exc.problems)
+    if form.get("action") != "publish":
+        return await show(source=name, valid=definition)
+    try:
+        run = await run_in_threadpool(_start, publisher, text, definition, path, name, session.username)
+    except Busy as busy:
+        log.info(
+            "console: %s asked to publish %s while run %s runs",
+            session.username,
+            name,
+            busy.run.id if busy.run else "?",
         )
+        return await show(409, busy=busy.run)
+    return RedirectResponse(f"/publish/runs/{run.id}", status_code=303)
 
-    def run_or_404(run_id: str) -> publishing.Run:
-        run = publisher.get(run_id) if _RUN_ID.match(run_id) else None
-        if run is None:
-            raise not_found()
-        return run
 
-    @app.get("/publish")
-    def publish_page(request: Request):
-        return page(request, operator(request))
+@router.get("/publish/runs/{run_id}")
+def run_page(run_id: str, session: Operator, publisher: PublisherDep, render: RenderDep):
+    run = run_or_404(publisher, run_id)
+    return render("publish_run.html", session, active="publish", run=run, phases=publishing.PHASES)
 
-    @app.post("/publish")
-    async def publish(request: Request):
-        session = operator(request)
-        form = await posted(request, session)
-        try:
-            text, name, path = await _chosen(publisher, form, (await request.form()).get("file"))
-        except Refused as refused:
-            return await run_in_threadpool(page, request, session, refused.status, error=refused.key)
-        try:
-            definition = await run_in_threadpool(publishing.check, text, name)
-        except DefinitionError as exc:
-            log.info("console: %s checked %s: %d problems", session.username, name, len(exc.problems))
-            return await run_in_threadpool(page, request, session, 422, source=name, problems=exc.problems)
-        if form.get("action") != "publish":
-            return await run_in_threadpool(page, request, session, source=name, valid=definition)
-        try:
-            run = await run_in_threadpool(_start, publisher, text, definition, path, name, session.username)
-        except Busy as busy:
-            log.info(
-                "console: %s asked to publish %s while run %s runs",
-                session.username,
-                name,
-                busy.run.id if busy.run else "?",
-            )
-            return await run_in_threadpool(page, request, session, 409, busy=busy.run)
-        return RedirectResponse(f"/publish/runs/{run.id}", status_code=303)
 
-    @app.get("/publish/runs/{run_id}")
-    def run_page(request: Request, run_id: str):
-        session = operator(request)
-        return render(
-            request, "publish_run.html", session, active="publish", run=run_or_404(run_id), phases=publishing.PHASES
-        )
-
-    @app.get("/publish/runs/{run_id}/progress")
-    def run_progress(request: Request, run_id: str):
-        operator(request)
-        return JSONResponse(run_or_404(run_id).progress_json())
+@router.get("/publish/runs/{run_id}/progress")
+def run_progress(run_id: str, _session: Operator, publisher: PublisherDep):
+    return JSONResponse(run_or_404(publisher, run_id).progress_json())
 
 
 async def _chosen(publisher: Publisher, form: dict[str, str], upload) -> tuple[str, str, Path | None]:

@@ -34,7 +34,7 @@ from sqlalchemy import (
     update,
 )
 
-from publicmesh.services.definition import ServiceDefinition, load_definition
+from publicmesh.services.definition import ServiceDefinition, definitions_dir, load_definition
 from publicmesh.services.store import publications, utc_now
 from publicmesh.storage import schema_once
 
@@ -150,8 +150,6 @@ class Publisher:
     """Runs ``publish_file(path, progress)`` in a background thread, one run at a time, recording each run."""
 
     def __init__(self, engine: Engine, publish_file: PublishFile, upload_dir: Path, folder: Path | None = None):
-        from publicmesh.services.definition import definitions_dir
-
         self.engine, self._publish, self.upload_dir = engine, publish_file, upload_dir
         self.folder = folder or definitions_dir()
         self.current: Run | None = None

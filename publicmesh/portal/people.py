@@ -4,24 +4,28 @@ from __future__ import annotations
 
 import datetime as dt
 
+from sqlalchemy import Engine
+
 from publicmesh import notices
-from publicmesh.identity import open_identity
+from publicmesh.identity import Identity
+from publicmesh.notices.channels import Channel
 from publicmesh.portal.proxies import ProxyLog
 from publicmesh.portal.residents import ResidentDirectory
 from publicmesh.portal.sessions import Session
-from publicmesh.settings import Settings
-from publicmesh.storage import engine_for
 
 
 class People:
-    def __init__(self, settings: Settings):
-        self.identity = open_identity(settings)
-        self.directory = ResidentDirectory(self.identity.engine)
-        self.notices = engine_for("notices", settings)
-        self.consents = engine_for("consent", settings)
-        self.accounts = engine_for("accounts", settings)
-        self.channel = notices.LogChannel.for_settings(settings)
-        self.proxy_log = ProxyLog(self.identity.engine)
+    """The identity service and the notices, consent and accounts stores (engines), with the resident directory
+    and the proxy log kept in the identity store."""
+
+    def __init__(self, identity: Identity, *, notices: Engine, consents: Engine, accounts: Engine, channel: Channel):
+        self.identity = identity
+        self.directory = ResidentDirectory(identity.engine)
+        self.notices = notices
+        self.consents = consents
+        self.accounts = accounts
+        self.channel = channel
+        self.proxy_log = ProxyLog(identity.engine)
 
     def name_of(self, person_ref: str) -> str:
         holder = self.directory.get(person_ref)

@@ -12,6 +12,9 @@ import datetime as dt
 
 from sqlalchemy import Column, DateTime, Engine, Integer, MetaData, String, Table, insert, select
 
+from publicmesh.identity import SIGNING
+from publicmesh.identity.mandates import GRANTED, SCOPES, STATUTORY, reference
+
 metadata = MetaData()
 proxy_actions = Table(
     "portal_proxy_actions",
@@ -61,8 +64,6 @@ class ProxyLog:
 def signers_of(identity, sessions, person_ref: str, attributes=None) -> dict:
     """The answer to the services part's ``signers`` query: ``signing_certificates`` (the person's own, in force:
     a revoked one, after a move, signs for nobody) and ``mandates`` (mandates_to_apply), those asked for."""
-    from publicmesh.identity import SIGNING
-
     answers = {
         "signing_certificates": lambda: [c.serial for c in identity.authority.certificates_of(person_ref, SIGNING)],
         "mandates": lambda: mandates_to_apply(identity, sessions, person_ref),
@@ -73,9 +74,6 @@ def signers_of(identity, sessions, person_ref: str, attributes=None) -> dict:
 def mandates_to_apply(identity, sessions, principal_ref: str, at: dt.datetime | None = None) -> list[dict]:
     """The principal's mandates in force that cover applications, each named as a signed application names it
     (mandates.reference) and with its proxy's signing certificates in force (serials, lower-case hex)."""
-    from publicmesh.identity import SIGNING
-    from publicmesh.identity.mandates import GRANTED, SCOPES, STATUTORY, reference
-
     at = at or dt.datetime.now(dt.UTC)
     found = [
         (m.id, GRANTED, m.proxy_ref, m.scopes, m.valid_from, m.valid_until)

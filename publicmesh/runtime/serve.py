@@ -22,17 +22,17 @@ def build_app(name: str):
 
         return bootstrap(settings)
     if name == "portal":
-        from publicmesh.portal.app import create_app
+        from publicmesh.portal.bootstrap import bootstrap  # noqa: PLC0415  (each process imports its own part only)
 
-        return create_app(settings, part(settings, "hub").url(settings))
+        return bootstrap(settings, part(settings, "hub").url(settings))
     if name == "hub":
         from publicmesh.hub.bootstrap import bootstrap  # noqa: PLC0415 (each process loads its own part only)
 
         return bootstrap(settings, part(settings, "numbers").url(settings))
     if name == "console":
-        from publicmesh.console.app import for_settings
+        from publicmesh.console.bootstrap import bootstrap  # noqa: PLC0415  (each process imports its own part only)
 
-        return for_settings(settings, part(settings, "hub").url(settings))
+        return bootstrap(settings, part(settings, "hub").url(settings))
     from publicmesh.provider.bootstrap import bootstrap  # noqa: PLC0415 (each process loads its own part only)
 
     return bootstrap(AGENCIES[name], settings, municipalities())

@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, insert, select
 
-from publicmesh.console.app import create_app
+from publicmesh.console.bootstrap import create_app
 from publicmesh.console.staff import StaffDirectory, totp
 from publicmesh.services import store
 from publicmesh.services.agency import AGENCY

@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, insert, select
 
 from publicmesh.console import publishing
-from publicmesh.console.app import create_app
+from publicmesh.console.bootstrap import create_app
 from publicmesh.console.staff import StaffDirectory, StaffPrincipal, check_roles, totp
 from publicmesh.services import store
 from publicmesh.services.definition import DefinitionError, definitions_dir

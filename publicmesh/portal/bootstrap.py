@@ -1,0 +1,103 @@
+"""Wires the resident portal: every dependency is built here, once, and the routers get them through
+``portal.deps``."""
+
+from __future__ import annotations
+
+import logging
+import time
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+
+from publicmesh import design
+from publicmesh.audit import load_audit_public_key
+from publicmesh.identity import open_identity
+from publicmesh.notices.channels import LogChannel
+from publicmesh.portal import account_pages, application_pages, hub_api, login_pages, pages
+from publicmesh.portal.core import Portal
+from publicmesh.portal.deps import NotFound, Render, language, session_of
+from publicmesh.portal.hub_api import HubLink
+from publicmesh.portal.mesh import PortalMesh
+from publicmesh.portal.people import People
+from publicmesh.portal.sessions import SessionStore
+from publicmesh.portal.status_feed import StatusFeed
+from publicmesh.settings import Settings
+from publicmesh.storage import engine_for
+
+log = logging.getLogger(__name__)
+HERE = Path(__file__).parent
+# In this order: a path two routers could match goes to the first (none does today; the test of routes checks it).
+ROUTERS = (pages.router, application_pages.router, login_pages.router, account_pages.router, hub_api.router)
+
+
+def bootstrap(settings: Settings, hub_url: str) -> FastAPI:
+    """The portal of this machine's mesh: its stores, its link to the hub, the audit log's key, its templates."""
+    portal = Portal(
+        settings,
+        hub_url,
+        mesh=PortalMesh(settings, hub_url),
+        sessions=SessionStore(engine_for("identity", settings)),
+        people=People(
+            open_identity(settings),
+            notices=engine_for("notices", settings),
+            consents=engine_for("consent", settings),
+            accounts=engine_for("accounts", settings),
+            channel=LogChannel.for_settings(settings),
+        ),
+        audit_key=load_audit_public_key(settings.keys_dir),
+        status_feed=StatusFeed(),
+    )
+    return create_app(portal, templates(), HubLink.for_settings(settings))
+
+
+def templates() -> Jinja2Templates:
+    return Jinja2Templates(directory=str(HERE / "templates"))
+
+
+def create_app(portal: Portal, templates: Jinja2Templates, hub_link: HubLink) -> FastAPI:
+    """The portal's app on parts already built: its routers, static files, error pages and the mesh link's life."""
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        await portal.mesh.start()
+        yield
+        await portal.mesh.close()
+
+    app = FastAPI(title="Resident portal", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.state.portal, app.state.templates, app.state.hub_link = portal, templates, hub_link
+    design.mount(app)
+    app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+    app.add_exception_handler(NotFound, not_found)
+    app.middleware("http")(server_timing)
+    app.add_exception_handler(Exception, failed)
+    for router in ROUTERS:
+        app.include_router(router)
+    return app
+
+
+def _render(request: Request) -> Render:
+    return Render(request, request.app.state.templates, language(request))
+
+
+async def not_found(request: Request, exc: Exception):
+    session = session_of(request, request.app.state.portal)
+    log.warning("refused: %s asked for %s (%s)", session.actor_ref if session else "anonymous", request.url.path, exc)
+    render = _render(request)
+    return render("error.html", session, 404, title=render.t("not_found"), detail="")
+
+
+async def server_timing(request: Request, call_next):
+    started = time.perf_counter()
+    response = await call_next(request)
+    response.headers["server-timing"] = f"app;dur={(time.perf_counter() - started) * 1000:.1f}"
+    return response
+
+
+async def failed(request: Request, exc: Exception):
+    log.exception("portal error on %s", request.url.path)
+    render = _render(request)
+    session = session_of(request, request.app.state.portal)
+    return render("error.html", session, 500, title=render.t("error"), detail=render.t("try_later"))

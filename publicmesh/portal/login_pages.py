@@ -1,0 +1,132 @@
+"""Login (the card, simulated for demo cards, or a wallet's key), logout, and acting for a principal."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import JSONResponse, RedirectResponse
+from sqlalchemy import select
+
+from publicmesh.identity import CardError, CardLocked, IdentityError, LoginError, WrongPin
+from publicmesh.identity.store import challenges
+from publicmesh.portal.core import Portal
+from publicmesh.portal.deps import COOKIE, CurrentSession, NotFound, PortalDep, Render, RenderDep, check_form
+from publicmesh.portal.people import People
+from publicmesh.portal.proxies import minor_children
+
+router = APIRouter()
+
+
+def demo_cards(portal: Portal) -> list[dict]:
+    path = portal.settings.data_dir / "demo-cards.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else []
+
+
+def start_session(portal: Portal, person_ref: str) -> RedirectResponse:
+    holder = portal.people.directory.get(person_ref)
+    if holder is None:
+        raise LoginError("no card holder record", reason="unknown-card")
+    session = portal.sessions.create(person_ref, holder.display_name, holder.municipality)
+    response = RedirectResponse("/", status_code=303)
+    response.set_cookie(COOKIE, session.id, httponly=True, samesite="lax", max_age=1800)
+    return response
+
+
+def login_page(render: Render, portal: Portal, error: str | None = None, chosen: str | None = None, status: int = 200):
+    challenge = portal.people.identity.login.new_challenge()
+    return render(
+        "login.html", None, status, challenge=challenge.id, cards=demo_cards(portal), chosen=chosen, error=error
+    )
+
+
+@router.get("/login")
+async def login_form(portal: PortalDep, render: RenderDep):
+    return login_page(render, portal)
+
+
+@router.post("/login")
+async def login_with_card(
+    portal: PortalDep, render: RenderDep, card: str = Form(...), pin: str = Form(...), challenge: str = Form(...)
+):
+    """The card reader is simulated for demo cards: the card signs the challenge after its PIN."""
+    identity = portal.people.identity
+    try:
+        software_card = identity.cards.card(card)
+        signature = software_card.sign_auth(_nonce(portal.people, challenge), pin)
+        person_ref = identity.login.verify_login(challenge, software_card.auth_certificate_pem(), signature)
+    except WrongPin as exc:
+        return login_page(render, portal, render.t("wrong_pin", n=exc.tries_left), card, 401)
+    except CardLocked:
+        return login_page(render, portal, render.t("card_locked"), card, 423)
+    except (CardError, LoginError, IdentityError, LookupError, KeyError):
+        return login_page(render, portal, render.t("login_failed"), card, 401)
+    return start_session(portal, person_ref)
+
+
+@router.get("/login/challenge")
+async def challenge_for_wallet(portal: PortalDep):
+    challenge = portal.people.identity.login.new_challenge()
+    return {"challenge_id": challenge.id, "nonce": base64.b64encode(challenge.nonce).decode()}
+
+
+@router.post("/login/wallet")
+async def login_with_wallet(request: Request, portal: PortalDep, render: RenderDep):
+    doc = await request.json()
+    try:
+        person_ref = portal.people.identity.login.verify_login(
+            doc["challenge"], doc["certificate"], base64.b64decode(doc["signature"])
+        )
+    except (LoginError, IdentityError, KeyError, ValueError) as exc:
+        return JSONResponse(
+            {"detail": render.t("login_failed"), "reason": getattr(exc, "reason", None)},
+            status_code=401,
+        )
+    return start_session(portal, person_ref)
+
+
+@router.post("/logout")
+async def logout(session: CurrentSession, portal: PortalDep, csrf: str = Form("")):
+    if session and csrf == session.csrf:
+        portal.sessions.end(session.id)
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(COOKIE)
+    return response
+
+
+@router.post("/act-for")
+async def act_for(
+    session: CurrentSession,
+    portal: PortalDep,
+    render: RenderDep,
+    csrf: str = Form(...),
+    mandate: str = Form(""),
+    child: str = Form(""),
+):
+    session = check_form(session, csrf)
+    if child:  # statutory: re-established from the registry's household, never taken from the form
+        household = await portal.mesh.self_information(session.actor_ref, session.municipality, keys=("household",))
+        minors = {c["subject"]: c for c in minor_children(household["household"], session.actor_ref)}
+        if child not in minors:
+            raise NotFound("not a minor child in this person's household")
+        name = render.t("child_of_age", age=minors[child]["age"])
+        portal.sessions.act_for(session, child, name, session.municipality, f"statutory:{session.actor_ref}:{child}")
+        return RedirectResponse("/", status_code=303)
+    if not mandate:
+        portal.sessions.act_for(session, None, None, None, None)
+        return RedirectResponse("/", status_code=303)
+    held = portal.people.identity.mandates.get(mandate)
+    if held is None or held.proxy_ref != session.actor_ref or not held.permits(next(iter(held.scopes))):
+        raise NotFound(f"mandate {mandate} is not held by this person")
+    holder = portal.people.directory.get(held.principal_ref)
+    portal.sessions.act_for(session, held.principal_ref, holder.display_name, holder.municipality, held.id)
+    return RedirectResponse("/", status_code=303)
+
+
+def _nonce(people: People, challenge_id: str) -> bytes:
+    with people.identity.engine.connect() as conn:
+        row = conn.execute(select(challenges.c.nonce).where(challenges.c.challenge_id == challenge_id)).first()
+    if row is None:
+        raise LoginError("unknown challenge", reason="expired-challenge")
+    return bytes(row.nonce)
