@@ -32,13 +32,35 @@ class Action(StrEnum):
     REVISE = "revise"  # 額改定: a birth raises the award; the application keeps its status (a claim is offered)
 
 
+# How a refusal names what the action does to an application.
+_DONE = {
+    Action.SUBMIT: "submitted",
+    Action.REVIEW: "reviewed",
+    Action.APPROVE: "approved",
+    Action.REJECT: "rejected",
+    Action.RETURN: "returned",
+    Action.RESUBMIT: "resubmitted",
+    Action.WITHDRAW: "withdrawn",
+    Action.PAY: "paid",
+    Action.REVISE: "revised",
+}
+
+
 class IllegalTransition(ValueError):
     """An action the application's status does not allow."""
 
     def __init__(self, status: str | None, action: str):
         self.status, self.action = status, action
-        allowed = ", ".join(sources(action)) or "no status"
-        super().__init__(f"{action} is not allowed while the application is {status} (only while {allowed})")
+        super().__init__(_why(status, action))
+
+
+def _why(status: str | None, action: str) -> str:
+    if action not in _DONE:
+        return f"{action!r} is not an action on an application"
+    allowed = [str(s) for s in sources(action)] or ["new"]  # submit: only where there is no application yet
+    which = " or ".join([", ".join(allowed[:-1]), allowed[-1]] if len(allowed) > 1 else allowed)
+    article = "an" if which[0] in "aeiou" else "a"
+    return f"only {article} {which} application can be {_DONE[action]}; this one is {status or 'not there'}"
 
 
 def transition(status: str | None, action: str) -> Status:
