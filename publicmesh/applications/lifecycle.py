@@ -33,7 +33,7 @@ class Action(StrEnum):
 
 
 # How a refusal names what the action does to an application.
-_DONE = {
+_DONE: dict[str, str] = {
     Action.SUBMIT: "submitted",
     Action.REVIEW: "reviewed",
     Action.APPROVE: "approved",

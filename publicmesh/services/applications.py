@@ -185,8 +185,9 @@ def resubmit(conn: Connection, application: dict, signature: dict, actor: str) -
 
 def withdraw(conn: Connection, application: dict, signature: dict, actor: str) -> dict:
     """The person's signed withdrawal: the application is withdrawn and the signature kept with it."""
+    next_status(application["status"], Action.WITHDRAW)  # 409 unless its status allows it
+    # Guarded by every status a withdrawal may leave, not only the one read: approved meanwhile, it still holds.
     withdrawable, status = move(Action.WITHDRAW)
-    next_status(application["status"], Action.WITHDRAW)
     done = conn.execute(
         update(applications)
         .where(applications.c.id == application["id"], applications.c.status.in_(withdrawable))
