@@ -10,13 +10,12 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, and_, func, insert, select, update
 
 from publicmesh.applications import forms, lifecycle
+from publicmesh.applications.lifecycle import Action, Status
+from publicmesh.problems import Problem
 from publicmesh.services import applications as apps
 from publicmesh.services.offers import full_form
 from publicmesh.services.store import applications, history, offers, utc_now
 
-QUEUED = ("received", "in-review", "returned")  # received: a returned application the person resubmitted
-DECIDABLE = ("received", "in-review")  # a returned application waits for the person, not for staff
-REJECTABLE = ("received", "in-review", "returned")
 DECIDERS = frozenset({"reviewer", "approver"})
 REVIEWED_NOTE = "four-eyes: reviewed"  # the history row of the first of two approvals (status stays in-review)
 
@@ -61,7 +60,7 @@ def figures(conn: Connection, tenant: str) -> Figures:
 def _awaiting_second(tenant: str) -> tuple:
     return (
         applications.c.tenant == tenant,
-        applications.c.status == "in-review",
+        applications.c.status == Status.IN_REVIEW,
         applications.c.needs_four_eyes.is_(True),
         applications.c.reviewed_by.is_not(None),
         applications.c.approved_by.is_(None),
@@ -69,8 +68,9 @@ def _awaiting_second(tenant: str) -> tuple:
 
 
 def queue(conn: Connection, tenant: str, *, offset: int = 0, limit: int = 50) -> tuple[list[dict], int]:
-    """The municipality's applications waiting for staff or the person, oldest first; and how many in all."""
-    where = (applications.c.tenant == tenant, applications.c.status.in_(QUEUED))
+    """The municipality's applications waiting for staff or the person, oldest first; and how many in all (received
+    includes a returned application the person resubmitted)."""
+    where = (applications.c.tenant == tenant, applications.c.status.in_(lifecycle.OPEN))
     total = conn.execute(select(func.count()).where(*where)).scalar_one()
     oldest_first = select(applications).where(*where).order_by(applications.c.submitted_at, applications.c.id)
     rows = conn.execute(oldest_first.offset(offset).limit(limit)).mappings()
@@ -96,6 +96,7 @@ def case(conn: Connection, tenant: str, application_id: str) -> dict:
     ).mappings()
     return {
         "application": dict(row),
+        "can": {a: lifecycle.allows(row["status"], a) for a in (Action.APPROVE, Action.REJECT, Action.RETURN)},
         "form": form,
         "fields": form.get("fields", []) + typed,
         "audit_records": [int(p) for p in form.get("audit_records", [])],
@@ -105,21 +106,20 @@ def case(conn: Connection, tenant: str, application_id: str) -> dict:
 
 def approve(conn: Connection, tenant: str, application_id: str, staff) -> str:
     """Approve, or under four-eyes record the first review; returns ``"reviewed"`` or ``"approved"``."""
-    row = _open(conn, tenant, application_id, DECIDABLE)
+    row = _open(conn, tenant, application_id, Action.APPROVE)
     _needs_role(staff, DECIDERS)
     if not row["needs_four_eyes"]:
         _claim(conn, application_id, approved_by=staff.username)
-        apps.change(conn, application_id, "approved", staff.username, tenant=tenant)
+        _change(conn, tenant, application_id, Action.APPROVE, staff)
         return "approved"
     if row["reviewed_by"] is None:
-        # The first of two: the status stays in-review; only who reviewed and when is kept.
+        # The first of two: the status stays (or becomes) in review; who reviewed and when is kept.
         _claim(conn, application_id, reviewed_by=staff.username)
-        if row["status"] == "received":
-            apps.change(conn, application_id, "in-review", staff.username, tenant=tenant)
+        reviewed = _change(conn, tenant, application_id, Action.REVIEW, staff)
         conn.execute(
             insert(history).values(
                 application_id=application_id,
-                status="in-review",
+                status=reviewed["status"],
                 actor=staff.username,
                 reason=REVIEWED_NOTE,
                 at=utc_now(),
@@ -130,28 +130,29 @@ def approve(conn: Connection, tenant: str, application_id: str, staff) -> str:
         raise Refused("err_same_person", 409)
     _needs_role(staff, {"approver"}, "err_approver")
     _claim(conn, application_id, approved_by=staff.username, reviewed=row["reviewed_by"])
-    apps.change(conn, application_id, "approved", staff.username, tenant=tenant)
+    _change(conn, tenant, application_id, Action.APPROVE, staff)
     return "approved"
 
 
 def reject(conn: Connection, tenant: str, application_id: str, staff, reason: str) -> str:
-    _open(conn, tenant, application_id, REJECTABLE)
+    _open(conn, tenant, application_id, Action.REJECT)
     _needs_role(staff, DECIDERS)
-    apps.change(conn, application_id, "rejected", staff.username, _reason(reason), tenant=tenant)
+    _change(conn, tenant, application_id, Action.REJECT, staff, _reason(reason))
     return "rejected"
 
 
 def send_back(conn: Connection, tenant: str, application_id: str, staff, reason: str) -> str:
     """Return the application to the person to fix; a review done so far no longer counts."""
-    _open(conn, tenant, application_id, DECIDABLE)
+    _open(conn, tenant, application_id, Action.RETURN)
     _needs_role(staff, DECIDERS)
     reason = _reason(reason)
     conn.execute(update(applications).where(applications.c.id == application_id).values(reviewed_by=None))
-    apps.change(conn, application_id, "returned", staff.username, reason, tenant=tenant)
+    _change(conn, tenant, application_id, Action.RETURN, staff, reason)
     return "returned"
 
 
-def _open(conn: Connection, tenant: str, application_id: str, allowed: tuple[str, ...]) -> dict:
+def _open(conn: Connection, tenant: str, application_id: str, action: Action) -> dict:
+    """The municipality's application, if its status allows ``action``; LookupError if not ours."""
     row = (
         conn.execute(select(applications).where(applications.c.id == application_id, applications.c.tenant == tenant))
         .mappings()
@@ -159,9 +160,17 @@ def _open(conn: Connection, tenant: str, application_id: str, allowed: tuple[str
     )
     if row is None:
         raise LookupError(application_id)
-    if row["status"] not in allowed:
+    if not lifecycle.allows(row["status"], action):
         raise Refused("err_not_open", 409)
     return dict(row)
+
+
+def _change(conn: Connection, tenant: str, application_id: str, action: Action, staff, reason: str | None = None):
+    """The move through the services part; one the status no longer allows (moved meanwhile) is refused."""
+    try:
+        return apps.change(conn, application_id, action, staff.username, reason, tenant=tenant)
+    except Problem:
+        raise Refused("err_changed", 409) from None
 
 
 def _needs_role(staff, roles, code: str = "err_role") -> None:
@@ -187,7 +196,7 @@ def _claim(
     """Set who reviewed or approved only if nobody did meanwhile, so two staff clicking at once cannot both count."""
     where = [
         applications.c.id == application_id,
-        applications.c.status.in_(DECIDABLE),
+        applications.c.status.in_(lifecycle.DECIDABLE),
         applications.c.approved_by.is_(None),
     ]
     if reviewed_by is not None:

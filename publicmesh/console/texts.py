@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+from publicmesh.applications import lifecycle
+
 JST = dt.timezone(dt.timedelta(hours=9), "JST")  # no daylight saving, so no tz database needed
 
 TEXTS: dict[str, tuple[str, str]] = {
@@ -109,13 +111,7 @@ TEXTS: dict[str, tuple[str, str]] = {
     "reviewed_note": ("一次審査（二者確認）", "Reviewed (first of two)"),
     "yes": ("はい", "Yes"),
     "no": ("いいえ", "No"),
-    "status_received": ("受付", "Received"),
-    "status_in-review": ("審査中", "In review"),
-    "status_approved": ("支給決定", "Approved"),
-    "status_rejected": ("不支給", "Rejected"),
-    "status_paid": ("振込済み", "Paid"),
-    "status_returned": ("差戻し", "Returned"),
-    "status_withdrawn": ("取下げ", "Withdrawn"),
+    **lifecycle.text_entries(),
     "channel_tap": ("ワンタップ申請", "One tap"),
     "channel_prior-intent": ("事前の意思表示", "Prior intent"),
     "channel_proxy": ("代理人", "Proxy"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from publicmesh.applications import lifecycle
+
 TEXTS: dict[str, tuple[str, str]] = {
     "site": ("マイナポータル（公共サービスメッシュ）", "Myna Portal (Public Service Mesh)"),
     "skip": ("本文へ移動", "Skip to content"),
@@ -60,13 +62,7 @@ TEXTS: dict[str, tuple[str, str]] = {
     "revision_revised": ("改定後の額", "Amount after"),
     "revision_claim": ("今回申請する額（差額）", "Claimed now (the difference)"),
     "no_account_yet": ("未登録です。登録すると振り込まれます。", "Not registered yet: register one to be paid."),
-    "status_received": ("受付", "Received"),
-    "status_in-review": ("審査中", "In review"),
-    "status_approved": ("支給決定", "Approved"),
-    "status_rejected": ("不支給", "Rejected"),
-    "status_paid": ("振込済み", "Paid"),
-    "status_returned": ("差戻し（修正してください）", "Returned (please fix)"),
-    "status_withdrawn": ("取下げ", "Withdrawn"),
+    **lifecycle.text_entries(for_person=True),
     "no_applications": (
         "申請はまだありません。対象となるサービスがあればお知らせでご案内します。",
         "No applications yet. You will be told in Notices when a service applies to you.",

@@ -18,7 +18,9 @@ from sqlalchemy.exc import IntegrityError
 
 from publicmesh.applications import forms
 from publicmesh.applications.content import signature_digest
-from publicmesh.applications.lifecycle import RESUBMITTED, STATUSES, WITHDRAWABLE
+from publicmesh.applications.lifecycle import RESUBMITTED, Action, IllegalTransition, Status, move, transition
+from publicmesh.identity.certificates import SIGNING, kind_of
+from publicmesh.identity.pki import CERTIFICATE_FILE
 from publicmesh.problems import Problem
 from publicmesh.provider.messaging import emit_many
 from publicmesh.services import decisions
@@ -26,14 +28,22 @@ from publicmesh.services.offers import offered_to, with_full_form
 from publicmesh.services.store import applications, history, offers, utc_now, withdrawals
 
 SERVICES_MEMBER = "GOV/digital/services"
+# The moves staff (or the rules) decide, through change(); the person's acts and the payout have their own.
+DECISIONS = frozenset({Action.REVIEW, Action.APPROVE, Action.REJECT, Action.RETURN})
+
+
+def next_status(status: str | None, action: str) -> Status:
+    """The lifecycle's next status; a move its table does not hold is refused with a problem (409)."""
+    try:
+        return transition(status, action)
+    except IllegalTransition as exc:
+        raise Problem("wrong-state", str(exc)) from None
 
 
 class SignatureCheck:
     """Checks a signed application against the JPKI trust anchor (the CA certificate relying parties get)."""
 
     def __init__(self, keys_dir: Path):
-        from publicmesh.identity.pki import CERTIFICATE_FILE
-
         self.path = Path(keys_dir) / CERTIFICATE_FILE
         self._root: x509.Certificate | None = None
 
@@ -45,8 +55,6 @@ class SignatureCheck:
 
     def verify(self, content: bytes, signed: dict) -> x509.Certificate:
         """The signer's certificate, once the signature over exactly ``content`` verifies under the trust anchor."""
-        from publicmesh.identity.certificates import SIGNING, kind_of
-
         try:
             certificate = x509.load_pem_x509_certificate(signed["certificate"].encode())
             certificate.verify_directly_issued_by(self.root)
@@ -72,7 +80,7 @@ def withdrawn_before(conn: Connection, offer: dict) -> dict | None:
         .where(
             applications.c.service_id == offer["service_id"],
             applications.c.unit_key == offer["unit_key"],
-            applications.c.status == "withdrawn",
+            applications.c.status == Status.WITHDRAWN,
         )
         .order_by(applications.c.submitted_at.desc())
         .limit(1)
@@ -102,7 +110,8 @@ def create(
     the rules approve at once gets its approval notice in the same transaction, as a staff approval does."""
     now = utc_now()
     four_eyes = offer["amount_yen"] > review_over
-    status = "approved" if automatic and not four_eyes else "in-review"
+    received = next_status(None, Action.SUBMIT)
+    status = next_status(received, Action.APPROVE if automatic and not four_eyes else Action.REVIEW)  # the rules
     values = dict(
         id=secrets.token_hex(8),
         service_id=offer["service_id"],
@@ -116,15 +125,15 @@ def create(
         signature=orjson.dumps(signature).decode() if signature else None,
         needs_four_eyes=four_eyes,
         submitted_at=now,
-        decided_at=now if status == "approved" else None,
+        decided_at=now if status == Status.APPROVED else None,
     )
     try:
         with conn.begin_nested():
             conn.execute(insert(applications).values(**values))
     except IntegrityError:
         raise Problem("submission-refused", "an application for this household or person already exists") from None
-    conn.execute(insert(history).values(application_id=values["id"], status="received", actor=actor, at=now))
-    if status != "received":
+    conn.execute(insert(history).values(application_id=values["id"], status=received, actor=actor, at=now))
+    if status != received:
         conn.execute(insert(history).values(application_id=values["id"], status=status, actor="rules", at=now))
     announce(conn, values, status)
     decisions.record(conn, values, status, definition)  # approved by the rules: the notice; in review: none yet
@@ -132,21 +141,24 @@ def create(
 
 
 def change(
-    conn: Connection, application_id: str, status: str, actor: str, reason: str | None = None, tenant: str | None = None
+    conn: Connection, application_id: str, action: str, actor: str, reason: str | None = None, tenant: str | None = None
 ) -> dict:
-    """Move an application to ``status``; staff may only touch their own municipality's (``tenant``)."""
-    if status not in STATUSES:
-        raise ValueError(f"unknown status {status}")
+    """Review, approve, reject or return an application, as the lifecycle allows from its status (else a 409
+    problem); staff may only touch their own municipality's (``tenant``). A move that keeps the status (the first
+    of two approvals) writes nothing."""
+    if action not in DECISIONS:
+        raise ValueError(f"{action} is not a decision")
     row = conn.execute(select(applications).where(applications.c.id == application_id)).mappings().first()
     if row is None or (tenant is not None and row["tenant"] != tenant):
         raise LookupError(application_id)
+    status = next_status(row["status"], action)
+    if status == row["status"]:
+        return dict(row)
     now = utc_now()
-    values = {"status": status, "reason": reason}
-    if status in ("approved", "rejected"):
+    values: dict = {"status": status, "reason": reason}
+    if status in (Status.APPROVED, Status.REJECTED):
         values["decided_at"] = now
-    if status == "paid":
-        values["paid_at"] = now
-    conn.execute(update(applications).where(applications.c.id == application_id).values(**values))
+    _moved(conn, application_id, row["status"], values)
     conn.execute(
         insert(history).values(application_id=application_id, status=status, actor=actor, reason=reason, at=now)
     )
@@ -158,32 +170,28 @@ def change(
 
 def resubmit(conn: Connection, application: dict, signature: dict, actor: str) -> dict:
     """A returned application, fixed and signed again: back to received, for staff to review again."""
-    now = utc_now()
-    stored = orjson.dumps(signature).decode()
-    values = {"status": "received", "reason": None, "signature": stored}
-    done = conn.execute(
-        update(applications)
-        .where(applications.c.id == application["id"], applications.c.status == "returned")
-        .values(**values)
-    )
-    if done.rowcount != 1:  # resubmitted or withdrawn meanwhile
-        raise Problem("wrong-state", "the application is no longer returned; it cannot be resubmitted")
+    status = next_status(application["status"], Action.RESUBMIT)
+    values = {"status": status, "reason": None, "signature": orjson.dumps(signature).decode()}
+    _moved(conn, application["id"], application["status"], values)
     conn.execute(
         insert(history).values(
-            application_id=application["id"], status="received", actor=actor, reason=RESUBMITTED, at=now
+            application_id=application["id"], status=status, actor=actor, reason=RESUBMITTED, at=utc_now()
         )
     )
     changed = {**application, **values}
-    announce(conn, changed, "received")
+    announce(conn, changed, status)
     return changed
 
 
 def withdraw(conn: Connection, application: dict, signature: dict, actor: str) -> dict:
     """The person's signed withdrawal: the application is withdrawn and the signature kept with it."""
+    next_status(application["status"], Action.WITHDRAW)  # 409 unless its status allows it
+    # Guarded by every status a withdrawal may leave, not only the one read: approved meanwhile, it still holds.
+    withdrawable, status = move(Action.WITHDRAW)
     done = conn.execute(
         update(applications)
-        .where(applications.c.id == application["id"], applications.c.status.in_(WITHDRAWABLE))
-        .values(status="withdrawn", reason=None)
+        .where(applications.c.id == application["id"], applications.c.status.in_(withdrawable))
+        .values(status=status, reason=None)
     )
     if done.rowcount != 1:  # decided, paid or withdrawn meanwhile
         raise Problem("wrong-state", "the application can no longer be withdrawn")
@@ -193,10 +201,19 @@ def withdraw(conn: Connection, application: dict, signature: dict, actor: str) -
             application_id=application["id"], signature=orjson.dumps(signature).decode(), actor=actor, at=now
         )
     )
-    conn.execute(insert(history).values(application_id=application["id"], status="withdrawn", actor=actor, at=now))
-    changed = {**application, "status": "withdrawn", "reason": None}
-    announce(conn, changed, "withdrawn")
+    conn.execute(insert(history).values(application_id=application["id"], status=status, actor=actor, at=now))
+    changed = {**application, "status": status, "reason": None}
+    announce(conn, changed, status)
     return changed
+
+
+def _moved(conn: Connection, application_id: str, was: str, values: dict) -> None:
+    """The new status written only if the application is still as read; else it moved meanwhile (409)."""
+    done = conn.execute(
+        update(applications).where(applications.c.id == application_id, applications.c.status == was).values(**values)
+    )
+    if done.rowcount != 1:
+        raise Problem("wrong-state", f"the application is no longer {was}; it changed meanwhile")
 
 
 def announce(conn: Connection, application: dict, status: str) -> None:
@@ -206,7 +223,9 @@ def announce(conn: Connection, application: dict, status: str) -> None:
 
 def announce_many(conn: Connection, changed: list[dict], status: str) -> None:
     """The same status change of many applications (e.g. paid in one transfer file), in one statement."""
-    from publicmesh.services.agency import AGENCY
+    # Deferred: the agency definition (which owns the outbox table) looks this module up when it answers; a
+    # module-level import here would close the cycle services.agency <-> services.applications.
+    from publicmesh.services.agency import AGENCY  # noqa: PLC0415
 
     emit_many(
         conn,
@@ -238,10 +257,10 @@ def of_subject(conn: Connection, subject: str) -> dict:
             select(applications).where(applications.c.subject == subject).order_by(applications.c.submitted_at.desc())
         ).mappings()
     ]
-    live = {a["offer_id"] for a in applied if a["status"] != "withdrawn"}
+    live = {a["offer_id"] for a in applied if a["status"] != Status.WITHDRAWN}
     withdrawn: dict[str, dict] = {}
     for a in applied:  # the latest first
-        if a["status"] == "withdrawn":
+        if a["status"] == Status.WITHDRAWN:
             withdrawn.setdefault(
                 a["offer_id"], {"application": a["id"], "supersedes": signature_digest(a["signature"])}
             )
@@ -254,7 +273,7 @@ def of_subject(conn: Connection, subject: str) -> dict:
             if o["id"] not in live
         ],
         "applications": [
-            _json(_titled(_to_fix(a, forms_of) if a["status"] == "returned" else a, forms_of), drop=("signature",))
+            _json(_titled(_to_fix(a, forms_of) if a["status"] == Status.RETURNED else a, forms_of), drop=("signature",))
             for a in applied
         ],
     }

@@ -15,7 +15,10 @@ from pathlib import Path
 import polars as pl
 from sqlalchemy import Engine, insert, select, update
 
+from publicmesh.accounts import bank_info, branch_info
+from publicmesh.applications.lifecycle import Action, move
 from publicmesh.payouts import zengin
+from publicmesh.population.places import municipality
 from publicmesh.protocol.client import MeshClient
 from publicmesh.protocol.members import PORTAL
 from publicmesh.services import applications as apps
@@ -28,8 +31,6 @@ ACCOUNT_ATTRIBUTES = ["bank_code", "branch_code", "account_type", "account_numbe
 def remitter_for(code: str) -> zengin.Remitter:
     """The municipality's designated bank account (指定金融機関). Demo values: a real bank and branch code, the
     municipality's code as the client code, its name in half-width kana."""
-    from publicmesh.population.places import municipality
-
     place = municipality(code)
     return zengin.Remitter(
         client_code=f"{int(code):010d}",
@@ -48,6 +49,7 @@ def pay_approved(
 ) -> dict:
     """Files for every approved, unpaid application of the service; returns counts and totals per municipality."""
     transfer_date = transfer_date or (dt.date.today() + dt.timedelta(days=3))
+    payable_from, paid_status = move(Action.PAY)  # approved → paid, as the lifecycle has it
     out_dir.mkdir(parents=True, exist_ok=True)
     with engine.connect() as conn:
         approved = pl.DataFrame(
@@ -56,7 +58,7 @@ def pay_approved(
                 for r in conn.execute(
                     select(
                         applications.c.id, applications.c.subject, applications.c.tenant, applications.c.amount_yen
-                    ).where(applications.c.service_id == doc["id"], applications.c.status == "approved")
+                    ).where(applications.c.service_id == doc["id"], applications.c.status.in_(payable_from))
                 ).mappings()
             ],
             schema={"id": pl.Utf8, "subject": pl.Utf8, "tenant": pl.Utf8, "amount_yen": pl.Int64},
@@ -115,8 +117,8 @@ def pay_approved(
                 done = (
                     conn.execute(
                         update(applications)
-                        .where(applications.c.id.in_(part), applications.c.status == "approved")
-                        .values(status="paid", paid_at=now, payout_file=name)
+                        .where(applications.c.id.in_(part), applications.c.status.in_(payable_from))
+                        .values(status=paid_status, paid_at=now, payout_file=name)
                         .returning(applications.c.id)
                     )
                     .scalars()
@@ -126,7 +128,7 @@ def pay_approved(
                     conn.execute(
                         insert(history),
                         [
-                            {"application_id": i, "status": "paid", "actor": "payout", "reason": name, "at": now}
+                            {"application_id": i, "status": paid_status, "actor": "payout", "reason": name, "at": now}
                             for i in done
                         ],
                     )
@@ -138,7 +140,7 @@ def pay_approved(
                 .iter_rows(named=True)
             ]
             decisions.record_paid(conn, paid, transfer_date, doc)
-            apps.announce_many(conn, paid, "paid")  # the portal shows it live
+            apps.announce_many(conn, paid, paid_status)  # the portal shows it live
         result["files"].append({"name": name, "tenant": code, "count": file.total_count, "total_yen": file.total_yen})
         result["paid"] += file.total_count
         result["paid_yen"] += file.total_yen
@@ -146,15 +148,11 @@ def pay_approved(
 
 
 def _bank_kana(bank_code: str) -> str:
-    from publicmesh.accounts import bank_info
-
     info = bank_info(bank_code)
     return info.kana_half if info else ""
 
 
 def _branch_kana(bank_code: str, branch_code: str) -> str:
-    from publicmesh.accounts import branch_info
-
     info = branch_info(bank_code, branch_code)
     return info.kana_half if info else ""
 

@@ -18,11 +18,13 @@ import secrets
 
 from sqlalchemy import Connection, Engine, func, insert, select, update
 
+from publicmesh.applications.lifecycle import AWARDED, Action, Status, allows
 from publicmesh.protocol.client import MeshClient
 from publicmesh.protocol.members import PORTAL
+from publicmesh.services.fetch import purpose_of
+from publicmesh.services.publish import decide_by_intent
 from publicmesh.services.store import amount_revisions, applications, offers, utc_now
 
-NOT_AWARDED = ("rejected", "withdrawn")
 REVISION_TITLE = {"ja": "{title}（額改定）", "en": "{title} (amount revision)"}
 # For a definition without notices.revised: plain words.
 FALLBACK = {
@@ -49,16 +51,16 @@ def revise(engine: Engine, client: MeshClient, doc: dict, unit: dict, form: dict
             .where(  # the live application, if any
                 applications.c.service_id == doc["id"], applications.c.unit_key == household
             )
-            .order_by((applications.c.status == "withdrawn").asc())
+            .order_by((applications.c.status == Status.WITHDRAWN).asc())
             .limit(1),
         )
-        if applied is None or applied["status"] == "withdrawn":  # the offer is open: applying claims it as revised
+        if applied is None or applied["status"] == Status.WITHDRAWN:  # the offer is open: applying claims it as revised
             if revised <= offer["amount_yen"]:
                 return f"{doc['id']}: amount unchanged"
             previous = offer["amount_yen"]
             conn.execute(update(offers).where(offers.c.id == offer["id"]).values(amount_yen=revised, form=form))
             claim = {**offer, "amount_yen": revised, "form": form}
-        elif applied["status"] == "rejected":
+        elif not allows(applied["status"], Action.REVISE):  # rejected: nothing was awarded
             return f"{doc['id']}: {applied['status']}, nothing to revise"
         else:
             previous = _awarded(conn, doc["id"], household)
@@ -67,8 +69,6 @@ def revise(engine: Engine, client: MeshClient, doc: dict, unit: dict, form: dict
             claim = _revision_offer(conn, doc, offer, household, child, previous, revised, form)
     intent = _notify(client, doc, claim, child, previous, revised)
     if intent:  # said in advance: pay me what I am owed
-        from publicmesh.services.publish import decide_by_intent
-
         decide_by_intent(engine, client, doc, [claim])
     return f"{doc['id']}: revised from {previous} to {revised} yen"
 
@@ -79,7 +79,8 @@ def _one(conn: Connection, query) -> dict | None:
 
 
 def _awarded(conn: Connection, service_id: str, household: str) -> int:
-    """What the household is awarded: its application and its claimed revisions, unless rejected or withdrawn."""
+    """What the household is awarded: its application and its claimed revisions, unless rejected or withdrawn (the
+    statuses the lifecycle revises are the awarded ones)."""
     revisions = select(amount_revisions.c.offer_id).where(
         amount_revisions.c.service_id == service_id, amount_revisions.c.household == household
     )
@@ -87,7 +88,7 @@ def _awarded(conn: Connection, service_id: str, household: str) -> int:
         conn.execute(
             select(func.coalesce(func.sum(applications.c.amount_yen), 0)).where(
                 applications.c.service_id == service_id,
-                applications.c.status.not_in(NOT_AWARDED),
+                applications.c.status.in_(AWARDED),
                 (applications.c.unit_key == household) | applications.c.offer_id.in_(revisions),
             )
         ).scalar_one()
@@ -151,8 +152,6 @@ def _revision_offer(
 def _notify(client: MeshClient, doc: dict, claim: dict, child: str, previous: int, revised: int) -> bool:
     """The parent's notice of this birth's revision, opening the offer to claim it; whether they have a prior
     intent."""
-    from publicmesh.services.fetch import purpose_of
-
     text = (doc.get("notices") or {}).get("revised") or FALLBACK
     notice = {
         "subject": claim["subject"],

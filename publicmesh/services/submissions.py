@@ -6,7 +6,6 @@ mandates. Who may sign is asked of the portal, which holds identity, through the
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 from collections.abc import Callable
 
 import httpx
@@ -15,12 +14,16 @@ from cryptography import x509
 from sqlalchemy import Connection, select
 
 from publicmesh.applications import content as signed_content
-from publicmesh.applications import lifecycle
 from publicmesh.applications.forms import TypedFieldError, typed_values
+from publicmesh.applications.lifecycle import Action, allows
+from publicmesh.identity.certificates import basic_information, serial_hex
 from publicmesh.problems import Problem
+from publicmesh.protocol.client import HubError, MeshClient
+from publicmesh.protocol.members import PORTAL
 from publicmesh.services import applications as apps
 from publicmesh.services.offers import with_full_form
 from publicmesh.services.store import applications, offers, publications, utc_now
+from publicmesh.settings import get_settings
 
 PROXY_FIELDS = ("name", "certificate", "mandate")
 # subject → who may sign for them (from the portal): {"signing_certificates": [serial, ...], "mandates": [...]}
@@ -68,7 +71,6 @@ def check_proxy(
 ) -> None:
     """The proxy named is the holder of the certificate that signed, and the mandate named is one of the
     principal's, in force, covering applications, held by that certificate's holder."""
-    from publicmesh.identity.certificates import basic_information, serial_hex
 
     def refuse(why: str):
         raise Problem("submission-refused", f"the proxy's mandate does not hold: {why}")
@@ -94,8 +96,6 @@ def check_proxy(
 
 def check_own(certificate: x509.Certificate, signers: dict) -> None:
     """A person's own application: the certificate that signed is one of theirs, in force (not revoked by a move)."""
-    from publicmesh.identity.certificates import serial_hex
-
     if serial_hex(certificate.serial_number) not in signers.get("signing_certificates", ()):
         raise Problem(
             "submission-refused",
@@ -115,17 +115,12 @@ class Submissions:
     @property
     def signatures(self) -> apps.SignatureCheck:
         if self._signatures is None:
-            from publicmesh.settings import get_settings
-
             self._signatures = apps.SignatureCheck(get_settings().keys_dir)
         return self._signatures
 
     def prepare(self, settings) -> None:
         """Made when the part starts rather than on the first application: the trust anchor, the hub client and
         its connection pool."""
-        from publicmesh.protocol.client import MeshClient
-
-        importlib.import_module("publicmesh.identity.certificates")  # what checking a signature imports
         self._signatures = apps.SignatureCheck(settings.keys_dir)
         self._signatures.root  # noqa: B018 - read now
         if self._signers is None:
@@ -136,12 +131,7 @@ class Submissions:
     def signers(self, subject: str) -> dict:
         if self._signers is not None:
             return self._signers(subject)
-        from publicmesh.protocol.client import HubError
-        from publicmesh.protocol.members import PORTAL
-
         if self._client is None:
-            from publicmesh.settings import get_settings
-
             self.prepare(get_settings())
         try:
             return self._client.query(str(PORTAL), "signers", subject, ["signing_certificates", "mandates"], "apply")[
@@ -195,8 +185,7 @@ class Submissions:
         row = self._application(conn, subject, payload)
         if row is None:  # another person's application is as good as none
             raise Problem("submission-refused", "no such application for this person")
-        if row["status"] != "returned":
-            raise Problem("wrong-state", f"only a returned application can be resubmitted; this one is {row['status']}")
+        apps.next_status(row["status"], Action.RESUBMIT)  # a move the lifecycle refuses: 409, before any check
         offer = with_full_form(
             conn, conn.execute(select(offers).where(offers.c.id == row["offer_id"])).mappings().one()
         )
@@ -214,7 +203,7 @@ class Submissions:
     def withdraw(self, conn: Connection, subject: str, payload: dict) -> dict:
         """The person's own (or their principal's) application, until it is paid, signed as the application was."""
         row = self._application(conn, subject, payload)
-        if row is None or row["status"] not in lifecycle.WITHDRAWABLE:
+        if row is None or not allows(row["status"], Action.WITHDRAW):
             raise Problem("submission-refused", "no open application of this person to withdraw")
         proxy = proxy_of(payload)
         actor = self._verify(subject, signed_content.withdrawal_content(row, proxy=proxy), payload, proxy)

@@ -238,13 +238,16 @@ def test_the_queue_lists_only_own_open_cases_oldest_first(app, staff, engine):
     decided = add_case(engine, KITAMI, status="approved", decided=T0 + dt.timedelta(hours=1))
     elsewhere = add_case(engine, CHIYODA, amount=777_777)
 
-    page = log_in(app, staff, "rev.kitami").get("/queue")
+    browser = log_in(app, staff, "rev.kitami")
+    page = browser.get("/queue")
     assert page.status_code == 200
     assert older in page.text and newer in page.text
     assert page.text.index(older) < page.text.index(newer)
     assert "¥1,234,567" in page.text and "¥30,000" in page.text
     assert elsewhere not in page.text and "¥777,777" not in page.text
     assert decided not in page.text
+    assert 'id="h-decide"' not in browser.get(f"/cases/{decided}").text  # approved: nothing left to decide
+    assert 'id="h-decide"' in browser.get(f"/cases/{newer}").text
 
 
 def test_another_municipality_case_is_404_and_shows_nothing_of_it(app, staff, engine):
@@ -311,6 +314,9 @@ def test_return_to_the_person_needs_a_reason_and_undoes_a_review(app, staff, eng
     row = application(engine, case)
     assert (row["status"], row["reason"], row["reviewed_by"]) == ("returned", "口座名義を確認してください", None)
     assert post(browser, f"/cases/{case}/approve").status_code == 409  # it waits for the person now
+    page = browser.get(f"/cases/{case}").text  # only a rejection is left to staff, as the lifecycle has it
+    assert f'action="/cases/{case}/reject"' in page
+    assert f'action="/cases/{case}/approve"' not in page and f'action="/cases/{case}/return"' not in page
 
 
 def test_four_eyes_needs_a_second_different_approver(app, staff, engine):

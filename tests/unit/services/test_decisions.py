@@ -10,6 +10,8 @@ import pytest
 import yaml
 from sqlalchemy import create_engine, insert, select
 
+from publicmesh.applications.lifecycle import Action
+from publicmesh.problems import Problem
 from publicmesh.protocol.client import HubError
 from publicmesh.services import applications as apps
 from publicmesh.services import decisions, store
@@ -77,7 +79,7 @@ def test_a_rejection_writes_the_definitions_notice_with_the_reason(engine):
     publish(engine, DEFINITIONS / "emergency-benefit.yaml")
     app_id = application(engine)
     with engine.begin() as conn:
-        apps.change(conn, app_id, "rejected", "rev.kitami", "世帯の所得が基準を超えています", tenant="012084")
+        apps.change(conn, app_id, Action.REJECT, "rev.kitami", "世帯の所得が基準を超えています", tenant="012084")
     [notice] = notices(engine)
     assert notice["key"] == f"emergency-benefit:{app_id}:rejected" and notice["sent_at"] is None
     assert notice["title_ja"] == "緊急支援給付金を支給できません"
@@ -89,15 +91,35 @@ def test_an_approval_and_a_return_use_their_own_texts_and_amount(engine):
     publish(engine, DEFINITIONS / "emergency-benefit.yaml")
     approved, returned = application(engine, amount=300_000), application(engine, amount=200_000)
     with engine.begin() as conn:
-        apps.change(conn, approved, "approved", "appr.kitami")
-        apps.change(conn, returned, "returned", "rev.kitami", "口座名義を確認してください")
-        apps.change(conn, returned, "withdrawn", "resident")  # the person's own act: no notice
+        apps.change(conn, approved, Action.APPROVE, "appr.kitami")
+        apps.change(conn, returned, Action.RETURN, "rev.kitami", "口座名義を確認してください")
+        row = dict(conn.execute(select(store.applications).where(store.applications.c.id == returned)).mappings().one())
+        apps.withdraw(conn, row, {"signature": "signed"}, "resident")  # the person's own act: no notice
     by_key = {n["key"].rsplit(":", 1)[1]: n for n in notices(engine)}
     assert set(by_key) == {"approved", "returned"}
     assert by_key["approved"]["title_ja"] == "緊急支援給付金の支給が決まりました"
     assert by_key["approved"]["body_ja"] == "300,000円を公金受取口座に振り込みます。"
     assert by_key["returned"]["title_ja"] == "緊急支援給付金の申請が差し戻されました"
     assert by_key["returned"]["body_ja"].startswith("理由: 口座名義を確認してください　")
+
+
+def test_a_move_the_lifecycle_does_not_hold_is_refused_and_writes_nothing(engine):
+    publish(engine, DEFINITIONS / "emergency-benefit.yaml")
+    app_id = application(engine)
+    with engine.begin() as conn:
+        apps.change(conn, app_id, Action.RETURN, "rev.kitami", "口座名義を確認してください")
+    for action in (Action.RETURN, Action.APPROVE):  # returned: it waits for the person, not for staff
+        with pytest.raises(Problem) as refused, engine.begin() as conn:
+            apps.change(conn, app_id, action, "rev.kitami", "もう一度")
+        assert refused.value.status == 409 and refused.value.type.slug == "wrong-state"
+        assert refused.value.detail.endswith("; this one is returned")
+    with engine.connect() as conn:
+        row = conn.execute(select(store.applications).where(store.applications.c.id == app_id)).mappings().one()
+        steps = conn.execute(select(store.history.c.status).where(store.history.c.application_id == app_id)).all()
+    assert (row["status"], row["reason"]) == ("returned", "口座名義を確認してください")
+    assert [s for (s,) in steps] == ["returned"] and len(notices(engine)) == 1
+    with pytest.raises(ValueError), engine.begin() as conn:  # the person's acts and the payout have their own paths
+        apps.change(conn, app_id, Action.WITHDRAW, "resident")
 
 
 def test_without_a_publication_or_a_returned_text_the_plain_words_are_sent(engine, tmp_path):
@@ -108,8 +130,8 @@ def test_without_a_publication_or_a_returned_text_the_plain_words_are_sent(engin
     publish(engine, old)
     returned, unknown = application(engine, "child-allowance"), application(engine, "unpublished-service")
     with engine.begin() as conn:
-        apps.change(conn, returned, "returned", "rev.kitami", "所得の確認が必要です")
-        apps.change(conn, unknown, "rejected", "rev.kitami", "対象外です")
+        apps.change(conn, returned, Action.RETURN, "rev.kitami", "所得の確認が必要です")
+        apps.change(conn, unknown, Action.REJECT, "rev.kitami", "対象外です")
     by_service = {n["service_id"]: n for n in notices(engine)}
     assert by_service["child-allowance"]["title_ja"] == "児童手当の申請が差し戻されました"
     assert by_service["child-allowance"]["body_ja"].startswith("理由: 所得の確認が必要です")
@@ -131,7 +153,7 @@ def test_pending_notices_go_through_the_hub_once_per_service_and_stay_pending_on
     publish(engine, DEFINITIONS / "emergency-benefit.yaml")
     app_id = application(engine)
     with engine.begin() as conn:
-        apps.change(conn, app_id, "rejected", "rev.kitami", "対象外です")
+        apps.change(conn, app_id, Action.REJECT, "rev.kitami", "対象外です")
     for failure in (HubError(503, {"title": "unavailable"}), httpx.ConnectError("hub down")):
         assert decisions.NoticeSender(engine, Hub(failure)).send_pending() == 0
         assert notices(engine)[0]["sent_at"] is None

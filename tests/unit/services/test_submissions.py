@@ -15,6 +15,7 @@ from sqlalchemy import create_engine, insert, select
 
 from publicmesh.applications import content as signed_content
 from publicmesh.applications import forms, lifecycle
+from publicmesh.applications.lifecycle import Action
 from publicmesh.identity import BasicInformation, CardStore, JpkiAuthority, issue_card
 from publicmesh.problems import Problem
 from publicmesh.services import applications as apps
@@ -165,7 +166,7 @@ def returned(engine, submissions, card):
         {"action": "apply", "offer": "offer1", "typed": {"phone": "0157-00-0000"}, "signed": signed(card, content)},
     )
     with engine.begin() as conn:
-        apps.change(conn, answer["application"], "returned", "rev.kitami", "電話番号がつながりません")
+        apps.change(conn, answer["application"], Action.RETURN, "rev.kitami", "電話番号がつながりません")
     return application(engine)
 
 
