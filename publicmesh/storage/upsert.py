@@ -32,17 +32,10 @@ def upsert(
         statement = statement.on_conflict_do_update(index_elements=list(key), set_=values)
     if not many:
         return conn.execute(statement.values(**rows), execution_options=_COUNTED).rowcount
-    # One statement of many VALUES (SQLAlchemy's "insertmanyvalues"): its row count is exact on both backends.
-    return sum(
-        conn.execute(statement.values(list(part)), execution_options=_COUNTED).rowcount for part in _parts(rows, table)
-    )
-
-
-def _parts(rows: Sequence[Mapping[str, object]], table: Table):
-    """The rows in parts of at most 30,000 bound values (SQLite binds at most 32,766 in one statement)."""
-    size = max(1, 30_000 // max(1, len(table.columns)))
-    for start in range(0, len(rows), size):
-        yield rows[start : start + size]
+    columns = set(rows[0])
+    if any(set(row) != columns for row in rows):  # one statement for all: each row names the same columns
+        raise ValueError(f"rows into {table.name} name different columns")
+    return conn.execute(statement, list(rows), execution_options=_COUNTED).rowcount
 
 
 def insert_tuples(conn: Connection, table: Table, rows: Sequence[tuple]) -> None:
