@@ -49,6 +49,10 @@ class SqliteProcessReader:
         return READER.read(str(sqlite_path(engine)), sql, bound, asked)
 
 
+POSTGRES_READER = PostgresReader()
+SQLITE_READER = SqliteProcessReader()
+
+
 def _compiled(query, params: dict, dialect) -> tuple[str, tuple]:
     compiled = query.compile(dialect=dialect)
     values = compiled.construct_params(params)
@@ -175,8 +179,6 @@ class SqliteReaders:
 
 
 READER = SqliteReaders()
-POSTGRES_READER = PostgresReader()
-SQLITE_READER = SqliteProcessReader()
 
 
 class _Gathering:
