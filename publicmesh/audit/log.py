@@ -37,7 +37,7 @@ from publicmesh.audit.schema import (
 from publicmesh.audit.subjects import SubjectProof, SubjectTree, page_subjects, prove
 from publicmesh.audit.verify import VerificationReport, verify_log
 from publicmesh.settings import Settings, get_settings
-from publicmesh.storage import engine_for
+from publicmesh.storage import engine_for, insert_tuples
 
 DEFAULT_LOG_ID = "publicmesh-audit"
 _LEAF_PAGE = 65_536
@@ -432,13 +432,5 @@ def _write(
         (subject_pages, page_rows),
     ):
         if rows:
-            _insert(conn, table, rows)
+            insert_tuples(conn, table, rows)
     return written
-
-
-def _insert(conn: Connection, table, rows: list[tuple]) -> None:
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    names = [c.name for c in table.columns]
-    conn.exec_driver_sql(
-        f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join([mark] * len(names))})", rows
-    )

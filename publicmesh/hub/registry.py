@@ -7,11 +7,11 @@ from dataclasses import dataclass
 
 from cryptography import x509
 from sqlalchemy import Column, Engine, MetaData, String, Table, Text, select
-from sqlalchemy.dialects import postgresql, sqlite
 
 from publicmesh.protocol.ca import UntrustedCertificate, verify_member_certificate
 from publicmesh.protocol.members import MemberId
 from publicmesh.protocol.trust import TrustStore
+from publicmesh.storage import upsert
 
 log = logging.getLogger(__name__)
 metadata = MetaData()
@@ -63,9 +63,8 @@ def register(
         title_ja=title_ja,
         title_en=title_en,
     )
-    insert = (postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert)(members).values(**values)
     with engine.begin() as conn:
-        conn.execute(insert.on_conflict_do_update(index_elements=["member_id"], set_=values))
+        upsert(conn, members, values, key=["member_id"], update=[c for c in values if c != "member_id"])
 
 
 class Directory:

@@ -25,7 +25,8 @@ from sqlalchemy import (
     TypeDecorator,
     select,
 )
-from sqlalchemy.dialects import postgresql, sqlite
+
+from publicmesh.storage import upsert
 
 metadata = MetaData()
 
@@ -44,6 +45,7 @@ class UtcDateTime(TypeDecorator):
         if value.tzinfo is None:
             raise ValueError("identity timestamps must be timezone-aware")
         value = value.astimezone(dt.UTC)
+        # A dialect's own matter: SQLite has no time zone type and stores the UTC value naive.
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
     def process_result_value(self, value, dialect):
@@ -157,8 +159,7 @@ def check_person_ref(person_ref: str) -> str:
 def ensure_person(conn: Connection, person_ref: str) -> None:
     """Register a person (by pseudonym) the first time a certificate is issued to them."""
     check_person_ref(person_ref)
-    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    conn.execute(insert(persons).values(person_ref=person_ref, created_at=utc_now()).on_conflict_do_nothing())
+    upsert(conn, persons, {"person_ref": person_ref, "created_at": utc_now()}, key=["person_ref"])
 
 
 def person_exists(conn: Connection, person_ref: str) -> bool:

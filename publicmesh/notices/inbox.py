@@ -5,17 +5,14 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from itertools import islice
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pa_csv
-from sqlalchemy import Connection, Engine, func, literal, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, Engine, func, select, update
 
 from publicmesh.notices.channels import Channel, OutgoingMessage
 from publicmesh.notices.model import (
@@ -32,8 +29,8 @@ from publicmesh.notices.model import (
 )
 from publicmesh.notices.schema import KEY_COLUMNS, contacts, ensure_schema, notices, row_notice, with_texts
 from publicmesh.notices.texts import Texts, store_texts, texts_of
-from publicmesh.storage import bulk_cache
-from publicmesh.storage.bulk_writer import WRITER
+from publicmesh.storage import upsert
+from publicmesh.storage.bulk import bulk_rows_for
 
 MAX_PAGE = 100
 BULK_CHUNK = 10_000
@@ -46,12 +43,6 @@ NUDGE_BODY = (
     "（このメールに個人情報は含まれません / This message contains no personal information.)"
 )
 NUDGE_SMS = "公共サービスメッシュ: 新しいお知らせがあります。ポータルでご確認ください。"
-
-
-def _insert_ignoring_duplicates(engine: Engine):
-    """INSERT … ON CONFLICT DO NOTHING on the person's key, in the engine's dialect."""
-    dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
-    return dialect.insert(notices).on_conflict_do_nothing(index_elements=KEY_COLUMNS)
 
 
 class _Rows:
@@ -102,7 +93,7 @@ def send(engine: Engine, draft: NoticeDraft, *, now: datetime | None = None) -> 
     row = to_row(draft)
     with engine.begin() as conn:
         to_row.store_new_texts(conn)
-        conn.execute(_insert_ignoring_duplicates(engine), [row])
+        upsert(conn, notices, row, KEY_COLUMNS)  # sent before: the first stays
         stored = conn.execute(with_texts().where(*(notices.c[c] == row[c] for c in KEY_COLUMNS))).mappings().one()
     return row_notice(stored)
 
@@ -126,12 +117,13 @@ def send_many(engine: Engine, drafts: Iterable[NoticeDraft], *, now: datetime | 
         rows = [to_row(draft) for draft in chunk]
         with engine.begin() as conn:
             to_row.store_new_texts(conn)
-            inserted += _store(conn, pa.table({c: [row[c] for row in rows] for c in _COLUMNS}))
+            inserted += bulk_rows_for(engine).write_in(
+                conn, notices, pa.table({c: [row[c] for row in rows] for c in _COLUMNS}), key=KEY_COLUMNS
+            )
     return inserted
 
 
 _COLUMNS = [column.name for column in notices.columns]
-_KEY = ", ".join(KEY_COLUMNS)
 _INBOX_ONLY = dumps({"inbox": "delivered"})
 
 
@@ -170,19 +162,18 @@ def send_table(
     }
     with engine.begin() as conn:
         store_texts(conn, texts)
-    chunks = (_chunk_to_store(per_notice.slice(start, chunk)) for start in range(0, per_notice.num_rows, chunk))
-    writer = _writer_for(engine, same)
-    if writer is not None:
-        return sum(writer(part) for part in chunks)
-    inserted = 0
-    with engine.connect() as conn, bulk_cache(conn):  # the indexes' pages stay in memory for the whole batch
-        for part in chunks:
-            columns = {c: _same(v, part.num_rows) for c, v in same.items()}
-            with conn.begin():
-                inserted += _store(
-                    conn, pa.table({c: columns[c] if c in columns else part.column(c) for c in _COLUMNS})
-                )
-    return inserted
+    rows = bulk_rows_for(engine)
+    return sum(
+        rows.write(
+            engine,
+            notices,
+            _chunk_to_store(per_notice.slice(start, chunk)),
+            key=KEY_COLUMNS,
+            same=same,
+            cache_kib=_CACHE_KIB,
+        )
+        for start in range(0, per_notice.num_rows, chunk)
+    )
 
 
 def _chunk_to_store(part: pa.Table) -> pa.Table:
@@ -192,51 +183,9 @@ def _chunk_to_store(part: pa.Table) -> pa.Table:
     return part.add_column(0, "id", _new_ids(part.num_rows))
 
 
-# The writer's page cache for notices: their index has random keys (the person leads it), and with SQLite's 2 MB
-# nearly every insert read an index page and wrote another out mid-transaction.
-_WRITER_CACHE_KIB = 64 * 1024
-
-
-def _writer_for(engine: Engine, same: dict[str, object]):
-    """For a SQLite file: a function writing a chunk of notices (the columns that differ, with ``same`` written into
-    the statement once) through the bulk writer process, in a transaction of its own; else None."""
-    if engine.dialect.name != "sqlite" or engine.url.database in (None, "", ":memory:"):
-        return None
-    values = ", ".join(
-        "?"
-        if c not in same
-        else str(
-            literal(same[c], notices.c[c].type).compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True})
-        )
-        for c in _COLUMNS
-    )
-    statement = f"INSERT INTO notices ({', '.join(_COLUMNS)}) VALUES ({values}) ON CONFLICT ({_KEY}) DO NOTHING"
-    path = str(Path(engine.url.database).resolve())
-    differ = [c for c in _COLUMNS if c not in same]
-
-    def write(part: pa.Table) -> int:  # the driver binds plain strings: a dictionary is decoded in C
-        return WRITER.write(
-            path,
-            statement,
-            pa.table(
-                {
-                    c: part.column(c).cast(pa.string())
-                    if pa.types.is_dictionary(part.column(c).type)
-                    else part.column(c)
-                    for c in differ
-                }
-            ),
-            cache_kib=_WRITER_CACHE_KIB,
-        )
-
-    return write
-
-
-def _same(value: object, count: int) -> pa.Array:
-    """``value`` for ``count`` notices, held once (a dictionary of one value)."""
-    if value is None:
-        return pa.nulls(count, pa.string())
-    return pa.DictionaryArray.from_arrays(pa.array(np.zeros(count, dtype=np.int32)), pa.array([value]))
+# The page cache of a bulk write of notices on SQLite: their index has random keys (the person leads it), and with
+# SQLite's 2 MB nearly every insert read an index page and wrote another out mid-transaction.
+_CACHE_KIB = 64 * 1024
 
 
 def _new_ids(count: int) -> pa.Array:
@@ -250,43 +199,6 @@ def _new_ids(count: int) -> pa.Array:
     text[:, 13::2] = digits[random & 15]
     offsets = np.arange(0, 32 * (count + 1), 32, dtype=np.int32)
     return pa.StringArray.from_buffers(count, pa.py_buffer(offsets), pa.py_buffer(text.tobytes()))
-
-
-def _store(conn: Connection, rows: pa.Table) -> int:
-    """Inserts the rows (columns _COLUMNS) in the connection's transaction, skipping keys already sent; returns
-    how many are new."""
-    if conn.dialect.name == "postgresql":
-        return _copy_ignoring_duplicates(conn, rows)
-    # SQLite's executemany is the fast path there, and it reports how many rows it inserted.
-    statement = (
-        f"INSERT INTO notices ({', '.join(_COLUMNS)}) VALUES ({', '.join(['?'] * len(_COLUMNS))}) "
-        f"ON CONFLICT ({_KEY}) DO NOTHING"
-    )
-    return conn.exec_driver_sql(statement, list(zip(*(_python(rows.column(c)) for c in _COLUMNS)))).rowcount
-
-
-def _python(column: pa.ChunkedArray) -> Sequence[object]:
-    """The column's values for the driver; a dictionary's values become Python objects once each, not per row."""
-    column = column.combine_chunks()
-    if pa.types.is_dictionary(column.type):
-        values = np.array([*column.dictionary.to_pylist(), None], dtype=object)
-        return values[column.indices.fill_null(len(column.dictionary)).to_numpy()]
-    return column.to_pylist()
-
-
-def _copy_ignoring_duplicates(conn: Connection, rows: pa.Table) -> int:
-    """PostgreSQL: the rows as CSV (written by Arrow) COPYed into a temporary table, then one INSERT … SELECT … ON
-    CONFLICT DO NOTHING. Several times faster than executemany there, and, unlike executemany, its row count is
-    exact."""
-    names = ", ".join(_COLUMNS)
-    text = pa.BufferOutputStream()
-    pa_csv.write_csv(rows, text, pa_csv.WriteOptions(include_header=False))  # a null is empty, a string quoted
-    with conn.connection.driver_connection.cursor() as cursor:  # same transaction as ``conn``
-        cursor.execute("CREATE TEMPORARY TABLE IF NOT EXISTS notices_in (LIKE notices) ON COMMIT DELETE ROWS")
-        with cursor.copy(f"COPY notices_in ({names}) FROM STDIN (FORMAT csv)") as copy:
-            copy.write(memoryview(text.getvalue()))
-        cursor.execute(f"INSERT INTO notices ({names}) SELECT {names} FROM notices_in ON CONFLICT ({_KEY}) DO NOTHING")
-        return cursor.rowcount
 
 
 def inbox(

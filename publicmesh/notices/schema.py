@@ -25,7 +25,7 @@ from sqlalchemy import (
 
 from publicmesh.notices.model import TEXT_FIELDS, Notice, from_text, text_id
 from publicmesh.settings import Settings
-from publicmesh.storage import engine_for, schema_once
+from publicmesh.storage import engine_for, lock_for_schema_change, schema_once
 
 STORE = "notices"
 KEY = "ux_notices_person_key"
@@ -101,10 +101,7 @@ def _upgrade(conn: Connection) -> None:
     inboxes (each person's own now, and a second index found a person's notices)."""
     if not _outdated(conn):
         return
-    if conn.dialect.name == "sqlite":
-        conn.exec_driver_sql("BEGIN IMMEDIATE")  # pysqlite would run the DDL below outside any transaction
-    else:
-        conn.exec_driver_sql("LOCK TABLE notices IN ACCESS EXCLUSIVE MODE")
+    lock_for_schema_change(conn, "notices")
     if not _outdated(conn):  # another process moved them meanwhile
         return
     holds_texts = _holds_texts(conn)
@@ -116,7 +113,7 @@ def _upgrade(conn: Connection) -> None:
         "ix_notices_person",
     ):
         conn.exec_driver_sql(f"DROP INDEX IF EXISTS {index}")
-    if conn.dialect.name == "postgresql":
+    if conn.dialect.name == "postgresql":  # a dialect's own SQL: SQLite's constraints go with the renamed table
         conn.exec_driver_sql("ALTER TABLE notices DROP CONSTRAINT IF EXISTS ux_notices_idempotency")
     conn.exec_driver_sql("ALTER TABLE notices RENAME TO notices_before")
     notices.create(conn)

@@ -7,10 +7,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from sqlalchemy import Connection
-from sqlalchemy.dialects import postgresql, sqlite
 
 from publicmesh.notices.model import TEXT_FIELDS, text_id
 from publicmesh.notices.schema import notice_texts
+from publicmesh.storage import upsert
 
 Texts = tuple[str, str, str, str]  # in TEXT_FIELDS order
 
@@ -19,11 +19,7 @@ def store_texts(conn: Connection, texts: dict[str, Texts]) -> None:
     """Stores the texts (by their id) not stored yet, in the connection's transaction."""
     if not texts:
         return
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    conn.execute(
-        dialect.insert(notice_texts).on_conflict_do_nothing(index_elements=["id"]),
-        [{"id": key, **dict(zip(TEXT_FIELDS, values))} for key, values in texts.items()],
-    )
+    upsert(conn, notice_texts, [{"id": key, **dict(zip(TEXT_FIELDS, values))} for key, values in texts.items()], ["id"])
 
 
 def texts_of(table: pa.Table) -> tuple[pa.DictionaryArray, dict[str, Texts]]:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import secrets
 
 from sqlalchemy import Column, Engine, MetaData, String, Table, select
-from sqlalchemy.dialects import postgresql, sqlite
+
+from publicmesh.storage import upsert
 
 metadata = MetaData()
 card_holders = Table(
@@ -26,14 +27,9 @@ class ResidentDirectory:
 
     def record(self, person_ref: str, municipality: str, display_name: str) -> None:
         values = dict(person_ref=person_ref, municipality=municipality, display_name=display_name)
-        insert = (postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert)(card_holders)
         code = "".join(secrets.choice("ABCDEFGHJKLMNPQRSTUVWXYZ23456789") for _ in range(10))
-        with self.engine.begin() as conn:
-            conn.execute(
-                insert.values(**values, proxy_code=code).on_conflict_do_update(
-                    index_elements=["person_ref"], set_=values
-                )
-            )
+        with self.engine.begin() as conn:  # a holder known already keeps their proxy code
+            upsert(conn, card_holders, {**values, "proxy_code": code}, ["person_ref"], ["municipality", "display_name"])
 
     def get(self, person_ref: str):
         """(municipality, display_name, proxy_code) of a card holder, or None."""

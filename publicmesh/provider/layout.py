@@ -8,6 +8,8 @@ import sqlite3
 from sqlalchemy import Engine, MetaData, Table
 from sqlalchemy.schema import CreateIndex, CreateTable
 
+from publicmesh.storage import sqlite_path
+
 
 def clustered(table: Table) -> bool:
     """Whether the table is stored in primary-key order (WITHOUT ROWID) on SQLite."""
@@ -16,12 +18,13 @@ def clustered(table: Table) -> bool:
 
 def upgrade(engine: Engine, metadata: MetaData) -> list[str]:
     """Rebuild every clustered table of the store that an earlier version made with rowids; returns their names."""
-    if engine.dialect.name != "sqlite" or engine.url.database in (None, "", ":memory:"):
+    path = sqlite_path(engine)
+    if path is None:  # WITHOUT ROWID is SQLite's: PostgreSQL keeps a heap either way
         return []
     tables = [t for t in metadata.sorted_tables if clustered(t)]
     if not tables:
         return []
-    db = sqlite3.connect(engine.url.database, isolation_level=None)  # explicit BEGIN: the DDL is one transaction
+    db = sqlite3.connect(path, isolation_level=None)  # explicit BEGIN: the DDL is one transaction
     try:
         db.execute("PRAGMA busy_timeout=60000")
         if not any(_has_rowid(db, t.name) for t in tables):

@@ -26,7 +26,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.schema import CreateIndex
 
-from publicmesh.storage.columnar import postgres_connection
+from publicmesh.storage.adbc import adbc_connection
 
 if TYPE_CHECKING:  # Polars is imported where it is used: a part that never reads in bulk does not load it
     import polars as pl
@@ -75,24 +75,20 @@ class Loader:
 
     def __init__(self, engine: Engine, table: Table):
         self.engine, self.table = engine, table
+        # A dialect's own SQL: SQLite's pragmas for the load, PostgreSQL's ANALYZE after it.
         self.sqlite = engine.dialect.name == "sqlite"
         with engine.begin() as conn:
             fresh = conn.execute(select(func.count()).select_from(select(table).limit(1).subquery())).scalar() == 0
             self.deferred = list(table.indexes) if fresh else []
             for index in self.deferred:
                 conn.execute(text(f'DROP INDEX IF EXISTS "{index.name}"'))
-        self._adbc = contextlib.ExitStack()
         if self.sqlite:
-            import adbc_driver_sqlite.dbapi as driver
-
-            engine.dispose()
-            self.conn = self._adbc.enter_context(
-                contextlib.closing(driver.connect(engine.url.database, autocommit=False))
-            )
+            engine.dispose()  # the driver's own SQLite opens the file here: sqlite3 lets go of it first
+        self._adbc = contextlib.ExitStack()
+        self.conn = self._adbc.enter_context(adbc_connection(engine, autocommit=False))
+        if self.sqlite:
             # The secondary indexes are sorted once at the end: in memory, on both cores.
             self._run("PRAGMA busy_timeout=10000", "PRAGMA cache_size=-262144", "PRAGMA threads=2")
-        else:
-            self.conn = self._adbc.enter_context(postgres_connection(engine, autocommit=False))
 
     def append(self, data: pa.Table) -> None:
         """One batch, committed on its own: the write-ahead log stays the size of a batch."""

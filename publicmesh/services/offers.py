@@ -9,18 +9,17 @@ import datetime as dt
 import hashlib
 import os
 import time
-from pathlib import Path
 
 import numpy as np
 import orjson
 import polars as pl
 import pyarrow as pa
-from sqlalchemy import Connection, Engine, Select, insert, literal, select, union_all
+from sqlalchemy import Connection, Engine, Select, insert, select, union_all
 from sqlalchemy.exc import IntegrityError
 
 from publicmesh.applications import forms
 from publicmesh.services.store import offer_shapes, offers, utc_now
-from publicmesh.storage.bulk_writer import WRITER
+from publicmesh.storage.bulk import bulk_rows_for
 
 COLUMNS = ("id", "service_id", "unit_key", "subject", "tenant", "amount_yen", "form", "version", "offered_at")
 
@@ -178,34 +177,8 @@ def offer_ids(count: int) -> pl.Series:
 
 def _insert(engine: Engine, fresh: pl.DataFrame, common: dict) -> int:
     """Offers whose form is JSON text already, in key order, with ``common``, what all of them share, in one
-    transaction; how many were new (a unit offered before is skipped). PostgreSQL: COPY of the CSV Polars
-    writes, into a temporary table, then one INSERT … SELECT; SQLite: the bulk writer process."""
-    names = ", ".join(COLUMNS)
-    conflict = "ON CONFLICT (unit_key, service_id) DO NOTHING"
-    if engine.dialect.name == "postgresql":
-        data = fresh.with_columns(pl.lit(v).alias(c) for c, v in common.items()).select(COLUMNS)
-        with engine.begin() as conn, conn.connection.driver_connection.cursor() as cursor:
-            cursor.execute("CREATE TEMPORARY TABLE IF NOT EXISTS offers_in (LIKE offers) ON COMMIT DELETE ROWS")
-            with cursor.copy(f"COPY offers_in ({names}) FROM STDIN (FORMAT csv)") as copy:
-                copy.write(data.write_csv(include_header=False, quote_style="non_numeric").encode())
-            cursor.execute(f"INSERT INTO offers ({names}) SELECT {names} FROM offers_in {conflict}")
-            return cursor.rowcount
-    if engine.url.database in (None, "", ":memory:"):
-        raise ValueError("offers are written into a SQLite file or PostgreSQL")
-    # What all share is written into the statement once rather than bound in every row.
-    values = ", ".join(
-        "?"
-        if c in fresh.columns
-        else str(
-            literal(common[c], offers.c[c].type).compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True})
-        )
-        for c in COLUMNS
-    )
-    return WRITER.write(
-        str(Path(engine.url.database).resolve()),
-        f"INSERT INTO offers ({names}) VALUES ({values}) {conflict}",
-        fresh.select(c for c in COLUMNS if c in fresh.columns).to_arrow(),
-    )
+    transaction; how many were new (a unit offered before is skipped)."""
+    return bulk_rows_for(engine).write(engine, offers, fresh.to_arrow(), key=["unit_key", "service_id"], same=common)
 
 
 def form_shape(doc: dict) -> tuple[dict, list[dict], dict]:

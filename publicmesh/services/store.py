@@ -181,7 +181,7 @@ def upgrade(engine: Engine) -> None:
 def _live_applications(conn) -> None:
     """A store made before a withdrawn application stopped counting: its one-application-per-unit constraint gives
     way to the partial index. SQLite cannot drop a constraint, so its table is rebuilt, rows and all."""
-    if conn.dialect.name == "postgresql":
+    if conn.dialect.name == "postgresql":  # a dialect's own SQL: only PostgreSQL can drop a constraint
         conn.execute(text("ALTER TABLE applications DROP CONSTRAINT IF EXISTS one_application_per_unit"))
     elif "one_application_per_unit" in _sqlite_definition(conn, "applications"):
         _rebuild(conn, applications)
@@ -191,7 +191,7 @@ def _live_applications(conn) -> None:
 def _offers_by_unit(conn) -> None:
     """A store made before offers were indexed by unit first: its (service, unit) constraint and its index of every
     subject give way to one_offer_per_unit and offers_to_others (SQLite rebuilds the table to drop the former)."""
-    if conn.dialect.name == "postgresql":
+    if conn.dialect.name == "postgresql":  # a dialect's own SQL: only PostgreSQL can drop a constraint
         conn.execute(text("ALTER TABLE offers DROP CONSTRAINT IF EXISTS one_offer_per_unit"))
     elif "one_offer_per_unit UNIQUE" in _sqlite_definition(conn, "offers"):
         _rebuild(conn, offers)

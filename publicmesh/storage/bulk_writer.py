@@ -33,7 +33,7 @@ _open: dict[str, tuple[int, object]] = {}  # path → (the file's inode, a conne
 
 def _connection(path: str):
     """The open connection to the store at ``path``, or a new one (also when another file took its place)."""
-    import adbc_driver_sqlite.dbapi as driver
+    import adbc_driver_sqlite.dbapi as driver  # noqa: PLC0415 - in the child only: the parent uses sqlite3
 
     inode = os.stat(path).st_ino
     kept = _open.get(path)

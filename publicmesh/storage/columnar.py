@@ -4,30 +4,71 @@ PostgreSQL is read in this process; SQLite by a reader process of its own (see s
 
 from __future__ import annotations
 
-import contextlib
 import pickle
 import subprocess
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Future
-from pathlib import Path
+from typing import Protocol
 
 import pyarrow as pa
 import pyarrow.compute as pc
 from sqlalchemy import Connection, Engine, bindparam, column, select, table
 from sqlalchemy.dialects.postgresql import psycopg
 
+from publicmesh.storage.adbc import postgres_connection
+from publicmesh.storage.engines import sqlite_path
 from publicmesh.storage.sqlite_reader import read_frame, start_child, write_frame
 
 _POSTGRES_DIALECT = psycopg.dialect(paramstyle="numeric_dollar")  # the PostgreSQL driver binds $1, $2, ...
 ASKED = table("_asked", column("pseudonym"))  # see read_arrow
 
 
+class ColumnarReader(Protocol):
+    """Reads a statement's answer into Arrow for one backend, by a connection of its own (committed rows only)."""
+
+    def read(self, engine: Engine, query, params: dict, asked: pa.Array | None) -> pa.Table:
+        """The answer of ``query`` with ``params``; ``asked``, when given, joinable as the temporary table ASKED."""
+        ...
+
+
+class PostgresReader:
+    """PostgreSQL, read in this process by the ADBC driver."""
+
+    def read(self, engine: Engine, query, params: dict, asked: pa.Array | None) -> pa.Table:
+        sql, bound = _compiled(query, params, _POSTGRES_DIALECT)
+        return _read_postgres(engine, sql, bound, asked)
+
+
+class SqliteProcessReader:
+    """A SQLite file, read by the part's reader processes (READER)."""
+
+    def read(self, engine: Engine, query, params: dict, asked: pa.Array | None) -> pa.Table:
+        sql, bound = _compiled(query, params, engine.dialect)
+        return READER.read(str(sqlite_path(engine)), sql, bound, asked)
+
+
+POSTGRES_READER = PostgresReader()
+SQLITE_READER = SqliteProcessReader()
+
+
+def _compiled(query, params: dict, dialect) -> tuple[str, tuple]:
+    compiled = query.compile(dialect=dialect)
+    values = compiled.construct_params(params)
+    return str(compiled), tuple(values[name] for name in compiled.positiontup or ())
+
+
+def columnar_reader_for(engine: Engine) -> ColumnarReader | None:
+    """How the engine's store is read into Arrow; None for a store ADBC cannot open (a SQLite in memory)."""
+    if engine.dialect.name == "postgresql":
+        return POSTGRES_READER
+    return SQLITE_READER if sqlite_path(engine) is not None else None
+
+
 def supports(engine: Engine) -> bool:
     """Whether the store can be read through ADBC (a SQLite file or PostgreSQL; not an in-memory SQLite)."""
-    name = engine.dialect.name
-    return name == "postgresql" or (name == "sqlite" and engine.url.database not in (None, "", ":memory:"))
+    return columnar_reader_for(engine) is not None
 
 
 def read_arrow(conn: Connection, query, params: dict, asked: Sequence[str] | pa.ChunkedArray | None = None) -> pa.Table:
@@ -35,11 +76,9 @@ def read_arrow(conn: Connection, query, params: dict, asked: Sequence[str] | pa.
     rows only). Types are the driver's: SQLite gives dates as ISO text and booleans as 0/1. ``asked``: pseudonyms
     the statement may join as the temporary table ASKED (once each, sorted: the lookups go through the key in
     order)."""
-    engine = conn.engine
-    postgres = engine.dialect.name == "postgresql"
-    compiled = query.compile(dialect=_POSTGRES_DIALECT if postgres else engine.dialect)
-    values = compiled.construct_params(params)
-    bound = tuple(values[name] for name in compiled.positiontup or ())
+    reader = columnar_reader_for(conn.engine)
+    if reader is None:
+        raise ValueError(f"{conn.engine.url.render_as_string()} cannot be read through ADBC")
     names = (
         None
         if asked is None
@@ -49,26 +88,8 @@ def read_arrow(conn: Connection, query, params: dict, asked: Sequence[str] | pa.
             else pa.array(asked, pa.string())
         )
     )
-    if postgres:
-        found = _read_postgres(engine, str(compiled), bound, names)
-    elif supports(engine):
-        found = READER.read(str(Path(engine.url.database).resolve()), str(compiled), bound, names)
-    else:
-        raise ValueError(f"{engine.url.render_as_string()} cannot be read through ADBC")
+    found = reader.read(conn.engine, query, params, names)
     return found.replace_schema_metadata(None).cast(pa.schema([f.remove_metadata() for f in found.schema]))
-
-
-@contextlib.contextmanager
-def postgres_connection(engine: Engine, *, autocommit: bool = True) -> Iterator:
-    """A DBAPI connection of the ADBC PostgreSQL driver to the engine's database."""
-    import adbc_driver_postgresql.dbapi as driver
-
-    url = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
-    conn = driver.connect(url, autocommit=autocommit)
-    try:
-        yield conn
-    finally:
-        conn.close()
 
 
 def _read_postgres(engine: Engine, sql: str, bound: tuple, asked: pa.Array | None) -> pa.Table:

@@ -7,10 +7,14 @@ no part opens another's.
 from __future__ import annotations
 
 import re
+import threading
+import weakref
 from contextlib import contextmanager
+from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 
 from publicmesh.settings import Settings, get_settings
 
@@ -21,6 +25,14 @@ def database_name(store: str) -> str:
 
 def is_postgres(settings: Settings | None = None) -> bool:
     return (settings or get_settings()).database_url.startswith("postgresql")
+
+
+def sqlite_path(engine: Engine) -> Path | None:
+    """The file of a SQLite store (absolute), or None: PostgreSQL, or a SQLite in memory, which no other process
+    (a reader, the bulk writer) can open."""
+    if engine.dialect.name != "sqlite" or engine.url.database in (None, "", ":memory:"):
+        return None
+    return Path(engine.url.database).resolve()
 
 
 def engine_for(store: str, settings: Settings | None = None, *, create: bool = True) -> Engine:
@@ -79,11 +91,6 @@ def schema_once(metadata, upgrade=None):
 
     A second ``create_all`` absorbs the race where another process created the tables between check and create.
     """
-    import threading
-    import weakref
-
-    from sqlalchemy.exc import DBAPIError
-
     ready: weakref.WeakSet = weakref.WeakSet()
     lock = threading.Lock()
 
@@ -107,6 +114,15 @@ def schema_once(metadata, upgrade=None):
         return engine
 
     return ensure_schema
+
+
+def lock_for_schema_change(conn, table: str) -> None:
+    """Takes the lock that keeps every other connection out of ``table`` until the connection's transaction ends,
+    before a schema change that another process may be making at the same moment."""
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("BEGIN IMMEDIATE")  # the whole file; pysqlite would run DDL outside any transaction
+    else:
+        conn.exec_driver_sql(f'LOCK TABLE "{table}" IN ACCESS EXCLUSIVE MODE')
 
 
 @contextmanager

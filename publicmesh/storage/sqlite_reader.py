@@ -60,7 +60,7 @@ def start_child(module: str) -> subprocess.Popen:
 
 def read(path: str, sql: str, params: tuple, asked: pa.Array | None, asked_table: str) -> pa.Table:
     """One statement's answer; ``asked`` pseudonyms are first put, once each and sorted, in a temporary table."""
-    import adbc_driver_sqlite.dbapi as driver
+    import adbc_driver_sqlite.dbapi as driver  # noqa: PLC0415 - in the child only: the parent uses sqlite3
 
     with driver.connect(path, autocommit=True) as conn, conn.cursor() as cursor:
         cursor.execute("PRAGMA busy_timeout=10000")  # the node's own writes (outbox) may hold the lock

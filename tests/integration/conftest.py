@@ -7,6 +7,7 @@ import re
 
 import httpx
 import pytest
+from backends import BACKENDS, DATABASE_URL, require
 
 from publicmesh.protocol.client import MeshClient
 from publicmesh.runtime.provision import provision
@@ -85,20 +86,13 @@ class RunningMesh:
         return enrol_newborn(self.settings, self.url("numbers"), municipality)
 
 
-@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+@pytest.fixture(scope="session", params=BACKENDS)
 def mesh(request, tmp_path_factory):
     """Provisioned, seeded and running; the PostgreSQL mesh has its own ports and databases."""
-    backend = request.param
-    url = ""
-    if backend == "postgresql":
-        url = os.environ.get("PUBLICMESH_TEST_DATABASE_URL", "")
-        if not url:
-            if os.environ.get("CI"):
-                pytest.fail("CI must run the PostgreSQL tests: PUBLICMESH_TEST_DATABASE_URL is not set")
-            pytest.skip('PostgreSQL tests need PUBLICMESH_TEST_DATABASE_URL (eval "$(scripts/postgres.sh)")')
+    backend = require(request.param)
     settings = Settings(
         data_dir=tmp_path_factory.mktemp(f"mesh-{backend}"),
-        database_url=url,
+        database_url=DATABASE_URL if backend == "postgresql" else "",
         base_port=int(os.environ.get("PUBLICMESH_TEST_BASE_PORT", 9100)) + (0 if backend == "sqlite" else 100),
     )
     fresh_stores(settings)

@@ -3,37 +3,25 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import threading
 import time
-import uuid
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from publicmesh.audit import AsyncAuditAppender, AuditLog, ExchangeRecord
-from publicmesh.settings import Settings
-from publicmesh.storage import drop_store, engine_for
 
 pytestmark = pytest.mark.storage
 
-DATABASE_URL = os.environ.get("PUBLICMESH_TEST_DATABASE_URL", "")
-BACKENDS = ["sqlite"] + (["postgresql"] if DATABASE_URL.startswith("postgresql") else [])
+
+@pytest.fixture
+def store_name():
+    return "audit"
 
 
-@pytest.fixture(params=BACKENDS)
-def log(request, tmp_path):
-    if request.param == "postgresql":
-        settings = Settings(data_dir=tmp_path, database_url=DATABASE_URL)
-        store = f"audit-test-{uuid.uuid4().hex[:12]}"
-        engine = engine_for(store, settings)
-        yield AuditLog(engine, Ed25519PrivateKey.generate())
-        engine.dispose()
-        drop_store(store, settings)
-    else:
-        engine = engine_for("audit", Settings(data_dir=tmp_path, database_url=""))
-        yield AuditLog(engine, Ed25519PrivateKey.generate())
-        engine.dispose()
+@pytest.fixture
+def log(engine):
+    return AuditLog(engine, Ed25519PrivateKey.generate())
 
 
 def record(i: int) -> ExchangeRecord:

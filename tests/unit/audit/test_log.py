@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
 import stat
 import threading
 import time
-import uuid
 from dataclasses import replace
 
 import pytest
@@ -22,28 +20,14 @@ from publicmesh.audit.subjects import PAGE, page_root, page_subjects
 from publicmesh.audit.subjects import build as subject_tree
 from publicmesh.audit.subjects import verify as verify_subjects
 from publicmesh.settings import Settings
-from publicmesh.storage import drop_store, engine_for
+from publicmesh.storage import engine_for
 
 pytestmark = pytest.mark.storage
 
-DATABASE_URL = os.environ.get("PUBLICMESH_TEST_DATABASE_URL", "")
-BACKENDS = ["sqlite"] + (["postgresql"] if DATABASE_URL.startswith("postgresql") else [])
 
-
-@pytest.fixture(params=BACKENDS)
-def engine(request, tmp_path):
-    """The configured database: a throwaway PostgreSQL database, or a SQLite file under tmp_path."""
-    if request.param == "postgresql":
-        settings = Settings(data_dir=tmp_path, database_url=DATABASE_URL)
-        store = f"audit-test-{uuid.uuid4().hex[:12]}"
-        engine = engine_for(store, settings)
-        yield engine
-        engine.dispose()
-        drop_store(store, settings)
-    else:
-        engine = engine_for("audit", Settings(data_dir=tmp_path, database_url=""))
-        yield engine
-        engine.dispose()
+@pytest.fixture
+def store_name():
+    return "audit"
 
 
 @pytest.fixture

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -34,12 +32,9 @@ from publicmesh.consent import (
     revoke_prior_intent,
 )
 from publicmesh.consent.schema import consents
-from publicmesh.settings import Settings
-from publicmesh.storage import drop_store, engine_for
 
 pytestmark = pytest.mark.storage
 
-BACKENDS = ["sqlite"] + (["postgresql"] if os.environ.get("PUBLICMESH_TEST_DATABASE_URL") else [])
 ALICE = "A" * 21 + "x"
 BOB = "B" * 21 + "y"
 FINTECH = "COM/1234567890123/fintech-app"
@@ -47,19 +42,15 @@ LOAN = Purpose("loan-screening", "住宅ローンの審査", "Mortgage screening
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 
 
-@pytest.fixture(params=BACKENDS)
-def engine(request, tmp_path):
-    """A fresh consent store: a SQLite file, or a throwaway PostgreSQL database dropped afterwards."""
-    if request.param == "postgresql":
-        settings = Settings(data_dir=tmp_path, database_url=os.environ["PUBLICMESH_TEST_DATABASE_URL"])
-        store = f"consent-test-{uuid.uuid4().hex[:12]}"
-    else:
-        settings, store = Settings(data_dir=tmp_path, database_url=""), "consent"
-    engine = ensure_schema(engine_for(store, settings))
-    yield engine
-    engine.dispose()
-    if request.param == "postgresql":
-        drop_store(store, settings)
+@pytest.fixture
+def store_name():
+    return "consent"
+
+
+@pytest.fixture
+def engine(engine):
+    """A fresh consent store on each backend (the root conftest's engine) with its tables."""
+    return ensure_schema(engine)
 
 
 class Wallet:

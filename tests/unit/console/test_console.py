@@ -10,7 +10,7 @@ import time
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, insert, select
+from sqlalchemy import insert, select
 
 from publicmesh.console.bootstrap import create_app
 from publicmesh.console.staff import StaffDirectory, totp
@@ -23,12 +23,11 @@ T0 = dt.datetime(2025, 4, 1, 0, 0, tzinfo=dt.UTC)
 
 
 @pytest.fixture
-def engine(tmp_path):
-    engine = create_engine(f"sqlite:///{tmp_path / 'services.db'}")
+def engine(engine):
+    """The services store on each backend (the root conftest's engine), with its tables."""
     assert AGENCY.metadata is store.metadata  # the outbox that applications.change emits to lives here too
     store.metadata.create_all(engine)
     yield engine
-    engine.dispose()
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, insert, select
+from sqlalchemy import insert, select
 
 from publicmesh.console import publishing
 from publicmesh.console.bootstrap import create_app
@@ -28,11 +28,10 @@ BROKEN = "id: broken\nversion: 1\ntitle:\n  ja: 壊れた定義\n en: indented w
 
 
 @pytest.fixture
-def engine(tmp_path):
-    engine = create_engine(f"sqlite:///{tmp_path / 'services.db'}")
+def engine(engine):
+    """The services store on each backend (the root conftest's engine), with its tables."""
     store.metadata.create_all(engine)
     yield engine
-    engine.dispose()
 
 
 @pytest.fixture

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import base64
-import os
 import time
-import uuid
 
 import pytest
 from sqlalchemy import inspect
@@ -22,12 +20,9 @@ from publicmesh.console.staff import (
     totp,
     verify_password,
 )
-from publicmesh.settings import Settings
-from publicmesh.storage import drop_store, engine_for
 
 pytestmark = pytest.mark.storage
 
-DATABASE_URL = os.environ.get("PUBLICMESH_TEST_DATABASE_URL", "")
 
 PASSWORD = "correct horse battery"
 KITAMI, CHIYODA = "012084", "131016"
@@ -59,19 +54,8 @@ def test_six_digit_codes_are_the_last_six_digits():
 
 
 @pytest.fixture
-def settings(tmp_path):
-    return Settings(data_dir=tmp_path, database_url=DATABASE_URL if DATABASE_URL.startswith("postgresql") else "")
-
-
-@pytest.fixture
-def engine(settings):
-    """The services store (SQLite under tmp_path, or a throwaway PostgreSQL database)."""
-    store = f"services-test-{uuid.uuid4().hex[:12]}" if settings.database_url else "services"
-    engine = engine_for(store, settings)
-    yield engine
-    engine.dispose()
-    if settings.database_url:
-        drop_store(store, settings)
+def store_name():
+    return "services"  # the staff accounts live in the services store
 
 
 @pytest.fixture

@@ -1,39 +1,19 @@
-"""Fixtures: an identity store (SQLite under tmp_path, or PostgreSQL when PUBLICMESH_TEST_DATABASE_URL is set)."""
+"""Fixtures: an identity store on each backend (the root conftest's engine), its authority and card store."""
 
 from __future__ import annotations
 
 import base64
 import datetime as dt
-import os
 import secrets
-import uuid
 
 import pytest
 
 from publicmesh.identity import BasicInformation, CardStore, JpkiAuthority, issue_card
-from publicmesh.settings import Settings
-from publicmesh.storage import drop_store, engine_for
-
-DATABASE_URL = os.environ.get("PUBLICMESH_TEST_DATABASE_URL", "")
 
 
 @pytest.fixture
-def settings(tmp_path):
-    return Settings(data_dir=tmp_path, database_url=DATABASE_URL if DATABASE_URL.startswith("postgresql") else "")
-
-
-@pytest.fixture
-def engine(settings):
-    if settings.database_url:
-        store = f"identity-test-{uuid.uuid4().hex[:12]}"
-        engine = engine_for(store, settings)
-        yield engine
-        engine.dispose()
-        drop_store(store, settings)
-    else:
-        engine = engine_for("identity", settings)
-        yield engine
-        engine.dispose()
+def store_name():
+    return "identity"
 
 
 @pytest.fixture

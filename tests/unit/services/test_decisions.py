@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
-from sqlalchemy import create_engine, insert, select
+from sqlalchemy import insert, select
 
 from publicmesh.applications.lifecycle import Action
 from publicmesh.problems import Problem
@@ -22,11 +22,10 @@ T0 = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
 
 
 @pytest.fixture
-def engine(tmp_path):
-    engine = create_engine(f"sqlite:///{tmp_path / 'services.db'}")
+def engine(engine):
+    """The services store on each backend (the root conftest's engine), with its tables."""
     AGENCY.metadata.create_all(engine)  # the services store: applications, the event outbox, decision notices
     yield engine
-    engine.dispose()
 
 
 def publish(engine, path: Path) -> None:

@@ -69,8 +69,8 @@ def test_the_forms_of_all_rows_at_once_are_the_forms_of_each_row(rows):
     ]
 
 
-def test_offers_are_written_once_per_unit_with_their_forms(any_engine):
-    metadata.create_all(any_engine)
+def test_offers_are_written_once_per_unit_with_their_forms(engine):
+    metadata.create_all(engine)
     eligible = frame(
         [
             ("北見 花子", 3, dt.date(1988, 4, 2), 7, 8),
@@ -79,11 +79,11 @@ def test_offers_are_written_once_per_unit_with_their_forms(any_engine):
         ]
     )  # as CSV on PostgreSQL: a comma and a line break
     audit = [c for c in eligible.columns if c.endswith("._audit")]
-    fresh = publish.store_offers(any_engine, DOC, "012084", eligible)
+    fresh = publish.store_offers(engine, DOC, "012084", eligible)
     assert sorted(fresh["unit_key"]) == sorted(eligible["household"])
-    assert publish.store_offers(any_engine, DOC, "012084", eligible).height == 0  # published again: nothing new
+    assert publish.store_offers(engine, DOC, "012084", eligible).height == 0  # published again: nothing new
     publish._SHAPES.clear()  # the shape is read from the store
-    with any_engine.connect() as conn:
+    with engine.connect() as conn:
         stored = {r["unit_key"]: publish.with_full_form(conn, r) for r in conn.execute(select(offers_table)).mappings()}
         assert conn.execute(select(func.count()).select_from(offer_shapes)).scalar_one() == 1
         raw = conn.execute(select(offers_table.c.form)).scalars().first()
@@ -94,18 +94,18 @@ def test_offers_are_written_once_per_unit_with_their_forms(any_engine):
         assert kept["form"] == publish.offer_form(shape, row, audit) and kept["amount_yen"] == 100_000
         assert kept["subject"] == row["subject"] and kept["tenant"] == "012084" and kept["version"] == DOC["version"]
         assert abs(kept["offered_at"].replace(tzinfo=dt.UTC) - fresh["offered_at"][0]) < dt.timedelta(seconds=1)
-    births = publish.store_offers(any_engine, DOC, "012084", eligible.head(1), unit_key="C" * 22)
+    births = publish.store_offers(engine, DOC, "012084", eligible.head(1), unit_key="C" * 22)
     assert births["unit_key"].to_list() == ["C" * 22]
 
 
-def test_a_household_first_offered_under_another_key_is_not_offered_again(any_engine):
+def test_a_household_first_offered_under_another_key_is_not_offered_again(engine):
     """Before the registry named heads, a household without one was keyed by its smallest member: its head row
     (the person offered) is the same, so it gets no second offer under the new key."""
-    metadata.create_all(any_engine)
+    metadata.create_all(engine)
     eligible = frame([("北見 花子", 3, None, 7, 8)])
-    publish.store_offers(any_engine, DOC, "012084", eligible)
+    publish.store_offers(engine, DOC, "012084", eligible)
     rekeyed = eligible.with_columns(pl.lit("K" * 22).alias("household"))
-    assert publish.store_offers(any_engine, DOC, "012084", rekeyed).height == 0
+    assert publish.store_offers(engine, DOC, "012084", rekeyed).height == 0
 
 
 def test_offer_ids_are_unique_and_sort_by_time():
@@ -116,9 +116,9 @@ def test_offer_ids_are_unique_and_sort_by_time():
         assert max(first) < min(second)
 
 
-def test_a_changed_definition_has_a_shape_of_its_own_and_earlier_offers_keep_theirs(any_engine):
-    metadata.create_all(any_engine)
-    publish.store_offers(any_engine, DOC, "012084", frame([("北見 花子", 3, None, 7, 8)]))
+def test_a_changed_definition_has_a_shape_of_its_own_and_earlier_offers_keep_theirs(engine):
+    metadata.create_all(engine)
+    publish.store_offers(engine, DOC, "012084", frame([("北見 花子", 3, None, 7, 8)]))
     relabelled = {
         **DOC,
         "form": [{**f, "label": {"ja": f["label"]["ja"] + "（改）", "en": f["label"]["en"]}} for f in DOC["form"]],
@@ -126,9 +126,9 @@ def test_a_changed_definition_has_a_shape_of_its_own_and_earlier_offers_keep_the
     second = frame([("網走 一郎", 1, None, 7, 8)]).with_columns(
         pl.lit("H" + "9" * 21).alias("household"), pl.lit("S" + "9" * 21).alias("subject")
     )
-    publish.store_offers(any_engine, relabelled, "012084", second)
+    publish.store_offers(engine, relabelled, "012084", second)
     publish._SHAPES.clear()
-    with any_engine.connect() as conn:
+    with engine.connect() as conn:
         forms = {
             r["subject"]: publish.with_full_form(conn, r)["form"] for r in conn.execute(select(offers_table)).mappings()
         }
@@ -137,57 +137,57 @@ def test_a_changed_definition_has_a_shape_of_its_own_and_earlier_offers_keep_the
     assert forms["S" + "9" * 21]["fields"][0]["label_ja"] == DOC["form"][0]["label"]["ja"] + "（改）"
 
 
-def test_publishing_again_offers_only_the_units_new_since(any_engine):
-    metadata.create_all(any_engine)
+def test_publishing_again_offers_only_the_units_new_since(engine):
+    metadata.create_all(engine)
     first = frame([("北見 花子", 3, None, 7, 8)])
-    offered = publish.store_offers(any_engine, DOC, "012084", first)
+    offered = publish.store_offers(engine, DOC, "012084", first)
     both = pl.concat([first, frame([("x", 1, None, 7, 8), ("網走 一郎", 2, None, 7, 8)]).tail(1)])
-    again = publish.store_offers(any_engine, DOC, "012084", both)
+    again = publish.store_offers(engine, DOC, "012084", both)
     assert again["unit_key"].to_list() == ["H" + "0" * 20 + "1"]
-    with any_engine.connect() as conn:
+    with engine.connect() as conn:
         stored = dict(conn.execute(select(offers_table.c.unit_key, offers_table.c.id)).all())
     assert stored == {"H" + "0" * 21: offered["id"][0], "H" + "0" * 20 + "1": again["id"][0]}
 
 
-def test_a_unit_offered_by_another_municipality_is_not_offered_again(any_engine):
+def test_a_unit_offered_by_another_municipality_is_not_offered_again(engine):
     """A household that moved keeps its key: the service is offered to it once, wherever it lives now."""
-    metadata.create_all(any_engine)
-    publish.store_offers(any_engine, DOC, "012084", frame([("北見 花子", 3, None, 7, 8)]))
-    assert publish.store_offers(any_engine, DOC, "012025", frame([("北見 花子", 3, None, 7, 8)])).height == 0
+    metadata.create_all(engine)
+    publish.store_offers(engine, DOC, "012084", frame([("北見 花子", 3, None, 7, 8)]))
+    assert publish.store_offers(engine, DOC, "012025", frame([("北見 花子", 3, None, 7, 8)])).height == 0
 
 
-def test_a_head_offered_for_their_own_household_is_not_offered_for_another_key(any_engine):
+def test_a_head_offered_for_their_own_household_is_not_offered_for_another_key(engine):
     """The other way round from an older key: the household was keyed by its head, and is now keyed by someone
     else (its head moved out) while the same person applies for it."""
-    metadata.create_all(any_engine)
+    metadata.create_all(engine)
     publish.store_offers(
-        any_engine,
+        engine,
         DOC,
         "012084",
         frame([("北見 花子", 3, None, 7, 8)]).with_columns(pl.col("subject").alias("household")),
     )
     rekeyed = frame([("北見 花子", 3, None, 7, 8)])  # household H…0, subject S…0
-    assert publish.store_offers(any_engine, DOC, "012084", rekeyed).height == 0
+    assert publish.store_offers(engine, DOC, "012084", rekeyed).height == 0
 
 
-def test_a_person_whose_pseudonym_is_the_unit_of_someone_elses_offer_is_still_offered(any_engine):
+def test_a_person_whose_pseudonym_is_the_unit_of_someone_elses_offer_is_still_offered(engine):
     """A birth's offer is keyed by the child and made to the parent: the child, grown up and a head, has received
     nothing."""
-    metadata.create_all(any_engine)
+    metadata.create_all(engine)
     child = "S" + "0" * 21
     publish.store_offers(
-        any_engine,
+        engine,
         DOC,
         "012084",
         frame([("網走 一郎", 1, None, 7, 8)]).with_columns(pl.lit("P" * 22).alias("subject")),
         unit_key=child,
     )
     grown_up = frame([("網走 次郎", 1, None, 7, 8)])  # subject S…0, household H…0
-    assert publish.store_offers(any_engine, DOC, "012084", grown_up)["subject"].to_list() == [child]
+    assert publish.store_offers(engine, DOC, "012084", grown_up)["subject"].to_list() == [child]
 
 
-def test_a_person_finds_the_offers_made_to_them_and_no_others(any_engine):
-    metadata.create_all(any_engine)
+def test_a_person_finds_the_offers_made_to_them_and_no_others(engine):
+    metadata.create_all(engine)
     person, child, parent = "P" * 22, "C" * 22, "Q" * 22
     made = {
         "own": ("s", person, person),
@@ -195,7 +195,7 @@ def test_a_person_finds_the_offers_made_to_them_and_no_others(any_engine):
         "someone else's": ("s", parent, parent),
         "for the person's own birth": ("t", person, parent),
     }  # (service, unit, subject)
-    with any_engine.begin() as conn:
+    with engine.begin() as conn:
         conn.execute(
             insert(offers_table),
             [
@@ -214,10 +214,10 @@ def test_a_person_finds_the_offers_made_to_them_and_no_others(any_engine):
             ],
         )
         found = {r.id for r in conn.execute(publish.offered_to(person))}
-        if any_engine.dialect.name == "sqlite":  # each part read through an index, not the whole table
+        if engine.dialect.name == "sqlite":  # each part read through an index, not the whole table
             plan = conn.exec_driver_sql(
                 "EXPLAIN QUERY PLAN "
-                + str(publish.offered_to(person).compile(any_engine, compile_kwargs={"literal_binds": True}))
+                + str(publish.offered_to(person).compile(engine, compile_kwargs={"literal_binds": True}))
             ).all()
             assert [step[3] for step in plan if step[3].startswith(("SCAN", "SEARCH"))] == [
                 "SEARCH offers USING INDEX one_offer_per_unit_and_service (unit_key=?)",

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from sqlalchemy import create_engine, insert, select, update
+from sqlalchemy import insert, select, update
 
 from publicmesh.services import applications as apps
 from publicmesh.services.agency import AGENCY
@@ -31,8 +31,8 @@ class Hub:
 
 
 @pytest.fixture
-def engine(tmp_path):
-    engine = create_engine(f"sqlite:///{tmp_path / 'services.db'}")
+def engine(engine):
+    """The services store on each backend (the root conftest's engine), with its tables."""
     AGENCY.metadata.create_all(engine)
     with engine.begin() as conn:
         conn.execute(
@@ -49,7 +49,6 @@ def engine(tmp_path):
             )
         )
     yield engine
-    engine.dispose()
 
 
 def form(children: int, amount: int) -> dict:

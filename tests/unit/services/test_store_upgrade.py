@@ -42,8 +42,8 @@ def application(id_: str, status: str) -> dict:
     )
 
 
-def test_an_earlier_store_keeps_its_rows_and_lets_a_withdrawn_unit_apply_again_once(any_engine):
-    engine = any_engine
+def test_an_earlier_store_keeps_its_rows_and_lets_a_withdrawn_unit_apply_again_once(engine):
+    engine = engine
     earlier_store(engine)
     with engine.begin() as conn:
         conn.execute(insert(store.applications).values(**application("first", "withdrawn")))
@@ -67,8 +67,8 @@ def test_an_earlier_store_keeps_its_rows_and_lets_a_withdrawn_unit_apply_again_o
         )
 
 
-def test_a_new_store_is_left_as_it_is(any_engine):
-    engine = any_engine
+def test_a_new_store_is_left_as_it_is(engine):
+    engine = engine
     store.metadata.create_all(engine)
     store.upgrade(engine)
     with engine.begin() as conn:
@@ -104,8 +104,8 @@ def offer(id_: str, unit: str, subject: str) -> dict:
     )
 
 
-def test_an_earlier_store_keeps_its_offers_one_per_unit_and_finds_them_by_the_new_indexes(any_engine):
-    engine = any_engine
+def test_an_earlier_store_keeps_its_offers_one_per_unit_and_finds_them_by_the_new_indexes(engine):
+    engine = engine
     earlier_offers(engine)
     with engine.begin() as conn:
         conn.execute(insert(store.offers), [offer("own", "U" * 22, "U" * 22), offer("birth", "C" * 22, "U" * 22)])

@@ -11,7 +11,7 @@ import secrets
 
 import orjson
 import pytest
-from sqlalchemy import create_engine, insert, select
+from sqlalchemy import insert, select
 
 from publicmesh.applications import content as signed_content
 from publicmesh.applications import forms, lifecycle
@@ -38,8 +38,8 @@ notices: {}
 
 
 @pytest.fixture
-def engine(tmp_path):
-    engine = create_engine(f"sqlite:///{tmp_path / 'services.db'}")
+def engine(engine):
+    """The services store on each backend (the root conftest's engine), with its tables."""
     AGENCY.metadata.create_all(engine)
     with engine.begin() as conn:
         conn.execute(
@@ -75,7 +75,6 @@ def engine(tmp_path):
             )
         )
     yield engine
-    engine.dispose()
 
 
 def _ref() -> str:
