@@ -1,5 +1,5 @@
-"""The hub's event router on a fake exchange: a subscriber that keeps failing holds nobody else back, gets
-nothing twice, and gets everything from its cursor once it answers again."""
+"""The hub's event router on a fake exchange and a fake clock: a subscriber that keeps failing holds nobody else
+back, gets nothing twice, and gets everything it did not acknowledge once it answers again."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import create_engine
 
+from publicmesh.events import StoreTransport
 from publicmesh.hub import events
 from publicmesh.hub.events import EventRouter
 from publicmesh.hub.rules import EventRule
@@ -97,8 +98,22 @@ def _event(event_id: int, kind: str) -> dict:
     }
 
 
-def _router(exchange: FakeExchange) -> EventRouter:
-    return EventRouter(exchange, create_engine("sqlite://"))
+class Clock:
+    """Both the router's back-off and the transport's redelivery times, moved on by the test."""
+
+    def __init__(self):
+        self.now = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def pass_backoff(self) -> None:
+        self.now += 11  # longer than the longest back-off (10 s)
+
+
+def _router(exchange: FakeExchange, clock: Clock) -> EventRouter:
+    engine = create_engine("sqlite://")
+    return EventRouter(exchange, engine, transport=StoreTransport(engine, clock=clock), clock=clock)
 
 
 def test_a_failing_subscriber_more_than_a_page_behind_does_not_hold_the_others_back():
@@ -107,18 +122,19 @@ def test_a_failing_subscriber_more_than_a_page_behind_does_not_hold_the_others_b
         [_event(i, "to-stuck") for i in range(1, backlog + 1)] + [_event(backlog + 1, "to-healthy")]
     )
     exchange.down.add("stuck")
-    router = _router(exchange)
+    clock = Clock()
+    router = _router(exchange, clock)
     asyncio.run(router.route_once())
     assert exchange.received[str(HEALTHY)] == [backlog + 1]
     assert exchange.received[str(STUCK)] == []
-    for _ in range(3):  # later rounds while it is still down (and backing off) deliver nothing twice
-        router._retry_at.clear()
+    for _ in range(3):  # later rounds while it is still down deliver nothing twice
+        clock.pass_backoff()
         asyncio.run(router.route_once())
     assert exchange.received[str(HEALTHY)] == [backlog + 1]
-    assert router._cursor(str(PROVIDER), str(STUCK)) == 0  # nothing it did not acknowledge is skipped
+    assert exchange.received[str(STUCK)] == []
 
-    exchange.down.clear()  # back: everything from its cursor, once
-    router._retry_at.clear()
+    exchange.down.clear()  # back: everything it did not acknowledge, in order, once
+    clock.pass_backoff()
     asyncio.run(router.route_once())
     assert exchange.received[str(STUCK)] == list(range(1, backlog + 1))
     assert exchange.received[str(HEALTHY)] == [backlog + 1]
@@ -129,10 +145,10 @@ def test_a_new_event_reaches_a_healthy_subscriber_in_the_next_round_while_anothe
     backlog = 3 * events._PAGE
     exchange = FakeExchange([_event(i, "to-stuck") for i in range(1, backlog + 1)])
     exchange.down.add("stuck")
-    router = _router(exchange)
+    clock = Clock()
+    router = _router(exchange, clock)
     asyncio.run(router.route_once())
     exchange.outbox.append(_event(backlog + 1, "to-healthy"))
-    router._retry_at.pop((str(PROVIDER), str(HEALTHY)), None)
     asyncio.run(router.route_once())  # the stuck one is still backing off
     assert exchange.received[str(HEALTHY)] == [backlog + 1]
     assert exchange.received[str(STUCK)] == []
