@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, text
 
 from publicmesh.events import StoreTransport
 from publicmesh.hub import events
@@ -152,3 +152,28 @@ def test_a_new_event_reaches_a_healthy_subscriber_in_the_next_round_while_anothe
     asyncio.run(router.route_once())  # the stuck one is still backing off
     assert exchange.received[str(HEALTHY)] == [backlog + 1]
     assert exchange.received[str(STUCK)] == []
+
+
+def test_a_restarted_router_resumes_where_the_last_one_stopped():
+    exchange = FakeExchange([_event(i, "to-healthy") for i in range(1, 4)])
+    engine, clock = create_engine("sqlite://"), Clock()
+    asyncio.run(EventRouter(exchange, engine, transport=StoreTransport(engine, clock=clock), clock=clock).route_once())
+    exchange.outbox += [_event(4, "to-healthy"), _event(5, "to-stuck")]
+    clock.now += 3600  # long past any ack wait: anything not acked would come again
+    restarted = EventRouter(exchange, engine, transport=StoreTransport(engine, clock=clock), clock=clock)
+    asyncio.run(restarted.route_once())
+    assert exchange.received[str(HEALTHY)] == [1, 2, 3, 4]
+    assert exchange.received[str(STUCK)] == [5]
+
+
+def test_a_store_of_the_router_before_the_transport_relays_from_its_lowest_cursor():
+    engine, clock = create_engine("sqlite://"), Clock()
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE event_cursors (provider TEXT, subscriber TEXT, last_id INTEGER)"))
+        conn.execute(
+            text("INSERT INTO event_cursors VALUES (:p, :s1, 3), (:p, :s2, 5)"),
+            {"p": str(PROVIDER), "s1": str(STUCK), "s2": str(HEALTHY)},
+        )
+    exchange = FakeExchange([_event(i, "to-stuck") for i in range(1, 7)])
+    asyncio.run(EventRouter(exchange, engine, transport=StoreTransport(engine, clock=clock), clock=clock).route_once())
+    assert exchange.received[str(STUCK)] == [4, 5, 6]
