@@ -29,6 +29,7 @@ from sqlalchemy import (
     delete,
     func,
     insert,
+    literal,
     or_,
     select,
     update,
@@ -192,20 +193,29 @@ class StoreTransport:
         if last <= consumer.delivered_seq:
             return []
         topics = orjson.loads(consumer.topics)
+        wanted = _prefilter(topics)
         rows = conn.execute(
             select(stream)
-            .where(stream.c.seq > consumer.delivered_seq, stream.c.seq <= last, _prefilter(topics))
+            .where(stream.c.seq > consumer.delivered_seq, stream.c.seq <= last, wanted)
             .order_by(stream.c.seq)
             .limit(limit)
         ).all()
         reached = rows[-1].seq if len(rows) == limit else last
-        rows = [r for r in rows if any(topic_matches(t, r.topic) for t in topics)]
-        if rows:
-            first_wait = now + config.wait_after(1)
-            conn.execute(
-                insert(pending),
-                [dict(subscriber=consumer.subscriber, seq=r.seq, attempt=1, due_at=first_wait) for r in rows],
+        matched: dict[str, bool] = {}
+        for r in rows:
+            if r.topic not in matched:
+                matched[r.topic] = any(topic_matches(t, r.topic) for t in topics)
+        first_wait = now + config.wait_after(1)
+        if rows and all(matched.values()):  # as usual: the same rows, as pending, in one statement
+            chosen = select(literal(consumer.subscriber), stream.c.seq, literal(1), literal(first_wait)).where(
+                stream.c.seq > consumer.delivered_seq, stream.c.seq <= reached, wanted
             )
+            conn.execute(insert(pending).from_select(["subscriber", "seq", "attempt", "due_at"], chosen))
+        elif rows:
+            rows = [r for r in rows if matched[r.topic]]
+            pending_rows = [dict(subscriber=consumer.subscriber, seq=r.seq, attempt=1, due_at=first_wait) for r in rows]
+            if pending_rows:
+                conn.execute(insert(pending), pending_rows)
         conn.execute(
             update(consumers).where(consumers.c.subscriber == consumer.subscriber).values(delivered_seq=reached)
         )

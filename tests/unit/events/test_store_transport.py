@@ -105,3 +105,18 @@ def test_sql_wildcards_in_a_filter_are_literal():
         assert await _take(transport, "A") == [2]
 
     asyncio.run(scenario())
+
+
+def test_a_star_takes_one_token_though_sql_like_would_take_more():
+    async def scenario():
+        clock = Clock()
+        transport = StoreTransport(create_engine("sqlite://"), clock=clock)
+        await transport.subscribe("A", ["a.*"], ConsumerConfig(ack_wait=5))
+        await transport.publish([_event(1, "a.b.c"), _event(2, "a.b"), _event(3, "a.c.d")])
+        assert await _take(transport, "A", ack=False) == [2]
+        clock.now += 6
+        assert await _take(transport, "A") == [2]  # and it was pending like any other
+        clock.now += 6
+        assert await _take(transport, "A") == []
+
+    asyncio.run(scenario())
