@@ -116,10 +116,11 @@ class StoreTransport:
             # The head first: it takes the write lock before anything is read (see the module's docstring).
             conn.execute(update(head).where(head.c.id == 1).values(last_seq=head.c.last_seq))
             last = conn.execute(select(head.c.last_seq).where(head.c.id == 1)).scalar_one()
-            known = set()
+            known: set[str] = set()
             for ids in _chunks([e.id for e in events]):
                 known.update(conn.scalars(select(stream.c.event_id).where(stream.c.event_id.in_(ids))))
-            rows, now = [], self.clock()
+            rows: list[dict] = []
+            now = self.clock()
             for event in events:
                 if event.id in known:
                     continue

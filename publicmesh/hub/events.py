@@ -54,9 +54,11 @@ class EventRouter:
         self.interval = interval_s
         self.transport = transport or StoreTransport(engine)
         self.clock = clock
-        self._retry_at: dict[str, float] = {}  # provider or subscriber → when to try it again
-        self._failures: dict[str, int] = defaultdict(int)
+        # ("outbox", provider) or ("consumer", subscriber) → when to try it again: a member may be both
+        self._retry_at: dict[tuple[str, str], float] = {}
+        self._failures: dict[tuple[str, str], int] = defaultdict(int)
         self._subscribed: dict[str, tuple[str, ...]] = {}
+        self._members_seen: dict | None = None
         metadata.create_all(engine)
         _carry_over_cursors(engine)
 
@@ -78,14 +80,17 @@ class EventRouter:
         await self.relay_once()
         delivered = 0
         for subscriber in sorted(self._subscribed):
-            if self._ready(subscriber):
+            if self._ready(("consumer", subscriber)):
                 delivered += await self._deliver_to(MemberId.parse(subscriber))
         return delivered
 
     async def _subscribe(self) -> None:
         """One durable consumer per subscriber the rules name, filtered to the topics its rules may send it."""
+        if self.exchange.directory.members is self._members_seen:  # a reload of the directory makes a new dict
+            return
+        self._members_seen = self.exchange.directory.members
         wanted: dict[str, set[str]] = defaultdict(set)
-        members = [m for m in self.exchange.directory.members.values() if m.active]
+        members = [m for m in self._members_seen.values() if m.active]
         rules = {r for m in members for r in self.exchange.rules.subscriptions(m.id)}
         for rule in rules:
             for member in members:
@@ -105,13 +110,13 @@ class EventRouter:
             positions = dict(conn.execute(select(relayed.c.provider, relayed.c.last_id)).all())
         for provider in list(self.exchange.directory.members.values()):
             rules = self.exchange.rules.subscriptions(provider.id) if provider.active else []
-            if not rules or not self._ready(str(provider.id)):
+            if not rules or not self._ready(("outbox", str(provider.id))):
                 continue
             try:
                 published += await self._relay(provider, rules, positions.get(str(provider.id), 0))
-                self._succeeded(str(provider.id))
+                self._succeeded(("outbox", str(provider.id)))
             except Problem as problem:  # the provider is down: its outbox waits, nothing is lost
-                self._back_off(str(provider.id), problem)
+                self._back_off(("outbox", str(provider.id)), problem)
         return published
 
     async def _relay(self, provider, rules: list[EventRule], after: int) -> int:
@@ -171,13 +176,16 @@ class EventRouter:
         for k, (source, events) in enumerate(parts):
             try:
                 delivered += await self._deliver_part(MemberId.parse(source), subscriber, events)
-            except Problem as problem:
-                delay = self._back_off(str(subscriber), problem)
+            except Exception as exc:  # nothing is lost: what it did not take comes again, in order, after a pause
+                if not isinstance(exc, Problem):
+                    log.exception("delivery to %s failed", subscriber)
+                key = ("consumer", str(subscriber))
+                delay = self._back_off(key, exc)
                 await self.transport.nak(str(subscriber), [e.id for _, rest in parts[k:] for e in rest], delay)
-                self._retry_at[str(subscriber)] = self.clock() + delay + _MARGIN_S
+                self._retry_at[key] = self.clock() + delay + _MARGIN_S
                 return delivered, False
             await self.transport.ack(str(subscriber), [e.id for e in events])
-        self._succeeded(str(subscriber))
+        self._succeeded(("consumer", str(subscriber)))
         return delivered, True
 
     async def _deliver_part(self, provider: MemberId, subscriber: MemberId, events: Sequence[Event]) -> int:
@@ -190,18 +198,18 @@ class EventRouter:
         ]
         return await self._deliver(provider, subscriber, items) if items else 0
 
-    def _ready(self, key: str) -> bool:
+    def _ready(self, key: tuple[str, str]) -> bool:
         return self.clock() >= self._retry_at.get(key, 0)
 
-    def _succeeded(self, key: str) -> None:
+    def _succeeded(self, key: tuple[str, str]) -> None:
         self._failures.pop(key, None)
         self._retry_at.pop(key, None)
 
-    def _back_off(self, key: str, problem: Problem) -> float:
+    def _back_off(self, key: tuple[str, str], failure: Exception) -> float:
         self._failures[key] += 1
         backoff = min(10.0, 0.25 * 2 ** self._failures[key])
         self._retry_at[key] = self.clock() + backoff
-        log.warning("%s: %s; retry in %.1f s", key, problem.detail, backoff)
+        log.warning("%s %s: %s; retry in %.1f s", *key, getattr(failure, "detail", failure), backoff)
         return backoff
 
     async def _deliver(self, provider: MemberId, subscriber_id: MemberId, items: list[tuple[EventRule, Event]]) -> int:

@@ -177,3 +177,22 @@ def test_a_store_of_the_router_before_the_transport_relays_from_its_lowest_curso
     exchange = FakeExchange([_event(i, "to-stuck") for i in range(1, 7)])
     asyncio.run(EventRouter(exchange, engine, transport=StoreTransport(engine, clock=clock), clock=clock).route_once())
     assert exchange.received[str(STUCK)] == [4, 5, 6]
+
+
+def test_an_unexpected_failure_of_a_delivery_loses_nothing():
+    class Failing(FakeExchange):
+        failures = 1
+
+        async def convert_many(self, values, source, targets):
+            if self.failures:
+                self.failures -= 1
+                raise RuntimeError("a bug in a conversion")
+            return await super().convert_many(values, source, targets)
+
+    exchange, clock = Failing([_event(i, "to-healthy") for i in range(1, 4)]), Clock()
+    router = _router(exchange, clock)
+    asyncio.run(router.route_once())
+    assert exchange.received[str(HEALTHY)] == []
+    clock.pass_backoff()
+    asyncio.run(router.route_once())
+    assert exchange.received[str(HEALTHY)] == [1, 2, 3]
