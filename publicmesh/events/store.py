@@ -118,7 +118,7 @@ class StoreTransport:
             last = conn.execute(select(head.c.last_seq).where(head.c.id == 1)).scalar_one()
             known: set[str] = set()
             for ids in _chunks([e.id for e in events]):
-                known.update(conn.scalars(select(stream.c.event_id).where(stream.c.event_id.in_(ids))))
+                known.update(conn.scalars(_KNOWN, {"ids": list(ids)}))
             rows: list[dict] = []
             now = self.clock()
             for event in events:
@@ -225,18 +225,14 @@ class StoreTransport:
     async def ack(self, subscriber: str, event_ids: Sequence[str]) -> None:
         with self.engine.begin() as conn:
             for ids in _chunks(event_ids):
-                conn.execute(delete(pending).where(pending.c.subscriber == subscriber, pending.c.seq.in_(_seqs(ids))))
+                conn.execute(_ACK, {"who": subscriber, "ids": list(ids)})
         if time.monotonic() - self._purged_at >= self.purge_every:
             self.purge()
 
     async def nak(self, subscriber: str, event_ids: Sequence[str], delay: float = 0.0) -> None:
         with self.engine.begin() as conn:
             for ids in _chunks(event_ids):
-                conn.execute(
-                    update(pending)
-                    .where(pending.c.subscriber == subscriber, pending.c.seq.in_(_seqs(ids)))
-                    .values(due_at=self.clock() + delay)
-                )
+                conn.execute(_NAK, {"who": subscriber, "ids": list(ids), "due": self.clock() + delay})
 
     def purge(self) -> int:
         """Drops the events every interested consumer acked, once past the duplicate window; returns how many."""
@@ -274,8 +270,9 @@ def _prefilter(topics: Sequence[str]):
     return or_(*patterns) if patterns else stream.c.seq < 0
 
 
-def _seqs(event_ids: Sequence[str]):
-    return select(stream.c.seq).where(stream.c.event_id.in_(event_ids))
+def _seqs():
+    """The sequence numbers of the events whose ids are bound to ``ids`` (a list, expanded when executed)."""
+    return select(stream.c.seq).where(stream.c.event_id.in_(bindparam("ids", expanding=True)))
 
 
 def _chunks(values: Sequence[str]) -> Iterator[Sequence[str]]:
@@ -299,3 +296,13 @@ def _row(event: Event, seq: int, now: float) -> dict:
 
 def _event(row) -> Event:
     return Event(row.event_id, row.topic, row.kind, row.source, row.subject, orjson.loads(row.payload), row.occurred_at)
+
+
+# Statements built once (their lists of ids are bound when executed, not coerced one by one when built).
+_KNOWN = select(stream.c.event_id).where(stream.c.event_id.in_(bindparam("ids", expanding=True)))
+_ACK = delete(pending).where(pending.c.subscriber == bindparam("who"), pending.c.seq.in_(_seqs()))
+_NAK = (
+    update(pending)
+    .where(pending.c.subscriber == bindparam("who"), pending.c.seq.in_(_seqs()))
+    .values(due_at=bindparam("due"))
+)
