@@ -156,6 +156,8 @@ class StoreTransport:
             await asyncio.sleep(min(_POLL_S, left))
 
     def _fetch(self, subscriber: str, max_events: int) -> list[Delivery]:
+        if not self._anything_for(subscriber):
+            return []
         with self.engine.begin() as conn:
             # Touching the consumer's row first serialises fetches of one consumer (a row lock; SQLite's write lock).
             where = consumers.c.subscriber == subscriber
@@ -168,6 +170,19 @@ class StoreTransport:
             due = self._redeliver(conn, subscriber, config, now, max_events)
             fresh = self._deliver_new(conn, consumer, config, now, max_events - len(due))
         return due + fresh
+
+    def _anything_for(self, subscriber: str) -> bool:
+        """Whether a fetch may find something, read without writing: an idle consumer's fetch writes nothing."""
+        with self.engine.connect() as conn:
+            delivered = conn.execute(
+                select(consumers.c.delivered_seq).where(consumers.c.subscriber == subscriber)
+            ).first()
+            if delivered is None:
+                raise LookupError(f"{subscriber} has no subscription")
+            if conn.execute(select(head.c.last_seq).where(head.c.id == 1)).scalar_one() > delivered[0]:
+                return True
+            due = select(pending.c.seq).where(pending.c.subscriber == subscriber, pending.c.due_at <= self.clock())
+            return conn.execute(due.limit(1)).first() is not None
 
     def _redeliver(self, conn: Connection, subscriber: str, config: ConsumerConfig, now: float, limit: int) -> list:
         query = (
@@ -223,6 +238,8 @@ class StoreTransport:
         return [Delivery(_event(r), 1) for r in rows]
 
     async def ack(self, subscriber: str, event_ids: Sequence[str]) -> None:
+        if not event_ids:
+            return
         with self.engine.begin() as conn:
             for ids in _chunks(event_ids):
                 conn.execute(_ACK, {"who": subscriber, "ids": list(ids)})
@@ -230,6 +247,8 @@ class StoreTransport:
             self.purge()
 
     async def nak(self, subscriber: str, event_ids: Sequence[str], delay: float = 0.0) -> None:
+        if not event_ids:
+            return
         with self.engine.begin() as conn:
             for ids in _chunks(event_ids):
                 conn.execute(_NAK, {"who": subscriber, "ids": list(ids), "due": self.clock() + delay})
