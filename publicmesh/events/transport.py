@@ -71,7 +71,8 @@ class EventTransport(Protocol):
 
     async def fetch(self, subscriber: str, max_events: int, wait: float = 0.0) -> list[Delivery]:
         """Up to ``max_events`` events for the subscriber, in publish order: due redeliveries, then new ones;
-        waits up to ``wait`` seconds for one to arrive. What is fetched must be acked, or it comes again."""
+        waits up to ``wait`` seconds for one to arrive. What is fetched must be acked, or it comes again.
+        Raises LookupError for a subscriber that never subscribed."""
         ...
 
     async def ack(self, subscriber: str, event_ids: Sequence[str]) -> None:

@@ -168,9 +168,9 @@ async def test_a_fetch_waits_for_an_event_to_arrive(transport):
 
 
 async def test_a_subscriber_that_was_away_gets_what_it_missed(open_transport):
-    hub = open_transport()
-    await hub.subscribe("A", [">"], QUICK)
-    await hub.subscribe("B", [">"], QUICK)
+    hub, patient = open_transport(), ConsumerConfig(ack_wait=2.0)  # longer than the restart takes
+    await hub.subscribe("A", [">"], patient)
+    await hub.subscribe("B", [">"], patient)
     await hub.publish([event(1), event(2)])
     assert await fetch_all(hub, "B") == [1, 2]
     assert numbers(await hub.fetch("A", 1)) == [1]  # fetched, then the process dies before its ack
@@ -180,8 +180,24 @@ async def test_a_subscriber_that_was_away_gets_what_it_missed(open_transport):
     await restarted.publish([event(4)])
     assert await fetch_all(restarted, "B") == [3, 4]
     assert await fetch_all(restarted, "A") == [2, 3, 4]
-    await asyncio.sleep(QUICK.ack_wait + 0.3)
+    await asyncio.sleep(patient.ack_wait + 0.3)
     assert await fetch_all(restarted, "A") == [1]  # what it fetched and never acked came again
+
+
+async def test_subscribing_again_keeps_the_consumers_position(open_transport):
+    hub = open_transport()
+    await hub.subscribe("A", [">"], QUICK)
+    await hub.publish([event(1), event(2)])
+    assert await fetch_all(hub, "A") == [1, 2]
+    restarted = open_transport()
+    await restarted.subscribe("A", [">"], QUICK)  # as every process does when it starts
+    await restarted.publish([event(3)])
+    assert await fetch_all(restarted, "A") == [3]
+
+
+async def test_a_fetch_for_a_subscriber_that_never_subscribed_is_refused(transport):
+    with pytest.raises(LookupError):
+        await transport.fetch("nobody", 10)
 
 
 async def test_one_failing_subscriber_holds_nobody_back(transport):

@@ -73,11 +73,6 @@ def test_a_consumer_that_never_fetched_keeps_what_it_may_want():
     asyncio.run(scenario())
 
 
-def test_a_fetch_for_a_subscriber_without_a_subscription_is_refused():
-    with pytest.raises(LookupError):
-        asyncio.run(StoreTransport(create_engine("sqlite://")).fetch("nobody", 10))
-
-
 @pytest.mark.parametrize(
     ("pattern", "topic", "matches"),
     [
