@@ -19,7 +19,6 @@ from sqlalchemy import (
     Connection,
     Engine,
     Float,
-    Index,
     Integer,
     MetaData,
     String,
@@ -53,7 +52,6 @@ stream = Table(
     Column("payload", Text, nullable=False),
     Column("occurred_at", String(40), nullable=False),
     Column("published_at", Float, nullable=False),
-    Index("event_stream_topic", "topic", "seq"),
 )
 consumers = Table(
     "event_consumers",
@@ -85,13 +83,15 @@ class StoreTransport:
         *,
         duplicate_window: float = 120.0,
         purge_every: float = 10.0,
+        purge_batch: int = 20_000,
         clock: Callable[[], float] = time.time,
     ):
         self.engine = engine
         self.duplicate_window = duplicate_window
-        self.purge_every = purge_every
+        self.purge_every, self.purge_batch = purge_every, purge_batch
         self.clock = clock  # wall time: due times are shared by every process on the store
         self._purged_at = time.monotonic()
+        self._purge_from, self._purge_more = 0, False  # where the next purge scans from; whether it is due at once
         metadata.create_all(engine)
         with engine.begin() as conn:
             if conn.execute(select(head.c.id)).first() is None:
@@ -243,7 +243,7 @@ class StoreTransport:
         with self.engine.begin() as conn:
             for ids in _chunks(event_ids):
                 conn.execute(_ACK, {"who": subscriber, "ids": list(ids)})
-        if time.monotonic() - self._purged_at >= self.purge_every:
+        if self._purge_more or time.monotonic() - self._purged_at >= self.purge_every:
             self.purge()
 
     async def nak(self, subscriber: str, event_ids: Sequence[str], delay: float = 0.0) -> None:
@@ -254,30 +254,49 @@ class StoreTransport:
                 conn.execute(_NAK, {"who": subscriber, "ids": list(ids), "due": self.clock() + delay})
 
     def purge(self) -> int:
-        """Drops the events every interested consumer acked, once past the duplicate window; returns how many."""
+        """Drops the events every interested consumer acked, once past the duplicate window; returns how many.
+
+        Scans at most ``purge_batch`` events from where the last purge stopped, wrapping around, so that a consumer
+        holding many events back (one that is down) costs each purge no more than any other.
+        """
         self._purged_at = time.monotonic()
-        cutoff, dropped = self.clock() - self.duplicate_window, 0
+        cutoff, wrap = self.clock() - self.duplicate_window, False
         with self.engine.begin() as conn:
-            unacked = dict(
-                conn.execute(select(pending.c.subscriber, func.min(pending.c.seq)).group_by(pending.c.subscriber)).all()
-            )
-            floors = [
-                (orjson.loads(c.topics), unacked[c.subscriber] - 1 if c.subscriber in unacked else c.delivered_seq)
-                for c in conn.execute(select(consumers)).all()
-            ]
-            old = conn.execute(
-                select(stream.c.topic, func.max(stream.c.seq))
-                .where(stream.c.published_at < cutoff)
-                .group_by(stream.c.topic)
+            floors = _floors(conn)
+            rows = conn.execute(
+                select(stream.c.seq, stream.c.topic, stream.c.published_at)
+                .where(stream.c.seq > self._purge_from)
+                .order_by(stream.c.seq)
+                .limit(self.purge_batch)
             ).all()
-            for topic, newest in old:
-                limit = min(
-                    [floor for topics, floor in floors if any(topic_matches(t, topic) for t in topics)] + [newest]
-                )
-                dropped += conn.execute(
-                    delete(stream).where(stream.c.topic == topic, stream.c.seq <= limit, stream.c.published_at < cutoff)
-                ).rowcount
-        return dropped
+            limit_of: dict[str, float] = {}  # per topic: events up to here are acked by every consumer it matches
+            dropped = []
+            for seq, topic, published_at in rows:
+                if published_at >= cutoff:  # and so are the ones after it (sequence order is publish order)
+                    wrap = True
+                    break
+                if topic not in limit_of:
+                    matching = [floor for topics, floor in floors if any(topic_matches(t, topic) for t in topics)]
+                    limit_of[topic] = min(matching, default=float("inf"))
+                if seq <= limit_of[topic]:
+                    dropped.append(seq)
+            for seqs in _chunks(dropped):
+                conn.execute(_DROP, {"seqs": list(seqs)})
+        wrap = wrap or len(rows) < self.purge_batch
+        self._purge_from = 0 if wrap else rows[-1].seq
+        self._purge_more = bool(dropped) and not wrap
+        return len(dropped)
+
+
+def _floors(conn: Connection) -> list[tuple[list[str], int]]:
+    """Each consumer's topics and ack floor: every event up to the floor it acked or did not want."""
+    unacked = dict(
+        conn.execute(select(pending.c.subscriber, func.min(pending.c.seq)).group_by(pending.c.subscriber)).all()
+    )
+    return [
+        (orjson.loads(c.topics), unacked[c.subscriber] - 1 if c.subscriber in unacked else c.delivered_seq)
+        for c in conn.execute(select(consumers.c.subscriber, consumers.c.topics, consumers.c.delivered_seq)).all()
+    ]
 
 
 def _prefilter(topics: Sequence[str]):
@@ -294,7 +313,7 @@ def _seqs():
     return select(stream.c.seq).where(stream.c.event_id.in_(bindparam("ids", expanding=True)))
 
 
-def _chunks(values: Sequence[str]) -> Iterator[Sequence[str]]:
+def _chunks(values: Sequence) -> Iterator[Sequence]:
     for start in range(0, len(values), _CHUNK):
         yield values[start : start + _CHUNK]
 
@@ -320,6 +339,7 @@ def _event(row) -> Event:
 # Statements built once (their lists of ids are bound when executed, not coerced one by one when built).
 _KNOWN = select(stream.c.event_id).where(stream.c.event_id.in_(bindparam("ids", expanding=True)))
 _ACK = delete(pending).where(pending.c.subscriber == bindparam("who"), pending.c.seq.in_(_seqs()))
+_DROP = delete(stream).where(stream.c.seq.in_(bindparam("seqs", expanding=True)))
 _NAK = (
     update(pending)
     .where(pending.c.subscriber == bindparam("who"), pending.c.seq.in_(_seqs()))

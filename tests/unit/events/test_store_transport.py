@@ -73,6 +73,22 @@ def test_a_consumer_that_never_fetched_keeps_what_it_may_want():
     asyncio.run(scenario())
 
 
+def test_a_purge_scans_a_bounded_batch_and_goes_on_past_what_a_consumer_holds_back():
+    async def scenario():
+        clock = Clock()
+        transport = StoreTransport(create_engine("sqlite://"), duplicate_window=0, purge_batch=2, clock=clock)
+        await transport.subscribe("down", ["death.>"], ConsumerConfig())
+        await transport.subscribe("up", [">"], ConsumerConfig())
+        await transport.publish([_event(1, "death.a")] + [_event(n, "birth.a") for n in range(2, 7)])
+        assert await _take(transport, "up") == [1, 2, 3, 4, 5, 6]
+        clock.now += 1
+        assert [transport.purge() for _ in range(4)] == [1, 2, 2, 0]  # 1 is the down consumer's: kept
+        assert _kept(transport) == 1
+        assert await _take(transport, "down") == [1]
+
+    asyncio.run(scenario())
+
+
 @pytest.mark.parametrize(
     ("pattern", "topic", "matches"),
     [
