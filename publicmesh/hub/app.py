@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 
 from publicmesh.audit import AsyncAuditAppender, AuditLog, load_or_create_audit_key
+from publicmesh.events import StoreTransport
 from publicmesh.hub.catalog import Catalog
 from publicmesh.hub.events import EventRouter
 from publicmesh.hub.exchange import Exchange
@@ -86,7 +87,9 @@ class Hub:
             self.outbound,
             self.audit,
         )
-        self.events = EventRouter(self.exchange, self.engine) if route_events else None
+        # The embedded event transport has a store of its own, as a broker would: events carry agencies' pseudonyms.
+        events = StoreTransport(engine_for("events", settings)) if route_events else None
+        self.events = EventRouter(self.exchange, self.engine, events) if events else None
         self._tasks: list[asyncio.Task] = []
 
     async def start(self) -> None:

@@ -3,7 +3,8 @@
 Two stages over an event transport (the embedded store by default): a relay reads each provider's outbox over
 HTTP from its position and publishes every event under the id ``provider:outbox id`` (a republish is a no-op);
 then each subscriber's durable consumer is fetched, converted to the subscriber's pseudonyms, delivered with
-idempotency keys and acked. The relay positions and the consumers live in the hub's store, not in its memory.
+idempotency keys and acked. The relay positions live in the hub's store and the consumers in the transport's,
+none only in memory. The transport's store is not the hub's: the hub's holds no agency's pseudonym.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections.abc import Callable, Sequence
 from sqlalchemy import BigInteger, Column, Engine, MetaData, String, Table, insert, inspect, select, text, update
 from sqlalchemy.exc import IntegrityError
 
-from publicmesh.events import ConsumerConfig, Delivery, Event, EventTransport, StoreTransport
+from publicmesh.events import ConsumerConfig, Delivery, Event, EventTransport
 from publicmesh.hub.event_topics import subscribes, topic_filter, topic_of
 from publicmesh.hub.exchange import Exchange
 from publicmesh.hub.rules import EventRule
@@ -44,15 +45,15 @@ class EventRouter:
         self,
         exchange: Exchange,
         engine: Engine,
+        transport: EventTransport,
         interval_s: float = 0.2,
         *,
-        transport: EventTransport | None = None,
         clock: Callable[[], float] = time.monotonic,
     ):
         self.exchange = exchange
-        self.engine = engine
+        self.engine = engine  # the hub's own store: the relay positions (no event, no pseudonym)
         self.interval = interval_s
-        self.transport = transport or StoreTransport(engine)
+        self.transport = transport
         self.clock = clock
         # ("outbox", provider) or ("consumer", subscriber) → when to try it again: a member may be both
         self._retry_at: dict[tuple[str, str], float] = {}

@@ -113,7 +113,7 @@ class Clock:
 
 def _router(exchange: FakeExchange, clock: Clock) -> EventRouter:
     engine = create_engine("sqlite://")
-    return EventRouter(exchange, engine, transport=StoreTransport(engine, clock=clock), clock=clock)
+    return EventRouter(exchange, engine, StoreTransport(engine, clock=clock), clock=clock)
 
 
 def test_a_failing_subscriber_more_than_a_page_behind_does_not_hold_the_others_back():
@@ -157,10 +157,10 @@ def test_a_new_event_reaches_a_healthy_subscriber_in_the_next_round_while_anothe
 def test_a_restarted_router_resumes_where_the_last_one_stopped():
     exchange = FakeExchange([_event(i, "to-healthy") for i in range(1, 4)])
     engine, clock = create_engine("sqlite://"), Clock()
-    asyncio.run(EventRouter(exchange, engine, transport=StoreTransport(engine, clock=clock), clock=clock).route_once())
+    asyncio.run(EventRouter(exchange, engine, StoreTransport(engine, clock=clock), clock=clock).route_once())
     exchange.outbox += [_event(4, "to-healthy"), _event(5, "to-stuck")]
     clock.now += 3600  # long past any ack wait: anything not acked would come again
-    restarted = EventRouter(exchange, engine, transport=StoreTransport(engine, clock=clock), clock=clock)
+    restarted = EventRouter(exchange, engine, StoreTransport(engine, clock=clock), clock=clock)
     asyncio.run(restarted.route_once())
     assert exchange.received[str(HEALTHY)] == [1, 2, 3, 4]
     assert exchange.received[str(STUCK)] == [5]
@@ -175,7 +175,7 @@ def test_a_store_of_the_router_before_the_transport_relays_from_its_lowest_curso
             {"p": str(PROVIDER), "s1": str(STUCK), "s2": str(HEALTHY)},
         )
     exchange = FakeExchange([_event(i, "to-stuck") for i in range(1, 7)])
-    asyncio.run(EventRouter(exchange, engine, transport=StoreTransport(engine, clock=clock), clock=clock).route_once())
+    asyncio.run(EventRouter(exchange, engine, StoreTransport(engine, clock=clock), clock=clock).route_once())
     assert exchange.received[str(STUCK)] == [4, 5, 6]
 
 
