@@ -1,6 +1,6 @@
 """Event routing: each outbox event reaches every subscriber a rule names, converted, at least once.
 
-Two stages over an event transport (the embedded store by default): a relay reads each provider's outbox over
+Two stages over an event transport (the embedded store; NATS JetStream at scale): a relay reads each provider's outbox over
 HTTP from its position and publishes every event under the id ``provider:outbox id`` (a republish is a no-op);
 then each subscriber's durable consumer is fetched, converted to the subscriber's pseudonyms, delivered with
 idempotency keys and acked. The relay positions live in the hub's store and the consumers in the transport's,
@@ -41,6 +41,8 @@ _MARGIN_S = 0.05  # a subscriber is retried just after its nak'd events are due 
 
 
 class EventRouter:
+    """Relays the outboxes of the providers with subscriptions and delivers to their subscribers, in rounds."""
+
     def __init__(
         self,
         exchange: Exchange,
