@@ -9,6 +9,7 @@ from cryptography import x509
 from fastapi import FastAPI
 
 from publicmesh.audit import AsyncAuditAppender, AuditLog, load_or_create_audit_key
+from publicmesh.events import StoreTransport
 from publicmesh.hub.app import FastPath, create_app
 from publicmesh.hub.catalog import Catalog
 from publicmesh.hub.deps import HubDeps
@@ -63,7 +64,8 @@ def build(settings: Settings, numbers_url: str, *, route_events: bool = True) ->
         audit_log=audit_log,
         audit=audit,
         outbound=outbound,
-        events=EventRouter(exchange, engine) if route_events else None,
+        # The embedded event transport has a store of its own, as a broker would: events carry agencies' pseudonyms.
+        events=EventRouter(exchange, engine, StoreTransport(engine_for("events", settings))) if route_events else None,
     )
 
 

@@ -1,7 +1,10 @@
 """Event routing: each outbox event reaches every subscriber a rule names, converted, at least once.
 
-The hub keeps no copy of the events: a cursor per (provider, subscriber) moves only after the
-subscriber acknowledged, so a subscriber that is down gets everything from its cursor on its return.
+Two stages over an event transport (the embedded store; NATS JetStream at scale): a relay reads each provider's outbox over
+HTTP from its position and publishes every event under the id ``provider:outbox id`` (a republish is a no-op);
+then each subscriber's durable consumer is fetched, converted to the subscriber's pseudonyms, delivered with
+idempotency keys and acked. The relay positions live in the hub's store and the consumers in the transport's,
+none only in memory. The transport's store is not the hub's: the hub's holds no agency's pseudonym.
 """
 
 from __future__ import annotations
@@ -10,10 +13,13 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Callable, Sequence
 
-from sqlalchemy import BigInteger, Column, Engine, MetaData, String, Table, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import BigInteger, Column, Engine, MetaData, String, Table, insert, inspect, select, text, update
+from sqlalchemy.exc import IntegrityError
 
+from publicmesh.events import ConsumerConfig, Delivery, Event, EventTransport
+from publicmesh.hub.event_topics import subscribes, topic_filter, topic_of
 from publicmesh.hub.exchange import Exchange
 from publicmesh.hub.rules import EventRule
 from publicmesh.problems import Problem
@@ -21,43 +27,43 @@ from publicmesh.protocol.members import AUDIT_DOMAIN, MemberId
 
 log = logging.getLogger(__name__)
 metadata = MetaData()
-cursors = Table(
-    "event_cursors",
+relayed = Table(  # the last outbox id of each provider that is in the transport
+    "event_relay",
     metadata,
     Column("provider", String(64), primary_key=True),
-    Column("subscriber", String(64), primary_key=True),
     Column("last_id", BigInteger, nullable=False),
 )
 _PAGE = 500
-_PAGES_PER_ROUND = 20  # then the next provider's turn; the rest comes next round
+_PAGES_PER_ROUND = 20  # then the next provider's (or subscriber's) turn; the rest comes next round
+# Longer than a delivery can take (the provider timeout): only a hub that died mid-delivery waits for it.
+CONSUMER = ConsumerConfig(ack_wait=30.0)
+_MARGIN_S = 0.05  # a subscriber is retried just after its nak'd events are due again, so they come first
 
 
 class EventRouter:
-    def __init__(self, exchange: Exchange, engine: Engine, interval_s: float = 0.2):
+    """Relays the outboxes of the providers with subscriptions and delivers to their subscribers, in rounds."""
+
+    def __init__(
+        self,
+        exchange: Exchange,
+        engine: Engine,
+        transport: EventTransport,
+        interval_s: float = 0.2,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.exchange = exchange
-        self.engine = engine
+        self.engine = engine  # the hub's own store: the relay positions (no event, no pseudonym)
         self.interval = interval_s
+        self.transport = transport
+        self.clock = clock
+        # ("outbox", provider) or ("consumer", subscriber) → when to try it again: a member may be both
         self._retry_at: dict[tuple[str, str], float] = {}
         self._failures: dict[tuple[str, str], int] = defaultdict(int)
-        self._cursors: dict[tuple[str, str], int] | None = None
+        self._subscribed: dict[str, tuple[str, ...]] = {}
+        self._members_seen: dict | None = None
         metadata.create_all(engine)
-
-    def _cursor(self, provider: str, subscriber: str) -> int:
-        if self._cursors is None:  # the hub is the only writer: read once, then keep in memory
-            with self.engine.connect() as conn:
-                self._cursors = {(r.provider, r.subscriber): r.last_id for r in conn.execute(select(cursors))}
-        return self._cursors.get((provider, subscriber), 0)
-
-    def _advance(self, provider: str, subscriber: str, last_id: int) -> None:
-        values = dict(provider=provider, subscriber=subscriber, last_id=last_id)
-        insert = (postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert)(cursors).values(
-            **values
-        )
-        with self.engine.begin() as conn:
-            conn.execute(
-                insert.on_conflict_do_update(index_elements=["provider", "subscriber"], set_={"last_id": last_id})
-            )
-        self._cursors[(provider, subscriber)] = last_id
+        _carry_over_cursors(engine)
 
     async def run(self) -> None:
         pause = self.interval
@@ -72,104 +78,155 @@ class EventRouter:
             await asyncio.sleep(pause)
 
     async def route_once(self) -> int:
-        """One pass over every provider with subscriptions; returns the number of deliveries."""
+        """Relays every outbox with subscriptions, then delivers to every subscriber; returns the deliveries."""
+        await self._subscribe()
+        await self.relay_once()
         delivered = 0
-        directory = self.exchange.directory
-        for provider in list(directory.members.values()):
+        for subscriber in sorted(self._subscribed):
+            if self._ready(("consumer", subscriber)):
+                delivered += await self._deliver_to(MemberId.parse(subscriber))
+        return delivered
+
+    async def _subscribe(self) -> None:
+        """One durable consumer per subscriber the rules name, filtered to the topics its rules may send it."""
+        if self.exchange.directory.members is self._members_seen:  # a reload of the directory makes a new dict
+            return
+        self._members_seen = self.exchange.directory.members
+        wanted: dict[str, set[str]] = defaultdict(set)
+        members = [m for m in self._members_seen.values() if m.active]
+        rules = {r for m in members for r in self.exchange.rules.subscriptions(m.id)}
+        for rule in rules:
+            for member in members:
+                if subscribes(rule, member.id):
+                    wanted[str(member.id)].add(topic_filter(rule, member.id))
+        for subscriber, topics in wanted.items():
+            if self._subscribed.get(subscriber) != tuple(sorted(topics)):
+                await self.transport.subscribe(subscriber, sorted(topics), CONSUMER)
+                self._subscribed[subscriber] = tuple(sorted(topics))
+
+    # The relay: outboxes into the transport.
+
+    async def relay_once(self) -> int:
+        """Publishes what is new in every outbox with subscriptions; returns how many events were new."""
+        published = 0
+        with self.engine.connect() as conn:
+            positions = dict(conn.execute(select(relayed.c.provider, relayed.c.last_id)).all())
+        for provider in list(self.exchange.directory.members.values()):
             rules = self.exchange.rules.subscriptions(provider.id) if provider.active else []
-            if not rules or time.monotonic() < self._retry_at.get((str(provider.id), ""), 0):
+            if not rules or not self._ready(("outbox", str(provider.id))):
                 continue
             try:
-                delivered += await self._route_provider(provider, rules)
+                published += await self._relay(provider, rules, positions.get(str(provider.id), 0))
+                self._succeeded(("outbox", str(provider.id)))
             except Problem as problem:  # the provider is down: its outbox waits, nothing is lost
-                self._back_off((str(provider.id), ""), problem)
-        return delivered
+                self._back_off(("outbox", str(provider.id)), problem)
+        return published
 
-    def _back_off(self, key: tuple[str, str], problem: Problem) -> None:
-        self._failures[key] += 1
-        backoff = min(10.0, 0.25 * 2 ** self._failures[key])
-        self._retry_at[key] = time.monotonic() + backoff
-        log.warning("%s → %s: %s; retry in %.1f s", key[0], key[1] or "hub", problem.detail, backoff)
+    async def _relay(self, provider, rules: list[EventRule], after: int) -> int:
+        kinds, published = {r.event for r in rules}, 0
+        for _ in range(_PAGES_PER_ROUND):
+            answer = await self.exchange.outbound.post(
+                provider.base_url,
+                "/v1/outbox",
+                {"member": str(provider.id), "after": after, "limit": _PAGE},
+                str(provider.id),
+            )
+            page = answer.json()["events"] if answer.status == 200 else []
+            if not page:
+                break
+            published += await self.transport.publish(
+                [_event(provider.id, e) for e in page if e["member"] == str(provider.id) and e["type"] in kinds]
+            )
+            after = page[-1]["id"]
+            self._record_position(str(provider.id), after)
+            if len(page) < _PAGE:
+                break
+        return published
 
-    async def _route_provider(self, provider, rules: list[EventRule]) -> int:
-        """Reads the provider's outbox from the lowest cursor of the subscribers not backing off, a page at a time,
-        while a full page moved them on: a subscriber that keeps failing neither holds the others back nor is
-        skipped (its cursor stays where it was until it acknowledges)."""
-        subscribers = {str(s) for r in rules for s in self._candidates(r, provider.id)}
-        cursor_of = {s: self._cursor(str(provider.id), s) for s in subscribers}
+    def _record_position(self, provider: str, last_id: int) -> None:
+        with self.engine.begin() as conn:
+            where = relayed.c.provider == provider
+            if not conn.execute(update(relayed).where(where).values(last_id=last_id)).rowcount:
+                try:
+                    with conn.begin_nested():
+                        conn.execute(insert(relayed).values(provider=provider, last_id=last_id))
+                except IntegrityError:  # another hub relayed it meanwhile
+                    conn.execute(update(relayed).where(where).values(last_id=last_id))
+
+    # Delivery: each subscriber's consumer to the subscriber.
+
+    async def _deliver_to(self, subscriber: MemberId) -> int:
+        """Pages of the subscriber's consumer, while full; a failure naks the rest and backs this subscriber off
+        alone, so it neither holds the others back nor skips anything (what it did not ack comes again)."""
         delivered = 0
         for _ in range(_PAGES_PER_ROUND):
-            ready = {s for s in subscribers if time.monotonic() >= self._retry_at.get((str(provider.id), s), 0)}
-            if not ready:
+            batch = await self.transport.fetch(str(subscriber), _PAGE)
+            if not batch:
                 break
-            page_delivered, full = await self._route_page(provider, rules, ready, cursor_of)
-            delivered += page_delivered
-            if not full:
+            count, done = await self._deliver_batch(subscriber, batch)
+            delivered += count
+            if not done or len(batch) < _PAGE:
                 break
         return delivered
 
-    async def _route_page(
-        self, provider, rules: list[EventRule], ready: set[str], cursor_of: dict[str, int]
-    ) -> tuple[int, bool]:
-        """One page of the outbox after the lowest cursor of ``ready``; returns deliveries and whether it was full."""
-        answer = await self.exchange.outbound.post(
-            provider.base_url,
-            "/v1/outbox",
-            {"member": str(provider.id), "after": min(cursor_of[s] for s in ready), "limit": _PAGE},
-            str(provider.id),
-        )
-        self._failures.pop((str(provider.id), ""), None)
-        page = answer.json()["events"] if answer.status == 200 else []
-        events = [e for e in page if e["member"] == str(provider.id)]
-        if not events:
-            return 0, False
-        last_seen = page[-1]["id"]
-        plan: dict[str, list[tuple[EventRule, dict]]] = defaultdict(list)
-        for event in events:
-            for rule in rules:
-                if rule.event == event["type"]:
-                    subscriber = rule.subscriber_for(provider.id, event["data"])
-                    if subscriber and str(subscriber) in ready and event["id"] > cursor_of[str(subscriber)]:
-                        plan[str(subscriber)].append((rule, event))
-        delivered = 0
-        for subscriber in ready:
-            key = (str(provider.id), subscriber)
-            items = plan.get(subscriber, [])
+    async def _deliver_batch(self, subscriber: MemberId, batch: list[Delivery]) -> tuple[int, bool]:
+        """Delivers a batch per source, acking each source's part once the subscriber took it; returns the count and
+        whether every part went."""
+        by_source: dict[str, list[Event]] = defaultdict(list)
+        for delivery in batch:
+            by_source[delivery.event.source].append(delivery.event)
+        parts, delivered = list(by_source.items()), 0
+        for k, (source, events) in enumerate(parts):
             try:
-                if items:
-                    delivered += await self._deliver(provider.id, MemberId.parse(subscriber), items)
-                if last_seen > cursor_of[subscriber]:
-                    self._advance(str(provider.id), subscriber, last_seen)
-                    cursor_of[subscriber] = last_seen
-                self._failures.pop(key, None)
-                self._retry_at.pop(key, None)
-            except Problem as problem:
-                self._back_off(key, problem)
-        return delivered, len(page) >= _PAGE
+                delivered += await self._deliver_part(MemberId.parse(source), subscriber, events)
+            except Exception as exc:  # nothing is lost: what it did not take comes again, in order, after a pause
+                if not isinstance(exc, Problem):
+                    log.exception("delivery to %s failed", subscriber)
+                key = ("consumer", str(subscriber))
+                delay = self._back_off(key, exc)
+                await self.transport.nak(str(subscriber), [e.id for _, rest in parts[k:] for e in rest], delay)
+                self._retry_at[key] = self.clock() + delay + _MARGIN_S
+                return delivered, False
+            await self.transport.ack(str(subscriber), [e.id for e in events])
+        self._succeeded(("consumer", str(subscriber)))
+        return delivered, True
 
-    def _candidates(self, rule: EventRule, provider: MemberId) -> list[MemberId]:
-        _, code, system = rule.subscriber.split("/")
-        if code != "{code}":
-            found = rule.subscriber_for(provider, {})
-            return [found] if found and self.exchange.directory.get(found) else []
-        return [
-            m.id
-            for m in self.exchange.directory.members.values()
-            if m.active and m.id.system == system and m.id.member_class == rule.subscriber.split("/")[0]
+    async def _deliver_part(self, provider: MemberId, subscriber: MemberId, events: Sequence[Event]) -> int:
+        rules = self.exchange.rules.subscriptions(provider)
+        items = [
+            (rule, event)
+            for event in events
+            for rule in rules
+            if rule.event == event.kind and rule.subscriber_for(provider, event.payload) == subscriber
         ]
+        return await self._deliver(provider, subscriber, items) if items else 0
 
-    async def _deliver(self, provider: MemberId, subscriber_id: MemberId, items: list[tuple[EventRule, dict]]) -> int:
+    def _ready(self, key: tuple[str, str]) -> bool:
+        return self.clock() >= self._retry_at.get(key, 0)
+
+    def _succeeded(self, key: tuple[str, str]) -> None:
+        self._failures.pop(key, None)
+        self._retry_at.pop(key, None)
+
+    def _back_off(self, key: tuple[str, str], failure: Exception) -> float:
+        self._failures[key] += 1
+        backoff = min(10.0, 0.25 * 2 ** self._failures[key])
+        self._retry_at[key] = self.clock() + backoff
+        log.warning("%s %s: %s; retry in %.1f s", *key, getattr(failure, "detail", failure), backoff)
+        return backoff
+
+    async def _deliver(self, provider: MemberId, subscriber_id: MemberId, items: list[tuple[EventRule, Event]]) -> int:
         subscriber = self.exchange.directory.get(subscriber_id)
         if subscriber is None:
             return 0
         source, target = provider.pseudonym_domain, subscriber_id.pseudonym_domain
         subjects = await self.exchange.numbers.convert_many(
-            [e["subject"] for _, e in items], source, (target, AUDIT_DOMAIN)
+            [e.subject for _, e in items], source, (target, AUDIT_DOMAIN)
         )
         deliveries, records = [], []
         for k, (rule, event) in enumerate(items):
-            data = {a: event["data"][a] for a in rule.attributes if a in event["data"]}
-            if event["data"].get("protected"):
+            data = {a: event.payload[a] for a in rule.attributes if a in event.payload}
+            if event.payload.get("protected"):
                 for name in ("postal_code", "address"):
                     data.pop(name, None)
             for name in rule.pseudonym_fields:
@@ -178,13 +235,13 @@ class EventRouter:
                     data[name] = (await self.exchange.numbers.convert_many(values, source, (target,)))[target]
             deliveries.append(
                 {
-                    "idempotency_key": f"{provider}:{event['id']}:{subscriber_id}",
+                    "idempotency_key": f"{event.id}:{subscriber_id}",
                     "member": str(subscriber_id),
                     "source": str(provider),
-                    "type": event["type"],
+                    "type": event.kind,
                     "subject": subjects[target][k],
                     "data": data,
-                    "occurred_at": event["occurred_at"],
+                    "occurred_at": event.occurred_at,
                 }
             )
             records.append(
@@ -192,13 +249,13 @@ class EventRouter:
                     "event",
                     subscriber_id,
                     provider,
-                    event["type"],
+                    event.kind,
                     list(data),
                     rule,
                     rule.affair,
                     rule.legal_basis,
                     subjects[AUDIT_DOMAIN][k],
-                    f"{provider}:{event['id']}",
+                    event.id,
                 )
             )
         answer = await self.exchange.outbound.post(
@@ -208,3 +265,28 @@ class EventRouter:
             raise Problem("bad-provider-answer", f"{subscriber_id} answered HTTP {answer.status} to a delivery")
         await self.exchange.audit.append_many(records)
         return len(deliveries)
+
+
+def _event(provider: MemberId, entry: dict) -> Event:
+    """An outbox entry as the transport carries it; its id is the provider's and the outbox's (the dedup key)."""
+    return Event(
+        id=f"{provider}:{entry['id']}",
+        topic=topic_of(provider, entry["type"], entry["data"]),
+        kind=entry["type"],
+        source=str(provider),
+        subject=entry["subject"],
+        payload=entry["data"],
+        occurred_at=entry["occurred_at"],
+    )
+
+
+def _carry_over_cursors(engine: Engine) -> None:
+    """A store of the hub before the transport kept a cursor per (provider, subscriber): relay from the lowest."""
+    if not inspect(engine).has_table("event_cursors"):
+        return
+    with engine.begin() as conn:
+        if conn.execute(select(relayed.c.provider).limit(1)).first() is not None:
+            return
+        rows = conn.execute(text("SELECT provider, min(last_id) FROM event_cursors GROUP BY provider")).all()
+        if rows:
+            conn.execute(insert(relayed), [{"provider": p, "last_id": last} for p, last in rows])

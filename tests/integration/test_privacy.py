@@ -61,6 +61,9 @@ def test_the_hub_and_the_audit_log_hold_no_my_number_and_no_agency_pseudonym(mes
         assert not stored & my_numbers
         assert not stored & agency_pseudonyms
     assert _values(mesh, "audit") & audit_subjects, "the log names subjects by their audit pseudonym"
+    # The event stream carries each provider's events under the provider's pseudonyms until delivered, never a
+    # My Number.
+    assert not _values(mesh, "events") & my_numbers
 
 
 @pytest.fixture

@@ -1,13 +1,14 @@
-"""The hub's event router on a fake exchange: a subscriber that keeps failing holds nobody else back, gets
-nothing twice, and gets everything from its cursor once it answers again."""
+"""The hub's event router on a fake exchange and a fake clock: a subscriber that keeps failing holds nobody else
+back, gets nothing twice, and gets everything it did not acknowledge once it answers again."""
 
 from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
 
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, text
 
+from publicmesh.events import StoreTransport
 from publicmesh.hub import events
 from publicmesh.hub.events import EventRouter
 from publicmesh.hub.rules import EventRule
@@ -97,8 +98,22 @@ def _event(event_id: int, kind: str) -> dict:
     }
 
 
-def _router(exchange: FakeExchange) -> EventRouter:
-    return EventRouter(exchange, create_engine("sqlite://"))
+class Clock:
+    """Both the router's back-off and the transport's redelivery times, moved on by the test."""
+
+    def __init__(self):
+        self.now = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def pass_backoff(self) -> None:
+        self.now += 11  # longer than the longest back-off (10 s)
+
+
+def _router(exchange: FakeExchange, clock: Clock) -> EventRouter:
+    engine = create_engine("sqlite://")
+    return EventRouter(exchange, engine, StoreTransport(engine, clock=clock), clock=clock)
 
 
 def test_a_failing_subscriber_more_than_a_page_behind_does_not_hold_the_others_back():
@@ -107,18 +122,19 @@ def test_a_failing_subscriber_more_than_a_page_behind_does_not_hold_the_others_b
         [_event(i, "to-stuck") for i in range(1, backlog + 1)] + [_event(backlog + 1, "to-healthy")]
     )
     exchange.down.add("stuck")
-    router = _router(exchange)
+    clock = Clock()
+    router = _router(exchange, clock)
     asyncio.run(router.route_once())
     assert exchange.received[str(HEALTHY)] == [backlog + 1]
     assert exchange.received[str(STUCK)] == []
-    for _ in range(3):  # later rounds while it is still down (and backing off) deliver nothing twice
-        router._retry_at.clear()
+    for _ in range(3):  # later rounds while it is still down deliver nothing twice
+        clock.pass_backoff()
         asyncio.run(router.route_once())
     assert exchange.received[str(HEALTHY)] == [backlog + 1]
-    assert router._cursor(str(PROVIDER), str(STUCK)) == 0  # nothing it did not acknowledge is skipped
+    assert exchange.received[str(STUCK)] == []
 
-    exchange.down.clear()  # back: everything from its cursor, once
-    router._retry_at.clear()
+    exchange.down.clear()  # back: everything it did not acknowledge, in order, once
+    clock.pass_backoff()
     asyncio.run(router.route_once())
     assert exchange.received[str(STUCK)] == list(range(1, backlog + 1))
     assert exchange.received[str(HEALTHY)] == [backlog + 1]
@@ -129,10 +145,54 @@ def test_a_new_event_reaches_a_healthy_subscriber_in_the_next_round_while_anothe
     backlog = 3 * events._PAGE
     exchange = FakeExchange([_event(i, "to-stuck") for i in range(1, backlog + 1)])
     exchange.down.add("stuck")
-    router = _router(exchange)
+    clock = Clock()
+    router = _router(exchange, clock)
     asyncio.run(router.route_once())
     exchange.outbox.append(_event(backlog + 1, "to-healthy"))
-    router._retry_at.pop((str(PROVIDER), str(HEALTHY)), None)
     asyncio.run(router.route_once())  # the stuck one is still backing off
     assert exchange.received[str(HEALTHY)] == [backlog + 1]
     assert exchange.received[str(STUCK)] == []
+
+
+def test_a_restarted_router_resumes_where_the_last_one_stopped():
+    exchange = FakeExchange([_event(i, "to-healthy") for i in range(1, 4)])
+    engine, clock = create_engine("sqlite://"), Clock()
+    asyncio.run(EventRouter(exchange, engine, StoreTransport(engine, clock=clock), clock=clock).route_once())
+    exchange.outbox += [_event(4, "to-healthy"), _event(5, "to-stuck")]
+    clock.now += 3600  # long past any ack wait: anything not acked would come again
+    restarted = EventRouter(exchange, engine, StoreTransport(engine, clock=clock), clock=clock)
+    asyncio.run(restarted.route_once())
+    assert exchange.received[str(HEALTHY)] == [1, 2, 3, 4]
+    assert exchange.received[str(STUCK)] == [5]
+
+
+def test_a_store_of_the_router_before_the_transport_relays_from_its_lowest_cursor():
+    engine, clock = create_engine("sqlite://"), Clock()
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE event_cursors (provider TEXT, subscriber TEXT, last_id INTEGER)"))
+        conn.execute(
+            text("INSERT INTO event_cursors VALUES (:p, :s1, 3), (:p, :s2, 5)"),
+            {"p": str(PROVIDER), "s1": str(STUCK), "s2": str(HEALTHY)},
+        )
+    exchange = FakeExchange([_event(i, "to-stuck") for i in range(1, 7)])
+    asyncio.run(EventRouter(exchange, engine, StoreTransport(engine, clock=clock), clock=clock).route_once())
+    assert exchange.received[str(STUCK)] == [4, 5, 6]
+
+
+def test_an_unexpected_failure_of_a_delivery_loses_nothing():
+    class Failing(FakeExchange):
+        failures = 1
+
+        async def convert_many(self, values, source, targets):
+            if self.failures:
+                self.failures -= 1
+                raise RuntimeError("a bug in a conversion")
+            return await super().convert_many(values, source, targets)
+
+    exchange, clock = Failing([_event(i, "to-healthy") for i in range(1, 4)]), Clock()
+    router = _router(exchange, clock)
+    asyncio.run(router.route_once())
+    assert exchange.received[str(HEALTHY)] == []
+    clock.pass_backoff()
+    asyncio.run(router.route_once())
+    assert exchange.received[str(HEALTHY)] == [1, 2, 3]
