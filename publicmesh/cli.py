@@ -128,7 +128,7 @@ def catalog(member: str | None = typer.Option(None, "--as", help="Show what this
         ).json()
     except httpx.HTTPError as exc:
         console.print(f"[red]The hub is not reachable ({exc}); start it with: publicmesh up[/red]")
-        raise typer.Exit(1)
+        raise typer.Exit(1) from exc
     for provider in listing:
         table = Table(title=f"{provider['member']} — {provider['title_ja']}", show_lines=False)
         for column in ("dataset", "attributes", "allowed for " + (member or "—")):
@@ -182,10 +182,10 @@ def query(
         answer = client.query(provider, dataset, subject, [a.strip() for a in attributes.split(",")], purpose)
     except HubError as exc:
         console.print_json(orjson.dumps(exc.problem).decode())
-        raise typer.Exit(2)
+        raise typer.Exit(2) from exc
     except httpx.HTTPError as exc:
         console.print(f"[red]The hub is not reachable ({exc}); start it with: publicmesh up[/red]")
-        raise typer.Exit(1)
+        raise typer.Exit(1) from exc
     console.print_json(orjson.dumps(answer).decode())
     console.print(f"audit record: {answer['audit_record']}")
 
@@ -305,14 +305,14 @@ def staff_add(
         check_roles(municipality, set(role))  # before asking for a password
     except ValueError as exc:
         console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(1)
+        raise typer.Exit(1) from exc
     # Asked for, never an option: a password on the command line stays in the shell's history.
     password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
     try:
         secret = _staff_directory().create_staff(municipality, username, password, set(role))
     except (ValueError, StaffError) as exc:
         console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(1)
+        raise typer.Exit(1) from exc
     console.print(
         f"Added {username} ({', '.join(sorted(set(role)))}) for {municipality or 'the whole country'}. "
         "Show these once, to them only; they are not kept in the clear:"

@@ -14,7 +14,7 @@ import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError, model_validator
 
@@ -44,7 +44,7 @@ class DataSource(_Frozen):
     scan: bool = False  # read whole, per municipality, when everyone is read (the access rule must allow it)
 
 
-TableValue = Union[StrictBool, StrictInt, dt.date, str]
+TableValue = StrictBool | StrictInt | dt.date | str
 
 
 class Table(_Frozen):
