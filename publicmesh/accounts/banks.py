@@ -8,10 +8,9 @@ from typing import NamedTuple
 
 import jaconv
 
-from publicmesh.population.names import to_bank_kana
+from publicmesh.accounts.kana import SMALL_TO_LARGE, to_bank_kana
 
 YUCHO = "9900"  # ゆうちょ銀行: branch codes are derived from the passbook's 記号 (see yucho_to_zengin)
-_SMALL_TO_LARGE = str.maketrans("ァィゥェォャュョッヮヵヶ", "アイウエオヤユヨツワカケ")
 # Short names in the list that already say what they are, and foreign banks whose name already says "bank".
 _TYPE_SUFFIXES = {"信金": "信用金庫", "信組": "信用組合", "労金": "労働金庫"}
 _NO_BANK_SUFFIX = ("バンク", "ワイズ・ペイメンツ")
@@ -38,7 +37,7 @@ class BranchInfo(NamedTuple):
 
 @lru_cache(maxsize=1)
 def _banks() -> dict:
-    import zengin_code  # about 150 ms to load every bank and branch: only when a form first needs them
+    import zengin_code  # noqa: PLC0415 — about 150 ms to load every bank and branch: only when a form needs them
 
     return dict(zengin_code.Bank.all)
 
@@ -98,7 +97,7 @@ def branch_name(bank_code: str, branch_code: str) -> str | None:
 def search_key(text: str) -> str:
     """What a search compares: katakana, large kana, one long-vowel sign, lower-case latin."""
     text = jaconv.hira2kata(unicodedata.normalize("NFKC", text or "").strip())
-    return text.translate(_SMALL_TO_LARGE).replace("ー", "-").lower()
+    return text.translate(SMALL_TO_LARGE).replace("ー", "-").lower()
 
 
 @lru_cache(maxsize=1)

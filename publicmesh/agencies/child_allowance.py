@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Column, Connection, Date, Integer, MetaData, String, Table, insert, select, update
+from sqlalchemy import Column, Connection, Date, Integer, MetaData, String, Table, insert, update
 
 from publicmesh.provider.datasets import Attribute, Dataset
 from publicmesh.provider.definition import AgencyDefinition
@@ -115,11 +115,6 @@ def on_death(conn: Connection, agency: AgencyDefinition, tenant: str | None, eve
         .where(recipients.c.tenant == tenant, recipients.c.pseudonym == event["subject"])
         .values(status="stopped")
     )
-
-
-def pending_claims(conn: Connection, tenant: str) -> list[dict]:
-    rows = conn.execute(select(birth_claims).where(birth_claims.c.tenant == tenant, birth_claims.c.status == "pending"))
-    return [dict(r._mapping) for r in rows]
 
 
 AGENCY = AgencyDefinition(

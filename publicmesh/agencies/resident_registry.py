@@ -474,15 +474,6 @@ def register_death(conn: Connection, tenant: str, pseudonym: str, died_on: dt.da
     )
 
 
-def set_address_protection(conn: Connection, tenant: str, pseudonym: str, protected: bool) -> None:
-    p = _person(conn, tenant, pseudonym)
-    conn.execute(
-        update(residents)
-        .where(residents.c.tenant == tenant, residents.c.household_no == p.household_no)
-        .values(address_protected=protected)
-    )
-
-
 AGENCY = AgencyDefinition(
     system="resident-registry",
     title_ja="住民基本台帳",

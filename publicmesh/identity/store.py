@@ -23,7 +23,6 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
-    select,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -159,7 +158,3 @@ def ensure_person(conn: Connection, person_ref: str) -> None:
     check_person_ref(person_ref)
     insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
     conn.execute(insert(persons).values(person_ref=person_ref, created_at=utc_now()).on_conflict_do_nothing())
-
-
-def person_exists(conn: Connection, person_ref: str) -> bool:
-    return conn.execute(select(persons.c.person_ref).where(persons.c.person_ref == person_ref)).first() is not None

@@ -15,8 +15,6 @@ _HOME = {
     "FEMALE_NAMES": "names",
     "MALE_NAMES": "names",
     "hepburn": "names",
-    "to_bank_kana": "names",
-    "to_halfwidth_kana": "names",
     "DEMO_MUNICIPALITIES": "places",
     "Municipality": "places",
     "check_digit": "places",
