@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from typing import Any
 
 from sqlalchemy import BigInteger, Column, Integer, LargeBinary, MetaData, Table, Text
 
@@ -137,8 +138,9 @@ def record_row(position: int, record: ExchangeRecord) -> dict[str, object]:
     return row
 
 
-def row_record(row: Mapping[str, object]) -> ExchangeRecord:
+def row_record(row: Mapping[Any, Any]) -> ExchangeRecord:
     """The record stored in an ``audit_records`` row (raises ValueError/TypeError if it cannot be one)."""
+    # A row mapping's values are whatever the database returned: ExchangeRecord checks that each is a str.
     attributes = json.loads(row["attributes"])
     if not isinstance(attributes, list):
         raise ValueError("attributes column is not a JSON array")
