@@ -28,6 +28,7 @@ class Attribute:
     category: str = "general"  # "address" items are withheld for protected persons
     column: str | None = None
 
+
 Lookup = Callable[[Connection, str | None, Sequence[str], Sequence[str]], dict[str, dict]]
 # (conn, tenant, subjects or None for every subject, attributes) → Arrow table: subject, _protected, attributes
 BulkLookup = Callable[[Connection, str | None, Sequence[str] | None, Sequence[str], bool], pa.Table]  # bool: wire
