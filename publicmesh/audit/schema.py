@@ -6,7 +6,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, Integer, LargeBinary, MetaData, Table, Text
+from sqlalchemy import BigInteger, Column, Integer, LargeBinary, MetaData, Table, Text, func, inspect
+from sqlalchemy.exc import DBAPIError
 
 from publicmesh.audit.records import ExchangeRecord
 
@@ -103,8 +104,6 @@ HEAD_ID = 1
 
 def upgrade(engine) -> None:
     """A store made before audit_batches.pages_at gets the column (its records keep their own pages)."""
-    from sqlalchemy import inspect
-    from sqlalchemy.exc import DBAPIError
 
     def present() -> bool:
         return "pages_at" in {c["name"] for c in inspect(engine).get_columns(batches.name)}
@@ -120,8 +119,6 @@ def upgrade(engine) -> None:
 
 def pages_of(table=batches):
     """The position whose pages list a record's subjects: its own, or the earlier record's it names."""
-    from sqlalchemy import func
-
     return func.coalesce(table.c.pages_at, table.c.position)
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
-from sqlalchemy import Engine
+from sqlalchemy import Engine, inspect, text
 
 from publicmesh.numbers.app import metadata as numbers_metadata
 from publicmesh.numbers.app import reserve_serials
@@ -22,6 +22,7 @@ from publicmesh.population import generate
 from publicmesh.provider.layout import upgrade
 from publicmesh.provider.loading import loading
 from publicmesh.runtime.catalog import AGENCIES
+from publicmesh.runtime.demo import issue_demo_identities, issue_demo_staff
 from publicmesh.runtime.spill import Spill
 from publicmesh.settings import Settings
 from publicmesh.storage import drop_store, engine_for
@@ -30,8 +31,6 @@ SPILL_RANGE = 1_000_000  # residents per key range of the spilled rows: a range 
 
 
 def is_seeded(settings: Settings) -> bool:
-    from sqlalchemy import inspect, text
-
     engine = engine_for("resident-registry", settings)
     try:
         if not inspect(engine).has_table("residents"):
@@ -82,8 +81,6 @@ def seed(
     finally:
         for engine in [*engines.values(), numbers_engine]:
             engine.dispose()
-    from publicmesh.runtime.demo import issue_demo_identities, issue_demo_staff
-
     issue_demo_identities(settings)
     issue_demo_staff(settings, municipalities)
     return {

@@ -14,26 +14,27 @@ from publicmesh.settings import get_settings
 
 
 def build_app(name: str):
+    """The part's ASGI app. Each part's code is imported here, so that a process loads its own part only."""
     settings = get_settings()
     if name in ("services", "console"):  # they check definitions against the agencies' datasets
         use_catalog(AGENCIES)
     if name == "numbers":
-        from publicmesh.numbers.app import create_app
+        from publicmesh.numbers.app import create_app  # noqa: PLC0415
 
         return create_app(settings)
     if name == "portal":
-        from publicmesh.portal.app import create_app
+        from publicmesh.portal.app import create_app  # noqa: PLC0415
 
         return create_app(settings, part(settings, "hub").url(settings))
     if name == "hub":
-        from publicmesh.hub.app import create_app
+        from publicmesh.hub.app import create_app  # noqa: PLC0415
 
         return create_app(settings, part(settings, "numbers").url(settings))
     if name == "console":
-        from publicmesh.console.app import for_settings
+        from publicmesh.console.app import for_settings  # noqa: PLC0415
 
         return for_settings(settings, part(settings, "hub").url(settings))
-    from publicmesh.provider.node import AgencyNode, create_app
+    from publicmesh.provider.node import AgencyNode, create_app  # noqa: PLC0415
 
     return create_app(AgencyNode(AGENCIES[name], settings, municipalities()))
 

@@ -235,7 +235,8 @@ def load_definition(
     names the place, e.g. rules.let.order) becomes a problem there. ``catalog`` defaults to the one the bootstrap
     gave ``use_catalog``.
     """
-    from publicmesh.services import definition_checks as checks
+    # definition_checks imports this module's types: imported here, not at the top, so neither is half made.
+    from publicmesh.services import definition_checks as checks  # noqa: PLC0415
 
     text, name = _read(source, name)
     document = checks.parse(text)
