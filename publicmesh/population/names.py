@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-
 from publicmesh.population.name_data import FAMILY_NAMES_TEXT, FEMALE_NAMES_TEXT, MALE_NAMES_TEXT
 
 ERAS = ("o", "m", "n")  # popular for births before 1956, 1956–1989, from 1990
