@@ -114,7 +114,7 @@ def search_banks(prefix: str, limit: int = 20) -> list[BankInfo]:
     if not key:
         return []
     found = [code for code, keys in _bank_keys() if code.startswith(key) or any(k.startswith(key) for k in keys)]
-    return [bank_info(code) for code in found[:limit]]
+    return [info for code in found[:limit] if (info := bank_info(code)) is not None]
 
 
 def search_branches(bank_code: str, prefix: str, limit: int = 20) -> list[BranchInfo]:
@@ -123,12 +123,14 @@ def search_branches(bank_code: str, prefix: str, limit: int = 20) -> list[Branch
     key = search_key(prefix)
     if bank is None or not key:
         return []
-    found = []
+    found: list[BranchInfo] = []
     for code, branch in bank.branches.items():
         if code.startswith(key) or any(
             k.startswith(key) for k in (search_key(branch.name), search_key(branch.kana), branch.roma.lower())
         ):
-            found.append(branch_info(bank_code, code))
+            info = branch_info(bank_code, code)
+            if info is not None:
+                found.append(info)
             if len(found) == limit:
                 break
     return found
