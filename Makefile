@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test setup setup-test bench clean
+.PHONY: run check test setup setup-test bench clean
 
 $(BIN)/publicmesh: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,11 +16,20 @@ setup: $(BIN)/publicmesh
 run: setup
 	$(BIN)/publicmesh up
 
+# Before any test: the import layers (pyproject's contracts), lint and format, and types on the core packages.
+check: setup
+	$(BIN)/lint-imports
+	$(BIN)/ruff check publicmesh tests
+	$(BIN)/ruff format --check publicmesh tests
+	$(BIN)/mypy
+
 # Installs Debian's chromium and a CJK font for the browser tests, and starts a throwaway PostgreSQL (Debian's
-# package) so the storage and exchange tests run on both.
-test: setup
+# package) so the storage and exchange tests run on both. The URL is taken apart from eval so that a failed start
+# stops here instead of skipping the PostgreSQL tests. Coverage is measured in this process only (see pyproject).
+test: check
 	bash scripts/browser-deps.sh
-	eval "$$(bash scripts/postgres.sh)" && $(BIN)/python -m pytest -q
+	url="$$(bash scripts/postgres.sh)" && eval "$$url" && \
+	  $(BIN)/python -m pytest -q --cov=publicmesh --cov-report=term:skip-covered
 
 bench: setup
 	$(BIN)/publicmesh bench exchange --json

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import resource
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -11,12 +14,22 @@ import httpx
 import orjson
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
+from sqlalchemy import select
 
+from publicmesh.protocol.members import MemberId
 from publicmesh.runtime.catalog import AGENCIES
-from publicmesh.services.definition import use_catalog
-from publicmesh.settings import get_settings
+from publicmesh.runtime.supervisor import Supervisor
+from publicmesh.runtime.topology import municipalities, part, parts
+from publicmesh.services.definition import SCHEMA_PATH, DefinitionError, load_definition, use_catalog
+from publicmesh.settings import Settings, get_settings
+from publicmesh.storage import engine_for
+
+# The imports inside commands are what only that command needs and `publicmesh --help` need not load: Polars and
+# the seeding (runtime.seed, about 1.3 s), the certificate tooling (runtime.provision, 0.3 s), the member client
+# (0.2 s), the staff directory, the audit verifier, the service publisher and the benchmarks (0.2-1.9 s each).
 
 use_catalog(AGENCIES)  # what service definitions are checked against
 
@@ -44,7 +57,6 @@ def _progress() -> Progress:
 def _seed(residents: int, seed_value: int, fresh: bool) -> None:
     from publicmesh.runtime.provision import provision
     from publicmesh.runtime.seed import fresh_stores, seed
-    from publicmesh.runtime.topology import municipalities
 
     settings = get_settings()
     if fresh:
@@ -79,8 +91,6 @@ def up(
 ):
     """Start every part on localhost (numbers, hub, agency nodes), seeding first if the stores are empty."""
     from publicmesh.runtime.seed import is_seeded
-    from publicmesh.runtime.supervisor import Supervisor
-    from publicmesh.runtime.topology import parts
 
     settings = get_settings()
     if fresh or not is_seeded(settings):
@@ -113,8 +123,6 @@ def up(
 
 
 def _hub_url() -> str:
-    from publicmesh.runtime.topology import part
-
     settings = get_settings()
     return part(settings, "hub").url(settings)
 
@@ -128,7 +136,7 @@ def catalog(member: str | None = typer.Option(None, "--as", help="Show what this
         ).json()
     except httpx.HTTPError as exc:
         console.print(f"[red]The hub is not reachable ({exc}); start it with: publicmesh up[/red]")
-        raise typer.Exit(1)
+        raise typer.Exit(1) from exc
     for provider in listing:
         table = Table(title=f"{provider['member']} — {provider['title_ja']}", show_lines=False)
         for column in ("dataset", "attributes", "allowed for " + (member or "—")):
@@ -147,12 +155,6 @@ def subjects(
     limit: int = typer.Option(5),
 ):
     """Show a few pseudonyms this agency holds (read from the agency's own store, as its clerk would)."""
-    from sqlalchemy import select
-
-    from publicmesh.protocol.members import MemberId
-    from publicmesh.runtime.catalog import AGENCIES
-    from publicmesh.storage import engine_for
-
     m = MemberId.parse(member)
     agency = AGENCIES[m.system]
     dataset = next(iter(agency.datasets.values()))
@@ -182,10 +184,10 @@ def query(
         answer = client.query(provider, dataset, subject, [a.strip() for a in attributes.split(",")], purpose)
     except HubError as exc:
         console.print_json(orjson.dumps(exc.problem).decode())
-        raise typer.Exit(2)
+        raise typer.Exit(2) from exc
     except httpx.HTTPError as exc:
         console.print(f"[red]The hub is not reachable ({exc}); start it with: publicmesh up[/red]")
-        raise typer.Exit(1)
+        raise typer.Exit(1) from exc
     console.print_json(orjson.dumps(answer).decode())
     console.print(f"audit record: {answer['audit_record']}")
 
@@ -209,10 +211,6 @@ def audit_verify():
 
 def _load_service(path: Path):
     """A definition file checked as every services command checks it; prints the problems and exits 1."""
-    from rich.markup import escape
-
-    from publicmesh.services.definition import DefinitionError, load_definition
-
     try:
         return load_definition(path)
     except DefinitionError as exc:
@@ -226,8 +224,6 @@ def _load_service(path: Path):
 @services_app.command("validate")
 def services_validate(files: list[Path] = typer.Argument(..., help="Service definition files (YAML)")):
     """Check definition files: YAML, the schema, the agencies' catalog and the names used in the rules."""
-    from rich.markup import escape
-
     failed = 0
     for path in files:
         definition = _load_service(path)
@@ -268,8 +264,6 @@ def services_publish(file: Path = typer.Argument(..., help="A service definition
 @services_app.command("schema")
 def services_schema():
     """Print the JSON schema of a service definition (draft 2020-12)."""
-    from publicmesh.services.definition import SCHEMA_PATH
-
     sys.stdout.write(SCHEMA_PATH.read_text(encoding="utf-8"))
 
 
@@ -279,7 +273,6 @@ app.add_typer(staff_app, name="staff")
 
 def _staff_directory():
     from publicmesh.console.staff import StaffDirectory
-    from publicmesh.storage import engine_for
 
     settings = get_settings()
     return StaffDirectory.open(engine_for("services", settings), settings.keys_dir)
@@ -305,14 +298,14 @@ def staff_add(
         check_roles(municipality, set(role))  # before asking for a password
     except ValueError as exc:
         console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(1)
+        raise typer.Exit(1) from exc
     # Asked for, never an option: a password on the command line stays in the shell's history.
     password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
     try:
         secret = _staff_directory().create_staff(municipality, username, password, set(role))
     except (ValueError, StaffError) as exc:
         console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(1)
+        raise typer.Exit(1) from exc
     console.print(
         f"Added {username} ({', '.join(sorted(set(role)))}) for {municipality or 'the whole country'}. "
         "Show these once, to them only; they are not kept in the clear:"
@@ -333,10 +326,7 @@ def staff_unlock(username: str = typer.Argument(...)):
 @staff_app.command("demo")
 def staff_demo():
     """The demo staff accounts made at seeding (data_dir/demo-staff.json) with their current 6-digit codes."""
-    import base64
-
     from publicmesh.console.staff import totp
-    from publicmesh.runtime.topology import part
 
     settings = get_settings()
     path = settings.data_dir / "demo-staff.json"
@@ -412,15 +402,9 @@ def bench_population(
     stores: bool = typer.Option(True, help="Also seed every agency's store (SQLite in a temporary folder)"),
 ):
     """Generation time and peak memory, streamed; then the time to enrol and write it to every store."""
-    import resource
-    import tempfile
-    from pathlib import Path
-
     from publicmesh.population.bench import bench
     from publicmesh.runtime.provision import provision
     from publicmesh.runtime.seed import seed
-    from publicmesh.runtime.topology import municipalities
-    from publicmesh.settings import Settings
 
     result = {"generate": bench(residents, materialise=False)}
     if stores:

@@ -8,10 +8,9 @@ from typing import NamedTuple
 
 import jaconv
 
-from publicmesh.population.names import to_bank_kana
+from publicmesh.accounts.kana import SMALL_TO_LARGE, to_bank_kana
 
 YUCHO = "9900"  # ゆうちょ銀行: branch codes are derived from the passbook's 記号 (see yucho_to_zengin)
-_SMALL_TO_LARGE = str.maketrans("ァィゥェォャュョッヮヵヶ", "アイウエオヤユヨツワカケ")
 # Short names in the list that already say what they are, and foreign banks whose name already says "bank".
 _TYPE_SUFFIXES = {"信金": "信用金庫", "信組": "信用組合", "労金": "労働金庫"}
 _NO_BANK_SUFFIX = ("バンク", "ワイズ・ペイメンツ")
@@ -38,7 +37,7 @@ class BranchInfo(NamedTuple):
 
 @lru_cache(maxsize=1)
 def _banks() -> dict:
-    import zengin_code  # about 150 ms to load every bank and branch: only when a form first needs them
+    import zengin_code  # noqa: PLC0415 — about 150 ms to load every bank and branch: only when a form needs them
 
     return dict(zengin_code.Bank.all)
 
@@ -98,7 +97,7 @@ def branch_name(bank_code: str, branch_code: str) -> str | None:
 def search_key(text: str) -> str:
     """What a search compares: katakana, large kana, one long-vowel sign, lower-case latin."""
     text = jaconv.hira2kata(unicodedata.normalize("NFKC", text or "").strip())
-    return text.translate(_SMALL_TO_LARGE).replace("ー", "-").lower()
+    return text.translate(SMALL_TO_LARGE).replace("ー", "-").lower()
 
 
 @lru_cache(maxsize=1)
@@ -115,7 +114,7 @@ def search_banks(prefix: str, limit: int = 20) -> list[BankInfo]:
     if not key:
         return []
     found = [code for code, keys in _bank_keys() if code.startswith(key) or any(k.startswith(key) for k in keys)]
-    return [bank_info(code) for code in found[:limit]]
+    return [info for code in found[:limit] if (info := bank_info(code)) is not None]
 
 
 def search_branches(bank_code: str, prefix: str, limit: int = 20) -> list[BranchInfo]:
@@ -124,12 +123,14 @@ def search_branches(bank_code: str, prefix: str, limit: int = 20) -> list[Branch
     key = search_key(prefix)
     if bank is None or not key:
         return []
-    found = []
+    found: list[BranchInfo] = []
     for code, branch in bank.branches.items():
         if code.startswith(key) or any(
             k.startswith(key) for k in (search_key(branch.name), search_key(branch.kana), branch.roma.lower())
         ):
-            found.append(branch_info(bank_code, code))
+            info = branch_info(bank_code, code)
+            if info is not None:
+                found.append(info)
             if len(found) == limit:
                 break
     return found

@@ -7,8 +7,6 @@ import unicodedata
 
 import jaconv
 
-from publicmesh.population.names import to_bank_kana
-
 MAX_HOLDER_LENGTH = 30  # the 受取人名 field of a Zengin transfer record
 
 # Characters Zengin accepts in a name: half-width katakana (large), voicing marks, A–Z, 0–9, space, ( ) . , - /
@@ -16,6 +14,18 @@ _ZENGIN = re.compile(r"^[ｦ-ﾝﾞﾟA-Z0-9 ().,\-/]+$")
 _LONG_VOWELS = str.maketrans({c: "-" for c in "ー‐‑‒–—―−"})  # banks write the long vowel as a hyphen
 _SEPARATORS = str.maketrans({c: " " for c in "・･、,　"})  # foreign names' middle dots become spaces
 _OBSOLETE = str.maketrans("ヰヱ", "イエ")  # no half-width form; banks use イ and エ
+SMALL_TO_LARGE = str.maketrans("ァィゥェォャュョッヮヵヶ", "アイウエオヤユヨツワカケ")  # bank files have no small kana
+
+
+def to_halfwidth_kana(text: str) -> str:
+    """Full-width katakana to half-width (半角カナ); ASCII and digits are left as they are."""
+    return jaconv.z2h(text, kana=True, ascii=False, digit=False)
+
+
+def to_bank_kana(text: str) -> str:
+    """Half-width kana as 全銀 transfer files accept it: small kana enlarged, ASCII upper-cased."""
+    full = jaconv.h2z(text, kana=True, ascii=False, digit=False).translate(SMALL_TO_LARGE)
+    return to_halfwidth_kana(full).upper()
 
 
 def to_holder_kana(text: str) -> str:

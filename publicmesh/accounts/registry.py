@@ -6,8 +6,9 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import Column, Engine, Index, MetaData, Table, Text, select, text, update
+from sqlalchemy import Column, Engine, Index, MetaData, RowMapping, Table, Text, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from publicmesh.accounts.kana import holder_matches, person_holder_kana
@@ -90,13 +91,14 @@ def _time(value: str | None) -> datetime | None:
     return None if value is None else datetime.strptime(value, _FORMAT).replace(tzinfo=UTC)
 
 
-def _account(row: Mapping[str, object]) -> PublicFundAccount:
+def _account(row: Mapping[Any, Any]) -> PublicFundAccount:
+    """The account in a stored row, or in the row just written (a dict)."""
     values = dict(row)
     values["registered_at"], values["ended_at"] = _time(row["registered_at"]), _time(row["ended_at"])
     return PublicFundAccount(**values)
 
 
-def _same(current: Mapping[str, object], account: ValidatedAccount, holder: str) -> bool:
+def _same(current: RowMapping, account: ValidatedAccount, holder: str) -> bool:
     return (
         current["bank_code"],
         current["branch_code"],

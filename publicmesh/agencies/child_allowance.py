@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Column, Connection, Date, Integer, MetaData, String, Table, insert, select, update
+from sqlalchemy import Column, Connection, Date, Integer, MetaData, String, Table, insert, update
 
 from publicmesh.provider.datasets import Attribute, Dataset
 from publicmesh.provider.definition import AgencyDefinition
@@ -57,13 +57,13 @@ RECIPIENT = Dataset(
 
 def monthly_amount(child_ages: pl.Expr, birth_order: pl.Expr) -> pl.Expr:
     """One child's monthly amount by age and birth order (第3子以降 ¥30,000)."""
-    import polars as pl
+    import polars as pl  # noqa: PLC0415 — on first use, as said above
 
     return pl.when(birth_order >= 3).then(30_000).when(child_ages < 3).then(15_000).otherwise(10_000)
 
 
 def seed(chunk: pl.DataFrame, pseudonyms) -> dict[Table, pl.DataFrame]:
-    import polars as pl
+    import polars as pl  # noqa: PLC0415 — on first use, as said above
 
     as_of = dt.date(2026, 4, 1)
     frame = chunk.with_columns(pl.Series("pseudonym", pseudonyms))
@@ -115,11 +115,6 @@ def on_death(conn: Connection, agency: AgencyDefinition, tenant: str | None, eve
         .where(recipients.c.tenant == tenant, recipients.c.pseudonym == event["subject"])
         .values(status="stopped")
     )
-
-
-def pending_claims(conn: Connection, tenant: str) -> list[dict]:
-    rows = conn.execute(select(birth_claims).where(birth_claims.c.tenant == tenant, birth_claims.c.status == "pending"))
-    return [dict(r._mapping) for r in rows]
 
 
 AGENCY = AgencyDefinition(

@@ -45,7 +45,7 @@ INSURED = Dataset(
 
 
 def seed(chunk: pl.DataFrame, pseudonyms) -> dict[Table, pl.DataFrame]:
-    import polars as pl
+    import polars as pl  # noqa: PLC0415 — on first use, as said above
 
     frame = chunk.with_columns(pl.Series("pseudonym", pseudonyms)).filter(
         (pl.col("employment") == "employee") & pl.col("death_date").is_null()

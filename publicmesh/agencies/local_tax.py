@@ -51,7 +51,7 @@ ASSESSMENT = Dataset(
 
 def assess(income: pl.Expr, taxable: pl.Expr) -> list[pl.Expr]:
     """所得割 10% (市町村 6%, 道府県 4%) plus 均等割, unless income is under the exemption line."""
-    import polars as pl
+    import polars as pl  # noqa: PLC0415 — on first use, as said above
 
     exempt = income <= EXEMPT_INCOME
     return [
@@ -62,7 +62,7 @@ def assess(income: pl.Expr, taxable: pl.Expr) -> list[pl.Expr]:
 
 
 def seed(chunk: pl.DataFrame, pseudonyms) -> dict[Table, pl.DataFrame]:
-    import polars as pl
+    import polars as pl  # noqa: PLC0415 — on first use, as said above
 
     living = chunk.with_columns(pl.Series("pseudonym", pseudonyms)).filter(
         pl.col("death_date").is_null() & (pl.col("employment") != "child")
@@ -80,7 +80,7 @@ def seed(chunk: pl.DataFrame, pseudonyms) -> dict[Table, pl.DataFrame]:
 
 def update_income(conn: Connection, agency: AgencyDefinition, tenant: str | None, event: dict) -> None:
     """An income correction from national tax (所得税の更正) re-assesses the resident tax."""
-    import polars as pl
+    import polars as pl  # noqa: PLC0415 — on first use, as said above
 
     data = event["data"]
     income, taxable = int(data["income"]), int(data["taxable_income"])

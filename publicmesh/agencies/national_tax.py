@@ -55,7 +55,7 @@ INCOME = Dataset(
 
 def income_tax(taxable: pl.Expr) -> pl.Expr:
     """速算表 (2015– brackets) including the 2.1% reconstruction surtax, rounded down to ¥100."""
-    import polars as pl
+    import polars as pl  # noqa: PLC0415 — on first use, as said above
 
     base = (
         pl.when(taxable <= 1_949_000)
@@ -76,7 +76,7 @@ def income_tax(taxable: pl.Expr) -> pl.Expr:
 
 
 def seed(chunk: pl.DataFrame, pseudonyms) -> dict[Table, pl.DataFrame]:
-    import polars as pl
+    import polars as pl  # noqa: PLC0415 — on first use, as said above
 
     frame = chunk.with_columns(pl.Series("pseudonym", pseudonyms)).filter(pl.col("income") > 0)
     return {
@@ -95,7 +95,7 @@ def seed(chunk: pl.DataFrame, pseudonyms) -> dict[Table, pl.DataFrame]:
 
 def correct_income(conn: Connection, pseudonym: str, income: int, taxable_income: int) -> None:
     """更正: a corrected income reaches the municipality's resident tax through the mesh."""
-    import polars as pl
+    import polars as pl  # noqa: PLC0415 — on first use, as said above
 
     tax = pl.select(income_tax(pl.lit(taxable_income))).item()
     conn.execute(

@@ -42,7 +42,7 @@ PENSION = Dataset(
 
 
 def seed(chunk: pl.DataFrame, pseudonyms) -> dict[Table, pl.DataFrame]:
-    import polars as pl
+    import polars as pl  # noqa: PLC0415 — on first use, as said above
 
     frame = chunk.with_columns(pl.Series("pseudonym", pseudonyms)).filter(
         (pl.col("pension_kind") != "none") & pl.col("death_date").is_null()

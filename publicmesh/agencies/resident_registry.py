@@ -184,7 +184,7 @@ def head_of(members: list[dict]) -> str | None:
 def _household_bulk(conn: Connection, tenant, subjects, attributes, wire: bool = False) -> pa.Table:
     """Most of a municipality: one scan, the members of each household grouped in Polars (the same members, in
     the same order, and the same head, as _household_lookup gives one household)."""
-    import polars as pl
+    import polars as pl  # noqa: PLC0415 — on first use, as said above
 
     if (subjects is not None and len(subjects) <= SCAN_OVER) or not columnar.supports(conn.engine):
         # a few households, or an in-memory SQLite (no second connection sees it)
@@ -225,7 +225,7 @@ def _households(everyone, attributes):
     """Per household_no its head (its row number instead, where ``everyone`` has a column row), size and (when asked)
     member lists, from the members in the order _household_lookup gives them (the sorted copy is let go before the
     answer is built)."""
-    import polars as pl
+    import polars as pl  # noqa: PLC0415 — on first use, as said above
 
     # Only what was asked is built: the member lists are the costly part, and a service keyed by the head (世帯主)
     # asks for relation and head alone.
@@ -249,7 +249,7 @@ def _heads_and_sizes(registered, named: str, sizes: bool):
     """head_of and (``sizes``) the size of every household without ordering its members: a household with one
     registered head (nearly all) has that head; only the others are ordered (oldest first, then by pseudonym) to
     choose as head_of does."""
-    import polars as pl
+    import polars as pl  # noqa: PLC0415 — on first use, as said above
 
     heads = (
         registered.filter(pl.col("relation").is_in(HEADS))
@@ -314,7 +314,7 @@ HOUSEHOLD = Dataset(
 
 
 def seed(chunk: pl.DataFrame, pseudonyms) -> dict[Table, pl.DataFrame]:
-    import polars as pl
+    import polars as pl  # noqa: PLC0415 — on first use, as said above
 
     rows = chunk.with_columns(pl.Series("pseudonym", pseudonyms)).select(
         pl.col("municipality_code").alias("tenant"),
@@ -471,15 +471,6 @@ def register_death(conn: Connection, tenant: str, pseudonym: str, died_on: dt.da
         "death",
         pseudonym,
         {"death_date": died_on.isoformat(), "municipality_code": tenant},
-    )
-
-
-def set_address_protection(conn: Connection, tenant: str, pseudonym: str, protected: bool) -> None:
-    p = _person(conn, tenant, pseudonym)
-    conn.execute(
-        update(residents)
-        .where(residents.c.tenant == tenant, residents.c.household_no == p.household_no)
-        .values(address_protected=protected)
     )
 
 

@@ -31,9 +31,10 @@ class AsyncAuditAppender:
         self._pending_records = 0
         self._in_flight: list[_Request] = []
         self._writer: asyncio.Task[None] | None = None
-        self._executor: ThreadPoolExecutor | None = None
-        self._wakeup: asyncio.Event | None = None
-        self._full: asyncio.Event | None = None
+        # Neither starts anything yet: an event binds to the loop that first waits on it, and the executor
+        # starts its thread on the first write.
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="audit-append")
+        self._wakeup, self._full = asyncio.Event(), asyncio.Event()
         self._closing = False
         self.batches_written = 0
 
@@ -42,8 +43,6 @@ class AsyncAuditAppender:
         if self._closing:
             raise RuntimeError("the audit appender is closed")
         if self._writer is None:
-            self._wakeup, self._full = asyncio.Event(), asyncio.Event()
-            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="audit-append")
             self._writer = asyncio.get_running_loop().create_task(self._write_loop(), name="audit-appender")
 
     async def close(self) -> None:
@@ -115,7 +114,8 @@ class AsyncAuditAppender:
             pass
 
     def _take(self) -> list[_Request]:
-        taken, count = [], 0
+        taken: list[_Request] = []
+        count = 0
         # Whole requests only: a caller's records stay consecutive and commit together.
         while self._pending and (not taken or count + self._pending[0][2] <= self.max_batch):
             request = self._pending.popleft()

@@ -160,7 +160,7 @@ class AuditLog:
             return []
         for item in batch:  # subject trees are built before the writers' lock is taken
             if isinstance(item, SubjectBatch):
-                item.tree
+                _ = item.tree
         self._key()  # fail before taking the lock when the log is read-only
         with self._lock, self.engine.begin() as conn:
             # Writing the head row first takes the writers' lock before anything is read: a row lock on

@@ -105,7 +105,8 @@ class SubjectBatch:
             for subject in subjects:
                 if not isinstance(subject, str):
                     raise TypeError(f"subject must be str, got {type(subject).__name__}")
-        self.template, self.subjects, self.recent, self._tree = template, subjects, recent, None
+        self.template, self.subjects, self.recent = template, subjects, recent
+        self._tree: SubjectTree | None = None
 
     def __len__(self) -> int:
         return len(self.subjects)

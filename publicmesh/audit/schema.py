@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from typing import Any
 
-from sqlalchemy import BigInteger, Column, Integer, LargeBinary, MetaData, Table, Text
+from sqlalchemy import BigInteger, Column, Integer, LargeBinary, MetaData, Table, Text, func, inspect
+from sqlalchemy.exc import DBAPIError
 
 from publicmesh.audit.records import ExchangeRecord
 
@@ -102,8 +104,6 @@ HEAD_ID = 1
 
 def upgrade(engine) -> None:
     """A store made before audit_batches.pages_at gets the column (its records keep their own pages)."""
-    from sqlalchemy import inspect
-    from sqlalchemy.exc import DBAPIError
 
     def present() -> bool:
         return "pages_at" in {c["name"] for c in inspect(engine).get_columns(batches.name)}
@@ -119,8 +119,6 @@ def upgrade(engine) -> None:
 
 def pages_of(table=batches):
     """The position whose pages list a record's subjects: its own, or the earlier record's it names."""
-    from sqlalchemy import func
-
     return func.coalesce(table.c.pages_at, table.c.position)
 
 
@@ -137,8 +135,9 @@ def record_row(position: int, record: ExchangeRecord) -> dict[str, object]:
     return row
 
 
-def row_record(row: Mapping[str, object]) -> ExchangeRecord:
+def row_record(row: Mapping[Any, Any]) -> ExchangeRecord:
     """The record stored in an ``audit_records`` row (raises ValueError/TypeError if it cannot be one)."""
+    # A row mapping's values are whatever the database returned: ExchangeRecord checks that each is a str.
     attributes = json.loads(row["attributes"])
     if not isinstance(attributes, list):
         raise ValueError("attributes column is not a JSON array")

@@ -169,7 +169,7 @@ class _Verifier:
             self.add(Problem(position, "leaf-missing", f"leaf hash of position {position} is missing"))
         else:
             stored = bytes(stored)
-            if computed is not None and computed != stored:
+            if record is not None and computed is not None and computed != stored:
                 self._suspect(position, record, stored)
             elif row is None and len(self.homes) < CROSS_CHECK_LIMIT:
                 self.homes.append((position, stored))

@@ -12,9 +12,10 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from publicmesh.agencies import resident_registry
+from publicmesh.bench.loadgen import worker
 from publicmesh.numbers.keys import load_or_create_master
 from publicmesh.numbers.pseudonyms import PseudonymService
 from publicmesh.protocol.members import MemberId
@@ -54,8 +55,6 @@ def _subjects(settings: Settings, limit: int = 5000) -> tuple[list[str], list[st
 def _phase(
     url: str, path: str, key_path: Path, bodies: list[dict], concurrency: int, seconds: float, processes: int = 2
 ) -> dict:
-    from publicmesh.bench.loadgen import worker
-
     ctx = mp.get_context("spawn")
     out = ctx.Queue()
     per = max(1, concurrency // processes)
@@ -128,8 +127,6 @@ def run(seconds: float = 10.0, concurrency: int = 32, residents: int = 20_000, p
             say(f"Through the hub: {seconds} s at concurrency {concurrency}")
             hub = _phase(part(settings, "hub").url(settings), "/v1/query", key_path, hub_bodies, concurrency, seconds)
         audit_engine = engine_for("audit", settings)
-        from sqlalchemy import text
-
         with audit_engine.connect() as conn:
             audit_records = conn.execute(text("SELECT COUNT(*) FROM audit_records")).scalar()
         audit_engine.dispose()

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import aiohttp
 import orjson
+import uvloop
 
 from publicmesh.protocol.ca import read_private_key
 from publicmesh.protocol.signatures import Signer
@@ -27,8 +28,6 @@ def worker(
     out,
 ) -> None:
     """Runs in its own process; puts (count, errors, latencies_ms, statuses) on ``out``."""
-    import uvloop
-
     key_file = Path(key_path)
     signer = Signer(member, read_private_key(key_file))
     certificate = certificate_header(key_file.with_suffix(".pem").read_text())

@@ -55,7 +55,8 @@ def measure(
     server time over the path (the inbox included), ``login_server_ms`` the same over the login (the login page,
     the card login and the home page it lands on).
     """
-    from playwright.sync_api import sync_playwright
+    # noqa below: Playwright is in the test extra only; `bench services --no-browser` runs without it.
+    from playwright.sync_api import sync_playwright  # noqa: PLC0415
 
     with sync_playwright() as p:
         browser = launch(p, headless=headless)

@@ -21,11 +21,18 @@ import pyarrow as pa
 import yaml
 from sqlalchemy import text
 
+from publicmesh.audit.subjects import page_subjects
+from publicmesh.bench.resident_path import measure
+from publicmesh.protocol.client import MeshClient
+from publicmesh.runtime.demo import AUTH_PIN, DEMO_MUNICIPALITY, SIGNING_PASSWORD, register_demo_account
 from publicmesh.runtime.provision import provision
 from publicmesh.runtime.seed import seed
 from publicmesh.runtime.supervisor import Supervisor
-from publicmesh.runtime.topology import municipalities
-from publicmesh.services.fetch import purpose_of
+from publicmesh.runtime.topology import municipalities, part
+from publicmesh.services.fetch import fetch_municipality, plan, purpose_of
+from publicmesh.services.operator import publish_file
+from publicmesh.services.publish import SERVICES_MEMBER, publish, rules_of
+from publicmesh.services.rules import compile_rules
 from publicmesh.settings import Settings
 from publicmesh.storage import engine_for
 
@@ -127,8 +134,6 @@ def descendants(pids: list[int]) -> list[int]:
 def audit_per_subject(settings: Settings, purpose: str) -> dict:
     """What the publish left in the exchange record log: its records, how many persons they name (each person
     named by an exchange has a record of it to find and prove), and how many distinct persons."""
-    from publicmesh.audit.subjects import page_subjects
-
     engine = engine_for("audit", settings)
     try:
         with engine.connect() as conn:
@@ -166,11 +171,6 @@ def read_rule_input(settings: Settings, doc: dict) -> pl.DataFrame:
     """What the rule read for every resident, read again through the hub after the publish (the same stores, in
     the same run), as an affair of its own: the publish's time, memory and records are then its own. (Keeping it
     while publishing cost the publish 4 s and 7 CPU-s at 10,000,000: 1.2 GB written meanwhile.)"""
-    from publicmesh.protocol.client import MeshClient
-    from publicmesh.runtime.topology import part
-    from publicmesh.services.fetch import fetch_municipality, plan
-    from publicmesh.services.publish import SERVICES_MEMBER, rules_of
-
     client = MeshClient.for_member(settings, SERVICES_MEMBER, part(settings, "hub").url(settings))
     client.timeout_s = 600
     comparison = {**doc, "id": f"{doc['id']}-openfisca-comparison"}  # its purpose names the comparison
@@ -187,8 +187,8 @@ def read_rule_input(settings: Settings, doc: dict) -> pl.DataFrame:
 def compare_openfisca(doc: dict, frame: pl.DataFrame, repeat: int = 3) -> dict:
     """Our compiled rules and the OpenFisca system on the same persons: seconds (the best of ``repeat`` runs of
     each, taken in turn, so a busy moment of the machine does not decide the ratio), ratio and totals in yen."""
-    from publicmesh.bench.openfisca_rule import openfisca_emergency_benefit
-    from publicmesh.services.rules import compile_rules
+    # OpenFisca is in the test extra only (and 0.3 s to load): imported by the comparison alone.
+    from publicmesh.bench.openfisca_rule import openfisca_emergency_benefit  # noqa: PLC0415
 
     compiled = compile_rules(doc["rules"], doc.get("tables") or {}, doc["as_of"])
     persons = frame.select(RULE_INPUT)
@@ -234,8 +234,6 @@ def run(
         with Supervisor(settings) as supervisor:
             supervisor.start()
             say("publishing the emergency benefit")
-            from publicmesh.services.operator import publish_file
-
             # The publisher is this process (its threads); the parts run beside it, each with its own processes.
             parts = {"publisher": os.getpid(), **{name: p.pid for name, p in supervisor.processes.items()}}
             before = cpu_seconds(parts)
@@ -283,12 +281,6 @@ def _resident_path(settings: Settings, say) -> dict:
     The demo cards are Kitami residents picked before any income is known, so their households are seldom
     eligible for the emergency benefit: the path is then measured on a variant every Kitami household is
     eligible for, published to Kitami only (not part of the publish figures above)."""
-    from publicmesh.bench.resident_path import measure
-    from publicmesh.protocol.client import MeshClient
-    from publicmesh.runtime.demo import AUTH_PIN, DEMO_MUNICIPALITY, SIGNING_PASSWORD, register_demo_account
-    from publicmesh.runtime.topology import part
-    from publicmesh.services.publish import SERVICES_MEMBER, publish
-
     cards = json.loads((settings.data_dir / "demo-cards.json").read_text(encoding="utf-8"))
     heads = [c for c in cards if c["relation"] in ("head", "single")]
     if not heads:

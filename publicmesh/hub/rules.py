@@ -114,8 +114,5 @@ class RuleBook:
                 return rule
         return None
 
-    def allowed_for(self, consumer: MemberId) -> list[AccessRule]:
-        return [r for r in self.rules if _match(r.consumer, consumer, {})]
-
     def subscriptions(self, provider: MemberId) -> list[EventRule]:
         return [r for r in self.event_rules if _match(r.provider, provider, {})]

@@ -23,7 +23,6 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
-    select,
 )
 
 from publicmesh.storage import upsert
@@ -160,7 +159,3 @@ def ensure_person(conn: Connection, person_ref: str) -> None:
     """Register a person (by pseudonym) the first time a certificate is issued to them."""
     check_person_ref(person_ref)
     upsert(conn, persons, {"person_ref": person_ref, "created_at": utc_now()}, key=["person_ref"])
-
-
-def person_exists(conn: Connection, person_ref: str) -> bool:
-    return conn.execute(select(persons.c.person_ref).where(persons.c.person_ref == person_ref)).first() is not None

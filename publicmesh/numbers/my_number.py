@@ -42,7 +42,3 @@ def is_valid_my_number(value: str) -> bool:
     if not isinstance(value, str) or len(value) != 12 or not value.isascii() or not value.isdigit():
         return False
     return check_digit(value[:11]) == int(value[11])
-
-
-def format_my_number(value: int) -> str:
-    return f"{value:012d}"

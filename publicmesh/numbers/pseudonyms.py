@@ -30,9 +30,10 @@ class PseudonymService:
     def __init__(self, master: bytes):
         self._master = master
         self._issuer = MyNumberIssuer(derive_key(master, "my-number-issue"))
+        # Per service, not on the method: a cache on the method would keep every service alive.
+        self._cipher = lru_cache(maxsize=4096)(self._new_cipher)
 
-    @lru_cache(maxsize=4096)
-    def _cipher(self, domain: str) -> Cipher:
+    def _new_cipher(self, domain: str) -> Cipher:
         if not domain or len(domain) > 200:
             raise ValueError("a pseudonym domain is a short non-empty name")
         return Cipher(algorithms.AES(derive_key(self._master, f"pseudonym-domain:{domain}")), modes.ECB())

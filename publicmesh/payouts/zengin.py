@@ -17,8 +17,7 @@ from typing import Any, NamedTuple
 import jaconv
 
 from publicmesh.accounts.banks import bank_info, branch_info
-from publicmesh.accounts.kana import to_holder_kana
-from publicmesh.population.names import to_bank_kana
+from publicmesh.accounts.kana import to_bank_kana, to_holder_kana
 
 RECORD_LENGTH = 120
 CRLF = b"\r\n"

@@ -6,17 +6,15 @@ through the topology) does not load the generator, and Polars with it."""
 import importlib
 
 _HOME = {
-    "BLOCK": "generate",
-    "SCHEMA": "generate",
-    "generate": "generate",
-    "generate_frame": "generate",
-    "generate_table": "generate",
+    "BLOCK": "generator",
+    "SCHEMA": "generator",
+    "generate": "generator",
+    "generate_frame": "generator",
+    "generate_table": "generator",
     "FAMILY_NAMES": "names",
     "FEMALE_NAMES": "names",
     "MALE_NAMES": "names",
     "hepburn": "names",
-    "to_bank_kana": "names",
-    "to_halfwidth_kana": "names",
     "DEMO_MUNICIPALITIES": "places",
     "Municipality": "places",
     "check_digit": "places",

@@ -9,7 +9,7 @@ import time
 
 import pyarrow as pa
 
-from publicmesh.population.generate import generate
+from publicmesh.population.generator import generate
 
 
 def _peak_rss_mib() -> float:

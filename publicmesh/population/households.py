@@ -65,7 +65,7 @@ class Block:
 
 def pick(rng: np.random.Generator, cumulative: np.ndarray) -> np.ndarray:
     """Row-wise categorical draws: row i of `cumulative` holds the cumulative probabilities for draw i."""
-    u = rng.random(cumulative.shape[0])
+    u = rng.random((cumulative.shape[0],))
     return np.minimum((u[:, None] >= cumulative).sum(axis=1), cumulative.shape[1] - 1)
 
 

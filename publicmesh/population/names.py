@@ -1,10 +1,8 @@
-"""Japanese name tables with readings and romaji, passport Hepburn, and half-width kana for bank files."""
+"""Japanese name tables with readings and romaji, and passport Hepburn."""
 
 from __future__ import annotations
 
 from typing import NamedTuple
-
-import jaconv
 
 from publicmesh.population.name_data import FAMILY_NAMES_TEXT, FEMALE_NAMES_TEXT, MALE_NAMES_TEXT
 
@@ -117,7 +115,6 @@ _MORAE = {
     "ヴ": "vu",
 }
 _YOON = {"ャ": "a", "ュ": "u", "ョ": "o"}
-_SMALL_TO_LARGE = str.maketrans("ァィゥェォャュョッヮヵヶ", "アイウエオヤユヨツワカケ")
 
 
 def _syllables(kana: str) -> list[str]:
@@ -165,14 +162,3 @@ def hepburn(kana: str) -> str:
         lengthened = False
         text += part
     return text.capitalize()
-
-
-def to_halfwidth_kana(text: str) -> str:
-    """Full-width katakana to half-width (半角カナ); ASCII and digits are left as they are."""
-    return jaconv.z2h(text, kana=True, ascii=False, digit=False)
-
-
-def to_bank_kana(text: str) -> str:
-    """Half-width kana as 全銀 transfer files accept it: small kana enlarged, ASCII upper-cased."""
-    full = jaconv.h2z(text, kana=True, ascii=False, digit=False).translate(_SMALL_TO_LARGE)
-    return to_halfwidth_kana(full).upper()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
+from typing import cast
 
 import polars as pl
 import pyarrow as pa
@@ -35,9 +36,9 @@ def summarize(table: pa.Table | pl.DataFrame | Iterable[pa.Table]) -> dict:
     if isinstance(table, pl.DataFrame):
         chunks: Iterable[pl.DataFrame] = [table]
     elif isinstance(table, pa.Table):
-        chunks = [pl.from_arrow(table)]
+        chunks = [cast(pl.DataFrame, pl.from_arrow(table))]  # a table's rows come back as a DataFrame
     else:
-        chunks = (pl.from_arrow(chunk) for chunk in table)
+        chunks = (cast(pl.DataFrame, pl.from_arrow(chunk)) for chunk in table)
     merged: dict[str, Counter] = {"totals": Counter(), **{c: Counter() for c in _COUNTED}}
     for chunk in chunks:
         for key, counter in _chunk_counts(chunk).items():

@@ -6,11 +6,13 @@ import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import cast
 
 import httpx
 import orjson
 import pyarrow as pa
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from publicmesh.protocol import bulk_wire, notices_wire
 from publicmesh.protocol.ca import read_private_key
@@ -26,10 +28,10 @@ ARROW_SUBJECTS_OVER = 1_000  # subjects above which a bulk query sends them as a
 _PIECE = 1 << 20
 
 
-def _pieces(body: bytes) -> Iterator[memoryview]:
+def _pieces(body: bytes) -> Iterator[bytes]:
     view = memoryview(body)
     for start in range(0, len(body), _PIECE):
-        yield view[start : start + _PIECE]
+        yield cast(bytes, view[start : start + _PIECE])  # httpx sends a view as it sends bytes, without a copy
 
 
 class HubError(Exception):
@@ -66,6 +68,8 @@ class MeshClient:
         member = MemberId.parse(str(member))
         keys = settings.keys_dir / "members"
         hub_key = x509.load_pem_x509_certificate((keys / f"{HUB.file_stem}.pem").read_bytes()).public_key()
+        if not isinstance(hub_key, Ed25519PublicKey):
+            raise ValueError("the hub's key is not an Ed25519 key")
         verifier = Verifier(lambda kid: hub_key if kid == str(HUB) else None, 300)
         return cls(hub_url, Signer(str(member), read_private_key(keys / f"{member.file_stem}.key")), verifier)
 
@@ -75,7 +79,7 @@ class MeshClient:
     def _post_bytes(self, path: str, body: bytes, content_type: str) -> httpx.Response:
         request_id = uuid.uuid4().hex
         headers = {**self.signer.sign_request("POST", path, body, request_id), "content-type": content_type}
-        content: bytes | Iterator[memoryview] = body
+        content: bytes | Iterator[bytes] = body
         if len(body) > _PIECE:  # its length stated, so it goes as one body, not chunked
             content, headers["content-length"] = _pieces(body), str(len(body))
         response = self.http().post(self.hub_url + path, content=content, headers=headers, timeout=self.timeout_s)

@@ -80,7 +80,7 @@ def checked(table: pa.Table) -> pa.Table:
     for name, limit in LIMITS.items():
         _require(
             out,
-            _each(out[name], lambda v: pc.less_equal(pc.utf8_length(v), limit)),
+            _each(out[name], lambda v, limit=limit: pc.less_equal(pc.utf8_length(v), limit)),
             f"{name} is longer than {limit} characters",
         )
     _require(out, _each(out["title_ja"], lambda v: pc.greater(pc.utf8_length(v), 0)), "a notice has a Japanese title")

@@ -39,6 +39,12 @@ class Outbound:
         if self._session:
             await self._session.close()
 
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            raise RuntimeError("the outbound client is not started")
+        return self._session
+
     async def post(
         self,
         base_url: str,
@@ -77,7 +83,7 @@ class Outbound:
         headers["content-type"] = content_type
         timeout = aiohttp.ClientTimeout(total=timeout_s) if timeout_s else self._timeout
         try:
-            async with self._session.post(base_url + path, data=body, headers=headers, timeout=timeout) as response:
+            async with self.session.post(base_url + path, data=body, headers=headers, timeout=timeout) as response:
                 payload = await response.read()
                 status, answer_headers = response.status, response.headers
                 content_type = response.content_type

@@ -9,6 +9,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from publicmesh.protocol.ca import UntrustedCertificate, verify_member_certificate
+from publicmesh.protocol.signatures import SignatureError
 
 CERTIFICATE_HEADER = "mesh-certificate"
 
@@ -59,8 +60,6 @@ def _key_id(signature_input: str) -> str | None:
 
 def authenticate_request(trust: TrustStore, verifier, method: str, path: str, headers, body: bytes) -> str:
     """The verified signer of a request; learns its certificate from the request when first seen."""
-    from publicmesh.protocol.signatures import SignatureError
-
     key_id = _key_id(headers.get("signature-input", ""))
     if key_id and key_id not in trust and CERTIFICATE_HEADER in headers:
         try:

@@ -28,10 +28,6 @@ class Attribute:
     category: str = "general"  # "address" items are withheld for protected persons
     column: str | None = None
 
-    @property
-    def is_address(self) -> bool:
-        return self.category == "address"
-
 
 Lookup = Callable[[Connection, str | None, Sequence[str], Sequence[str]], dict[str, dict]]
 # (conn, tenant, subjects or None for every subject, attributes) → Arrow table: subject, _protected, attributes

@@ -120,11 +120,3 @@ def loading(engine: Engine, table: Table) -> Iterator[Loader]:
         yield loader
     finally:
         loader.close()
-
-
-def load_frame(engine: Engine, table: Table, frame: pl.DataFrame) -> None:
-    """A frame of rows appended to the table in one batch."""
-    if frame.is_empty():
-        return
-    with loading(engine, table) as loader:
-        loader.append(arrow_rows(table, frame))

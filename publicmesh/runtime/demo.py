@@ -10,12 +10,20 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import re
+import secrets as random_source
 
 from sqlalchemy import and_, select
 
+from publicmesh.accounts import register_account, to_holder_kana, validate_account
 from publicmesh.agencies.resident_registry import residents
+from publicmesh.console.staff import NATIONAL, StaffDirectory, provisioning_uri
+from publicmesh.identity import issue_demo_cards, open_identity
 from publicmesh.numbers.keys import load_or_create_master
 from publicmesh.numbers.pseudonyms import PseudonymService
+from publicmesh.population.places import municipality
+from publicmesh.portal.residents import ResidentDirectory
 from publicmesh.settings import Settings
 from publicmesh.storage import engine_for
 
@@ -56,9 +64,6 @@ def pick_demo_residents(settings: Settings, count: int = 12) -> list[dict]:
 
 def issue_demo_identities(settings: Settings) -> list[dict]:
     """Cards for the demo residents; writes data_dir/demo-cards.json (labels for the login page)."""
-    from publicmesh.identity import issue_demo_cards, open_identity
-    from publicmesh.portal.residents import ResidentDirectory
-
     people = pick_demo_residents(settings)
     service = PseudonymService(load_or_create_master(settings.keys_dir))
     refs = service.convert([p["pseudonym"] for p in people], "resident-registry", ["portal"])["portal"]
@@ -100,12 +105,6 @@ def issue_demo_staff(settings: Settings, codes: tuple[str, ...] | list[str]) -> 
     publishes services), in the console's staff accounts; writes their passwords and TOTP secrets to
     data_dir/demo-staff.json (read by ``publicmesh staff demo``). Re-issued at every seed, so the file always
     matches the accounts."""
-    import os
-    import secrets as random_source
-
-    from publicmesh.console.staff import NATIONAL, StaffDirectory, provisioning_uri
-    from publicmesh.population.places import municipality
-
     engine = engine_for("services", settings)
     directory = StaffDirectory.open(engine, settings.keys_dir)
     accounts = []
@@ -143,17 +142,12 @@ def issue_demo_staff(settings: Settings, codes: tuple[str, ...] | list[str]) -> 
 
 def register_demo_account(settings: Settings, card: dict) -> None:
     """A public-fund account for a demo card holder, as they would register it once in 設定 (demo only)."""
-    import re
-
-    from publicmesh import accounts
-    from publicmesh.identity import open_identity
-
     person_ref = open_identity(settings).cards.card(card["card_id"]).person_ref
     kana = re.search(r"（(.+)）", card["label"]).group(1)
     family, given = kana.split()
-    account = accounts.validate_account("0001", "100", "ordinary", "7654321", accounts.to_holder_kana(kana))
+    account = validate_account("0001", "100", "ordinary", "7654321", to_holder_kana(kana))
     engine = engine_for("accounts", settings)
     try:
-        accounts.register_account(engine, person_ref, account, family, given)
+        register_account(engine, person_ref, account, family, given)
     finally:
         engine.dispose()

@@ -14,6 +14,7 @@ from publicmesh.settings import get_settings
 
 
 def build_app(name: str):
+    """The part's ASGI app. Each part's code is imported here, so that a process loads its own part only."""
     settings = get_settings()
     if name in ("services", "console"):  # they check definitions against the agencies' datasets
         use_catalog(AGENCIES)

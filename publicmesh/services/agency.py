@@ -9,15 +9,16 @@ from sqlalchemy import Connection
 
 from publicmesh.provider.datasets import Attribute, Dataset
 from publicmesh.provider.definition import AgencyDefinition
-from publicmesh.services.store import metadata
+from publicmesh.services.store import metadata, upgrade
 
 # Every part loads the catalog of agencies, this one included: what the services part runs (applications, the
-# rules, Polars) is imported when it first runs, so the other parts do not load it.
+# rules, Polars, the member client) is imported when it first runs, so the other parts do not load it
+# (tests/unit/agencies/test_imports.py); hence the imports inside functions here (noqa: PLC0415).
 _LIST = {"type": "array", "items": {"type": "object"}}
 
 
 def _applications_lookup(conn: Connection, _tenant, subjects, attributes) -> dict[str, dict]:
-    from publicmesh.services import applications as apps
+    from publicmesh.services import applications as apps  # noqa: PLC0415
 
     out = {}
     for subject in subjects:
@@ -31,10 +32,9 @@ def _start(engine, settings):
     """When the services part starts: a store of an earlier version is upgraded, submissions get their trust anchor
     and hub client ready, and the worker that turns the births the registry reported into offers for the newborn's
     household starts."""
-    from publicmesh.protocol.client import MeshClient
-    from publicmesh.services.publish import SERVICES_MEMBER
-    from publicmesh.services.store import upgrade
-    from publicmesh.services.triggers import BirthWorker
+    from publicmesh.protocol.client import MeshClient  # noqa: PLC0415
+    from publicmesh.services.publish import SERVICES_MEMBER  # noqa: PLC0415
+    from publicmesh.services.triggers import BirthWorker  # noqa: PLC0415
 
     upgrade(engine)
     _submissions().prepare(settings)
@@ -48,7 +48,7 @@ def _seed(*_args) -> None:
 
 @functools.cache
 def _submissions():
-    from publicmesh.services.submissions import Submissions
+    from publicmesh.services.submissions import Submissions  # noqa: PLC0415
 
     return Submissions()
 
@@ -58,7 +58,7 @@ def _submit(conn: Connection, tenant, subject: str, payload: dict) -> dict:
 
 
 def _on_birth(*args) -> None:
-    from publicmesh.services.triggers import on_birth
+    from publicmesh.services.triggers import on_birth  # noqa: PLC0415
 
     on_birth(*args)
 

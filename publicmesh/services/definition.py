@@ -14,7 +14,7 @@ import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError, model_validator
 
@@ -44,7 +44,7 @@ class DataSource(_Frozen):
     scan: bool = False  # read whole, per municipality, when everyone is read (the access rule must allow it)
 
 
-TableValue = Union[StrictBool, StrictInt, dt.date, str]
+TableValue = StrictBool | StrictInt | dt.date | str
 
 
 class Table(_Frozen):
@@ -235,7 +235,8 @@ def load_definition(
     names the place, e.g. rules.let.order) becomes a problem there. ``catalog`` defaults to the one the bootstrap
     gave ``use_catalog``.
     """
-    from publicmesh.services import definition_checks as checks
+    # definition_checks imports this module's types: imported here, not at the top, so neither is half made.
+    from publicmesh.services import definition_checks as checks  # noqa: PLC0415
 
     text, name = _read(source, name)
     document = checks.parse(text)

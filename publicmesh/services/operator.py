@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rich.table import Table
+
 from publicmesh.population.places import served_codes
 from publicmesh.protocol.client import MeshClient
 from publicmesh.services.publish import SERVICES_MEMBER, Summary, publish
@@ -31,8 +33,6 @@ def publish_file(settings: Settings, path: Path, progress=None, **options) -> Su
 
 
 def print_summary(summary: Summary, console) -> None:
-    from rich.table import Table
-
     table = Table(title=f"{summary.service} v{summary.version}")
     for column in ("municipality", "residents", "eligible", "total (¥)"):
         table.add_column(column, justify="right")

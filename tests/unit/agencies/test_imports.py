@@ -13,7 +13,7 @@ from publicmesh.settings import Settings
 parts(Settings())
 assert AGENCIES["services"].writers["application"] is not None
 loaded = sorted(m for m in sys.modules if m == "polars" or m.startswith(("publicmesh.services.applications",
-                                                                          "publicmesh.population.generate")))
+                                                                          "publicmesh.population.generator")))
 print(",".join(loaded))
 """
 

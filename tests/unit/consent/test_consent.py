@@ -106,9 +106,12 @@ def test_given_consent_allows_exactly_what_it_names(engine, alice):
 
 def test_validity_window_and_expiry(engine, alice):
     consent = give(engine, alice, valid_from=T0 + timedelta(days=1))
-    check = lambda at: check_consent(
-        engine, consent.id, FINTECH, "national-tax/income", "loan-screening", at, verify=alice.verify
-    )
+
+    def check(at):
+        return check_consent(
+            engine, consent.id, FINTECH, "national-tax/income", "loan-screening", at, verify=alice.verify
+        )
+
     assert check(T0) is None  # not yet valid
     assert check(T0 + timedelta(days=2)) is not None
     assert check(T0 + timedelta(days=30)) is None  # valid_until is exclusive

@@ -6,6 +6,7 @@ import datetime as dt
 import time
 
 import pytest
+from timing import budget
 
 from publicmesh.identity import (
     DEMO_AUTH_PIN,
@@ -35,7 +36,7 @@ def test_fifty_demo_cards_quickly(engine, authority, new_ref):
     refs = [new_ref() for _ in range(50)]
     started = time.perf_counter()
     demo = issue_demo_cards(engine, authority, refs, [registry_record(i) for i in range(50)])
-    assert time.perf_counter() - started < 5
+    assert time.perf_counter() - started < budget(5)
     assert [d.person_ref for d in demo] == refs
     assert {(d.auth_pin, d.signing_password) for d in demo} == {(DEMO_AUTH_PIN, DEMO_SIGNING_PASSWORD)}
     info = basic_information(load_certificate(demo[7].signing_certificate_pem))

@@ -7,6 +7,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from timing import budget
 
 from publicmesh.notices import (
     LogChannel,
@@ -113,7 +114,7 @@ def test_bulk_send_of_20000_skips_what_was_sent(engine):
     started = time.perf_counter()
     assert send_many(engine, drafts) == 19_999
     elapsed = time.perf_counter() - started
-    assert elapsed < 5, elapsed
+    assert elapsed < budget(5), elapsed
     assert send_many(engine, drafts[:100] + [draft(person_ref=ref(20_000), key="new")]) == 1
     assert unread_count(engine, ref(7)) == 1 and unread_count(engine, ref(19_999)) == 1
     assert inbox(engine, ref(123))[0].idempotency_key == f"ca-2026:{ref(123)}"

@@ -1,4 +1,4 @@
-"""Name tables: sizes, readings, passport Hepburn, half-width kana."""
+"""Name tables: sizes, readings, passport Hepburn."""
 
 import re
 
@@ -10,8 +10,6 @@ from publicmesh.population.names import (
     FEMALE_NAMES,
     MALE_NAMES,
     hepburn,
-    to_bank_kana,
-    to_halfwidth_kana,
 )
 
 KATAKANA = re.compile(r"^[ァ-ヶー]+$")
@@ -79,14 +77,3 @@ def test_passport_hepburn(kana, romaji):
 def test_hepburn_rejects_non_katakana():
     with pytest.raises(ValueError):
         hepburn("さとう")
-
-
-def test_halfwidth_kana():
-    assert to_halfwidth_kana("サトウ タロウ") == "ｻﾄｳ ﾀﾛｳ"
-    assert to_halfwidth_kana("ガッコウ") == "ｶﾞｯｺｳ"
-    assert to_halfwidth_kana("ABC123") == "ABC123"
-
-
-def test_bank_kana_enlarges_small_kana():
-    assert to_bank_kana("キョウコ") == "ｷﾖｳｺ"
-    assert to_bank_kana("ﾊｯﾄﾘ abc") == "ﾊﾂﾄﾘ ABC"

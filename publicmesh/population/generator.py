@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
+from typing import cast
 
 import numpy as np
 import polars as pl
@@ -196,8 +197,7 @@ def generate_table(
     as_of: date = date(2026, 4, 1),
 ) -> pa.Table:
     """The whole persons table as one Arrow table (for populations that fit in memory)."""
-    options = {"municipalities": municipalities, "chunk_size": chunk_size, "as_of": as_of}
-    chunks = list(generate(residents, seed=seed, **options))
+    chunks = list(generate(residents, seed=seed, municipalities=municipalities, chunk_size=chunk_size, as_of=as_of))
     return pa.concat_tables(chunks) if chunks else SCHEMA.empty_table()
 
 
@@ -210,8 +210,8 @@ def generate_frame(
     as_of: date = date(2026, 4, 1),
 ) -> pl.DataFrame:
     """The whole persons table as a Polars DataFrame (the label columns become Categorical)."""
-    options = {"municipalities": municipalities, "chunk_size": chunk_size, "as_of": as_of}
-    return pl.from_arrow(generate_table(residents, seed=seed, **options))
+    table = generate_table(residents, seed=seed, municipalities=municipalities, chunk_size=chunk_size, as_of=as_of)
+    return cast(pl.DataFrame, pl.from_arrow(table))  # a table's rows come back as a DataFrame
 
 
 __all__ = ["BLOCK", "SCHEMA", "generate", "generate_frame", "generate_table"]
