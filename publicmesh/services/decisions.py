@@ -19,6 +19,9 @@ import yaml
 from sqlalchemy import Column, Connection, DateTime, Engine, Index, String, Table, Text, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from publicmesh.protocol.client import HubError
+from publicmesh.protocol.members import PORTAL
+from publicmesh.services.fetch import purpose_of
 from publicmesh.services.store import metadata, publications, utc_now
 
 log = logging.getLogger(__name__)
@@ -185,10 +188,6 @@ class NoticeSender:
 
     def send_pending(self, limit: int = 500) -> int:
         """How many were sent; on a hub error, what is left stays pending for the next run."""
-        from publicmesh.protocol.client import HubError
-        from publicmesh.protocol.members import PORTAL
-        from publicmesh.services.fetch import purpose_of
-
         sent = 0
         with self._lock:  # a decision and the periodic retry may ask at once; the second sends what is left
             with self.engine.connect() as conn:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from sqlalchemy import Connection, Table
 from sqlalchemy.dialects import postgresql, sqlite
 
-_INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+# Both dialects' Insert have on_conflict_do_nothing/do_update and excluded, with the same signatures.
+_INSERTS: dict[str, Callable[[Table], Any]] = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 _COUNTED = {"preserve_rowcount": True}  # SQLAlchemy keeps the driver's count of an INSERT only when asked
 
 
@@ -30,7 +32,7 @@ def upsert(
     else:
         values = update if isinstance(update, Mapping) else {c: statement.excluded[c] for c in update}
         statement = statement.on_conflict_do_update(index_elements=list(key), set_=values)
-    if not many:
+    if isinstance(rows, Mapping):
         return conn.execute(statement.values(**rows), execution_options=_COUNTED).rowcount
     columns = set(rows[0])
     if any(set(row) != columns for row in rows):  # one statement for all: each row names the same columns
