@@ -75,7 +75,9 @@ class Hub:
             Verifier(self.directory.trust.key, 300),
             settings.provider_timeout_s,
         )
-        self.audit_log = AuditLog(engine_for("audit", settings), load_or_create_audit_key(keys))
+        self.audit_log = AuditLog(
+            engine_for("audit", settings), load_or_create_audit_key(keys), keeps_trees_over=settings.hub_keeps_over
+        )
         self.audit = AsyncAuditAppender(self.audit_log)
         self.catalog = Catalog(self.directory, self.rules, settings.provider_timeout_s)
         self.exchange = Exchange(
