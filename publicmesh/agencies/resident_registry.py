@@ -34,7 +34,7 @@ from publicmesh.provider.reads import StoreReads
 from publicmesh.storage import columnar
 
 if TYPE_CHECKING:  # Polars is imported where it is used: a part that never reads in bulk does not load it
-    import polars as pl
+    import polars as pl  # noqa: PLC0415 (heavy: see the TYPE_CHECKING import)
 
 metadata = MetaData()
 residents = Table(
@@ -187,7 +187,7 @@ def _household_bulk(
 ) -> pa.Table:
     """Most of a municipality: one scan, the members of each household grouped in Polars (the same members, in
     the same order, and the same head, as _household_lookup gives one household)."""
-    import polars as pl
+    import polars as pl  # noqa: PLC0415 (heavy: see the TYPE_CHECKING import)
 
     if (subjects is not None and len(subjects) <= SCAN_OVER) or not columnar.supports(conn.engine):
         # a few households, or an in-memory SQLite (no second connection sees it)
@@ -228,7 +228,7 @@ def _households(everyone, attributes):
     """Per household_no its head (its row number instead, where ``everyone`` has a column row), size and (when asked)
     member lists, from the members in the order _household_lookup gives them (the sorted copy is let go before the
     answer is built)."""
-    import polars as pl
+    import polars as pl  # noqa: PLC0415 (heavy: see the TYPE_CHECKING import)
 
     # Only what was asked is built: the member lists are the costly part, and a service keyed by the head (世帯主)
     # asks for relation and head alone.
@@ -252,7 +252,7 @@ def _heads_and_sizes(registered, named: str, sizes: bool):
     """head_of and (``sizes``) the size of every household without ordering its members: a household with one
     registered head (nearly all) has that head; only the others are ordered (oldest first, then by pseudonym) to
     choose as head_of does."""
-    import polars as pl
+    import polars as pl  # noqa: PLC0415 (heavy: see the TYPE_CHECKING import)
 
     heads = (
         registered.filter(pl.col("relation").is_in(HEADS))
@@ -317,7 +317,7 @@ HOUSEHOLD = Dataset(
 
 
 def seed(chunk: pl.DataFrame, pseudonyms) -> dict[Table, pl.DataFrame]:
-    import polars as pl
+    import polars as pl  # noqa: PLC0415 (heavy: see the TYPE_CHECKING import)
 
     rows = chunk.with_columns(pl.Series("pseudonym", pseudonyms)).select(
         pl.col("municipality_code").alias("tenant"),

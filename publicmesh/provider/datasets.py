@@ -302,7 +302,7 @@ def answered(
     otherwise a subject's first row is kept. One hash join against the asked subjects keeps the asked rows and
     finds their positions (Polars hashes a municipality's pseudonyms several times faster than Arrow's is_in and
     index_in)."""
-    import polars as pl
+    import polars as pl  # noqa: PLC0415 (heavy: loaded by the first bulk read, not by every importer)
 
     subject = pl.Series("subject", table.column("subject"), dtype=pl.Utf8)
     chosen = None  # each subject's one row

@@ -230,7 +230,7 @@ def create_app(node: AgencyNode) -> Starlette:
 
 def asked_positions(answered: pa.ChunkedArray, subjects: Sequence[str] | pa.ChunkedArray) -> pa.Array:
     """The position of each answered subject in the request (the last, where a subject is asked twice)."""
-    import polars as pl
+    import polars as pl  # noqa: PLC0415 (heavy: loaded by the first bulk read, not by every importer)
 
     asked = (
         pl.DataFrame({"subject": pl.Series(subjects, dtype=pl.Utf8)}).with_row_index("i").unique("subject", keep="last")
