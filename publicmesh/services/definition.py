@@ -15,7 +15,7 @@ import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError, model_validator
 
@@ -48,7 +48,7 @@ class DataSource(_Frozen):
     scan: StrictBool | None = Field(default=None, exclude=True)
 
 
-TableValue = Union[StrictBool, StrictInt, dt.date, str]
+TableValue = StrictBool | StrictInt | dt.date | str
 
 
 class Table(_Frozen):
