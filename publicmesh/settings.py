@@ -27,8 +27,16 @@ class Settings:
     max_body_bytes: int = field(default_factory=lambda: int(_env("MAX_BODY_BYTES", str(1 << 20))))
     seed: int = field(default_factory=lambda: int(_env("SEED", "20261123")))
     residents: int = field(default_factory=lambda: int(_env("RESIDENTS", "20000")))
-    # The hub keeps a large conversion for the next exchange about the same residents above this many pseudonyms.
+    # Tuning of the caches that assume a municipality's scans arrive together (docs/performance.md).
+    # The hub keeps a scan's conversion, its answer order and its audit subject tree for the next scan of the same
+    # residents when it names more than this many pseudonyms.
     hub_keeps_over: int = field(default_factory=lambda: int(_env("HUB_KEEPS_OVER", "100000")))
+    # A node's scan of a tenant's rows waits this long for the other scans of the same table and tenant, and reads
+    # the rows once for all of them (0: no waiting, each scan reads alone).
+    scan_gather_s: float = field(default_factory=lambda: float(_env("SCAN_GATHER", "0.03")))
+    # A node looks a list up by the key (joined) instead of scanning the tenant when the list is shorter than
+    # 1/JOIN_SHARE of the tenant's rows as its last scan counted them.
+    join_share: int = field(default_factory=lambda: int(_env("JOIN_SHARE", "4")))
     # The municipalities this mesh serves (6-digit codes, comma-separated); empty means the demo ones.
     municipalities: tuple[str, ...] = field(
         default_factory=lambda: tuple(c.strip() for c in _env("MUNICIPALITIES", "").split(",") if c.strip())

@@ -30,10 +30,11 @@ from publicmesh.protocol.bulk_wire import as_rows_of_answer
 from publicmesh.provider.datasets import SCAN_OVER, Attribute, Dataset, rows_table, small_types
 from publicmesh.provider.definition import AgencyDefinition
 from publicmesh.provider.messaging import emit
+from publicmesh.provider.reads import StoreReads
 from publicmesh.storage import columnar
 
 if TYPE_CHECKING:  # Polars is imported where it is used: a part that never reads in bulk does not load it
-    import polars as pl
+    import polars as pl  # noqa: PLC0415 (heavy: see the TYPE_CHECKING import)
 
 metadata = MetaData()
 residents = Table(
@@ -181,7 +182,9 @@ def head_of(members: list[dict]) -> str | None:
     return named or (members[0]["subject"] if members else None)
 
 
-def _household_bulk(conn: Connection, tenant, subjects, attributes, wire: bool = False) -> pa.Table:
+def _household_bulk(
+    conn: Connection, tenant, subjects, attributes, wire: bool = False, *, reads: StoreReads
+) -> pa.Table:
     """Most of a municipality: one scan, the members of each household grouped in Polars (the same members, in
     the same order, and the same head, as _household_lookup gives one household)."""
     import polars as pl  # noqa: PLC0415 — on first use, as said above
@@ -191,9 +194,9 @@ def _household_bulk(conn: Connection, tenant, subjects, attributes, wire: bool =
         subjects = HOUSEHOLD.all_subjects(conn, tenant) if subjects is None else subjects
         return rows_table(_household_lookup(conn, tenant, subjects, attributes), attributes)
     sex = ["sex"] if "members" in attributes else []  # only the member lists show it
-    # read once with the person scan asked at the same moment (columnar.TenantScans); let go once Polars holds it
+    # read once with the person scan asked at the same moment (StoreReads.tenant_rows); let go once Polars holds it
     everyone = pl.from_arrow(
-        columnar.SCANS.read(
+        reads.tenant_rows(
             conn,
             residents,
             "tenant",

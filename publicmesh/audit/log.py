@@ -34,7 +34,7 @@ from publicmesh.audit.schema import (
     subjects,
     upgrade,
 )
-from publicmesh.audit.subjects import SubjectProof, SubjectTree, page_subjects, prove
+from publicmesh.audit.subjects import KeptTrees, SubjectProof, SubjectTree, page_subjects, prove
 from publicmesh.audit.verify import VerificationReport, verify_log
 from publicmesh.settings import Settings, get_settings
 from publicmesh.storage import engine_for, insert_tuples
@@ -73,7 +73,16 @@ class SubjectEntry:
 class AuditLog:
     """Appends exchange records under signed Merkle checkpoints and answers proofs about them."""
 
-    def __init__(self, engine: Engine, signing_key: Ed25519PrivateKey | None, log_id: str = DEFAULT_LOG_ID) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        signing_key: Ed25519PrivateKey | None,
+        log_id: str = DEFAULT_LOG_ID,
+        *,
+        keeps_trees_over: int | None = None,
+    ) -> None:
+        """``keeps_trees_over``: a scan's subject tree of more subjects than this is kept for the next record of the
+        same subjects (Settings.hub_keeps_over; None: none kept)."""
         self.engine = engine
         self.log_id = log_id
         self._signing_key = signing_key
@@ -85,6 +94,7 @@ class AuditLog:
         upgrade(engine)
         # Trees whose pages were written, and where: weakly, so a tree no longer used is not kept for this.
         self._trees: deque[tuple[weakref.ref, int]] = deque(maxlen=8)
+        self.kept_trees = None if keeps_trees_over is None else KeptTrees(keeps_trees_over)
         self._ensure_head()
         if signing_key is not None:
             self._index_subjects()
@@ -160,7 +170,7 @@ class AuditLog:
             return []
         for item in batch:  # subject trees are built before the writers' lock is taken
             if isinstance(item, SubjectBatch):
-                _ = item.tree
+                item.build_tree(self.kept_trees)
         self._key()  # fail before taking the lock when the log is read-only
         with self._lock, self.engine.begin() as conn:
             # Writing the head row first takes the writers' lock before anything is read: a row lock on

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import orjson
 import pyarrow as pa
 
-from publicmesh.audit.subjects import SubjectTree
+from publicmesh.audit.subjects import KeptTrees, SubjectTree
 from publicmesh.audit.subjects import build as build_subject_tree
 
 KINDS = ("query", "bulk-item", "event", "notice")
@@ -67,7 +67,7 @@ class ExchangeRecord:
 
     def for_subjects(self, subjects: Sequence[str] | pa.Array, *, recent: bool = False) -> SubjectBatch:
         """The record of one exchange about all these subjects: one entry in the log, a record for each person.
-        ``recent``: its subject tree is kept for another record of the same subjects (subjects.build)."""
+        ``recent``: its subject tree is kept for another record of the same subjects (subjects.KeptTrees)."""
         return SubjectBatch(self, subjects, recent=recent)
 
     def as_dict(self) -> dict[str, object]:
@@ -114,8 +114,15 @@ class SubjectBatch:
     @property
     def tree(self) -> SubjectTree:
         """The subject tree, built once."""
+        return self.build_tree()
+
+    def build_tree(self, kept: KeptTrees | None = None) -> SubjectTree:
+        """The subject tree, built once: taken from ``kept`` (the log's) where it holds one of the same subjects,
+        and kept there for the next record of them when this record is ``recent`` (a scan's)."""
         if self._tree is None:
-            self._tree = build_subject_tree(self.subjects, recent=self.recent)
+            self._tree = (
+                build_subject_tree(self.subjects) if kept is None else kept.build(self.subjects, keep=self.recent)
+            )
         return self._tree
 
     def record_for(self, subject: str) -> ExchangeRecord:

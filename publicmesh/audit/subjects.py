@@ -11,6 +11,7 @@ holds the person and the stored roots of the others.
 
 from __future__ import annotations
 
+import base64
 import bisect
 import threading
 from collections import deque
@@ -60,8 +61,6 @@ class SubjectProof:
     path: list[bytes]
 
     def as_dict(self) -> dict:
-        import base64
-
         return {
             "chunk": self.chunk,
             "chunk_index": self.chunk_index,
@@ -79,12 +78,46 @@ def chunk_leaf(chunk: Sequence[str]) -> bytes:
     return sha256(merkle.LEAF_PREFIX + orjson.dumps(list(chunk))).digest()
 
 
-def build(subjects: Sequence[str] | pa.Array | pa.ChunkedArray, *, recent: bool = False) -> SubjectTree:
-    """The subject tree of these subjects (in any order, repeats counted once). ``recent``: kept, so that a tree
-    for the very same subjects in the same order is not built again (see _build_fixed)."""
-    fixed = _fixed_width(subjects)
+def build(subjects: Sequence[str] | pa.Array | pa.ChunkedArray) -> SubjectTree:
+    """The subject tree of these subjects (in any order, repeats counted once)."""
+    return _build(subjects, _fixed_width(subjects))
+
+
+class KeptTrees:
+    """The last large subject trees built for a scan's record, each kept for the next record of the very same
+    subjects in the same order (a municipality's person and household scans name the same residents), which is
+    given that tree again, once: then it is let go. Owned by the audit log; trees of more than ``keeps_over``
+    subjects (Settings.hub_keeps_over) are kept, ``kept`` at most (one: the publisher reads one municipality
+    ahead)."""
+
+    def __init__(self, keeps_over: int, kept: int = 1):
+        self.keeps_over = keeps_over
+        self._trees: deque[tuple[np.ndarray, SubjectTree]] = deque(maxlen=kept)
+        self._lock = threading.Lock()
+
+    def build(self, subjects: Sequence[str] | pa.Array | pa.ChunkedArray, *, keep: bool = False) -> SubjectTree:
+        """build(subjects), or the tree kept for the same subjects; ``keep``: kept for the next record of them."""
+        fixed = _fixed_width(subjects)
+        if fixed is None or len(fixed) <= self.keeps_over:
+            return _build(subjects, fixed)
+        with self._lock:
+            for k, (known, tree) in enumerate(self._trees):
+                if known.shape == fixed.shape and np.array_equal(known, fixed):
+                    del self._trees[k]  # kept for one more use: its memory goes back now
+                    return tree
+        tree = _build_fixed(fixed)
+        if keep:
+            with self._lock:
+                self._trees.append((fixed, tree))
+        return tree
+
+    def __len__(self) -> int:
+        return len(self._trees)
+
+
+def _build(subjects, fixed: np.ndarray | None) -> SubjectTree:
     if fixed is not None:
-        return _build_fixed(fixed, recent)
+        return _build_fixed(fixed)
     values = subjects.to_pylist() if isinstance(subjects, (pa.Array, pa.ChunkedArray)) else list(subjects)
     for value in values:
         if not isinstance(value, str):
@@ -117,29 +150,8 @@ def _fixed_width(subjects) -> np.ndarray | None:
     return data.reshape(len(array), width)
 
 
-def _build_fixed(rows: np.ndarray, recent: bool = False) -> SubjectTree:
-    """build() for fixed-width subjects in columns: sorted by numpy, JSON laid out by numpy, one hash per chunk.
-    A large tree kept (``recent``) moments before for the very same subjects in the same order (a municipality's
-    person and household scans name the same residents) is that tree again, once."""
-    if len(rows) > _RECENT_OVER:
-        with _recent_lock:
-            for k, (known, tree) in enumerate(_recent):
-                if known.shape == rows.shape and np.array_equal(known, rows):
-                    del _recent[k]  # kept for one more use: its memory goes back now
-                    return tree
-    tree = _build_fixed_anew(rows)
-    if recent and len(rows) > _RECENT_OVER:
-        with _recent_lock:
-            _recent.append((rows, tree))
-    return tree
-
-
-_RECENT_OVER = 100_000
-_recent: deque[tuple[np.ndarray, SubjectTree]] = deque(maxlen=1)  # the publisher reads one municipality ahead
-_recent_lock = threading.Lock()
-
-
-def _build_fixed_anew(rows: np.ndarray) -> SubjectTree:
+def _build_fixed(rows: np.ndarray) -> SubjectTree:
+    """build() for fixed-width subjects in columns: sorted by numpy, JSON laid out by numpy, one hash per chunk."""
     count, width = rows.shape
     ordered = _sorted_unique(rows)
     count = len(ordered)
@@ -242,8 +254,6 @@ def verify_chunk(proof: SubjectProof, root: bytes, count: int) -> bool:
 
 def verify_in_leaf(proof: dict, leaf: bytes) -> bool:
     """A subject proof as the hub answers it (JSON), checked against the subject tree its record's leaf names."""
-    import base64
-
     try:
         tree = orjson.loads(leaf)["subjects"]
         parsed = SubjectProof(

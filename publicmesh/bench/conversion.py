@@ -104,7 +104,9 @@ def run(pseudonyms: int = 2_000_000, port: int = 9790, runs: int = 3) -> dict:
                 await outbound.start()
                 try:
                     return await _convert_both(
-                        NumbersClient(outbound, f"http://127.0.0.1:{port}", str(NUMBERS)), column, runs
+                        NumbersClient(outbound, f"http://127.0.0.1:{port}", str(NUMBERS), settings.hub_keeps_over),
+                        column,
+                        runs,
                     )
                 finally:
                     await outbound.close()

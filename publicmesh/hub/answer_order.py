@@ -8,6 +8,11 @@ pseudonyms (which the consumer knows, and which give a municipality's scans of o
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
+from collections.abc import Hashable
+from concurrent.futures import Future
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -36,3 +41,37 @@ def by_subject(subjects: pa.Array) -> np.ndarray:
             if not (ordered[1:] == ordered[:-1]).any():
                 return order
     return pc.sort_indices(subjects).to_numpy()
+
+
+class ScanOrders:
+    """The order of a scan, kept for the next scan of the same residents: a municipality's person and household
+    scans are answered in the same order (their shared conversion), so the second takes the first's, waiting for it
+    while the first is still sorting. Keyed by what names the residents explicitly (the conversion's ScanHandle
+    and the consumer's domain), never by the array. An order is let go when the second scan has taken it (the
+    handle is given to one more scan only), or when ``kept`` newer ones pushed it out."""
+
+    def __init__(self, kept: int = 2):  # two: another provider's scan (the income) may come between the two
+        self._kept = kept
+        self._orders: OrderedDict[Hashable, Future] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def order(self, key: Hashable | None, subjects: pa.Array) -> np.ndarray:
+        """by_subject(subjects), sorted once for the two scans presenting the same ``key`` (None: not kept)."""
+        if key is None:
+            return by_subject(subjects)
+        with self._lock:
+            found = self._orders.pop(key, None)  # the second presentation: taken, and let go
+            first = found is None
+            if first:
+                found = self._orders[key] = Future()
+                while len(self._orders) > self._kept:
+                    self._orders.popitem(last=False)
+        if first:
+            try:
+                found.set_result(by_subject(subjects))
+            except BaseException as exc:
+                found.set_exception(exc)
+        return found.result()
+
+    def __len__(self) -> int:
+        return len(self._orders)

@@ -49,7 +49,9 @@ def build(settings: Settings, numbers_url: str, *, route_events: bool = True) ->
     outbound = Outbound(
         signer, certificate_header(hub_pem), Verifier(directory.trust.key, 300), settings.provider_timeout_s
     )
-    audit_log = AuditLog(engine_for("audit", settings), load_or_create_audit_key(keys))
+    audit_log = AuditLog(
+        engine_for("audit", settings), load_or_create_audit_key(keys), keeps_trees_over=settings.hub_keeps_over
+    )
     audit = AsyncAuditAppender(audit_log)
     catalog = Catalog(directory, rules, settings.provider_timeout_s)
     numbers = NumbersClient(outbound, numbers_url, str(NUMBERS), settings.hub_keeps_over)

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import threading
-from collections import deque
-from concurrent.futures import Future
 
 import numpy as np
 import pyarrow as pa
@@ -41,11 +38,9 @@ class Exchange:
         self.directory, self.rules, self.catalog = directory, rules, catalog
         self.numbers, self.outbound, self.audit = numbers, outbound, audit
         self.consents = ConsentCheck(directory, numbers, outbound)
-        # A municipality's second scan of the same residents: the same order, or the first's while it is being found
-        # (both are answered at once, when their shared conversion is). Two kept: another provider's scan of the
-        # municipality (its income) may be ordered between them.
-        self._scan_orders: deque[tuple[pa.Array, Future]] = deque(maxlen=2)
-        self._scan_order_lock = threading.Lock()
+        # A municipality's second scan of the same residents takes the first's order (keyed by the handle of their
+        # shared conversion), or waits for it while it is being found: both are answered when that conversion is.
+        self.scan_orders = answer_order.ScanOrders()
 
     def _authorize(
         self, consumer: MemberId, provider_text: str, purpose: str, dataset: str, attributes: list[str]
@@ -339,23 +334,24 @@ class Exchange:
         if answer.status != 200:
             raise Problem("bad-provider-answer", f"{provider.id} answered HTTP {answer.status} to a scan")
         table = pa.ipc.open_stream(answer.body).read_all()
-        converted = await self.numbers.convert_arrays(
+        converted, handle = await self.numbers.convert_scan(
             _single(table.column("subject"), pa.string()),
             provider.id.pseudonym_domain,
             (consumer.pseudonym_domain, AUDIT_DOMAIN),
-            recent=True,
         )
         rows = table.drop_columns(["i", "subject"])  # answered in the order read: no column "row"
+        subjects = converted[consumer.pseudonym_domain]
+        order_key = None if handle is None else (handle, consumer.pseudonym_domain)  # what the order is a function of
         return await self._bulk_answer(
-            consumer, provider, rule, dataset, req, rows, converted, converted[consumer.pseudonym_domain], request_id
+            consumer, provider, rule, dataset, req, rows, converted, subjects, request_id, order_key
         )
 
     async def _bulk_answer(
-        self, consumer, provider, rule, dataset, req, rows: pa.Table, converted, subjects, request_id
+        self, consumer, provider, rule, dataset, req, rows: pa.Table, converted, subjects, request_id, order_key=None
     ) -> pa.Table:
         """The answer kept in Arrow columns: subjects taken by row (``rows`` without a column "row" answer the
         subjects in their order), protected addresses withheld, embedded pseudonyms converted column-wise; then one
-        exchange record naming every subject answered."""
+        exchange record naming every subject answered. ``order_key``: a scan's, see _answer_order."""
         order = _single(rows.column("row"), pa.int64()) if "row" in rows.column_names else None
         protected = _single(rows.column("_protected"), pa.bool_()).cast(pa.bool_()).fill_null(False)
         # A list's subjects are taken once they are in the request's order (see _in_answer_order)
@@ -421,7 +417,7 @@ class Exchange:
         # The provider's order is not shown: the answer is ordered while the exchange is recorded (both beside the
         # event loop, where another exchange's work goes on); it leaves only once the record is committed.
         (columns, protected), positions = await asyncio.gather(
-            asyncio.to_thread(self._in_answer_order, order, columns, protected, subjects),
+            asyncio.to_thread(self._in_answer_order, order, columns, protected, subjects, order_key),
             self.audit.append_many(batches) if batches else _nothing(),
         )
         withheld = withholds and bool(address & set(req.attributes))
@@ -432,11 +428,16 @@ class Exchange:
         return pa.table(columns)
 
     def _in_answer_order(
-        self, order: pa.Array | None, columns: dict[str, pa.Array], protected: pa.Array, subjects: pa.Array
+        self,
+        order: pa.Array | None,
+        columns: dict[str, pa.Array],
+        protected: pa.Array,
+        subjects: pa.Array,
+        order_key=None,
     ):
         """The columns and the protected flags in the answer's order; for a list, the subject column put first,
         taken from the request's ``subjects`` at the answered positions in their order (one take, in order)."""
-        permutation = self._answer_order(order, columns["subject"] if order is None else None)
+        permutation = self._answer_order(order, columns["subject"] if order is None else None, order_key)
         if permutation is not None:
             columns = {name: column.take(permutation) for name, column in columns.items()}
             protected = protected.take(permutation)
@@ -444,24 +445,13 @@ class Exchange:
             columns = {"subject": subjects.take(order if permutation is None else order.take(permutation)), **columns}
         return columns, protected
 
-    def _answer_order(self, order: pa.Array | None, subjects: pa.Array | None) -> np.ndarray | None:
+    def _answer_order(self, order: pa.Array | None, subjects: pa.Array | None, order_key=None) -> np.ndarray | None:
         """A list answered in the order asked, a scan (``order`` None) sorted by the consumer's pseudonyms: see
-        answer_order. A scan of the same residents as one of the last two (their shared conversion) takes its order,
-        waiting for it when the other scan is still sorting."""
+        answer_order. A scan presenting the same ``order_key`` as an earlier one (the handle of their shared
+        conversion, with the consumer's domain) takes its order, waiting for it when the other is still sorting."""
         if order is not None:
             return answer_order.as_asked(order)
-        with self._scan_order_lock:
-            found = next((kept for known, kept in self._scan_orders if known is subjects), None)
-            first = found is None
-            if first:
-                found = Future()
-                self._scan_orders.append((subjects, found))
-        if first:
-            try:
-                found.set_result(answer_order.by_subject(subjects))
-            except BaseException as exc:
-                found.set_exception(exc)
-        return found.result()
+        return self.scan_orders.order(order_key, subjects)
 
     async def _convert_column(self, column: pa.Array, field: str, source: str, target: str):
         """A column of pseudonyms (or a list column whose items are, or carry in ``field``, pseudonyms) in the

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections import defaultdict, deque
+from dataclasses import dataclass
 
 import pyarrow as pa
 
@@ -17,24 +19,41 @@ _FLUSH_AT = 512
 _ARROW_CALL = 500_000
 _IN_FLIGHT = 2
 # A municipality's person and household scans name the same residents in the same order: the second scan's
-# conversion is the first's answer again. The last few large conversions asked to be kept (``recent``) are, and
+# conversion is the first's answer again. The last few large conversions of scans (convert_scan) are kept, and
 # are found by exact comparison. Two: the registry's scans' conversion, and the local tax's scan of the same
-# municipality, asked at the same moment.
-_RECENT = 2
-# Only conversions of more pseudonyms than this are kept, by default (Settings.hub_keeps_over: the integration
-# tests lower it, so that a small population's scans take the same path as a municipality's).
-_RECENT_OVER = 100_000
+# municipality, asked at the same moment. Only conversions of more pseudonyms than ``keeps_over``
+# (Settings.hub_keeps_over) are kept: the integration tests lower it, so that a small population's scans take the
+# same path as a municipality's.
+KEPT = 2
+
+
+@dataclass(frozen=True)
+class ScanHandle:
+    """Names one kept conversion of a scan's residents: the scan that asked for it, and the one next scan of the
+    same residents (the same values from the same source) that finds it, are given the same handle; others, never.
+    Whoever keeps work for that next scan (the exchange's answer order) keys it by the handle."""
+
+    source: str
+    serial: int
+
+
+@dataclass
+class _Kept:
+    handle: ScanHandle
+    targets: tuple[str, ...]
+    values: pa.Array
+    answer: asyncio.Future  # the conversion: a future while the call is on its way
 
 
 class NumbersClient:
-    def __init__(self, outbound: Outbound, base_url: str, member: str, keeps_over: int | None = None):
+    def __init__(self, outbound: Outbound, base_url: str, member: str, keeps_over: int, kept: int = KEPT):
         self._outbound = outbound
-        self._keeps_over = _RECENT_OVER if keeps_over is None else keeps_over
+        self._keeps_over = keeps_over
         self._base_url = base_url
         self._member = member
         self._pending: dict[tuple, list[tuple[str, asyncio.Future]]] = defaultdict(list)
-        # (source, targets, values, the conversion: a future while the call is on its way)
-        self._recent: deque[tuple[str, tuple[str, ...], pa.Array, asyncio.Future]] = deque(maxlen=_RECENT)
+        self._kept: deque[_Kept] = deque(maxlen=kept)
+        self._serials = itertools.count(1)
 
     async def convert_many(
         self, pseudonyms: list[str], source: str, targets: tuple[str, ...]
@@ -55,41 +74,54 @@ class NumbersClient:
                 converted[target].extend(values)
         return converted
 
-    async def convert_arrays(
-        self, values: pa.Array, source: str, targets: tuple[str, ...], *, recent: bool = False
-    ) -> dict[str, pa.Array]:
+    async def convert_arrays(self, values: pa.Array, source: str, targets: tuple[str, ...]) -> dict[str, pa.Array]:
         """Arrow in, Arrow out: a string column per target, in the order asked, null where ``values`` holds a
-        null or no pseudonym of ``source``. Calls of at most 500,000 go two at a time. A large conversion kept
-        (``recent``) and asked again once (the same values and source) is answered as before, with a call
+        null or no pseudonym of ``source``. Calls of at most 500,000 go two at a time. A large conversion kept for a
+        scan (convert_scan) and asked again once (the same values and source) is answered as before, with a call
         only for the targets it did not give."""
+        converted, _ = await self._converted(values, source, targets, keep=False)
+        return converted
+
+    async def convert_scan(
+        self, values: pa.Array, source: str, targets: tuple[str, ...]
+    ) -> tuple[dict[str, pa.Array], ScanHandle | None]:
+        """convert_arrays for a scan's residents, and the handle of the conversion when it is large enough to be
+        kept (more than ``keeps_over``): kept for the next scan of the same residents, which is answered from it,
+        once, and given the same handle; None when nothing is kept."""
+        return await self._converted(values, source, targets, keep=True)
+
+    async def _converted(
+        self, values: pa.Array, source: str, targets: tuple[str, ...], keep: bool
+    ) -> tuple[dict[str, pa.Array], ScanHandle | None]:
         if pa.types.is_null(values.type):
             values = values.cast(pa.string())
-        if len(values) > self._keeps_over:
-            values = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values  # compared whole
-            for k, (known_source, known_targets, known_values, answer) in enumerate(self._recent):
-                if known_source == source and set(targets) & set(known_targets) and known_values.equals(values):
-                    del self._recent[k]  # kept for one more use: its memory goes back now
-                    converted = await asyncio.shield(answer)  # (the same scan's conversion may be on its way)
-                    missing = tuple(t for t in targets if t not in converted)
-                    if missing:
-                        converted = {**converted, **await self._convert_arrays(values, source, missing)}
-                    return {t: converted[t] for t in targets}
-        if not (recent and len(values) > self._keeps_over):
-            return await self._convert_arrays(values, source, targets)
+        if len(values) <= self._keeps_over:
+            return await self._convert_arrays(values, source, targets), None
+        values = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values  # compared whole
+        for k, kept in enumerate(self._kept):
+            if kept.handle.source == source and set(targets) & set(kept.targets) and kept.values.equals(values):
+                del self._kept[k]  # kept for one more use: its memory goes back now
+                converted = await asyncio.shield(kept.answer)  # (the same scan's conversion may be on its way)
+                missing = tuple(t for t in targets if t not in converted)
+                if missing:
+                    converted = {**converted, **await self._convert_arrays(values, source, missing)}
+                return {t: converted[t] for t in targets}, kept.handle
+        if not keep:
+            return await self._convert_arrays(values, source, targets), None
         # Kept from the start, so that a second scan of the same residents arriving meanwhile waits for this call.
-        answer = asyncio.ensure_future(self._convert_arrays(values, source, targets))
-        self._recent.append((source, tuple(targets), values, answer))
+        kept = _Kept(
+            ScanHandle(source, next(self._serials)),
+            tuple(targets),
+            values,
+            asyncio.ensure_future(self._convert_arrays(values, source, targets)),
+        )
+        self._kept.append(kept)
         try:
-            return await asyncio.shield(answer)
+            return await asyncio.shield(kept.answer), kept.handle
         except Exception:
-            self._forget(answer)
+            if kept in self._kept:  # a failed conversion is not found again
+                self._kept.remove(kept)
             raise
-
-    def _forget(self, answer: asyncio.Future) -> None:
-        for k, entry in enumerate(self._recent):
-            if entry[3] is answer:
-                del self._recent[k]
-                return
 
     async def _convert_arrays(self, values: pa.Array, source: str, targets: tuple[str, ...]) -> dict[str, pa.Array]:
         size = min(_ARROW_CALL, wire.ARROW_MAX_BATCH)

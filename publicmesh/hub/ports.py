@@ -9,6 +9,7 @@ import pyarrow as pa
 
 from publicmesh.audit import ExchangeRecord
 from publicmesh.audit.records import SubjectBatch
+from publicmesh.hub.numbers_client import ScanHandle
 from publicmesh.hub.registry import Member
 from publicmesh.protocol.members import MemberId
 from publicmesh.protocol.outbound import SignedAnswer
@@ -38,9 +39,11 @@ class PseudonymConverter(Protocol):
         self, pseudonyms: list[str], source: str, targets: tuple[str, ...]
     ) -> dict[str, list[str | None]]: ...
 
-    async def convert_arrays(
-        self, values: pa.Array, source: str, targets: tuple[str, ...], *, recent: bool = False
-    ) -> dict[str, pa.Array]: ...
+    async def convert_arrays(self, values: pa.Array, source: str, targets: tuple[str, ...]) -> dict[str, pa.Array]: ...
+
+    async def convert_scan(
+        self, values: pa.Array, source: str, targets: tuple[str, ...]
+    ) -> tuple[dict[str, pa.Array], ScanHandle | None]: ...
 
 
 class SignedCalls(Protocol):

@@ -44,8 +44,10 @@ class AccessRule:
     attributes: tuple[str, ...]
     legal_basis: str
     protected_addresses: str = "withhold"  # or "allow" (e.g. for the police or the court)
+    # May the consumer ask for every subject of a municipality (a scan)? The services part reads whole every source
+    # whose rule allows it when it reads everyone (services/fetch.py), and lists the others.
     scan: bool = False
-    write: bool = False  # the query carries a submission (e.g. an application) the provider acts on  # may the consumer ask for every subject of a municipality (population-scale services)
+    write: bool = False  # the query carries a submission (e.g. an application) the provider acts on
     basis: str = "law"  # or "consent": the query must also name the person's consent (本人同意), checked per exchange
 
     def allows(self, consumer: MemberId, provider: MemberId) -> bool:

@@ -9,12 +9,13 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 from sqlalchemy import Connection, Table, bindparam, select
 
+from publicmesh.provider.reads import StoreReads
 from publicmesh.storage import columnar
 
 SCAN_OVER = 5_000  # subjects in one lookup above which the tenant is scanned instead of listing them
-# ... unless they are fewer than a quarter of the tenant's rows (as its last scan counted them): then looked up by
-# the key through a temporary table. Measured on a municipality of 2,000,000: 220,000 names in 0.47 s, 0.9 s scanned.
-JOIN_SHARE = 4
+# ... unless they are a small share of the tenant's rows as its last scan counted them (StoreReads.joins): then
+# looked up by the key through a temporary table. Measured on a municipality of 2,000,000: 220,000 names in
+# 0.47 s, 0.9 s scanned.
 
 
 @dataclass(frozen=True)
@@ -30,8 +31,9 @@ class Attribute:
 
 
 Lookup = Callable[[Connection, str | None, Sequence[str], Sequence[str]], dict[str, dict]]
-# (conn, tenant, subjects or None for every subject, attributes) → Arrow table: subject, _protected, attributes
-BulkLookup = Callable[[Connection, str | None, Sequence[str] | None, Sequence[str], bool], pa.Table]  # bool: wire
+# (conn, tenant, subjects or None for every subject, attributes, wire, *, reads: StoreReads) → Arrow table:
+# subject, _protected, attributes (as Dataset.bulk answers)
+BulkLookup = Callable[..., pa.Table]
 
 
 @dataclass(frozen=True)
@@ -145,13 +147,16 @@ class Dataset:
         attributes: Sequence[str],
         *,
         wire: bool = False,
+        reads: StoreReads | None = None,
     ) -> pa.Table:
         """The rows of many subjects (or, with ``subjects=None``, of every subject of the tenant) as Arrow columns
         subject, _protected and the attributes; one row per subject found (the latest), dates as ISO text. The
         subjects may be an Arrow column (the hub's bulk_wire): a list is made of it only where one is read.
         ``wire``: as the node sends it to the hub: where the rows are found by matching them, a column ``i`` as
         well, each row's position in ``subjects`` (see answered); a custom bulk may name the answer's own subjects by
-        their rows (bulk_wire.as_rows_of_answer)."""
+        their rows (bulk_wire.as_rows_of_answer). ``reads``: what the node's reads share (gathered scans, the tenant
+        sizes that choose a join); without it, this read shares nothing."""
+        reads = reads if reads is not None else StoreReads()
         if isinstance(subjects, (pa.Array, pa.ChunkedArray)) and (
             len(subjects) <= SCAN_OVER
             or not columnar.supports(conn.engine)
@@ -159,7 +164,7 @@ class Dataset:
         ):
             subjects = subjects.to_pylist()
         if self.custom_bulk is not None:
-            return self.custom_bulk(conn, tenant, subjects, attributes, wire)
+            return self.custom_bulk(conn, tenant, subjects, attributes, wire, reads=reads)
         if self.custom_lookup is not None:
             subjects = self.all_subjects(conn, tenant) if subjects is None else subjects
             return rows_table(self.custom_lookup(conn, tenant, subjects, attributes), attributes)
@@ -175,8 +180,7 @@ class Dataset:
                 self.order_by is not None,
                 wire,
             )
-        scanned = self.__dict__.setdefault("_scanned", {})  # tenant → rows its last scan read
-        if subjects is not None and (not by_tenant or len(subjects) * JOIN_SHARE < scanned.get(tenant, 0)):
+        if subjects is not None and (not by_tenant or reads.joins(self.name, tenant, len(subjects))):
             # Not scoped to a municipality, or a small share of one: the asked subjects are looked up by the key
             # (joined), not the whole country or municipality read.
             query = self._statement(tuple(attributes), by_tenant, joined=True)
@@ -186,11 +190,11 @@ class Dataset:
             # Arrow: an IN list of a hundred thousand pseudonyms costs far more to build and plan than the scan.
             query = self._statement(tuple(attributes), by_tenant, scan=True)
             if by_tenant and not self.filters and not self.order_by:  # read with the table's other scans
-                table = self._scanned_with_others(conn, tenant, attributes)
+                table = self._scanned_with_others(conn, tenant, attributes, reads)
             else:
                 table = columnar.read_arrow(conn, query, params)
             if by_tenant:
-                scanned[tenant] = table.num_rows
+                reads.scanned(self.name, tenant, table.num_rows)
         else:  # an in-memory SQLite: no second connection sees it
             query = self._statement(tuple(attributes), by_tenant, scan=True)
             table = _row_columns(query, [tuple(row) for row in conn.execute(query, params)])
@@ -198,15 +202,17 @@ class Dataset:
             _typed(query, attributes, table), subjects, self._keyed(by_tenant), self.order_by is not None, wire
         )
 
-    def _scanned_with_others(self, conn: Connection, tenant: str, attributes: Sequence[str]) -> pa.Table:
+    def _scanned_with_others(
+        self, conn: Connection, tenant: str, attributes: Sequence[str], reads: StoreReads
+    ) -> pa.Table:
         """The tenant's rows as the scan statement selects them, read together with the other scans of the same table
-        and tenant asked at the same moment (columnar.TenantScans)."""
+        and tenant asked at the same moment (StoreReads.tenant_rows)."""
         columns = {
             "_subject": "pseudonym",
             **({"_protected": self.protected_column} if self.protected_column else {}),
             **{a: self.attribute(a).column or a for a in attributes},
         }
-        rows = columnar.SCANS.read(conn, self.table, self.tenant_column, tenant, list(dict.fromkeys(columns.values())))
+        rows = reads.tenant_rows(conn, self.table, self.tenant_column, tenant, list(dict.fromkeys(columns.values())))
         return pa.table({name: rows.column(column) for name, column in columns.items()})
 
     def _keyed(self, by_tenant: bool) -> bool:
@@ -292,7 +298,7 @@ def answered(
     otherwise a subject's first row is kept. One hash join against the asked subjects keeps the asked rows and
     finds their positions (Polars hashes a municipality's pseudonyms several times faster than Arrow's is_in and
     index_in)."""
-    import polars as pl
+    import polars as pl  # noqa: PLC0415 (heavy: loaded by the first bulk read, not by every importer)
 
     subject = pl.Series("subject", table.column("subject"), dtype=pl.Utf8)
     chosen = None  # each subject's one row

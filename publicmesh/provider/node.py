@@ -23,6 +23,7 @@ from publicmesh.provider.datasets import Dataset
 from publicmesh.provider.definition import AgencyDefinition
 from publicmesh.provider.layout import upgrade
 from publicmesh.provider.messaging import accept, read_outbox
+from publicmesh.provider.reads import StoreReads
 from publicmesh.settings import Settings
 from publicmesh.storage import engine_for
 
@@ -55,6 +56,7 @@ class AgencyNode:
         self.verifier = Verifier(self.trust.key, settings.signature_max_age_s)
         self.accepted = direct_consumers()
         self.max_body = settings.max_body_bytes * BULK_MAX_BODY  # bulk requests carry many subjects
+        self.reads = StoreReads.from_settings(settings)  # what its bulk reads share: gathered scans, tenant sizes
 
     def authenticate(self, request: Request, body: bytes) -> str:
         caller = authenticate_request(
@@ -115,7 +117,7 @@ def bulk(node: AgencyNode, doc: dict) -> Answer:
     dataset, attributes = dataset_and_attributes(node.agency, doc)
     subjects = None if doc.get("scan") is True else doc["subjects"]
     with node.engine.connect() as conn:
-        table = dataset.bulk(conn, node.agency.tenant_of(member), subjects, attributes, wire=True)
+        table = dataset.bulk(conn, node.agency.tenant_of(member), subjects, attributes, wire=True, reads=node.reads)
     if subjects is None:  # a scan: the hub learns the subjects from the answer (in this agency's pseudonyms)
         table = table.append_column("i", pa.array(np.arange(table.num_rows, dtype=np.int32)))
     else:  # which of the asked subjects each row answers

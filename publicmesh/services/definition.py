@@ -10,6 +10,7 @@ import datetime as dt
 import functools
 import hashlib
 import json
+import logging
 import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError, model_validator
 
 SCHEMA_PATH = Path(__file__).with_name("service.schema.json")
+log = logging.getLogger(__name__)
 
 ExpressionCheck = Callable[[str], None]  # one expression; raises an error with .message and .column
 RulesCheck = Callable[[Mapping], None]  # the whole file's data; raises with .message, .column and .rule (rules.amount)
@@ -41,7 +43,9 @@ class DataSource(_Frozen):
     provider: str  # CLASS/CODE/SYSTEM; {code} or * stands for each municipality
     dataset: str
     attributes: tuple[str, ...]
-    scan: bool = False  # read whole, per municipality, when everyone is read (the access rule must allow it)
+    # Deprecated and ignored (load_definition warns): the hub's access rules decide which sources are scanned
+    # (services/fetch.py). Accepted so that definitions written before still load; not part of the content.
+    scan: StrictBool | None = Field(default=None, exclude=True)
 
 
 TableValue = StrictBool | StrictInt | dt.date | str
@@ -255,6 +259,16 @@ def load_definition(
     problems = checks.semantic(document, definition, catalog, expression_check, rules_check)
     if problems:
         raise DefinitionError(name, problems)
+    for source_name, source in definition.data.items():
+        if source.scan is not None:
+            where = document.problem(("data", source_name, "scan"), "", at_key=True)
+            log.warning(
+                "%s:%d:%d: data.%s.scan is deprecated and ignored: the hub's access rules decide what is scanned",
+                name,
+                where.line,
+                where.column,
+                source_name,
+            )
     return definition
 
 

@@ -5,13 +5,15 @@ only for the people being offered the service).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import polars as pl
 
-from publicmesh.protocol.client import MeshClient
+from publicmesh.problems import PROBLEM_TYPES
+from publicmesh.protocol.client import HubError, MeshClient
 
 Attributes = dict[str, list[str]]  # data source → attributes
 HEAD_ATTRIBUTES = ("head", "members")  # the household attributes a household key is made from, preferred first
@@ -46,16 +48,42 @@ def plan(doc: dict, compiled) -> FetchPlan:
                 everyone.add(f"{household}.{key}")
     later = {c for field in used.values() for c in field.columns} - everyone
     detail_fields = {name: fields[name] for name, field in used.items() if set(field.columns) & later}
-    pick = lambda wanted: {
-        n: [a for a in attrs if f"{n}.{a}" in wanted]  # noqa: E731
-        for n, attrs in declared.items()
-        if any(f"{n}.{a}" in wanted for a in attrs)
-    }
+
+    def pick(wanted: set[str]) -> Attributes:
+        return {
+            n: [a for a in attrs if f"{n}.{a}" in wanted]
+            for n, attrs in declared.items()
+            if any(f"{n}.{a}" in wanted for a in attrs)
+        }
+
     return FetchPlan(pick(everyone), pick(later), detail_fields)
 
 
 def purpose_of(service_id: str) -> str:
     return f"specified-public-benefit:{service_id}"
+
+
+class ScanChoices:
+    """Which sources are read whole (a scan of the municipality) when everyone is read: those the hub lets be
+    scanned. The hub decides by its access rules (a rule's ``scan``); a source is asked for a scan and, refused
+    (not-allowed), is listed from then on, by whoever shares this object (one publish: its other municipalities
+    do not ask again). A rule's change reaches a publish that starts after it."""
+
+    def __init__(self):
+        self._listed: set[str] = set()
+        self._lock = threading.Lock()
+
+    def tries(self, name: str) -> bool:
+        with self._lock:
+            return name not in self._listed
+
+    def refused(self, name: str) -> None:
+        with self._lock:
+            self._listed.add(name)
+
+
+def _scan_refused(exc: HubError) -> bool:
+    return exc.status == 403 and exc.problem.get("type") == PROBLEM_TYPES["not-allowed"].uri
 
 
 def fetch_municipality(
@@ -66,16 +94,19 @@ def fetch_municipality(
     attributes: Attributes | None = None,
     first_read: Callable[[], None] | None = None,
     lazy: bool = False,
+    scans: ScanChoices | None = None,
 ) -> pl.DataFrame | pl.LazyFrame:
     """The definition's data (or only ``attributes`` of it) for every resident of one municipality, or only for
-    ``subjects``: a scan (or subject list) of the first source, then one bulk exchange per other source for those
-    subjects; columns named 'source.attribute', plus 'subject' and 'household' (the household key, the same for
-    every member: see household_key). The other sources are read at the same time (they are other exchanges, often
-    with other agencies): a scan with the first, a list once the first has answered. ``first_read()`` is called
-    once the first source has answered (or failed to). ``lazy``: the frame as a LazyFrame, its joins done by
-    whoever collects it (this thread is then free for the next municipality sooner)."""
+    ``subjects``: a scan (or subject list) of the first source, then one bulk exchange per other source; columns
+    named 'source.attribute', plus 'subject' and 'household' (the household key, the same for every member: see
+    household_key). The other sources are read at the same time (they are other exchanges, often with other
+    agencies): for everyone, each is asked for a scan with the first, and one the hub does not let be scanned is
+    listed once the first has answered (``scans``: what the hub refused so far). ``first_read()`` is called once
+    the first source has answered (or failed to). ``lazy``: the frame as a LazyFrame, its joins done by whoever
+    collects it (this thread is then free for the next municipality sooner)."""
     purpose = purpose_of(doc["id"])
     everyone = subjects is None
+    scans = scans if scans is not None else ScanChoices()
     wanted = {
         name: list(source["attributes"]) if attributes is None else attributes.get(name)
         for name, source in doc["data"].items()
@@ -92,26 +123,37 @@ def fetch_municipality(
             pl.from_arrow(client.bulk(provider, source["dataset"], asked, wanted[name], purpose)), name, wanted[name]
         )
 
-    # Everyone's data: a source marked scan is read whole, as the first is, rather than by a list of them all, and
-    # at the same time as the first (it needs none of its subjects); the others once the first has answered.
-    scans = [(name, source) for name, source in sources[1:] if everyone and source.get("scan")]
-    lists = [(name, source) for name, source in sources[1:] if not (everyone and source.get("scan"))]
+    first: Future[pl.DataFrame] = Future()
+
+    def other(name: str, source: dict) -> pl.DataFrame | None:
+        """A scan where the hub allows one, else the first source's subjects listed (None when there are none)."""
+        if everyone and scans.tries(name):
+            try:
+                return read(name, source, None)
+            except HubError as exc:
+                if not _scan_refused(exc):
+                    raise
+                scans.refused(name)
+        frame = first.result()
+        return read(name, source, frame["subject"].to_arrow()) if len(frame) else None
+
     with ThreadPoolExecutor(max_workers=len(sources), thread_name_prefix="fetch-source") as pool:
-        scanned = [pool.submit(read, name, source, None) for name, source in scans]
+        others = [pool.submit(other, name, source) for name, source in sources[1:]]
         try:
             frame = read(*sources[0], subjects)
+        except BaseException as exc:
+            first.set_exception(exc)
+            raise
         finally:
             if first_read is not None:
                 first_read()
-        listed = (
-            [pool.submit(read, name, source, frame["subject"].to_arrow()) for name, source in lists]
-            if len(frame)
-            else []
-        )
+        first.set_result(frame)
         # A part naming the same subjects in the same order (a scan of the same residents) is set beside the frame,
         # which needs no join; the others are joined to its rows by subject.
         joined = []
-        for part in (future.result() for future in [*scanned, *listed]):
+        for part in (future.result() for future in others):
+            if part is None:
+                continue
             if part.height == frame.height and part["subject"].equals(frame["subject"]):
                 frame = frame.hstack(part.drop("subject").get_columns())
             else:

@@ -27,10 +27,12 @@ from sqlalchemy import Engine, insert, select
 from publicmesh.protocol.client import MeshClient
 from publicmesh.protocol.members import PORTAL
 from publicmesh.services import applications as apps
-from publicmesh.services import decisions
-from publicmesh.services.fetch import fetch_details, fetch_municipality, plan, purpose_of
+from publicmesh.services import decisions, rules
+from publicmesh.services import definition as definitions
+from publicmesh.services.fetch import ScanChoices, fetch_details, fetch_municipality, plan, purpose_of
 from publicmesh.services.offers import store_offers
-from publicmesh.services.store import publications, utc_now
+from publicmesh.services.payout import pay_approved
+from publicmesh.services.store import metadata, publications, utc_now
 
 SERVICES_MEMBER = "GOV/digital/services"
 # Municipalities fetched while one is evaluated. One: at 10,000,000 residents two measured 102-107 s and a
@@ -69,19 +71,14 @@ def publish(
     compile_rules=None,
     load_definition=None,
 ) -> Summary:
-    from publicmesh.services.definition import content_hash
-    from publicmesh.services.definition import load_definition as default_load
-
     progress = progress or (lambda *_: None)
     started = time.perf_counter()
     text = Path(path).read_text(encoding="utf-8")
-    definition = (load_definition or default_load)(Path(path))
+    definition = (load_definition or definitions.load_definition)(Path(path))
     doc = yaml.safe_load(text)
     compiled = rules_of(doc, compile_rules)
     summary = Summary(doc["id"], int(doc["version"]))
     summary.phases["validate"] = time.perf_counter() - started
-    from publicmesh.services.store import metadata
-
     metadata.create_all(engine)
     fetch = plan(doc, compiled)
     fields = {k: v for k, v in form_sources(doc).items() if k not in fetch.detail_fields}
@@ -96,11 +93,12 @@ def publish(
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="publish-notify") as notifier,
     ):
         first_read = {code: threading.Event() for code in municipalities}
+        scans = ScanChoices()  # the sources the hub does not let be scanned: asked once per publish
 
         def fetch_one(code: str) -> tuple[str, pl.LazyFrame]:
             try:
                 return code, fetch_municipality(
-                    client, doc, code, attributes=fetch.rules, first_read=first_read[code].set, lazy=True
+                    client, doc, code, attributes=fetch.rules, first_read=first_read[code].set, lazy=True, scans=scans
                 )
             finally:
                 first_read[code].set()  # (also when it failed: its error is raised where it is used)
@@ -171,7 +169,7 @@ def publish(
                 insert(publications).values(
                     service_id=doc["id"],
                     version=int(doc["version"]),
-                    content_hash=content_hash(definition),
+                    content_hash=definitions.content_hash(definition),
                     definition=text,
                     published_at=utc_now(),
                     eligible=summary.eligible,
@@ -180,8 +178,6 @@ def publish(
             )
     if doc.get("payout", {}).get("method") == "zengin-sogo-furikomi":
         t5 = time.perf_counter()
-        from publicmesh.services.payout import pay_approved
-
         summary.payout = pay_approved(engine, client, doc, payout_dir, progress=progress)
         if summary.payout["paid"]:  # their payout notices, written with the file
             decisions.NoticeSender(engine, client).send_all()
@@ -192,8 +188,7 @@ def publish(
 
 def rules_of(doc: dict, compile_rules=None):
     """The definition's rules compiled at its reference date (``as_of``)."""
-    if compile_rules is None:
-        from publicmesh.services.rules import compile_rules
+    compile_rules = compile_rules or rules.compile_rules
     as_of = doc["as_of"] if isinstance(doc["as_of"], dt.date) else dt.date.fromisoformat(str(doc["as_of"]))
     return compile_rules(doc["rules"], doc.get("tables") or {}, as_of)
 

@@ -190,9 +190,10 @@ class _Gathering:
 class TenantScans:
     """Scans of one table's rows of one tenant asked at the same moment read those rows once, with every column any
     of them reads: a municipality's person and household scans reach the registry together (the hub asks both at
-    once), and most of a scan's cost is per row read. The first waits ``gather_s`` for the others."""
+    once), and most of a scan's cost is per row read. The first waits ``gather_s`` (Settings.scan_gather_s) for the
+    others. Owned by whoever reads (a node's provider.reads.StoreReads); nothing is kept once a gathering is read."""
 
-    def __init__(self, gather_s: float = 0.03):
+    def __init__(self, gather_s: float):
         self.gather_s = gather_s
         self._lock = threading.Lock()
         self._open: dict[tuple, _Gathering] = {}
@@ -220,6 +221,3 @@ class TenantScans:
             raise
         gathering.rows.set_result(rows)
         return rows.select(list(columns))
-
-
-SCANS = TenantScans()

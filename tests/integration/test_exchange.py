@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select
 
 from publicmesh.agencies.resident_registry import residents
-from publicmesh.audit.schema import subject_pages
+from publicmesh.audit.schema import batches, subject_pages
 from publicmesh.protocol import signatures
 from publicmesh.protocol.client import HubError
 from publicmesh.protocol.signatures import Signer
@@ -251,6 +251,21 @@ def test_a_list_of_the_residents_a_scan_answered_names_each_answered_person_in_i
     )
     named = [s for (page,) in pages for s in json.loads(page)]
     assert named == sorted(people.convert(taxed.column("subject").to_pylist(), "services", "audit"))
+
+
+def test_a_municipalitys_two_scans_share_their_conversion_order_and_subject_pages(mesh):
+    """Over PUBLICMESH_HUB_KEEPS_OVER (50 here), the hub keeps a scan's conversion (its handle keys the order) and the
+    audit log its subject tree: the household scan after the person scan of the same residents is answered in the
+    same order and its record names the person scan's pages. (Had the person scan found what an earlier exchange
+    kept, it is the one naming pages.)"""
+    services, purpose = mesh.client("GOV/digital/services"), "specified-public-benefit:test-two-scans"
+    naha = "MUNI/472018/resident-registry"
+    person = services.bulk(naha, "person", None, ["status"], purpose)
+    household = services.bulk(naha, "household", None, ["relation"], purpose)
+    assert person.num_rows > 50 and household.column("subject").equals(person.column("subject"))
+    at = [table.column("audit_record")[0].as_py() for table in (person, household)]
+    named = dict(mesh.rows("audit", select(batches.c.position, batches.c.pages_at).where(batches.c.position.in_(at))))
+    assert named[at[1]] == at[0] or named[at[0]] is not None
 
 
 def test_an_answer_keeps_no_trace_of_the_providers_order(mesh, people):

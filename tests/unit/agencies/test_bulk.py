@@ -10,7 +10,9 @@ from sqlalchemy import insert
 from publicmesh.agencies import resident_registry
 from publicmesh.agencies.local_tax import FISCAL_YEAR, assessments
 from publicmesh.provider import datasets
+from publicmesh.provider.reads import StoreReads
 from publicmesh.runtime.catalog import AGENCIES
+from publicmesh.settings import Settings
 
 KITAMI = "012084"
 DATASETS = [(system, name) for system in AGENCIES if system != "services" for name in AGENCIES[system].datasets]
@@ -36,19 +38,20 @@ def _expected_type(attribute) -> pa.DataType:
 def test_every_way_of_reading_answers_what_the_lookup_answers(stores, monkeypatch, system, dataset):
     data, tenant = AGENCIES[system].datasets[dataset], _tenant(system)
     attributes = [a.name for a in data.attributes]
+    reads = StoreReads()  # as a node's: the scan below counts the tenant's rows, which chooses the join
     with stores[system].connect() as conn:
         everyone = data.all_subjects(conn, tenant)
         expected = data.lookup(conn, tenant, everyone, attributes)
         some = everyone[::3]
         tables = {
-            "scan": data.bulk(conn, tenant, None, attributes),
-            "short list": data.bulk(conn, tenant, some, attributes),
+            "scan": data.bulk(conn, tenant, None, attributes, reads=reads),
+            "short list": data.bulk(conn, tenant, some, attributes, reads=reads),
         }
         monkeypatch.setattr(datasets, "SCAN_OVER", 0)
         monkeypatch.setattr(resident_registry, "SCAN_OVER", 0)
-        tables["long list"] = data.bulk(conn, tenant, some, attributes)
+        tables["long list"] = data.bulk(conn, tenant, some, attributes, reads=reads)
         tables["long list in Arrow"] = data.bulk(
-            conn, tenant, pa.chunked_array([pa.array(some, pa.string())]), attributes
+            conn, tenant, pa.chunked_array([pa.array(some, pa.string())]), attributes, reads=reads
         )
         joined = []  # a list under a quarter of the municipality, as its scan counted it, is looked up by the key
         read_arrow = datasets.columnar.read_arrow
@@ -58,7 +61,7 @@ def test_every_way_of_reading_answers_what_the_lookup_answers(stores, monkeypatc
             lambda *a, asked=None, **k: joined.append(asked is not None) or read_arrow(*a, asked=asked, **k),
         )
         few = everyone[::7]
-        tables["small share"] = data.bulk(conn, tenant, few, attributes)
+        tables["small share"] = data.bulk(conn, tenant, few, attributes, reads=reads)
     assert everyone and len(expected) == len(everyone)
     for name, table in tables.items():  # parts of one answer concatenate: the same types every way
         assert table.schema == tables["scan"].schema, name
@@ -167,11 +170,11 @@ def test_a_municipalitys_person_and_household_scans_asked_at_once_read_its_resid
             reads.append([c.name for c in query.selected_columns]) or original(conn, query, *a, **k)
         ),
     )
-    monkeypatch.setattr(columnar.SCANS, "gather_s", 0.5)  # (both surely arrive within it)
+    node_reads = StoreReads(gather_s=0.5)  # (both surely arrive within it)
 
     def scan(dataset, attributes):
         with engine.connect() as conn:
-            return dataset.bulk(conn, tenant, None, attributes)
+            return dataset.bulk(conn, tenant, None, attributes, reads=node_reads)
 
     with ThreadPoolExecutor(2) as pool:
         together = [
@@ -181,3 +184,70 @@ def test_a_municipalitys_person_and_household_scans_asked_at_once_read_its_resid
         together = tuple(future.result() for future in together)
     assert len(reads) == 1 and {"pseudonym", "status", "birth_date", "relation", "household_no"} <= set(reads[0])
     assert together[0].equals(alone[0]) and together[1].equals(alone[1])
+
+
+def _spied_reads(monkeypatch) -> list[bool]:
+    """Whether each ADBC read looked the asked subjects up by the key (joined), in order."""
+    joined, read_arrow = [], datasets.columnar.read_arrow
+    monkeypatch.setattr(
+        datasets.columnar,
+        "read_arrow",
+        lambda *a, asked=None, **k: joined.append(asked is not None) or read_arrow(*a, asked=asked, **k),
+    )
+    return joined
+
+
+def test_a_node_joins_a_small_share_only_after_a_scan_counted_the_tenant_and_until_it_forgets(stores, monkeypatch):
+    """StoreReads' tenant sizes: the share comes from Settings.join_share, a size is per reads (per node, not kept
+    by the module's Dataset), and forget() lets it go."""
+    data, tenant = AGENCIES["local-tax"].datasets["assessment"], _tenant("local-tax")
+    monkeypatch.setattr(datasets, "SCAN_OVER", 0)
+    joined = _spied_reads(monkeypatch)
+    reads = StoreReads.from_settings(Settings(join_share=3))
+    assert reads.join_share == 3
+    with stores["local-tax"].connect() as conn:
+        everyone = data.all_subjects(conn, tenant)
+        few = everyone[: len(everyone) // 3 - 1]  # under a third: joined once the tenant was counted
+        data.bulk(conn, tenant, few, ["income"], reads=reads)  # not counted yet: scanned
+        data.bulk(conn, tenant, None, ["income"], reads=reads)  # counts the tenant
+        data.bulk(conn, tenant, few, ["income"], reads=reads)
+        data.bulk(conn, tenant, few, ["income"], reads=StoreReads(join_share=3))  # another node's: knows nothing
+        data.bulk(conn, tenant, few, ["income"])  # no reads: remembers nothing either
+        many = few + everyone[-2:] * (len(everyone) // 6)  # over a third (a subject may be asked twice)
+        data.bulk(conn, tenant, many, ["income"], reads=reads)
+        reads.forget(tenant)
+        assert not reads.joins(data.name, tenant, 1)
+        data.bulk(conn, tenant, few, ["income"], reads=reads)
+    assert joined == [False, False, True, False, False, False, False]
+
+
+def test_the_scans_gather_only_within_the_window_of_their_reads(stores, monkeypatch):
+    """Settings.scan_gather_s sets the window; each StoreReads (each node's) gathers only its own scans."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from publicmesh.storage import columnar
+
+    tenant, engine = _tenant("resident-registry"), stores["resident-registry"]
+    reads_made = []
+    original = columnar.read_arrow
+    monkeypatch.setattr(columnar, "read_arrow", lambda *a, **k: reads_made.append(1) or original(*a, **k))
+
+    def both(first: StoreReads, second: StoreReads) -> int:
+        reads_made.clear()
+
+        def scan(dataset, attributes, reads):
+            with engine.connect() as conn:
+                return dataset.bulk(conn, tenant, None, attributes, reads=reads)
+
+        with ThreadPoolExecutor(2) as pool:
+            futures = [
+                pool.submit(scan, resident_registry.PERSON, ["status"], first),
+                pool.submit(scan, resident_registry.HOUSEHOLD, ["relation"], second),
+            ]
+            [future.result() for future in futures]
+        return len(reads_made)
+
+    gathering = StoreReads.from_settings(Settings(scan_gather_s=0.5))
+    assert gathering.scans.gather_s == 0.5
+    assert both(gathering, gathering) == 1
+    assert both(StoreReads(gather_s=0.5), StoreReads(gather_s=0.5)) == 2  # two nodes' reads share nothing

@@ -296,6 +296,28 @@ def test_a_second_record_about_the_same_subjects_names_the_first_ones_pages(log,
     assert [(p.position, p.kind) for p in log.verify().problems] == [(2, "subjects-altered")]
 
 
+@pytest.mark.parametrize("keeps_trees_over", [None, 100, 10_000])
+def test_a_scans_tree_is_kept_for_the_next_record_of_the_same_subjects_over_the_setting(engine, key, keeps_trees_over):
+    """AuditLog(keeps_trees_over=Settings.hub_keeps_over): two scans of the same residents (equal arrays, not the
+    same one) build one tree and store its pages once; under the threshold, or without it, each stores its own."""
+    import pyarrow as pa
+
+    log = AuditLog(engine, key, keeps_trees_over=keeps_trees_over)
+    residents = [f"res-{i:06d}" for i in range(PAGE + 3)]
+    first = make_record(0).for_subjects(pa.array(residents), recent=True)
+    second = make_record(1).for_subjects(pa.array(residents), recent=True)
+    log.append_many([first])
+    log.append_many([second])
+    kept = keeps_trees_over is not None and len(residents) > keeps_trees_over
+    assert (second.tree is first.tree) == kept
+    with engine.connect() as conn:
+        named = conn.execute(select(batches.c.pages_at).order_by(batches.c.position)).scalars().all()
+        pages = conn.execute(select(func.count()).select_from(subject_pages)).scalar()
+    assert named == ([None, 0] if kept else [None, None]) and pages == (2 if kept else 4)
+    assert log.kept_trees is None or len(log.kept_trees) == 0  # taken by the second: let go
+    assert log.verify().ok
+
+
 def test_a_store_made_before_named_pages_gets_the_column(engine, key):
     from publicmesh.audit.schema import upgrade
 

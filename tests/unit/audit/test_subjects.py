@@ -61,17 +61,32 @@ def test_subjects_alike_in_their_first_eight_bytes_are_still_sorted_and_unique()
     assert tree.count == len(set(values))
 
 
-def test_a_large_tree_built_again_for_the_same_subjects_is_the_same_tree(monkeypatch):
-    monkeypatch.setattr(tree_of, "_RECENT_OVER", 100)
+def test_a_large_tree_built_again_for_the_same_subjects_is_the_same_tree():
+    kept = tree_of.KeptTrees(keeps_over=100)  # as the log's, with Settings.hub_keeps_over lowered
     values = [base64.urlsafe_b64encode(os.urandom(16)).decode()[:22] for _ in range(3000)]
-    assert tree_of.build(pa.array(values)) is not tree_of.build(pa.array(values))  # not kept: built again
-    first = tree_of.build(pa.array(values), recent=True)
-    assert tree_of.build(pa.array(values)) is first  # equal subjects in a new array: found again
-    assert tree_of.build(pa.array(values)) is not first  # once: then let go
-    changed = tree_of.build(pa.array(values[:-1] + [values[0]]))  # one subject fewer, one repeated
+    assert kept.build(pa.array(values)) is not kept.build(pa.array(values))  # not kept: built again
+    first = kept.build(pa.array(values), keep=True)
+    assert len(kept) == 1
+    assert kept.build(pa.array(values)) is first  # equal subjects in a new array: found again
+    assert len(kept) == 0 and kept.build(pa.array(values)) is not first  # once: then let go
+    kept.build(pa.array(values), keep=True)
+    changed = kept.build(pa.array(values[:-1] + [values[0]]))  # one subject fewer, one repeated
     assert changed is not first and changed.count == 2999 and changed.root == expected_root(values[:-1])
-    shuffled = tree_of.build(pa.array(values[::-1]))  # another order: built anew, to the same tree
+    shuffled = kept.build(pa.array(values[::-1]))  # another order: built anew, to the same tree
     assert shuffled is not first and shuffled == first
+    assert len(kept) == 1  # (the kept one still waits for its own subjects)
+
+
+def test_a_tree_is_kept_only_over_its_threshold_and_only_the_last_one():
+    small = [base64.urlsafe_b64encode(os.urandom(16)).decode()[:22] for _ in range(100)]
+    kept = tree_of.KeptTrees(keeps_over=100)
+    kept.build(pa.array(small), keep=True)  # not over the threshold: not kept
+    assert len(kept) == 0
+    large = [small + [base64.urlsafe_b64encode(os.urandom(16)).decode()[:22] for _ in range(n)] for n in (1, 2)]
+    first = kept.build(pa.array(large[0]), keep=True)
+    second = kept.build(pa.array(large[1]), keep=True)  # pushes the first out: one kept
+    assert kept.build(pa.array(large[0])) is not first and kept.build(pa.array(large[1])) is second
+    assert tree_of.build(pa.array(large[0])) == first  # the module's build keeps nothing
 
 
 @pytest.mark.parametrize("count", [1, CHUNK - 1, CHUNK, CHUNK + 1, PAGE - 1, PAGE, PAGE + 1, 3 * PAGE + 17])

@@ -106,10 +106,13 @@ class FakeNumbers:
         self.calls.append((source, list(values), targets))
         return {t: [self._one(v, source, t) for v in values] for t in targets}
 
-    async def convert_arrays(self, values, source: str, targets: tuple[str, ...], *, recent: bool = False) -> dict:
+    async def convert_arrays(self, values, source: str, targets: tuple[str, ...]) -> dict:
         listed = values.to_pylist()
         self.calls.append((source, listed, targets))
         return {t: pa.array([self._one(v, source, t) for v in listed], pa.string()) for t in targets}
+
+    async def convert_scan(self, values, source: str, targets: tuple[str, ...]) -> tuple[dict, None]:
+        return await self.convert_arrays(values, source, targets), None  # nothing kept: every scan sorts anew
 
 
 class FakeProvider:

@@ -24,13 +24,14 @@ def registry(node):
 
 @pytest.fixture
 def with_client(hub_outbound, numbers_url):
-    return lambda work: asyncio.run(_run(hub_outbound(), numbers_url, work))
+    """Runs work(client); the client keeps a scan's conversion of more than ``keeps_over`` pseudonyms."""
+    return lambda work, keeps_over=100_000: asyncio.run(_run(hub_outbound(), numbers_url, work, keeps_over))
 
 
-async def _run(outbound, url, work):
+async def _run(outbound, url, work, keeps_over):
     await outbound.start()
     try:
-        return await work(NumbersClient(outbound, url, str(NUMBERS)))
+        return await work(NumbersClient(outbound, url, str(NUMBERS), keeps_over))
     finally:
         await outbound.close()
 
@@ -94,9 +95,6 @@ def test_a_refusal_is_a_problem_not_a_wrong_answer(with_client):
 
 
 def test_a_large_conversion_kept_and_asked_again_is_answered_without_a_call(with_client, registry, monkeypatch):
-    from publicmesh.hub import numbers_client
-
-    monkeypatch.setattr(numbers_client, "_RECENT_OVER", 100)
     asked = pa.array(mixed(registry, 3000), pa.string())
     other = pa.array(list(reversed(asked.to_pylist())), pa.string())
     calls = []
@@ -105,14 +103,15 @@ def test_a_large_conversion_kept_and_asked_again_is_answered_without_a_call(with
 
     async def run(client):
         await client.convert_arrays(asked, "resident-registry", TARGETS)  # not kept
-        first = await client.convert_arrays(asked, "resident-registry", TARGETS, recent=True)
+        first, handle = await client.convert_scan(asked, "resident-registry", TARGETS)
         again = await client.convert_arrays(asked.take(pa.array(range(len(asked)))), "resident-registry", TARGETS[:1])
         await client.convert_arrays(asked, "resident-registry", TARGETS)  # found once: then let go
         reversed_ = await client.convert_arrays(other, "resident-registry", TARGETS)
         elsewhere = await client.convert_arrays(asked, "resident-registry", ("pension",))
+        assert handle is not None
         return first, again, reversed_, elsewhere
 
-    first, again, reversed_, elsewhere = with_client(run)
+    first, again, reversed_, elsewhere = with_client(run, 100)
     # Kept, then the same values into fewer targets: no call; not kept, asked a third time, other values or
     # other targets: a call.
     assert calls == [len(asked)] * 5
@@ -124,9 +123,6 @@ def test_a_large_conversion_kept_and_asked_again_is_answered_without_a_call(with
 def test_a_second_scan_of_the_same_residents_waits_for_the_first_conversion_on_its_way(
     with_client, registry, monkeypatch
 ):
-    from publicmesh.hub import numbers_client
-
-    monkeypatch.setattr(numbers_client, "_RECENT_OVER", 100)
     asked = pa.array(mixed(registry, 3000), pa.string())
     calls = []
     original = wire.request_body
@@ -134,10 +130,39 @@ def test_a_second_scan_of_the_same_residents_waits_for_the_first_conversion_on_i
 
     async def run(client):  # both asked before either is answered: a municipality's two scans at once
         return await asyncio.gather(
-            client.convert_arrays(asked, "resident-registry", TARGETS, recent=True),
-            client.convert_arrays(asked, "resident-registry", TARGETS, recent=True),
+            client.convert_scan(asked, "resident-registry", TARGETS),
+            client.convert_scan(asked, "resident-registry", TARGETS),
         )
 
-    first, second = with_client(run)
+    (first, handle), (second, same) = with_client(run, 100)
     assert calls == [len(asked)]
     assert all(first[t].equals(second[t]) for t in TARGETS)
+    assert handle == same and handle is not None
+
+
+def test_a_scan_handle_is_given_to_the_next_scan_of_the_same_residents_only(with_client, registry, monkeypatch):
+    """The handle names the kept conversion: the scan that asked for it and the one next scan of the same values and
+    source share it; a third scan, other residents, another source and a conversion under keeps_over do not."""
+    asked = pa.array(mixed(registry, 3000), pa.string())
+    other = asked.slice(1)
+    calls = []
+    original = wire.request_body
+    monkeypatch.setattr(wire, "request_body", lambda values, *a: calls.append(len(values)) or original(values, *a))
+
+    async def run(client):
+        handles = [(await client.convert_scan(values, source, TARGETS))[1] for values, source in scans]
+        small = await client.convert_scan(asked.slice(0, 50), "resident-registry", TARGETS)
+        return handles, small[1]
+
+    scans = [
+        (asked, "resident-registry"),
+        (other, "resident-registry"),  # other residents: a handle of their own
+        (asked, "resident-registry"),  # the next scan of the first's residents: its handle, no call
+        (asked, "resident-registry"),  # a third: the kept conversion was let go
+        (asked, "local-tax"),  # another source: the same values name other people
+    ]
+    handles, small = with_client(run, 100)
+    assert handles[2] == handles[0] and None not in handles
+    assert len({handles[0], handles[1], handles[3], handles[4]}) == 4
+    assert small is None  # 50 pseudonyms, not over keeps_over: nothing kept
+    assert len(calls) == 5

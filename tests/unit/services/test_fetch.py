@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import polars as pl
+import pytest
 import yaml
 
-from publicmesh.services.fetch import fetch_details, fetch_municipality, household_key, plan
+from publicmesh.problems import PROBLEM_TYPES
+from publicmesh.protocol.client import HubError
+from publicmesh.services.definition import content_hash, load_definition
+from publicmesh.services.fetch import ScanChoices, fetch_details, fetch_municipality, household_key, plan
 from publicmesh.services.publish import rules_of
 
 DEFINITIONS = Path(__file__).resolve().parents[3] / "publicmesh" / "services" / "definitions"
@@ -51,15 +56,19 @@ def test_a_form_that_reads_nothing_new_needs_no_second_exchange():
 
 
 class FakeClient:
-    """Answers bulk queries from a table, and remembers who was asked about."""
+    """Answers bulk queries from a table, and remembers who was asked about; refuses scans of ``refuses_scans`` as
+    the hub does when no rule allows one (or with another ``refusal`` status)."""
 
-    def __init__(self, table: pl.DataFrame):
-        self.table, self.asked = table, []
+    def __init__(self, table: pl.DataFrame, refuses_scans=(), refusal: int = 403):
+        self.table, self.asked, self.refuses_scans, self.refusal = table, [], set(refuses_scans), refusal
 
     def bulk(self, provider, dataset, subjects, attributes, purpose):
         """Like MeshClient.bulk: subjects a list or an Arrow array, or None for a scan."""
         subjects = subjects.to_pylist() if hasattr(subjects, "to_pylist") else subjects
         self.asked.append((dataset, subjects, attributes))
+        if subjects is None and dataset in self.refuses_scans:
+            slug = "not-allowed" if self.refusal == 403 else "provider-unavailable"
+            raise HubError(self.refusal, {"type": PROBLEM_TYPES[slug].uri, "detail": "no scan"})
         rows = self.table if subjects is None else self.table.filter(pl.col("subject").is_in(subjects))
         return rows.select("subject", *attributes).with_columns(pl.lit(42).alias("audit_record")).to_arrow()
 
@@ -87,10 +96,8 @@ def test_the_household_key_is_the_head_the_registry_names_or_from_the_member_lis
     assert by_members.select(household_key(by_members))["household"].to_list() == ["y", "y"]
 
 
-def test_a_source_marked_scan_is_read_whole_for_everyone_and_by_list_for_the_eligible():
-    doc = definition("emergency-benefit")
-    assert doc["data"]["household"].get("scan") and doc["data"]["tax"].get("scan")
-    people = pl.DataFrame(
+def _people() -> pl.DataFrame:
+    return pl.DataFrame(
         {
             "subject": ["a" * 22, "b" * 22],
             "status": ["resident", "resident"],
@@ -101,15 +108,54 @@ def test_a_source_marked_scan_is_read_whole_for_everyone_and_by_list_for_the_eli
             "tax_exempt": [True, True],
         }
     )
-    client = FakeClient(people)
+
+
+def test_every_source_the_hub_lets_be_scanned_is_read_whole_for_everyone_and_by_list_for_the_eligible():
+    doc = definition("emergency-benefit")
+    client = FakeClient(_people())
     fetch_municipality(client, doc, "012084", attributes=plan(doc, rules_of(doc)).rules)
     asked = {dataset: subjects for dataset, subjects, _ in client.asked}
     assert asked == {"person": None, "household": None, "assessment": None}  # three scans, none waiting for another
     client.asked.clear()
-    del doc["data"]["tax"]["scan"]  # not marked: the tax office is asked about the registry's residents only
-    fetch_municipality(client, doc, "012084", attributes=plan(doc, rules_of(doc)).rules)
-    asked = {dataset: subjects for dataset, subjects, _ in client.asked}
-    assert asked["household"] is None and sorted(asked["assessment"]) == ["a" * 22, "b" * 22]
-    client.asked.clear()
     fetch_municipality(client, doc, "012084", ["b" * 22], {"household": ["relation"]})
-    assert client.asked[0][:2] == ("household", ["b" * 22])  # a list, for a few
+    assert client.asked == [("household", ["b" * 22], ["relation"])]  # a list, for a few: no scan tried
+
+
+def test_a_source_whose_rule_refuses_a_scan_is_listed_and_not_asked_again_in_the_same_publish():
+    """The hub decides (its access rule's scan): refused, the source is asked about the first source's subjects, and
+    the other municipalities of the publish (sharing its ScanChoices) list it at once."""
+    doc = definition("emergency-benefit")
+    client = FakeClient(_people(), refuses_scans={"assessment"})
+    scans = ScanChoices()
+    first = fetch_municipality(client, doc, "012084", attributes=plan(doc, rules_of(doc)).rules, scans=scans)
+    assert [(dataset, subjects) for dataset, subjects, _ in client.asked if dataset == "assessment"] == [
+        ("assessment", None),
+        ("assessment", ["a" * 22, "b" * 22]),
+    ]
+    assert first["tax.income"].to_list() == [1, 2]
+    client.asked.clear()
+    fetch_municipality(client, doc, "012085", attributes=plan(doc, rules_of(doc)).rules, scans=scans)
+    assert {dataset: subjects for dataset, subjects, _ in client.asked} == {
+        "person": None,
+        "household": None,
+        "assessment": ["a" * 22, "b" * 22],
+    }
+
+
+def test_a_scan_refused_for_another_reason_is_not_taken_for_a_rule():
+    doc = definition("emergency-benefit")
+    client = FakeClient(_people(), refuses_scans={"assessment"}, refusal=503)
+    scans = ScanChoices()
+    with pytest.raises(HubError):
+        fetch_municipality(client, doc, "012084", attributes=plan(doc, rules_of(doc)).rules, scans=scans)
+    assert scans.tries("tax")
+
+
+def test_a_scan_key_in_a_definition_is_accepted_ignored_and_warned_about(caplog):
+    text = (DEFINITIONS / "emergency-benefit.yaml").read_text(encoding="utf-8")
+    marked = text.replace("    dataset: assessment\n", "    dataset: assessment\n    scan: false\n", 1)
+    assert marked != text
+    with caplog.at_level(logging.WARNING, logger="publicmesh.services.definition"):
+        loaded = load_definition(marked, name="marked.yaml")
+    assert content_hash(loaded) == content_hash(load_definition(text))  # nothing of it is kept
+    assert any("marked.yaml" in r.getMessage() and "scan" in r.getMessage() for r in caplog.records)
