@@ -168,7 +168,7 @@ def _build_fixed(rows: np.ndarray) -> SubjectTree:
     leaf_data[:, 0], leaf_data[:, 1] = 0, ord("[")
     leaf_data[:, 2:] = flat[: full * CHUNK * token].reshape(full, CHUNK * token)
     leaf_data[:, -1] = ord("]")
-    view = memoryview(leaf_data.reshape(-1))
+    view = leaf_data.reshape(-1).data  # a memoryview of the array's bytes
     leaves = [sha256(view[i : i + chunk_bytes]).digest() for i in range(0, full * chunk_bytes, chunk_bytes)]
     if count % CHUNK:
         rest = flat[full * CHUNK * token :].tobytes()

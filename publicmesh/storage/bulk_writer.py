@@ -17,10 +17,11 @@ import struct
 import subprocess
 import sys
 import threading
+from typing import Any
 
 import pyarrow as pa
 
-from publicmesh.storage.sqlite_reader import read_frame, start_child, write_frame
+from publicmesh.storage.sqlite_reader import pipes, read_frame, start_child, write_frame
 
 _COUNT = struct.Struct("!q")
 # As storage's engines have them (WAL is the file's own mode already). No larger page cache: unlike sqlite3's,
@@ -28,7 +29,7 @@ _COUNT = struct.Struct("!q")
 _PRAGMAS = ("PRAGMA busy_timeout=10000", "PRAGMA synchronous=NORMAL")
 
 
-_open: dict[str, tuple[int, object]] = {}  # path → (the file's inode, a connection kept open: its cache stays warm)
+_open: dict[str, tuple[int, Any]] = {}  # path → (the file's inode, a connection kept open: its cache stays warm)
 
 
 def _connection(path: str):
@@ -94,11 +95,12 @@ class BulkWriter:
         with self._lock:
             process = self._started()
             try:
-                write_frame(process.stdin, request)
-                with pa.ipc.new_stream(process.stdin, rows.schema) as stream:  # straight into the pipe: no copy
+                stdin, stdout = pipes(process)
+                write_frame(stdin, request)
+                with pa.ipc.new_stream(stdin, rows.schema) as stream:  # straight into the pipe: no copy
                     stream.write_table(rows)
-                process.stdin.flush()
-                answer = read_frame(process.stdout)
+                stdin.flush()
+                answer = read_frame(stdout)
             except (BrokenPipeError, EOFError, OSError):
                 answer = None
             if answer is None:

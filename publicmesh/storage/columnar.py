@@ -19,7 +19,7 @@ from sqlalchemy.dialects.postgresql import psycopg
 
 from publicmesh.storage.adbc import postgres_connection
 from publicmesh.storage.engines import sqlite_path
-from publicmesh.storage.sqlite_reader import read_frame, start_child, write_frame
+from publicmesh.storage.sqlite_reader import pipes, read_frame, start_child, write_frame
 
 _POSTGRES_DIALECT = psycopg.dialect(paramstyle="numeric_dollar")  # the PostgreSQL driver binds $1, $2, ...
 ASKED = table("_asked", column("pseudonym"))  # see read_arrow
@@ -121,8 +121,9 @@ class SqliteReader:
         with self._lock:
             process = self._started()
             try:
-                write_frame(process.stdin, request)
-                answer = read_frame(process.stdout)
+                stdin, stdout = pipes(process)
+                write_frame(stdin, request)
+                answer = read_frame(stdout)
             except (BrokenPipeError, EOFError):
                 answer = None
             if answer is None:
@@ -143,7 +144,7 @@ class SqliteReader:
     def close(self) -> None:
         with self._lock:
             if self._process is not None:
-                self._process.stdin.close()
+                pipes(self._process)[0].close()
                 self._process.wait(timeout=10)
                 self._process = None
 
@@ -202,11 +203,12 @@ class TenantScans:
         """The columns (named as in ``source``, a SQLAlchemy table) of the tenant's rows, in the table's order."""
         key = (conn.engine.url.render_as_string(), source.name, tenant)
         with self._lock:
-            gathering = self._open.get(key)  # (open while it is here: its reader takes it out before reading)
-            first = gathering is None
-            if first:
-                gathering = self._open[key] = _Gathering(columns)
+            found = self._open.get(key)  # (open while it is here: its reader takes it out before reading)
+            first = found is None
+            if found is None:
+                gathering = self._open[key] = _Gathering(list(columns))
             else:
+                gathering = found
                 gathering.columns += [c for c in columns if c not in gathering.columns]
         if not first:
             return gathering.rows.result().select(list(columns))

@@ -15,7 +15,7 @@ import struct
 import subprocess
 import sys
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO, BinaryIO
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -26,7 +26,13 @@ _BATCH_ROWS = str(1 << 30)
 _FRAME = struct.Struct("!Q")
 
 
-def write_frame(stream: BinaryIO, payload: bytes, *more) -> None:
+def pipes(process: subprocess.Popen) -> tuple[IO[bytes], IO[bytes]]:
+    """A child's standard input and output (start_child opens both)."""
+    assert process.stdin is not None and process.stdout is not None
+    return process.stdin, process.stdout
+
+
+def write_frame(stream: IO[bytes], payload: bytes, *more) -> None:
     """One frame of the payload and ``more`` parts after it (buffers, written as they are: no joined copy)."""
     stream.write(_FRAME.pack(len(payload) + sum(len(memoryview(part)) for part in more)))
     for part in (payload, *more):
@@ -34,7 +40,7 @@ def write_frame(stream: BinaryIO, payload: bytes, *more) -> None:
     stream.flush()
 
 
-def read_frame(stream: BinaryIO) -> bytes | None:
+def read_frame(stream: IO[bytes]) -> bytes | None:
     """The next frame, or None at the end of the stream."""
     header = stream.read(_FRAME.size)
     if len(header) < _FRAME.size:
