@@ -14,7 +14,7 @@ from fastapi.responses import RedirectResponse, StreamingResponse
 from publicmesh import accounts
 from publicmesh.applications.content import application_content, withdrawal_content
 from publicmesh.applications.forms import TypedFieldError, typed_values
-from publicmesh.applications.lifecycle import STATUSES, WITHDRAWABLE
+from publicmesh.applications.lifecycle import RESUBMITTABLE, STATUSES, WITHDRAWABLE, Status
 from publicmesh.portal.core import Portal
 from publicmesh.portal.deps import NotFound, PortalDep, Render, RenderDep, check_form, require_applications, to_login
 from publicmesh.portal.i18n import translate
@@ -104,7 +104,9 @@ async def offer(request: Request, offer_id: str, session: Applicant, portal: Por
     if session is None:
         return to_login(request)
     found = await benefits(portal, session)
-    applied = next((a for a in found["applications"] if a["offer_id"] == offer_id and a["status"] != "withdrawn"), None)
+    applied = next(
+        (a for a in found["applications"] if a["offer_id"] == offer_id and a["status"] != Status.WITHDRAWN), None
+    )
     if applied is not None:  # the notice's link, followed again after applying: the application's status
         return RedirectResponse(f"/applications#a-{applied['id']}", status_code=303)
     return offer_page(render, portal, session, await offer_of(portal, session, offer_id, found))
@@ -177,7 +179,7 @@ async def resubmit_form(
     if session is None:
         return to_login(request)
     application = await application_of(portal, session, application_id)
-    if application["status"] != "returned":  # resubmitted already, or decided: its status
+    if application["status"] not in RESUBMITTABLE:  # resubmitted already, or decided: its status
         return RedirectResponse(f"/applications#a-{application_id}", status_code=303)
     return resubmit_page(render, portal, session, application)
 
@@ -195,7 +197,7 @@ async def resubmit(
     """Signs the corrected application, naming the one it replaces, and sends it back for review."""
     session = check_form(session, csrf)
     application = await application_of(portal, session, application_id)
-    if application["status"] != "returned":
+    if application["status"] not in RESUBMITTABLE:
         return render("error.html", session, 409, title=render.t("not_returned_title"), detail=render.t("not_returned"))
     form = application["form"]
     typed, invalid = await typed_in(request, form, render.lang)
