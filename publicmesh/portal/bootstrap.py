@@ -7,6 +7,7 @@ import logging
 import time
 from contextlib import asynccontextmanager
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI, Request
 from fastapi.staticfiles import StaticFiles
@@ -24,10 +25,12 @@ from publicmesh.portal.mesh import PortalMesh
 from publicmesh.portal.people import People
 from publicmesh.portal.sessions import SessionStore
 from publicmesh.portal.status_feed import StatusFeed
+from publicmesh.problems import Problem
 from publicmesh.settings import Settings
 from publicmesh.storage import engine_for
 
 log = logging.getLogger(__name__)
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 HERE = Path(__file__).parent
 # In this order: a path two routers could match goes to the first (none does today; the test of routes checks it).
 ROUTERS = (pages.router, application_pages.router, login_pages.router, account_pages.router, hub_api.router)
@@ -72,6 +75,7 @@ def create_app(portal: Portal, templates: Jinja2Templates, hub_link: HubLink) ->
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     app.add_exception_handler(NotFound, not_found)
     app.middleware("http")(server_timing)
+    app.middleware("http")(same_origin)
     app.add_exception_handler(Exception, failed)
     for router in ROUTERS:
         app.include_router(router)
@@ -94,6 +98,18 @@ async def server_timing(request: Request, call_next):
     response = await call_next(request)
     response.headers["server-timing"] = f"app;dur={(time.perf_counter() - started) * 1000:.1f}"
     return response
+
+
+async def same_origin(request: Request, call_next):
+    """A state-changing request that a browser says comes from another site (Origin, else Referer) is refused:
+    the form tokens are the first defence, this the second. Requests without either (the hub, scripts) pass."""
+    if request.method not in SAFE_METHODS:
+        source = request.headers.get("origin") or request.headers.get("referer")
+        if source is not None and urlsplit(source).netloc != request.headers.get("host"):
+            log.warning("refused a %s %s from %s", request.method, request.url.path, source[:200])
+            problem = Problem("cross-origin", f"{request.method} {request.url.path} from another site")
+            return problem.response(request.url.path, language(request))
+    return await call_next(request)
 
 
 async def failed(request: Request, exc: Exception):
