@@ -31,6 +31,17 @@ from publicmesh.storage import engine_for
 
 log = logging.getLogger(__name__)
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Scripts, styles and everything else only from the portal itself (no inline script or style: the pages' scripts
+# are files under /static), and no page inside another site's frame.
+SECURITY_HEADERS = {
+    "content-security-policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+        "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    ),
+    "x-frame-options": "DENY",
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "same-origin",
+}
 HERE = Path(__file__).parent
 # In this order: a path two routers could match goes to the first (none does today; the test of routes checks it).
 ROUTERS = (pages.router, application_pages.router, login_pages.router, account_pages.router, hub_api.router)
@@ -76,6 +87,7 @@ def create_app(portal: Portal, templates: Jinja2Templates, hub_link: HubLink) ->
     app.add_exception_handler(NotFound, not_found)
     app.middleware("http")(server_timing)
     app.middleware("http")(same_origin)
+    app.middleware("http")(security_headers)
     app.add_exception_handler(Exception, failed)
     for router in ROUTERS:
         app.include_router(router)
@@ -97,6 +109,13 @@ async def server_timing(request: Request, call_next):
     started = time.perf_counter()
     response = await call_next(request)
     response.headers["server-timing"] = f"app;dur={(time.perf_counter() - started) * 1000:.1f}"
+    return response
+
+
+async def security_headers(request: Request, call_next):
+    response = await call_next(request)
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
     return response
 
 
