@@ -38,6 +38,9 @@ _TYPES = [
     ProblemType(
         "wrong-state", 409, "申請の現在の状況ではこの操作はできません", "The application's status does not allow this"
     ),
+    ProblemType(
+        "cross-origin", 403, "他のサイトからの送信は受け付けません", "A form posted from another site is refused"
+    ),
     ProblemType("no-consent", 403, "本人の有効な同意がありません", "The person has not consented to this exchange"),
     ProblemType(
         "not-a-consumer", 403, "この機関からの直接の照会は受け付けません", "This member may not call this node directly"

@@ -9,6 +9,8 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from publicmesh.storage.private import private_dir, private_file
+
 KEY_FILE = "audit.key"
 PUBLIC_FILE = "audit.pub"
 
@@ -16,8 +18,9 @@ PUBLIC_FILE = "audit.pub"
 def load_or_create_audit_key(keys_dir: Path) -> Ed25519PrivateKey:
     """Load ``keys_dir/audit.key``, creating the folder and a fresh key (mode 0600) when missing."""
     keys_dir = Path(keys_dir)
-    keys_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    private_dir(keys_dir)
     path = keys_dir / KEY_FILE
+    private_file(path)
     if not path.exists():
         key = Ed25519PrivateKey.generate()
         pem = key.private_bytes(

@@ -67,8 +67,10 @@ def run(runs: int = 200, residents: int = 20_000, progress=None) -> dict:
                 with httpx.Client(base_url=url, follow_redirects=False, timeout=30) as client:
                     page = client.get("/login")
                     challenge = re.search(r'name="challenge" value="([^"]+)"', page.text).group(1)
+                    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+                    card = cards[i % len(cards)]["card_id"]
                     done = client.post(
-                        "/login", data={"card": cards[i % len(cards)]["card_id"], "pin": "1234", "challenge": challenge}
+                        "/login", data={"card": card, "pin": "1234", "challenge": challenge, "csrf": csrf}
                     )
                     assert done.status_code == 303, done.text
                     logins.append(_server_ms(page) + _server_ms(done))

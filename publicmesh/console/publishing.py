@@ -34,6 +34,7 @@ from sqlalchemy import (
     update,
 )
 
+from publicmesh import safe_yaml
 from publicmesh.services.definition import ServiceDefinition, definitions_dir, load_definition
 from publicmesh.services.store import publications, utc_now
 from publicmesh.storage import schema_once
@@ -121,7 +122,7 @@ def catalogue(conn: Connection, folder: Path) -> list[dict]:
     listed = []
     for name, path in packaged(folder).items():
         try:
-            doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+            doc = safe_yaml.load(path.read_text(encoding="utf-8"))
         except (OSError, yaml.YAMLError):
             doc = None  # listed anyway: choosing it shows the loader's line-numbered problems
         doc = doc if isinstance(doc, dict) else {}

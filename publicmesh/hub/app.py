@@ -8,6 +8,7 @@ from collections.abc import Callable
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
+from publicmesh.design.api_docs import mount_api_docs
 from publicmesh.hub.deps import HubDeps, hub_deps
 from publicmesh.hub.routes import audit, catalog, exchange, meta
 
@@ -22,7 +23,10 @@ def create_app(hub: HubDeps, lifespan: Callable | None = None) -> FastPath:
         description="Signed, authorized, audited exchange between agency systems under agency-specific pseudonyms. "
         "Requests are signed with HTTP Message Signatures (RFC 9421, Ed25519); errors are RFC 9457 problems.",
         lifespan=lifespan,
+        docs_url=None,  # FastAPI's pages load their scripts from a public CDN: a page made here instead
+        redoc_url=None,
     )
+    mount_api_docs(app)
     app.state.hub = hub  # read by deps.hub_deps and bootstrap.lifespan only
     app.add_exception_handler(Exception, internal_error)
     for router in (exchange.router, catalog.router, audit.router, meta.router):

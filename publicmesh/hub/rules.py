@@ -11,8 +11,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-import yaml
-
+from publicmesh import safe_yaml
 from publicmesh.protocol.members import MemberId
 
 
@@ -92,7 +91,7 @@ class RuleBook:
             if path
             else resources.files("publicmesh.hub").joinpath("rules.yaml").read_text(encoding="utf-8")
         )
-        doc = yaml.safe_load(text)
+        doc = safe_yaml.load(text)
         rules = [AccessRule(**{**r, "attributes": tuple(r["attributes"])}) for r in doc.get("rules", [])]
         events = [
             EventRule(

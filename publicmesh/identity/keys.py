@@ -11,6 +11,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from publicmesh.storage.private import private_dir, private_file
+
 _NONCE = 12
 
 
@@ -19,7 +21,7 @@ def write_once(path: Path, data: bytes) -> bytes:
 
     Written aside and linked into place, so concurrent starters agree on one content.
     """
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    private_dir(path.parent)
     if not path.exists():
         staging = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
         fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -31,6 +33,7 @@ def write_once(path: Path, data: bytes) -> bytes:
             pass
         finally:
             staging.unlink(missing_ok=True)
+    private_file(path)
     return path.read_bytes()
 
 

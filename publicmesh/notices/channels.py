@@ -14,6 +14,7 @@ from typing import Protocol
 
 from publicmesh.notices.model import to_text, utc_now
 from publicmesh.settings import Settings, get_settings
+from publicmesh.storage.private import private_dir
 
 OUTBOX_FILE = "outbox-mail.jsonl"
 
@@ -48,7 +49,7 @@ class LogChannel:
 
     def send(self, message: OutgoingMessage) -> None:
         line = json.dumps({"at": to_text(utc_now()), **asdict(message)}, ensure_ascii=False) + "\n"
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(self.path.parent)
         with self._lock:
             # Owner-only: the file holds verification codes and addresses.
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)

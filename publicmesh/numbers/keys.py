@@ -8,14 +8,17 @@ from pathlib import Path
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from publicmesh.storage.private import private_dir, private_file
+
 MASTER_FILE = "numbers.master"
 
 
 def load_or_create_master(keys_dir: Path) -> bytes:
     """The 32-byte master secret; created once with mode 0600."""
-    keys_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(keys_dir)
     path = keys_dir / MASTER_FILE
     if path.exists():
+        private_file(path)
         return path.read_bytes()
     secret = os.urandom(32)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -7,6 +7,7 @@ import logging
 import time
 from contextlib import asynccontextmanager
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI, Request
 from fastapi.staticfiles import StaticFiles
@@ -24,10 +25,23 @@ from publicmesh.portal.mesh import PortalMesh
 from publicmesh.portal.people import People
 from publicmesh.portal.sessions import SessionStore
 from publicmesh.portal.status_feed import StatusFeed
+from publicmesh.problems import Problem
 from publicmesh.settings import Settings
 from publicmesh.storage import engine_for
 
 log = logging.getLogger(__name__)
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Scripts, styles and everything else only from the portal itself (no inline script or style: the pages' scripts
+# are files under /static), and no page inside another site's frame.
+SECURITY_HEADERS = {
+    "content-security-policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+        "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    ),
+    "x-frame-options": "DENY",
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "same-origin",
+}
 HERE = Path(__file__).parent
 # In this order: a path two routers could match goes to the first (none does today; the test of routes checks it).
 ROUTERS = (pages.router, application_pages.router, login_pages.router, account_pages.router, hub_api.router)
@@ -72,6 +86,8 @@ def create_app(portal: Portal, templates: Jinja2Templates, hub_link: HubLink) ->
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     app.add_exception_handler(NotFound, not_found)
     app.middleware("http")(server_timing)
+    app.middleware("http")(same_origin)
+    app.middleware("http")(security_headers)
     app.add_exception_handler(Exception, failed)
     for router in ROUTERS:
         app.include_router(router)
@@ -94,6 +110,25 @@ async def server_timing(request: Request, call_next):
     response = await call_next(request)
     response.headers["server-timing"] = f"app;dur={(time.perf_counter() - started) * 1000:.1f}"
     return response
+
+
+async def security_headers(request: Request, call_next):
+    response = await call_next(request)
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    return response
+
+
+async def same_origin(request: Request, call_next):
+    """A state-changing request that a browser says comes from another site (Origin, else Referer) is refused:
+    the form tokens are the first defence, this the second. Requests without either (the hub, scripts) pass."""
+    if request.method not in SAFE_METHODS:
+        source = request.headers.get("origin") or request.headers.get("referer")
+        if source is not None and urlsplit(source).netloc != request.headers.get("host"):
+            log.warning("refused a %s %s from %s", request.method, request.url.path, source[:200])
+            problem = Problem("cross-origin", f"{request.method} {request.url.path} from another site")
+            return problem.response(request.url.path, language(request))
+    return await call_next(request)
 
 
 async def failed(request: Request, exc: Exception):

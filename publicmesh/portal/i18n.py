@@ -176,6 +176,10 @@ TEXTS.update(
             "The card is locked. Your municipality's counter can unlock it.",
         ),
         "login_failed": ("ログインできませんでした", "Login failed"),
+        "login_expired": (
+            "ログイン画面の有効期限が切れました。もう一度ログインしてください。",
+            "The login page expired; please log in again.",
+        ),
         "children": ("法定代理人として操作できるお子さま", "Children you act for as parent"),
         "act_for_child": ("{age}歳のお子さまの代理で操作する", "Act for your child (age {age})"),
         "child_of_age": ("お子さま（{age}歳）", "Your child (age {age})"),

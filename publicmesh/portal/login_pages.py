@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
+import secrets
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Request, Response
 from fastapi.responses import JSONResponse, RedirectResponse
 from sqlalchemy import select
 
@@ -17,6 +20,31 @@ from publicmesh.portal.people import People
 from publicmesh.portal.proxies import minor_children
 
 router = APIRouter()
+# Before login there is no session to hold a form token: a random value in a cookie that only this site's pages
+# send (HttpOnly, SameSite=Strict, path /login) keys an HMAC of the login challenge, and that HMAC is the form's
+# token. Another site can neither read the cookie nor compute the token, so it cannot log a browser in.
+LOGIN_COOKIE = "portal_login"
+LOGIN_COOKIE_AGE = 1800
+
+
+def login_token(key: str, challenge_id: str) -> str:
+    """The login form's token: bound to this browser's pre-login cookie and to one challenge."""
+    return hmac.new(key.encode(), f"login:{challenge_id}".encode(), hashlib.sha256).hexdigest()
+
+
+def login_token_valid(request: Request, challenge_id: str, token: str) -> bool:
+    key = request.cookies.get(LOGIN_COOKIE)
+    return bool(key and token) and hmac.compare_digest(login_token(key, challenge_id), token)
+
+
+def _login_key(request: Request) -> tuple[str, bool]:
+    """This browser's pre-login key, and whether it is new (to be set as a cookie)."""
+    key = request.cookies.get(LOGIN_COOKIE)
+    return (key, False) if key else (secrets.token_urlsafe(32), True)
+
+
+def _set_login_cookie(response: Response, key: str) -> None:
+    response.set_cookie(LOGIN_COOKIE, key, httponly=True, samesite="strict", max_age=LOGIN_COOKIE_AGE, path="/login")
 
 
 def demo_cards(portal: Portal) -> list[dict]:
@@ -31,14 +59,26 @@ def start_session(portal: Portal, person_ref: str) -> RedirectResponse:
     session = portal.sessions.create(person_ref, holder.display_name, holder.municipality)
     response = RedirectResponse("/", status_code=303)
     response.set_cookie(COOKIE, session.id, httponly=True, samesite="lax", max_age=1800)
+    response.delete_cookie(LOGIN_COOKIE, path="/login")
     return response
 
 
 def login_page(render: Render, portal: Portal, error: str | None = None, chosen: str | None = None, status: int = 200):
     challenge = portal.people.identity.login.new_challenge()
-    return render(
-        "login.html", None, status, challenge=challenge.id, cards=demo_cards(portal), chosen=chosen, error=error
+    key, new = _login_key(render.request)
+    response = render(
+        "login.html",
+        None,
+        status,
+        challenge=challenge.id,
+        csrf=login_token(key, challenge.id),
+        cards=demo_cards(portal),
+        chosen=chosen,
+        error=error,
     )
+    if new:
+        _set_login_cookie(response, key)
+    return response
 
 
 @router.get("/login")
@@ -48,9 +88,17 @@ async def login_form(portal: PortalDep, render: RenderDep):
 
 @router.post("/login")
 async def login_with_card(
-    portal: PortalDep, render: RenderDep, card: str = Form(...), pin: str = Form(...), challenge: str = Form(...)
+    request: Request,
+    portal: PortalDep,
+    render: RenderDep,
+    card: str = Form(...),
+    pin: str = Form(...),
+    challenge: str = Form(...),
+    csrf: str = Form(""),
 ):
     """The card reader is simulated for demo cards: the card signs the challenge after its PIN."""
+    if not login_token_valid(request, challenge, csrf):
+        return login_page(render, portal, render.t("login_expired"), card, 403)
     identity = portal.people.identity
     try:
         software_card = identity.cards.card(card)
@@ -66,14 +114,28 @@ async def login_with_card(
 
 
 @router.get("/login/challenge")
-async def challenge_for_wallet(portal: PortalDep):
+async def challenge_for_wallet(request: Request, portal: PortalDep):
     challenge = portal.people.identity.login.new_challenge()
-    return {"challenge_id": challenge.id, "nonce": base64.b64encode(challenge.nonce).decode()}
+    key, new = _login_key(request)
+    response = JSONResponse(
+        {
+            "challenge_id": challenge.id,
+            "nonce": base64.b64encode(challenge.nonce).decode(),
+            "csrf": login_token(key, challenge.id),
+        }
+    )
+    if new:
+        _set_login_cookie(response, key)
+    return response
 
 
 @router.post("/login/wallet")
 async def login_with_wallet(request: Request, portal: PortalDep, render: RenderDep):
     doc = await request.json()
+    if not isinstance(doc, dict) or not login_token_valid(
+        request, str(doc.get("challenge", "")), str(doc.get("csrf", ""))
+    ):
+        return JSONResponse({"detail": render.t("login_expired"), "reason": "csrf"}, status_code=403)
     try:
         person_ref = portal.people.identity.login.verify_login(
             doc["challenge"], doc["certificate"], base64.b64decode(doc["signature"])
@@ -87,8 +149,10 @@ async def login_with_wallet(request: Request, portal: PortalDep, render: RenderD
 
 
 @router.post("/logout")
-async def logout(session: CurrentSession, portal: PortalDep, csrf: str = Form("")):
-    if session and csrf == session.csrf:
+async def logout(session: CurrentSession, portal: PortalDep):
+    # Ended on the server whatever the form holds: a cookie kept or stolen must not outlive the logout. Another
+    # site cannot log a browser out (the portal refuses cross-origin posts).
+    if session:
         portal.sessions.end(session.id)
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(COOKIE)

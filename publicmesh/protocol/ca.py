@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.x509.oid import NameOID
 
 from publicmesh.protocol.members import MemberId
+from publicmesh.storage.private import write_private
 
 _ORG = "Public Service Mesh"
 _URN = "urn:publicmesh:member:"
@@ -23,11 +23,8 @@ class UntrustedCertificate(ValueError):
 
 
 def write_private_key(path: Path, key: Ed25519PrivateKey) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as out:
-        out.write(pem)
+    write_private(path, pem)
 
 
 def read_private_key(path: Path) -> Ed25519PrivateKey:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import re
 import secrets as random_source
 
@@ -26,6 +25,7 @@ from publicmesh.population.places import municipality
 from publicmesh.portal.residents import ResidentDirectory
 from publicmesh.settings import Settings
 from publicmesh.storage import engine_for
+from publicmesh.storage.private import write_private
 
 DEMO_MUNICIPALITY = "012084"
 AUTH_PIN = "1234"
@@ -94,9 +94,7 @@ def issue_demo_identities(settings: Settings) -> list[dict]:
                 "relation": p["relation"],
             }
         )
-    (settings.data_dir / "demo-cards.json").write_text(
-        json.dumps(labels, ensure_ascii=False, indent=1), encoding="utf-8"
-    )
+    write_private(settings.data_dir / "demo-cards.json", json.dumps(labels, ensure_ascii=False, indent=1).encode())
     return labels
 
 
@@ -135,8 +133,8 @@ def issue_demo_staff(settings: Settings, codes: tuple[str, ...] | list[str]) -> 
     issue("operator.national", NATIONAL, "全国", "operator")
     engine.dispose()
     path = settings.data_dir / "demo-staff.json"
-    path.write_text(json.dumps(accounts, ensure_ascii=False, indent=1), encoding="utf-8")
-    os.chmod(path, 0o600)  # passwords: DEMO ONLY, but still not for every local user to read
+    # passwords: DEMO ONLY, but still not for every local user to read
+    write_private(path, json.dumps(accounts, ensure_ascii=False, indent=1).encode())
     return accounts
 
 

@@ -26,6 +26,7 @@ from publicmesh.runtime.demo import issue_demo_identities, issue_demo_staff
 from publicmesh.runtime.spill import Spill
 from publicmesh.settings import Settings
 from publicmesh.storage import drop_store, engine_for
+from publicmesh.storage.private import private_dir
 
 SPILL_RANGE = 1_000_000  # residents per key range of the spilled rows: a range is sorted in memory
 
@@ -65,7 +66,7 @@ def seed(
     numbers_metadata.create_all(numbers_engine)
     first = reserve_serials(numbers_engine, residents)
     engines = {system: engine_for(system, settings) for system in AGENCIES}
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.data_dir)
     try:
         timings = populate(
             engines,

@@ -13,6 +13,7 @@ import httpx
 
 from publicmesh.runtime.topology import Part, parts
 from publicmesh.settings import Settings
+from publicmesh.storage.private import private_dir
 
 # Memory the parts free goes back to the system instead of waiting in per-thread arenas (glibc) or in Polars'
 # allocator (jemalloc) for its next use: a part's peak is then what it holds at once. Set where not set already.
@@ -36,7 +37,7 @@ class Supervisor:
         self.processes: dict[str, subprocess.Popen] = {}
 
     def start(self, names: list[str] | None = None, timeout_s: float = 60) -> None:
-        self.log_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.log_dir)
         for p in parts(self.settings):
             if names is None or p.name in names:
                 self.start_part(p, timeout_s)

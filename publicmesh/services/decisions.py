@@ -15,10 +15,10 @@ import threading
 from functools import lru_cache
 
 import httpx
-import yaml
 from sqlalchemy import Column, Connection, DateTime, Engine, Index, String, Table, Text, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from publicmesh import safe_yaml
 from publicmesh.protocol.client import HubError
 from publicmesh.protocol.members import PORTAL
 from publicmesh.services.fetch import purpose_of
@@ -75,7 +75,7 @@ decision_notices = Table(
 
 @lru_cache(maxsize=32)
 def _definition(text: str) -> dict:
-    return yaml.safe_load(text) or {}
+    return safe_yaml.load(text) or {}
 
 
 def texts_for(conn: Connection, service_id: str, kind: str, definition: dict | None = None) -> tuple[dict, dict, str]:

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from yaml.constructor import ConstructorError
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from publicmesh.safe_yaml import LimitedLoader, YAMLLimitError
 from publicmesh.services.definition import ExpressionCheck, Problem, RulesCheck, ServiceDefinition
 
 # household.<function>(…) aggregates over the person's household; household.<attribute> is data
@@ -79,7 +80,7 @@ def dotted(path) -> str:
     return out
 
 
-class _Loader(yaml.SafeLoader):
+class _Loader(LimitedLoader):
     def construct_yaml_timestamp(self, node):
         try:
             return super().construct_yaml_timestamp(node)
@@ -93,17 +94,22 @@ _Loader.add_constructor("tag:yaml.org,2002:timestamp", _Loader.construct_yaml_ti
 def parse(text: str) -> Document:
     """The YAML, or the syntax error at its line."""
     document = Document(text)
-    loader = _Loader(text)
+    try:
+        loader = _Loader(text)
+    except YAMLLimitError as exc:
+        document.problems.append(Problem(1, 1, "", f"YAML limit: {exc.problem}"))
+        return document
     try:
         document.root = loader.get_single_node()
         document.data = loader.construct_document(document.root) if document.root is not None else None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         message = exc.problem or exc.context or "not valid YAML"
+        prefix = "YAML limit: " if isinstance(exc, YAMLLimitError) else "YAML syntax: "
         if exc.context and exc.context_mark and exc.problem:
             message += f" ({exc.context} on line {exc.context_mark.line + 1})"
         document.problems.append(
-            Problem(mark.line + 1 if mark else 1, mark.column + 1 if mark else 1, "", "YAML syntax: " + message)
+            Problem(mark.line + 1 if mark else 1, mark.column + 1 if mark else 1, "", prefix + message)
         )
         return document
     except yaml.YAMLError as exc:

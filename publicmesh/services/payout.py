@@ -9,7 +9,6 @@ after the file is written, so a crash never pays twice.
 from __future__ import annotations
 
 import datetime as dt
-import os
 from pathlib import Path
 
 import polars as pl
@@ -24,6 +23,7 @@ from publicmesh.protocol.members import PORTAL
 from publicmesh.services import applications as apps
 from publicmesh.services import decisions
 from publicmesh.services.store import applications, history, payout_files, utc_now
+from publicmesh.storage.private import private_dir, write_private
 
 ACCOUNT_ATTRIBUTES = ["bank_code", "branch_code", "account_type", "account_number", "holder_kana"]
 
@@ -50,7 +50,7 @@ def pay_approved(
     """Files for every approved, unpaid application of the service; returns counts and totals per municipality."""
     transfer_date = transfer_date or (dt.date.today() + dt.timedelta(days=3))
     payable_from, paid_status = move(Action.PAY)  # approved → paid, as the lifecycle has it
-    out_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(out_dir)  # bank accounts and amounts
     with engine.connect() as conn:
         approved = pl.DataFrame(
             [
@@ -94,9 +94,7 @@ def pay_approved(
         name = f"{doc['id']}-{code}-{transfer_date:%Y%m%d}-{utc_now():%H%M%S%f}.zengin"
         path = out_dir / name
         data = zengin.write(file)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)  # the file is whole before anything is marked paid
+        write_private(path, data)  # the file is whole before anything is marked paid
         now = utc_now()
         ids = payable["id"].to_list()
         with engine.begin() as conn:

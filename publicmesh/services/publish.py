@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pyarrow as pa
-import yaml
 from sqlalchemy import Engine, insert, select
 
+from publicmesh import safe_yaml
 from publicmesh.protocol.client import MeshClient
 from publicmesh.protocol.members import PORTAL
 from publicmesh.services import applications as apps
@@ -75,7 +75,7 @@ def publish(
     started = time.perf_counter()
     text = Path(path).read_text(encoding="utf-8")
     definition = (load_definition or definitions.load_definition)(Path(path))
-    doc = yaml.safe_load(text)
+    doc = safe_yaml.load(text)
     compiled = rules_of(doc, compile_rules)
     summary = Summary(doc["id"], int(doc["version"]))
     summary.phases["validate"] = time.perf_counter() - started

@@ -9,10 +9,10 @@ import datetime as dt
 from collections.abc import Callable
 
 import httpx
-import yaml
 from cryptography import x509
 from sqlalchemy import Connection, select
 
+from publicmesh import safe_yaml
 from publicmesh.applications import content as signed_content
 from publicmesh.applications.forms import TypedFieldError, typed_values
 from publicmesh.applications.lifecycle import Action, allows
@@ -39,7 +39,7 @@ def workflow_of(conn: Connection, service_id: str) -> dict:
     ).first()
     if row is None:
         raise Problem("submission-refused", f"service {service_id} is not published")
-    return yaml.safe_load(row[0]).get("workflow", {})
+    return safe_yaml.load(row[0]).get("workflow", {})
 
 
 def typed_of(offer: dict, payload: dict) -> dict[str, str]:

@@ -12,9 +12,9 @@ import logging
 import threading
 
 import polars as pl
-import yaml
 from sqlalchemy import Connection, Engine, insert, select, update
 
+from publicmesh import safe_yaml
 from publicmesh.protocol.client import HubError, MeshClient
 from publicmesh.services.fetch import fetch_municipality, purpose_of
 from publicmesh.services.offers import form_shape, offer_form
@@ -48,7 +48,7 @@ def birth_services(conn: Connection) -> list[dict]:
     ):
         if service_id not in latest or version > latest[service_id][0]:
             latest[service_id] = (version, text)
-    docs = [yaml.safe_load(text) for _, text in latest.values()]
+    docs = [safe_yaml.load(text) for _, text in latest.values()]
     return [d for d in docs if "birth" in (d.get("triggers") or [])]
 
 

@@ -17,6 +17,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
 from publicmesh.settings import Settings, get_settings
+from publicmesh.storage.private import create_private_file, private_dir, private_file
 
 
 def database_name(store: str) -> str:
@@ -40,8 +41,13 @@ def engine_for(store: str, settings: Settings | None = None, *, create: bool = T
     settings = settings or get_settings()
     if is_postgres(settings):
         return _postgres_engine(store, settings.database_url, create=create)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.data_dir)
     path = settings.data_dir / f"{database_name(store)}.db"
+    # SQLite gives the -wal and -shm files the database file's mode: an owner-only file made first keeps all three
+    # owner-only, and the two of a store made before are tightened here.
+    create_private_file(path)
+    for companion in ("-wal", "-shm"):
+        private_file(f"{path}{companion}")
     engine = create_engine(f"sqlite:///{path}", connect_args={"check_same_thread": False})
     event.listen(engine, "connect", _sqlite_pragmas)
     return engine

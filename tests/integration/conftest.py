@@ -49,8 +49,10 @@ class RunningMesh:
     def portal_login(self, card_id: str) -> httpx.Client:
         """A browser-like client of the resident portal, logged in with the card and the demo PIN."""
         client = httpx.Client(base_url=self.url("portal"), follow_redirects=False, timeout=30)
-        challenge = re.search(r'name="challenge" value="([^"]+)"', client.get("/login").text).group(1)
-        logged_in = client.post("/login", data={"card": card_id, "pin": "1234", "challenge": challenge})
+        page = client.get("/login").text
+        challenge = re.search(r'name="challenge" value="([^"]+)"', page).group(1)
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+        logged_in = client.post("/login", data={"card": card_id, "pin": "1234", "challenge": challenge, "csrf": csrf})
         assert logged_in.status_code == 303, logged_in.text
         return client
 

@@ -19,7 +19,8 @@ def _login(mesh, card_id: str, pin: str = "1234") -> tuple[httpx.Client, httpx.R
     client = httpx.Client(base_url=mesh.url("portal"), follow_redirects=False, timeout=30)
     page = client.get("/login")
     challenge = re.search(r'name="challenge" value="([^"]+)"', page.text).group(1)
-    return client, client.post("/login", data={"card": card_id, "pin": pin, "challenge": challenge})
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+    return client, client.post("/login", data={"card": card_id, "pin": pin, "challenge": challenge, "csrf": csrf})
 
 
 def _csrf(client: httpx.Client) -> str:
@@ -57,10 +58,19 @@ def test_pages_need_a_login(mesh):
 def test_a_replayed_challenge_does_not_log_in(mesh):
     card = _cards(mesh)[2]["card_id"]
     client = httpx.Client(base_url=mesh.url("portal"), follow_redirects=False)
-    challenge = re.search(r'name="challenge" value="([^"]+)"', client.get("/login").text).group(1)
-    assert client.post("/login", data={"card": card, "pin": "1234", "challenge": challenge}).status_code == 303
-    again = httpx.Client(base_url=mesh.url("portal"), follow_redirects=False)
-    assert again.post("/login", data={"card": card, "pin": "1234", "challenge": challenge}).status_code == 401
+    page = client.get("/login")
+    challenge = re.search(r'name="challenge" value="([^"]+)"', page.text).group(1)
+    form = {
+        "card": card,
+        "pin": "1234",
+        "challenge": challenge,
+        "csrf": re.search(r'name="csrf" value="([^"]+)"', page.text).group(1),
+    }
+    key = client.cookies["portal_login"]
+    assert client.post("/login", data=form).status_code == 303
+    # the same challenge, with the form token and cookie it was shown with: refused as used
+    again = httpx.Client(base_url=mesh.url("portal"), follow_redirects=False, cookies={"portal_login": key})
+    assert again.post("/login", data=form).status_code == 401
 
 
 def test_my_information_comes_through_the_hub_and_is_recorded(residents):

@@ -47,7 +47,7 @@
     const signature = await crypto.subtle.sign({ name: "ECDSA", hash: "SHA-256" }, wallet.privateKey, unb64(challenge.nonce));
     const response = await fetch("/login/wallet", {
       method: "POST", headers: { "content-type": "application/json" },
-      body: JSON.stringify({ challenge: challenge.challenge_id, certificate: wallet.certificate, signature: b64(signature) }),
+      body: JSON.stringify({ challenge: challenge.challenge_id, csrf: challenge.csrf, certificate: wallet.certificate, signature: b64(signature) }),
     });
     if (response.ok) { location.href = "/"; } else { state.textContent = (await response.json()).detail; }
   }

@@ -294,3 +294,14 @@ def test_unknown_runs_and_definitions(app, staff):
     csrf = form_csrf(browser.get("/publish").text)
     assert browser.post("/publish", data={"csrf": csrf, "service": "../secret", "action": "check"}).status_code == 404
     assert browser.post("/publish", data={"csrf": csrf, "action": "check"}).status_code == 400
+
+
+def test_an_uploaded_alias_bomb_is_refused_within_a_second(app, staff, fake):
+    browser = log_in(app, staff, "ops.tanaka")
+    bomb = 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n' + "".join(
+        f"{b}: &{b} [{','.join(['*' + a] * 9)}]\n" for a, b in zip("abcdefgh", "bcdefghi")
+    )
+    started = time.perf_counter()
+    answer = upload(browser, bomb, "check", "bomb.yaml")
+    assert time.perf_counter() - started < 1
+    assert answer.status_code == 422 and "6行目" in answer.text and fake.paths == []

@@ -3,6 +3,8 @@ answer signed (problems too); a router needs nothing but its dependency."""
 
 from __future__ import annotations
 
+import re
+
 import orjson
 import pyarrow as pa
 import pytest
@@ -158,3 +160,15 @@ def test_a_router_runs_on_any_app_given_its_dependency(tmp_path):
         assert client.get("/v1/catalog", params={"consumer": str(CONSUMER)}).status_code == 200
         assert client.get("/v1/catalog", params={"consumer": "not-a-member"}).status_code == 400
     assert hub.catalog.asked == [CONSUMER]
+
+
+def test_the_api_docs_are_served_from_the_hub_itself(tmp_path):
+    with TestClient(create_app(deps(tmp_path))) as client:
+        page = client.get("/docs")
+        assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+        assert "/v1/query" in page.text and "QueryRequest" in page.text and 'href="/openapi.json"' in page.text
+        assert "<script" not in page.text
+        assert re.findall(r'(?:src|href)="([^"#/][^"]*|//[^"]*)"', page.text) == []  # nothing from another host
+        assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+        assert client.get("/redoc").status_code == 404  # FastAPI's, which loads from a CDN
+        assert client.get("/openapi.json").json()["paths"]["/v1/query"]

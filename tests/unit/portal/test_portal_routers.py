@@ -169,6 +169,11 @@ def test_logout_ends_the_session_and_drops_the_cookie(portal):
     assert ("end", "s1") in portal.sessions.calls and 'portal_session=""' in answer.headers["set-cookie"]
 
 
+def test_logout_ends_the_session_even_without_the_form_token(portal):
+    answer = client_for(login_pages.router, portal, own_session()).post("/logout")
+    assert answer.status_code == 303 and ("end", "s1") in portal.sessions.calls
+
+
 def test_act_for_no_one_goes_back_to_ones_own_account(portal):
     answer = client_for(login_pages.router, portal, proxy_session()).post("/act-for", data={"csrf": "token"})
     assert answer.status_code == 303 and answer.headers["location"] == "/"
