@@ -158,3 +158,21 @@ def test_a_router_runs_on_any_app_given_its_dependency(tmp_path):
         assert client.get("/v1/catalog", params={"consumer": str(CONSUMER)}).status_code == 200
         assert client.get("/v1/catalog", params={"consumer": "not-a-member"}).status_code == 400
     assert hub.catalog.asked == [CONSUMER]
+
+
+@pytest.mark.parametrize("before", [-1, 2**63])
+def test_a_records_page_before_a_position_no_store_can_hold_is_a_malformed_request(tmp_path, before):
+    exchange = FakeExchange({})
+    with TestClient(create_app(deps(tmp_path, exchange))) as client:
+        response = signed_post(client, "/v1/audit/records", {"subject": "A" * 22, "before": before})
+    assert response.status_code == 400 and response.json()["type"].endswith("malformed-request")
+    assert response.json()["errors"][0]["loc"] == "before" and signed_by_hub(response)
+    assert exchange.asked == []
+
+
+def test_a_records_page_below_the_largest_position_is_asked(tmp_path):
+    exchange = FakeExchange({"records": []})
+    exchange.records = exchange._give
+    with TestClient(create_app(deps(tmp_path, exchange))) as client:
+        response = signed_post(client, "/v1/audit/records", {"subject": "A" * 22, "before": 2**63 - 1})
+    assert response.status_code == 200 and exchange.asked[0][1].before == 2**63 - 1
