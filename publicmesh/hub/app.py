@@ -10,6 +10,7 @@ from fastapi.responses import Response
 
 from publicmesh.hub.deps import HubDeps, hub_deps
 from publicmesh.hub.routes import audit, catalog, exchange, meta
+from publicmesh.problems import AnswerErrors
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +25,7 @@ def create_app(hub: HubDeps, lifespan: Callable | None = None) -> FastPath:
         lifespan=lifespan,
     )
     app.state.hub = hub  # read by deps.hub_deps and bootstrap.lifespan only
-    app.add_exception_handler(Exception, internal_error)
+    app.add_middleware(AnswerErrors, handler=internal_error)
     for router in (exchange.router, catalog.router, audit.router, meta.router):
         app.include_router(router)
     return FastPath(app, hub, exchange.fast_routes())
