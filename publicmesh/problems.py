@@ -141,3 +141,36 @@ class AnswerErrors:
                 raise
             response = await self.handler(Request(scope, receive), exc)
             await response(scope, receive, send)
+
+
+PROBLEM_SCHEMA = {
+    "type": "object",
+    "description": "RFC 9457 problem details, titled in Japanese and English",
+    "required": ["type", "title", "status"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "title_ja": {"type": "string"},
+        "title_en": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "instance": {"type": "string"},
+        "errors": {"type": "array", "items": {"type": "object"}},
+    },
+}
+
+
+def problem_openapi(openapi: Callable[[], dict]) -> Callable[[], dict]:
+    """An app's ``openapi`` whose 422 answers are documented as what invalid_request answers (a problem),
+    not as FastAPI's default validation error."""
+
+    def document() -> dict:
+        schema = openapi()
+        for operations in schema.get("paths", {}).values():
+            for operation in operations.values():
+                answer = operation.get("responses", {}).get("422") if isinstance(operation, dict) else None
+                if answer is not None:
+                    answer["content"] = {"application/problem+json": {"schema": PROBLEM_SCHEMA}}
+        return schema
+
+    return document

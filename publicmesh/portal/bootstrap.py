@@ -25,7 +25,7 @@ from publicmesh.portal.mesh import PortalMesh
 from publicmesh.portal.people import People
 from publicmesh.portal.sessions import SessionStore
 from publicmesh.portal.status_feed import StatusFeed
-from publicmesh.problems import AnswerErrors, invalid_request
+from publicmesh.problems import AnswerErrors, invalid_request, problem_openapi
 from publicmesh.settings import Settings
 from publicmesh.storage import engine_for
 
@@ -78,6 +78,7 @@ def create_app(portal: Portal, templates: Jinja2Templates, hub_link: HubLink) ->
     app.add_middleware(AnswerErrors, handler=failed)
     for router in ROUTERS:
         app.include_router(router)
+    app.openapi = problem_openapi(app.openapi)  # type: ignore[method-assign]
     return app
 
 

@@ -155,3 +155,10 @@ def test_the_connection_stays_open_after_a_server_error():
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+def test_the_openapi_document_says_a_422_is_a_problem():
+    paths = app_for(portal()).openapi()["paths"]
+    documented = [op["responses"]["422"] for ops in paths.values() for op in ops.values() if "422" in op["responses"]]
+    assert documented and all(list(r["content"]) == [PROBLEM] for r in documented)
+    assert set(documented[0]["content"][PROBLEM]["schema"]["required"]) == {"type", "title", "status"}
