@@ -178,13 +178,21 @@ class Exchange:
     async def notify(self, consumer: MemberId, req, request_id: str) -> dict:
         """The JSON form of notify_table (a few notices at a time): the same checks, conversion and record."""
         routing = {"provider": req.provider, "purpose": req.purpose, "service": req.service}
-        self._authorize_notices(consumer, routing)  # before the notices are read: a stranger learns nothing
+        table = pa.Table.from_pylist([n.model_dump() for n in req.notices])
+        flags, delivered = await self.notify_rows(consumer, routing, table, request_id)
+        return {"request_id": request_id, "delivered": delivered, "prior_intent": flags.to_pylist()}
+
+    async def notify_rows(
+        self, consumer: MemberId, routing: dict[str, str], notices: pa.Table, request_id: str
+    ) -> tuple[pa.Array, int]:
+        """notify_table of rows not yet checked: the caller is authorised before the rows are read (a caller no
+        rule allows learns nothing about them), and a bad row is a malformed-request problem naming it."""
+        self._authorize_notices(consumer, routing)
         try:
-            table = notices_wire.checked(pa.Table.from_pylist([n.model_dump() for n in req.notices]))
+            rows = notices_wire.checked(notices)
         except notices_wire.MalformedNotices as exc:
             raise Problem("malformed-request", str(exc)) from None
-        flags, delivered = await self.notify_table(consumer, routing, table, request_id)
-        return {"request_id": request_id, "delivered": delivered, "prior_intent": flags.to_pylist()}
+        return await self.notify_table(consumer, routing, rows, request_id)
 
     async def notify_table(
         self, consumer: MemberId, routing: dict[str, str], notices: pa.Table, request_id: str

@@ -398,11 +398,23 @@ def _notices(title_ja: str) -> NotifyRequest:
     return NotifyRequest(provider=str(PROVIDER), purpose=AFFAIR, service="s", notices=[notice])
 
 
-def test_notices_with_an_empty_title_are_refused_as_malformed_after_authorisation():
+def _notify_json(hub: Hub, title_ja: str):
+    return asyncio.run(hub.exchange.notify(CONSUMER, _notices(title_ja), "req-4"))
+
+
+def _notify_arrow(hub: Hub, title_ja: str):
+    req = _notices(title_ja)
+    table = pa.Table.from_pylist([{k: v for k, v in n.model_dump().items() if v is not None} for n in req.notices])
+    routing = {"provider": req.provider, "purpose": req.purpose, "service": req.service}
+    return asyncio.run(hub.exchange.notify_rows(CONSUMER, routing, table, "req-4"))
+
+
+@pytest.mark.parametrize("send", [_notify_json, _notify_arrow], ids=["json", "arrow"])
+def test_notices_with_an_empty_title_are_refused_as_malformed_after_authorisation(send):
     hub = Hub()
     # no rule lets the consumer send notices: refused as such, whatever the notices say
-    hub.refused("not-allowed", lambda: asyncio.run(hub.exchange.notify(CONSUMER, _notices(""), "req-4")))
+    hub.refused("not-allowed", lambda: send(hub, ""))
     hub.exchange.rules = RuleBook([_rule("notices", "inbox", ("notice",))], [])
-    problem = hub.refused("malformed-request", lambda: asyncio.run(hub.exchange.notify(CONSUMER, _notices(""), "r")))
+    problem = hub.refused("malformed-request", lambda: send(hub, ""))
     assert "Japanese title" in problem.detail
     assert hub.numbers.calls == [] and hub.provider.calls == [] and hub.audit.appended == []

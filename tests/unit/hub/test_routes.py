@@ -46,7 +46,7 @@ class FakeExchange:
             raise self.answer
         return self.answer
 
-    query = bulk = notify = _give
+    query = bulk = notify = notify_rows = _give
 
 
 class FakeCatalog:
