@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import orjson
+from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 TYPE_PREFIX = "urn:publicmesh:problem:"
 
@@ -33,6 +36,9 @@ _TYPES = [
     ProblemType("digest-mismatch", 401, "本文のダイジェストが一致しません", "The body does not match its digest"),
     ProblemType(
         "not-allowed", 403, "この照会を認めるアクセスルールがありません", "No access rule allows this exchange"
+    ),
+    ProblemType(
+        "invalid-request", 422, "リクエストの内容が正しくありません", "The request's fields are missing or not valid"
     ),
     ProblemType("submission-refused", 422, "申請を受け付けられません", "The submission was refused"),
     ProblemType(
@@ -99,3 +105,75 @@ def preferred_language(accept_language: str | None) -> str:
     if accept_language and accept_language.strip().lower().startswith("en"):
         return "en"
     return "ja"
+
+
+def invalid_request(errors: list[dict]) -> Problem:
+    """A framework's request validation errors (FastAPI's RequestValidationError.errors()) as an invalid-request
+    problem naming the first few fields."""
+    listed = [{"loc": ".".join(str(p) for p in e.get("loc", ())), "msg": str(e.get("msg", ""))} for e in errors]
+    return Problem(
+        "invalid-request", "; ".join(f"{e['loc']}: {e['msg']}" for e in listed[:5]) or "invalid", errors=listed
+    )
+
+
+class AnswerErrors:
+    """ASGI middleware: an unhandled error is answered by ``handler`` (which logs it), and goes no further.
+
+    Starlette's own last-resort handler answers and then re-raises, and uvicorn closes a kept-alive connection
+    on any error that reaches it; here the answer is complete, so the connection stays open.
+    """
+
+    def __init__(self, app: ASGIApp, handler: Callable[[Request, Exception], Awaitable[Response]]):
+        self.app, self.handler = app, handler
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked)
+        except Exception as exc:
+            if started:  # half an answer is out: only the server closing the connection can tell the client
+                raise
+            response = await self.handler(Request(scope, receive), exc)
+            await response(scope, receive, send)
+
+
+PROBLEM_SCHEMA = {
+    "type": "object",
+    "description": "RFC 9457 problem details, titled in Japanese and English",
+    "required": ["type", "title", "status"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "title_ja": {"type": "string"},
+        "title_en": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "instance": {"type": "string"},
+        "errors": {"type": "array", "items": {"type": "object"}},
+    },
+}
+
+
+def problem_openapi(openapi: Callable[[], dict]) -> Callable[[], dict]:
+    """An app's ``openapi`` whose 422 answers are documented as what invalid_request answers (a problem),
+    not as FastAPI's default validation error."""
+
+    def document() -> dict:
+        schema = openapi()
+        for operations in schema.get("paths", {}).values():
+            for operation in operations.values():
+                answer = operation.get("responses", {}).get("422") if isinstance(operation, dict) else None
+                if answer is not None:
+                    answer["content"] = {"application/problem+json": {"schema": PROBLEM_SCHEMA}}
+        return schema
+
+    return document

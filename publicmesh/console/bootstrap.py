@@ -9,6 +9,7 @@ import contextlib
 import logging
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
@@ -30,6 +31,7 @@ from publicmesh.console.deps import (
 from publicmesh.console.publishing import Publisher
 from publicmesh.console.sessions import StaffSessions
 from publicmesh.console.staff import StaffDirectory
+from publicmesh.problems import AnswerErrors, invalid_request
 from publicmesh.protocol.client import MeshClient
 from publicmesh.services.applications import SERVICES_MEMBER
 from publicmesh.services.decisions import NoticeSender
@@ -94,6 +96,8 @@ def create_app(
     app.add_exception_handler(NotFound, not_found)
     app.add_exception_handler(Forbidden, forbidden)
     app.add_exception_handler(CsrfRefused, csrf_refused)
+    app.add_exception_handler(RequestValidationError, invalid)
+    app.add_middleware(AnswerErrors, handler=failed)
     app.include_router(login_pages.router)
     app.include_router(pages.router)
     if publisher is not None:
@@ -145,6 +149,18 @@ async def forbidden(request: Request, exc: Exception):
 async def csrf_refused(request: Request, _exc: Exception):
     log.warning("console: POST %s without a matching CSRF token", request.url.path)
     return _error_page(request, _session(request), 403, "error", "err_csrf")
+
+
+async def invalid(request: Request, exc: Exception):
+    """A form or query that does not validate: an RFC 9457 problem, not FastAPI's bare 422."""
+    errors = exc.errors() if isinstance(exc, RequestValidationError) else []
+    return invalid_request(list(errors)).response(request.url.path, language(request))
+
+
+async def failed(request: Request, _exc: Exception):
+    """An unhandled error: logged, and the error page (the connection stays open, problems.AnswerErrors)."""
+    log.exception("console error on %s", request.url.path)
+    return _error_page(request, _session(request), 500, "error", "try_later")
 
 
 async def _resend_forever(notices) -> None:

@@ -11,6 +11,7 @@ from fastapi.responses import Response
 from publicmesh.design.api_docs import mount_api_docs
 from publicmesh.hub.deps import HubDeps, hub_deps
 from publicmesh.hub.routes import audit, catalog, exchange, meta
+from publicmesh.problems import AnswerErrors
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +29,7 @@ def create_app(hub: HubDeps, lifespan: Callable | None = None) -> FastPath:
     )
     mount_api_docs(app)
     app.state.hub = hub  # read by deps.hub_deps and bootstrap.lifespan only
-    app.add_exception_handler(Exception, internal_error)
+    app.add_middleware(AnswerErrors, handler=internal_error)
     for router in (exchange.router, catalog.router, audit.router, meta.router):
         app.include_router(router)
     return FastPath(app, hub, exchange.fast_routes())

@@ -177,11 +177,22 @@ class Exchange:
 
     async def notify(self, consumer: MemberId, req, request_id: str) -> dict:
         """The JSON form of notify_table (a few notices at a time): the same checks, conversion and record."""
-        table = notices_wire.checked(pa.Table.from_pylist([n.model_dump() for n in req.notices]))
-        flags, delivered = await self.notify_table(
-            consumer, {"provider": req.provider, "purpose": req.purpose, "service": req.service}, table, request_id
-        )
+        routing = {"provider": req.provider, "purpose": req.purpose, "service": req.service}
+        table = pa.Table.from_pylist([n.model_dump() for n in req.notices])
+        flags, delivered = await self.notify_rows(consumer, routing, table, request_id)
         return {"request_id": request_id, "delivered": delivered, "prior_intent": flags.to_pylist()}
+
+    async def notify_rows(
+        self, consumer: MemberId, routing: dict[str, str], notices: pa.Table, request_id: str
+    ) -> tuple[pa.Array, int]:
+        """notify_table of rows not yet checked: the caller is authorised before the rows are read (a caller no
+        rule allows learns nothing about them), and a bad row is a malformed-request problem naming it."""
+        self._authorize_notices(consumer, routing)
+        try:
+            rows = notices_wire.checked(notices)
+        except notices_wire.MalformedNotices as exc:
+            raise Problem("malformed-request", str(exc)) from None
+        return await self.notify_table(consumer, routing, rows, request_id)
 
     async def notify_table(
         self, consumer: MemberId, routing: dict[str, str], notices: pa.Table, request_id: str
@@ -189,9 +200,7 @@ class Exchange:
         """Push notices (checked rows, notices_wire) into inboxes, converted to the holder's pseudonyms, in Arrow
         from end to end; one exchange record naming every recipient. Answers, per notice, whether the person has
         a prior intent for the service, and how many notices reached a known person."""
-        provider, rule = self._authorize(consumer, routing["provider"], routing["purpose"], "inbox", ["notice"])
-        if not routing.get("service"):
-            raise Problem("malformed-request", "name the service the notices are about")
+        provider, rule = self._authorize_notices(consumer, routing)
         domain = provider.id.pseudonym_domain
         converted = await self.numbers.convert_arrays(
             notices.column("subject"), consumer.pseudonym_domain, (domain, AUDIT_DOMAIN)
@@ -237,6 +246,12 @@ class Exchange:
         mask = np.zeros(notices.num_rows, dtype=bool)
         mask[valid.to_numpy()] = flags.to_numpy(zero_copy_only=False)
         return pa.array(mask), len(valid)
+
+    def _authorize_notices(self, consumer: MemberId, routing: dict[str, str]) -> tuple[Member, AccessRule]:
+        provider, rule = self._authorize(consumer, routing["provider"], routing["purpose"], "inbox", ["notice"])
+        if not routing.get("service"):
+            raise Problem("malformed-request", "name the service the notices are about")
+        return provider, rule
 
     async def _convert_embedded(
         self, rows: list[dict], dataset: dict, source: str, target: str

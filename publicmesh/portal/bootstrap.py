@@ -10,6 +10,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
@@ -25,7 +26,7 @@ from publicmesh.portal.mesh import PortalMesh
 from publicmesh.portal.people import People
 from publicmesh.portal.sessions import SessionStore
 from publicmesh.portal.status_feed import StatusFeed
-from publicmesh.problems import Problem
+from publicmesh.problems import AnswerErrors, Problem, invalid_request, problem_openapi
 from publicmesh.settings import Settings
 from publicmesh.storage import engine_for
 
@@ -85,12 +86,15 @@ def create_app(portal: Portal, templates: Jinja2Templates, hub_link: HubLink) ->
     design.mount(app)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     app.add_exception_handler(NotFound, not_found)
+    app.add_exception_handler(RequestValidationError, invalid)
     app.middleware("http")(server_timing)
+    # Added first, so innermost: a failure becomes the portal's own 500 page, which still gets the headers below.
+    app.add_middleware(AnswerErrors, handler=failed)
     app.middleware("http")(same_origin)
     app.middleware("http")(security_headers)
-    app.add_exception_handler(Exception, failed)
     for router in ROUTERS:
         app.include_router(router)
+    app.openapi = problem_openapi(app.openapi)  # type: ignore[method-assign]
     return app
 
 
@@ -103,6 +107,12 @@ async def not_found(request: Request, exc: Exception):
     log.warning("refused: %s asked for %s (%s)", session.actor_ref if session else "anonymous", request.url.path, exc)
     render = _render(request)
     return render("error.html", session, 404, title=render.t("not_found"), detail="")
+
+
+async def invalid(request: Request, exc: Exception):
+    """A form or query that does not validate: an RFC 9457 problem, not FastAPI's bare 422."""
+    errors = exc.errors() if isinstance(exc, RequestValidationError) else []
+    return invalid_request(list(errors)).response(request.url.path, language(request))
 
 
 async def server_timing(request: Request, call_next):

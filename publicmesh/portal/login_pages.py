@@ -18,6 +18,7 @@ from publicmesh.portal.core import Portal
 from publicmesh.portal.deps import COOKIE, CurrentSession, NotFound, PortalDep, Render, RenderDep, check_form
 from publicmesh.portal.people import People
 from publicmesh.portal.proxies import minor_children
+from publicmesh.problems import Problem
 
 router = APIRouter()
 # Before login there is no session to hold a form token: a random value in a cookie that only this site's pages
@@ -129,12 +130,26 @@ async def challenge_for_wallet(request: Request, portal: PortalDep):
     return response
 
 
+def _wallet_login(body: bytes) -> dict | None:
+    """The wallet's JSON object, or None when it is not one of strings (a missing one is a failed login)."""
+    try:
+        doc = json.loads(body)
+    except (ValueError, RecursionError):  # not UTF-8, not JSON, or nested past the parser's depth
+        return None
+    if not isinstance(doc, dict):
+        return None
+    values = [doc.get(k, "") for k in ("challenge", "certificate", "signature")]
+    # a NUL is refused here: PostgreSQL's text cannot hold one
+    return doc if all(isinstance(v, str) and "\x00" not in v for v in values) else None
+
+
 @router.post("/login/wallet")
 async def login_with_wallet(request: Request, portal: PortalDep, render: RenderDep):
-    doc = await request.json()
-    if not isinstance(doc, dict) or not login_token_valid(
-        request, str(doc.get("challenge", "")), str(doc.get("csrf", ""))
-    ):
+    doc = _wallet_login(await request.body())
+    if doc is None:
+        problem = Problem("malformed-request", "a JSON object of strings: challenge, certificate, signature")
+        return problem.response(request.url.path, render.lang)
+    if not login_token_valid(request, str(doc.get("challenge", "")), str(doc.get("csrf", ""))):
         return JSONResponse({"detail": render.t("login_expired"), "reason": "csrf"}, status_code=403)
     try:
         person_ref = portal.people.identity.login.verify_login(

@@ -6,7 +6,7 @@ import base64
 from typing import Annotated
 
 from cryptography.hazmat.primitives import serialization
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse, RedirectResponse
 
 from publicmesh import notices
@@ -39,6 +39,7 @@ HOW_TO_VERIFY = (
 
 router = APIRouter()
 SelfInformation = Annotated[Session | None, Depends(require_self_information)]
+MAX_POSITION = 2**63 - 2  # a log position, and the page above it, fit the stores' 64-bit integers
 
 
 @router.get("/healthz")
@@ -129,7 +130,11 @@ async def verified_records(portal: Portal, session: Session, before: int | None)
 
 @router.get("/records")
 async def records(
-    request: Request, session: SelfInformation, portal: PortalDep, render: RenderDep, before: int | None = None
+    request: Request,
+    session: SelfInformation,
+    portal: PortalDep,
+    render: RenderDep,
+    before: Annotated[int | None, Query(ge=0, le=MAX_POSITION + 1)] = None,
 ):
     if session is None:
         return to_login(request)
@@ -163,7 +168,9 @@ async def records(
 
 
 @router.get("/records/{position}.json")
-async def record_proof(request: Request, position: int, session: SelfInformation, portal: PortalDep):
+async def record_proof(
+    request: Request, position: Annotated[int, Path(ge=0, le=MAX_POSITION)], session: SelfInformation, portal: PortalDep
+):
     """Everything needed to check one record offline: the leaf, the proof, the signed checkpoint, the key."""
     if session is None:
         return to_login(request)

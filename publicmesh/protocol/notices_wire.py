@@ -37,11 +37,16 @@ def request_body(notices: pa.Table, routing: dict[str, str]) -> bytes:
 
 def read_request(body: bytes, max_rows: int = MAX_NOTICES) -> tuple[pa.Table, dict[str, str]]:
     """(notices, routing) of a request: string columns, category filled in, every row checked."""
+    table, routing = read_unchecked(body, max_rows)
+    return checked(table), routing
+
+
+def read_unchecked(body: bytes, max_rows: int = MAX_NOTICES) -> tuple[pa.Table, dict[str, str]]:
+    """(notices, routing) of a request, the rows not yet checked: the hub authorises the routing first."""
     schema, batches = arrow_ipc.read_batches(body, max_rows, MalformedNotices, "notices")
     table = pa.Table.from_batches(batches, schema)
     metadata = schema.metadata or {}
-    routing = {k: metadata.get(k.encode(), b"").decode("utf-8", "replace") for k in ROUTING}
-    return checked(table), routing
+    return table, {k: metadata.get(k.encode(), b"").decode("utf-8", "replace") for k in ROUTING}
 
 
 def checked(table: pa.Table) -> pa.Table:

@@ -74,8 +74,9 @@ class Notice(BaseModel):
 
     subject: str = PSEUDONYM
     key: str = Field(max_length=128)
-    title_ja: str = Field(max_length=200)
-    title_en: str = Field(max_length=200)
+    # not empty: checked by the hub after the caller is authorised (notices_wire.checked), documented here
+    title_ja: str = Field(max_length=200, json_schema_extra={"minLength": 1})
+    title_en: str = Field(max_length=200, json_schema_extra={"minLength": 1})
     body_ja: str = Field(max_length=4000)
     body_en: str = Field(max_length=4000)
     # a path on the portal: one "/" and then no second one, which would make it a link to another host (//host)
@@ -123,4 +124,5 @@ class RecordsRequest(BaseModel):
 
     subject: str = PSEUDONYM
     limit: int = Field(default=50, ge=1, le=200)
-    before: int | None = Field(default=None, ge=0, description="Page: positions below this one")
+    # below 2^63: a position is a 64-bit integer in every store, and a larger one overflows the query
+    before: int | None = Field(default=None, ge=0, lt=2**63, description="Page: positions below this one")

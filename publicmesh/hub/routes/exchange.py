@@ -111,10 +111,10 @@ async def notify(request: Request, hub: Hub):
         if request.headers.get("content-type", "").startswith(ARROW_STREAM):
             consumer, body = await hub.http.body(request, hub.settings.max_body_bytes * 512)  # 500,000 notices
             try:
-                table, routing = notices_wire.read_request(body)
+                table, routing = notices_wire.read_unchecked(body)
             except notices_wire.MalformedNotices as exc:
                 raise Problem("malformed-request", str(exc)) from None
-            flags, delivered = await hub.exchange.notify_table(consumer, routing, table, request_id)
+            flags, delivered = await hub.exchange.notify_rows(consumer, routing, table, request_id)
             return hub.http.answer(200, notices_wire.answer_body(flags, delivered), request_id, ARROW_STREAM)
         consumer, req = await hub.http.request(request, NotifyRequest, hub.settings.max_body_bytes * 64)
         result = await hub.exchange.notify(consumer, req, request_id)

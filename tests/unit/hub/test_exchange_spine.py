@@ -20,7 +20,7 @@ from publicmesh.problems import Problem
 from publicmesh.protocol import arrow_ipc, bulk_wire
 from publicmesh.protocol.members import AUDIT_DOMAIN, MemberId
 from publicmesh.protocol.outbound import SignedAnswer
-from publicmesh.protocol.schemas import BulkRequest, QueryRequest
+from publicmesh.protocol.schemas import BulkRequest, NotifyRequest, QueryRequest
 
 CONSUMER = MemberId.parse("MUNI/012084/child-allowance")
 OTHER_CITY = MemberId.parse("MUNI/131016/child-allowance")
@@ -384,3 +384,37 @@ def test_a_bulk_provider_error_is_answered_as_a_problem_and_nothing_is_recorded(
     hub = Hub(FakeProvider(status=500))
     hub.refused("bad-provider-answer", lambda: hub.bulk([mine("aiko"), mine("botan")]))
     assert hub.audit.appended == []
+
+
+def _notices(title_ja: str) -> NotifyRequest:
+    notice = {
+        "subject": mine("aiko"),
+        "key": "k1",
+        "title_ja": title_ja,
+        "title_en": "t",
+        "body_ja": "b",
+        "body_en": "b",
+    }
+    return NotifyRequest(provider=str(PROVIDER), purpose=AFFAIR, service="s", notices=[notice])
+
+
+def _notify_json(hub: Hub, title_ja: str):
+    return asyncio.run(hub.exchange.notify(CONSUMER, _notices(title_ja), "req-4"))
+
+
+def _notify_arrow(hub: Hub, title_ja: str):
+    req = _notices(title_ja)
+    table = pa.Table.from_pylist([{k: v for k, v in n.model_dump().items() if v is not None} for n in req.notices])
+    routing = {"provider": req.provider, "purpose": req.purpose, "service": req.service}
+    return asyncio.run(hub.exchange.notify_rows(CONSUMER, routing, table, "req-4"))
+
+
+@pytest.mark.parametrize("send", [_notify_json, _notify_arrow], ids=["json", "arrow"])
+def test_notices_with_an_empty_title_are_refused_as_malformed_after_authorisation(send):
+    hub = Hub()
+    # no rule lets the consumer send notices: refused as such, whatever the notices say
+    hub.refused("not-allowed", lambda: send(hub, ""))
+    hub.exchange.rules = RuleBook([_rule("notices", "inbox", ("notice",))], [])
+    problem = hub.refused("malformed-request", lambda: send(hub, ""))
+    assert "Japanese title" in problem.detail
+    assert hub.numbers.calls == [] and hub.provider.calls == [] and hub.audit.appended == []

@@ -48,7 +48,7 @@ class FakeExchange:
             raise self.answer
         return self.answer
 
-    query = bulk = notify = _give
+    query = bulk = notify = notify_rows = _give
 
 
 class FakeCatalog:
@@ -172,3 +172,21 @@ def test_the_api_docs_are_served_from_the_hub_itself(tmp_path):
         assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
         assert client.get("/redoc").status_code == 404  # FastAPI's, which loads from a CDN
         assert client.get("/openapi.json").json()["paths"]["/v1/query"]
+
+
+@pytest.mark.parametrize("before", [-1, 2**63])
+def test_a_records_page_before_a_position_no_store_can_hold_is_a_malformed_request(tmp_path, before):
+    exchange = FakeExchange({})
+    with TestClient(create_app(deps(tmp_path, exchange))) as client:
+        response = signed_post(client, "/v1/audit/records", {"subject": "A" * 22, "before": before})
+    assert response.status_code == 400 and response.json()["type"].endswith("malformed-request")
+    assert response.json()["errors"][0]["loc"] == "before" and signed_by_hub(response)
+    assert exchange.asked == []
+
+
+def test_a_records_page_below_the_largest_position_is_asked(tmp_path):
+    exchange = FakeExchange({"records": []})
+    exchange.records = exchange._give
+    with TestClient(create_app(deps(tmp_path, exchange))) as client:
+        response = signed_post(client, "/v1/audit/records", {"subject": "A" * 22, "before": 2**63 - 1})
+    assert response.status_code == 200 and exchange.asked[0][1].before == 2**63 - 1
