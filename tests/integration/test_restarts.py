@@ -10,7 +10,10 @@ import uuid
 import httpx
 import orjson
 
+from publicmesh.protocol.ca import read_private_key
 from publicmesh.protocol.client import HubError
+from publicmesh.protocol.members import HUB
+from publicmesh.protocol.signatures import Signer
 from publicmesh.runtime.supervisor import Backoff
 from publicmesh.runtime.topology import part
 
@@ -86,3 +89,17 @@ def test_a_part_killed_is_restarted_while_the_others_keep_serving(mesh, people):
         assert "pension restarted" in (supervisor.log_dir / "pension.log").read_text(errors="replace")
     finally:
         supervisor.unwatch()
+
+
+def test_a_hub_call_replayed_to_the_portal_after_its_restart_is_refused(mesh):
+    keys = mesh.settings.keys_dir / "members"
+    hub = Signer(str(HUB), read_private_key(keys / f"{HUB.file_stem}.key"))
+    body = orjson.dumps({"events": []})
+    headers = {**hub.sign_request("POST", "/v1/events", body, uuid.uuid4().hex), "content-type": "application/json"}
+    assert httpx.post(mesh.url("portal") + "/v1/events", content=body, headers=headers, timeout=10).status_code == 200
+
+    mesh.supervisor.kill("portal")
+    mesh.supervisor.start_part(part(mesh.settings, "portal"))
+
+    again = httpx.post(mesh.url("portal") + "/v1/events", content=body, headers=headers, timeout=10)
+    assert again.status_code == 401 and "already used" in again.text
