@@ -6,6 +6,7 @@ import base64
 import json
 import logging
 import resource
+import signal
 import sys
 import tempfile
 import time
@@ -118,11 +119,16 @@ def up(
         # A part that dies is started again (with backoff) while the others keep serving; each restart is logged.
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
         supervisor.watch()
+        signal.signal(signal.SIGTERM, _interrupt)  # stopped as by Ctrl-C: the parts stop, none is restarted
         try:
             while True:
                 time.sleep(1)
         except KeyboardInterrupt:
             console.print("Stopping…")
+
+
+def _interrupt(_signum, _frame) -> None:
+    raise KeyboardInterrupt
 
 
 def _hub_url() -> str:

@@ -63,6 +63,7 @@ class Supervisor:
         self.processes: dict[str, subprocess.Popen] = {}
         self.given_up: set[str] = set()
         self.restarts: dict[str, int] = {}  # how many times each part was started again
+        self._spawned: dict[str, float] = {}  # when each part's process was started (monotonic)
         self._lock = threading.RLock()  # the watcher and the caller both start and remove processes
         self._stopping = threading.Event()
         self._watcher: threading.Thread | None = None
@@ -78,6 +79,7 @@ class Supervisor:
         self.wait_ready(p, timeout_s)
 
     def _spawn(self, name: str) -> subprocess.Popen:
+        self.log_dir.mkdir(parents=True, exist_ok=True)  # (an operator may have cleared the logs meanwhile)
         with open(self.log_dir / f"{name}.log", "ab") as output, self._lock:
             process = subprocess.Popen(
                 [sys.executable, "-m", "publicmesh.runtime.serve", name],
@@ -86,6 +88,7 @@ class Supervisor:
                 stderr=subprocess.STDOUT,
             )
             self.processes[name] = process
+            self._spawned[name] = time.monotonic()
         return process
 
     def watch(self, backoff: Backoff | None = None, interval_s: float = 0.2) -> None:
@@ -101,62 +104,79 @@ class Supervisor:
     def supervise(self, backoff: Backoff, interval_s: float = 0.2) -> None:
         """Restarts each part that exits, with ``backoff``, until ``stop`` (or a part is given up on)."""
         now = time.monotonic()
-        state = {name: _Restarts(now, backoff.first_s) for name in self.processes}
+        state = {name: _Restarts(self._spawned.get(name, now), backoff.first_s) for name in self.processes}
         while not self._stopping.wait(interval_s):
             now = time.monotonic()
             with self._lock:
                 running = list(self.processes.items())
             for name, process in running:
                 restarts = state.setdefault(name, _Restarts(now, backoff.first_s))
-                if restarts.process is not process:  # started here, or by the caller (start_part)
-                    if restarts.process is not None and restarts.due is not None:
-                        restarts.started, restarts.due = now, None
-                    restarts.process = process
-                if process.poll() is None:
-                    continue
+                try:
+                    self._check(name, process, restarts, backoff, now)
+                except Exception:  # the watcher itself must not die: the other parts still need it
+                    log.exception("supervisor: checking %s failed", name)
+
+    def _check(self, name: str, process: subprocess.Popen, restarts: _Restarts, backoff: Backoff, now: float) -> None:
+        if restarts.process is not process:  # started here, or by the caller (start_part)
+            if restarts.process is not None and restarts.due is not None:
+                restarts.started, restarts.due = now, None
+            restarts.process = process
+        if process.poll() is None:
+            return
+        with self._lock:
+            if self.processes.get(name) is not process:
+                return  # taken away with kill
+        if restarts.due is None:  # its death, seen for the first time
+            lived = now - restarts.started
+            if lived >= backoff.stable_s:
+                restarts.delay, restarts.failures = backoff.first_s, 0
+            restarts.failures += 1
+            if restarts.failures >= backoff.give_up_after:
                 with self._lock:
-                    if self.processes.get(name) is not process:
-                        continue  # taken away with kill
-                if restarts.due is None:  # its death, seen for the first time
-                    lived = now - restarts.started
-                    if lived >= backoff.stable_s:
-                        restarts.delay, restarts.failures = backoff.first_s, 0
-                    restarts.failures += 1
-                    if restarts.failures >= backoff.give_up_after:
-                        with self._lock:
-                            if self.processes.get(name) is process:
-                                del self.processes[name]
-                        self.given_up.add(name)
-                        self._note(
-                            name,
-                            logging.ERROR,
-                            f"{name} exited with {process.returncode} {restarts.failures} times in a row, each "
-                            f"within {backoff.stable_s:.0f} s of starting: given up, not restarted again; "
-                            f"the other parts keep serving",
-                        )
-                        continue
+                    if self.processes.get(name) is process:
+                        del self.processes[name]
+                self.given_up.add(name)
+                self._note(
+                    name,
+                    logging.ERROR,
+                    f"{name} exited with {process.returncode} {restarts.failures} times in a row, each "
+                    f"within {backoff.stable_s:.0f} s of starting: given up, not restarted again; "
+                    f"the other parts keep serving",
+                )
+                return
+            restarts.due = now + restarts.delay
+            self._note(
+                name,
+                logging.WARNING,
+                f"{name} exited with {process.returncode} after {lived:.1f} s; "
+                f"restarting it in {restarts.delay:.1f} s (death {restarts.failures} in a row)",
+            )
+            restarts.delay = min(restarts.delay * 2, backoff.max_s)
+        elif now >= restarts.due:
+            with self._lock:
+                if self._stopping.is_set() or self.processes.get(name) is not process:
+                    return  # stopping, or taken away (kill) or started by the caller meanwhile
+                try:
+                    started = self._spawn(name)
+                except OSError as exc:  # tried again later, as if it had died at once
                     restarts.due = now + restarts.delay
-                    self._note(
-                        name,
-                        logging.WARNING,
-                        f"{name} exited with {process.returncode} after {lived:.1f} s; "
-                        f"restarting it in {restarts.delay:.1f} s (death {restarts.failures} in a row)",
-                    )
                     restarts.delay = min(restarts.delay * 2, backoff.max_s)
-                elif now >= restarts.due:
-                    with self._lock:
-                        if self._stopping.is_set() or self.processes.get(name) is not process:
-                            continue  # stopping, or taken away (kill) or started by the caller meanwhile
-                        started = self._spawn(name)
-                    restarts.started, restarts.due, restarts.process = time.monotonic(), None, started
-                    self.restarts[name] = self.restarts.get(name, 0) + 1
-                    self._note(name, logging.WARNING, f"{name} restarted (pid {started.pid})")
+                    log.error(
+                        "%s could not be started again (%s); trying again in %.1f s", name, exc, restarts.due - now
+                    )
+                    return
+            restarts.started, restarts.due, restarts.process = time.monotonic(), None, started
+            self.restarts[name] = self.restarts.get(name, 0) + 1
+            self._note(name, logging.WARNING, f"{name} restarted (pid {started.pid})")
 
     def _note(self, name: str, level: int, message: str) -> None:
         """Logged, and written in the part's own log, where its last words are."""
         log.log(level, message)
-        with open(self.log_dir / f"{name}.log", "a", encoding="utf-8") as part_log:
-            part_log.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} supervisor: {message}\n")
+        try:
+            with open(self.log_dir / f"{name}.log", "a", encoding="utf-8") as part_log:
+                part_log.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} supervisor: {message}\n")
+        except OSError:
+            log.warning("supervisor: cannot write to %s's log", name)
 
     def wait_ready(self, p: Part, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
