@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import resource
+import signal
 import sys
 import tempfile
 import time
@@ -114,12 +116,19 @@ def up(
         hub = next(p for p in parts(settings) if p.name == "hub").url(settings)
         console.print(f"Hub API docs: {hub}/docs   catalog: {hub}/v1/catalog   checkpoint: {hub}/v1/audit/checkpoint")
         console.print("Try: publicmesh subjects --member MUNI/012084/child-allowance, then publicmesh query …")
+        # A part that dies is started again (with backoff) while the others keep serving; each restart is logged.
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+        supervisor.watch()
+        signal.signal(signal.SIGTERM, _interrupt)  # stopped as by Ctrl-C: the parts stop, none is restarted
         try:
-            while all(p.poll() is None for p in supervisor.processes.values()):
+            while True:
                 time.sleep(1)
-            console.print("[red]A part exited; see the logs in " + str(supervisor.log_dir) + "[/red]")
         except KeyboardInterrupt:
             console.print("Stopping…")
+
+
+def _interrupt(_signum, _frame) -> None:
+    raise KeyboardInterrupt
 
 
 def _hub_url() -> str:

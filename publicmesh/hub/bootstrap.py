@@ -21,11 +21,13 @@ from publicmesh.hub.registry import Directory
 from publicmesh.hub.rules import RuleBook
 from publicmesh.protocol.ca import read_private_key
 from publicmesh.protocol.members import HUB, NUMBERS
+from publicmesh.protocol.nonces import NonceRecorder
 from publicmesh.protocol.outbound import Outbound
 from publicmesh.protocol.signatures import Signer, Verifier
 from publicmesh.protocol.trust import certificate_header
 from publicmesh.settings import Settings, get_settings
 from publicmesh.storage import engine_for
+from publicmesh.storage.nonces import SqlNonceStore
 
 
 def bootstrap(
@@ -58,7 +60,12 @@ def build(settings: Settings, numbers_url: str, *, route_events: bool = True) ->
     exchange = Exchange(directory, rules, catalog, numbers, outbound, audit)
     return HubDeps(
         settings=settings,
-        http=SignedHttp(signer, Verifier(directory.trust.key, settings.signature_max_age_s)),
+        # Replays are refused across restarts: the nonces of the validity window are kept in the hub's store.
+        http=SignedHttp(
+            signer,
+            Verifier(directory.trust.key, settings.signature_max_age_s),
+            NonceRecorder(SqlNonceStore(engine, settings.signature_max_age_s)),
+        ),
         directory=directory,
         rules=rules,
         catalog=catalog,
@@ -87,3 +94,5 @@ async def lifespan(app: FastAPI):
             task.cancel()
         await hub.audit.close()
         await hub.outbound.close()
+        if hub.http.nonces is not None:
+            hub.http.nonces.close()

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ValidationError
 
 from publicmesh.problems import Problem, preferred_language
 from publicmesh.protocol.members import MemberId
+from publicmesh.protocol.nonces import NonceRecorder
 from publicmesh.protocol.signatures import SignatureError, Signer, Verifier
 
 Model = TypeVar("Model", bound=BaseModel)
@@ -44,11 +45,17 @@ def invalid(exc: ValidationError) -> Problem:
 class SignedHttp:
     """Verifies members' signed requests and signs the hub's answers (RFC 9421)."""
 
-    def __init__(self, signer: Signer, verifier: Verifier):
-        self.signer, self.verifier = signer, verifier
+    def __init__(self, signer: Signer, verifier: Verifier, nonces: NonceRecorder | None = None):
+        self.signer, self.verifier, self.nonces = signer, verifier, nonces
 
-    def authenticate(self, request: Request, body: bytes) -> MemberId:
-        return MemberId.parse(self.verifier.verify_request(request.method, request.url.path, request.headers, body))
+    async def authenticate(self, request: Request, body: bytes) -> MemberId:
+        """The signer, its nonce recorded in the hub's store (when it has one) before anything is answered."""
+        if self.nonces is None:
+            return MemberId.parse(self.verifier.verify_request(request.method, request.url.path, request.headers, body))
+        signed = self.verifier.check_request(request.method, request.url.path, request.headers, body)
+        if not await self.nonces.seen_once(*signed):  # seen before a restart
+            raise SignatureError("replayed", "this signature nonce was already used")
+        return MemberId.parse(signed.key_id)
 
     async def body(self, request: Request, limit: int) -> tuple[MemberId, bytes]:
         """The authenticated caller and the body, refused past ``limit`` bytes before it is read where declared."""
@@ -59,7 +66,7 @@ class SignedHttp:
         if len(body) > limit:
             raise Problem("payload-too-large", f"the body may be at most {limit} bytes")
         try:
-            return self.authenticate(request, body), body
+            return await self.authenticate(request, body), body
         except SignatureError as exc:
             raise Problem(exc.reason, exc.detail) from None
 

@@ -29,6 +29,7 @@ from publicmesh.portal.status_feed import StatusFeed
 from publicmesh.problems import AnswerErrors, Problem, invalid_request, problem_openapi
 from publicmesh.settings import Settings
 from publicmesh.storage import engine_for
+from publicmesh.storage.nonces import SqlNonceStore
 
 log = logging.getLogger(__name__)
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -65,7 +66,9 @@ def bootstrap(settings: Settings, hub_url: str) -> FastAPI:
         audit_key=load_audit_public_key(settings.keys_dir),
         status_feed=StatusFeed(),
     )
-    return create_app(portal, templates(), HubLink.for_settings(settings))
+    # The hub's calls (notices, events) are few and each already writes to a store: a nonce insert beside is cheap.
+    nonces = SqlNonceStore(engine_for("identity", settings), settings.signature_max_age_s)
+    return create_app(portal, templates(), HubLink.for_settings(settings, nonces))
 
 
 def templates() -> Jinja2Templates:

@@ -34,7 +34,7 @@ from publicmesh.protocol import arrow_ipc, bulk_wire, notices_wire
 from publicmesh.protocol.ca import read_private_key
 from publicmesh.protocol.members import HUB, PORTAL
 from publicmesh.protocol.schemas import BULK_MAX_SUBJECTS
-from publicmesh.protocol.signatures import SignatureError, Signer, Verifier
+from publicmesh.protocol.signatures import NonceStore, SignatureError, Signer, Verifier
 from publicmesh.provider.datasets import Attribute, Dataset
 from publicmesh.settings import Settings
 
@@ -90,10 +90,13 @@ class HubLink:
     signer: Signer
 
     @classmethod
-    def for_settings(cls, settings: Settings) -> HubLink:
+    def for_settings(cls, settings: Settings, nonces: NonceStore | None = None) -> HubLink:
+        """With ``nonces``, the hub's calls are refused when replayed even after the portal restarted."""
         keys = settings.keys_dir / "members"
         hub_key = x509.load_pem_x509_certificate((keys / f"{HUB.file_stem}.pem").read_bytes()).public_key()
-        verifier = Verifier(lambda kid: hub_key if kid == str(HUB) else None, settings.signature_max_age_s)
+        verifier = Verifier(
+            lambda kid: hub_key if kid == str(HUB) else None, settings.signature_max_age_s, store=nonces
+        )
         return cls(verifier, Signer(str(PORTAL), read_private_key(keys / f"{PORTAL.file_stem}.key")))
 
 

@@ -15,6 +15,7 @@ import secrets
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import NamedTuple, Protocol
 
 import nacl.bindings
 import nacl.exceptions
@@ -97,15 +98,23 @@ def _ed25519_verify(key: Ed25519PublicKey, signature: bytes, message: bytes) -> 
     return True
 
 
+class NonceStore(Protocol):
+    """Where a verifier records the nonces it has accepted, for the signatures' validity window."""
+
+    def seen_once(self, key_id: str, nonce: str, created: int) -> bool:
+        """True the first time (key_id, nonce) is seen within the window; False for a replay."""
+        ...
+
+
 class NonceCache:
-    """Nonces seen within the freshness window; a second use is a replay."""
+    """Nonces seen within the freshness window, in this process's memory; a second use is a replay."""
 
     def __init__(self, window_s: int):
         self._window = window_s
         self._seen: dict[tuple[str, str], float] = {}
         self._next_purge = time.monotonic() + window_s
 
-    def first_use(self, key_id: str, nonce: str) -> bool:
+    def seen_once(self, key_id: str, nonce: str, created: int = 0) -> bool:
         now = time.monotonic()
         if now >= self._next_purge:
             self._seen = {k: t for k, t in self._seen.items() if t > now}
@@ -115,6 +124,14 @@ class NonceCache:
             return False
         self._seen[key] = now + 2 * self._window
         return True
+
+
+class SignedRequest(NamedTuple):
+    """A request whose signature verified: its signer, and the nonce still to be recorded durably."""
+
+    key_id: str
+    nonce: str
+    created: int
 
 
 def _parse_input(header: str | None, signature_header: str | None) -> tuple[str, tuple[str, ...], dict, bytes]:
@@ -133,14 +150,25 @@ def _parse_input(header: str | None, signature_header: str | None) -> tuple[str,
 
 
 class Verifier:
-    """Checks signatures against member keys, freshness and replay."""
+    """Checks signatures against member keys, freshness and replay.
 
-    def __init__(self, resolve_key: Callable[[str], Ed25519PublicKey | None], max_age_s: int = 30):
+    Nonces go through a front cache in memory (a replay within this process costs no store round trip), then,
+    when a ``store`` is given, into that store, which keeps them across restarts."""
+
+    def __init__(
+        self,
+        resolve_key: Callable[[str], Ed25519PublicKey | None],
+        max_age_s: int = 30,
+        store: NonceStore | None = None,
+    ):
         self._resolve_key = resolve_key
         self._max_age = max_age_s
         self.nonces = NonceCache(max_age_s)
+        self.store = store
 
-    def _verify(self, required, derived: dict[str, str], headers: Mapping[str, str], body: bytes, *, need_nonce: bool):
+    def _verify(
+        self, required, derived: dict[str, str], headers: Mapping[str, str], body: bytes, *, need_nonce: bool
+    ) -> SignedRequest:
         params_text, components, params, signature = _parse_input(
             headers.get("signature-input"), headers.get("signature")
         )
@@ -173,18 +201,27 @@ class Verifier:
             nonce = params.get("nonce")
             if not nonce:
                 raise SignatureError("malformed-signature", "the signature has no nonce")
-            if not self.nonces.first_use(key_id, nonce):
+            if not self.nonces.seen_once(key_id, nonce, created):
                 raise SignatureError("replayed", "this signature nonce was already used")
-        return key_id
+            return SignedRequest(key_id, nonce, created)
+        return SignedRequest(key_id, "", created)
 
-    def verify_request(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> str:
-        """The signing member's id, or SignatureError."""
+    def check_request(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> SignedRequest:
+        """The verified request, its nonce checked against the front cache only: the caller records it in the
+        store (see nonces.NonceRecorder) before it answers."""
         return self._verify(
             REQUEST_COMPONENTS, {"@method": method.upper(), "@path": path}, headers, body, need_nonce=True
         )
 
+    def verify_request(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> str:
+        """The signing member's id, or SignatureError; the nonce is recorded in the store before this returns."""
+        signed = self.check_request(method, path, headers, body)
+        if self.store is not None and not self.store.seen_once(*signed):
+            raise SignatureError("replayed", "this signature nonce was already used")
+        return signed.key_id
+
     def verify_response(self, status: int, headers: Mapping[str, str], body: bytes, request_id: str) -> str:
-        key_id = self._verify(RESPONSE_COMPONENTS, {"@status": str(status)}, headers, body, need_nonce=False)
+        key_id = self._verify(RESPONSE_COMPONENTS, {"@status": str(status)}, headers, body, need_nonce=False).key_id
         if headers.get("mesh-request-id") != request_id:
             raise SignatureError("bad-signature", "the answer belongs to another request")
         return key_id
