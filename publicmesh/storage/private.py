@@ -34,9 +34,18 @@ def private_file(path: Path | str) -> None:
 
 
 def create_private_file(path: Path | str) -> None:
-    """Create ``path`` empty with mode 0600 unless it exists (then tighten it)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT, FILE_MODE)
-    os.close(fd)
+    """Create ``path`` empty with mode 0600 unless it exists (then tighten it).
+
+    An existing file is never opened: closing any descriptor of a SQLite file drops every POSIX lock this process
+    holds on it, those of its open connections included (SQLite's documented pitfall), and a connection that lost
+    its read lock may read past what a checkpoint overwrote."""
+    if not os.path.lexists(path):
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+        except FileExistsError:
+            pass  # another process made it first
+        else:
+            os.close(fd)
     private_file(path)
 
 

@@ -18,7 +18,7 @@ from publicmesh.protocol.members import MemberId
 from publicmesh.runtime.provision import member_key
 from publicmesh.settings import Settings
 from publicmesh.storage.engines import engine_for
-from publicmesh.storage.private import private_dir, write_private
+from publicmesh.storage.private import create_private_file, private_dir, write_private
 
 
 def mode(path: Path) -> int:
@@ -102,3 +102,18 @@ def test_a_shared_sticky_folder_is_left_alone(tmp_path):
     os.chmod(shared, 0o1777)
     private_dir(shared)
     assert mode(shared) == 0o1777
+
+
+def test_an_existing_store_file_is_never_opened_to_make_it_private(tmp_path, monkeypatch):
+    # Closing any descriptor of a SQLite file drops every POSIX lock the process holds on it, its open
+    # connections' included: the node's own connections then read without their lock.
+    store = tmp_path / "store.db"
+    store.write_bytes(b"")
+    store.chmod(0o644)
+    opened = []
+    real_open = os.open
+    monkeypatch.setattr(os, "open", lambda path, *a, **k: opened.append(path) or real_open(path, *a, **k))
+    create_private_file(store)
+    assert opened == [] and stat.S_IMODE(store.stat().st_mode) == 0o600
+    create_private_file(tmp_path / "new.db")
+    assert opened == [tmp_path / "new.db"]
