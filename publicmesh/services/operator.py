@@ -46,6 +46,11 @@ def print_summary(summary: Summary, console) -> None:
         f"(¥{summary.payout.get('paid_yen', 0):,}) in {len(summary.payout.get('files', []))} files; "
         f"without an account: {summary.payout.get('without_account', 0):,}"
     )
+    if summary.resumed.get("batches"):
+        console.print(
+            f"finished what a stopped publish left: {summary.resumed['offers']:,} offers announced in "
+            f"{summary.resumed['batches']:,} municipality batches"
+        )
     console.print("seconds by phase: " + ", ".join(f"{k} {v:.2f}" for k, v in summary.phases.items()))
     console.print(
         "of which written beside the next municipality: "
