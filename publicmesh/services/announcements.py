@@ -10,6 +10,7 @@ duplicate.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import time
 from collections.abc import Callable
@@ -56,11 +57,13 @@ def sent(engine: Engine, row: int) -> None:
         conn.execute(update(announcements).where(announcements.c.id == row).values(sent_at=utc_now()))
 
 
-def unsent(engine: Engine, service_id: str | None = None) -> list[dict]:
-    """The rows a killed process left, oldest first (of one service, or of all)."""
+def unsent(engine: Engine, service_id: str | None = None, older_than: dt.timedelta | None = None) -> list[dict]:
+    """The rows a killed process left, oldest first (of one service, or of all; opened before ``older_than`` ago)."""
     query = select(announcements).where(announcements.c.sent_at.is_(None)).order_by(announcements.c.id)
     if service_id is not None:
         query = query.where(announcements.c.service_id == service_id)
+    if older_than is not None:
+        query = query.where(announcements.c.created_at < utc_now() - older_than)
     with engine.connect() as conn:
         return [dict(r) for r in conn.execute(query).mappings()]
 
@@ -81,11 +84,13 @@ def covered(engine: Engine, row: dict) -> pl.DataFrame:
     return pl.DataFrame(found, schema={**schema, "amount_yen": pl.Int64, "version": pl.Int64}, strict=False)
 
 
-def resume(engine: Engine, announce: Announce, service_id: str | None = None) -> dict:
+def resume(
+    engine: Engine, announce: Announce, service_id: str | None = None, older_than: dt.timedelta | None = None
+) -> dict:
     """Announces what killed processes left unsent (``announce(doc, offers)``, as a publish does); how many rows,
     offers and applications of prior intents."""
     done = {"batches": 0, "offers": 0, "prior_intent_applications": 0}
-    for row in unsent(engine, service_id):
+    for row in unsent(engine, service_id, older_than):
         found = covered(engine, row)
         if found.height:
             done["prior_intent_applications"] += announce(row["definition"], found)

@@ -229,9 +229,11 @@ def announce(engine: Engine, client: MeshClient, doc: dict, fresh: pl.DataFrame)
     return decide_by_intent(engine, client, doc, fresh.filter(intents).to_dicts())
 
 
-def resume(engine: Engine, client: MeshClient, service_id: str | None = None) -> dict:
+def resume(
+    engine: Engine, client: MeshClient, service_id: str | None = None, older_than: dt.timedelta | None = None
+) -> dict:
     """What stopped publishes left unannounced (of one service, or all), announced now (announcements.resume)."""
-    return announcements.resume(engine, lambda doc, fresh: announce(engine, client, doc, fresh), service_id)
+    return announcements.resume(engine, lambda doc, fresh: announce(engine, client, doc, fresh), service_id, older_than)
 
 
 def notify(client: MeshClient, doc: dict, fresh: pl.DataFrame) -> pl.Series:

@@ -8,6 +8,7 @@ The event handler only records the birth (inside the delivery's transaction, so 
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import threading
 import time
@@ -115,10 +116,16 @@ def _household_members(client: MeshClient, doc: dict, code: str, parents: list[s
     return members or parents
 
 
+# A publish announces a municipality's offers within seconds (a minute at 10,000,000 residents): a row unsent for
+# longer was left by a process that stopped. (Announcing beside a live publish would send nothing twice either,
+# but it would do the work twice.)
+STALE = dt.timedelta(minutes=10)
+
+
 class BirthWorker:
     """Handles recorded births every ``interval_s`` on a daemon thread of the services part; when the part starts,
-    and every ``resume_s`` after, it also announces the offers a stopped publish left unannounced (publish.resume:
-    harmless beside a publish still running, which announces nothing twice)."""
+    it also announces the offers stopped publishes left unannounced (publish.resume), and every ``resume_s`` after,
+    those left for longer than STALE."""
 
     def __init__(self, engine: Engine, client: MeshClient, interval_s: float = 0.5, resume_s: float = 60.0):
         self.engine, self.client, self.interval_s, self.resume_s = engine, client, interval_s, resume_s
@@ -132,12 +139,13 @@ class BirthWorker:
         self._stop.set()
 
     def _run(self) -> None:
-        resumed_at = 0.0
+        resumed_at, older_than = 0.0, None  # at the start: whatever is left
         while not self._stop.wait(self.interval_s):
             if time.monotonic() - resumed_at >= self.resume_s:
                 resumed_at = time.monotonic()
                 try:
-                    resume(self.engine, self.client)
+                    resume(self.engine, self.client, older_than=older_than)
+                    older_than = STALE
                 except Exception:  # noqa: BLE001 — a part it calls may be down: the rows stay for the next try
                     log.exception("announcing what a stopped publish left failed; will retry")
             try:

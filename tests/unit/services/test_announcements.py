@@ -73,3 +73,11 @@ def test_a_failed_announcement_stays_unsent(engine):
     except ConnectionError:
         pass
     assert [r["id"] for r in announcements.unsent(engine)] == [row]
+
+
+def test_the_periodic_resume_leaves_a_live_publish_alone(engine):
+    metadata.create_all(engine)
+    row = announcements.opened(engine, DOC, "012084")  # a publish writing now
+    assert announcements.unsent(engine, older_than=dt.timedelta(minutes=10)) == []
+    assert [r["id"] for r in announcements.unsent(engine)] == [row]
+    assert [r["id"] for r in announcements.unsent(engine, older_than=dt.timedelta(seconds=-1))] == [row]
