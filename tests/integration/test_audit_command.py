@@ -16,6 +16,8 @@ def _verify(mesh) -> subprocess.CompletedProcess:
         **os.environ,
         "PUBLICMESH_DATA_DIR": str(mesh.settings.data_dir),
         "PUBLICMESH_DATABASE_URL": mesh.settings.database_url,
+        "PUBLICMESH_BASE_PORT": str(mesh.settings.base_port),  # this mesh's witness, not another's
+        "COLUMNS": "200",
     }
     return subprocess.run(
         [sys.executable, "-m", "publicmesh.cli", "audit", "verify"],
@@ -50,3 +52,32 @@ def test_audit_verify_passes_then_finds_the_altered_record(mesh, people):
             )
         engine.dispose()
     assert _verify(mesh).returncode == 0
+
+
+def test_the_witness_cosigns_the_running_hubs_checkpoints(mesh, people):
+    """The hub sends its checkpoints to the mesh's witness, which cosigns them; verify reads what it cosigned."""
+    import httpx
+
+    from publicmesh.audit import Checkpoint, Cosignature
+    from publicmesh.witness.core import load_witness_public_key
+
+    subject = people.convert(people.registry(limit=1), "resident-registry", "child-allowance")[0]
+    mesh.client("MUNI/012084/child-allowance").query(
+        "MUNI/012084/resident-registry", "person", subject, ["status"], "child-allowance-eligibility"
+    )
+    size = mesh.audit_size()
+
+    def cosigned():
+        answer = httpx.get(mesh.url("witness") + "/v1/checkpoint", timeout=5)
+        return answer.status_code == 200 and answer.json()["checkpoint"]["tree_size"] >= size and answer.json()
+
+    doc = mesh.wait_for(cosigned, 30)
+    checkpoint, cosignature = Checkpoint.from_dict(doc["checkpoint"]), Cosignature.from_dict(doc["cosignature"])
+    assert cosignature.verify(load_witness_public_key(mesh.settings.keys_dir), checkpoint)
+    witnessed = mesh.wait_for(lambda: httpx.get(mesh.url("hub") + "/v1/audit/witnessed", timeout=5).json(), 10)
+    assert witnessed["checkpoint"]["tree_size"] >= size and witnessed["cosignatures"]
+    proof = httpx.get(mesh.url("hub") + "/v1/audit/consistency", params={"from": 1}, timeout=5)
+    assert proof.status_code == 200 and proof.json()["from"] == 1
+    ok = _verify(mesh)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "cosigned size" in ok.stdout
