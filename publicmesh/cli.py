@@ -239,8 +239,9 @@ def _witnessed(settings: Settings, urls: list[str]):
     """(where, the checkpoint a witness cosigned, or a note) per witness; a note starting with FAILED fails verify.
     This mesh's witness, when it does not answer, is read from its own store."""
     from publicmesh.audit import Checkpoint, Cosignature
+    from publicmesh.audit.keys import load_witness_public_key
     from publicmesh.audit.log import DEFAULT_LOG_ID
-    from publicmesh.witness.core import WITNESS_NAME, load_witness_public_key
+    from publicmesh.witness.core import WITNESS_NAME
     from publicmesh.witness.store import WitnessStore
 
     own = part(settings, "witness").url(settings)

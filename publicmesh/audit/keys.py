@@ -20,6 +20,20 @@ def load_or_create_audit_key(keys_dir: Path) -> Ed25519PrivateKey:
     return load_or_create_key(keys_dir, "audit")
 
 
+def witness_keys_dir(keys_dir: Path) -> Path:
+    """The witness's own key folder (0700): the hub's keys are not in it, and it is in none of the hub's."""
+    return Path(keys_dir) / "witness"
+
+
+def load_or_create_witness_key(keys_dir: Path) -> Ed25519PrivateKey:
+    return load_or_create_key(witness_keys_dir(keys_dir), "witness")
+
+
+def load_witness_public_key(keys_dir: Path) -> Ed25519PublicKey:
+    """The key a witness's cosignatures verify under (``keys/witness/witness.pub``)."""
+    return load_public_key(witness_keys_dir(keys_dir), "witness")
+
+
 def load_or_create_key(keys_dir: Path, name: str) -> Ed25519PrivateKey:
     """Load ``keys_dir/<name>.key``, creating the folder and a fresh key (mode 0600) when missing; its public key
     is published beside it as ``<name>.pub``."""

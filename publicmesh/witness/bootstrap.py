@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from publicmesh.audit.keys import load_audit_public_key
+from publicmesh.audit.keys import load_audit_public_key, load_or_create_witness_key
 from publicmesh.audit.log import DEFAULT_LOG_ID
 from publicmesh.settings import Settings
 from publicmesh.storage import engine_for
 from publicmesh.witness.app import create_app
-from publicmesh.witness.core import WITNESS_NAME, Witness, load_or_create_witness_key
+from publicmesh.witness.core import WITNESS_NAME, Witness
 from publicmesh.witness.store import WitnessStore
 
 

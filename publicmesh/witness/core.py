@@ -4,33 +4,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from publicmesh.audit.checkpoint import Checkpoint
 from publicmesh.audit.cosignature import Cosignature
-from publicmesh.audit.keys import load_or_create_key, load_public_key
 from publicmesh.audit.merkle import verify_consistency
 from publicmesh.problems import Problem
 from publicmesh.witness.store import WitnessStore
 
 WITNESS_NAME = "publicmesh-witness"
-KEY_NAME = "witness"
-
-
-def witness_keys_dir(keys_dir: Path) -> Path:
-    """The witness's own key folder (0700): the hub's keys are not in it, and it is in none of the hub's."""
-    return Path(keys_dir) / "witness"
-
-
-def load_or_create_witness_key(keys_dir: Path) -> Ed25519PrivateKey:
-    return load_or_create_key(witness_keys_dir(keys_dir), KEY_NAME)
-
-
-def load_witness_public_key(keys_dir: Path) -> Ed25519PublicKey:
-    return load_public_key(witness_keys_dir(keys_dir), KEY_NAME)
 
 
 class Witness:

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import os
+import re
 import subprocess
 import sys
 
+import httpx
 from sqlalchemy import text
 
+from publicmesh.audit import AuditLog, Checkpoint, Cosignature
+from publicmesh.audit.keys import load_witness_public_key
+from publicmesh.audit.merkle import verify_consistency
 from publicmesh.storage import engine_for
 
 
@@ -56,11 +63,6 @@ def test_audit_verify_passes_then_finds_the_altered_record(mesh, people):
 
 def test_the_witness_cosigns_the_running_hubs_checkpoints(mesh, people):
     """The hub sends its checkpoints to the mesh's witness, which cosigns them; verify reads what it cosigned."""
-    import httpx
-
-    from publicmesh.audit import Checkpoint, Cosignature
-    from publicmesh.witness.core import load_witness_public_key
-
     subject = people.convert(people.registry(limit=1), "resident-registry", "child-allowance")[0]
     mesh.client("MUNI/012084/child-allowance").query(
         "MUNI/012084/resident-registry", "person", subject, ["status"], "child-allowance-eligibility"
@@ -81,3 +83,28 @@ def test_the_witness_cosigns_the_running_hubs_checkpoints(mesh, people):
     ok = _verify(mesh)
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert "cosigned size" in ok.stdout
+
+
+def test_the_portal_answers_consistency_proofs_the_browser_checks(mesh):
+    """What /static/consistency.js asks for: a proof, through the portal, between two of the log's checkpoints."""
+    card = json.loads((mesh.settings.data_dir / "demo-cards.json").read_text(encoding="utf-8"))[0]
+    person = mesh.portal_login(card["card_id"])
+    page = person.get("/records").text
+    size = int(re.search(r'data-size="(\d+)"', page).group(1))
+    root = base64.b64decode(re.search(r'data-root="([^"]+)"', page).group(1))
+    person.get("/me")  # the log grows
+    engine = engine_for("audit", mesh.settings)
+    try:
+        log = AuditLog(engine, None)
+        later = log.latest_checkpoint()
+        answer = person.get("/records/consistency", params={"from": size, "to": later.tree_size})
+        assert answer.status_code == 200, answer.text
+        proof = [base64.b64decode(h) for h in answer.json()["proof"]]
+        assert later.tree_size > size and verify_consistency(size, later.tree_size, root, later.root, proof)
+        assert log.checkpoint(size).root == root
+    finally:
+        engine.dispose()
+    backwards = person.get("/records/consistency", params={"from": later.tree_size + 1, "to": later.tree_size})
+    assert backwards.status_code == 422 and backwards.headers["content-type"] == "application/problem+json"
+    anonymous = httpx.get(mesh.url("portal") + "/records/consistency", params={"from": 0, "to": 1})
+    assert anonymous.status_code == 404

@@ -14,13 +14,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi.testclient import TestClient
 
 from publicmesh.audit import AuditLog, Checkpoint, Cosignature, ExchangeRecord, load_or_create_audit_key
+from publicmesh.audit.keys import load_witness_public_key
 from publicmesh.audit.log import DEFAULT_LOG_ID
 from publicmesh.hub.witnessing import Witnesses
 from publicmesh.settings import Settings
 from publicmesh.storage import engine_for
 from publicmesh.storage.engines import database_name
 from publicmesh.witness.bootstrap import bootstrap
-from publicmesh.witness.core import load_witness_public_key
 
 
 def record(i: int) -> ExchangeRecord:
