@@ -138,3 +138,26 @@ def test_the_hub_proves_from_the_size_a_restarted_witness_holds(mesh_keys):
 
     asyncio.run(rounds())
     assert log.latest_witnessed()[0].tree_size == 30
+
+
+@pytest.mark.storage
+def test_the_witness_store_advances_only_from_the_head_it_was_checked_against(engine, tmp_path):
+    from sqlalchemy import func, select
+
+    from publicmesh.witness.store import WitnessStore, history
+
+    key = Ed25519PrivateKey.generate()
+    witness_key = Ed25519PrivateKey.generate()
+    store = WitnessStore(engine, "w")
+    first = Checkpoint.sign(key, DEFAULT_LOG_ID, 3, bytes(32), "t1")
+    second = Checkpoint.sign(key, DEFAULT_LOG_ID, 9, bytes([1]) * 32, "t2")
+    cosign = lambda c: Cosignature.sign(witness_key, "w", 1_800_000_000, c)  # noqa: E731
+    assert store.latest(DEFAULT_LOG_ID) is None
+    assert store.advance(None, first, cosign(first))
+    assert not store.advance(None, first, cosign(first))  # a second "first" loses
+    assert store.advance(3, second, cosign(second))
+    assert not store.advance(3, second, cosign(second))  # the head moved: checked against a stale one
+    held, cosignature = store.latest(DEFAULT_LOG_ID)
+    assert held == second and cosignature.verify(witness_key.public_key(), second)
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(history)).scalar() == 2
