@@ -24,6 +24,7 @@ class Witnesses:
         self.log, self.urls, self.interval_s, self.timeout_s = audit_log, list(urls), interval_s, timeout_s
         self._held: dict[str, int | None] = {url: None for url in self.urls}  # each witness's size, once known
         self._down: set[str] = set()
+        self._behind: dict[str, int] = {}  # witnesses that cosigned more than the log holds: it was cut back
 
     async def run(self) -> None:
         """Submit until cancelled; a witness that cannot be reached is tried again next round."""
@@ -59,7 +60,9 @@ class Witnesses:
             self._held[url] = held
         if held > checkpoint.tree_size:
             # The witness cosigned more than the log now holds: the log was cut back. Only an operator can settle it.
-            log.error("witness %s cosigned size %d but the audit log holds %d", url, held, checkpoint.tree_size)
+            if self._behind.get(url) != held:  # said once per size, not every round
+                self._behind[url] = held
+                log.error("witness %s cosigned size %d but the audit log holds %d", url, held, checkpoint.tree_size)
             self._held[url] = None
             return None
         proof = await asyncio.to_thread(self.log.consistency_proof, held, checkpoint.tree_size)

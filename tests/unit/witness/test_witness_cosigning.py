@@ -161,3 +161,22 @@ def test_the_witness_store_advances_only_from_the_head_it_was_checked_against(en
     assert held == second and cosignature.verify(witness_key.public_key(), second)
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(history)).scalar() == 2
+
+
+def test_the_hub_does_not_ask_a_witness_to_cosign_a_log_cut_back_below_what_it_cosigned(mesh_keys, caplog):
+    settings, log = mesh_keys
+    app = bootstrap(settings)
+    log.append_many([record(i) for i in range(10)])
+    smaller = AuditLog(engine_for("smaller-audit", settings), load_or_create_audit_key(settings.keys_dir))
+    smaller.append_many([record(i) for i in range(6)])
+
+    async def rounds() -> list[int]:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app)) as client:
+            done = [await Witnesses(log, ["http://witness"]).submit_latest(client)]
+            cut = Witnesses(smaller, ["http://witness"])  # the same log, as a hub that cut it back would hold it
+            done += [await cut.submit_latest(client), await cut.submit_latest(client)]
+            return done
+
+    assert asyncio.run(rounds()) == [1, 0, 0]
+    said = [r.getMessage() for r in caplog.records if "cosigned size 10 but the audit log holds 6" in r.getMessage()]
+    assert len(said) == 1
