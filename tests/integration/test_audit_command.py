@@ -89,7 +89,10 @@ def test_the_portal_answers_consistency_proofs_the_browser_checks(mesh):
     """What /static/consistency.js asks for: a proof, through the portal, between two of the log's checkpoints."""
     card = json.loads((mesh.settings.data_dir / "demo-cards.json").read_text(encoding="utf-8"))[0]
     person = mesh.portal_login(card["card_id"])
+    mesh.wait_for(lambda: httpx.get(mesh.url("hub") + "/v1/audit/witnessed", timeout=5).status_code == 200, 30)
     page = person.get("/records").text
+    assert "証人（publicmesh-witness）が記録総数" in page  # the page names the checkpoint the witness cosigned
+    assert '<script src="/static/consistency.js" defer></script>' in page
     size = int(re.search(r'data-size="(\d+)"', page).group(1))
     root = base64.b64decode(re.search(r'data-root="([^"]+)"', page).group(1))
     person.get("/me")  # the log grows
