@@ -129,6 +129,16 @@ def up(
             console.print("Stopping…")
 
 
+@app.command("witness")
+def witness_command():
+    """Run the witness (証人) alone, on this mesh's witness port: it cosigns the audit log's checkpoints, each only if
+    consistent with the last one it cosigned. It reads the log's public key from the keys folder (keys/audit.pub)
+    and keeps its own key (keys/witness/) and store. `publicmesh up` runs it as one of the parts."""
+    from publicmesh.runtime.serve import main
+
+    main(["witness"])
+
+
 def _interrupt(_signum, _frame) -> None:
     raise KeyboardInterrupt
 
@@ -249,7 +259,7 @@ def _witnessed(settings: Settings, urls: list[str]):
         try:
             answer = httpx.get(url + "/v1/checkpoint", params={"log_id": DEFAULT_LOG_ID}, timeout=10)
             if answer.status_code == 404:
-                yield url, "has cosigned no checkpoint yet"
+                yield url, "has cosigned no checkpoint of this log yet"
                 continue
             answer.raise_for_status()
             doc = answer.json()

@@ -79,7 +79,10 @@ class WitnessStore:
                 if moved.rowcount != 1:
                     return False
             seq = conn.execute(
-                select(history.c.seq).where(history.c.log_id == checkpoint.log_id).order_by(history.c.seq.desc())
+                select(history.c.seq)
+                .where(history.c.log_id == checkpoint.log_id)
+                .order_by(history.c.seq.desc())
+                .limit(1)
             ).scalar()
             conn.execute(history.insert(), {"log_id": checkpoint.log_id, "seq": (seq or 0) + 1, **row})
         return True
