@@ -76,8 +76,13 @@ def test_the_witness_cosigns_the_running_hubs_checkpoints(mesh, people):
     doc = mesh.wait_for(cosigned, 30)
     checkpoint, cosignature = Checkpoint.from_dict(doc["checkpoint"]), Cosignature.from_dict(doc["cosignature"])
     assert cosignature.verify(load_witness_public_key(mesh.settings.keys_dir), checkpoint)
-    witnessed = mesh.wait_for(lambda: httpx.get(mesh.url("hub") + "/v1/audit/witnessed", timeout=5).json(), 10)
-    assert witnessed["checkpoint"]["tree_size"] >= size and witnessed["cosignatures"]
+
+    def kept_by_the_hub():
+        answer = httpx.get(mesh.url("hub") + "/v1/audit/witnessed", timeout=5)
+        return answer.status_code == 200 and answer.json()["checkpoint"]["tree_size"] >= size and answer.json()
+
+    witnessed = mesh.wait_for(kept_by_the_hub, 10)
+    assert witnessed["cosignatures"][0]["witness"] == "publicmesh-witness"
     proof = httpx.get(mesh.url("hub") + "/v1/audit/consistency", params={"from": 1}, timeout=5)
     assert proof.status_code == 200 and proof.json()["from"] == 1
     ok = _verify(mesh)
