@@ -115,6 +115,8 @@ def up(
         console.print(table)
         hub = next(p for p in parts(settings) if p.name == "hub").url(settings)
         console.print(f"Hub API docs: {hub}/docs   catalog: {hub}/v1/catalog   checkpoint: {hub}/v1/audit/checkpoint")
+        witness = part(settings, "witness").url(settings)
+        console.print(f"Witness (cosigns the audit checkpoints): {witness}   latest cosigned: {witness}/v1/checkpoint")
         console.print("Try: publicmesh subjects --member MUNI/012084/child-allowance, then publicmesh query …")
         # A part that dies is started again (with backoff) while the others keep serving; each restart is logged.
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
@@ -125,6 +127,16 @@ def up(
                 time.sleep(1)
         except KeyboardInterrupt:
             console.print("Stopping…")
+
+
+@app.command("witness")
+def witness_command():
+    """Run the witness (証人) alone, on this mesh's witness port: it cosigns the audit log's checkpoints, each only if
+    consistent with the last one it cosigned. It reads the log's public key from the keys folder (keys/audit.pub)
+    and keeps its own key (keys/witness/) and store. `publicmesh up` runs it as one of the parts."""
+    from publicmesh.runtime.serve import main
+
+    main(["witness"])
 
 
 def _interrupt(_signum, _frame) -> None:
@@ -202,20 +214,88 @@ def query(
 
 
 @audit_app.command("verify")
-def audit_verify():
-    """Check the whole log: every record against its leaf, every checkpoint root and signature."""
+def audit_verify(
+    witness: list[str] = typer.Option(
+        None, "--witness", help="A witness's URL (repeatable; default: this mesh's witness, or its store when down)"
+    ),
+):
+    """Check the whole log: every record against its leaf, every checkpoint root and signature, and that the log
+    still holds the latest checkpoint each witness cosigned (asked of the witness: the hub cannot cut it back)."""
     from publicmesh.audit import verify_store
 
+    settings = get_settings()
+    witnessed, failed = [], False
+    for source, found in _witnessed(settings, witness or []):
+        if isinstance(found, str):
+            console.print(f"[yellow]witness[/yellow] {escape(source)}: {escape(found)}", soft_wrap=True)
+            failed = failed or found.startswith("FAILED")
+            continue
+        witnessed.append(found)
+        console.print(f"witness {escape(source)}: cosigned size {found.tree_size:,} ({found.timestamp})")
     with console.status("Verifying the exchange record log…"):
-        report = verify_store(get_settings())
-    if report.ok:
-        console.print(f"[green]OK[/green]: {report.tree_size:,} records; every checkpoint verifies.")
+        report = verify_store(settings, witnessed=witnessed)
+    if report.ok and not failed:
+        held = f"; the log holds the {len(witnessed)} witnessed checkpoint(s)" if witnessed else ""
+        console.print(f"[green]OK[/green]: {report.tree_size:,} records; every checkpoint verifies{held}.")
         return
     for problem in report.problems[:50]:
         where = f"position {problem.position}" if problem.position is not None else "log"
         console.print(f"[red]{where}[/red]: {problem.kind} — {problem.detail}")
     console.print(f"[red]FAILED[/red]: first bad position {report.first_bad_position}")
     raise typer.Exit(1)
+
+
+def _witnessed(settings: Settings, urls: list[str]):
+    """(where, the checkpoint a witness cosigned, or a note) per witness; a note starting with FAILED fails verify.
+    This mesh's witness, when it does not answer, is read from its own store."""
+    from publicmesh.audit import Checkpoint, Cosignature
+    from publicmesh.audit.keys import load_witness_public_key
+    from publicmesh.audit.log import DEFAULT_LOG_ID
+    from publicmesh.witness.core import WITNESS_NAME
+    from publicmesh.witness.store import WitnessStore
+
+    own = part(settings, "witness").url(settings)
+    for url in urls or [own]:
+        try:
+            answer = httpx.get(url + "/v1/checkpoint", params={"log_id": DEFAULT_LOG_ID}, timeout=10)
+            if answer.status_code == 404:
+                yield url, "has cosigned no checkpoint of this log yet"
+                continue
+            answer.raise_for_status()
+            doc = answer.json()
+            checkpoint, cosignature = Checkpoint.from_dict(doc["checkpoint"]), Cosignature.from_dict(doc["cosignature"])
+            key = (
+                load_witness_public_key(settings.keys_dir)
+                if url == own
+                else _public_key(httpx.get(url + "/v1/key", timeout=10).json()["public_key_pem"])
+            )
+        except httpx.HTTPError as exc:
+            if url != own:
+                yield url, f"FAILED: not reachable ({exc})"
+                continue
+            engine = engine_for("witness", settings)
+            try:
+                found = WitnessStore(engine, WITNESS_NAME).latest(DEFAULT_LOG_ID)
+            finally:
+                engine.dispose()
+            if found is None:
+                yield url, "not reachable, and its store holds no cosigned checkpoint"
+                continue
+            (checkpoint, cosignature), key = found, load_witness_public_key(settings.keys_dir)
+            url = f"{url} (down; read from its store)"
+        except (ValueError, KeyError, TypeError, OSError) as exc:
+            yield url, f"FAILED: its answer or key cannot be read ({exc})"
+            continue
+        if not cosignature.verify(key, checkpoint):
+            yield url, f"FAILED: its cosignature of size {checkpoint.tree_size} does not verify under its key"
+            continue
+        yield url, checkpoint
+
+
+def _public_key(pem: str):
+    from cryptography.hazmat.primitives import serialization
+
+    return serialization.load_pem_public_key(pem.encode())
 
 
 def _load_service(path: Path):

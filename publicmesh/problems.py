@@ -54,6 +54,16 @@ _TYPES = [
     ProblemType("unknown-subject", 404, "対象者が見つかりません", "The subject is not known"),
     ProblemType("unknown-member", 404, "メンバーが登録されていません", "The member is not registered"),
     ProblemType("unknown-dataset", 404, "データセットがありません", "The dataset does not exist"),
+    ProblemType("unknown-log", 404, "この証人が見守っていないログです", "This witness does not follow that log"),
+    ProblemType(
+        "bad-checkpoint", 403, "チェックポイントの署名を検証できません", "The checkpoint's signature does not verify"
+    ),
+    ProblemType(
+        "witness-conflict",
+        409,
+        "証人が前に署名したチェックポイントと整合しません",
+        "The checkpoint is not consistent with the last one this witness cosigned",
+    ),
     ProblemType("not-found", 404, "見つかりません", "Not found"),
     ProblemType("payload-too-large", 413, "リクエストが大きすぎます", "The request is too large"),
     ProblemType("unsupported-media-type", 415, "このメディアタイプは扱えません", "The media type is not supported"),

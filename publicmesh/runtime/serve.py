@@ -29,7 +29,13 @@ def build_app(name: str):
     if name == "hub":
         from publicmesh.hub.bootstrap import bootstrap  # noqa: PLC0415 (each process loads its own part only)
 
-        return bootstrap(settings, part(settings, "numbers").url(settings))
+        return bootstrap(
+            settings, part(settings, "numbers").url(settings), witness_urls=[part(settings, "witness").url(settings)]
+        )
+    if name == "witness":
+        from publicmesh.witness.bootstrap import bootstrap  # noqa: PLC0415 (each process loads its own part only)
+
+        return bootstrap(settings)
     if name == "console":
         from publicmesh.console.bootstrap import bootstrap  # noqa: PLC0415  (each process imports its own part only)
 

@@ -21,11 +21,13 @@ class Part:
 
 
 def parts(settings: Settings) -> list[Part]:
-    """Start-up order: the number service, the hub, the resident portal, every agency node, then the staff console
-    (the staff face of the services node: it speaks for no member of its own)."""
+    """Start-up order: the number service, the witness (it cosigns the hub's audit checkpoints and speaks for no
+    member), the hub, the resident portal, every agency node, then the staff console (the staff face of the services
+    node: it speaks for no member of its own)."""
     codes = served_codes(settings)
     out = [
         Part("numbers", settings.base_port, (NUMBERS,)),
+        Part("witness", settings.base_port + 4, ()),
         Part("hub", settings.base_port + HUB_PORT_OFFSET, (HUB,)),
         Part("portal", settings.base_port + 2, (PORTAL,)),
     ]
