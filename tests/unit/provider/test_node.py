@@ -141,3 +141,52 @@ def test_the_outbox_is_read_after_the_hubs_cursor_and_an_event_is_taken_once(nod
     assert first.json() == {"accepted": 1, "duplicates": 0} and again.json() == {"accepted": 0, "duplicates": 1}
     assert handled == [(MEMBER.code, "alice")]
     engine.dispose()
+
+
+@pytest.mark.parametrize(
+    "delivery",
+    [
+        {"events": [None]},
+        {"events": "k1"},
+        {"events": [{"member": str(MEMBER), "type": "moved", "subject": {"a": 1}, "data": {}, "occurred_at": "x"}]},
+        {"events": [{"member": str(MEMBER), "type": "moved", "subject": "alice", "data": [], "occurred_at": "x"}]},
+    ],
+)
+def test_a_malformed_delivery_is_a_signed_400_problem(node, delivery):
+    """Found by the fuzzer (tests/integration/test_fuzz_parts.py): these were 500s."""
+    client, callers, verifier, *_ = node
+    for event in delivery["events"] if isinstance(delivery["events"], list) else []:
+        if isinstance(event, dict):
+            event |= {"idempotency_key": "k9", "source": "GOV/x/y"}
+    response = callers[HUB].post(client, "/v1/events", orjson.dumps(delivery))
+    assert response.status_code == 400 and response.json()["type"].endswith("malformed-request")
+    assert response.headers["content-type"] == "application/problem+json" and signed_by_member(verifier, response)
+
+
+@pytest.mark.parametrize("cursor", [{"after": 2**63}, {"after": -1}, {"after": "1"}, {"limit": 0}, {"limit": None}])
+def test_an_outbox_cursor_out_of_range_is_a_400_problem(node, cursor):
+    client, callers, *_ = node
+    response = callers[HUB].post(client, "/v1/outbox", orjson.dumps(cursor))
+    assert response.status_code == 400 and response.json()["type"].endswith("malformed-request")
+
+
+def test_the_node_publishes_its_openapi_document_with_its_members_and_datasets(node):
+    client, *_ = node
+    doc = client.get("/openapi.json").json()
+    assert doc["openapi"].startswith("3.1") and set(doc["paths"]) == {
+        "/healthz",
+        "/v1/datasets",
+        "/v1/query",
+        "/v1/bulk",
+        "/v1/outbox",
+        "/v1/events",
+    }
+    query = doc["paths"]["/v1/query"]["post"]
+    body = query["requestBody"]["content"]["application/json"]["schema"]
+    assert body["properties"]["member"]["enum"] == [str(MEMBER)] and body["properties"]["dataset"]["enum"] == ["person"]
+    assert query["security"] == [{"meshSignature": []}] and "RFC 9421" in str(doc["components"]["securitySchemes"])
+    assert query["responses"]["401"]["content"] == {
+        "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
+    }
+    page = client.get("/docs")
+    assert page.status_code == 200 and "/v1/events" in page.text and "<script" not in page.text
