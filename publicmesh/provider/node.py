@@ -95,6 +95,8 @@ def query(node: AgencyNode, doc: dict) -> Answer:
     member = node.member_of(doc)
     dataset, attributes = dataset_and_attributes(agency, doc)
     subject = doc["subject"]
+    if not isinstance(subject, str):
+        raise Problem("malformed-request", "subject is a pseudonym (text)")
     if "payload" in doc:  # a submission the hub authorized under a write rule
         writer = agency.writers.get(dataset.name)
         if writer is None:
@@ -116,6 +118,11 @@ def bulk(node: AgencyNode, doc: dict) -> Answer:
     member = node.member_of(doc)
     dataset, attributes = dataset_and_attributes(node.agency, doc)
     subjects = None if doc.get("scan") is True else doc["subjects"]
+    # An Arrow column (bulk_wire) holds texts only; a JSON list is checked, as the store would take no other value.
+    if not (subjects is None or isinstance(subjects, pa.ChunkedArray)) and not (
+        isinstance(subjects, list) and all(isinstance(s, str) for s in subjects)
+    ):
+        raise Problem("malformed-request", "subjects are a list of pseudonyms (texts)")
     with node.engine.connect() as conn:
         table = dataset.bulk(conn, node.agency.tenant_of(member), subjects, attributes, wire=True, reads=node.reads)
     if subjects is None:  # a scan: the hub learns the subjects from the answer (in this agency's pseudonyms)

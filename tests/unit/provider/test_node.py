@@ -6,7 +6,7 @@ from __future__ import annotations
 import orjson
 import pyarrow as pa
 import pytest
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, text
 from starlette.testclient import TestClient
 
 from publicmesh.protocol import bulk_wire
@@ -31,8 +31,10 @@ PEOPLE = {
 STRING = {"type": "string"}
 
 
-def _lookup(_conn, tenant, subjects, attributes):
+def _lookup(conn, tenant, subjects, attributes):
     assert tenant == MEMBER.code
+    for subject in subjects:  # bound as a store's query binds them (a list or an object cannot be)
+        conn.execute(text("SELECT :subject"), {"subject": subject})
     return {s: {a: PEOPLE[s][a] for a in [*attributes, "_protected"]} for s in subjects if s in PEOPLE}
 
 
@@ -190,3 +192,22 @@ def test_the_node_publishes_its_openapi_document_with_its_members_and_datasets(n
     }
     page = client.get("/docs")
     assert page.status_code == 200 and "/v1/events" in page.text and "<script" not in page.text
+
+
+@pytest.mark.parametrize(
+    ("path", "change"),
+    [
+        ("/v1/query", {"subject": ["alice"]}),
+        ("/v1/query", {"subject": {"a": 1}}),
+        ("/v1/bulk", {"subjects": [["alice"]]}),
+        ("/v1/bulk", {"subjects": ["alice", {"a": 1}]}),
+        ("/v1/bulk", {"subjects": "alice"}),
+    ],
+)
+def test_a_subject_that_is_not_a_text_is_a_400_problem(node, path, change):
+    """Found by the fuzzer: the store was given a list or an object to bind, a 500."""
+    client, callers, verifier, *_ = node
+    doc = {"member": str(MEMBER), "dataset": "person", "attributes": ["name"]} | change
+    response = callers[HUB].post(client, path, orjson.dumps(doc))
+    assert response.status_code == 400 and response.json()["type"].endswith("malformed-request")
+    assert signed_by_member(verifier, response)
