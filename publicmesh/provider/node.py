@@ -101,8 +101,11 @@ def query(node: AgencyNode, doc: dict) -> Answer:
         writer = agency.writers.get(dataset.name)
         if writer is None:
             raise Problem("not-allowed", f"{dataset.name} takes no submissions")
+        payload = doc["payload"] or {}
+        if not isinstance(payload, dict):
+            raise Problem("malformed-request", "payload is an object")
         with node.engine.begin() as conn:
-            answer = writer(conn, agency.tenant_of(member), subject, doc["payload"] or {})
+            answer = writer(conn, agency.tenant_of(member), subject, payload)
         return 200, orjson.dumps({"subject": subject, "data": answer, "protected": False}), "application/json"
     with node.engine.connect() as conn:
         rows = dataset.lookup(conn, agency.tenant_of(member), [subject], attributes)

@@ -54,6 +54,7 @@ def _agency(handled: list) -> AgencyDefinition:
         {"person": person},
         seed=lambda *_: None,
         handlers={"moved": lambda _conn, _agency, tenant, event: handled.append((tenant, event["subject"]))},
+        writers={"person": lambda _conn, _tenant, subject, payload: {"noted": payload.get("note")}},
     )
 
 
@@ -211,3 +212,14 @@ def test_a_subject_that_is_not_a_text_is_a_400_problem(node, path, change):
     response = callers[HUB].post(client, path, orjson.dumps(doc))
     assert response.status_code == 400 and response.json()["type"].endswith("malformed-request")
     assert signed_by_member(verifier, response)
+
+
+@pytest.mark.parametrize(
+    ("payload", "status"), [({"note": "x"}, 200), (None, 200), (True, 400), ([1], 400), ("x", 400)]
+)
+def test_a_submission_is_an_object(node, payload, status):
+    """Found by the fuzzer: a payload of true reached the services part's writer (payload.get), a 500."""
+    client, callers, *_ = node
+    doc = {"member": str(MEMBER), "dataset": "person", "subject": "alice", "payload": payload}
+    response = callers[HUB].post(client, "/v1/query", orjson.dumps(doc))
+    assert response.status_code == status, response.text
