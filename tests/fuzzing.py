@@ -40,7 +40,7 @@ from publicmesh.runtime.supervisor import Supervisor
 from publicmesh.runtime.topology import municipalities, part
 from publicmesh.settings import Settings
 
-MAX_EXAMPLES = int(os.environ.get("PUBLICMESH_FUZZ_EXAMPLES", 25))  # per operation and generation mode
+MAX_EXAMPLES = int(os.environ.get("PUBLICMESH_FUZZ_EXAMPLES", 40))  # per operation and generation mode
 TIMEOUT_S = 10  # an answer slower than this is a hang
 RESIDENTS = 300
 # The server-error check on every answer; conformance (documented statuses, media types, schemas) on valid requests.

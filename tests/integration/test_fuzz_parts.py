@@ -50,7 +50,7 @@ def test_number_service(fuzz_mesh):
     passed(fuzz(Tally("numbers"), load(url), url, auth))
 
 
-@pytest.mark.parametrize("system", ["resident-registry", "services"])
+@pytest.mark.parametrize("system", ["resident-registry", "child-allowance", "services"])
 def test_agency_node(fuzz_mesh, system):
     url = url_of(fuzz_mesh, system)
     passed(fuzz(Tally(system), load(url), url, signed_as(fuzz_mesh, str(HUB))))
