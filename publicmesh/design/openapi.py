@@ -64,7 +64,7 @@ def signed_operation(
             }
         ],
         "requestBody": request_body,
-        "responses": {**answers, **problems(400, 401, 403, 404, 413)},
+        "responses": {**answers, **problems(400, 401, 403, 404, 413, 500)},
     }
     if description:
         operation["description"] = description

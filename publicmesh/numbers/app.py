@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 
 import numpy as np
@@ -22,6 +23,7 @@ from publicmesh.protocol.members import HUB, MemberId
 from publicmesh.protocol.signatures import SignatureError, Signer, Verifier
 from publicmesh.protocol.trust import TrustStore, authenticate_request
 
+log = logging.getLogger(__name__)
 # A route's work: (caller, body, content type) → (answer body, media type).
 Work = Callable[[MemberId, bytes, str], Awaitable[tuple[bytes | memoryview, str]]]
 metadata = MetaData()
@@ -212,6 +214,9 @@ class NumbersApi:
             status, payload = problem.status, problem.body(request_id)
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             status, payload = 400, Problem("malformed-request", str(exc)).body(request_id)
+        except Exception:  # answered here, signed, as a problem: uvicorn would close the kept-alive connection
+            log.exception("numbers: unhandled error on %s", request.url.path)
+            status, payload = 500, Problem("internal-error", "the number service could not answer").body(request_id)
         if status != 200:
             media = "application/problem+json"
         return Response(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 
 import orjson
@@ -19,6 +20,8 @@ from publicmesh.protocol.schemas import BULK_MAX_SUBJECTS
 from publicmesh.protocol.signatures import SignatureError
 from publicmesh.provider import node as answers
 from publicmesh.provider.node import ARROW_STREAM, AgencyNode, Answer
+
+log = logging.getLogger(__name__)
 
 
 class NodeRoutes:
@@ -91,6 +94,12 @@ class NodeRoutes:
             malformed = Problem("malformed-request", f"{type(exc).__name__}: {exc}")
             return node.signed(
                 next(iter(node.members)), request_id, 400, malformed.body(request_id), "application/problem+json"
+            )
+        except Exception:  # answered here, signed, as a problem: uvicorn would close the kept-alive connection
+            log.exception("%s: unhandled error on %s", node.agency.system, request.url.path)
+            failed = Problem("internal-error", f"{node.agency.system} could not answer")
+            return node.signed(
+                next(iter(node.members)), request_id, 500, failed.body(request_id), "application/problem+json"
             )
         return node.signed(member, request_id, status, payload, media)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
+from publicmesh.numbers.pseudonyms import PseudonymService
 from publicmesh.protocol.ca import MeshCA
 from publicmesh.protocol.members import MemberId
 from publicmesh.runtime.provision import member_key
@@ -48,3 +49,14 @@ def test_a_registry_enrols_a_newborn(http, registry):
 def test_a_conversion_that_is_not_an_object_is_a_400_problem(http, node, body):
     response = http.post("/v1/convert", content=body, headers=node.hub.headers("/v1/convert", body, "application/json"))
     assert response.status_code == 400 and response.json()["type"] == "urn:publicmesh:problem:malformed-request"
+
+
+def test_an_unexpected_error_is_a_signed_500_problem(http, node, monkeypatch):
+    def fails(*_args):
+        raise RuntimeError("a fault of the service's own")
+
+    monkeypatch.setattr(PseudonymService, "convert", fails)
+    body = orjson.dumps({"source": "a", "targets": ["b"], "pseudonyms": ["x"]})
+    response = http.post("/v1/convert", content=body, headers=node.hub.headers("/v1/convert", body, "application/json"))
+    assert response.status_code == 500 and response.headers["content-type"] == "application/problem+json"
+    assert response.json()["type"] == "urn:publicmesh:problem:internal-error" and "signature" in response.headers

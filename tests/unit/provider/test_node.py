@@ -38,6 +38,12 @@ def _lookup(conn, tenant, subjects, attributes):
     return {s: {a: PEOPLE[s][a] for a in [*attributes, "_protected"]} for s in subjects if s in PEOPLE}
 
 
+def _write(_conn, _tenant, _subject, payload: dict) -> dict:
+    if payload.get("fail"):
+        raise RuntimeError("a writer's own fault")
+    return {"noted": payload.get("note")}
+
+
 def _agency(handled: list) -> AgencyDefinition:
     person = Dataset(
         "person",
@@ -54,7 +60,7 @@ def _agency(handled: list) -> AgencyDefinition:
         {"person": person},
         seed=lambda *_: None,
         handlers={"moved": lambda _conn, _agency, tenant, event: handled.append((tenant, event["subject"]))},
-        writers={"person": lambda _conn, _tenant, subject, payload: {"noted": payload.get("note")}},
+        writers={"person": _write},
     )
 
 
@@ -223,3 +229,11 @@ def test_a_submission_is_an_object(node, payload, status):
     doc = {"member": str(MEMBER), "dataset": "person", "subject": "alice", "payload": payload}
     response = callers[HUB].post(client, "/v1/query", orjson.dumps(doc))
     assert response.status_code == status, response.text
+
+
+def test_an_unexpected_error_is_a_signed_500_problem_on_a_connection_kept_open(node):
+    client, callers, verifier, *_ = node
+    doc = {"member": str(MEMBER), "dataset": "person", "subject": "alice", "payload": {"fail": True}}
+    response = callers[HUB].post(client, "/v1/query", orjson.dumps(doc))
+    assert response.status_code == 500 and response.json()["type"].endswith(":internal-error")
+    assert response.headers["content-type"] == "application/problem+json" and signed_by_member(verifier, response)
