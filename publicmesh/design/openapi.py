@@ -27,6 +27,10 @@ SIGNATURE_DESCRIPTION = (
 )
 
 
+SIGNED_SCHEME = {"type": "apiKey", "in": "header", "name": "Signature", "description": SIGNATURE_DESCRIPTION}
+SIGNED_ONLY: list[dict[str, list]] = [{SIGNED: []}]  # an operation's security: signed requests only
+
+
 def problems(*statuses: int) -> dict[str, Schema]:
     """The responses of ``statuses`` as RFC 9457 problems, each described by the problem types it can be."""
     out = {}
@@ -53,7 +57,7 @@ def signed_operation(
     """A POST that only a signed request reaches: its body, its answers and the problems every such route gives."""
     operation: Schema = {
         "summary": summary,
-        "security": [{SIGNED: []}],
+        "security": SIGNED_ONLY,
         "parameters": [
             {
                 "name": "mesh-request-id",
@@ -81,9 +85,7 @@ def document(
         "paths": paths,
         "components": {
             "schemas": {"Problem": PROBLEM_SCHEMA, **(schemas or {})},
-            "securitySchemes": {
-                SIGNED: {"type": "apiKey", "in": "header", "name": "Signature", "description": SIGNATURE_DESCRIPTION}
-            },
+            "securitySchemes": {SIGNED: SIGNED_SCHEME},
         },
     }
 

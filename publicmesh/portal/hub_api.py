@@ -24,6 +24,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from publicmesh import accounts, consent, notices
+from publicmesh.design.openapi import SIGNED_ONLY
 from publicmesh.identity import IdentityError
 from publicmesh.portal.account_pages import PRIOR_INTENT
 from publicmesh.portal.core import Portal
@@ -107,7 +108,6 @@ async def get_hub_link(request: Request) -> HubLink:
 
 Work = Callable[[Portal, Any], tuple[int, bytes, str]]
 PROBLEM = "application/problem+json"
-SIGNED = "meshSignature"  # the security scheme of the hub's calls (portal.bootstrap puts it in the document)
 _PROBLEMS = {
     str(status): {"description": description, "content": {PROBLEM: {"schema": PROBLEM_SCHEMA}}}
     for status, description in (
@@ -151,7 +151,7 @@ def hub_call(path: str, summary: str, body: dict, answer: dict, *, arrow: bool =
             summary=summary,
             description="Called by the hub only: signed as the hub (RFC 9421), answered signed by the portal.",
             openapi_extra={
-                "security": [{SIGNED: []}],
+                "security": SIGNED_ONLY,
                 "requestBody": {
                     "required": True,
                     "content": {arrow_ipc.ARROW_STREAM if arrow else "application/json": {"schema": body}},
