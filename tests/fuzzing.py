@@ -95,14 +95,16 @@ class Tally:
     part: str
     requests: int = 0
     server_errors: int = 0
-    unsigned: int = 0
+    refused: int = 0  # of them, unsigned or signed by a member the part does not answer
     failures: dict[str, str] = field(default_factory=dict)  # what failed, once each → its first example
 
     def failed(self, what: str, example: str) -> None:
         self.failures.setdefault(what, example)
 
     def line(self) -> str:
-        return f"{self.part}: {self.requests} requests ({self.unsigned} unsigned), {self.server_errors} server errors"
+        return (
+            f"{self.part}: {self.requests} requests ({self.refused} to be refused), {self.server_errors} server errors"
+        )
 
 
 def fuzz(
@@ -114,11 +116,13 @@ def fuzz(
     cookies: Callable[[str, str], dict] | None = None,
     form: Callable[[str, str], dict] | None = None,
     unsigned_examples: int = 5,
+    stranger: requests.auth.AuthBase | None = None,
     checks: Callable[[str, str], list] = lambda _method, _path: CHECKS,
     examples: int = MAX_EXAMPLES,
 ) -> Tally:
     """Every operation of ``schema``, valid and invalid examples; ``auth(method, path)`` signs (or None), and a
-    signed operation is also sent unsigned, which must be refused 401 as a problem. Every answer is checked for a
+    signed operation is also sent unsigned, which must be refused 401 as a problem, and signed by ``stranger`` (a
+    member the part does not answer), refused 401 or 403. Every answer is checked for a
     server error, those to valid requests also with ``checks(method, path)`` (by default: documented status, media
     type and schema)."""
     session = requests.Session()
@@ -165,23 +169,27 @@ def fuzz(
             except Unsatisfiable:  # no invalid request exists (an operation without parameters or body)
                 pass
         if signer is not None and unsigned_examples:
-            refused_unsigned(tally, operation, base_url, session, unsigned_examples)
+            refused(tally, operation, base_url, session, unsigned_examples, None, (401,))
+            if stranger is not None:
+                refused(tally, operation, base_url, session, unsigned_examples, stranger, (401, 403))
     return tally
 
 
-def refused_unsigned(tally: Tally, operation, base_url: str, session, examples: int) -> None:
-    """Valid examples sent without a signature: each must be a 401 problem."""
+def refused(tally: Tally, operation, base_url: str, session, examples: int, auth, statuses: tuple[int, ...]) -> None:
+    """Valid examples sent unsigned (``auth`` None) or signed by a stranger: each must be a problem of
+    ``statuses``."""
 
     @settings(max_examples=examples, derandomize=True, deadline=None, database=None, phases=[Phase.generate])
     @given(case=operation.as_strategy())
     def send(case):
-        response = case.call(base_url=base_url, session=session, timeout=TIMEOUT_S)
+        response = case.call(base_url=base_url, session=session, auth=auth, timeout=TIMEOUT_S)
         tally.requests += 1
-        tally.unsigned += 1
+        tally.refused += 1
         media = (response.headers.get("content-type") or [""])[0]
-        if response.status_code != 401 or not media.startswith("application/problem+json"):
+        if response.status_code not in statuses or not media.startswith("application/problem+json"):
+            who = "a stranger's" if auth else "unsigned"
             tally.failed(
-                f"unsigned {operation.method.upper()} {operation.path}: {response.status_code}", response.text[:200]
+                f"{who} {operation.method.upper()} {operation.path}: {response.status_code}", response.text[:200]
             )
 
     send()
