@@ -65,7 +65,13 @@ def convert(service: PseudonymService, caller: MemberId, doc: dict) -> dict:
     pseudonyms = doc["pseudonyms"]
     if not isinstance(pseudonyms, list) or len(pseudonyms) > wire.MAX_BATCH:
         raise Problem("malformed-request", f"pseudonyms is a list of at most {wire.MAX_BATCH}")
-    return {"converted": service.convert(pseudonyms, doc["source"], list(doc["targets"]))}
+    source, targets = doc["source"], doc["targets"]
+    # as the Arrow form's routing: a few named domains, not any iterable (a text would be taken letter by letter)
+    if not isinstance(source, str) or not isinstance(targets, list) or not 1 <= len(targets) <= wire.MAX_TARGETS:
+        raise Problem("malformed-request", f"source is a domain name and targets a list of 1 to {wire.MAX_TARGETS}")
+    if not all(isinstance(t, str) and t for t in targets):
+        raise Problem("malformed-request", "targets are domain names")
+    return {"converted": service.convert(pseudonyms, source, list(dict.fromkeys(targets)))}
 
 
 def convert_columns(service: PseudonymService, body: bytes) -> memoryview:

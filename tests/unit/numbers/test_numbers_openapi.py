@@ -45,8 +45,20 @@ def test_a_registry_enrols_a_newborn(http, registry):
     assert response.status_code == 200 and len(response.json()["pseudonyms"]) == 2
 
 
-@pytest.mark.parametrize("body", [b"false", b"[1]", b'"pseudonyms"'])
-def test_a_conversion_that_is_not_an_object_is_a_400_problem(http, node, body):
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"false",
+        b"[1]",
+        b'"pseudonyms"',
+        b'{"source": "a", "targets": "bcd", "pseudonyms": []}',
+        b'{"source": "a", "targets": [], "pseudonyms": []}',
+        b'{"source": "a", "targets": [1], "pseudonyms": []}',
+        b'{"source": ["a"], "targets": ["b"], "pseudonyms": []}',
+        orjson.dumps({"source": "a", "targets": [f"t{i}" for i in range(17)], "pseudonyms": []}),
+    ],
+)
+def test_a_conversion_that_is_not_an_object_of_domains_is_a_400_problem(http, node, body):
     response = http.post("/v1/convert", content=body, headers=node.hub.headers("/v1/convert", body, "application/json"))
     assert response.status_code == 400 and response.json()["type"] == "urn:publicmesh:problem:malformed-request"
 
