@@ -173,12 +173,14 @@ PROBLEM_SCHEMA = {
 }
 
 
-def problem_openapi(openapi: Callable[[], dict]) -> Callable[[], dict]:
+def problem_openapi(openapi: Callable[[], dict], security_schemes: dict | None = None) -> Callable[[], dict]:
     """An app's ``openapi`` whose 422 answers are documented as what invalid_request answers (a problem),
-    not as FastAPI's default validation error."""
+    not as FastAPI's default validation error; with ``security_schemes`` in its components, if given."""
 
     def document() -> dict:
         schema = openapi()
+        if security_schemes:
+            schema.setdefault("components", {})["securitySchemes"] = security_schemes
         for operations in schema.get("paths", {}).values():
             for operation in operations.values():
                 answer = operation.get("responses", {}).get("422") if isinstance(operation, dict) else None

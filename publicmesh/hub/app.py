@@ -9,9 +9,10 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
 from publicmesh.design.api_docs import mount_api_docs
+from publicmesh.design.openapi import SIGNED, SIGNED_SCHEME
 from publicmesh.hub.deps import HubDeps, hub_deps
 from publicmesh.hub.routes import audit, catalog, exchange, meta
-from publicmesh.problems import AnswerErrors
+from publicmesh.problems import AnswerErrors, problem_openapi
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,7 @@ def create_app(hub: HubDeps, lifespan: Callable | None = None) -> FastPath:
     app.add_middleware(AnswerErrors, handler=internal_error)
     for router in (exchange.router, catalog.router, audit.router, meta.router):
         app.include_router(router)
+    app.openapi = problem_openapi(app.openapi, {SIGNED: SIGNED_SCHEME})  # type: ignore[method-assign]
     return FastPath(app, hub, exchange.fast_routes())
 
 

@@ -16,6 +16,7 @@ from fastapi.templating import Jinja2Templates
 
 from publicmesh import design
 from publicmesh.audit import load_audit_public_key
+from publicmesh.design.openapi import SIGNED, SIGNED_SCHEME
 from publicmesh.identity import open_identity
 from publicmesh.notices.channels import LogChannel
 from publicmesh.portal import account_pages, application_pages, hub_api, log_view, login_pages, pages
@@ -104,7 +105,7 @@ def create_app(portal: Portal, templates: Jinja2Templates, hub_link: HubLink) ->
     app.middleware("http")(security_headers)
     for router in ROUTERS:
         app.include_router(router)
-    app.openapi = problem_openapi(app.openapi)  # type: ignore[method-assign]
+    app.openapi = problem_openapi(app.openapi, {SIGNED: SIGNED_SCHEME})  # type: ignore[method-assign]
     return app
 
 

@@ -9,6 +9,7 @@ from typing import Annotated
 import orjson
 from fastapi import APIRouter, Query, Request
 
+from publicmesh.design.openapi import SIGNED_ONLY
 from publicmesh.hub.deps import Hub
 from publicmesh.hub.http import PROBLEM_RESPONSES, request_id_of
 from publicmesh.problems import Problem
@@ -73,7 +74,17 @@ async def witnessed(hub: Hub):
     return {"checkpoint": checkpoint.as_dict(), "cosignatures": [c.as_dict() for c in cosignatures]}
 
 
-@router.post("/v1/audit/records", responses=PROBLEM_RESPONSES)
+@router.post(
+    "/v1/audit/records",
+    responses=PROBLEM_RESPONSES,
+    openapi_extra={
+        "security": SIGNED_ONLY,
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": RecordsRequest.model_json_schema()}},
+        },
+    },
+)
 async def exchange_records(request: Request, hub: Hub):
     """情報提供等記録: one person's exchange records with inclusion proofs against the latest signed checkpoint.
 

@@ -174,6 +174,18 @@ def test_the_api_docs_are_served_from_the_hub_itself(tmp_path):
         assert client.get("/openapi.json").json()["paths"]["/v1/query"]
 
 
+def test_the_signed_routes_are_documented_as_such(tmp_path):
+    with TestClient(create_app(deps(tmp_path))) as client:
+        doc = client.get("/openapi.json").json()
+    scheme = doc["components"]["securitySchemes"]["meshSignature"]
+    assert "RFC 9421" in scheme["description"]
+    for path in ("/v1/query", "/v1/bulk", "/v1/notify", "/v1/audit/records"):
+        assert doc["paths"][path]["post"]["security"] == [{"meshSignature": []}], path
+    records = doc["paths"]["/v1/audit/records"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert "before" in records["properties"] and records["properties"]["subject"]["maxLength"] == 22
+    assert "security" not in doc["paths"]["/v1/catalog"]["get"]
+
+
 @pytest.mark.parametrize("before", [-1, 2**63])
 def test_a_records_page_before_a_position_no_store_can_hold_is_a_malformed_request(tmp_path, before):
     exchange = FakeExchange({})
