@@ -1,6 +1,6 @@
 """Schemathesis against every part's OpenAPI document, on a mesh of the fuzz tests' own (tests/fuzzing.py): the
 number service, agency nodes and the services part signed as the hub calls them, the hub signed as its members call
-it, the portal and the staff console in a logged-in session. No answer is a server error, none hangs; every signed
+it, the witness, the portal and the staff console in a logged-in session. No answer is a server error, none hangs; every signed
 operation sent unsigned is refused with a 401 problem, and signed by a member the part does not answer (the number
 service, the nodes, the portal's routes for the hub) with a 401 or 403 problem."""
 
@@ -67,6 +67,12 @@ def test_hub(fuzz_mesh):
         **{"/v1/notify": "GOV/digital/services", "/v1/audit/records": "GOV/digital/portal"},
     )
     passed(fuzz(Tally("hub"), load(url), url, auth))
+
+
+def test_witness(fuzz_mesh):
+    """Its submissions carry the hub's signed checkpoint in the body (checked there), not an RFC 9421 signature."""
+    url = url_of(fuzz_mesh, "witness")
+    passed(fuzz(Tally("witness"), load(url), url, unsigned))
 
 
 def in_session(cookies: dict, token: str):
