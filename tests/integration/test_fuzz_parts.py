@@ -1,8 +1,8 @@
 """Schemathesis against every part's OpenAPI document, on a mesh of the fuzz tests' own (tests/fuzzing.py): the
 number service, agency nodes and the services part signed as the hub calls them, the hub signed as its members call
-it, the witness, the portal and the staff console in a logged-in session. No answer is a server error, none hangs; every signed
-operation sent unsigned is refused with a 401 problem, and signed by a member the part does not answer (the number
-service, the nodes, the portal's routes for the hub) with a 401 or 403 problem."""
+it, the witness, the portal and the staff console in a logged-in session. No answer is a server error, none hangs;
+every signed operation sent unsigned is refused with a 401 problem, and signed by a member the part does not answer
+(the number service, the nodes, the portal's routes for the hub) with a 401 or 403 problem."""
 
 from __future__ import annotations
 
