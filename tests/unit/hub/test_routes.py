@@ -202,3 +202,12 @@ def test_a_records_page_below_the_largest_position_is_asked(tmp_path):
     with TestClient(create_app(deps(tmp_path, exchange))) as client:
         response = signed_post(client, "/v1/audit/records", {"subject": "A" * 22, "before": 2**63 - 1})
     assert response.status_code == 200 and exchange.asked[0][1].before == 2**63 - 1
+
+
+@pytest.mark.parametrize("query", ["from=-1", "from=x", "from=1&to=99999999999999999999", ""])
+def test_a_query_parameter_the_hub_refuses_is_a_problem(tmp_path, query):
+    with TestClient(create_app(deps(tmp_path))) as client:
+        answer = client.get(f"/v1/audit/consistency?{query}")
+    assert answer.status_code == 422
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert answer.json()["type"].endswith(":invalid-request") and answer.json()["errors"]
