@@ -329,10 +329,15 @@ def services_validate(files: list[Path] = typer.Argument(..., help="Service defi
 
 
 @services_app.command("publish")
-def services_publish(file: Path = typer.Argument(..., help="A service definition (YAML)")):
+def services_publish(
+    file: Path = typer.Argument(..., help="A service definition (YAML)"),
+    queue: bool = typer.Option(
+        False, "--queue", help="One job per municipality for the publisher workers (publicmesh services worker)"
+    ),
+):
     """Validate, evaluate eligibility for every resident through the hub, send the notices, apply for people with
     a prior intent, decide, and write the payout files. Safe to run again: only what is new is created."""
-    from publicmesh.services.operator import print_summary, publish_file
+    from publicmesh.services.operator import print_summary, publish_file, publish_file_queued
 
     if _load_service(file) is None:
         raise typer.Exit(1)
@@ -346,8 +351,22 @@ def services_publish(file: Path = typer.Argument(..., help="A service definition
                 tasks[phase] = bar.add_task(phase, total=total)
             bar.update(tasks[phase], completed=done, total=total)
 
-        summary = publish_file(get_settings(), file, progress)
+        summary = (publish_file_queued if queue else publish_file)(get_settings(), file, progress)
     print_summary(summary, console)
+
+
+@services_app.command("worker")
+def services_worker(
+    until_idle: bool = typer.Option(False, "--until-idle", help="Stop when no job is waiting"),
+):
+    """A publisher worker: takes one municipality's job at a time from `services publish --queue` runs, on this
+    machine or any other sharing the services store, until stopped (Ctrl-C). A worker killed mid-job loses
+    nothing: its job is taken again when its lease ends, and nothing is offered or announced twice."""
+    from publicmesh.services.operator import run_worker
+
+    console.print("publisher worker: waiting for jobs (Ctrl-C stops)" if not until_idle else "publisher worker")
+    done = run_worker(get_settings(), until_idle=until_idle)
+    console.print(f"municipalities done: {done}")
 
 
 @services_app.command("schema")

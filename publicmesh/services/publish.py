@@ -167,6 +167,23 @@ def publish(
             for future in [*sending, writing.result()]:
                 future.result()
             _Clock(summary.phases, "write", t0)
+    finish(engine, client, doc, text, definition, summary, payout_dir, progress)
+    summary.phases["total"] = time.perf_counter() - started
+    return summary
+
+
+def finish(
+    engine: Engine,
+    client: MeshClient,
+    doc: dict,
+    text: str,
+    definition,
+    summary: Summary,
+    payout_dir: Path,
+    progress: Progress,
+) -> None:
+    """After every municipality: the publication recorded (once per version), then the payout files and their
+    notices where the definition pays by Zengin transfer."""
     with engine.begin() as conn:
         if (
             conn.execute(
@@ -193,8 +210,6 @@ def publish(
         if summary.payout["paid"]:  # their payout notices, written with the file
             decisions.NoticeSender(engine, client).send_all()
         summary.phases["payout"] = time.perf_counter() - t5
-    summary.phases["total"] = time.perf_counter() - started
-    return summary
 
 
 def rules_of(doc: dict, compile_rules=None):

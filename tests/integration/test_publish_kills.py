@@ -26,14 +26,16 @@ from publicmesh.notices.schema import notices as notice_table
 from publicmesh.portal.account_pages import PRIOR_INTENT
 from publicmesh.runtime.supervisor import Backoff
 from publicmesh.services import announcements
-from publicmesh.services.operator import publish_file
-from publicmesh.services.store import applications, offers, payout_files
+from publicmesh.services.jobs import StoreJobs
+from publicmesh.services.operator import publish_file, publish_file_queued
+from publicmesh.services.store import applications, offers, payout_files, publish_jobs
 from publicmesh.storage import engine_for
 
 SIGNING_PASSWORD = "ABC123"  # the demo cards' signing password
 SERVICES = {"hub": "kill-hub-benefit", "portal": "kill-portal-benefit", "national-tax": "kill-tax-benefit"}
 KILLED_PUBLISHER = "kill-publisher-benefit"
 RESUMED_AT_START = "kill-restart-benefit"
+QUEUED = "kill-worker-benefit"  # published as jobs for two publisher workers, one killed
 APPLIED = "kill-services-benefit"  # no prior intent: the people apply
 DEFINITIONS = os.path.join(os.path.dirname(__file__), "..", "..", "publicmesh", "services", "definitions")
 
@@ -64,7 +66,7 @@ def holders(mesh):
                 engine,
                 holder.person_ref,
                 PRIOR_INTENT,
-                [*SERVICES.values(), KILLED_PUBLISHER, RESUMED_AT_START],
+                [*SERVICES.values(), KILLED_PUBLISHER, RESUMED_AT_START, QUEUED],
                 sign=lambda data, holder=holder: holder.sign_document(data, SIGNING_PASSWORD),
             )
         )
@@ -268,3 +270,52 @@ def test_the_services_part_killed_during_applications_keeps_each_acknowledged_on
         assert stored == 1, (offer_id, answers[offer_id], stored)
     acknowledged = sum(1 for status in answers.values() if status == 303)
     print(f"acknowledged before the kill: {acknowledged} of {len(people)}")
+
+
+def _worker(env: dict) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "publicmesh.cli", "services", "worker"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def test_a_publisher_worker_killed_mid_municipality_leaves_a_job_another_finishes(mesh, holders, tmp_path):
+    env = {
+        **os.environ,
+        "PUBLICMESH_DATA_DIR": str(mesh.settings.data_dir),
+        "PUBLICMESH_DATABASE_URL": mesh.settings.database_url,
+        "PUBLICMESH_BASE_PORT": str(mesh.settings.base_port),
+        "PUBLICMESH_PUBLISH_LEASE": "3",  # a dead worker's job is taken again after 3 s
+    }
+    killed, survivor = _worker(env), _worker(env)
+    result: dict = {}
+    publishing = threading.Thread(
+        target=lambda: result.update(summary=publish_file_queued(mesh.settings, _definition(tmp_path, QUEUED))),
+        daemon=True,
+    )
+    try:
+        publishing.start()
+        taken = select(publish_jobs.c.id).where(
+            publish_jobs.c.state == "taken", publish_jobs.c.worker.like(f"%:{killed.pid}")
+        )
+        mesh.wait_for(lambda: mesh.rows("services", taken), 60)
+        time.sleep(random.Random(os.environ.get("PUBLICMESH_TRIAL_SEED", "")).uniform(0.05, 0.4))
+        killed.send_signal(signal.SIGKILL)  # in the middle of its municipality
+        assert killed.wait(10) == -signal.SIGKILL
+        publishing.join(180)
+        assert not publishing.is_alive() and "summary" in result
+    finally:
+        for worker in (killed, survivor):
+            worker.kill()
+            worker.wait(10)
+    summary = result["summary"]
+    assert len(summary.by_municipality) == 5  # (new_offers: less if the killed worker had written some)
+    engine = engine_for("services", mesh.settings)
+    publish_id = mesh.rows("services", select(publish_jobs.c.publish_id).where(publish_jobs.c.id.like(f"{QUEUED}:%")))[
+        0
+    ][0]
+    assert StoreJobs(engine).attempts(publish_id) > 5  # the killed worker's job was taken again
+    engine.dispose()
+    _exactly_once(mesh, QUEUED, summary, holders)
