@@ -492,12 +492,14 @@ def bench_services(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object"),
     openfisca: bool = typer.Option(True, help="Also run the same rule in OpenFisca on the same persons"),
     browser: bool = typer.Option(True, help="Also drive the resident path in headless chromium"),
+    workers: int = typer.Option(0, help="Publish as jobs for this many publisher worker processes (0: in-process)"),
 ):
     """Publish the emergency benefit to every resident on a running mesh: seconds by phase, peak memory, audit
     records per subject; the same rule in OpenFisca; the resident path from notice to application."""
     from publicmesh.bench.services import run
 
-    result = run(residents, openfisca=openfisca, browser=browser, progress=None if as_json else console.print)
+    say = None if as_json else console.print
+    result = run(residents, openfisca=openfisca, browser=browser, progress=say, workers=workers)
     if as_json:
         print(json.dumps(result, ensure_ascii=False))
     else:
