@@ -24,7 +24,7 @@ from sqlalchemy import select
 from publicmesh.protocol.members import MemberId
 from publicmesh.runtime.catalog import AGENCIES
 from publicmesh.runtime.supervisor import Supervisor
-from publicmesh.runtime.topology import municipalities, part, parts
+from publicmesh.runtime.topology import municipalities, part, parts, processes
 from publicmesh.services.definition import SCHEMA_PATH, DefinitionError, load_definition, use_catalog
 from publicmesh.settings import Settings, get_settings
 from publicmesh.storage import engine_for
@@ -108,7 +108,7 @@ def up(
         table.add_column("part")
         table.add_column("URL")
         table.add_column("members")
-        for p in parts(settings):
+        for p in processes(settings):  # the parts, or their replicas and the proxy in front of them
             table.add_row(
                 p.name, p.url(settings), ", ".join(str(m) for m in p.members[:3]) + (" …" if len(p.members) > 3 else "")
             )

@@ -40,6 +40,9 @@ class Settings:
     # Seconds a publisher worker holds a municipality's job without renewing it: a worker that died is replaced
     # by another after this long (PUBLICMESH_PUBLISH_LEASE).
     publish_lease_s: float = field(default_factory=lambda: float(_env("PUBLISH_LEASE", "60")))
+    # Processes of the hub and of the portal (PUBLICMESH_REPLICAS): more than one runs that many of each behind
+    # HAProxy on the part's own port (runtime/proxy.py); one is the embedded default, no proxy.
+    replicas: int = field(default_factory=lambda: int(_env("REPLICAS", "1")))
     # How often the hub sends its latest audit checkpoint to the witnesses (seconds; checkpoints in between are
     # covered by the next one's consistency proof).
     witness_interval_s: float = field(default_factory=lambda: float(_env("WITNESS_INTERVAL", "1.0")))
