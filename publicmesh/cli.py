@@ -139,6 +139,45 @@ def witness_command():
     main(["witness"])
 
 
+@app.command("chaos")
+def chaos_command(
+    trials: int = typer.Option(20, help="How many processes to kill, one every --every seconds"),
+    every: float = typer.Option(3.0, help="Seconds between kills"),
+    residents: int = typer.Option(2000, help="Residents of the trials' own mesh"),
+    base_port: int = typer.Option(9950, help="Where the trials' mesh listens (its parts take the next 130 ports)"),
+    seed_value: int = typer.Option(7, "--seed", help="Which processes are killed, in which order"),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object"),
+):
+    """Fault trials: a mesh of its own (two hub and two portal replicas behind HAProxy, two publisher workers)
+    under load while a random process is killed with SIGKILL every few seconds; then counts what was lost or
+    doubled, verifies the audit log, and reports the load's errors and the seconds to recover."""
+    from publicmesh.runtime.chaos import run
+
+    result = run(
+        trials,
+        residents_count=residents,
+        every_s=every,
+        base_port=base_port,
+        seed_value=seed_value,
+        say=(lambda _: None) if as_json else console.print,
+    )
+    if as_json:
+        print(json.dumps(result, ensure_ascii=False))
+        return
+    table = Table(title=f"Fault trials: {result['trials']} kills")
+    for column in ("lost", "duplicates", "verify", "errors_pct", "recover_s_max", "eligible", "publishes"):
+        table.add_column(column)
+    table.add_row(
+        *(
+            str(result[c])
+            for c in ("lost", "duplicates", "verify", "errors_pct", "recover_s_max", "eligible", "publishes")
+        )
+    )
+    console.print(table)
+    if result["lost"] or result["duplicates"] or result["verify"] != "ok":
+        raise typer.Exit(1)
+
+
 def _interrupt(_signum, _frame) -> None:
     raise KeyboardInterrupt
 

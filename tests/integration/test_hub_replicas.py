@@ -25,7 +25,9 @@ from publicmesh.runtime.topology import municipalities
 from publicmesh.settings import Settings
 from publicmesh.storage import engine_for
 
-BASE_PORT = int(os.environ.get("PUBLICMESH_TEST_BASE_PORT", 9100)) + 70  # beside the fuzz mesh's +50
+BASE_PORT = (
+    int(os.environ.get("PUBLICMESH_TEST_BASE_PORT", 9100)) + 500
+)  # replicas at +100..+112 of it: clear of the other meshes
 CONSUMER = "MUNI/012084/child-allowance"
 REGISTRY = "MUNI/012084/resident-registry"
 
