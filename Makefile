@@ -23,11 +23,13 @@ check: setup
 	$(BIN)/ruff format --check publicmesh tests
 	$(BIN)/mypy
 
-# Installs Debian's chromium and a CJK font for the browser tests, and starts a throwaway PostgreSQL (Debian's
-# package) so the storage and exchange tests run on both. The URL is taken apart from eval so that a failed start
-# stops here instead of skipping the PostgreSQL tests. Coverage is measured in this process only (see pyproject).
+# Installs Debian's chromium and a CJK font for the browser tests and HAProxy for the replicas' test, and starts
+# a throwaway PostgreSQL (Debian's package) so the storage and exchange tests run on both. The URL is taken apart
+# from eval so that a failed start stops here instead of skipping the PostgreSQL tests. Coverage is measured in
+# this process only (see pyproject).
 test: check
 	bash scripts/browser-deps.sh
+	bash scripts/haproxy.sh
 	url="$$(bash scripts/postgres.sh)" && eval "$$url" && \
 	  $(BIN)/python -m pytest -q --cov=publicmesh --cov-report=term:skip-covered
 

@@ -24,7 +24,7 @@ from sqlalchemy import select
 from publicmesh.protocol.members import MemberId
 from publicmesh.runtime.catalog import AGENCIES
 from publicmesh.runtime.supervisor import Supervisor
-from publicmesh.runtime.topology import municipalities, part, parts
+from publicmesh.runtime.topology import municipalities, part, parts, processes
 from publicmesh.services.definition import SCHEMA_PATH, DefinitionError, load_definition, use_catalog
 from publicmesh.settings import Settings, get_settings
 from publicmesh.storage import engine_for
@@ -108,13 +108,15 @@ def up(
         table.add_column("part")
         table.add_column("URL")
         table.add_column("members")
-        for p in parts(settings):
+        for p in processes(settings):  # the parts, or their replicas and the proxy in front of them
             table.add_row(
                 p.name, p.url(settings), ", ".join(str(m) for m in p.members[:3]) + (" …" if len(p.members) > 3 else "")
             )
         console.print(table)
         hub = next(p for p in parts(settings) if p.name == "hub").url(settings)
         console.print(f"Hub API docs: {hub}/docs   catalog: {hub}/v1/catalog   checkpoint: {hub}/v1/audit/checkpoint")
+        witness = part(settings, "witness").url(settings)
+        console.print(f"Witness (cosigns the audit checkpoints): {witness}   latest cosigned: {witness}/v1/checkpoint")
         console.print("Try: publicmesh subjects --member MUNI/012084/child-allowance, then publicmesh query …")
         # A part that dies is started again (with backoff) while the others keep serving; each restart is logged.
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
@@ -125,6 +127,16 @@ def up(
                 time.sleep(1)
         except KeyboardInterrupt:
             console.print("Stopping…")
+
+
+@app.command("witness")
+def witness_command():
+    """Run the witness (証人) alone, on this mesh's witness port: it cosigns the audit log's checkpoints, each only if
+    consistent with the last one it cosigned. It reads the log's public key from the keys folder (keys/audit.pub)
+    and keeps its own key (keys/witness/) and store. `publicmesh up` runs it as one of the parts."""
+    from publicmesh.runtime.serve import main
+
+    main(["witness"])
 
 
 def _interrupt(_signum, _frame) -> None:
@@ -202,20 +214,88 @@ def query(
 
 
 @audit_app.command("verify")
-def audit_verify():
-    """Check the whole log: every record against its leaf, every checkpoint root and signature."""
+def audit_verify(
+    witness: list[str] = typer.Option(
+        None, "--witness", help="A witness's URL (repeatable; default: this mesh's witness, or its store when down)"
+    ),
+):
+    """Check the whole log: every record against its leaf, every checkpoint root and signature, and that the log
+    still holds the latest checkpoint each witness cosigned (asked of the witness: the hub cannot cut it back)."""
     from publicmesh.audit import verify_store
 
+    settings = get_settings()
+    witnessed, failed = [], False
+    for source, found in _witnessed(settings, witness or []):
+        if isinstance(found, str):
+            console.print(f"[yellow]witness[/yellow] {escape(source)}: {escape(found)}", soft_wrap=True)
+            failed = failed or found.startswith("FAILED")
+            continue
+        witnessed.append(found)
+        console.print(f"witness {escape(source)}: cosigned size {found.tree_size:,} ({found.timestamp})")
     with console.status("Verifying the exchange record log…"):
-        report = verify_store(get_settings())
-    if report.ok:
-        console.print(f"[green]OK[/green]: {report.tree_size:,} records; every checkpoint verifies.")
+        report = verify_store(settings, witnessed=witnessed)
+    if report.ok and not failed:
+        held = f"; the log holds the {len(witnessed)} witnessed checkpoint(s)" if witnessed else ""
+        console.print(f"[green]OK[/green]: {report.tree_size:,} records; every checkpoint verifies{held}.")
         return
     for problem in report.problems[:50]:
         where = f"position {problem.position}" if problem.position is not None else "log"
         console.print(f"[red]{where}[/red]: {problem.kind} — {problem.detail}")
     console.print(f"[red]FAILED[/red]: first bad position {report.first_bad_position}")
     raise typer.Exit(1)
+
+
+def _witnessed(settings: Settings, urls: list[str]):
+    """(where, the checkpoint a witness cosigned, or a note) per witness; a note starting with FAILED fails verify.
+    This mesh's witness, when it does not answer, is read from its own store."""
+    from publicmesh.audit import Checkpoint, Cosignature
+    from publicmesh.audit.keys import load_witness_public_key
+    from publicmesh.audit.log import DEFAULT_LOG_ID
+    from publicmesh.witness.core import WITNESS_NAME
+    from publicmesh.witness.store import WitnessStore
+
+    own = part(settings, "witness").url(settings)
+    for url in urls or [own]:
+        try:
+            answer = httpx.get(url + "/v1/checkpoint", params={"log_id": DEFAULT_LOG_ID}, timeout=10)
+            if answer.status_code == 404:
+                yield url, "has cosigned no checkpoint of this log yet"
+                continue
+            answer.raise_for_status()
+            doc = answer.json()
+            checkpoint, cosignature = Checkpoint.from_dict(doc["checkpoint"]), Cosignature.from_dict(doc["cosignature"])
+            key = (
+                load_witness_public_key(settings.keys_dir)
+                if url == own
+                else _public_key(httpx.get(url + "/v1/key", timeout=10).json()["public_key_pem"])
+            )
+        except httpx.HTTPError as exc:
+            if url != own:
+                yield url, f"FAILED: not reachable ({exc})"
+                continue
+            engine = engine_for("witness", settings)
+            try:
+                found = WitnessStore(engine, WITNESS_NAME).latest(DEFAULT_LOG_ID)
+            finally:
+                engine.dispose()
+            if found is None:
+                yield url, "not reachable, and its store holds no cosigned checkpoint"
+                continue
+            (checkpoint, cosignature), key = found, load_witness_public_key(settings.keys_dir)
+            url = f"{url} (down; read from its store)"
+        except (ValueError, KeyError, TypeError, OSError) as exc:
+            yield url, f"FAILED: its answer or key cannot be read ({exc})"
+            continue
+        if not cosignature.verify(key, checkpoint):
+            yield url, f"FAILED: its cosignature of size {checkpoint.tree_size} does not verify under its key"
+            continue
+        yield url, checkpoint
+
+
+def _public_key(pem: str):
+    from cryptography.hazmat.primitives import serialization
+
+    return serialization.load_pem_public_key(pem.encode())
 
 
 def _load_service(path: Path):
@@ -249,10 +329,15 @@ def services_validate(files: list[Path] = typer.Argument(..., help="Service defi
 
 
 @services_app.command("publish")
-def services_publish(file: Path = typer.Argument(..., help="A service definition (YAML)")):
+def services_publish(
+    file: Path = typer.Argument(..., help="A service definition (YAML)"),
+    queue: bool = typer.Option(
+        False, "--queue", help="One job per municipality for the publisher workers (publicmesh services worker)"
+    ),
+):
     """Validate, evaluate eligibility for every resident through the hub, send the notices, apply for people with
     a prior intent, decide, and write the payout files. Safe to run again: only what is new is created."""
-    from publicmesh.services.operator import print_summary, publish_file
+    from publicmesh.services.operator import print_summary, publish_file, publish_file_queued
 
     if _load_service(file) is None:
         raise typer.Exit(1)
@@ -266,8 +351,22 @@ def services_publish(file: Path = typer.Argument(..., help="A service definition
                 tasks[phase] = bar.add_task(phase, total=total)
             bar.update(tasks[phase], completed=done, total=total)
 
-        summary = publish_file(get_settings(), file, progress)
+        summary = (publish_file_queued if queue else publish_file)(get_settings(), file, progress)
     print_summary(summary, console)
+
+
+@services_app.command("worker")
+def services_worker(
+    until_idle: bool = typer.Option(False, "--until-idle", help="Stop when no job is waiting"),
+):
+    """A publisher worker: takes one municipality's job at a time from `services publish --queue` runs, on this
+    machine or any other sharing the services store, until stopped (Ctrl-C). A worker killed mid-job loses
+    nothing: its job is taken again when its lease ends, and nothing is offered or announced twice."""
+    from publicmesh.services.operator import run_worker
+
+    console.print("publisher worker: waiting for jobs (Ctrl-C stops)" if not until_idle else "publisher worker")
+    done = run_worker(get_settings(), until_idle=until_idle)
+    console.print(f"municipalities done: {done}")
 
 
 @services_app.command("schema")
@@ -393,12 +492,14 @@ def bench_services(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object"),
     openfisca: bool = typer.Option(True, help="Also run the same rule in OpenFisca on the same persons"),
     browser: bool = typer.Option(True, help="Also drive the resident path in headless chromium"),
+    workers: int = typer.Option(0, help="Publish as jobs for this many publisher worker processes (0: in-process)"),
 ):
     """Publish the emergency benefit to every resident on a running mesh: seconds by phase, peak memory, audit
     records per subject; the same rule in OpenFisca; the resident path from notice to application."""
     from publicmesh.bench.services import run
 
-    result = run(residents, openfisca=openfisca, browser=browser, progress=None if as_json else console.print)
+    say = None if as_json else console.print
+    result = run(residents, openfisca=openfisca, browser=browser, progress=say, workers=workers)
     if as_json:
         print(json.dumps(result, ensure_ascii=False))
     else:

@@ -54,6 +54,16 @@ _TYPES = [
     ProblemType("unknown-subject", 404, "対象者が見つかりません", "The subject is not known"),
     ProblemType("unknown-member", 404, "メンバーが登録されていません", "The member is not registered"),
     ProblemType("unknown-dataset", 404, "データセットがありません", "The dataset does not exist"),
+    ProblemType("unknown-log", 404, "この証人が見守っていないログです", "This witness does not follow that log"),
+    ProblemType(
+        "bad-checkpoint", 403, "チェックポイントの署名を検証できません", "The checkpoint's signature does not verify"
+    ),
+    ProblemType(
+        "witness-conflict",
+        409,
+        "証人が前に署名したチェックポイントと整合しません",
+        "The checkpoint is not consistent with the last one this witness cosigned",
+    ),
     ProblemType("not-found", 404, "見つかりません", "Not found"),
     ProblemType("payload-too-large", 413, "リクエストが大きすぎます", "The request is too large"),
     ProblemType("unsupported-media-type", 415, "このメディアタイプは扱えません", "The media type is not supported"),
@@ -163,12 +173,14 @@ PROBLEM_SCHEMA = {
 }
 
 
-def problem_openapi(openapi: Callable[[], dict]) -> Callable[[], dict]:
+def problem_openapi(openapi: Callable[[], dict], security_schemes: dict | None = None) -> Callable[[], dict]:
     """An app's ``openapi`` whose 422 answers are documented as what invalid_request answers (a problem),
-    not as FastAPI's default validation error."""
+    not as FastAPI's default validation error; with ``security_schemes`` in its components, if given."""
 
     def document() -> dict:
         schema = openapi()
+        if security_schemes:
+            schema.setdefault("components", {})["securitySchemes"] = security_schemes
         for operations in schema.get("paths", {}).values():
             for operation in operations.values():
                 answer = operation.get("responses", {}).get("422") if isinstance(operation, dict) else None

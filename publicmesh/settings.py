@@ -37,6 +37,15 @@ class Settings:
     # A node looks a list up by the key (joined) instead of scanning the tenant when the list is shorter than
     # 1/JOIN_SHARE of the tenant's rows as its last scan counted them.
     join_share: int = field(default_factory=lambda: int(_env("JOIN_SHARE", "4")))
+    # Seconds a publisher worker holds a municipality's job without renewing it: a worker that died is replaced
+    # by another after this long (PUBLICMESH_PUBLISH_LEASE).
+    publish_lease_s: float = field(default_factory=lambda: float(_env("PUBLISH_LEASE", "60")))
+    # Processes of the hub and of the portal (PUBLICMESH_REPLICAS): more than one runs that many of each behind
+    # HAProxy on the part's own port (runtime/proxy.py); one is the embedded default, no proxy.
+    replicas: int = field(default_factory=lambda: int(_env("REPLICAS", "1")))
+    # How often the hub sends its latest audit checkpoint to the witnesses (seconds; checkpoints in between are
+    # covered by the next one's consistency proof).
+    witness_interval_s: float = field(default_factory=lambda: float(_env("WITNESS_INTERVAL", "1.0")))
     # The municipalities this mesh serves (6-digit codes, comma-separated); empty means the demo ones.
     municipalities: tuple[str, ...] = field(
         default_factory=lambda: tuple(c.strip() for c in _env("MUNICIPALITIES", "").split(",") if c.strip())

@@ -2,8 +2,9 @@
 
 from publicmesh.audit.appender import AsyncAuditAppender
 from publicmesh.audit.checkpoint import Checkpoint
+from publicmesh.audit.cosignature import Cosignature
 from publicmesh.audit.keys import load_audit_public_key, load_or_create_audit_key
-from publicmesh.audit.log import AuditLog, verify_store
+from publicmesh.audit.log import AuditLog, PerfectSubtrees, verify_store
 from publicmesh.audit.merkle import CompactRange
 from publicmesh.audit.records import ExchangeRecord, canonical_bytes, utc_timestamp
 from publicmesh.audit.verify import Problem, VerificationReport
@@ -13,7 +14,9 @@ __all__ = [
     "AuditLog",
     "Checkpoint",
     "CompactRange",
+    "Cosignature",
     "ExchangeRecord",
+    "PerfectSubtrees",
     "Problem",
     "VerificationReport",
     "canonical_bytes",

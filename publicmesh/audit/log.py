@@ -16,6 +16,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from publicmesh.audit import merkle
 from publicmesh.audit.checkpoint import Checkpoint
+from publicmesh.audit.cosignature import Cosignature
 from publicmesh.audit.keys import load_audit_public_key
 from publicmesh.audit.merkle import LEAF_PREFIX, CompactRange
 from publicmesh.audit.records import ExchangeRecord, SubjectBatch, batch_canonical_bytes, canonical_bytes, utc_timestamp
@@ -23,6 +24,7 @@ from publicmesh.audit.schema import (
     HEAD_ID,
     batches,
     checkpoints,
+    cosignatures,
     encode_attributes,
     frontier,
     leaves,
@@ -95,6 +97,7 @@ class AuditLog:
         # Trees whose pages were written, and where: weakly, so a tree no longer used is not kept for this.
         self._trees: deque[tuple[weakref.ref, int]] = deque(maxlen=8)
         self.kept_trees = None if keeps_trees_over is None else KeptTrees(keeps_trees_over)
+        self.subtrees = PerfectSubtrees()
         self._ensure_head()
         if signing_key is not None:
             self._index_subjects()
@@ -338,10 +341,13 @@ class AuditLog:
             return size, {p: merkle.inclusion_path(p, size, subtree) for p in positions if p < size}
 
     def consistency_proof(self, old_size: int, new_size: int | None = None) -> list[bytes]:
-        """RFC 9162 consistency proof from ``old_size`` to ``new_size`` (default: now)."""
+        """RFC 9162 consistency proof from ``old_size`` to ``new_size`` (default: now). The large perfect subtrees
+        computed once are kept (self.subtrees): proofs asked for every second would otherwise read every leaf."""
         with self.engine.connect() as conn:
             size = self._proof_size(conn, new_size)
-            return merkle.consistency_path(old_size, size, lambda a, b: self._subtree_root(conn, a, b))
+            return merkle.consistency_path(
+                old_size, size, lambda a, b: self.subtrees.root(a, b, lambda x, y: self._subtree_root(conn, x, y))
+            )
 
     def _proof_size(self, conn: Connection, tree_size: int | None) -> int:
         current = conn.execute(select(frontier.c.tree_size).where(frontier.c.id == HEAD_ID)).scalar() or 0
@@ -370,20 +376,84 @@ class AuditLog:
             tree.extend(bytes(h) for h in hashes)
         return tree.root()
 
+    # -- witnesses ----------------------------------------------------------------------------------------
+
+    def add_cosignature(self, tree_size: int, cosignature: Cosignature) -> None:
+        """Keep a witness's cosignature of the checkpoint at ``tree_size`` (a second one of the same witness and
+        size replaces the first)."""
+        row = {
+            "tree_size": tree_size,
+            "witness": cosignature.witness,
+            "cosigned_at": cosignature.cosigned_at,
+            "signature": cosignature.signature,
+        }
+        with self.engine.begin() as conn:
+            conn.execute(
+                cosignatures.delete().where(
+                    (cosignatures.c.tree_size == tree_size) & (cosignatures.c.witness == cosignature.witness)
+                )
+            )
+            conn.execute(cosignatures.insert(), row)
+
+    def latest_witnessed(self) -> tuple[Checkpoint, list[Cosignature]] | None:
+        """The largest checkpoint some witness cosigned, with its cosignatures (None before the first)."""
+        with self.engine.connect() as conn:
+            size = conn.execute(select(func.max(cosignatures.c.tree_size))).scalar()
+            if size is None:
+                return None
+            row = conn.execute(select(checkpoints).where(checkpoints.c.tree_size == size)).first()
+            signed = conn.execute(
+                select(cosignatures).where(cosignatures.c.tree_size == size).order_by(cosignatures.c.witness)
+            ).all()
+        if row is None:
+            return None
+        return self._checkpoint(row), [Cosignature(r.witness, r.cosigned_at, bytes(r.signature)) for r in signed]
+
     # -- verification -------------------------------------------------------------------------------------
 
-    def verify(self, public_key: Ed25519PublicKey | None = None) -> VerificationReport:
-        """Check the whole log (streamed); ``public_key`` defaults to the signing key's."""
-        return verify_log(self.engine, public_key or self.public_key, self.log_id)
+    def verify(
+        self, public_key: Ed25519PublicKey | None = None, witnessed: Sequence[Checkpoint] = ()
+    ) -> VerificationReport:
+        """Check the whole log (streamed); ``public_key`` defaults to the signing key's; the log must still hold the
+        checkpoints witnesses cosigned (``witnessed``)."""
+        return verify_log(self.engine, public_key or self.public_key, self.log_id, witnessed=witnessed)
 
 
-def verify_store(settings: Settings | None = None, log_id: str = DEFAULT_LOG_ID) -> VerificationReport:
-    """Verify the ``audit`` store with the published audit key from the keys folder."""
+class PerfectSubtrees:
+    """Roots of the log's perfect subtrees of at least ``minimum`` leaves, kept once computed: the log is append-only,
+    so such a root never changes (a tampered store is what ``verify`` finds, not what proofs are for)."""
+
+    def __init__(self, minimum: int = 1024, most: int = 200_000) -> None:
+        self.minimum, self.most = minimum, most
+        self._roots: dict[tuple[int, int], bytes] = {}
+
+    def root(self, start: int, end: int, compute: merkle.SubtreeRoot) -> bytes:
+        """MTH of leaves [start, end) (a subtree as RFC 9162's recursion makes them), from kept perfect parts."""
+        size = end - start
+        if size & (size - 1) == 0:  # a perfect subtree (or one leaf)
+            if size < self.minimum:
+                return compute(start, end)
+            found = self._roots.get((start, size))
+            if found is None:
+                found = compute(start, end)
+                if len(self._roots) >= self.most:
+                    self._roots.clear()
+                self._roots[(start, size)] = found
+            return found
+        k = merkle.split_point(size)
+        return merkle.node_hash(self.root(start, start + k, compute), self.root(start + k, end, compute))
+
+
+def verify_store(
+    settings: Settings | None = None, log_id: str = DEFAULT_LOG_ID, witnessed: Sequence[Checkpoint] = ()
+) -> VerificationReport:
+    """Verify the ``audit`` store with the published audit key from the keys folder, and against the checkpoints
+    witnesses cosigned (``witnessed``, from the witnesses themselves)."""
     settings = settings or get_settings()
     public_key = load_audit_public_key(settings.keys_dir)
     engine = engine_for("audit", settings)
     try:
-        return AuditLog(engine, None, log_id).verify(public_key)
+        return AuditLog(engine, None, log_id).verify(public_key, witnessed)
     finally:
         engine.dispose()
 

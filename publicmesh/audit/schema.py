@@ -88,6 +88,17 @@ checkpoints = Table(
     Column("signature", LargeBinary, nullable=False),
 )
 
+# Witnesses' cosignatures of checkpoints, as the hub received them. Kept for the person and the operator to see;
+# what catches a log cut back is the witness's own store, which the hub cannot rewrite.
+cosignatures = Table(
+    "audit_cosignatures",
+    metadata,
+    Column("tree_size", _Position, primary_key=True, autoincrement=False),
+    Column("witness", Text, primary_key=True),
+    Column("cosigned_at", BigInteger, nullable=False),
+    Column("signature", LargeBinary, nullable=False),
+)
+
 # One row (id = 1): the log's head. Appenders lock it first, which serializes writers across processes
 # (a row lock on PostgreSQL, the database write lock on SQLite), and it keeps the compact range so a
 # restart never re-reads the leaves.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -73,15 +73,33 @@ class VerificationReport:
         return [p.position for p in self.problems if p.position is not None and kind in (None, p.kind)]
 
 
-def verify_log(engine: Engine, public_key: Ed25519PublicKey, log_id: str, window: int = WINDOW) -> VerificationReport:
-    """Check the whole log against its leaves, its signed checkpoints and its frontier."""
+def verify_log(
+    engine: Engine,
+    public_key: Ed25519PublicKey,
+    log_id: str,
+    window: int = WINDOW,
+    witnessed: Sequence[Checkpoint] = (),
+) -> VerificationReport:
+    """Check the whole log against its leaves, its signed checkpoints and its frontier, and against the checkpoints
+    witnesses cosigned (``witnessed``, read from the witnesses, not from the log's store): the log must still hold
+    each, or it was cut back or rewritten."""
     with engine.connect() as conn:
-        return _Verifier(conn, public_key, log_id, window).run()
+        return _Verifier(conn, public_key, log_id, window, witnessed).run()
 
 
 class _Verifier:
-    def __init__(self, conn: Connection, public_key: Ed25519PublicKey, log_id: str, window: int) -> None:
+    def __init__(
+        self,
+        conn: Connection,
+        public_key: Ed25519PublicKey,
+        log_id: str,
+        window: int,
+        witnessed: Sequence[Checkpoint] = (),
+    ) -> None:
         self.conn, self.public_key, self.log_id, self.window = conn, public_key, log_id, window
+        self.witnessed: dict[int, list[Checkpoint]] = {}
+        for checkpoint in witnessed:
+            self.witnessed.setdefault(checkpoint.tree_size, []).append(checkpoint)
         self.report = VerificationReport(tree_size=0)
         self.tree = CompactRange()
         self.tree_lost_at: int | None = None  # a position whose record and leaf are both gone
@@ -110,6 +128,7 @@ class _Verifier:
         while upcoming is not None and upcoming.tree_size == 0:
             self._check_checkpoint(upcoming)
             upcoming = next(pending, None)
+        self._check_witnessed(0)
         for start in range(0, size, self.window):
             end = min(start + self.window, size)
             window = (records.c.position >= start) & (records.c.position < end)
@@ -123,7 +142,10 @@ class _Verifier:
                 while upcoming is not None and upcoming.tree_size == position + 1:
                     self._check_checkpoint(upcoming)
                     upcoming = next(pending, None)
+                if position + 1 in self.witnessed:
+                    self._check_witnessed(position + 1)
         self._end_mismatch_run()
+        self._check_cut_back(size)
         self._check_coverage(size)
         if head is not None:
             self._check_frontier(head)
@@ -216,6 +238,31 @@ class _Verifier:
         else:
             self.mismatch[1] = checkpoint.tree_size
             self.mismatch[2] += 1
+
+    def _check_witnessed(self, size: int) -> None:
+        """The tree of the first ``size`` leaves must have the root a witness cosigned at that size."""
+        for checkpoint in self.witnessed.get(size, ()):
+            if checkpoint.log_id != self.log_id or not checkpoint.verify(self.public_key):
+                detail = f"the checkpoint a witness cosigned at size {size} is not signed by this log's key"
+                self.add(Problem(None, "witness-unverifiable", detail, checkpoint_size=size))
+            elif self.tree_lost_at is not None:
+                detail = f"the checkpoint a witness cosigned at size {size} cannot be recomputed (records lost)"
+                self.add(Problem(None, "witness-unverifiable", detail, checkpoint_size=size))
+            elif self.tree.root() != checkpoint.root:
+                detail = (
+                    f"the log's first {size} entries do not hash to the root a witness cosigned at size {size}: "
+                    "the log was rewritten after it was witnessed"
+                )
+                self.add(Problem(None, "witness-fork", detail, (0, size - 1) if size else None, size))
+
+    def _check_cut_back(self, size: int) -> None:
+        for witnessed_size in sorted(self.witnessed):
+            if witnessed_size > size:
+                detail = (
+                    f"the log holds {size} entries but a witness cosigned a checkpoint at size {witnessed_size}: "
+                    f"the log was cut back (positions {size}..{witnessed_size - 1} are gone)"
+                )
+                self.add(Problem(None, "cut-back", detail, (size, witnessed_size - 1), witnessed_size))
 
     def _end_mismatch_run(self) -> None:
         if self.mismatch is None:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import subprocess
+import sys
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -30,7 +32,7 @@ from publicmesh.runtime.seed import seed
 from publicmesh.runtime.supervisor import Supervisor
 from publicmesh.runtime.topology import municipalities, part
 from publicmesh.services.fetch import fetch_municipality, plan, purpose_of
-from publicmesh.services.operator import publish_file
+from publicmesh.services.operator import publish_file, publish_file_queued
 from publicmesh.services.publish import SERVICES_MEMBER, publish, rules_of
 from publicmesh.services.rules import compile_rules
 from publicmesh.settings import Settings
@@ -216,8 +218,16 @@ def compare_openfisca(doc: dict, frame: pl.DataFrame, repeat: int = 3) -> dict:
 
 
 def run(
-    residents: int = 1_000_000, *, openfisca: bool = True, browser: bool = True, base_port: int = 8990, progress=None
+    residents: int = 1_000_000,
+    *,
+    openfisca: bool = True,
+    browser: bool = True,
+    base_port: int = 8990,
+    progress=None,
+    workers: int = 0,
 ) -> dict:
+    """``workers``: 0 publishes in this process (the pipelined publish); more publishes as jobs for that many
+    publisher worker processes (services publish --queue)."""
     say = progress or (lambda *_: None)
     path = DEFINITIONS / f"{SERVICE}.yaml"
     doc = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -236,9 +246,16 @@ def run(
             say("publishing the emergency benefit")
             # The publisher is this process (its threads); the parts run beside it, each with its own processes.
             parts = {"publisher": os.getpid(), **{name: p.pid for name, p in supervisor.processes.items()}}
-            before = cpu_seconds(parts)
-            summary = publish_file(settings, path)
-            after = cpu_seconds(parts)
+            started = [_worker(settings) for _ in range(workers)]
+            parts.update({f"worker-{k + 1}": w.pid for k, w in enumerate(started)})
+            try:
+                before = cpu_seconds(parts)
+                summary = publish_file_queued(settings, path) if workers else publish_file(settings, path)
+                after = cpu_seconds(parts)
+                memory = _memory(list(parts.values()))  # (/proc read once for both; the workers still alive)
+            finally:
+                for worker in started:  # (its figures are read above, while it lives)
+                    worker.terminate()
             result.update(
                 {
                     "eligible": summary.eligible,
@@ -254,8 +271,7 @@ def run(
                     "payout_files": len(summary.payout.get("files", [])),
                 }
             )
-            pids = [os.getpid(), *(p.pid for p in supervisor.processes.values())]
-            memory = _memory(pids)  # (/proc read once for both)
+            result["workers"] = workers
             result["peak_rss_mb"] = _mib(memory["peak"])
             result["peak_rss_sum_mb"] = _mib(memory["hwm"])  # the libraries counted in every process
             spent = {name: round(after[name] - before[name], 1) for name in parts}
@@ -274,6 +290,17 @@ def run(
             say("the same rule in OpenFisca on the same persons")
             result["openfisca"] = compare_openfisca(doc, rule_input)
     return result
+
+
+def _worker(settings: Settings) -> subprocess.Popen:
+    """A publisher worker process on the bench's mesh (`publicmesh services worker`)."""
+    env = {**os.environ, "PUBLICMESH_DATA_DIR": str(settings.data_dir), "PUBLICMESH_BASE_PORT": str(settings.base_port)}
+    return subprocess.Popen(
+        [sys.executable, "-m", "publicmesh.cli", "services", "worker"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def _resident_path(settings: Settings, say) -> dict:

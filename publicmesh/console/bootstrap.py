@@ -28,9 +28,11 @@ from publicmesh.console.deps import (
     language,
     make_templates,
 )
+from publicmesh.console.openapi import documented
 from publicmesh.console.publishing import Publisher
 from publicmesh.console.sessions import StaffSessions
 from publicmesh.console.staff import StaffDirectory
+from publicmesh.design.api_docs import mount_api_docs
 from publicmesh.problems import AnswerErrors, invalid_request
 from publicmesh.protocol.client import MeshClient
 from publicmesh.services.applications import SERVICES_MEMBER
@@ -87,7 +89,16 @@ def create_app(
         if resend is not None:
             resend.cancel()
 
-    app = FastAPI(title="Staff console", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
+    app = FastAPI(
+        title="Staff console (職員用画面)",
+        version="1",
+        description="The staff side of the services part: municipal staff review and decide applications, "
+        "operators publish services. HTML pages behind a staff session; a form that does not validate is answered "
+        "as an RFC 9457 problem.",
+        docs_url=None,  # FastAPI's pages load their scripts from a public CDN: a page made here instead
+        redoc_url=None,
+        lifespan=lifespan,
+    )
     app.state.console = console
     design.mount(app)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
@@ -102,6 +113,8 @@ def create_app(
     app.include_router(pages.router)
     if publisher is not None:
         app.include_router(publish_pages.router)
+    mount_api_docs(app)
+    app.openapi = documented(app.openapi)  # type: ignore[method-assign]
     return app
 
 

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
+from publicmesh.console import openapi as doc
 from publicmesh.console.deps import ConsoleDep, CsrfRefused, Posted, Render, RenderDep, Staff
 from publicmesh.console.sessions import ABSOLUTE_S
 from publicmesh.console.staff import StaffLoginError
@@ -32,12 +33,12 @@ async def health():
     return PlainTextResponse("ok")
 
 
-@router.get("/login")
+@router.get("/login", responses=doc.answers(200))
 async def login_form(render: RenderDep):
     return login_page(render)
 
 
-@router.post("/login")
+@router.post("/login", responses=doc.LOGIN_ANSWERS, openapi_extra=doc.LOGIN)
 async def login(request: Request, console: ConsoleDep, render: RenderDep):
     form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
     expected = request.cookies.get(LOGIN_CSRF, "")
@@ -68,7 +69,7 @@ async def login(request: Request, console: ConsoleDep, render: RenderDep):
     return response
 
 
-@router.post("/logout")
+@router.post("/logout", responses=doc.answers(303, 403), openapi_extra=doc.LOGOUT)
 async def logout(session: Staff, _form: Posted, console: ConsoleDep):
     console.sessions.end(session.id)
     response = RedirectResponse("/login", status_code=303)

@@ -11,6 +11,7 @@ from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
 from publicmesh.console import cases
+from publicmesh.console import openapi as doc
 from publicmesh.console.cases import Refused
 from publicmesh.console.deps import ConsoleDep, NotFound, Posted, RenderDep, Reviewer, Staff
 from publicmesh.console.sessions import StaffSession
@@ -33,7 +34,7 @@ def case_or_404(engine, session: StaffSession, application_id: str) -> dict:
 
 
 # Plain functions: FastAPI runs them in its thread pool, so database calls do not hold up the event loop.
-@router.get("/")
+@router.get("/", responses=doc.PAGE)
 def dashboard(session: Staff, console: ConsoleDep, render: RenderDep):
     if not session.municipality:  # a national operator has no municipality's cases, only publishing
         return RedirectResponse("/publish", status_code=303)
@@ -42,7 +43,7 @@ def dashboard(session: Staff, console: ConsoleDep, render: RenderDep):
     return render("dashboard.html", session, active="dashboard", figures=figures, total=sum(figures.by_status.values()))
 
 
-@router.get("/queue")
+@router.get("/queue", responses=doc.PAGE, openapi_extra=doc.QUEUE)
 def review_queue(request: Request, session: Reviewer, console: ConsoleDep, render: RenderDep):
     page = request.query_params.get("page", "1")
     page = max(int(page), 1) if page.isdigit() and len(page) < 7 else 1
@@ -61,7 +62,7 @@ def review_queue(request: Request, session: Reviewer, console: ConsoleDep, rende
     )
 
 
-@router.get("/cases/{application_id}")
+@router.get("/cases/{application_id}", responses=doc.PAGE, openapi_extra=doc.CASE)
 def one_case(request: Request, application_id: str, session: Reviewer, console: ConsoleDep, render: RenderDep):
     found = case_or_404(console.engine, session, application_id)
     done = request.query_params.get("done")
@@ -106,16 +107,16 @@ async def decide(console, render, session: StaffSession, form: dict[str, str], a
 
 
 # The session's role is checked before the form's token (a 403 before a refused CSRF), as the parameters' order.
-@router.post("/cases/{application_id}/approve")
+@router.post("/cases/{application_id}/approve", responses=doc.DECISION_ANSWERS, openapi_extra=doc.DECISION)
 async def approve(application_id: str, session: Reviewer, form: Posted, console: ConsoleDep, render: RenderDep):
     return await decide(console, render, session, form, application_id, "approve")
 
 
-@router.post("/cases/{application_id}/reject")
+@router.post("/cases/{application_id}/reject", responses=doc.DECISION_ANSWERS, openapi_extra=doc.DECISION)
 async def reject(application_id: str, session: Reviewer, form: Posted, console: ConsoleDep, render: RenderDep):
     return await decide(console, render, session, form, application_id, "reject")
 
 
-@router.post("/cases/{application_id}/return")
+@router.post("/cases/{application_id}/return", responses=doc.DECISION_ANSWERS, openapi_extra=doc.DECISION)
 async def send_back(application_id: str, session: Reviewer, form: Posted, console: ConsoleDep, render: RenderDep):
     return await decide(console, render, session, form, application_id, "return")

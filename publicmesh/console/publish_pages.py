@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
+from publicmesh.console import openapi as doc
 from publicmesh.console import publishing
 from publicmesh.console.deps import ConsoleDep, NotFound, Operator, Posted, Render, RenderDep
 from publicmesh.console.publishing import Busy, Publisher
@@ -63,12 +64,12 @@ def run_or_404(publisher: Publisher, run_id: str) -> publishing.Run:
     return run
 
 
-@router.get("/publish")
+@router.get("/publish", responses=doc.PAGE)
 def publish_page(session: Operator, console: ConsoleDep, publisher: PublisherDep, render: RenderDep):
     return page(render, publisher, console.engine, session)
 
 
-@router.post("/publish")
+@router.post("/publish", responses=doc.PUBLISH_ANSWERS, openapi_extra=doc.PUBLISH)
 async def publish(
     request: Request, session: Operator, form: Posted, console: ConsoleDep, publisher: PublisherDep, render: RenderDep
 ):
@@ -99,13 +100,13 @@ async def publish(
     return RedirectResponse(f"/publish/runs/{run.id}", status_code=303)
 
 
-@router.get("/publish/runs/{run_id}")
+@router.get("/publish/runs/{run_id}", responses=doc.PAGE)
 def run_page(run_id: str, session: Operator, publisher: PublisherDep, render: RenderDep):
     run = run_or_404(publisher, run_id)
     return render("publish_run.html", session, active="publish", run=run, phases=publishing.PHASES)
 
 
-@router.get("/publish/runs/{run_id}/progress")
+@router.get("/publish/runs/{run_id}/progress", responses=doc.PAGE)
 def run_progress(run_id: str, _session: Operator, publisher: PublisherDep):
     return JSONResponse(run_or_404(publisher, run_id).progress_json())
 

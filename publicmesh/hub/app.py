@@ -6,12 +6,14 @@ import logging
 from collections.abc import Callable
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 
 from publicmesh.design.api_docs import mount_api_docs
+from publicmesh.design.openapi import SIGNED, SIGNED_SCHEME
 from publicmesh.hub.deps import HubDeps, hub_deps
 from publicmesh.hub.routes import audit, catalog, exchange, meta
-from publicmesh.problems import AnswerErrors
+from publicmesh.problems import AnswerErrors, invalid_request, problem_openapi
 
 log = logging.getLogger(__name__)
 
@@ -30,9 +32,16 @@ def create_app(hub: HubDeps, lifespan: Callable | None = None) -> FastPath:
     mount_api_docs(app)
     app.state.hub = hub  # read by deps.hub_deps and bootstrap.lifespan only
     app.add_middleware(AnswerErrors, handler=internal_error)
+    app.add_exception_handler(RequestValidationError, invalid)
     for router in (exchange.router, catalog.router, audit.router, meta.router):
         app.include_router(router)
+    app.openapi = problem_openapi(app.openapi, {SIGNED: SIGNED_SCHEME})  # type: ignore[method-assign]
     return FastPath(app, hub, exchange.fast_routes())
+
+
+async def invalid(_request: Request, exc: Exception) -> Response:
+    """A query parameter or body FastAPI refuses (e.g. ``/v1/audit/consistency?from=-1``): a 422 problem."""
+    return invalid_request(exc.errors() if isinstance(exc, RequestValidationError) else []).response()
 
 
 async def internal_error(request: Request, _exc: Exception) -> Response:

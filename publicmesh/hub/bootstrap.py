@@ -19,6 +19,7 @@ from publicmesh.hub.http import SignedHttp
 from publicmesh.hub.numbers_client import NumbersClient
 from publicmesh.hub.registry import Directory
 from publicmesh.hub.rules import RuleBook
+from publicmesh.hub.witnessing import Witnesses
 from publicmesh.protocol.ca import read_private_key
 from publicmesh.protocol.members import HUB, NUMBERS
 from publicmesh.protocol.nonces import NonceRecorder
@@ -31,15 +32,22 @@ from publicmesh.storage.nonces import SqlNonceStore
 
 
 def bootstrap(
-    settings: Settings | None = None, numbers_url: str | None = None, *, route_events: bool = True
+    settings: Settings | None = None,
+    numbers_url: str | None = None,
+    *,
+    route_events: bool = True,
+    witness_urls: list[str] | None = None,
 ) -> FastPath:
-    """The hub's ASGI app, its dependencies built from ``settings`` and the number service's address."""
+    """The hub's ASGI app, its dependencies built from ``settings``, the number service's address and the witnesses'
+    (which cosign its audit checkpoints)."""
     settings = settings or get_settings()
     numbers_url = numbers_url or f"http://{settings.host}:{settings.base_port}"
-    return create_app(build(settings, numbers_url, route_events=route_events), lifespan)
+    return create_app(build(settings, numbers_url, route_events=route_events, witness_urls=witness_urls), lifespan)
 
 
-def build(settings: Settings, numbers_url: str, *, route_events: bool = True) -> HubDeps:
+def build(
+    settings: Settings, numbers_url: str, *, route_events: bool = True, witness_urls: list[str] | None = None
+) -> HubDeps:
     """Every part of the hub, wired; nothing runs until the lifespan starts it."""
     keys = settings.keys_dir
     ca = x509.load_pem_x509_certificate((keys / "mesh-ca.pem").read_bytes())
@@ -75,6 +83,7 @@ def build(settings: Settings, numbers_url: str, *, route_events: bool = True) ->
         outbound=outbound,
         # The embedded event transport has a store of its own, as a broker would: events carry agencies' pseudonyms.
         events=EventRouter(exchange, engine, StoreTransport(engine_for("events", settings))) if route_events else None,
+        witnesses=Witnesses(audit_log, witness_urls, settings.witness_interval_s) if witness_urls else None,
     )
 
 
@@ -87,6 +96,8 @@ async def lifespan(app: FastAPI):
     tasks = [asyncio.create_task(hub.catalog.warm())]
     if hub.events:
         tasks.append(asyncio.create_task(hub.events.run()))
+    if hub.witnesses:
+        tasks.append(asyncio.create_task(hub.witnesses.run()))
     try:
         yield
     finally:

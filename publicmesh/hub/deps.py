@@ -14,6 +14,7 @@ from publicmesh.hub.exchange import Exchange
 from publicmesh.hub.http import SignedHttp
 from publicmesh.hub.registry import Directory
 from publicmesh.hub.rules import RuleBook
+from publicmesh.hub.witnessing import Witnesses
 from publicmesh.protocol.outbound import Outbound
 from publicmesh.settings import Settings
 
@@ -32,6 +33,7 @@ class HubDeps:
     audit: AsyncAuditAppender
     outbound: Outbound
     events: EventRouter | None
+    witnesses: Witnesses | None = None
 
 
 def hub_deps(request: Request) -> HubDeps:

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 
 import numpy as np
 import orjson
+from pydantic import BaseModel, Field
 from sqlalchemy import BigInteger, Column, Engine, Integer, MetaData, Table, select, update
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from publicmesh.design.openapi import ARROW_STREAM, Schema, document, json_answer, json_body, model_schemas
+from publicmesh.design.openapi import signed_operation as signed
 from publicmesh.numbers.pseudonyms import PseudonymService
 from publicmesh.problems import Problem
 from publicmesh.protocol import convert_wire as wire
@@ -19,6 +23,7 @@ from publicmesh.protocol.members import HUB, MemberId
 from publicmesh.protocol.signatures import SignatureError, Signer, Verifier
 from publicmesh.protocol.trust import TrustStore, authenticate_request
 
+log = logging.getLogger(__name__)
 # A route's work: (caller, body, content type) → (answer body, media type).
 Work = Callable[[MemberId, bytes, str], Awaitable[tuple[bytes | memoryview, str]]]
 metadata = MetaData()
@@ -55,10 +60,18 @@ def only_the_hub(caller: MemberId) -> None:
 def convert(service: PseudonymService, caller: MemberId, doc: dict) -> dict:
     """The JSON form: a list of pseudonyms of ``source`` in each target domain."""
     only_the_hub(caller)
+    if not isinstance(doc, dict):
+        raise Problem("malformed-request", "the body is a JSON object")
     pseudonyms = doc["pseudonyms"]
     if not isinstance(pseudonyms, list) or len(pseudonyms) > wire.MAX_BATCH:
         raise Problem("malformed-request", f"pseudonyms is a list of at most {wire.MAX_BATCH}")
-    return {"converted": service.convert(pseudonyms, doc["source"], list(doc["targets"]))}
+    source, targets = doc["source"], doc["targets"]
+    # as the Arrow form's routing: a few named domains, not any iterable (a text would be taken letter by letter)
+    if not isinstance(source, str) or not isinstance(targets, list) or not 1 <= len(targets) <= wire.MAX_TARGETS:
+        raise Problem("malformed-request", f"source is a domain name and targets a list of 1 to {wire.MAX_TARGETS}")
+    if not all(isinstance(t, str) and t for t in targets):
+        raise Problem("malformed-request", "targets are domain names")
+    return {"converted": service.convert(pseudonyms, source, list(dict.fromkeys(targets)))}
 
 
 def convert_columns(service: PseudonymService, body: bytes) -> memoryview:
@@ -74,12 +87,86 @@ def enrol(service: PseudonymService, engine: Engine, caller: MemberId, doc: dict
     """出生: a registry asks for a newborn's pseudonym in its own domain; the My Number stays here."""
     if caller.system != "resident-registry":
         raise Problem("not-a-consumer", "only resident registries enrol persons")
-    count = int(doc.get("count", 1))
-    if not 1 <= count <= 1000:
+    count = doc.get("count", 1) if isinstance(doc, dict) else None
+    if type(count) is not int or not 1 <= count <= 1000:
         raise Problem("malformed-request", "count is between 1 and 1000")
     first = reserve_serials(engine, count)
     pseudonyms = service.enrol(np.arange(first, first + count), [caller.pseudonym_domain])[caller.pseudonym_domain]
     return {"pseudonyms": pseudonyms.to_pylist()}
+
+
+class ConvertRequest(BaseModel):
+    """Pseudonyms of one domain to convert into each target domain (the hub's call)."""
+
+    source: str = Field(min_length=1, max_length=200, description="The pseudonym domain of the pseudonyms")
+    targets: list[str] = Field(min_length=1, max_length=wire.MAX_TARGETS, description="Pseudonym domains")
+    pseudonyms: list[str] = Field(max_length=wire.MAX_BATCH)
+
+
+class ConvertAnswer(BaseModel):
+    converted: dict[str, list[str | None]] = Field(
+        description="Per target domain, each pseudonym converted, in order; null where it is not one of the source's"
+    )
+
+
+class EnrolRequest(BaseModel):
+    """出生: how many newborns a resident registry enrols."""
+
+    count: int = Field(default=1, ge=1, le=1000)
+
+
+class EnrolAnswer(BaseModel):
+    pseudonyms: list[str] = Field(description="The newborns' pseudonyms in the registry's own domain")
+
+
+def openapi() -> Schema:
+    """The number service's OpenAPI document: every route but /healthz takes signed requests only."""
+    ref = "#/components/schemas/{}".format
+    arrow = {"type": "string", "contentMediaType": ARROW_STREAM}
+    convert_doc = signed(
+        "Convert pseudonyms between domains (the hub only)",
+        {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"$ref": ref("ConvertRequest")}},
+                ARROW_STREAM: {
+                    "schema": {
+                        **arrow,
+                        "description": "One string column, pseudonym; source and targets (a JSON list) in the "
+                        "schema metadata, so the signature's digest covers them",
+                    }
+                },
+            },
+        },
+        {
+            "200": {
+                "description": "The converted pseudonyms, in the form of the request",
+                "content": {
+                    "application/json": {"schema": {"$ref": ref("ConvertAnswer")}},
+                    ARROW_STREAM: {"schema": {**arrow, "description": "One string column per target domain"}},
+                },
+            }
+        },
+        description="Only the hub (MESH/0000000/hub) may convert; the My Number never leaves the service.",
+    )
+    enrol_doc = signed(
+        "Enrol newborns (resident registries only)",
+        json_body({"$ref": ref("EnrolRequest")}),
+        {"200": json_answer("The newborns' pseudonyms", {"$ref": ref("EnrolAnswer")})},
+        description="A resident registry (MUNI/<code>/resident-registry) gets fresh pseudonyms in its own domain.",
+    )
+    health = {
+        "summary": "Whether the service is up",
+        "responses": {"200": json_answer("Up", {"type": "object"})},
+    }
+    return document(
+        "Public Service Mesh number service (番号管理)",
+        "Converts agency pseudonyms (機関別符号) between domains with stateless cryptography and enrols newborns. "
+        "The only part that sees a My Number; it answers the hub and resident registries only, signed requests "
+        "only (RFC 9421), errors as RFC 9457 problems.",
+        {"/healthz": {"get": health}, "/v1/convert": {"post": convert_doc}, "/v1/enrol": {"post": enrol_doc}},
+        model_schemas([ConvertRequest, ConvertAnswer, EnrolRequest, EnrolAnswer]),
+    )
 
 
 class NumbersApi:
@@ -133,6 +220,9 @@ class NumbersApi:
             status, payload = problem.status, problem.body(request_id)
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             status, payload = 400, Problem("malformed-request", str(exc)).body(request_id)
+        except Exception:  # answered here, signed, as a problem: uvicorn would close the kept-alive connection
+            log.exception("numbers: unhandled error on %s", request.url.path)
+            status, payload = 500, Problem("internal-error", "the number service could not answer").body(request_id)
         if status != 200:
             media = "application/problem+json"
         return Response(

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from starlette.applications import Starlette
 
-from publicmesh.numbers.app import NumbersApi, metadata
+from publicmesh.design.openapi import openapi_routes
+from publicmesh.numbers.app import NumbersApi, metadata, openapi
 from publicmesh.numbers.keys import load_or_create_master
 from publicmesh.numbers.pseudonyms import PseudonymService
 from publicmesh.protocol.ca import read_private_key
@@ -16,7 +17,7 @@ from publicmesh.storage import engine_for
 
 
 def bootstrap(settings: Settings) -> Starlette:
-    """The number service's ASGI app (no OpenAPI: only the hub and registries call it, signed)."""
+    """The number service's ASGI app; its OpenAPI document at /openapi.json, the page at /docs."""
     engine = engine_for("numbers", settings)
     metadata.create_all(engine)
     trust = TrustStore.from_keys_dir(settings.keys_dir)
@@ -27,4 +28,4 @@ def bootstrap(settings: Settings) -> Starlette:
         Verifier(trust.key, settings.signature_max_age_s),
         Signer(str(NUMBERS), read_private_key(settings.keys_dir / "members" / f"{NUMBERS.file_stem}.key")),
     )
-    return Starlette(routes=api.routes())
+    return Starlette(routes=[*api.routes(), *openapi_routes(openapi)])

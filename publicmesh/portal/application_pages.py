@@ -104,12 +104,17 @@ async def offer(request: Request, offer_id: str, session: Applicant, portal: Por
     if session is None:
         return to_login(request)
     found = await benefits(portal, session)
-    applied = next(
-        (a for a in found["applications"] if a["offer_id"] == offer_id and a["status"] != Status.WITHDRAWN), None
-    )
+    applied = applied_to(found, offer_id)
     if applied is not None:  # the notice's link, followed again after applying: the application's status
         return RedirectResponse(f"/applications#a-{applied['id']}", status_code=303)
     return offer_page(render, portal, session, await offer_of(portal, session, offer_id, found))
+
+
+def applied_to(found: dict, offer_id: str) -> dict | None:
+    """The person's live application for the offer, if any."""
+    return next(
+        (a for a in found["applications"] if a["offer_id"] == offer_id and a["status"] != Status.WITHDRAWN), None
+    )
 
 
 @router.post("/applications/offers/{offer_id}")
@@ -124,7 +129,11 @@ async def apply(
 ):
     """Confirming signs exactly what was shown with the signing key (PIN), then submits it through the hub."""
     session = check_form(session, csrf)
-    offer = await offer_of(portal, session, offer_id)
+    found = await benefits(portal, session)
+    applied = applied_to(found, offer_id)
+    if applied is not None:  # sent again after an answer that never came (a part restarting): it was received
+        return RedirectResponse(f"/applications?done={applied['id']}", status_code=303)
+    offer = await offer_of(portal, session, offer_id, found)
     typed, invalid = await typed_in(request, offer["form"], render.lang)
     if invalid:
         return offer_page(render, portal, session, offer, invalid, 422, typed)

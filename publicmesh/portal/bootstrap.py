@@ -16,9 +16,10 @@ from fastapi.templating import Jinja2Templates
 
 from publicmesh import design
 from publicmesh.audit import load_audit_public_key
+from publicmesh.design.openapi import SIGNED, SIGNED_SCHEME
 from publicmesh.identity import open_identity
 from publicmesh.notices.channels import LogChannel
-from publicmesh.portal import account_pages, application_pages, hub_api, login_pages, pages
+from publicmesh.portal import account_pages, application_pages, hub_api, log_view, login_pages, pages
 from publicmesh.portal.core import Portal
 from publicmesh.portal.deps import NotFound, Render, language, session_of
 from publicmesh.portal.hub_api import HubLink
@@ -46,7 +47,14 @@ SECURITY_HEADERS = {
 }
 HERE = Path(__file__).parent
 # In this order: a path two routers could match goes to the first (none does today; the test of routes checks it).
-ROUTERS = (pages.router, application_pages.router, login_pages.router, account_pages.router, hub_api.router)
+ROUTERS = (
+    pages.router,
+    log_view.router,
+    application_pages.router,
+    login_pages.router,
+    account_pages.router,
+    hub_api.router,
+)
 
 
 def bootstrap(settings: Settings, hub_url: str) -> FastAPI:
@@ -97,7 +105,7 @@ def create_app(portal: Portal, templates: Jinja2Templates, hub_link: HubLink) ->
     app.middleware("http")(security_headers)
     for router in ROUTERS:
         app.include_router(router)
-    app.openapi = problem_openapi(app.openapi)  # type: ignore[method-assign]
+    app.openapi = problem_openapi(app.openapi, {SIGNED: SIGNED_SCHEME})  # type: ignore[method-assign]
     return app
 
 

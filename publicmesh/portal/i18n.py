@@ -108,6 +108,20 @@ TEXTS.update(
             "When, who and why your information was exchanged (log size {size}).",
         ),
         "proof": ("検証", "Proof"),
+        "witnessed": (
+            "証人（{witness}）が記録総数 {size} の時点の記録に署名しています（{at}）。",
+            "A witness ({witness}) cosigned the log at size {size} ({at}).",
+        ),
+        "log_consistent": (
+            "記録の一貫性を確認しました（前回の表示以降、記録は追加されただけです）。",
+            "Log consistency checked: since your last visit, records were only added.",
+        ),
+        "log_inconsistent": (
+            "ご注意ください：前回表示した記録と現在の記録の一貫性を確認できませんでした。記録が削除または改変された"
+            "おそれがあります。",
+            "Warning: the log is not consistent with the one you were shown last time. Records may have been removed "
+            "or altered.",
+        ),
         "proof_download": ("証明データ", "Proof data"),
         "new": ("未読", "New"),
         "mark_read": ("既読にする", "Mark as read"),

@@ -14,6 +14,7 @@ from publicmesh.audit.checkpoint import Checkpoint
 from publicmesh.audit.merkle import leaf_hash, verify_inclusion
 from publicmesh.audit.subjects import verify_in_leaf
 from publicmesh.portal import format as fmt
+from publicmesh.portal import log_view
 from publicmesh.portal.core import Portal
 from publicmesh.portal.deps import (
     NotFound,
@@ -162,6 +163,9 @@ async def records(
         active="records",
         records=rows,
         checkpoint=checkpoint,
+        # What the browser keeps to check, on the next visit, that the log only grew (static/consistency.js).
+        checkpoint_root=base64.b64encode(checkpoint.root).decode("ascii"),
+        witness=await log_view.witnessed(portal),
         older=older,
         unread=unread(portal, session),
     )

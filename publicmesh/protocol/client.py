@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -26,6 +28,9 @@ ARROW_SUBJECTS_OVER = 1_000  # subjects above which a bulk query sends them as a
 # Posting 100 MB to a server in another process took 0.4-0.7 s of this process's CPU whole, 0.04-0.26 s in pieces
 # of 1 MiB: a large body goes in those.
 _PIECE = 1 << 20
+# What a retrying client (MeshClient.retry_for_s) tries again: the hub or a part behind it restarting.
+RETRIED_STATUSES = frozenset({502, 503, 504})
+log = logging.getLogger(__name__)
 
 
 def _pieces(body: bytes) -> Iterator[bytes]:
@@ -53,6 +58,9 @@ class MeshClient:
     signer: Signer
     verifier: Verifier
     timeout_s: float = 30.0
+    # Seconds a call keeps being tried while the hub, or the part behind it, is restarting (0: once). Only for
+    # callers whose calls are idempotent (reads; notices, which the inbox keeps once per key): a publish.
+    retry_for_s: float = 0.0
     _client: httpx.Client | None = field(default=None, init=False, repr=False, compare=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
 
@@ -76,7 +84,25 @@ class MeshClient:
     def _post(self, path: str, doc: dict) -> httpx.Response:
         return self._post_bytes(path, orjson.dumps(doc), "application/json")
 
+    def retrying(self, seconds: float) -> MeshClient:
+        """A client on the same keys whose calls are tried again for ``seconds`` while the mesh restarts a part."""
+        return MeshClient(self.hub_url, self.signer, self.verifier, self.timeout_s, seconds)
+
     def _post_bytes(self, path: str, body: bytes, content_type: str) -> httpx.Response:
+        deadline, pause = time.monotonic() + self.retry_for_s, 0.1
+        while True:
+            try:
+                return self._post_once(path, body, content_type)
+            except (httpx.TransportError, HubError) as exc:
+                if isinstance(exc, HubError) and exc.status not in RETRIED_STATUSES:
+                    raise
+                if time.monotonic() + pause > deadline:
+                    raise
+                log.warning("%s failed (%s); trying again in %.1f s", path, exc, pause)
+                time.sleep(pause)
+                pause = min(pause * 2, 5.0)
+
+    def _post_once(self, path: str, body: bytes, content_type: str) -> httpx.Response:
         request_id = uuid.uuid4().hex
         headers = {**self.signer.sign_request("POST", path, body, request_id), "content-type": content_type}
         content: bytes | Iterator[bytes] = body

@@ -162,7 +162,9 @@ class Verifier:
     """Checks signatures against member keys, freshness and replay.
 
     Nonces go through a front cache in memory (a replay within this process costs no store round trip), then,
-    when a ``store`` is given, into that store, which keeps them across restarts."""
+    when a ``store`` is given, into that store, which keeps them across restarts. Without a store, a request
+    signed before this verifier was made (the process started) is refused: the nonces of that time are gone, and
+    a part restarts in more than the second ``created`` is counted in."""
 
     def __init__(
         self,
@@ -174,6 +176,7 @@ class Verifier:
         self._max_age = max_age_s
         self.nonces = NonceCache(max_age_s)
         self.store = store
+        self.started = int(time.time())
 
     def _verify(
         self, required, derived: dict[str, str], headers: Mapping[str, str], body: bytes, *, need_nonce: bool
@@ -210,6 +213,8 @@ class Verifier:
             nonce = params.get("nonce")
             if not nonce:
                 raise SignatureError("malformed-signature", "the signature has no nonce")
+            if self.store is None and created < self.started:
+                raise SignatureError("replayed", "signed before this part started: a replay cannot be ruled out")
             if not self.nonces.seen_once(key_id, nonce, created):
                 raise SignatureError("replayed", "this signature nonce was already used")
             return SignedRequest(key_id, nonce, created)

@@ -95,12 +95,17 @@ def query(node: AgencyNode, doc: dict) -> Answer:
     member = node.member_of(doc)
     dataset, attributes = dataset_and_attributes(agency, doc)
     subject = doc["subject"]
+    if not isinstance(subject, str):
+        raise Problem("malformed-request", "subject is a pseudonym (text)")
     if "payload" in doc:  # a submission the hub authorized under a write rule
         writer = agency.writers.get(dataset.name)
         if writer is None:
             raise Problem("not-allowed", f"{dataset.name} takes no submissions")
+        payload = doc["payload"] or {}
+        if not isinstance(payload, dict):
+            raise Problem("malformed-request", "payload is an object")
         with node.engine.begin() as conn:
-            answer = writer(conn, agency.tenant_of(member), subject, doc["payload"] or {})
+            answer = writer(conn, agency.tenant_of(member), subject, payload)
         return 200, orjson.dumps({"subject": subject, "data": answer, "protected": False}), "application/json"
     with node.engine.connect() as conn:
         rows = dataset.lookup(conn, agency.tenant_of(member), [subject], attributes)
@@ -123,6 +128,11 @@ def bulk(node: AgencyNode, doc: dict) -> Answer:
     member = node.member_of(doc)
     dataset, attributes = dataset_and_attributes(node.agency, doc)
     subjects = None if doc.get("scan") is True else doc["subjects"]
+    # An Arrow column (bulk_wire) holds texts only; a JSON list is checked, as the store would take no other value.
+    if not (subjects is None or isinstance(subjects, pa.ChunkedArray)) and not (
+        isinstance(subjects, list) and all(isinstance(s, str) for s in subjects)
+    ):
+        raise Problem("malformed-request", "subjects are a list of pseudonyms (texts)")
     with node.engine.connect() as conn:
         table = dataset.bulk(conn, node.agency.tenant_of(member), subjects, attributes, wire=True, reads=node.reads)
     if subjects is None:  # a scan: the hub learns the subjects from the answer (in this agency's pseudonyms)
@@ -136,8 +146,11 @@ def bulk(node: AgencyNode, doc: dict) -> Answer:
 
 def outbox(node: AgencyNode, doc: dict) -> Answer:
     """The events after the hub's cursor, for it to route."""
+    after, limit = doc.get("after", 0), doc.get("limit", 500)
+    if type(after) is not int or type(limit) is not int or not 0 <= after < 2**63 or limit < 1:
+        raise Problem("malformed-request", "after is a position (0 to 2^63 - 1) and limit at least 1")
     with node.engine.connect() as conn:
-        events = read_outbox(conn, node.agency.outbox, int(doc.get("after", 0)), min(int(doc.get("limit", 500)), 5000))
+        events = read_outbox(conn, node.agency.outbox, after, min(limit, 5000))
     return 200, orjson.dumps({"events": events}), "application/json"
 
 
@@ -145,7 +158,10 @@ def accept_events(node: AgencyNode, doc: dict) -> Answer:
     """Events the hub delivers: each taken once (by its idempotency key) and handed to its handler."""
     agency = node.agency
     batch = doc["events"]
+    if not isinstance(batch, list):
+        raise Problem("malformed-request", "events is a list")
     for event in batch:
+        well_formed(event)
         node.member_of(event)
     with node.engine.begin() as conn:
         fresh = accept(conn, agency.inbox, batch)
@@ -154,6 +170,19 @@ def accept_events(node: AgencyNode, doc: dict) -> Answer:
             if handler:
                 handler(conn, agency, agency.tenant_of(node.members[event["member"]]), event)
     return 200, orjson.dumps({"accepted": len(fresh), "duplicates": len(batch) - len(fresh)}), "application/json"
+
+
+EVENT_FIELDS = ("idempotency_key", "member", "source", "type", "subject", "occurred_at")
+
+
+def well_formed(event) -> None:
+    """An event as the hub delivers it: its fields texts, its data an object; else a malformed request."""
+    if (
+        not isinstance(event, dict)
+        or not all(isinstance(event.get(name), str) for name in EVENT_FIELDS)
+        or not isinstance(event.get("data"), dict)
+    ):
+        raise Problem("malformed-request", f"an event is an object of texts {', '.join(EVENT_FIELDS)} and data")
 
 
 def describe(node: AgencyNode) -> dict:

@@ -43,11 +43,23 @@ def is_seeded(settings: Settings) -> bool:
 
 
 def fresh_stores(settings: Settings) -> None:
-    """Drop every store: agencies, the number service's counter, the hub's registry, the event stream, the audit log.
+    """Drop every store: agencies, the number service's counter, the hub's registry, the event stream, the audit log
+    and the witness's (a new log starts again from size 0).
 
     Keys stay; run ``provision`` afterwards to register the members again.
     """
-    for store in [*AGENCIES, "numbers", "audit", "hub", "events", "identity", "notices", "consent", "accounts"]:
+    for store in [
+        *AGENCIES,
+        "numbers",
+        "audit",
+        "witness",
+        "hub",
+        "events",
+        "identity",
+        "notices",
+        "consent",
+        "accounts",
+    ]:
         drop_store(store, settings)
 
 

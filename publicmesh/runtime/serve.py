@@ -9,7 +9,7 @@ import sys
 import uvicorn
 
 from publicmesh.runtime.catalog import AGENCIES
-from publicmesh.runtime.topology import municipalities, part
+from publicmesh.runtime.topology import municipalities, part, replica_of
 from publicmesh.services.definition import use_catalog
 from publicmesh.settings import get_settings
 
@@ -17,8 +17,10 @@ GC_YOUNG = 20_000
 
 
 def build_app(name: str):
-    """The part's ASGI app. Each part's code is imported here, so that a process loads its own part only."""
+    """The part's ASGI app. Each part's code is imported here, so that a process loads its own part only. A
+    replica ("hub-2") runs its part; of the hub's replicas, the first routes events."""
     settings = get_settings()
+    name, replica = replica_of(name), name
     if name in ("services", "console"):  # they check definitions against the agencies' datasets
         use_catalog(AGENCIES)
     if name == "numbers":
@@ -32,7 +34,16 @@ def build_app(name: str):
     if name == "hub":
         from publicmesh.hub.bootstrap import bootstrap  # noqa: PLC0415 (each process loads its own part only)
 
-        return bootstrap(settings, part(settings, "numbers").url(settings))
+        return bootstrap(
+            settings,
+            part(settings, "numbers").url(settings),
+            witness_urls=[part(settings, "witness").url(settings)],
+            route_events=replica in ("hub", "hub-1"),
+        )
+    if name == "witness":
+        from publicmesh.witness.bootstrap import bootstrap  # noqa: PLC0415 (each process loads its own part only)
+
+        return bootstrap(settings)
     if name == "console":
         from publicmesh.console.bootstrap import bootstrap  # noqa: PLC0415  (each process imports its own part only)
 

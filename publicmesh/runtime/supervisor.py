@@ -15,7 +15,8 @@ from pathlib import Path
 
 import httpx
 
-from publicmesh.runtime.topology import Part, parts
+from publicmesh.runtime import proxy
+from publicmesh.runtime.topology import Part, processes
 from publicmesh.settings import Settings
 from publicmesh.storage.private import private_dir
 
@@ -57,6 +58,7 @@ class Supervisor:
             "PUBLICMESH_DATA_DIR": str(settings.data_dir),
             "PUBLICMESH_BASE_PORT": str(settings.base_port),
             "PUBLICMESH_HOST": settings.host,
+            "PUBLICMESH_REPLICAS": str(settings.replicas),
         }
         if settings.database_url:
             self.env["PUBLICMESH_DATABASE_URL"] = settings.database_url
@@ -71,7 +73,7 @@ class Supervisor:
 
     def start(self, names: list[str] | None = None, timeout_s: float = 60) -> None:
         private_dir(self.log_dir)
-        for p in parts(self.settings):
+        for p in processes(self.settings):
             if names is None or p.name in names:
                 self.start_part(p, timeout_s)
 
@@ -83,7 +85,9 @@ class Supervisor:
         self.log_dir.mkdir(parents=True, exist_ok=True)  # (an operator may have cleared the logs meanwhile)
         with open(self.log_dir / f"{name}.log", "ab") as output, self._lock:
             process = subprocess.Popen(
-                [sys.executable, "-m", "publicmesh.runtime.serve", name],
+                proxy.command(self.settings)
+                if name == "haproxy"
+                else [sys.executable, "-m", "publicmesh.runtime.serve", name],
                 env=self.env,
                 stdout=output,
                 stderr=subprocess.STDOUT,

@@ -9,7 +9,9 @@ from rich.table import Table
 
 from publicmesh.population.places import served_codes
 from publicmesh.protocol.client import MeshClient
+from publicmesh.services.jobs import StoreJobs
 from publicmesh.services.publish import SERVICES_MEMBER, Summary, publish
+from publicmesh.services.publish_queue import Worker, publish_queued
 from publicmesh.settings import Settings
 from publicmesh.storage import engine_for
 
@@ -32,6 +34,37 @@ def publish_file(settings: Settings, path: Path, progress=None, **options) -> Su
         engine.dispose()
 
 
+def publish_file_queued(settings: Settings, path: Path, progress=None, **options) -> Summary:
+    """The publish as one job per municipality for the publisher workers (`publicmesh services worker`)."""
+    engine = engine_for("services", settings)
+    client = MeshClient.for_member(settings, SERVICES_MEMBER, settings.hub_url)
+    client.timeout_s = 600
+    try:
+        return publish_queued(
+            engine,
+            client,
+            StoreJobs(engine),
+            path,
+            list(served_codes(settings)),
+            settings.data_dir / "payouts",
+            progress=progress,
+            **options,
+        )
+    finally:
+        engine.dispose()
+
+
+def run_worker(settings: Settings, until_idle: bool = False) -> int:
+    """A publisher worker on this machine's mesh: takes municipalities' jobs until stopped (or none is left)."""
+    engine = engine_for("services", settings)
+    client = MeshClient.for_member(settings, SERVICES_MEMBER, settings.hub_url)
+    client.timeout_s = 600
+    try:
+        return Worker(engine, client, StoreJobs(engine), lease_s=settings.publish_lease_s).run(until_idle=until_idle)
+    finally:
+        engine.dispose()
+
+
 def print_summary(summary: Summary, console) -> None:
     table = Table(title=f"{summary.service} v{summary.version}")
     for column in ("municipality", "residents", "eligible", "total (¥)"):
@@ -46,6 +79,11 @@ def print_summary(summary: Summary, console) -> None:
         f"(¥{summary.payout.get('paid_yen', 0):,}) in {len(summary.payout.get('files', []))} files; "
         f"without an account: {summary.payout.get('without_account', 0):,}"
     )
+    if summary.resumed.get("batches"):
+        console.print(
+            f"finished what a stopped publish left: {summary.resumed['offers']:,} offers announced in "
+            f"{summary.resumed['batches']:,} municipality batches"
+        )
     console.print("seconds by phase: " + ", ".join(f"{k} {v:.2f}" for k, v in summary.phases.items()))
     console.print(
         "of which written beside the next municipality: "

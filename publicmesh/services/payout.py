@@ -3,7 +3,9 @@
 The receiving accounts (公金受取口座) are asked of the portal through the hub, for these people only; a person
 without one gets a notice asking for it and is paid in a later run. Marking the applications paid, recording the
 file, and writing each person's payout notice and the status event for their portal happen in one transaction
-after the file is written, so a crash never pays twice.
+after the file is written, so a crash never pays twice: the file is written as ``NAME.part`` and takes its name
+only once that transaction is committed; a ``.part`` file a crash left is named if its file was recorded and
+removed if not (its applications are still approved, and the next file pays them).
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ def pay_approved(
     transfer_date = transfer_date or (dt.date.today() + dt.timedelta(days=3))
     payable_from, paid_status = move(Action.PAY)  # approved → paid, as the lifecycle has it
     private_dir(out_dir)  # bank accounts and amounts
+    settle_files(engine, out_dir)
     with engine.connect() as conn:
         approved = pl.DataFrame(
             [
@@ -94,7 +97,7 @@ def pay_approved(
         name = f"{doc['id']}-{code}-{transfer_date:%Y%m%d}-{utc_now():%H%M%S%f}.zengin"
         path = out_dir / name
         data = zengin.write(file)
-        write_private(path, data)  # the file is whole before anything is marked paid
+        write_private(_unconfirmed(path), data)  # the file is whole before anything is marked paid
         now = utc_now()
         ids = payable["id"].to_list()
         with engine.begin() as conn:
@@ -139,10 +142,31 @@ def pay_approved(
             ]
             decisions.record_paid(conn, paid, transfer_date, doc)
             apps.announce_many(conn, paid, paid_status)  # the portal shows it live
+        _unconfirmed(path).rename(path)
         result["files"].append({"name": name, "tenant": code, "count": file.total_count, "total_yen": file.total_yen})
         result["paid"] += file.total_count
         result["paid_yen"] += file.total_yen
     return result
+
+
+def _unconfirmed(path: Path) -> Path:
+    return path.with_name(path.name + ".part")
+
+
+def settle_files(engine: Engine, out_dir: Path) -> list[str]:
+    """What a crash between writing a file and recording it left: a recorded file is named, another removed
+    (nothing in it was marked paid). Returns the names kept."""
+    kept = []
+    for part in sorted(out_dir.glob("*.zengin.part")):
+        name = part.name.removesuffix(".part")
+        with engine.connect() as conn:
+            recorded = conn.execute(select(payout_files.c.name).where(payout_files.c.name == name)).first()
+        if recorded is None:
+            part.unlink()
+        else:
+            part.rename(out_dir / name)
+            kept.append(name)
+    return kept
 
 
 def _bank_kana(bank_code: str) -> str:

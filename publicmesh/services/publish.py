@@ -4,7 +4,9 @@ offer and one notice per eligible unit → applications for people with a prior 
 payout files.
 
 Runs as the services member (GOV/digital/services) on the services part's own store. Re-publishing is safe:
-offers, notices and applications are unique per service and unit, so only what is new is created.
+offers, notices and applications are unique per service and unit, so only what is new is created. A municipality's
+offers are announced through an outbox (announcements): a publish killed anywhere is finished by the next one or
+when the services part starts, and while a part it calls restarts, a call is tried again (RETRY_S).
 """
 
 from __future__ import annotations
@@ -26,8 +28,8 @@ from sqlalchemy import Engine, insert, select
 from publicmesh import safe_yaml
 from publicmesh.protocol.client import MeshClient
 from publicmesh.protocol.members import PORTAL
+from publicmesh.services import announcements, decisions, rules
 from publicmesh.services import applications as apps
-from publicmesh.services import decisions, rules
 from publicmesh.services import definition as definitions
 from publicmesh.services.fetch import ScanChoices, fetch_details, fetch_municipality, plan, purpose_of
 from publicmesh.services.offers import store_offers
@@ -38,6 +40,9 @@ SERVICES_MEMBER = "GOV/digital/services"
 # Municipalities fetched while one is evaluated. One: at 10,000,000 residents two measured 102-107 s and a
 # summed peak of 10.5 GiB, one 109 s and 8.7 GiB (the processes share two cores either way).
 FETCH_AHEAD = 1
+# Seconds a call through the hub is tried again while the hub, an agency node or the portal restarts (the
+# supervisor restarts a dead part within seconds): a publish outlives a restart instead of stopping half done.
+RETRY_S = 120.0
 Progress = Callable[[str, int, int], None]  # (phase, done, total)
 
 
@@ -49,6 +54,7 @@ class Summary:
     eligible: int = 0
     new_offers: int = 0
     notices: int = 0
+    resumed: dict = field(default_factory=dict)  # what an earlier, stopped publish left unannounced, finished now
     prior_intent_applications: int = 0
     total_yen: int = 0
     by_municipality: dict[str, dict] = field(default_factory=dict)
@@ -80,6 +86,8 @@ def publish(
     summary = Summary(doc["id"], int(doc["version"]))
     summary.phases["validate"] = time.perf_counter() - started
     metadata.create_all(engine)
+    client = client.retrying(RETRY_S)
+    summary.resumed = resume(engine, client, doc["id"])
     fetch = plan(doc, compiled)
     fields = {k: v for k, v in form_sources(doc).items() if k not in fetch.detail_fields}
     # FETCH_AHEAD municipalities are fetched ahead: while one is evaluated here, the hub and the agencies
@@ -105,11 +113,12 @@ def publish(
 
         fetched = _ahead(pool, fetch_one, municipalities, FETCH_AHEAD)
 
-        def send(fresh: pl.DataFrame, done: int) -> None:
+        def send(fresh: pl.DataFrame, row: int, done: int) -> None:
             clock = _Clock(summary.background, "notify", time.perf_counter())
             intents = notify(client, doc, fresh)
             clock.lap("notify")
             summary.prior_intent_applications += decide_by_intent(engine, client, doc, fresh.filter(intents).to_dicts())
+            announcements.sent(engine, row)
             clock.lap("decide")
             summary.new_offers += fresh.height
             summary.notices += fresh.height
@@ -117,9 +126,11 @@ def publish(
 
         def write(code: str, eligible: pl.DataFrame, done: int) -> Future:
             clock = _Clock(summary.background, "offers", time.perf_counter())
+            row = announcements.opened(engine, doc, code)
             fresh = store_offers(engine, doc, code, eligible)
+            announcements.written(engine, row, fresh)
             clock.lap("offers")
-            return notifier.submit(send, fresh, done)
+            return notifier.submit(send, fresh, row, done)
 
         writing, sending = None, []
         t0 = time.perf_counter()
@@ -156,6 +167,23 @@ def publish(
             for future in [*sending, writing.result()]:
                 future.result()
             _Clock(summary.phases, "write", t0)
+    finish(engine, client, doc, text, definition, summary, payout_dir, progress)
+    summary.phases["total"] = time.perf_counter() - started
+    return summary
+
+
+def finish(
+    engine: Engine,
+    client: MeshClient,
+    doc: dict,
+    text: str,
+    definition,
+    summary: Summary,
+    payout_dir: Path,
+    progress: Progress,
+) -> None:
+    """After every municipality: the publication recorded (once per version), then the payout files and their
+    notices where the definition pays by Zengin transfer."""
     with engine.begin() as conn:
         if (
             conn.execute(
@@ -182,8 +210,6 @@ def publish(
         if summary.payout["paid"]:  # their payout notices, written with the file
             decisions.NoticeSender(engine, client).send_all()
         summary.phases["payout"] = time.perf_counter() - t5
-    summary.phases["total"] = time.perf_counter() - started
-    return summary
 
 
 def rules_of(doc: dict, compile_rules=None):
@@ -204,10 +230,25 @@ def offer(
     """What publishing does for a municipality, for a few eligible units (e.g. a birth's household): their
     offers (new ones only), one notice each, and applications for those with a prior intent. Returns how
     many offers are new."""
+    row = announcements.opened(engine, doc, code)
     created = store_offers(engine, doc, code, eligible, unit_key)
-    intents = notify(client, doc, created)
-    decide_by_intent(engine, client, doc, created.filter(intents).to_dicts())
+    announcements.written(engine, row, created)
+    announce(engine, client, doc, created)
+    announcements.sent(engine, row)
     return created.height
+
+
+def announce(engine: Engine, client: MeshClient, doc: dict, fresh: pl.DataFrame) -> int:
+    """The offers' notices, and the applications of those with a prior intent (how many were made)."""
+    intents = notify(client, doc, fresh)
+    return decide_by_intent(engine, client, doc, fresh.filter(intents).to_dicts())
+
+
+def resume(
+    engine: Engine, client: MeshClient, service_id: str | None = None, older_than: dt.timedelta | None = None
+) -> dict:
+    """What stopped publishes left unannounced (of one service, or all), announced now (announcements.resume)."""
+    return announcements.resume(engine, lambda doc, fresh: announce(engine, client, doc, fresh), service_id, older_than)
 
 
 def notify(client: MeshClient, doc: dict, fresh: pl.DataFrame) -> pl.Series:
@@ -278,6 +319,8 @@ def _apply_by_intent(engine: Engine, doc: dict, chosen: list[dict]) -> int:
     created = 0
     with engine.begin() as conn:
         for offer in chosen:
+            if apps.withdrawn_before(conn, offer):  # announced again after a stop: a withdrawal stands
+                continue
             try:
                 apps.create(
                     conn,

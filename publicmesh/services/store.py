@@ -154,6 +154,45 @@ payout_files = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
+# The outbox of a publish (and of a birth's offers): a row is committed before a municipality's offers are written,
+# naming the offers it covers (the service, the municipality, and the range of their time-sorted ids), and marked
+# sent once their notices are in the portal and the applications of prior intents are made. A row left unsent (a
+# process killed in between) is finished by the next publish or when the services part starts: the inbox keeps one
+# notice per key and a unit one live application, so finishing twice sends nothing twice.
+announcements = Table(
+    "offer_announcements",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("service_id", String(64), nullable=False),
+    Column("tenant", String(6), nullable=False),
+    Column("first_offer", String(32), nullable=False),  # no offer it covers has a smaller id
+    Column("last_offer", String(32)),  # the largest id written (None: the process died while writing them)
+    Column("definition", JSON, nullable=False),  # what the notices say and how prior intents are decided
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("sent_at", DateTime(timezone=True)),
+    Index("ix_offer_announcements_unsent", "sent_at", "service_id"),
+)
+
+# The publish as a work queue (services.jobs): one job per municipality of a publish, taken by any publisher
+# worker under a lease it renews while it works; a job whose worker died is taken again when its lease ends, and
+# done is written with the job's figures once its offers are announced.
+publish_jobs = Table(
+    "publish_jobs",
+    metadata,
+    Column("id", String(96), primary_key=True),  # the publish's id and the municipality
+    Column("publish_id", String(64), nullable=False, index=True),
+    Column("tenant", String(6), nullable=False),
+    Column("definition", JSON, nullable=False),
+    Column("state", String(8), nullable=False),  # queued, taken, done
+    Column("worker", String(64)),
+    Column("lease_until", DateTime(timezone=True)),
+    Column("attempts", Integer, nullable=False),
+    Column("result", JSON),  # the municipality's figures, as Summary.by_municipality has them, and more
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("done_at", DateTime(timezone=True)),
+    Index("ix_publish_jobs_waiting", "state", "lease_until"),
+)
+
 # Births the registry reported (the 'birth' event, delivered through the hub): each runs the services whose
 # definitions name the birth trigger, for the newborn's household, once.
 births = Table(

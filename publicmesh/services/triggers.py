@@ -8,8 +8,10 @@ The event handler only records the birth (inside the delivery's transaction, so 
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import threading
+import time
 
 import polars as pl
 from sqlalchemy import Connection, Engine, insert, select, update
@@ -18,7 +20,7 @@ from publicmesh import safe_yaml
 from publicmesh.protocol.client import HubError, MeshClient
 from publicmesh.services.fetch import fetch_municipality, purpose_of
 from publicmesh.services.offers import form_shape, offer_form
-from publicmesh.services.publish import form_sources, offer, rules_of
+from publicmesh.services.publish import form_sources, offer, resume, rules_of
 from publicmesh.services.revisions import revise
 from publicmesh.services.store import births, publications, utc_now
 
@@ -114,11 +116,19 @@ def _household_members(client: MeshClient, doc: dict, code: str, parents: list[s
     return members or parents
 
 
-class BirthWorker:
-    """Handles recorded births every ``interval_s`` on a daemon thread of the services part."""
+# A publish announces a municipality's offers within seconds (a minute at 10,000,000 residents): a row unsent for
+# longer was left by a process that stopped. (Announcing beside a live publish would send nothing twice either,
+# but it would do the work twice.)
+STALE = dt.timedelta(minutes=10)
 
-    def __init__(self, engine: Engine, client: MeshClient, interval_s: float = 0.5):
-        self.engine, self.client, self.interval_s = engine, client, interval_s
+
+class BirthWorker:
+    """Handles recorded births every ``interval_s`` on a daemon thread of the services part; when the part starts,
+    it also announces the offers stopped publishes left unannounced (publish.resume), and every ``resume_s`` after,
+    those left for longer than STALE."""
+
+    def __init__(self, engine: Engine, client: MeshClient, interval_s: float = 0.5, resume_s: float = 60.0):
+        self.engine, self.client, self.interval_s, self.resume_s = engine, client, interval_s, resume_s
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="birth-worker", daemon=True)
 
@@ -129,7 +139,15 @@ class BirthWorker:
         self._stop.set()
 
     def _run(self) -> None:
+        resumed_at, older_than = 0.0, None  # at the start: whatever is left
         while not self._stop.wait(self.interval_s):
+            if time.monotonic() - resumed_at >= self.resume_s:
+                resumed_at = time.monotonic()
+                try:
+                    resume(self.engine, self.client, older_than=older_than)
+                    older_than = STALE
+                except Exception:  # noqa: BLE001 — a part it calls may be down: the rows stay for the next try
+                    log.exception("announcing what a stopped publish left failed; will retry")
             try:
                 handle_births(self.engine, self.client)
             except Exception:  # noqa: BLE001 — the worker must survive a hub outage; the birth stays pending

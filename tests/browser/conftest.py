@@ -24,7 +24,8 @@ from publicmesh.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOTS = REPO / "screenshots"
-BASE_PORT = 9400  # tests/integration uses 9100 and 9200
+# tests/integration uses 9100 and 9200; another port lets a trial run beside the suite's.
+BASE_PORT = int(os.environ.get("PUBLICMESH_BROWSER_BASE_PORT", "9400"))
 RESIDENTS = 3000
 SEED = 11
 TIMEOUT_MS = 15_000

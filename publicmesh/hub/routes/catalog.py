@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from publicmesh.hub.deps import Hub
+from publicmesh.hub.http import PROBLEM_RESPONSES
 from publicmesh.problems import Problem
 from publicmesh.protocol.members import MemberId
 
@@ -26,7 +27,7 @@ async def list_members(hub: Hub):
     ]
 
 
-@router.get("/v1/catalog")
+@router.get("/v1/catalog", responses={400: PROBLEM_RESPONSES[400]})
 async def catalog(hub: Hub, consumer: str | None = None):
     """Providers, datasets, attributes and, given ``consumer``, what that member may use and for which affair."""
     caller = None
@@ -38,7 +39,10 @@ async def catalog(hub: Hub, consumer: str | None = None):
     return await hub.catalog.listing(caller)
 
 
-@router.get("/v1/catalog/{member_class}/{code}/{system}/{dataset}/openapi.json")
+@router.get(
+    "/v1/catalog/{member_class}/{code}/{system}/{dataset}/openapi.json",
+    responses={s: PROBLEM_RESPONSES[s] for s in (400, 404)},
+)
 async def dataset_openapi(member_class: str, code: str, system: str, dataset: str, hub: Hub):
     try:
         return await hub.catalog.openapi(MemberId.parse(f"{member_class}/{code}/{system}"), dataset)

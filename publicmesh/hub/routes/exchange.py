@@ -8,6 +8,7 @@ import orjson
 from fastapi import APIRouter, Request
 from pydantic import ValidationError
 
+from publicmesh.design.openapi import SIGNED_ONLY
 from publicmesh.hub.deps import Hub
 from publicmesh.hub.http import PROBLEM_RESPONSES, invalid, request_id_of
 from publicmesh.problems import Problem
@@ -23,10 +24,11 @@ router = APIRouter()
     response_model=QueryAnswer,
     responses=PROBLEM_RESPONSES,
     openapi_extra={
+        "security": SIGNED_ONLY,
         "requestBody": {
             "required": True,
             "content": {"application/json": {"schema": QueryRequest.model_json_schema()}},
-        }
+        },
     },
 )
 async def query(request: Request, hub: Hub):
@@ -44,6 +46,7 @@ async def query(request: Request, hub: Hub):
     "/v1/bulk",
     responses={200: {"content": {ARROW_STREAM: {}}}, **PROBLEM_RESPONSES},
     openapi_extra={
+        "security": SIGNED_ONLY,
         "requestBody": {
             "required": True,
             "content": {
@@ -56,7 +59,7 @@ async def query(request: Request, hub: Hub):
                     }
                 },
             },
-        }
+        },
     },
 )
 async def bulk(request: Request, hub: Hub):
@@ -88,6 +91,7 @@ async def bulk(request: Request, hub: Hub):
     "/v1/notify",
     responses={200: {"content": {"application/json": {}, ARROW_STREAM: {}}}, **PROBLEM_RESPONSES},
     openapi_extra={
+        "security": SIGNED_ONLY,
         "requestBody": {
             "required": True,
             "content": {
@@ -100,7 +104,7 @@ async def bulk(request: Request, hub: Hub):
                     }
                 },
             },
-        }
+        },
     },
 )
 async def notify(request: Request, hub: Hub):

@@ -176,6 +176,18 @@ def test_the_api_docs_are_served_from_the_hub_itself(tmp_path):
         assert client.get("/openapi.json").json()["paths"]["/v1/query"]
 
 
+def test_the_signed_routes_are_documented_as_such(tmp_path):
+    with TestClient(create_app(deps(tmp_path))) as client:
+        doc = client.get("/openapi.json").json()
+    scheme = doc["components"]["securitySchemes"]["meshSignature"]
+    assert "RFC 9421" in scheme["description"]
+    for path in ("/v1/query", "/v1/bulk", "/v1/notify", "/v1/audit/records"):
+        assert doc["paths"][path]["post"]["security"] == [{"meshSignature": []}], path
+    records = doc["paths"]["/v1/audit/records"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert "before" in records["properties"] and records["properties"]["subject"]["maxLength"] == 22
+    assert "security" not in doc["paths"]["/v1/catalog"]["get"]
+
+
 @pytest.mark.parametrize("before", [-1, 2**63])
 def test_a_records_page_before_a_position_no_store_can_hold_is_a_malformed_request(tmp_path, before):
     exchange = FakeExchange({})
@@ -198,3 +210,12 @@ def test_a_records_page_below_the_largest_position_is_asked(tmp_path):
 def test_the_signed_path_is_the_one_the_request_url_gives(path):
     request = Request({"type": "http", "method": "POST", "path": unquote(path), "headers": [], "query_string": b""})
     assert target_path(request) == request.url.path
+
+
+@pytest.mark.parametrize("query", ["from=-1", "from=x", "from=1&to=99999999999999999999", ""])
+def test_a_query_parameter_the_hub_refuses_is_a_problem(tmp_path, query):
+    with TestClient(create_app(deps(tmp_path))) as client:
+        answer = client.get(f"/v1/audit/consistency?{query}")
+    assert answer.status_code == 422
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert answer.json()["type"].endswith(":invalid-request") and answer.json()["errors"]

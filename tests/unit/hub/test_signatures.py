@@ -125,3 +125,16 @@ def test_a_signature_is_the_one_the_key_itself_makes_of_the_signature_base(key):
         f'"@signature-params": {params}'
     ).encode()
     assert headers["signature"] == f"mesh=:{base64.b64encode(key.sign(base)).decode()}:"
+
+
+def test_a_part_without_a_nonce_store_refuses_what_was_signed_before_it_started(key, monkeypatch):
+    """Its nonces of that time died with the process before it: a request captured then is a possible replay."""
+    headers = Signer(MEMBER, key).sign_request("POST", "/v1/query", BODY, "r1")
+    real = time.time
+    monkeypatch.setattr(signatures.time, "time", lambda: real() + 2)  # the part restarts two seconds later
+    restarted = Verifier(lambda kid: key.public_key() if kid == MEMBER else None, max_age_s=30)
+    with pytest.raises(SignatureError) as refused:
+        restarted.verify_request("POST", "/v1/query", headers, BODY)
+    assert refused.value.reason == "replayed"
+    fresh = Signer(MEMBER, key).sign_request("POST", "/v1/query", BODY, "r2")
+    assert restarted.verify_request("POST", "/v1/query", fresh, BODY) == MEMBER

@@ -229,7 +229,8 @@ def hub_client(portal, valid: bool) -> TestClient:
 
 def test_the_hub_api_refuses_an_unsigned_call(portal):
     answer = hub_client(portal, valid=False).post("/v1/query", json={"dataset": "signers", "subject": ME})
-    assert answer.status_code == 401 and answer.json() == {"detail": "no signature"}
+    assert answer.status_code == 401 and answer.headers["content-type"] == "application/problem+json"
+    assert answer.json()["detail"] == "no signature" and answer.json()["type"].endswith(":bad-signature")
 
 
 def test_the_hub_api_signs_its_answer(portal):
@@ -242,3 +243,26 @@ def test_the_hub_api_signs_its_answer(portal):
 def test_the_hub_reads_what_the_portal_provides(portal):
     found = hub_client(portal, valid=True).get("/v1/datasets").json()
     assert [d["name"] for d in found["datasets"]] == ["public-fund-account", "signers"]
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/v1/events", b"not json"),
+        ("/v1/events", b"[]"),
+        ("/v1/events", b'{"events": [null]}'),
+        ("/v1/events", b'{"events": [{"idempotency_key": "k", "type": "move", "subject": {"a": 1}}]}'),
+        ("/v1/consents/check", b"false"),
+        ("/v1/consents/check", b'{"consent": "c", "recipient": 1, "dataset": "d", "purpose": "p"}'),
+        ("/v1/query", b"[1]"),
+        ("/v1/query", b'{"dataset": "signers", "subject": ["x"]}'),
+        ("/v1/query", b'{"dataset": "signers", "subject": "x", "attributes": ["name"]}'),
+        ("/v1/notices", b"not arrow"),
+        ("/v1/bulk", b"not arrow"),
+    ],
+)
+def test_a_hub_call_the_portal_cannot_read_is_a_signed_400_problem(portal, path, body):
+    """Found by the fuzzer (tests/integration/test_fuzz_parts.py): most of these were 500s."""
+    answer = hub_client(portal, valid=True).post(path, content=body, headers={"mesh-request-id": "r2"})
+    assert answer.status_code == 400 and answer.headers["content-type"] == "application/problem+json"
+    assert answer.json()["type"].endswith(":malformed-request") and answer.headers["signature"] == "signed 400 r2"

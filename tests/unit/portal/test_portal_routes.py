@@ -20,6 +20,7 @@ BEFORE = [
     ("GET", "/records"),
     ("GET", "/records/{position}.json"),
     ("GET", "/notices/{notice_id}/open"),
+    ("GET", "/records/consistency"),  # added since: the browser's check of the log (portal/log_view.py)
     ("GET", "/applications"),
     ("GET", "/applications/offers/{offer_id}"),
     ("POST", "/applications/offers/{offer_id}"),

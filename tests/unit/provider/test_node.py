@@ -8,7 +8,7 @@ import asyncio
 import orjson
 import pyarrow as pa
 import pytest
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, text
 from starlette.testclient import TestClient
 
 from publicmesh.protocol import bulk_wire
@@ -36,14 +36,22 @@ STRING = {"type": "string"}
 ON_LOOP: list[bool] = []  # per lookup: whether it ran on the event loop (a worker thread has no running loop)
 
 
-def _lookup(_conn, tenant, subjects, attributes):
+def _lookup(conn, tenant, subjects, attributes):
     assert tenant == MEMBER.code
     try:
         asyncio.get_running_loop()
         ON_LOOP.append(True)
     except RuntimeError:
         ON_LOOP.append(False)
+    for subject in subjects:  # bound as a store's query binds them (a list or an object cannot be)
+        conn.execute(text("SELECT :subject"), {"subject": subject})
     return {s: {a: PEOPLE[s][a] for a in [*attributes, "_protected"]} for s in subjects if s in PEOPLE}
+
+
+def _write(_conn, _tenant, _subject, payload: dict) -> dict:
+    if payload.get("fail"):
+        raise RuntimeError("a writer's own fault")
+    return {"noted": payload.get("note")}
 
 
 def _agency(handled: list) -> AgencyDefinition:
@@ -62,6 +70,7 @@ def _agency(handled: list) -> AgencyDefinition:
         {"person": person},
         seed=lambda *_: None,
         handlers={"moved": lambda _conn, _agency, tenant, event: handled.append((tenant, event["subject"]))},
+        writers={"person": _write},
     )
 
 
@@ -162,3 +171,90 @@ def test_one_subjects_read_is_answered_on_the_event_loop_and_a_bulk_read_beside_
     body = bulk_wire.request_body(pa.array(["alice"]), meta)
     assert callers[HUB].post(client, "/v1/bulk", body, bulk_wire.ARROW_STREAM).status_code == 200
     assert ON_LOOP == [True, False]
+
+
+@pytest.mark.parametrize(
+    "delivery",
+    [
+        {"events": [None]},
+        {"events": "k1"},
+        {"events": [{"member": str(MEMBER), "type": "moved", "subject": {"a": 1}, "data": {}, "occurred_at": "x"}]},
+        {"events": [{"member": str(MEMBER), "type": "moved", "subject": "alice", "data": [], "occurred_at": "x"}]},
+    ],
+)
+def test_a_malformed_delivery_is_a_signed_400_problem(node, delivery):
+    """Found by the fuzzer (tests/integration/test_fuzz_parts.py): these were 500s."""
+    client, callers, verifier, *_ = node
+    for event in delivery["events"] if isinstance(delivery["events"], list) else []:
+        if isinstance(event, dict):
+            event |= {"idempotency_key": "k9", "source": "GOV/x/y"}
+    response = callers[HUB].post(client, "/v1/events", orjson.dumps(delivery))
+    assert response.status_code == 400 and response.json()["type"].endswith("malformed-request")
+    assert response.headers["content-type"] == "application/problem+json" and signed_by_member(verifier, response)
+
+
+@pytest.mark.parametrize("cursor", [{"after": 2**63}, {"after": -1}, {"after": "1"}, {"limit": 0}, {"limit": None}])
+def test_an_outbox_cursor_out_of_range_is_a_400_problem(node, cursor):
+    client, callers, *_ = node
+    response = callers[HUB].post(client, "/v1/outbox", orjson.dumps(cursor))
+    assert response.status_code == 400 and response.json()["type"].endswith("malformed-request")
+
+
+def test_the_node_publishes_its_openapi_document_with_its_members_and_datasets(node):
+    client, *_ = node
+    doc = client.get("/openapi.json").json()
+    assert doc["openapi"].startswith("3.1") and set(doc["paths"]) == {
+        "/healthz",
+        "/v1/datasets",
+        "/v1/query",
+        "/v1/bulk",
+        "/v1/outbox",
+        "/v1/events",
+    }
+    query = doc["paths"]["/v1/query"]["post"]
+    body = query["requestBody"]["content"]["application/json"]["schema"]
+    assert body["properties"]["member"]["enum"] == [str(MEMBER)] and body["properties"]["dataset"]["enum"] == ["person"]
+    assert query["security"] == [{"meshSignature": []}] and "RFC 9421" in str(doc["components"]["securitySchemes"])
+    assert query["responses"]["401"]["content"] == {
+        "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
+    }
+    page = client.get("/docs")
+    assert page.status_code == 200 and "/v1/events" in page.text and "<script" not in page.text
+
+
+@pytest.mark.parametrize(
+    ("path", "change"),
+    [
+        ("/v1/query", {"subject": ["alice"]}),
+        ("/v1/query", {"subject": {"a": 1}}),
+        ("/v1/bulk", {"subjects": [["alice"]]}),
+        ("/v1/bulk", {"subjects": ["alice", {"a": 1}]}),
+        ("/v1/bulk", {"subjects": "alice"}),
+    ],
+)
+def test_a_subject_that_is_not_a_text_is_a_400_problem(node, path, change):
+    """Found by the fuzzer: the store was given a list or an object to bind, a 500."""
+    client, callers, verifier, *_ = node
+    doc = {"member": str(MEMBER), "dataset": "person", "attributes": ["name"]} | change
+    response = callers[HUB].post(client, path, orjson.dumps(doc))
+    assert response.status_code == 400 and response.json()["type"].endswith("malformed-request")
+    assert signed_by_member(verifier, response)
+
+
+@pytest.mark.parametrize(
+    ("payload", "status"), [({"note": "x"}, 200), (None, 200), (True, 400), ([1], 400), ("x", 400)]
+)
+def test_a_submission_is_an_object(node, payload, status):
+    """Found by the fuzzer: a payload of true reached the services part's writer (payload.get), a 500."""
+    client, callers, *_ = node
+    doc = {"member": str(MEMBER), "dataset": "person", "subject": "alice", "payload": payload}
+    response = callers[HUB].post(client, "/v1/query", orjson.dumps(doc))
+    assert response.status_code == status, response.text
+
+
+def test_an_unexpected_error_is_a_signed_500_problem_on_a_connection_kept_open(node):
+    client, callers, verifier, *_ = node
+    doc = {"member": str(MEMBER), "dataset": "person", "subject": "alice", "payload": {"fail": True}}
+    response = callers[HUB].post(client, "/v1/query", orjson.dumps(doc))
+    assert response.status_code == 500 and response.json()["type"].endswith(":internal-error")
+    assert response.headers["content-type"] == "application/problem+json" and signed_by_member(verifier, response)
