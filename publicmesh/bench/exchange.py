@@ -52,10 +52,27 @@ def _subjects(settings: Settings, limit: int = 5000) -> tuple[list[str], list[st
     return registry, consumer
 
 
+def cpu_seconds(pid: int) -> float:
+    """A process's processor seconds so far (user and system), from /proc; 0 where there is none."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _phase(
-    url: str, path: str, key_path: Path, bodies: list[dict], concurrency: int, seconds: float, processes: int = 2
+    url: str,
+    path: str,
+    key_path: Path,
+    bodies: list[dict],
+    concurrency: int,
+    seconds: float,
+    parts: dict[str, int],
+    processes: int = 2,
 ) -> dict:
     ctx = mp.get_context("spawn")
+    before = {name: cpu_seconds(pid) for name, pid in parts.items()}
     out = ctx.Queue()
     per = max(1, concurrency // processes)
     procs = [
@@ -69,6 +86,9 @@ def _phase(
     results = [out.get(timeout=seconds + 120) for _ in procs]
     for p in procs:
         p.join()
+    spent = {name: cpu_seconds(pid) - before[name] for name, pid in parts.items()}
+    spent["load"] = sum(r[5] for r in results)
+    sent = sum(r[4] for r in results)
     count = sum(r[0] for r in results)
     latencies = sorted(x for r in results for x in r[2])
     statuses: dict = {}
@@ -82,6 +102,9 @@ def _phase(
         "p50_ms": statistics.median(latencies) if latencies else None,
         "p99_ms": latencies[int(len(latencies) * 0.99) - 1] if latencies else None,
         "statuses": statuses,
+        # Processor milliseconds per answered query, by process (``load``: the load generators): a figure that the
+        # machine's other work changes far less than the rates, since it is not a share of the processors.
+        "cpu_ms": {name: round(1000 * used / sent, 3) if sent else None for name, used in spent.items()},
     }
 
 
@@ -115,6 +138,7 @@ def run(seconds: float = 10.0, concurrency: int = 32, residents: int = 20_000, p
                 }
                 for s in consumer_subjects
             ]
+            parts = {name: process.pid for name, process in supervisor.processes.items()}
             say(f"Direct to the provider: {seconds} s at concurrency {concurrency}")
             direct = _phase(
                 part(settings, "resident-registry").url(settings),
@@ -123,9 +147,12 @@ def run(seconds: float = 10.0, concurrency: int = 32, residents: int = 20_000, p
                 direct_bodies,
                 concurrency,
                 seconds,
+                parts,
             )
             say(f"Through the hub: {seconds} s at concurrency {concurrency}")
-            hub = _phase(part(settings, "hub").url(settings), "/v1/query", key_path, hub_bodies, concurrency, seconds)
+            hub = _phase(
+                part(settings, "hub").url(settings), "/v1/query", key_path, hub_bodies, concurrency, seconds, parts
+            )
         audit_engine = engine_for("audit", settings)
         with audit_engine.connect() as conn:
             audit_records = conn.execute(text("SELECT COUNT(*) FROM audit_records")).scalar()
@@ -145,4 +172,13 @@ def run(seconds: float = 10.0, concurrency: int = 32, residents: int = 20_000, p
         "concurrency": concurrency,
         "seconds_per_phase": seconds,
         "statuses": {"direct": direct["statuses"], "hub": hub["statuses"]},
+        "cpu_ms_per_query": {
+            "direct": _with_total(direct["cpu_ms"]),
+            "hub": _with_total(hub["cpu_ms"]),
+        },
     }
+
+
+def _with_total(used: dict) -> dict:
+    known = [v for v in used.values() if v is not None]
+    return {"all": round(sum(known), 3) if known else None, **used}

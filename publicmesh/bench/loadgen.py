@@ -27,16 +27,19 @@ def worker(
     warmup_s: float,
     out,
 ) -> None:
-    """Runs in its own process; puts (count, errors, latencies_ms, statuses) on ``out``."""
+    """Runs in its own process; puts (count, errors, latencies_ms, statuses, sent, cpu_s) on ``out``: ``sent`` counts
+    the warm-up's answers too, and ``cpu_s`` is this process's processor time while it sent them."""
     key_file = Path(key_path)
     signer = Signer(member, read_private_key(key_file))
     certificate = certificate_header(key_file.with_suffix(".pem").read_text())
-    out.put(uvloop.run(_drive(url, path, signer, certificate, bodies, concurrency, seconds, warmup_s)))
+    started = time.process_time()
+    result = uvloop.run(_drive(url, path, signer, certificate, bodies, concurrency, seconds, warmup_s))
+    out.put((*result, time.process_time() - started))
 
 
 async def _drive(url, path, signer, certificate, bodies, concurrency, seconds, warmup_s):
     latencies: list[float] = []
-    errors = 0
+    errors = sent = 0
     statuses: dict[int, int] = {}
     connector = aiohttp.TCPConnector(limit=concurrency, force_close=False)
     async with aiohttp.ClientSession(connector=connector) as session:
@@ -45,7 +48,7 @@ async def _drive(url, path, signer, certificate, bodies, concurrency, seconds, w
         stop_at = measure_from + seconds
 
         async def one_client(k: int):
-            nonlocal errors
+            nonlocal errors, sent
             i = k
             while True:
                 now = time.perf_counter()
@@ -64,6 +67,7 @@ async def _drive(url, path, signer, certificate, bodies, concurrency, seconds, w
                 except aiohttp.ClientError:
                     status = 0
                 t1 = time.perf_counter()
+                sent += 1
                 if t0 >= measure_from and t1 <= stop_at:
                     latencies.append((t1 - t0) * 1000)
                     statuses[status] = statuses.get(status, 0) + 1
@@ -71,4 +75,4 @@ async def _drive(url, path, signer, certificate, bodies, concurrency, seconds, w
                         errors += 1
 
         await asyncio.gather(*(one_client(k) for k in range(concurrency)))
-    return len(latencies), errors, latencies, statuses
+    return len(latencies), errors, latencies, statuses, sent

@@ -13,6 +13,7 @@ from publicmesh.audit import ExchangeRecord, utc_timestamp
 from publicmesh.hub import answer_order
 from publicmesh.hub.consents import ConsentCheck
 from publicmesh.hub.ports import AuditAppender, DatasetCatalog, MemberDirectory, PseudonymConverter, SignedCalls
+from publicmesh.hub.reads import ProviderReads
 from publicmesh.hub.registry import Member
 from publicmesh.hub.rules import AccessRule, RuleBook
 from publicmesh.problems import Problem
@@ -38,6 +39,7 @@ class Exchange:
         self.directory, self.rules, self.catalog = directory, rules, catalog
         self.numbers, self.outbound, self.audit = numbers, outbound, audit
         self.consents = ConsentCheck(directory, numbers, outbound)
+        self.reads = ProviderReads(outbound)
         # A municipality's second scan of the same residents takes the first's order (keyed by the handle of their
         # shared conversion), or waits for it while it is being found: both are answered when that conversion is.
         self.scan_orders = answer_order.ScanOrders()
@@ -111,27 +113,19 @@ class Exchange:
                 request_id,
             )
             legal_basis = f"{rule.legal_basis}（同意 {found['consent']} 第{found['version']}版）"
-        forwarded = {
-            "member": str(provider.id),
-            "dataset": req.dataset,
-            "subject": converted[provider_domain],
-            "attributes": req.attributes,
-        }
         if rule.write:
-            forwarded.update(payload=req.payload, purpose=req.purpose)
-        answer = await self.outbound.post(
-            provider.base_url, "/v1/query", forwarded, str(provider.id), request_id=request_id
-        )
-        if answer.status == 404:
-            raise Problem("unknown-subject", f"{provider.id} holds no {req.dataset} for this subject")
-        if answer.status in (409, 422) and rule.write:  # the provider refused the submission: pass its reason on
-            problem = answer.json()
-            raise Problem("submission-refused", problem.get("detail", f"{provider.id} refused the submission"))
-        if answer.status != 200:
-            raise Problem("bad-provider-answer", f"{provider.id} answered HTTP {answer.status}")
-        doc = answer.json()
-        data = doc["data"]
-        withheld = withhold(data, bool(doc.get("protected")), dataset, rule)
+            data, protected = await self._submit(provider, req, converted[provider_domain], request_id)
+        else:  # shared with the concurrent reads of the same dataset (reads.ProviderReads)
+            read = await self.reads.read(
+                provider,
+                req.dataset,
+                req.attributes,
+                converted[provider_domain],
+                request_id,
+                share=not dataset.get("pseudonym_paths"),  # their bulk answers may name persons by rows
+            )
+            data, protected = dict(read.data), read.protected
+        withheld = withhold(data, protected, dataset, rule)
         embedded = await self._convert_embedded([data], dataset, provider_domain, consumer.pseudonym_domain)
         records = [
             self._record(
@@ -174,6 +168,29 @@ class Exchange:
             "rule": rule.id,
             "legal_basis": legal_basis,
         }
+
+    async def _submit(self, provider: Member, req: QueryRequest, subject: str, request_id: str) -> tuple[dict, bool]:
+        """A submission under a write rule, forwarded on its own; the provider's refusal is passed on."""
+        forwarded = {
+            "member": str(provider.id),
+            "dataset": req.dataset,
+            "subject": subject,
+            "attributes": req.attributes,
+            "payload": req.payload,
+            "purpose": req.purpose,
+        }
+        answer = await self.outbound.post(
+            provider.base_url, "/v1/query", forwarded, str(provider.id), request_id=request_id
+        )
+        if answer.status == 404:
+            raise Problem("unknown-subject", f"{provider.id} holds no {req.dataset} for this subject")
+        if answer.status in (409, 422):  # the provider refused the submission: pass its reason on
+            problem = answer.json()
+            raise Problem("submission-refused", problem.get("detail", f"{provider.id} refused the submission"))
+        if answer.status != 200:
+            raise Problem("bad-provider-answer", f"{provider.id} answered HTTP {answer.status}")
+        doc = answer.json()
+        return doc["data"], bool(doc.get("protected"))
 
     async def notify(self, consumer: MemberId, req, request_id: str) -> dict:
         """The JSON form of notify_table (a few notices at a time): the same checks, conversion and record."""

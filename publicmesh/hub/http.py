@@ -36,6 +36,12 @@ def request_id_of(request: Request) -> str:
     return request.headers.get("mesh-request-id") or uuid.uuid4().hex
 
 
+def target_path(request: Request) -> str:
+    """The signed @path, as ``request.url.path`` gives it, without building the whole URL (a tenth of the signature
+    check's time)."""
+    return request.scope["path"].replace("?", "%3F").replace("#", "%23").replace("\\", "%5C")
+
+
 def invalid(exc: ValidationError) -> Problem:
     """A pydantic validation error as a malformed-request problem listing the first errors."""
     errors = [{"loc": ".".join(str(p) for p in e["loc"]), "msg": e["msg"]} for e in exc.errors(include_url=False)]
@@ -50,9 +56,10 @@ class SignedHttp:
 
     async def authenticate(self, request: Request, body: bytes) -> MemberId:
         """The signer, its nonce recorded in the hub's store (when it has one) before anything is answered."""
+        path = target_path(request)
         if self.nonces is None:
-            return MemberId.parse(self.verifier.verify_request(request.method, request.url.path, request.headers, body))
-        signed = self.verifier.check_request(request.method, request.url.path, request.headers, body)
+            return MemberId.parse(self.verifier.verify_request(request.method, path, request.headers, body))
+        signed = self.verifier.check_request(request.method, path, request.headers, body)
         if not await self.nonces.seen_once(*signed):  # seen before a restart
             raise SignatureError("replayed", "this signature nonce was already used")
         return MemberId.parse(signed.key_id)

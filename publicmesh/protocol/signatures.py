@@ -14,7 +14,7 @@ import re
 import secrets
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
 import nacl.bindings
@@ -60,12 +60,21 @@ class Signer:
 
     key_id: str
     private_key: Ed25519PrivateKey
+    # The same key in libsodium's form: its signatures are the same bytes (Ed25519 is deterministic), ~20 µs against
+    # ~35 µs through OpenSSL, and every query is signed at least twice.
+    _secret: bytes = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        seed = self.private_key.private_bytes(
+            serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+        )
+        object.__setattr__(self, "_secret", nacl.bindings.crypto_sign_seed_keypair(seed)[1])
 
     def _sign(self, components, values, body: bytes | memoryview, request_id: str, nonce: str | None) -> dict[str, str]:
         digest = content_digest(body)
         resolved = [(c, v) for c, v in zip(components, [*values, digest, request_id])]
         params = _signature_params(components, int(time.time()), self.key_id, nonce)
-        signature = self.private_key.sign(_signature_base(resolved, params))
+        signature = nacl.bindings.crypto_sign(_signature_base(resolved, params), self._secret)[:64]
         return {
             "content-digest": digest,
             "mesh-request-id": request_id,

@@ -77,9 +77,12 @@ class NodeRoutes:
             if not isinstance(doc, dict):
                 raise Problem("malformed-request", "the body is a JSON object")
             member = doc.get("member", member)
-            # In a thread: a list asked while a scan is read (a municipality's names for its forms while the next
-            # is scanned) is answered meanwhile, by another SQLite reader, instead of after it.
-            status, payload, media = await asyncio.to_thread(work, node, doc)
+            if answers.on_the_loop(work, doc):
+                status, payload, media = work(node, doc)
+            else:
+                # In a thread: a list asked while a scan is read (a municipality's names for its forms while the
+                # next is scanned) is answered meanwhile, by another SQLite reader, instead of after it.
+                status, payload, media = await asyncio.to_thread(work, node, doc)
         except SignatureError as exc:
             return Problem(exc.reason, exc.detail).response(request_id)
         except Problem as problem:

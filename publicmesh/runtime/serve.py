@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import sys
 
@@ -11,6 +12,8 @@ from publicmesh.runtime.catalog import AGENCIES
 from publicmesh.runtime.topology import municipalities, part, replica_of
 from publicmesh.services.definition import use_catalog
 from publicmesh.settings import get_settings
+
+GC_YOUNG = 20_000
 
 
 def build_app(name: str):
@@ -50,12 +53,22 @@ def build_app(name: str):
     return bootstrap(AGENCIES[name], settings, municipalities())
 
 
+def tune_gc() -> None:
+    """The youngest generation collected every 20,000 new containers instead of 700: a signed query makes many
+    short-lived ones, and collecting them took ~3% of the hub's processor time (perf, issue 21). What the part built
+    at startup is frozen, out of every collection's way."""
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG, 20, 20)
+
+
 def main(argv: list[str]) -> None:
     name = argv[0]
     settings = get_settings()
     logging.basicConfig(level=logging.WARNING, format=f"%(asctime)s {name} %(levelname)s %(message)s")
+    app = build_app(name)
+    tune_gc()
     uvicorn.run(
-        build_app(name),
+        app,
         host=settings.host,
         port=part(settings, name).port,
         loop="uvloop",

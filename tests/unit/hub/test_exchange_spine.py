@@ -135,6 +135,8 @@ class FakeProvider:
             raise self.failure
         if self.status:
             return SignedAnswer(self.status, orjson.dumps({"detail": "refused by the node"}), "application/json")
+        if path == "/v1/bulk":  # the shared reads of concurrent queries (hub.reads), asked as a JSON list
+            return self._bulk(doc["subjects"], doc["attributes"])
         assert path == "/v1/query"
         person = self._held(doc["subject"])
         if person is None:
@@ -159,9 +161,12 @@ class FakeProvider:
             raise self.failure
         if self.status:
             return SignedAnswer(self.status, b"{}", "application/problem+json")
+        return self._bulk(asked, fields["attributes"])
+
+    def _bulk(self, asked: list[str], attributes: list[str]) -> SignedAnswer:
         # Answered in the node's own order (here the reverse of the request's), only the subjects it holds.
         found = [(i, self._held(s)) for i, s in reversed(list(enumerate(asked))) if self._held(s)]
-        columns = {a: [HELD[p][a] for _, p in found] for a in fields["attributes"]}
+        columns = {a: [HELD[p][a] for _, p in found] for a in attributes}
         columns["_protected"] = [p in PROTECTED for _, p in found]
         columns["i"] = pa.array([i for i, _ in found], pa.int32())
         return SignedAnswer(200, bytes(arrow_ipc.to_body(pa.table(columns))), arrow_ipc.ARROW_STREAM)
@@ -202,10 +207,22 @@ class Hub:
         self.exchange = Exchange(FakeDirectory(), RULES, FakeCatalog(), self.numbers, self.provider, self.audit)
 
     def query(self, person: str, attributes=("family_name", "birth_date"), consumer=CONSUMER, **kw) -> dict:
+        return asyncio.run(self._query(person, attributes, consumer, "req-1", **kw))
+
+    def _query(self, person: str, attributes, consumer, request_id: str, **kw):
         subject = kw.pop("subject", None) or pseudonym(person, consumer.pseudonym_domain)
         fields = dict(provider=str(PROVIDER), dataset="person", purpose=AFFAIR) | kw
         req = QueryRequest(subject=subject, attributes=list(attributes), **fields)
-        return asyncio.run(self.exchange.query(consumer, req, "req-1"))
+        return self.exchange.query(consumer, req, request_id)
+
+    def concurrent(self, persons: list[str], attributes=("family_name", "address"), **kw) -> list:
+        """Queries arriving together, each with its own request id; each one's answer or Problem."""
+
+        async def together():
+            calls = [self._query(p, attributes, CONSUMER, f"req-{k}", **kw) for k, p in enumerate(persons)]
+            return await asyncio.gather(*calls, return_exceptions=True)
+
+        return asyncio.run(together())
 
     def bulk(self, subjects: list[str], attributes=("family_name", "address"), consumer=CONSUMER, **kw) -> pa.Table:
         fields = dict(provider=str(PROVIDER), dataset="person", purpose=AFFAIR) | kw
@@ -326,6 +343,44 @@ def test_household_members_are_converted_to_the_consumers_pseudonyms_and_each_is
     assert answer["data"] == {"members": [mine("botan")]}
     subjects = [(r.subject, r.attributes) for r in hub.audit.appended]
     assert subjects == [(audited("aiko"), ("members",)), (audited("botan"), ("members",))]
+
+
+def test_concurrent_reads_share_one_provider_call_and_each_is_answered_and_recorded_as_its_own():
+    hub = Hub()
+    answers = hub.concurrent(["aiko", "daiki", "emi", "aiko"])  # emi is not held; aiko asked twice
+    # one call, each subject once, under the provider's pseudonyms
+    asked = {
+        "member": str(PROVIDER),
+        "dataset": "person",
+        "attributes": ["family_name", "address"],
+        "subjects": [theirs(p) for p in ("aiko", "daiki", "emi")],
+    }
+    assert hub.provider.calls == [("/v1/bulk", asked)]
+    aiko, daiki, emi, aiko_again = answers
+    assert aiko["data"] == aiko_again["data"] == {"family_name": "青木", "address": "北見市1"}
+    assert (daiki["data"], daiki["withheld"]) == ({"family_name": "大木"}, ["address"])  # protected
+    assert isinstance(emi, Problem) and emi.type.slug == "unknown-subject"
+    assert [a["request_id"] for a in (aiko, daiki, aiko_again)] == ["req-0", "req-1", "req-3"]
+    # one record per answered query, each with its own request id and subject; none for the unknown subject
+    assert sorted((r.request_id, r.subject) for r in hub.audit.appended) == [
+        ("req-0", audited("aiko")),
+        ("req-1", audited("daiki")),
+        ("req-3", audited("aiko")),
+    ]
+
+
+def test_a_failed_shared_call_fails_each_of_its_queries_and_records_nothing():
+    hub = Hub(FakeProvider(status=503))
+    answers = hub.concurrent(["aiko", "chiyo"])
+    assert [(a.type.slug, a.status) for a in answers] == [("bad-provider-answer", 502)] * 2
+    assert hub.provider.calls[0][0] == "/v1/bulk" and hub.audit.appended == []
+
+
+def test_concurrent_reads_of_a_dataset_that_names_persons_are_not_shared():
+    hub = Hub()
+    answers = hub.concurrent(["aiko", "botan"], attributes=("members",), dataset="household", purpose=AFFAIR)
+    assert [path for path, _ in hub.provider.calls] == ["/v1/query", "/v1/query"]
+    assert [a["data"]["members"] for a in answers] == [[mine("botan")], [mine("aiko")]]
 
 
 def test_a_submission_is_forwarded_with_its_payload_and_a_refusal_passes_the_reason_on():

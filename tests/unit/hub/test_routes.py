@@ -4,17 +4,19 @@ answer signed (problems too); a router needs nothing but its dependency."""
 from __future__ import annotations
 
 import re
+from urllib.parse import unquote
 
 import orjson
 import pyarrow as pa
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
+from starlette.requests import Request
 from starlette.testclient import TestClient
 
 from publicmesh.hub.app import create_app
 from publicmesh.hub.deps import HubDeps, hub_deps
-from publicmesh.hub.http import SignedHttp
+from publicmesh.hub.http import SignedHttp, target_path
 from publicmesh.hub.routes import catalog, meta
 from publicmesh.hub.rules import RuleBook
 from publicmesh.problems import Problem
@@ -202,6 +204,12 @@ def test_a_records_page_below_the_largest_position_is_asked(tmp_path):
     with TestClient(create_app(deps(tmp_path, exchange))) as client:
         response = signed_post(client, "/v1/audit/records", {"subject": "A" * 22, "before": 2**63 - 1})
     assert response.status_code == 200 and exchange.asked[0][1].before == 2**63 - 1
+
+
+@pytest.mark.parametrize("path", ["/v1/query", "/v1/a%3Fb", "/v1/a b", "/v1/%E3%81%82"])
+def test_the_signed_path_is_the_one_the_request_url_gives(path):
+    request = Request({"type": "http", "method": "POST", "path": unquote(path), "headers": [], "query_string": b""})
+    assert target_path(request) == request.url.path
 
 
 @pytest.mark.parametrize("query", ["from=-1", "from=x", "from=1&to=99999999999999999999", ""])

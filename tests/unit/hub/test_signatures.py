@@ -1,3 +1,4 @@
+import base64
 import time
 
 import pytest
@@ -5,7 +6,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from http_message_signatures import HTTPMessageSigner, HTTPMessageVerifier, HTTPSignatureKeyResolver, algorithms
 
 from publicmesh.protocol import signatures
-from publicmesh.protocol.signatures import REQUEST_COMPONENTS, SignatureError, Signer, Verifier
+from publicmesh.protocol.signatures import REQUEST_COMPONENTS, SignatureError, Signer, Verifier, content_digest
 
 MEMBER = "MUNI/012084/child-allowance"
 BODY = b'{"provider":"MUNI/012084/resident-registry","dataset":"person"}'
@@ -112,6 +113,18 @@ def test_interoperates_with_the_reference_library_both_ways(key, verifier):
     )
     headers = {k.lower(): v for k, v in theirs.headers.items()}
     assert verifier.verify_request("POST", "/v1/query", headers, BODY) == MEMBER
+
+
+def test_a_signature_is_the_one_the_key_itself_makes_of_the_signature_base(key):
+    # Signed through libsodium for speed: the same bytes as the key's own (OpenSSL) signature, Ed25519 being
+    # deterministic, over the signature base RFC 9421 defines.
+    headers = Signer("MUNI/012084/child-allowance", key).sign_response(200, b"{}", "r-1")
+    params = headers["signature-input"].removeprefix("mesh=")
+    base = (
+        f'"@status": 200\n"content-digest": {content_digest(b"{}")}\n"mesh-request-id": r-1\n'
+        f'"@signature-params": {params}'
+    ).encode()
+    assert headers["signature"] == f"mesh=:{base64.b64encode(key.sign(base)).decode()}:"
 
 
 def test_a_part_without_a_nonce_store_refuses_what_was_signed_before_it_started(key, monkeypatch):

@@ -3,6 +3,8 @@ read and event delivery, each signed by the member asked, and refuses a caller t
 
 from __future__ import annotations
 
+import asyncio
+
 import orjson
 import pyarrow as pa
 import pytest
@@ -31,8 +33,16 @@ PEOPLE = {
 STRING = {"type": "string"}
 
 
+ON_LOOP: list[bool] = []  # per lookup: whether it ran on the event loop (a worker thread has no running loop)
+
+
 def _lookup(conn, tenant, subjects, attributes):
     assert tenant == MEMBER.code
+    try:
+        asyncio.get_running_loop()
+        ON_LOOP.append(True)
+    except RuntimeError:
+        ON_LOOP.append(False)
     for subject in subjects:  # bound as a store's query binds them (a list or an object cannot be)
         conn.execute(text("SELECT :subject"), {"subject": subject})
     return {s: {a: PEOPLE[s][a] for a in [*attributes, "_protected"]} for s in subjects if s in PEOPLE}
@@ -150,6 +160,17 @@ def test_the_outbox_is_read_after_the_hubs_cursor_and_an_event_is_taken_once(nod
     assert first.json() == {"accepted": 1, "duplicates": 0} and again.json() == {"accepted": 0, "duplicates": 1}
     assert handled == [(MEMBER.code, "alice")]
     engine.dispose()
+
+
+def test_one_subjects_read_is_answered_on_the_event_loop_and_a_bulk_read_beside_it(node):
+    client, callers, *_ = node
+    ON_LOOP.clear()
+    doc = {"member": str(MEMBER), "dataset": "person", "subject": "alice", "attributes": ["name"]}
+    assert callers[HUB].post(client, "/v1/query", orjson.dumps(doc)).status_code == 200
+    meta = {"member": str(MEMBER), "dataset": "person", "attributes": ["name"]}
+    body = bulk_wire.request_body(pa.array(["alice"]), meta)
+    assert callers[HUB].post(client, "/v1/bulk", body, bulk_wire.ARROW_STREAM).status_code == 200
+    assert ON_LOOP == [True, False]
 
 
 @pytest.mark.parametrize(
