@@ -55,7 +55,8 @@ def _definition(directory, service_id: str):
 def holders(mesh):
     """Three heads of household who said in advance: pay me these benefits without an application."""
     cards = json.loads((mesh.settings.data_dir / "demo-cards.json").read_text(encoding="utf-8"))
-    heads = [c for c in cards if c["relation"] in ("head", "single")][:3]
+    # (test_portal_access tries wrong PINs and passwords on the first cards and locks the last)
+    heads = [c for c in cards[4:-1] if c["relation"] in ("head", "single")][:3]
     identity = open_identity(mesh.settings)
     engine = engine_for("consent", mesh.settings)
     intents = []
@@ -227,7 +228,7 @@ def test_the_services_part_killed_during_applications_keeps_each_acknowledged_on
     title = yaml.safe_load(path.read_text(encoding="utf-8"))["title"]["ja"]
     cards = json.loads((mesh.settings.data_dir / "demo-cards.json").read_text(encoding="utf-8"))
     people = []
-    for card in [c for c in cards[:-1] if c["relation"] in ("head", "single")]:
+    for card in [c for c in cards[4:-1] if c["relation"] in ("head", "single")]:  # (as holders: none locked)
         client = mesh.portal_login(card["card_id"])
         form = _open_form(client, title)
         if form is not None:
