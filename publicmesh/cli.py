@@ -118,6 +118,7 @@ def up(
         witness = part(settings, "witness").url(settings)
         console.print(f"Witness (cosigns the audit checkpoints): {witness}   latest cosigned: {witness}/v1/checkpoint")
         console.print("Try: publicmesh subjects --member MUNI/012084/child-allowance, then publicmesh query …")
+        _print_demo_logins(settings)
         # A part that dies is started again (with backoff) while the others keep serving; each restart is logged.
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
         supervisor.watch()
@@ -127,6 +128,27 @@ def up(
                 time.sleep(1)
         except KeyboardInterrupt:
             console.print("Stopping…")
+
+
+def _print_demo_logins(settings) -> None:
+    """How a newcomer logs in: the portal's demo cards (listed on its login page) and the console's demo staff."""
+    from publicmesh.runtime.demo import AUTH_PIN, SIGNING_PASSWORD
+
+    portal, staff = part(settings, "portal").url(settings), part(settings, "console").url(settings)
+    console.print(
+        f"Resident portal: {portal}  — choose a demo card on the login page; PIN {AUTH_PIN}, "
+        f"signing password {SIGNING_PASSWORD} (DEMO ONLY)"
+    )
+    path = settings.data_dir / "demo-staff.json"
+    accounts = json.loads(path.read_text(encoding="utf-8")) if path.exists() else []
+    if accounts:
+        first = accounts[0]
+        console.print(
+            f"Staff console: {staff}  — e.g. {first['username']} / {first['password']}; every demo account and "
+            "its current 6-digit code: publicmesh staff demo"
+        )
+    else:
+        console.print(f"Staff console: {staff}  — add an account with publicmesh staff add")
 
 
 @app.command("witness")
