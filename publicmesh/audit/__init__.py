@@ -4,8 +4,9 @@ from publicmesh.audit.appender import AsyncAuditAppender
 from publicmesh.audit.checkpoint import Checkpoint
 from publicmesh.audit.cosignature import Cosignature
 from publicmesh.audit.keys import load_audit_public_key, load_or_create_audit_key
-from publicmesh.audit.log import AuditLog, PerfectSubtrees, verify_store
+from publicmesh.audit.log import AuditLog, verify_store
 from publicmesh.audit.merkle import CompactRange
+from publicmesh.audit.proofs import PerfectSubtrees
 from publicmesh.audit.records import ExchangeRecord, canonical_bytes, utc_timestamp
 from publicmesh.audit.verify import Problem, VerificationReport
 

@@ -15,7 +15,8 @@ from sqlalchemy import delete, update
 from test_witness_cosigning import record
 
 from publicmesh.audit import AuditLog, Checkpoint, CompactRange, load_or_create_audit_key, merkle
-from publicmesh.audit.log import DEFAULT_LOG_ID, PerfectSubtrees
+from publicmesh.audit.log import DEFAULT_LOG_ID
+from publicmesh.audit.proofs import PerfectSubtrees
 from publicmesh.audit.schema import HEAD_ID, checkpoints, frontier, leaves, records, subjects
 from publicmesh.hub.witnessing import Witnesses
 from publicmesh.settings import Settings
@@ -117,7 +118,7 @@ def test_a_log_rewritten_under_a_witnessed_checkpoint_fails_verify(tmp_path):
 def test_consistency_proofs_from_kept_subtrees_are_the_same(tmp_path):
     log = AuditLog(engine_for("audit", Settings(data_dir=tmp_path)), load_or_create_audit_key(tmp_path / "keys"))
     log.append_many([record(i) for i in range(3000)])
-    log.subtrees = PerfectSubtrees(minimum=64)
+    log.proofs.subtrees = PerfectSubtrees(minimum=64)
     for old, new in ((1, 3000), (700, 2049), (1024, 3000), (2999, 3000), (5, 5)):
         proof = log.consistency_proof(old, new)
         assert proof == log.consistency_proof(old, new)  # the second from kept subtrees
