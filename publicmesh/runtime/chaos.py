@@ -1,10 +1,12 @@
-"""``publicmesh chaos``: fault trials on a mesh of their own. A steady load (signed queries through the hub, a
-service published as jobs for two publisher workers) runs while, every few seconds, one process is killed with
+"""``publicmesh chaos``: fault trials on a mesh of their own. A steady load (signed queries through the hub,
+services published one after another as jobs for two publisher workers, the demo residents applying through the
+portal) runs while, every few seconds, one process is killed with
 SIGKILL: a hub or portal replica, an agency node, the number service, the services part or a publisher worker.
-The supervisor restarts it. Afterwards every eligible household must have exactly one offer and one notice, the
-audit log must verify, and the load's errors after one client retry must stay under 1%.
+The supervisor restarts it. Afterwards every eligible household must have exactly one offer and one notice, every
+acknowledged application must exist once, the audit log must verify, and the queries that failed even after the
+client's retries must stay under 1%.
 
-Not yet in the load: residents applying, births and moves emitting events, nats-server and a PostgreSQL restart
+Not yet: births and moves emitting events in the load; nats-server and a PostgreSQL restart among the victims
 (they come with the JetStream transport and the PostgreSQL profile).
 """
 
@@ -29,6 +31,7 @@ from sqlalchemy import func, select
 from publicmesh.agencies.resident_registry import residents
 from publicmesh.notices.schema import notices as notice_table
 from publicmesh.protocol.client import HubError, MeshClient
+from publicmesh.runtime.chaos_applicants import Applicants
 from publicmesh.runtime.provision import provision
 from publicmesh.runtime.seed import fresh_stores, seed
 from publicmesh.runtime.supervisor import Backoff, Supervisor
@@ -43,6 +46,8 @@ REGISTRY = "MUNI/012084/resident-registry"
 DEFINITION = Path(__file__).parents[1] / "services" / "definitions" / "emergency-benefit.yaml"
 VICTIMS = ("hub-1", "hub-2", "portal-1", "portal-2", "resident-registry", "local-tax", "numbers", "services")
 WORKERS = 2
+SERVICE = "chaos-benefit"  # the trials' services: chaos-benefit-1, -2, …
+MARKER = "障害試験給付金"  # their titles, as the applicants find their offers
 RETRY_S = 15.0  # a client's budget for retrying an idempotent query (a restart takes a few seconds)
 
 
@@ -132,6 +137,9 @@ def _trials(settings, supervisor, workers, trials, every_s, rng, say) -> dict:
     published: dict = {}
     publisher = threading.Thread(target=_publish_until_done, args=(settings, published, trials, every_s), daemon=True)
     publisher.start()
+    applicants = Applicants(settings, MARKER)
+    applying = threading.Thread(target=applicants.run, daemon=True)
+    applying.start()
     kills, recover = [], []
     for trial in range(1, trials + 1):
         time.sleep(every_s)
@@ -156,14 +164,19 @@ def _trials(settings, supervisor, workers, trials, every_s, rng, say) -> dict:
     for thread in threads:
         thread.join(30)
     publisher.join(600)
-    counts = _exactly_once(settings, published.get("service"))
+    applicants.finish()
+    applying.join(120)
+    counts = _exactly_once(settings)
+    applied = applicants.counted()
     total = load.ok + load.failed
     return {
         "trials": len(kills),
         "kills": kills,
-        "lost": counts["lost"],
-        "duplicates": counts["duplicates"],
+        "lost": counts["lost"] + applied["lost"],
+        "duplicates": counts["duplicates"] + applied["duplicates"],
         "eligible": counts["eligible"],
+        "notices": {"lost": counts["lost"], "duplicates": counts["duplicates"]},
+        "applications": applied,
         "publishes": published.get("runs", 0),
         "publish_error": published.get("error"),
         "verify": _verify(settings),
@@ -176,23 +189,25 @@ def _trials(settings, supervisor, workers, trials, every_s, rng, say) -> dict:
 
 
 def _publish_until_done(settings: Settings, published: dict, trials: int, every_s: float) -> None:
-    """The emergency benefit published as jobs, again and again while the kills go on (each run finds the earlier
-    runs' offers and sends nothing twice)."""
-    doc = yaml.safe_load(DEFINITION.read_text(encoding="utf-8"))
-    doc["id"] = "chaos-benefit"
-    path = Path(settings.data_dir) / "chaos-benefit.yaml"
-    path.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
-    published["service"] = doc["id"]
+    """Services published as jobs, one after another while the kills go on: each a new service (chaos-benefit-1,
+    -2, …, the emergency benefit under another id and title), so every run offers, announces and is applied for
+    afresh. A run that fails is left; the next publish of the same service would finish it (here: the outbox's
+    resume at the services part's start, and the run after)."""
+    base = yaml.safe_load(DEFINITION.read_text(encoding="utf-8"))
+    base["rules"]["eligible"] = 'person.status == "resident"'  # every household: every demo resident applies
     deadline = time.monotonic() + trials * every_s
     runs = 0
     while runs == 0 or time.monotonic() < deadline:
+        doc = {**base, "id": f"{SERVICE}-{runs + 1}", "title": {"ja": f"{MARKER}{runs + 1}", "en": f"Chaos {runs + 1}"}}
+        path = Path(settings.data_dir) / f"{doc['id']}.yaml"
+        path.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
         try:
             publish_file_queued(settings, path, timeout_s=600)
             runs += 1
-        except Exception as exc:  # noqa: BLE001 — recorded; the next run finishes what this one left
+            published["runs"] = runs
+        except Exception as exc:  # noqa: BLE001 — recorded; the same service is published again
             published["error"] = f"{type(exc).__name__}: {exc}"
             time.sleep(1)
-    published["runs"] = runs
 
 
 def _recovered(settings, supervisor, name: str, killed, since: float, timeout_s: float = 60) -> float:
@@ -224,25 +239,25 @@ def _subjects(settings: Settings) -> list[str]:
     return numbers.convert(mine, "resident-registry", ["child-allowance"])["child-allowance"]
 
 
-def _exactly_once(settings: Settings, service_id: str | None) -> dict:
-    """Eligible households (offers), those without a notice (lost), and notices beyond one per offer."""
-    if service_id is None:
-        return {"eligible": 0, "lost": 0, "duplicates": 0}
+def _exactly_once(settings: Settings) -> dict:
+    """Eligible households of the trials' services (offers), those without a notice (lost), and notices beyond one
+    per offer."""
     services = engine_for("services", settings)
     with services.connect() as conn:
-        units = set(conn.execute(select(offers.c.unit_key).where(offers.c.service_id == service_id)).scalars())
+        rows = conn.execute(
+            select(offers.c.service_id, offers.c.unit_key).where(offers.c.service_id.like(f"{SERVICE}-%"))
+        ).all()
     services.dispose()
+    units = {f"{service}:{unit}" for service, unit in rows}
     inbox = engine_for("notices", settings)
     with inbox.connect() as conn:
-        keys = list(
-            conn.execute(
-                select(notice_table.c.idempotency_key, func.count())
-                .where(notice_table.c.idempotency_key.like(f"{service_id}:%:eligible"))
-                .group_by(notice_table.c.idempotency_key)
-            ).all()
-        )
+        keys = conn.execute(
+            select(notice_table.c.idempotency_key, func.count())
+            .where(notice_table.c.idempotency_key.like(f"{SERVICE}-%:eligible"))
+            .group_by(notice_table.c.idempotency_key)
+        ).all()
     inbox.dispose()
-    noticed = {key.split(":")[1]: count for key, count in keys}
+    noticed = {key.removesuffix(":eligible"): count for key, count in keys}
     return {
         "eligible": len(units),
         "lost": len(units - noticed.keys()),
