@@ -33,6 +33,7 @@ from publicmesh.console.publishing import Publisher
 from publicmesh.console.sessions import StaffSessions
 from publicmesh.console.staff import StaffDirectory
 from publicmesh.design.api_docs import mount_api_docs
+from publicmesh.design.observability import observe, present, store_answers
 from publicmesh.problems import AnswerErrors, invalid_request
 from publicmesh.protocol.client import MeshClient
 from publicmesh.services.applications import SERVICES_MEMBER
@@ -115,6 +116,7 @@ def create_app(
         app.include_router(publish_pages.router)
     mount_api_docs(app)
     app.openapi = documented(app.openapi)  # type: ignore[method-assign]
+    observe(app, "console", [("services store", store_answers(engine_services)), ("staff", present(staff))])
     return app
 
 
