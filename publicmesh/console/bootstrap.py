@@ -29,7 +29,7 @@ from publicmesh.console.deps import (
     make_templates,
 )
 from publicmesh.console.openapi import documented
-from publicmesh.console.publishing import Publisher
+from publicmesh.console.publishing import Publisher, PublishProgress
 from publicmesh.console.sessions import StaffSessions
 from publicmesh.console.staff import StaffDirectory
 from publicmesh.design.api_docs import mount_api_docs
@@ -116,7 +116,9 @@ def create_app(
         app.include_router(publish_pages.router)
     mount_api_docs(app)
     app.openapi = documented(app.openapi)  # type: ignore[method-assign]
-    observe(app, "console", [("services store", store_answers(engine_services)), ("staff", present(staff))])
+    metrics = observe(app, "console", [("services store", store_answers(engine_services)), ("staff", present(staff))])
+    if publisher is not None:
+        metrics.registry.register(PublishProgress(publisher))
     return app
 
 

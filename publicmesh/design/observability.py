@@ -7,6 +7,7 @@ and no pseudonym or other personal datum reaches a label. Each part (each proces
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import os
 import time
@@ -217,6 +218,11 @@ HEALTH_PATHS: dict[str, Any] = {
 }
 
 
+def health_paths() -> dict[str, Any]:
+    """The three routes' OpenAPI paths, a copy each time: a document's user may change what it is given."""
+    return copy.deepcopy(HEALTH_PATHS)
+
+
 def observe(app: Starlette, system: str, checks: list[Check], metrics: PartMetrics | None = None) -> PartMetrics:
     """Gives ``app`` /healthz, /readyz and /metrics (in its OpenAPI document too) and times its requests, in
     ``metrics`` (a new registry if not given)."""
@@ -229,8 +235,9 @@ def observe(app: Starlette, system: str, checks: list[Check], metrics: PartMetri
     if openapi is not None:  # a FastAPI app: its generated document gets the three paths
 
         def document() -> dict:
-            schema = openapi()
-            schema.setdefault("paths", {}).update(HEALTH_PATHS)
+            # a copy: FastAPI keeps the document it made, and the app's own wrappers change it on each call
+            schema = dict(openapi())
+            schema["paths"] = {**schema.get("paths", {}), **health_paths()}
             return schema
 
         app.openapi = document  # type: ignore[attr-defined]
