@@ -57,10 +57,11 @@ class PartMetrics:
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     def observe(self, route: str, method: str, status: int, seconds: float) -> None:
+        if method not in METHODS:  # any token is a method: one label for the rest, one key too
+            method = "OTHER"
         key = (route, method, status // 100)
         children = self._children.get(key)
         if children is None:
-            method = method if method in METHODS else "OTHER"
             children = (self.requests.labels(route, method, f"{status // 100}xx"), self.latency.labels(route, method))
             self._children[key] = children
         children[0].inc()

@@ -77,12 +77,14 @@ def test_a_request_is_counted_under_its_route_template_not_its_path(part):
     client, _ = part
     assert client.get("/cases/12345", follow_redirects=False).status_code in (302, 303, 307)  # to the login page
     client.get("/no/such/page/67890")
+    client.request("BREW", "/healthz")  # any token is a method
     metrics = client.get("/metrics").text
     assert counted(
         metrics, "publicmesh_http_requests_total", route="/cases/{application_id}", method="GET", status="3xx"
     )
     assert counted(metrics, "publicmesh_http_requests_total", route="(unmatched)", method="GET", status="4xx") == 1
-    assert "12345" not in metrics and "67890" not in metrics
+    assert "12345" not in metrics and "67890" not in metrics and "BREW" not in metrics
+    assert counted(metrics, "publicmesh_http_requests_total", route="/healthz", method="OTHER", status="4xx") == 1
     assert 'publicmesh_http_request_duration_seconds_count{method="GET",route="/cases/{application_id}"} 1.0' in metrics
 
 
