@@ -120,7 +120,8 @@ class EnrolAnswer(BaseModel):
 
 
 def openapi() -> Schema:
-    """The number service's OpenAPI document: every route but /healthz, /readyz and /metrics takes signed requests only."""
+    """The number service's OpenAPI document: every route but /healthz, /readyz and /metrics takes signed requests
+    only."""
     ref = "#/components/schemas/{}".format
     arrow = {"type": "string", "contentMediaType": ARROW_STREAM}
     convert_doc = signed(
