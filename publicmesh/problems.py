@@ -71,6 +71,7 @@ _TYPES = [
         "bad-provider-answer", 502, "提供機関の応答を検証できません", "The provider's answer could not be verified"
     ),
     ProblemType("provider-unavailable", 503, "提供機関に接続できません", "The provider is unavailable"),
+    ProblemType("not-ready", 503, "サービスを提供する準備ができていません", "The part is not ready to serve"),
     ProblemType("provider-timeout", 504, "提供機関が時間内に応答しませんでした", "The provider did not answer in time"),
     ProblemType("internal-error", 500, "内部エラーが発生しました", "An internal error occurred"),
 ]

@@ -29,10 +29,11 @@ from publicmesh.console.deps import (
     make_templates,
 )
 from publicmesh.console.openapi import documented
-from publicmesh.console.publishing import Publisher
+from publicmesh.console.publishing import Publisher, PublishProgress
 from publicmesh.console.sessions import StaffSessions
 from publicmesh.console.staff import StaffDirectory
 from publicmesh.design.api_docs import mount_api_docs
+from publicmesh.design.observability import observe, present, store_answers
 from publicmesh.problems import AnswerErrors, invalid_request
 from publicmesh.protocol.client import MeshClient
 from publicmesh.services.applications import SERVICES_MEMBER
@@ -115,6 +116,9 @@ def create_app(
         app.include_router(publish_pages.router)
     mount_api_docs(app)
     app.openapi = documented(app.openapi)  # type: ignore[method-assign]
+    metrics = observe(app, "console", [("services store", store_answers(engine_services)), ("staff", present(staff))])
+    if publisher is not None:
+        metrics.registry.register(PublishProgress(publisher))
     return app
 
 

@@ -7,7 +7,7 @@ import logging
 import secrets
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
 from publicmesh.console import openapi as doc
@@ -26,11 +26,6 @@ def login_page(render: Render, error: str | None = None, status: int = 200, user
     secure = render.console.secure_cookies
     response.set_cookie(LOGIN_CSRF, token, httponly=True, samesite="strict", secure=secure, max_age=3600)
     return response
-
-
-@router.get("/healthz", include_in_schema=False)
-async def health():
-    return PlainTextResponse("ok")
 
 
 @router.get("/login", responses=doc.answers(200))

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
+from prometheus_client.core import GaugeMetricFamily
 from sqlalchemy import (
     JSON,
     Column,
@@ -145,6 +146,42 @@ def recent(conn: Connection, limit: int = 10) -> list[Run]:
     """The latest runs, newest first: what was published, by whom, and how it ended."""
     rows = conn.execute(select(runs).order_by(runs.c.started_at.desc()).limit(limit)).mappings()
     return [Run(**row) for row in rows]
+
+
+class PublishProgress:
+    """Prometheus collector: the progress of the console's current (or last) publication, read when scraped, so
+    the publication itself does nothing more."""
+
+    def __init__(self, publisher: Publisher):
+        self.publisher = publisher
+
+    def describe(self) -> list[GaugeMetricFamily]:
+        return self._families()
+
+    def collect(self) -> list[GaugeMetricFamily]:
+        running, done, total = families = self._families()
+        run = self.publisher.current
+        running.add_metric([], 1 if run is not None and run.status == "running" else 0)
+        for phase, (finished, of) in sorted((run.progress if run is not None else {}).items()):
+            done.add_metric([phase], finished)
+            total.add_metric([phase], of)
+        return families
+
+    @staticmethod
+    def _families() -> list[GaugeMetricFamily]:
+        return [
+            GaugeMetricFamily("publicmesh_publish_running", "1 while the console publishes a service"),
+            GaugeMetricFamily(
+                "publicmesh_publish_done_municipalities",
+                "Municipalities done in the publication, by phase",
+                labels=["phase"],
+            ),
+            GaugeMetricFamily(
+                "publicmesh_publish_municipalities",
+                "Municipalities to do in the publication, by phase",
+                labels=["phase"],
+            ),
+        ]
 
 
 class Publisher:

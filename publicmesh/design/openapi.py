@@ -11,6 +11,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from publicmesh.design.api_docs import POLICY, render
+from publicmesh.design.observability import health_paths
 from publicmesh.problems import PROBLEM_SCHEMA, PROBLEM_TYPES
 
 Schema = dict[str, Any]
@@ -82,7 +83,7 @@ def document(
     return {
         "openapi": "3.1.0",
         "info": {"title": title, "version": "1", "description": description},
-        "paths": paths,
+        "paths": {**paths, **health_paths()},
         "components": {
             "schemas": {"Problem": PROBLEM_SCHEMA, **(schemas or {})},
             "securitySchemes": {SIGNED: SIGNED_SCHEME},

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 
 from fastapi import FastAPI, Request
@@ -10,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 
 from publicmesh.design.api_docs import mount_api_docs
+from publicmesh.design.observability import observe, present, store_answers
 from publicmesh.design.openapi import SIGNED, SIGNED_SCHEME
 from publicmesh.hub.deps import HubDeps, hub_deps
 from publicmesh.hub.routes import audit, catalog, exchange, meta
@@ -36,6 +38,14 @@ def create_app(hub: HubDeps, lifespan: Callable | None = None) -> FastPath:
     for router in (exchange.router, catalog.router, audit.router, meta.router):
         app.include_router(router)
     app.openapi = problem_openapi(app.openapi, {SIGNED: SIGNED_SCHEME})  # type: ignore[method-assign]
+    checks = [
+        ("hub store", lambda: store_answers(hub.directory.engine)()),
+        ("audit store", lambda: store_answers(hub.audit_log.engine)()),
+        ("keys", lambda: present(hub.http.signer)()),
+    ]
+    observe(app, "hub", checks, hub.metrics)
+    if hub.audit_log is not None:
+        hub.metrics.gauge("publicmesh_audit_log_size", "Records in the audit log", hub.audit_log.size)
     return FastPath(app, hub, exchange.fast_routes())
 
 
@@ -59,11 +69,13 @@ class FastPath:
     def __init__(self, app: FastAPI, hub: HubDeps, routes: dict):
         self.app, self.hub, self.routes = app, hub, routes
         self.state = app.state
+        self.metrics = hub.metrics  # timed here: the middleware that times the other routes is skipped
 
     async def __call__(self, scope, receive, send):
         handler = self.routes.get((scope.get("method"), scope.get("path"))) if scope["type"] == "http" else None
         if handler is None:
             return await self.app(scope, receive, send)
+        started = time.perf_counter()
         request = Request(scope, receive)
         try:
             response = await handler(request, self.hub)  # the routes' dependency, given directly
@@ -71,3 +83,4 @@ class FastPath:
             log.exception("unhandled error")
             response = self.hub.http.internal_error(request)
         await response(scope, receive, send)
+        self.metrics.observe(scope["path"], scope["method"], response.status_code, time.perf_counter() - started)

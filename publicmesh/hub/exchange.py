@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+from contextvars import ContextVar
 
 import numpy as np
 import pyarrow as pa
@@ -21,6 +22,9 @@ from publicmesh.protocol import bulk_wire, notices_wire
 from publicmesh.protocol.members import AUDIT_DOMAIN, PORTAL, InvalidMemberId, MemberId
 from publicmesh.protocol.schemas import BULK_MAX_SUBJECTS, BulkRequest, QueryRequest
 
+# The access rule of the exchange the current request asks for, once one allowed it: for the hub's metrics, which
+# the route counts after the exchange (each request is its own task, so its own context).
+RULE: ContextVar[str] = ContextVar("rule", default="none")
 BULK_CHUNK = BULK_MAX_SUBJECTS  # subjects per call to a provider: one call per request the hub takes
 
 
@@ -61,6 +65,7 @@ class Exchange:
                 f"no rule lets {consumer} receive {dataset}({', '.join(attributes)}) "
                 f"from {provider_id} for {purpose!r}",
             )
+        RULE.set(rule.id)
         return provider, rule
 
     def _record(

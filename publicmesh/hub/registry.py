@@ -77,6 +77,11 @@ class Directory:
         metadata.create_all(engine)
         self.reload()
 
+    @property
+    def engine(self) -> Engine:
+        """The hub's store, which holds the members."""
+        return self._engine
+
     def reload(self) -> None:
         with self._engine.connect() as conn:
             rows = conn.execute(select(members)).mappings().all()

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import BigInteger, Column, Engine, Integer, MetaData, Table, select, update
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from publicmesh.design.openapi import ARROW_STREAM, Schema, document, json_answer, json_body, model_schemas
@@ -120,7 +120,8 @@ class EnrolAnswer(BaseModel):
 
 
 def openapi() -> Schema:
-    """The number service's OpenAPI document: every route but /healthz takes signed requests only."""
+    """The number service's OpenAPI document: every route but /healthz, /readyz and /metrics takes signed requests
+    only."""
     ref = "#/components/schemas/{}".format
     arrow = {"type": "string", "contentMediaType": ARROW_STREAM}
     convert_doc = signed(
@@ -155,16 +156,12 @@ def openapi() -> Schema:
         {"200": json_answer("The newborns' pseudonyms", {"$ref": ref("EnrolAnswer")})},
         description="A resident registry (MUNI/<code>/resident-registry) gets fresh pseudonyms in its own domain.",
     )
-    health = {
-        "summary": "Whether the service is up",
-        "responses": {"200": json_answer("Up", {"type": "object"})},
-    }
     return document(
         "Public Service Mesh number service (番号管理)",
         "Converts agency pseudonyms (機関別符号) between domains with stateless cryptography and enrols newborns. "
         "The only part that sees a My Number; it answers the hub and resident registries only, signed requests "
         "only (RFC 9421), errors as RFC 9457 problems.",
-        {"/healthz": {"get": health}, "/v1/convert": {"post": convert_doc}, "/v1/enrol": {"post": enrol_doc}},
+        {"/v1/convert": {"post": convert_doc}, "/v1/enrol": {"post": enrol_doc}},
         model_schemas([ConvertRequest, ConvertAnswer, EnrolRequest, EnrolAnswer]),
     )
 
@@ -180,13 +177,9 @@ class NumbersApi:
 
     def routes(self) -> list[Route]:
         return [
-            Route("/healthz", self.health),
             Route("/v1/convert", self.convert, methods=["POST"]),
             Route("/v1/enrol", self.enrol, methods=["POST"]),
         ]
-
-    async def health(self, _request: Request) -> Response:
-        return JSONResponse({"status": "ok", "system": "numbers"})
 
     async def convert(self, request: Request) -> Response:
         return await self._signed(request, self._convert)

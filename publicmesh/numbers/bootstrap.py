@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from starlette.applications import Starlette
 
+from publicmesh.design.observability import observe, present, store_answers
 from publicmesh.design.openapi import openapi_routes
 from publicmesh.numbers.app import NumbersApi, metadata, openapi
 from publicmesh.numbers.keys import load_or_create_master
@@ -28,4 +29,6 @@ def bootstrap(settings: Settings) -> Starlette:
         Verifier(trust.key, settings.signature_max_age_s),
         Signer(str(NUMBERS), read_private_key(settings.keys_dir / "members" / f"{NUMBERS.file_stem}.key")),
     )
-    return Starlette(routes=[*api.routes(), *openapi_routes(openapi)])
+    app = Starlette(routes=[*api.routes(), *openapi_routes(openapi)])
+    observe(app, "numbers", [("store", store_answers(engine)), ("keys", present(api.signer))])
+    return app

@@ -16,6 +16,7 @@ from fastapi.templating import Jinja2Templates
 
 from publicmesh import design
 from publicmesh.audit import load_audit_public_key
+from publicmesh.design.observability import observe, present, store_answers
 from publicmesh.design.openapi import SIGNED, SIGNED_SCHEME
 from publicmesh.identity import open_identity
 from publicmesh.notices.channels import LogChannel
@@ -106,6 +107,14 @@ def create_app(portal: Portal, templates: Jinja2Templates, hub_link: HubLink) ->
     for router in ROUTERS:
         app.include_router(router)
     app.openapi = problem_openapi(app.openapi, {SIGNED: SIGNED_SCHEME})  # type: ignore[method-assign]
+    checks = [  # read when asked: a test's portal may be a stand-in without them
+        ("identity store", lambda: store_answers(portal.sessions.engine)()),
+        ("notices store", lambda: store_answers(portal.people.notices)()),
+        ("consent store", lambda: store_answers(portal.people.consents)()),
+        ("accounts store", lambda: store_answers(portal.people.accounts)()),
+        ("keys", lambda: present(portal.audit_key, portal.mesh.outbound)()),
+    ]
+    observe(app, "portal", checks)  # after the middleware above: outermost, so it times them too
     return app
 
 

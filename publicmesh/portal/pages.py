@@ -43,11 +43,6 @@ SelfInformation = Annotated[Session | None, Depends(require_self_information)]
 MAX_POSITION = 2**63 - 2  # a log position, and the page above it, fit the stores' 64-bit integers
 
 
-@router.get("/healthz")
-async def health():
-    return {"status": "ok", "system": "portal"}
-
-
 @router.get("/")
 async def home(
     request: Request, session: Annotated[Session | None, Depends(require_any)], portal: PortalDep, render: RenderDep

@@ -9,7 +9,9 @@ from contextlib import asynccontextmanager
 from sqlalchemy import Engine
 from starlette.applications import Starlette
 
+from publicmesh.design.observability import observe, present, store_answers
 from publicmesh.provider.definition import AgencyDefinition
+from publicmesh.provider.messaging import outbox_depth
 from publicmesh.provider.node import AgencyNode
 from publicmesh.provider.routes import NodeRoutes
 from publicmesh.settings import Settings
@@ -24,7 +26,15 @@ def bootstrap(
 
 def create_app(node: AgencyNode) -> Starlette:
     """The app of a node already built (a test's, on its own engine)."""
-    return Starlette(lifespan=functools.partial(lifespan, node), routes=NodeRoutes(node).routes())
+    app = Starlette(lifespan=functools.partial(lifespan, node), routes=NodeRoutes(node).routes())
+    checks = [("store", store_answers(node.engine)), ("keys", present(*node.signers.values()))]
+    metrics = observe(app, node.agency.system, checks)
+    metrics.gauge(
+        "publicmesh_outbox_depth",
+        "Events in the node's outbox after the hub's last cursor (not yet taken by the hub)",
+        lambda: outbox_depth(node.engine, node.agency.outbox, node.outbox_cursor),
+    )
+    return app
 
 
 @asynccontextmanager

@@ -11,6 +11,7 @@ from sqlalchemy import (
     Column,
     Connection,
     DateTime,
+    Engine,
     Integer,
     MetaData,
     String,
@@ -97,6 +98,12 @@ def read_outbox(conn: Connection, outbox: Table, after: int, limit: int) -> list
         }
         for r in rows
     ]
+
+
+def outbox_depth(engine: Engine, outbox: Table, after: int) -> int:
+    """How many events wait in the outbox after ``after`` (the hub's last cursor)."""
+    with engine.connect() as conn:
+        return conn.execute(select(func.count()).select_from(outbox).where(outbox.c.id > after)).scalar_one()
 
 
 def _iso(value) -> str:

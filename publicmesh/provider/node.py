@@ -56,6 +56,7 @@ class AgencyNode:
         self.verifier = Verifier(self.trust.key, settings.signature_max_age_s)
         self.accepted = direct_consumers()
         self.max_body = settings.max_body_bytes * BULK_MAX_BODY  # bulk requests carry many subjects
+        self.outbox_cursor = 0  # the hub's cursor when it last read the outbox: the events after it wait
         self.reads = StoreReads.from_settings(settings)  # what its bulk reads share: gathered scans, tenant sizes
 
     def authenticate(self, request: Request, body: bytes) -> str:
@@ -151,6 +152,7 @@ def outbox(node: AgencyNode, doc: dict) -> Answer:
         raise Problem("malformed-request", "after is a position (0 to 2^63 - 1) and limit at least 1")
     with node.engine.connect() as conn:
         events = read_outbox(conn, node.agency.outbox, after, min(limit, 5000))
+    node.outbox_cursor = after
     return 200, orjson.dumps({"events": events}), "application/json"
 
 

@@ -32,7 +32,6 @@ class NodeRoutes:
 
     def routes(self) -> list[Route]:
         return [
-            Route("/healthz", self.health),
             Route("/v1/datasets", self.datasets),
             Route("/v1/query", self.query, methods=["POST"]),
             Route("/v1/bulk", self.bulk, methods=["POST"]),
@@ -40,9 +39,6 @@ class NodeRoutes:
             Route("/v1/events", self.events, methods=["POST"]),
             *openapi_routes(lambda: openapi(self.node)),
         ]
-
-    async def health(self, _request: Request) -> Response:
-        return JSONResponse({"status": "ok", "system": self.node.agency.system})
 
     async def datasets(self, _request: Request) -> Response:
         return JSONResponse(answers.describe(self.node))
@@ -108,8 +104,8 @@ class NodeRoutes:
 
 
 def openapi(node: AgencyNode) -> Schema:
-    """The node's OpenAPI document: its members and datasets named, every route but two taking the hub's signed
-    requests only."""
+    """The node's OpenAPI document: its members and datasets named, every route but /v1/datasets and the health
+    and metrics routes taking the hub's signed requests only."""
     agency = node.agency
     members = {"type": "string", "enum": sorted(node.members), "description": "The member the request is for"}
     datasets = {"type": "string", "enum": sorted(agency.datasets)}
@@ -181,7 +177,6 @@ def openapi(node: AgencyNode) -> Schema:
     )
     answer = {"type": "object", "properties": {"subject": {"type": "string"}, "data": {"type": "object"}}}
     paths = {
-        "/healthz": {"get": {"summary": "Whether the node is up", "responses": {"200": json_answer("Up", {})}}},
         "/v1/datasets": {"get": {"summary": "The node's catalog entry", "responses": {"200": json_answer("", {})}}},
         "/v1/query": {
             "post": signed(

@@ -191,7 +191,8 @@ class Supervisor:
                 tail = (self.log_dir / f"{p.name}.log").read_text(errors="replace")[-2000:]
                 raise RuntimeError(f"{p.name} exited with {process.returncode}:\n{tail}")
             try:
-                if httpx.get(p.url(self.settings) + "/healthz", timeout=1).status_code == 200:
+                # ready, not only alive: its store answers and its keys are loaded
+                if httpx.get(p.url(self.settings) + "/readyz", timeout=3).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass

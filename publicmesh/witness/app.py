@@ -13,6 +13,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from publicmesh.audit.checkpoint import Checkpoint
+from publicmesh.design.observability import observe, present, store_answers
 from publicmesh.problems import PROBLEM_TYPES, AnswerErrors, Problem, invalid_request, problem_openapi
 from publicmesh.witness.core import Witness
 
@@ -51,6 +52,7 @@ def create_app(witness: Witness) -> FastAPI:
     )
     app.openapi = problem_openapi(app.openapi)  # type: ignore[method-assign]
     app.add_middleware(AnswerErrors, handler=_internal_error)
+    observe(app, "witness", [("store", store_answers(witness.store.engine)), ("keys", present(witness.key))])
 
     @app.exception_handler(Problem)
     async def problem(request: Request, exc: Problem) -> Response:
@@ -92,10 +94,6 @@ def create_app(witness: Witness) -> FastAPI:
             {"type": t.uri, "status": t.status, "title_ja": t.title_ja, "title_en": t.title_en}
             for t in PROBLEM_TYPES.values()
         ]
-
-    @app.get("/healthz")
-    def health() -> dict:
-        return {"status": "ok", "system": "witness"}
 
     return app
 

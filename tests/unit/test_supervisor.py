@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import shutil
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import SimpleNamespace
 
 from publicmesh.runtime.supervisor import Backoff, Supervisor
+from publicmesh.runtime.topology import Part
 from publicmesh.settings import Settings
 
 
@@ -42,3 +46,30 @@ def test_the_watcher_survives_a_log_folder_removed_under_it(tmp_path):
     finally:
         supervisor.stop()
     assert supervisor.given_up == {"no-such-part"} and supervisor.restarts["no-such-part"] == 2
+
+
+def test_a_part_is_waited_for_until_ready_not_only_alive(tmp_path):
+    asked: list[str] = []
+
+    class Part503(BaseHTTPRequestHandler):
+        """Alive at once; ready from the third time it is asked (its store still opening before)."""
+
+        def do_GET(self):
+            asked.append(self.path)
+            ready = self.path == "/healthz" or asked.count("/readyz") >= 3
+            self.send_response(200 if ready else 503)
+            self.send_header("content-length", "0")
+            self.end_headers()
+
+        def log_message(self, *_args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Part503)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    supervisor = Supervisor(Settings(data_dir=tmp_path))
+    supervisor.processes["witness"] = SimpleNamespace(poll=lambda: None)  # a process that runs
+    try:
+        supervisor.wait_ready(Part("witness", server.server_address[1], ()), timeout_s=10)
+    finally:
+        server.shutdown()
+    assert asked.count("/readyz") == 3

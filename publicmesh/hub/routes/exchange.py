@@ -38,7 +38,9 @@ async def query(request: Request, hub: Hub):
         consumer, req = await hub.http.request(request, QueryRequest, hub.settings.max_body_bytes)
         result = await hub.exchange.query(consumer, req, request_id)
     except Problem as problem:
+        hub.metrics.exchanged("query", problem.type.slug)
         return hub.http.problem(problem, request, request_id)
+    hub.metrics.exchanged("query", "ok")
     return hub.http.answer(200, orjson.dumps(result), request_id, "application/json")
 
 
@@ -80,7 +82,9 @@ async def bulk(request: Request, hub: Hub):
             consumer, req = await hub.http.request(request, BulkRequest, hub.settings.max_body_bytes * 64)
         table = await hub.exchange.bulk(consumer, req, request_id, subjects)
     except Problem as problem:
+        hub.metrics.exchanged("bulk", problem.type.slug)
         return hub.http.problem(problem, request, request_id)
+    hub.metrics.exchanged("bulk", "ok")
     # encoded and signed beside the event loop: another exchange's work meanwhile runs on the other processor
     return await asyncio.to_thread(
         lambda: hub.http.answer(200, arrow_ipc.to_body(table, max_chunksize=10_000), request_id, ARROW_STREAM)
@@ -119,11 +123,14 @@ async def notify(request: Request, hub: Hub):
             except notices_wire.MalformedNotices as exc:
                 raise Problem("malformed-request", str(exc)) from None
             flags, delivered = await hub.exchange.notify_rows(consumer, routing, table, request_id)
+            hub.metrics.exchanged("notify", "ok")
             return hub.http.answer(200, notices_wire.answer_body(flags, delivered), request_id, ARROW_STREAM)
         consumer, req = await hub.http.request(request, NotifyRequest, hub.settings.max_body_bytes * 64)
         result = await hub.exchange.notify(consumer, req, request_id)
     except Problem as problem:
+        hub.metrics.exchanged("notify", problem.type.slug)
         return hub.http.problem(problem, request, request_id)
+    hub.metrics.exchanged("notify", "ok")
     return hub.http.answer(200, orjson.dumps(result), request_id, "application/json")
 
 

@@ -1,11 +1,9 @@
-"""What the hub says about itself: the problem types it answers with, and whether it is up."""
+"""What the hub says about itself: the problem types it answers with (health and metrics: design.observability)."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse
 
-from publicmesh.hub.deps import Hub
 from publicmesh.problems import PROBLEM_TYPES
 
 router = APIRouter()
@@ -17,8 +15,3 @@ async def problem_types():
         {"type": t.uri, "status": t.status, "title_ja": t.title_ja, "title_en": t.title_en}
         for t in PROBLEM_TYPES.values()
     ]
-
-
-@router.get("/healthz")
-async def health(hub: Hub):
-    return JSONResponse({"status": "ok", "system": "hub", "members": len(hub.directory.members)})

@@ -403,7 +403,7 @@ def test_each_decision_but_a_first_review_sends_the_pending_notices(engine, staf
 
 
 def test_health_answers_without_a_login(app):
-    assert client(app).get("/healthz").text == "ok"
+    assert client(app).get("/healthz").json() == {"status": "ok", "system": "console"}
 
 
 def test_the_login_page_uses_the_shared_stylesheet_then_its_own(app):

@@ -14,7 +14,6 @@ from publicmesh.console.bootstrap import create_app
 BEFORE = [
     ("MOUNT", "/static/design"),
     ("MOUNT", "/static"),
-    ("GET", "/healthz"),
     ("GET", "/login"),
     ("POST", "/login"),
     ("POST", "/logout"),
@@ -34,13 +33,15 @@ BEFORE = [
 # Since issue 21 the console publishes its OpenAPI document and its local page.
 DOCUMENT = [("GET", "/openapi.json"), ("HEAD", "/openapi.json")]
 DOCS = [("GET", "/docs")]
+# Since issue 22 every part answers these first (publicmesh/design/observability.py).
+HEALTH = [(m, p) for p in ("/healthz", "/readyz", "/metrics") for m in ("GET", "HEAD")]
 
 
 def test_the_console_serves_the_routes_it_served_before():
     engine = create_engine("sqlite://")
-    assert app_routes(create_app(engine, staff=None, publisher=SimpleNamespace())) == DOCUMENT + BEFORE + DOCS
+    assert app_routes(create_app(engine, staff=None, publisher=SimpleNamespace())) == HEALTH + DOCUMENT + BEFORE + DOCS
     pages = [r for r in BEFORE if not r[1].startswith("/publish")]
-    assert app_routes(create_app(engine, staff=None)) == DOCUMENT + pages + DOCS
+    assert app_routes(create_app(engine, staff=None)) == HEALTH + DOCUMENT + pages + DOCS
 
 
 def test_the_console_documents_its_forms_answers_and_session():

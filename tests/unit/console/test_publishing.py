@@ -305,3 +305,20 @@ def test_an_uploaded_alias_bomb_is_refused_within_a_second(app, staff, fake):
     answer = upload(browser, bomb, "check", "bomb.yaml")
     assert time.perf_counter() - started < 1
     assert answer.status_code == 422 and "6行目" in answer.text and fake.paths == []
+
+
+def test_the_publications_progress_is_in_the_consoles_metrics(app, staff, fake):
+    browser = log_in(app, staff, "ops.tanaka")
+    assert "publicmesh_publish_running 0.0" in browser.get("/metrics").text
+    text = (definitions_dir() / "emergency-benefit.yaml").read_text(encoding="utf-8")
+    run_url = upload(browser, text, "publish").headers["location"]
+    assert fake.started.wait(5)
+    metrics = browser.get("/metrics").text
+    assert "publicmesh_publish_running 1.0" in metrics
+    assert 'publicmesh_publish_done_municipalities{phase="evaluate"} 1.0' in metrics
+    assert 'publicmesh_publish_municipalities{phase="evaluate"} 2.0' in metrics
+    fake.release.set()
+    wait_done(browser, run_url)
+    metrics = browser.get("/metrics").text
+    assert "publicmesh_publish_running 0.0" in metrics
+    assert 'publicmesh_publish_done_municipalities{phase="evaluate"} 2.0' in metrics

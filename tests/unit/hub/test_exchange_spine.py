@@ -13,6 +13,7 @@ import pytest
 
 from publicmesh.audit import ExchangeRecord
 from publicmesh.audit.records import SubjectBatch
+from publicmesh.hub.deps import HubMetrics
 from publicmesh.hub.exchange import Exchange
 from publicmesh.hub.registry import Member
 from publicmesh.hub.rules import AccessRule, RuleBook
@@ -473,3 +474,26 @@ def test_notices_with_an_empty_title_are_refused_as_malformed_after_authorisatio
     problem = hub.refused("malformed-request", lambda: send(hub, ""))
     assert "Japanese title" in problem.detail
     assert hub.numbers.calls == [] and hub.provider.calls == [] and hub.audit.appended == []
+
+
+def test_an_exchange_is_counted_under_the_rule_that_allowed_it_with_its_outcome():
+    hub, metrics = Hub(), HubMetrics()
+
+    async def ask(person: str, purpose: str = AFFAIR) -> None:  # as the route does, in the request's own task
+        req = QueryRequest(
+            subject=mine(person), attributes=["family_name"], provider=str(PROVIDER), dataset="person", purpose=purpose
+        )
+        try:
+            await hub.exchange.query(CONSUMER, req, "req-1")
+            metrics.exchanged("query", "ok")
+        except Problem as problem:
+            metrics.exchanged("query", problem.type.slug)
+
+    for person, purpose in (("aiko", AFFAIR), ("emi", AFFAIR), ("aiko", "no-such-affair")):
+        asyncio.run(ask(person, purpose))
+    counted = metrics.registry.get_sample_value
+    assert counted("publicmesh_hub_exchanges_total", {"kind": "query", "rule": "person", "outcome": "ok"}) == 1
+    unknown = {"kind": "query", "rule": "person", "outcome": "unknown-subject"}  # refused after the rule allowed it
+    assert counted("publicmesh_hub_exchanges_total", unknown) == 1
+    refused = {"kind": "query", "rule": "none", "outcome": "not-allowed"}
+    assert counted("publicmesh_hub_exchanges_total", refused) == 1

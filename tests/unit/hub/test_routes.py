@@ -158,7 +158,7 @@ def test_a_router_runs_on_any_app_given_its_dependency(tmp_path):
     app.include_router(meta.router)
     app.dependency_overrides[hub_deps] = lambda: hub
     with TestClient(app) as client:
-        assert client.get("/healthz").json() == {"status": "ok", "system": "hub", "members": 2}
+        assert client.get("/problems").status_code == 200
         assert client.get("/v1/catalog", params={"consumer": str(CONSUMER)}).status_code == 200
         assert client.get("/v1/catalog", params={"consumer": "not-a-member"}).status_code == 400
     assert hub.catalog.asked == [CONSUMER]

@@ -21,7 +21,13 @@ def registry(node):
 
 def test_the_document_describes_the_signed_routes_and_their_problems(http):
     doc = http.get("/openapi.json").json()
-    assert doc["openapi"] == "3.1.0" and set(doc["paths"]) == {"/healthz", "/v1/convert", "/v1/enrol"}
+    assert doc["openapi"] == "3.1.0" and set(doc["paths"]) == {
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/v1/convert",
+        "/v1/enrol",
+    }
     convert = doc["paths"]["/v1/convert"]["post"]
     assert set(convert["requestBody"]["content"]) == {"application/json", "application/vnd.apache.arrow.stream"}
     assert convert["security"] == [{"meshSignature": []}]

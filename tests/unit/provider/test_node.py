@@ -205,6 +205,8 @@ def test_the_node_publishes_its_openapi_document_with_its_members_and_datasets(n
     doc = client.get("/openapi.json").json()
     assert doc["openapi"].startswith("3.1") and set(doc["paths"]) == {
         "/healthz",
+        "/readyz",
+        "/metrics",
         "/v1/datasets",
         "/v1/query",
         "/v1/bulk",
