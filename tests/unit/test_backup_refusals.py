@@ -1,0 +1,143 @@
+"""Backup and restore of a stopped mesh's data dir on SQLite: the round trip, and what a restore refuses before it
+writes anything (a wrong passphrase, a tampered file, stores in the way, a running mesh)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import socket
+import stat
+from pathlib import Path
+
+import pytest
+
+from publicmesh.audit import AuditLog
+from publicmesh.audit.keys import load_or_create_audit_key
+from publicmesh.audit.records import ExchangeRecord
+from publicmesh.runtime.backup import BackupError, backup, restore
+from publicmesh.runtime.provision import provision
+from publicmesh.runtime.topology import part
+from publicmesh.settings import Settings
+from publicmesh.storage import engine_for
+
+PASSPHRASE = "correct horse battery staple"
+BASE_PORT = int(os.environ.get("PUBLICMESH_TEST_BASE_PORT", 9100)) + 250  # nothing of the mesh listens here
+
+
+def record(i: int) -> ExchangeRecord:
+    return ExchangeRecord(
+        kind="event",
+        at="2026-11-23T10:00:00.000Z",
+        consumer="MUNI/012084/child-allowance",
+        provider="MUNI/012084/resident-registry",
+        dataset="person",
+        attributes=("status",),
+        purpose="child-allowance-eligibility",
+        legal_basis="番号法第19条第8号",
+        subject=f"ap-{i}",
+        request_id=f"req-{i}",
+        outcome="ok",
+    )
+
+
+@pytest.fixture
+def settings(tmp_path) -> Settings:
+    """A provisioned data dir whose audit log holds three records under a signed checkpoint."""
+    settings = Settings(data_dir=tmp_path / "data", database_url="", base_port=BASE_PORT)
+    provision(settings)
+    engine = engine_for("audit", settings)
+    log = AuditLog(engine, load_or_create_audit_key(settings.keys_dir))
+    log.append_many([record(i) for i in range(3)])
+    engine.dispose()
+    (settings.data_dir / "payouts").mkdir()
+    (settings.data_dir / "payouts" / "012084.txt").write_text("zengin")
+    return settings
+
+
+def digests(folder: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def test_round_trip_restores_stores_keys_and_files_and_checks_the_checkpoint(settings, tmp_path):
+    keys_before = digests(settings.keys_dir)
+    made = backup(settings, tmp_path / "bk", PASSPHRASE)
+    manifest = json.loads((tmp_path / "bk" / "manifest.json").read_text())
+    assert manifest["checkpoint"]["tree_size"] == 3
+    names = [s["database"] for s in manifest["stores"]]
+    assert names[-1] == "publicmesh_audit" and "publicmesh_hub" in names
+    assert (
+        made.size_bytes
+        == sum(s["bytes"] for s in manifest["stores"]) + manifest["secrets"]["bytes"] + (manifest["files"]["bytes"])
+    )
+    assert mode(tmp_path / "bk") == 0o700 and mode(tmp_path / "bk" / "stores") == 0o700
+    assert all(mode(p) == 0o600 for p in (tmp_path / "bk").rglob("*") if p.is_file())
+    # The keys are not readable in the backup.
+    private = (settings.keys_dir / "audit.key").read_bytes()
+    assert private not in (tmp_path / "bk" / "secrets.tar.fernet").read_bytes()
+
+    shutil.rmtree(settings.data_dir)
+    done = restore(settings, tmp_path / "bk", PASSPHRASE)
+    assert done.manifest["verified"]["checkpoint"] == 3
+    assert digests(settings.keys_dir) == keys_before
+    assert (settings.data_dir / "payouts" / "012084.txt").read_text() == "zengin"
+    engine = engine_for("audit", settings)
+    assert AuditLog(engine, None).size() == 3
+    engine.dispose()
+
+
+def test_wrong_passphrase_writes_nothing(settings, tmp_path):
+    backup(settings, tmp_path / "bk", PASSPHRASE)
+    shutil.rmtree(settings.data_dir)
+    with pytest.raises(BackupError, match="wrong passphrase"):
+        restore(settings, tmp_path / "bk", "not the passphrase")
+    assert not settings.data_dir.exists()
+
+
+def test_a_tampered_store_is_refused_before_anything_is_written(settings, tmp_path):
+    backup(settings, tmp_path / "bk", PASSPHRASE)
+    store = tmp_path / "bk" / "stores" / "publicmesh_hub.db"
+    data = bytearray(store.read_bytes())
+    data[-100] ^= 0xFF
+    store.write_bytes(bytes(data))
+    shutil.rmtree(settings.data_dir)
+    with pytest.raises(BackupError, match="stores/publicmesh_hub.db does not match its sha256"):
+        restore(settings, tmp_path / "bk", PASSPHRASE)
+    assert not settings.data_dir.exists()
+
+
+def test_existing_stores_are_kept_unless_forced(settings, tmp_path):
+    backup(settings, tmp_path / "bk", PASSPHRASE)
+    before = digests(settings.data_dir)
+    with pytest.raises(BackupError, match="--force"):
+        restore(settings, tmp_path / "bk", PASSPHRASE)
+    assert digests(settings.data_dir) == before
+    restore(settings, tmp_path / "bk", PASSPHRASE, force=True)
+
+
+def test_a_running_mesh_is_refused(settings, tmp_path):
+    backup(settings, tmp_path / "bk", PASSPHRASE)
+    hub = part(settings, "hub")
+    with socket.socket() as listening:
+        listening.bind((settings.host, hub.port))
+        listening.listen()
+        with pytest.raises(BackupError, match=rf"the mesh is running .*hub \({settings.host}:{hub.port}\)"):
+            restore(settings, tmp_path / "bk", PASSPHRASE, force=True)
+
+
+def test_an_empty_passphrase_or_a_used_folder_is_refused(settings, tmp_path):
+    with pytest.raises(BackupError, match="passphrase is empty"):
+        backup(settings, tmp_path / "bk", "")
+    (tmp_path / "used").mkdir()
+    (tmp_path / "used" / "x").write_text("x")
+    with pytest.raises(BackupError, match="not empty"):
+        backup(settings, tmp_path / "used", PASSPHRASE)
