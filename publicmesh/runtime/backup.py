@@ -31,7 +31,7 @@ from publicmesh.audit.keys import load_audit_public_key
 from publicmesh.audit.log import DEFAULT_LOG_ID, verify_store
 from publicmesh.runtime.topology import parts
 from publicmesh.settings import Settings
-from publicmesh.storage import engine_for, is_postgres
+from publicmesh.storage import database_name, engine_for, is_postgres
 from publicmesh.storage.private import create_private_file, private_dir, private_file, write_private
 from publicmesh.witness.core import WITNESS_NAME
 from publicmesh.witness.store import WitnessStore
@@ -41,7 +41,6 @@ VERSION = 1
 MANIFEST = "manifest.json"
 SECRETS = "secrets.tar.fernet"  # the keys folder and the demo credentials, encrypted
 FILES = "files.tar"  # payout files, uploaded definitions, the notice outbox: plain
-STORE_PREFIX = "publicmesh_"
 # Secrets beside the keys folder: the demo cards' and staff accounts' credentials.
 SECRET_FILES = ("demo-cards.json", "demo-staff.json")
 # Not data: the parts' logs. The stores and secrets are copied their own way.
@@ -99,28 +98,32 @@ def _admin_url(settings: Settings) -> URL:
     return make_url(settings.database_url).set(database="postgres")
 
 
+def _prefix(settings: Settings) -> str:
+    return database_name("", settings)  # the prefix and its "_"
+
+
 def databases(settings: Settings) -> list[str]:
-    """The mesh's stores as they exist: SQLite files under the data dir, or PostgreSQL databases."""
+    """The mesh's stores as they exist: SQLite files under the data dir, or PostgreSQL databases (of this prefix)."""
     if is_postgres(settings):
         admin = create_engine(_admin_url(settings))
         try:
             with admin.connect() as conn:
                 names = conn.execute(
                     text("SELECT datname FROM pg_database WHERE datname LIKE :p ORDER BY datname"),
-                    {"p": STORE_PREFIX.replace("_", r"\_") + "%"},
+                    {"p": _prefix(settings).replace("_", r"\_") + "%"},
                 ).scalars()
                 return list(names)
         finally:
             admin.dispose()
     if not settings.data_dir.is_dir():
         return []
-    return sorted(p.stem for p in settings.data_dir.glob(f"{STORE_PREFIX}*.db"))
+    return sorted(p.stem for p in settings.data_dir.glob(f"{_prefix(settings)}*.db"))
 
 
-def _order(names: list[str]) -> list[str]:
+def _order(settings: Settings, names: list[str]) -> list[str]:
     """The witness first (what it cosigned is then at most what the audit copy holds), the audit log last (it then
     holds every record the other stores name)."""
-    witness, audit = STORE_PREFIX + "witness", STORE_PREFIX + "audit"
+    witness, audit = database_name("witness", settings), database_name("audit", settings)
     middle = [n for n in names if n not in (witness, audit)]
     return [n for n in (witness,) if n in names] + middle + [n for n in (audit,) if n in names]
 
@@ -161,7 +164,7 @@ def _run(command: list[str], env: dict[str, str]) -> None:
 
 
 def _latest_checkpoint(settings: Settings, names: list[str]) -> Checkpoint | None:
-    if STORE_PREFIX + "audit" not in names:
+    if database_name("audit", settings) not in names:
         return None
     engine = engine_for("audit", settings, create=False)
     try:
@@ -207,7 +210,7 @@ def _plain_files(settings: Settings, target: Path) -> list[tuple[str, Path]]:
     """What else the data dir holds (payout files, uploaded definitions, the notice outbox), but not the backup."""
     out = []
     for path in sorted(settings.data_dir.iterdir()) if settings.data_dir.is_dir() else []:
-        if path.name in SKIPPED or path.name.startswith(STORE_PREFIX) or path.name.startswith("."):
+        if path.name in SKIPPED or path.name.startswith(_prefix(settings)) or path.name.startswith("."):
             continue
         if path.resolve() == target.resolve() or target.resolve().is_relative_to(path.resolve()):
             continue
@@ -224,7 +227,7 @@ def backup(settings: Settings, directory: Path, passphrase: str, progress: Progr
         raise BackupError(f"{directory} is not empty: back up into a new folder")
     if not settings.keys_dir.is_dir():
         raise BackupError(f"no keys folder at {settings.keys_dir}: nothing to back up")
-    names = _order(databases(settings))
+    names = _order(settings, databases(settings))
     if not names:
         raise BackupError(
             f"no stores found ({'on ' + settings.database_url if is_postgres(settings) else settings.data_dir})"
@@ -237,6 +240,7 @@ def backup(settings: Settings, directory: Path, passphrase: str, progress: Progr
         "publicmesh": _version(),
         "sqlite": sqlite3.sqlite_version,
         "backend": "postgresql" if is_postgres(settings) else "sqlite",
+        "prefix": _prefix(settings),
         "started_at": started,
         "checkpoint": None if checkpoint is None else {**checkpoint.as_dict(), "read_at": now()},
         "consistency": (
@@ -373,7 +377,9 @@ def restore(
     for i, entry in enumerate(manifest["stores"]):
         if progress:
             progress(entry["database"], i, total)
-        _put_store(settings, directory / entry["file"], entry["database"])
+        # Under this mesh's prefix, which may differ from the backed-up one's.
+        name = _prefix(settings) + entry["database"].removeprefix(manifest["prefix"])
+        _put_store(settings, directory / entry["file"], name)
     if progress:
         progress("keys", total - 3, total)
     _replace_secrets(settings, secrets)
