@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import importlib.metadata
 import io
 import json
 import os
+import re
 import shutil
 import socket
 import sqlite3
@@ -45,6 +47,7 @@ FILES = "files.tar"  # payout files, uploaded definitions, the notice outbox: pl
 SECRET_FILES = ("demo-cards.json", "demo-staff.json")
 # Not data: the parts' logs. The stores and secrets are copied their own way.
 SKIPPED = {"logs", "keys", *SECRET_FILES}
+STORE = re.compile(r"[a-z0-9_]{1,63}")  # what database_name makes
 # scrypt as RFC 7914 recommends for interactive use (2^15, 8, 1): about 0.1 s and 32 MiB per derivation.
 SCRYPT = {"n": 1 << 15, "r": 8, "p": 1}
 
@@ -77,11 +80,20 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _fernet(passphrase: str, salt: bytes, params: dict) -> Fernet:
+def _keys(passphrase: str, salt: bytes, params: dict) -> tuple[Fernet, bytes]:
+    """The Fernet key of the secrets and the HMAC key of the manifest, both derived from the passphrase."""
     if not passphrase:
         raise BackupError("the passphrase is empty: give one (prompt or PUBLICMESH_BACKUP_PASSPHRASE)")
-    kdf = Scrypt(salt=salt, length=32, n=params["n"], r=params["r"], p=params["p"])
-    return Fernet(base64.urlsafe_b64encode(kdf.derive(passphrase.encode())))
+    derived = Scrypt(salt=salt, length=64, n=params["n"], r=params["r"], p=params["p"]).derive(passphrase.encode())
+    return Fernet(base64.urlsafe_b64encode(derived[:32])), derived[32:]
+
+
+def _mac(key: bytes, manifest: dict) -> str:
+    """HMAC-SHA256 of the manifest without its mac, canonical JSON: a manifest edited to match edited files is
+    caught too."""
+    body = {k: v for k, v in manifest.items() if k != "mac"}
+    canonical = json.dumps(body, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
+    return hmac.new(key, canonical, hashlib.sha256).hexdigest()
 
 
 def _version() -> str:
@@ -222,7 +234,7 @@ def backup(settings: Settings, directory: Path, passphrase: str, progress: Progr
     """Copy every store and the keys of the mesh (running or not) into ``directory``, which must be new or empty."""
     started, clock = now(), time.monotonic()
     salt = os.urandom(16)
-    fernet = _fernet(passphrase, salt, SCRYPT)
+    fernet, mac_key = _keys(passphrase, salt, SCRYPT)
     if directory.exists() and any(directory.iterdir()):
         raise BackupError(f"{directory} is not empty: back up into a new folder")
     if not settings.keys_dir.is_dir():
@@ -291,6 +303,7 @@ def backup(settings: Settings, directory: Path, passphrase: str, progress: Progr
     seconds = round(time.monotonic() - clock, 3)
     size = sum(e["bytes"] for e in manifest["stores"]) + manifest["secrets"]["bytes"] + manifest["files"]["bytes"]
     manifest.update(finished_at=now(), seconds=seconds, size_bytes=size)
+    manifest["mac"] = _mac(mac_key, manifest)
     write_private(directory / MANIFEST, json.dumps(manifest, ensure_ascii=False, indent=1).encode())
     if progress:
         progress("done", total, total)
@@ -315,7 +328,7 @@ def read_manifest(directory: Path) -> dict:
 def check_files(directory: Path, manifest: dict) -> None:
     """Every file the manifest names exists with its sha256 (BackupError naming each one that does not)."""
     entries = [*manifest["stores"], manifest["secrets"], manifest["files"]]
-    bad = []
+    bad = [f"{e['database']!r} is no store name" for e in manifest["stores"] if not STORE.fullmatch(e["database"])]
     for entry in entries:
         path = (directory / entry["file"]).resolve()
         if not path.is_relative_to(directory.resolve()):
@@ -339,9 +352,22 @@ def running_parts(settings: Settings) -> list[str]:
     return taken
 
 
-def _untar(data: bytes, into: Path) -> None:
+def _check_tar(data: bytes, into: Path) -> None:
+    """Regular files and folders only, inside ``into`` (BackupError otherwise)."""
     with tarfile.open(fileobj=io.BytesIO(data), mode="r") as tar:
-        tar.extractall(into, filter="data")
+        for member in tar.getmembers():
+            path = (into / member.name).resolve()
+            if not (member.isfile() or member.isdir()) or not path.is_relative_to(into.resolve()):
+                raise BackupError(f"the backup holds {member.name!r}, which is not a plain file inside the data dir")
+
+
+def _untar(data: bytes, into: Path) -> None:
+    """Extract a tar whose members ``_check_tar`` passed (Python 3.11.4 and later filter them once more)."""
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r") as tar:
+        if hasattr(tarfile, "data_filter"):
+            tar.extractall(into, filter="data")
+        else:
+            tar.extractall(into)
 
 
 def restore(
@@ -357,11 +383,16 @@ def restore(
         raise BackupError(f"this backup is of a {manifest['backend']} mesh; the settings name {backend}")
     check_files(directory, manifest)
     encryption = manifest["secrets"]["encryption"]
-    fernet = _fernet(passphrase, base64.b64decode(encryption["salt"]), encryption)
+    fernet, mac_key = _keys(passphrase, base64.b64decode(encryption["salt"]), encryption)
     try:
         secrets = fernet.decrypt((directory / SECRETS).read_bytes())
     except InvalidToken:
         raise BackupError("wrong passphrase (or the keys were altered): nothing was written") from None
+    if not hmac.compare_digest(str(manifest.get("mac", "")), _mac(mac_key, manifest)):
+        raise BackupError(f"{MANIFEST} was altered (its mac does not match): nothing was written")
+    files = (directory / FILES).read_bytes()
+    for tar in (secrets, files):
+        _check_tar(tar, settings.data_dir)
     running = running_parts(settings)
     if running:
         raise BackupError("the mesh is running (ports taken: " + ", ".join(running) + "): stop it, then restore")
@@ -385,7 +416,7 @@ def restore(
     _replace_secrets(settings, secrets)
     if progress:
         progress("files", total - 2, total)
-    _untar((directory / FILES).read_bytes(), settings.data_dir)
+    _untar(files, settings.data_dir)
     if progress:
         progress("verifying the audit log", total - 1, total)
     verified = verify_restored(settings, manifest)

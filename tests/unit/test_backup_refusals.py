@@ -141,3 +141,28 @@ def test_an_empty_passphrase_or_a_used_folder_is_refused(settings, tmp_path):
     (tmp_path / "used" / "x").write_text("x")
     with pytest.raises(BackupError, match="not empty"):
         backup(settings, tmp_path / "used", PASSPHRASE)
+
+
+def test_an_edited_manifest_is_refused(settings, tmp_path):
+    """Files and their sha256s changed together: the manifest's mac, under the passphrase, no longer matches."""
+    backup(settings, tmp_path / "bk", PASSPHRASE)
+    store = tmp_path / "bk" / "stores" / "publicmesh_hub.db"
+    store.write_bytes(store.read_bytes() + b"\0" * 10)
+    path = tmp_path / "bk" / "manifest.json"
+    manifest = json.loads(path.read_text())
+    for entry in manifest["stores"]:
+        if entry["database"] == "publicmesh_hub":
+            entry["sha256"] = hashlib.sha256(store.read_bytes()).hexdigest()
+    path.write_text(json.dumps(manifest))
+    shutil.rmtree(settings.data_dir)
+    with pytest.raises(BackupError, match="manifest.json was altered"):
+        restore(settings, tmp_path / "bk", PASSPHRASE)
+    assert not settings.data_dir.exists()
+
+
+def test_restore_under_another_prefix(settings, tmp_path):
+    backup(settings, tmp_path / "bk", PASSPHRASE)
+    other = Settings(data_dir=tmp_path / "other", database_url="", base_port=BASE_PORT, database_prefix="copy")
+    done = restore(other, tmp_path / "bk", PASSPHRASE)
+    assert done.manifest["verified"]["checkpoint"] == 3
+    assert (other.data_dir / "copy_audit.db").is_file() and not list(other.data_dir.glob("publicmesh_*"))
