@@ -369,10 +369,16 @@ def restore_command(
         console.print(f"[red]{escape(str(exc))}[/red]")
         raise typer.Exit(1) from exc
     verified = outcome.manifest["verified"]
+    records = verified["audit_records"]
+    held = (
+        f"holding the backup's checkpoint at size {verified['checkpoint']:,}"
+        if isinstance(verified["checkpoint"], int)
+        else "the backup named no checkpoint (its log was empty)"
+    )
     console.print(
         f"Restored {len(outcome.manifest['stores'])} stores and the keys ({_size(outcome.size_bytes)}) in "
-        f"{outcome.seconds:.2f} s (RTO). The audit log verifies: {verified['audit_records']:,} records, "
-        f"holding the backup's checkpoint at size {verified['checkpoint']}."
+        f"{outcome.seconds:.2f} s (RTO). The audit log verifies: {records:,} record{'' if records == 1 else 's'}, "
+        f"{held}."
     )
 
 

@@ -404,12 +404,14 @@ def restore(
             "restore with --force to replace them"
         )
     private_dir(settings.data_dir)
-    total = len(manifest["stores"]) + 3
-    for i, entry in enumerate(manifest["stores"]):
+    # Under this mesh's prefix, which may differ from the backed-up one's.
+    names = [_prefix(settings) + e["database"].removeprefix(manifest["prefix"]) for e in manifest["stores"]]
+    for name in set(existing) - set(names):
+        _drop(settings, name)  # a store made after the backup would not agree with the restored ones
+    total = len(names) + 3
+    for i, (entry, name) in enumerate(zip(manifest["stores"], names, strict=True)):
         if progress:
-            progress(entry["database"], i, total)
-        # Under this mesh's prefix, which may differ from the backed-up one's.
-        name = _prefix(settings) + entry["database"].removeprefix(manifest["prefix"])
+            progress(name, i, total)
         _put_store(settings, directory / entry["file"], name)
     if progress:
         progress("keys", total - 3, total)
@@ -426,12 +428,25 @@ def restore(
     return Outcome(directory, seconds, int(manifest["size_bytes"]), {**manifest, "verified": verified})
 
 
-def _put_store(settings: Settings, file: Path, name: str) -> None:
+def _drop(settings: Settings, name: str) -> None:
     if is_postgres(settings):
         admin = create_engine(_admin_url(settings), isolation_level="AUTOCOMMIT")
         try:
             with admin.connect() as conn:
                 conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        finally:
+            admin.dispose()
+        return
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        (settings.data_dir / f"{name}.db{suffix}").unlink(missing_ok=True)
+
+
+def _put_store(settings: Settings, file: Path, name: str) -> None:
+    _drop(settings, name)
+    if is_postgres(settings):
+        admin = create_engine(_admin_url(settings), isolation_level="AUTOCOMMIT")
+        try:
+            with admin.connect() as conn:
                 conn.execute(text(f'CREATE DATABASE "{name}"'))
         finally:
             admin.dispose()
@@ -439,8 +454,6 @@ def _put_store(settings: Settings, file: Path, name: str) -> None:
         _run([_tool("pg_restore"), "--no-owner", "--no-privileges", "--exit-on-error", *args, str(file)], env)
         return
     target = settings.data_dir / f"{name}.db"
-    for companion in ("-wal", "-shm", "-journal"):
-        Path(f"{target}{companion}").unlink(missing_ok=True)
     staging = settings.data_dir / f".{name}.{uuid.uuid4().hex}.restoring"
     try:
         create_private_file(staging)

@@ -121,7 +121,12 @@ def test_existing_stores_are_kept_unless_forced(settings, tmp_path):
     with pytest.raises(BackupError, match="--force"):
         restore(settings, tmp_path / "bk", PASSPHRASE)
     assert digests(settings.data_dir) == before
+    later = engine_for("made-later", settings)  # a store made after the backup
+    with later.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE t (x INTEGER)")
+    later.dispose()
     restore(settings, tmp_path / "bk", PASSPHRASE, force=True)
+    assert not (settings.data_dir / "publicmesh_made_later.db").exists()
 
 
 def test_a_running_mesh_is_refused(settings, tmp_path):
@@ -166,3 +171,18 @@ def test_restore_under_another_prefix(settings, tmp_path):
     done = restore(other, tmp_path / "bk", PASSPHRASE)
     assert done.manifest["verified"]["checkpoint"] == 3
     assert (other.data_dir / "copy_audit.db").is_file() and not list(other.data_dir.glob("publicmesh_*"))
+
+
+def test_the_commands_refuse_an_empty_passphrase(tmp_path):
+    from typer.testing import CliRunner
+
+    from publicmesh.cli import app
+
+    for args in (["backup", str(tmp_path / "bk")], ["restore", str(tmp_path / "bk")]):
+        result = CliRunner().invoke(app, args, env={"PUBLICMESH_BACKUP_PASSPHRASE": "", "COLUMNS": "200"})
+        assert result.exit_code == 2 and "An empty passphrase is refused" in result.output
+        result = CliRunner().invoke(
+            app, args, input="\n\n", env={"PUBLICMESH_BACKUP_PASSPHRASE": None, "COLUMNS": "200"}
+        )
+        assert result.exit_code == 2 and "An empty passphrase is refused" in result.output
+    assert not (tmp_path / "bk").exists()
