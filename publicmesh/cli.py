@@ -373,7 +373,7 @@ def restore_command(
     held = (
         f"holding the backup's checkpoint at size {verified['checkpoint']:,}"
         if isinstance(verified["checkpoint"], int)
-        else "the backup named no checkpoint (its log was empty)"
+        else "the backup named no checkpoint (no audit log yet)"
     )
     console.print(
         f"Restored {len(outcome.manifest['stores'])} stores and the keys ({_size(outcome.size_bytes)}) in "

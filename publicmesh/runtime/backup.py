@@ -483,6 +483,8 @@ def _replace_secrets(settings: Settings, data: bytes) -> None:
 
 def verify_restored(settings: Settings, manifest: dict) -> dict:
     """The restored log verifies (against what the restored witness cosigned) and holds the manifest's checkpoint."""
+    if not any(e["database"] == manifest["prefix"] + "audit" for e in manifest["stores"]):
+        return {"audit_records": 0, "witnessed_size": None, "checkpoint": None}  # no part has started yet
     engine = engine_for("witness", settings, create=False)
     try:
         witnessed = WitnessStore(engine, WITNESS_NAME).latest(DEFAULT_LOG_ID)
@@ -494,7 +496,7 @@ def verify_restored(settings: Settings, manifest: dict) -> dict:
         raise BackupError(f"restored, but the audit log does not verify: {first}")
     out = {"audit_records": report.tree_size, "witnessed_size": witnessed[0].tree_size if witnessed else None}
     if manifest.get("checkpoint") is None:
-        return {**out, "checkpoint": "none in the manifest"}
+        return {**out, "checkpoint": None}
     expected = Checkpoint.from_dict(manifest["checkpoint"])
     if not expected.verify(load_audit_public_key(settings.keys_dir)):
         raise BackupError("restored, but the manifest's checkpoint is not signed by the restored audit key")

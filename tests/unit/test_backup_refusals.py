@@ -186,3 +186,14 @@ def test_the_commands_refuse_an_empty_passphrase(tmp_path):
         )
         assert result.exit_code == 2 and "An empty passphrase is refused" in result.output
     assert not (tmp_path / "bk").exists()
+
+
+def test_a_mesh_never_started_has_no_audit_log_to_verify(tmp_path):
+    settings = Settings(data_dir=tmp_path / "data", database_url="", base_port=BASE_PORT)
+    provision(settings)  # the hub's registry and the keys; no audit key or store until the hub starts
+    made = backup(settings, tmp_path / "bk", PASSPHRASE)
+    assert made.manifest["checkpoint"] is None
+    shutil.rmtree(settings.data_dir)
+    done = restore(settings, tmp_path / "bk", PASSPHRASE)
+    assert done.manifest["verified"] == {"audit_records": 0, "witnessed_size": None, "checkpoint": None}
+    assert not (settings.data_dir / "publicmesh_witness.db").exists()
