@@ -19,6 +19,7 @@ import tarfile
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -50,6 +51,7 @@ SKIPPED = {"logs", "keys", *SECRET_FILES}
 STORE = re.compile(r"[a-z0-9_]{1,63}")  # what database_name makes
 # scrypt as RFC 7914 recommends for interactive use (2^15, 8, 1): about 0.1 s and 32 MiB per derivation.
 SCRYPT = {"n": 1 << 15, "r": 8, "p": 1}
+WORKERS = 4  # stores copied at once: pg_dump and pg_restore mostly wait on the server
 
 Progress = Callable[[str, int, int], None]  # (what, done, total)
 
@@ -230,6 +232,28 @@ def _plain_files(settings: Settings, target: Path) -> list[tuple[str, Path]]:
     return out
 
 
+def _groups(settings: Settings, names: list[str]) -> list[list[str]]:
+    first, last = [names[0]] if names[0] == database_name("witness", settings) else [], names[-1:]
+    if last == first or last[0] != database_name("audit", settings):
+        last = []
+    return [g for g in (first, [n for n in names if n not in first + last], last) if g]
+
+
+def _copy_store(settings: Settings, directory: Path, name: str) -> dict:
+    entry: dict = {"database": name, "started_at": now()}
+    if is_postgres(settings):
+        file = directory / "stores" / f"{name}.dump"
+        entry["tool"] = "pg_dump --format=custom"
+        _dump_postgres(settings, name, file)
+    else:
+        file = directory / "stores" / f"{name}.db"
+        entry["tool"] = "sqlite3 online backup"
+        _copy_sqlite(settings, name, file)
+    entry.update(finished_at=now(), file=str(file.relative_to(directory)), bytes=file.stat().st_size)
+    entry["sha256"] = _sha256(file)
+    return entry
+
+
 def backup(settings: Settings, directory: Path, passphrase: str, progress: Progress | None = None) -> Outcome:
     """Copy every store and the keys of the mesh (running or not) into ``directory``, which must be new or empty."""
     started, clock = now(), time.monotonic()
@@ -262,21 +286,12 @@ def backup(settings: Settings, directory: Path, passphrase: str, progress: Progr
         "stores": [],
     }
     total = len(names) + 2
-    for i, name in enumerate(names):
-        if progress:
-            progress(name, i, total)
-        entry = {"database": name, "started_at": now()}
-        if is_postgres(settings):
-            file = directory / "stores" / f"{name}.dump"
-            entry["tool"] = "pg_dump --format=custom"
-            _dump_postgres(settings, name, file)
-        else:
-            file = directory / "stores" / f"{name}.db"
-            entry["tool"] = "sqlite3 online backup"
-            _copy_sqlite(settings, name, file)
-        entry.update(finished_at=now(), file=str(file.relative_to(directory)), bytes=file.stat().st_size)
-        entry["sha256"] = _sha256(file)
-        manifest["stores"].append(entry)
+    for group in _groups(settings, names):  # the witness, the others side by side, then the audit store
+        with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+            for entry in pool.map(lambda name: _copy_store(settings, directory, name), group):
+                manifest["stores"].append(entry)
+                if progress:
+                    progress(entry["database"], len(manifest["stores"]), total)
     if progress:
         progress("keys", len(names), total)
     secrets = [("keys", settings.keys_dir)] + [
@@ -409,10 +424,11 @@ def restore(
     for name in set(existing) - set(names):
         _drop(settings, name)  # a store made after the backup would not agree with the restored ones
     total = len(names) + 3
-    for i, (entry, name) in enumerate(zip(manifest["stores"], names, strict=True)):
-        if progress:
-            progress(name, i, total)
-        _put_store(settings, directory / entry["file"], name)
+    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+        dumps = [directory / e["file"] for e in manifest["stores"]]
+        for i, name in enumerate(pool.map(lambda put: _put_store(settings, *put), zip(dumps, names, strict=True))):
+            if progress:
+                progress(name, i + 1, total)
     if progress:
         progress("keys", total - 3, total)
     _replace_secrets(settings, secrets)
@@ -441,7 +457,7 @@ def _drop(settings: Settings, name: str) -> None:
         (settings.data_dir / f"{name}.db{suffix}").unlink(missing_ok=True)
 
 
-def _put_store(settings: Settings, file: Path, name: str) -> None:
+def _put_store(settings: Settings, file: Path, name: str) -> str:
     _drop(settings, name)
     if is_postgres(settings):
         admin = create_engine(_admin_url(settings), isolation_level="AUTOCOMMIT")
@@ -452,7 +468,7 @@ def _put_store(settings: Settings, file: Path, name: str) -> None:
             admin.dispose()
         args, env = _libpq(settings, name)
         _run([_tool("pg_restore"), "--no-owner", "--no-privileges", "--exit-on-error", *args, str(file)], env)
-        return
+        return name
     target = settings.data_dir / f"{name}.db"
     staging = settings.data_dir / f".{name}.{uuid.uuid4().hex}.restoring"
     try:
@@ -461,6 +477,7 @@ def _put_store(settings: Settings, file: Path, name: str) -> None:
         os.replace(staging, target)
     finally:
         staging.unlink(missing_ok=True)
+    return name
 
 
 def _replace_secrets(settings: Settings, data: bytes) -> None:

@@ -21,6 +21,8 @@ from publicmesh.runtime.provision import provision
 from publicmesh.runtime.topology import part
 from publicmesh.settings import Settings
 from publicmesh.storage import engine_for
+from publicmesh.witness.core import WITNESS_NAME
+from publicmesh.witness.store import WitnessStore
 
 PASSPHRASE = "correct horse battery staple"
 BASE_PORT = int(os.environ.get("PUBLICMESH_TEST_BASE_PORT", 9100)) + 250  # nothing of the mesh listens here
@@ -51,6 +53,9 @@ def settings(tmp_path) -> Settings:
     log = AuditLog(engine, load_or_create_audit_key(settings.keys_dir))
     log.append_many([record(i) for i in range(3)])
     engine.dispose()
+    witness = engine_for("witness", settings)
+    WitnessStore(witness, WITNESS_NAME)
+    witness.dispose()
     (settings.data_dir / "payouts").mkdir()
     (settings.data_dir / "payouts" / "012084.txt").write_text("zengin")
     return settings
@@ -74,7 +79,12 @@ def test_round_trip_restores_stores_keys_and_files_and_checks_the_checkpoint(set
     manifest = json.loads((tmp_path / "bk" / "manifest.json").read_text())
     assert manifest["checkpoint"]["tree_size"] == 3
     names = [s["database"] for s in manifest["stores"]]
-    assert names[-1] == "publicmesh_audit" and "publicmesh_hub" in names
+    assert names[0] == "publicmesh_witness" and names[-1] == "publicmesh_audit" and "publicmesh_hub" in names
+    # The witness copied before any other store, the audit log after every other; all after the checkpoint was read.
+    stores = manifest["stores"]
+    assert manifest["checkpoint"]["read_at"] <= stores[0]["started_at"]
+    assert all(stores[0]["finished_at"] <= s["started_at"] for s in stores[1:])
+    assert all(s["finished_at"] <= stores[-1]["started_at"] for s in stores[:-1])
     assert (
         made.size_bytes
         == sum(s["bytes"] for s in manifest["stores"]) + manifest["secrets"]["bytes"] + (manifest["files"]["bytes"])
