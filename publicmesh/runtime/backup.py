@@ -168,6 +168,10 @@ def _tool(name: str) -> str:
     raise BackupError(f"{name} is not installed (Debian: apt-get install postgresql-client)")
 
 
+def _pg_dump_version() -> str:
+    return subprocess.run([_tool("pg_dump"), "--version"], capture_output=True, text=True).stdout.strip()
+
+
 def _run(command: list[str], env: dict[str, str]) -> None:
     done = subprocess.run(command, env=env, capture_output=True, text=True)
     if done.returncode != 0:
@@ -275,6 +279,7 @@ def backup(settings: Settings, directory: Path, passphrase: str, progress: Progr
         "version": VERSION,
         "publicmesh": _version(),
         "sqlite": sqlite3.sqlite_version,
+        "pg_dump": _pg_dump_version() if is_postgres(settings) else None,
         "backend": "postgresql" if is_postgres(settings) else "sqlite",
         "prefix": _prefix(settings),
         "started_at": started,
