@@ -9,6 +9,8 @@ import os
 import shutil
 import socket
 import stat
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -207,3 +209,32 @@ def test_a_mesh_never_started_has_no_audit_log_to_verify(tmp_path):
     done = restore(settings, tmp_path / "bk", PASSPHRASE)
     assert done.manifest["verified"] == {"audit_records": 0, "witnessed_size": None, "checkpoint": None}
     assert not (settings.data_dir / "publicmesh_witness.db").exists()
+
+
+def test_a_backup_while_the_log_grows_holds_a_verifying_log(settings, tmp_path):
+    """Records appended in another thread all through the copy: the copied log verifies and holds the checkpoint."""
+    engine = engine_for("audit", settings)
+    log = AuditLog(engine, load_or_create_audit_key(settings.keys_dir))
+    stop, appended = threading.Event(), []
+
+    def append() -> None:
+        while not stop.is_set():
+            appended.extend(log.append_many([record(len(appended) + i) for i in range(20)]))
+
+    writer = threading.Thread(target=append)
+    writer.start()
+    try:
+        while len(appended) < 200:
+            time.sleep(0.01)
+        made = backup(settings, tmp_path / "bk", PASSPHRASE)
+        while len(appended) < made.manifest["checkpoint"]["tree_size"] + 200:
+            time.sleep(0.01)
+    finally:
+        stop.set()
+        writer.join()
+        engine.dispose()
+    shutil.rmtree(settings.data_dir)
+    done = restore(settings, tmp_path / "bk", PASSPHRASE)
+    verified = done.manifest["verified"]
+    assert verified["checkpoint"] == made.manifest["checkpoint"]["tree_size"] >= 200
+    assert verified["checkpoint"] <= verified["audit_records"] < len(appended) + 3
