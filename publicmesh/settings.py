@@ -20,9 +20,6 @@ class Settings:
     data_dir: Path = field(default_factory=lambda: Path(_env("DATA_DIR", "data")).resolve())
     # Empty means SQLite files under data_dir; a PostgreSQL URL means one database per store on it.
     database_url: str = field(default_factory=lambda: _env("DATABASE_URL", ""))
-    # What the stores' database names (and SQLite files) start with: two meshes can share one PostgreSQL cluster under
-    # two prefixes (tests that back one up and restore it beside the shared test mesh).
-    database_prefix: str = field(default_factory=lambda: _env("DATABASE_PREFIX", "publicmesh"))
     host: str = field(default_factory=lambda: _env("HOST", "127.0.0.1"))
     base_port: int = field(default_factory=lambda: int(_env("BASE_PORT", "8700")))
     provider_timeout_s: float = field(default_factory=lambda: float(_env("PROVIDER_TIMEOUT", "2.0")))
@@ -47,6 +44,9 @@ class Settings:
     municipalities: tuple[str, ...] = field(
         default_factory=lambda: tuple(c.strip() for c in _env("MUNICIPALITIES", "").split(",") if c.strip())
     )
+    # What the stores' database names (and SQLite files) start with: two meshes can share one PostgreSQL cluster under
+    # two prefixes (tests that back one up and restore it beside the shared test mesh).
+    database_prefix: str = field(default_factory=lambda: _env("DATABASE_PREFIX", "publicmesh"))
 
     @property
     def hub_url(self) -> str:

@@ -55,9 +55,9 @@ class Supervisor:
             **os.environ,
             **(env or {}),
             "PUBLICMESH_DATA_DIR": str(settings.data_dir),
+            "PUBLICMESH_DATABASE_PREFIX": settings.database_prefix,
             "PUBLICMESH_BASE_PORT": str(settings.base_port),
             "PUBLICMESH_HOST": settings.host,
-            "PUBLICMESH_DATABASE_PREFIX": settings.database_prefix,
         }
         if settings.database_url:
             self.env["PUBLICMESH_DATABASE_URL"] = settings.database_url

@@ -34,8 +34,9 @@ from publicmesh.storage import engine_for
 RESIDENTS = 300
 PASSPHRASE = "backup test passphrase"
 CONSUMER, PROVIDER = "MUNI/012084/child-allowance", "MUNI/012084/resident-registry"
-# The session meshes use +0 and +100, the fuzz mesh +50, the backup unit tests +250 (nothing listening).
-PORTS = {"sqlite": 150, "postgresql": 200}
+# The session meshes use +0 and +100, the fuzz mesh +50, the JetStream mesh +200, the backup unit tests +250
+# (nothing listening), the browser mesh 9400 (+300 by default).
+PORTS = {"sqlite": 150, "postgresql": 350}
 # The parts an exchange and its witnessing need (a whole mesh takes three times as long to start); the backup still
 # copies every store, which provisioning and seeding made.
 PARTS = ["numbers", "witness", "hub", "resident-registry"]
