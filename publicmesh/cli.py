@@ -322,8 +322,9 @@ def _size(n: int) -> str:
 
 @app.command("backup")
 def backup_command(directory: Path = typer.Argument(..., help="A new (or empty) folder for the backup")):
-    """Back up every store (SQLite's online backup, or pg_dump) and the keys (encrypted under a passphrase), with a
-    manifest naming the signed audit checkpoint the backup holds. Safe while the mesh runs."""
+    """Back up every store and the keys (encrypted under a passphrase), safe while the mesh runs.
+
+    SQLite's online backup or pg_dump per store, and a manifest naming the signed audit checkpoint the backup holds."""
     from publicmesh.runtime.backup import BackupError, backup
 
     passphrase = _passphrase(confirm=True)
@@ -351,9 +352,10 @@ def restore_command(
     directory: Path = typer.Argument(..., help="A folder made by publicmesh backup"),
     force: bool = typer.Option(False, "--force", help="Replace the stores and keys that exist"),
 ):
-    """Restore a backup into this mesh's data dir (or PostgreSQL) while the mesh is stopped: checks every file's
-    sha256 and the passphrase before writing anything, then that the audit log verifies and holds the manifest's
-    checkpoint. Prints the seconds it took (the recovery time)."""
+    """Restore a backup while the mesh is stopped; prints the seconds it took (the recovery time).
+
+    Checks every file's sha256 and the passphrase before writing anything, then that the audit log verifies and holds
+    the manifest's checkpoint."""
     from publicmesh.runtime.backup import BackupError, restore
 
     passphrase = _passphrase(confirm=False)
