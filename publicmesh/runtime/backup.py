@@ -98,6 +98,16 @@ def _mac(key: bytes, manifest: dict) -> str:
     return hmac.new(key, canonical, hashlib.sha256).hexdigest()
 
 
+def _sync(*paths: Path) -> None:
+    """Each file (and folder) on disk before it counts as backed up or restored."""
+    for path in paths:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
 def _version() -> str:
     try:
         return importlib.metadata.version("publicmesh")
@@ -207,6 +217,7 @@ def _copy_sqlite(settings: Settings, name: str, target: Path) -> None:
         source.close()
     for companion in ("-wal", "-shm", "-journal"):
         Path(f"{target}{companion}").unlink(missing_ok=True)
+    _sync(target)
 
 
 def _dump_postgres(settings: Settings, name: str, target: Path) -> None:
@@ -325,6 +336,7 @@ def backup(settings: Settings, directory: Path, passphrase: str, progress: Progr
     manifest.update(finished_at=now(), seconds=seconds, size_bytes=size)
     manifest["mac"] = _mac(mac_key, manifest)
     write_private(directory / MANIFEST, json.dumps(manifest, ensure_ascii=False, indent=1).encode())
+    _sync(directory / SECRETS, directory / FILES, directory / MANIFEST, directory / "stores", directory)
     if progress:
         progress("done", total, total)
     return Outcome(directory, seconds, size, manifest)
@@ -479,7 +491,9 @@ def _put_store(settings: Settings, file: Path, name: str) -> str:
     try:
         create_private_file(staging)
         shutil.copyfile(file, staging)
+        _sync(staging)
         os.replace(staging, target)
+        _sync(settings.data_dir)
     finally:
         staging.unlink(missing_ok=True)
     return name
