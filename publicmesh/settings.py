@@ -50,6 +50,9 @@ class Settings:
     municipalities: tuple[str, ...] = field(
         default_factory=lambda: tuple(c.strip() for c in _env("MUNICIPALITIES", "").split(",") if c.strip())
     )
+    # What the stores' database names (and SQLite files) start with: two meshes can share one PostgreSQL cluster under
+    # two prefixes (tests that back one up and restore it beside the shared test mesh).
+    database_prefix: str = field(default_factory=lambda: _env("DATABASE_PREFIX", "publicmesh"))
 
     @property
     def hub_url(self) -> str:

@@ -56,6 +56,7 @@ class Supervisor:
             **os.environ,
             **(env or {}),
             "PUBLICMESH_DATA_DIR": str(settings.data_dir),
+            "PUBLICMESH_DATABASE_PREFIX": settings.database_prefix,
             "PUBLICMESH_BASE_PORT": str(settings.base_port),
             "PUBLICMESH_HOST": settings.host,
             "PUBLICMESH_REPLICAS": str(settings.replicas),

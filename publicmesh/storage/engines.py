@@ -20,8 +20,10 @@ from publicmesh.settings import Settings, get_settings
 from publicmesh.storage.private import create_private_file, private_dir, private_file
 
 
-def database_name(store: str) -> str:
-    return "publicmesh_" + re.sub(r"[^a-z0-9]+", "_", store.lower()).strip("_")
+def database_name(store: str, settings: Settings | None = None) -> str:
+    """The store's database name (PostgreSQL) or file stem (SQLite): the settings' prefix, then the store's name."""
+    prefix = re.sub(r"[^a-z0-9_]+", "_", (settings or get_settings()).database_prefix.lower())
+    return f"{prefix}_" + re.sub(r"[^a-z0-9]+", "_", store.lower()).strip("_")
 
 
 def is_postgres(settings: Settings | None = None) -> bool:
@@ -40,9 +42,9 @@ def engine_for(store: str, settings: Settings | None = None, *, create: bool = T
     """The engine of one store; creates the SQLite file or the PostgreSQL database when missing."""
     settings = settings or get_settings()
     if is_postgres(settings):
-        return _postgres_engine(store, settings.database_url, create=create)
+        return _postgres_engine(database_name(store, settings), settings.database_url, create=create)
     private_dir(settings.data_dir)
-    path = settings.data_dir / f"{database_name(store)}.db"
+    path = settings.data_dir / f"{database_name(store, settings)}.db"
     # SQLite gives the -wal and -shm files the database file's mode: an owner-only file made first keeps all three
     # owner-only, and the two of a store made before are tightened here.
     create_private_file(path)
@@ -63,9 +65,8 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.close()
 
 
-def _postgres_engine(store: str, base_url: str, *, create: bool) -> Engine:
+def _postgres_engine(name: str, base_url: str, *, create: bool) -> Engine:
     url = make_url(base_url)
-    name = database_name(store)
     if create:
         admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
         with admin.connect() as conn:
@@ -83,11 +84,11 @@ def drop_store(store: str, settings: Settings | None = None) -> None:
         url = make_url(settings.database_url)
         admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
         with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{database_name(store)}" WITH (FORCE)'))
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{database_name(store, settings)}" WITH (FORCE)'))
         admin.dispose()
         return
     for suffix in ("", "-wal", "-shm"):
-        path = settings.data_dir / f"{database_name(store)}.db{suffix}"
+        path = settings.data_dir / f"{database_name(store, settings)}.db{suffix}"
         path.unlink(missing_ok=True)
 
 
