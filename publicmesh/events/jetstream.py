@@ -1,0 +1,277 @@
+"""The event transport on NATS JetStream: one stream (file storage, interest retention), a durable pull consumer
+with explicit acks per subscriber.
+
+An event's topic, under the transport's prefix, is its subject and its id the ``Nats-Msg-Id``, so JetStream's
+duplicate window drops a republish. The window is an hour by default: the relay records its outbox position after
+each page it publishes, so a hub that restarts republishes at most that page, and it does so at once on restart; a
+hub down longer than the window may repeat that page, which the subscribers' idempotency keys absorb.
+NATS servers before 2.10 take one filter per consumer: a subscriber's topics become the one filter that covers them
+all, and what it covers beyond them is acked here without being handed out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Sequence
+
+import nats
+import orjson
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from nats.js import JetStreamContext, api
+from nats.js.errors import NotFoundError
+
+from publicmesh.events.transport import ConsumerConfig, Delivery, Event, topic_matches
+
+_API = "$JS.API"
+_MAX_ACK_PENDING = 20_000  # per consumer: above the hub's page (500); the server's default is 1,000
+_NAME = re.compile(r"[^A-Za-z0-9-]")
+
+
+class JetStreamTransport:
+    """The event transport on a JetStream stream; see ``EventTransport``. Connects on first use."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        stream: str = "PUBLICMESH_EVENTS",
+        prefix: str = "events",
+        duplicate_window: float = 3600.0,
+        timeout: float = 10.0,
+    ):
+        self.url, self.stream, self.prefix = url, stream, prefix
+        self.duplicate_window, self.timeout = duplicate_window, timeout
+        self._nc: Client | None = None
+        self._js: JetStreamContext | None = None
+        self._connecting = asyncio.Lock()
+        self._consumers: dict[str, _Consumer] = {}
+
+    async def _connect(self) -> tuple[Client, JetStreamContext]:
+        async with self._connecting:
+            if self._nc is None or self._js is None:
+                nc = await nats.connect(self.url, name="publicmesh-events", max_reconnect_attempts=-1)
+                js = nc.jetstream(timeout=self.timeout)
+                config = api.StreamConfig(
+                    name=self.stream,
+                    subjects=[f"{self.prefix}.>"],
+                    storage=api.StorageType.FILE,
+                    retention=api.RetentionPolicy.INTEREST,
+                    duplicate_window=self.duplicate_window,
+                )
+                try:
+                    await js.add_stream(config)
+                except nats.js.errors.BadRequestError:  # it exists with another config (e.g. a new window)
+                    await js.update_stream(config)
+                self._nc, self._js = nc, js
+        return self._nc, self._js
+
+    async def close(self) -> None:
+        """Closes the connection; what was fetched and not acked comes again after its ack wait."""
+        if self._nc is not None:
+            await self._nc.drain()
+            self._nc, self._js, self._consumers = None, None, {}
+
+    async def delete_stream(self) -> None:
+        """Deletes the stream and every consumer on it (for tests and benchmarks), then closes the connection."""
+        _, js = await self._connect()
+        await js.delete_stream(self.stream)
+        await self.close()
+
+    async def publish(self, events: Sequence[Event]) -> int:
+        if not events:
+            return 0
+        _, js = await self._connect()
+        acks = []
+        for event in events:  # written in order on one connection: stored in this order
+            acks.append(
+                await js.publish_async(
+                    f"{self.prefix}.{event.topic}", _encode(event), headers={"Nats-Msg-Id": event.id}
+                )
+            )
+        done = await asyncio.wait_for(asyncio.gather(*acks), self.timeout)
+        return sum(1 for ack in done if not ack.duplicate)
+
+    async def subscribe(
+        self, subscriber: str, topics: Sequence[str], config: ConsumerConfig = ConsumerConfig()
+    ) -> None:
+        nc, js = await self._connect()
+        durable = consumer_name(subscriber)
+        wanted = api.ConsumerConfig(
+            durable_name=durable,
+            description=orjson.dumps(list(topics)).decode(),  # read back by a process that did not subscribe
+            deliver_policy=api.DeliverPolicy.ALL,
+            ack_policy=api.AckPolicy.EXPLICIT,
+            ack_wait=config.ack_wait,
+            # JetStream wants more deliveries than backoff steps; unbounded otherwise, as ConsumerConfig means
+            max_deliver=1_000_000_000 if config.backoff else -1,
+            backoff=list(config.backoff) or None,
+            filter_subject=f"{self.prefix}.{covering_filter(topics)}",
+            max_ack_pending=_MAX_ACK_PENDING,
+        )
+        # Creates it, or updates it in place (filter included, since NATS 2.9) keeping its position and acks.
+        await js.add_consumer(self.stream, wanted)
+        old = self._consumers.pop(subscriber, None)
+        if old is not None:
+            await old.inbox.unsubscribe()
+        self._consumers[subscriber] = await _Consumer.open(nc, self.stream, durable, topics)
+
+    async def _consumer(self, subscriber: str) -> _Consumer:
+        if subscriber not in self._consumers:
+            nc, js = await self._connect()
+            durable = consumer_name(subscriber)
+            try:
+                info = await js.consumer_info(self.stream, durable)
+            except NotFoundError:
+                raise LookupError(f"{subscriber} has no subscription") from None
+            if subscriber not in self._consumers:  # opened by a concurrent call meanwhile
+                topics = orjson.loads(info.config.description or "[]")
+                self._consumers[subscriber] = await _Consumer.open(nc, self.stream, durable, topics)
+        return self._consumers[subscriber]
+
+    async def fetch(self, subscriber: str, max_events: int, wait: float = 0.0) -> list[Delivery]:
+        consumer = await self._consumer(subscriber)
+        async with consumer.lock:
+            while True:
+                got, extra = await consumer.pull(max_events, wait, self.timeout)
+                if extra:  # covered by the consumer's filter, not by the subscriber's topics
+                    await consumer.settle(extra, b"+ACK")
+                deliveries = []
+                for event, msg in got:
+                    consumer.unacked[event.id] = msg
+                    deliveries.append(Delivery(event, msg.metadata.num_delivered or 1))
+                if deliveries or not extra:
+                    return deliveries
+                wait = 0.0  # only extras came: look again at once
+
+    async def ack(self, subscriber: str, event_ids: Sequence[str]) -> None:
+        await self._settle(subscriber, event_ids, b"+ACK")
+
+    async def nak(self, subscriber: str, event_ids: Sequence[str], delay: float = 0.0) -> None:
+        body = b"-NAK " + orjson.dumps({"delay": int(delay * 1e9)}) if delay > 0 else b"-NAK"
+        await self._settle(subscriber, event_ids, body)
+
+    async def _settle(self, subscriber: str, event_ids: Sequence[str], body: bytes) -> None:
+        if not event_ids:
+            return
+        consumer = await self._consumer(subscriber)
+        # An id fetched by another process (or before a restart) is not here: its ack wait brings it again.
+        msgs = [m for m in (consumer.unacked.pop(i, None) for i in event_ids) if m is not None]
+        await consumer.settle(msgs, body)
+
+
+class _Consumer:
+    """One subscriber's durable consumer as this process pulls from it: an inbox, and what it fetched unacked."""
+
+    def __init__(self, nc: Client, stream: str, durable: str, topics: Sequence[str], inbox: Subscription, prefix: str):
+        self.nc, self.topics = nc, list(topics)
+        self.next_subject = f"{_API}.CONSUMER.MSG.NEXT.{stream}.{durable}"
+        self.inbox, self.inbox_prefix = inbox, prefix
+        self.requests = 0
+        self.unacked: dict[str, Msg] = {}
+        self.lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, nc: Client, stream: str, durable: str, topics: Sequence[str]) -> _Consumer:
+        prefix = nc.new_inbox()
+        inbox = await nc.subscribe(f"{prefix}.*", pending_msgs_limit=-1, pending_bytes_limit=-1)
+        return cls(nc, stream, durable, topics, inbox, prefix)
+
+    async def pull(self, batch: int, wait: float, timeout: float) -> tuple[list[tuple[Event, Msg]], list[Msg]]:
+        """What the server hands out now, up to ``batch``; if nothing, waits up to ``wait`` for one.
+
+        Returns the messages the subscriber's topics match, and the others (to be acked without delivery)."""
+        got: list[Msg] = []
+        self._drain(got)  # delivered for an earlier request after it ended here
+        if len(got) < batch:
+            await self._request(got, {"batch": batch - len(got), "no_wait": True}, timeout)
+        if not got and wait > 0:
+            # One message, lingering: a request for more would hold the rest of the batch past our return.
+            await self._request(got, {"batch": 1, "expires": int(wait * 1e9)}, wait + timeout)
+            if got and batch > 1:
+                await self._request(got, {"batch": batch - 1, "no_wait": True}, timeout)
+        matched, extra = [], []
+        for msg in got:
+            event = _decode(msg.data)
+            if any(topic_matches(t, event.topic) for t in self.topics):
+                matched.append((event, msg))
+            else:
+                extra.append(msg)
+        return matched, extra
+
+    def _drain(self, got: list[Msg]) -> None:
+        queue = self.inbox._pending_queue
+        while not queue.empty():
+            msg = queue.get_nowait()
+            if not _status(msg):
+                got.append(msg)
+
+    async def _request(self, got: list[Msg], request: dict, timeout: float) -> None:
+        """Sends a pull request; adds its messages to ``got`` until it is filled or the server says it is over."""
+        self.requests += 1
+        reply, wanted = f"{self.inbox_prefix}.{self.requests}", request["batch"]
+        await self.nc.publish(self.next_subject, orjson.dumps(request), reply=reply)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while wanted > 0:
+            try:
+                msg = await self.inbox.next_msg(timeout=max(0.001, deadline - loop.time()))
+            except nats.errors.TimeoutError:
+                return
+            status = _status(msg)
+            if not status:
+                got.append(msg)
+                wanted -= 1
+            elif msg.subject == reply and status != "100":  # 404 no messages, 408 expired, 409 a limit
+                return
+
+    async def settle(self, msgs: Sequence[Msg], body: bytes) -> None:
+        """Acks or naks the messages, then a round trip so that the server has them before we go on."""
+        for msg in msgs:
+            await self.nc.publish(msg.reply, body)
+        if msgs:
+            await self.nc.flush()
+
+
+def consumer_name(subscriber: str) -> str:
+    """A durable consumer's name for a member id: JetStream names take no dots, wildcards or path separators."""
+    return _NAME.sub(lambda m: f"_{ord(m.group()):02X}", subscriber)
+
+
+def covering_filter(topics: Sequence[str]) -> str:
+    """The narrowest single NATS filter that matches every topic any of the filters matches."""
+    if not topics:
+        return "_none"  # a subject no event has: a member is never a topic's first token in lowercase
+    split = [t.split(".") for t in topics]
+    shortest = min(len(s) for s in split)
+    # Filters of different lengths, or with ">", are covered by a ">" no later than the shortest one's last token.
+    ragged = len({len(s) for s in split}) > 1 or any(s[-1] == ">" for s in split)
+    tokens = []
+    for i in range(shortest - 1 if ragged else shortest):
+        column = {s[i] for s in split}
+        tokens.append(column.pop() if len(column) == 1 else "*")
+    return ".".join(tokens + [">"] if ragged else tokens)
+
+
+def _status(msg: Msg) -> str | None:
+    return msg.headers.get("Status") if msg.headers and not msg.data else None
+
+
+def _encode(event: Event) -> bytes:
+    return orjson.dumps(
+        {
+            "id": event.id,
+            "topic": event.topic,
+            "kind": event.kind,
+            "source": event.source,
+            "subject": event.subject,
+            "payload": event.payload,
+            "occurred_at": event.occurred_at,
+        }
+    )
+
+
+def _decode(data: bytes) -> Event:
+    return Event(**orjson.loads(data))
