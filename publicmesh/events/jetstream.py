@@ -38,11 +38,11 @@ class JetStreamTransport:
         url: str,
         *,
         stream: str = "PUBLICMESH_EVENTS",
-        prefix: str = "events",
+        prefix: str | None = None,
         duplicate_window: float = 3600.0,
         timeout: float = 10.0,
     ):
-        self.url, self.stream, self.prefix = url, stream, prefix
+        self.url, self.stream, self.prefix = url, stream, prefix or stream  # streams' subjects may not overlap
         self.duplicate_window, self.timeout = duplicate_window, timeout
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
@@ -75,9 +75,14 @@ class JetStreamTransport:
             self._nc, self._js, self._consumers = None, None, {}
 
     async def delete_stream(self) -> None:
-        """Deletes the stream and every consumer on it (for tests and benchmarks), then closes the connection."""
-        _, js = await self._connect()
-        await js.delete_stream(self.stream)
+        """Deletes the stream and every consumer on it, if it exists, then closes the connection."""
+        nc = await nats.connect(self.url, name="publicmesh-events")
+        try:
+            await nc.jetstream(timeout=self.timeout).delete_stream(self.stream)
+        except NotFoundError:
+            pass
+        finally:
+            await nc.close()
         await self.close()
 
     async def publish(self, events: Sequence[Event]) -> int:
