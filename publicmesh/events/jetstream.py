@@ -48,6 +48,9 @@ class JetStreamTransport:
         self._js: JetStreamContext | None = None
         self._connecting = asyncio.Lock()
         self._consumers: dict[str, _Consumer] = {}
+        self._publishing = asyncio.Lock()
+        self._acks_prefix, self._batches = "", 0
+        self._acks: _Acks | None = None
 
     async def _connect(self) -> tuple[Client, JetStreamContext]:
         async with self._connecting:
@@ -65,6 +68,8 @@ class JetStreamTransport:
                     await js.add_stream(config)
                 except nats.js.errors.BadRequestError:  # it exists with another config (e.g. a new window)
                     await js.update_stream(config)
+                self._acks_prefix = nc.new_inbox()
+                await nc.subscribe(f"{self._acks_prefix}.>", cb=self._acked, pending_msgs_limit=-1)
                 self._nc, self._js = nc, js
         return self._nc, self._js
 
@@ -88,16 +93,34 @@ class JetStreamTransport:
     async def publish(self, events: Sequence[Event]) -> int:
         if not events:
             return 0
-        _, js = await self._connect()
-        acks = []
-        for event in events:  # written in order on one connection: stored in this order
-            acks.append(
-                await js.publish_async(
-                    f"{self.prefix}.{event.topic}", _encode(event), headers={"Nats-Msg-Id": event.id}
-                )
-            )
-        done = await asyncio.wait_for(asyncio.gather(*acks), self.timeout)
-        return sum(1 for ack in done if not ack.duplicate)
+        nc, _ = await self._connect()
+        async with self._publishing:  # one batch at a time: its acks are told apart by the batch's number
+            self._batches += 1
+            prefix = f"{self._acks_prefix}.{self._batches}"
+            self._acks = _Acks(prefix, len(events))
+            for i, event in enumerate(events):  # written in order on one connection: stored in this order
+                subject = f"{self.prefix}.{event.topic}"
+                await nc.publish(subject, _encode(event), reply=f"{prefix}.{i}", headers={"Nats-Msg-Id": event.id})
+            try:
+                await asyncio.wait_for(self._acks.done.wait(), self.timeout)
+            except TimeoutError:
+                raise TimeoutError(f"JetStream acked {self._acks.count} of {len(events)} events") from None
+            if self._acks.error:
+                raise RuntimeError(f"JetStream refused an event: {self._acks.error}")
+            return self._acks.new
+
+    async def _acked(self, msg: Msg) -> None:
+        acks = self._acks
+        if acks is None or not msg.subject.startswith(acks.prefix + "."):
+            return  # of an earlier batch that timed out
+        answer = orjson.loads(msg.data) if msg.data else {"error": msg.headers}
+        if "error" in answer:
+            acks.error = acks.error or str(answer["error"])
+        elif not answer.get("duplicate"):
+            acks.new += 1
+        acks.count += 1
+        if acks.count == acks.expected:
+            acks.done.set()
 
     async def subscribe(
         self, subscriber: str, topics: Sequence[str], config: ConsumerConfig = ConsumerConfig()
@@ -120,7 +143,7 @@ class JetStreamTransport:
         await js.add_consumer(self.stream, wanted)
         old = self._consumers.pop(subscriber, None)
         if old is not None:
-            await old.inbox.unsubscribe()
+            await old.close()
         self._consumers[subscriber] = await _Consumer.open(nc, self.stream, durable, topics)
 
     async def _consumer(self, subscriber: str) -> _Consumer:
@@ -170,67 +193,81 @@ class JetStreamTransport:
 class _Consumer:
     """One subscriber's durable consumer as this process pulls from it: an inbox, and what it fetched unacked."""
 
-    def __init__(self, nc: Client, stream: str, durable: str, topics: Sequence[str], inbox: Subscription, prefix: str):
+    def __init__(self, nc: Client, stream: str, durable: str, topics: Sequence[str]):
         self.nc, self.topics = nc, list(topics)
+        self.wanted_topics: dict[str, bool] = {}
         self.next_subject = f"{_API}.CONSUMER.MSG.NEXT.{stream}.{durable}"
-        self.inbox, self.inbox_prefix = inbox, prefix
+        self.inbox_prefix = nc.new_inbox()
+        self.inbox: Subscription | None = None
         self.requests = 0
         self.unacked: dict[str, Msg] = {}
         self.lock = asyncio.Lock()
+        # Filled by the inbox's callback (cheaper per message than awaiting each): messages, and whether the current
+        # request is over.
+        self.received: list[Msg] = []
+        self.reply, self.wanted, self.over = "", 0, asyncio.Event()
 
     @classmethod
     async def open(cls, nc: Client, stream: str, durable: str, topics: Sequence[str]) -> _Consumer:
-        prefix = nc.new_inbox()
-        inbox = await nc.subscribe(f"{prefix}.*", pending_msgs_limit=-1, pending_bytes_limit=-1)
-        return cls(nc, stream, durable, topics, inbox, prefix)
+        consumer = cls(nc, stream, durable, topics)
+        consumer.inbox = await nc.subscribe(
+            f"{consumer.inbox_prefix}.*", cb=consumer._arrived, pending_msgs_limit=-1, pending_bytes_limit=-1
+        )
+        return consumer
+
+    async def close(self) -> None:
+        if self.inbox is not None:
+            await self.inbox.unsubscribe()
+
+    async def _arrived(self, msg: Msg) -> None:
+        status = _status(msg)
+        if not status:  # a message, whichever request it answers (one that ended here may still bring some)
+            self.received.append(msg)
+            if len(self.received) >= self.wanted:
+                self.over.set()
+        elif msg.subject == self.reply and status != "100":  # 404 no messages, 408 expired, 409 a limit; 100 beats
+            self.over.set()
 
     async def pull(self, batch: int, wait: float, timeout: float) -> tuple[list[tuple[Event, Msg]], list[Msg]]:
         """What the server hands out now, up to ``batch``; if nothing, waits up to ``wait`` for one.
 
         Returns the messages the subscriber's topics match, and the others (to be acked without delivery)."""
-        got: list[Msg] = []
-        self._drain(got)  # delivered for an earlier request after it ended here
-        if len(got) < batch:
-            await self._request(got, {"batch": batch - len(got), "no_wait": True}, timeout)
-        if not got and wait > 0:
+        if len(self.received) < batch:
+            await self._request({"batch": batch - len(self.received), "no_wait": True}, batch, timeout)
+        if not self.received and wait > 0:
             # One message, lingering: a request for more would hold the rest of the batch past our return.
-            await self._request(got, {"batch": 1, "expires": int(wait * 1e9)}, wait + timeout)
-            if got and batch > 1:
-                await self._request(got, {"batch": batch - 1, "no_wait": True}, timeout)
+            await self._request({"batch": 1, "expires": int(wait * 1e9)}, 1, wait + timeout)
+            if self.received and batch > 1:
+                await self._request({"batch": batch - 1, "no_wait": True}, batch, timeout)
+        got, self.received = self.received[:batch], self.received[batch:]
         matched, extra = [], []
         for msg in got:
             event = _decode(msg.data)
-            if any(topic_matches(t, event.topic) for t in self.topics):
+            if self._wants(event.topic):
                 matched.append((event, msg))
             else:
                 extra.append(msg)
         return matched, extra
 
-    def _drain(self, got: list[Msg]) -> None:
-        queue = self.inbox._pending_queue
-        while not queue.empty():
-            msg = queue.get_nowait()
-            if not _status(msg):
-                got.append(msg)
+    def _wants(self, topic: str) -> bool:
+        if topic not in self.wanted_topics:
+            if len(self.wanted_topics) > 10_000:  # topics name municipalities: bounded, but keep it so
+                self.wanted_topics.clear()
+            self.wanted_topics[topic] = any(topic_matches(t, topic) for t in self.topics)
+        return self.wanted_topics[topic]
 
-    async def _request(self, got: list[Msg], request: dict, timeout: float) -> None:
-        """Sends a pull request; adds its messages to ``got`` until it is filled or the server says it is over."""
+    async def _request(self, request: dict, enough: int, timeout: float) -> None:
+        """Sends a pull request; returns once ``enough`` messages are here or the server says the request is over."""
         self.requests += 1
-        reply, wanted = f"{self.inbox_prefix}.{self.requests}", request["batch"]
-        await self.nc.publish(self.next_subject, orjson.dumps(request), reply=reply)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while wanted > 0:
-            try:
-                msg = await self.inbox.next_msg(timeout=max(0.001, deadline - loop.time()))
-            except nats.errors.TimeoutError:
-                return
-            status = _status(msg)
-            if not status:
-                got.append(msg)
-                wanted -= 1
-            elif msg.subject == reply and status != "100":  # 404 no messages, 408 expired, 409 a limit
-                return
+        self.reply, self.wanted = f"{self.inbox_prefix}.{self.requests}", enough
+        self.over.clear()
+        await self.nc.publish(self.next_subject, orjson.dumps(request), reply=self.reply)
+        try:
+            await asyncio.wait_for(self.over.wait(), timeout)
+        except TimeoutError:
+            pass
+        finally:
+            self.reply, self.wanted = "", 1 << 62
 
     async def settle(self, msgs: Sequence[Msg], body: bytes) -> None:
         """Acks or naks the messages, then a round trip so that the server has them before we go on."""
@@ -238,6 +275,15 @@ class _Consumer:
             await self.nc.publish(msg.reply, body)
         if msgs:
             await self.nc.flush()
+
+
+class _Acks:
+    """The acks of one batch of publishes, as they arrive."""
+
+    def __init__(self, prefix: str, expected: int):
+        self.prefix, self.expected = prefix, expected
+        self.count, self.new, self.error = 0, 0, ""
+        self.done = asyncio.Event()
 
 
 def consumer_name(subscriber: str) -> str:
