@@ -76,7 +76,7 @@ class JetStreamTransport:
     async def close(self) -> None:
         """Closes the connection; what was fetched and not acked comes again after its ack wait."""
         if self._nc is not None:
-            await self._nc.drain()
+            await self._nc.close()  # acks were flushed as they were sent; a drain would wait on a server gone
             self._nc, self._js, self._consumers = None, None, {}
 
     async def delete_stream(self) -> None:
