@@ -211,6 +211,16 @@ async def test_subscribing_again_keeps_the_consumers_position(open_transport):
     assert await fetch_all(restarted, "A") == [3]
 
 
+async def test_a_restarted_relay_republishing_its_last_page_adds_nothing(open_transport):
+    relay = open_transport()
+    await relay.subscribe("A", [">"], QUICK)
+    assert await relay.publish([event(1), event(2), event(3)]) == 3
+    assert await fetch_all(relay, "A") == [1, 2, 3]  # acked, so gone from the stream: its ids are still known
+    restarted = open_transport()  # died before recording its position: publishes the same page again
+    assert await restarted.publish([event(1), event(2), event(3), event(4)]) == 1
+    assert await fetch_all(restarted, "A") == [4]
+
+
 async def test_new_topics_take_effect_from_the_consumers_position(open_transport):
     hub = open_transport()
     await hub.subscribe("A", ["MUNI.*.resident-registry.birth.*"], QUICK)
