@@ -155,9 +155,18 @@ class JetStreamTransport:
             except NotFoundError:
                 raise LookupError(f"{subscriber} has no subscription") from None
             if subscriber not in self._consumers:  # opened by a concurrent call meanwhile
-                topics = orjson.loads(info.config.description or "[]")
-                self._consumers[subscriber] = await _Consumer.open(nc, self.stream, durable, topics)
+                self._consumers[subscriber] = await _Consumer.open(nc, self.stream, durable, self._topics(info.config))
         return self._consumers[subscriber]
+
+    def _topics(self, config: api.ConsumerConfig) -> list[str]:
+        """A consumer's topics as its subscriber gave them; else (made elsewhere) its filter, which withholds nothing."""
+        try:
+            topics = orjson.loads(config.description or "")
+            if isinstance(topics, list) and all(isinstance(t, str) for t in topics):
+                return topics
+        except orjson.JSONDecodeError:
+            pass
+        return [(config.filter_subject or f"{self.prefix}.>").removeprefix(f"{self.prefix}.")]
 
     async def fetch(self, subscriber: str, max_events: int, wait: float = 0.0) -> list[Delivery]:
         consumer = await self._consumer(subscriber)
