@@ -141,10 +141,10 @@ class JetStreamTransport:
         )
         # Creates it, or updates it in place (filter included, since NATS 2.9) keeping its position and acks.
         await js.add_consumer(self.stream, wanted)
-        old = self._consumers.pop(subscriber, None)
-        if old is not None:
-            await old.close()
-        self._consumers[subscriber] = await _Consumer.open(nc, self.stream, durable, topics)
+        if subscriber in self._consumers:  # what it fetched and has not acked stays ackable
+            self._consumers[subscriber].topics, self._consumers[subscriber].wanted_topics = list(topics), {}
+        else:
+            self._consumers[subscriber] = await _Consumer.open(nc, self.stream, durable, topics)
 
     async def _consumer(self, subscriber: str) -> _Consumer:
         if subscriber not in self._consumers:
@@ -223,10 +223,6 @@ class _Consumer:
             f"{consumer.inbox_prefix}.*", cb=consumer._arrived, pending_msgs_limit=-1, pending_bytes_limit=-1
         )
         return consumer
-
-    async def close(self) -> None:
-        if self.inbox is not None:
-            await self.inbox.unsubscribe()
 
     async def _arrived(self, msg: Msg) -> None:
         status = _status(msg)

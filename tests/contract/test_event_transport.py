@@ -234,6 +234,16 @@ async def test_new_topics_take_effect_from_the_consumers_position(open_transport
     assert await fetch_all(restarted, "A") == []  # the filter that covers both topics matches it; they do not
 
 
+async def test_what_was_fetched_before_new_topics_can_still_be_acked(transport):
+    await transport.subscribe("A", ["MUNI.*.resident-registry.birth.*"], QUICK)
+    await transport.publish([event(1)])
+    [delivery] = await transport.fetch("A", 10)
+    await transport.subscribe("A", ["MUNI.*.resident-registry.birth.*", "MUNI.*.resident-registry.death.*"], QUICK)
+    await transport.ack("A", [delivery.event.id])
+    await asyncio.sleep(QUICK.ack_wait + 0.3)
+    assert await transport.fetch("A", 10) == []
+
+
 async def test_a_fetch_for_a_subscriber_that_never_subscribed_is_refused(transport):
     with pytest.raises(LookupError):
         await transport.fetch("nobody", 10)
