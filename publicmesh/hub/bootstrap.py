@@ -92,7 +92,9 @@ def event_transport(settings: Settings) -> EventTransport:
 
     The embedded one has a store of its own, as a broker would: events carry agencies' pseudonyms."""
     if settings.events_url.startswith(("nats://", "tls://")):
-        return JetStreamTransport(settings.events_url, stream=settings.events_stream)
+        return JetStreamTransport(
+            settings.events_url, stream=settings.events_stream, duplicate_window=settings.events_duplicate_window_s
+        )
     if settings.events_url:
         raise ValueError(f"PUBLICMESH_EVENTS_URL must be a nats:// URL or empty, not {settings.events_url!r}")
     return StoreTransport(engine_for("events", settings))
