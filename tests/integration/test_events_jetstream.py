@@ -32,7 +32,8 @@ def settings(tmp_path_factory):
     settings = Settings(
         data_dir=tmp_path_factory.mktemp("mesh-jetstream"),
         database_url="",
-        base_port=int(os.environ.get("PUBLICMESH_TEST_BASE_PORT", 9100)) + 200,
+        # +0 and +100: the other integration meshes; +50: the fuzzed parts; a mesh takes about 20 ports
+        base_port=int(os.environ.get("PUBLICMESH_TEST_BASE_PORT", 9100)) + 75,
         events_url=url,
         events_stream=f"MESH_{uuid.uuid4().hex[:12]}",
     )
