@@ -23,14 +23,15 @@ check: setup
 	$(BIN)/ruff format --check publicmesh tests
 	$(BIN)/mypy
 
-# Installs Debian's chromium and a CJK font for the browser tests and HAProxy for the replicas' test, and starts
-# a throwaway PostgreSQL (Debian's package) so the storage and exchange tests run on both. The URL is taken apart
-# from eval so that a failed start stops here instead of skipping the PostgreSQL tests. Coverage is measured in
-# this process only (see pyproject).
+# Installs Debian's chromium and a CJK font for the browser tests and HAProxy for the replicas' tests, and starts a
+# throwaway PostgreSQL and a NATS server with JetStream (Debian's packages) so the storage and exchange tests run on
+# both stores and the event tests on both transports. Each URL is taken apart from eval so that a failed start stops
+# here instead of skipping those tests. Coverage is measured in this process only (see pyproject).
 test: check
 	bash scripts/browser-deps.sh
 	bash scripts/haproxy.sh
 	url="$$(bash scripts/postgres.sh)" && eval "$$url" && \
+	nats="$$(bash scripts/nats.sh)" && eval "$$nats" && \
 	  $(BIN)/python -m pytest -q --cov=publicmesh --cov-report=term:skip-covered
 
 bench: setup

@@ -625,6 +625,26 @@ def bench_exchange(
         console.print_json(json.dumps(result))
 
 
+@bench_app.command("events")
+def bench_events(
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object"),
+    events: int = typer.Option(50_000, help="Events published flat out"),
+    rate: int = typer.Option(10_000, help="Offered events/s for the lag at a steady rate"),
+    seconds: float = typer.Option(5.0, help="How long the steady rate is offered"),
+    nats_url: str = typer.Option("", help="A NATS server with JetStream; empty: start Debian's nats-server"),
+):
+    """Events/s from publish to subscriber ack and the lag (p50, p99): the embedded transport and JetStream."""
+    from publicmesh.bench.events import run
+
+    result = run(
+        events=events, rate=rate, seconds=seconds, nats_url=nats_url, progress=None if as_json else console.print
+    )
+    if as_json:
+        print(json.dumps(result))
+    else:
+        console.print_json(json.dumps(result))
+
+
 @bench_app.command("portal")
 def bench_portal(runs: int = typer.Option(200), residents: int = typer.Option(20_000)):
     """Server time of a card login and of わたしの情報 (p50, p99), and hub exchanges per page view."""

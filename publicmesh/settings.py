@@ -20,6 +20,12 @@ class Settings:
     data_dir: Path = field(default_factory=lambda: Path(_env("DATA_DIR", "data")).resolve())
     # Empty means SQLite files under data_dir; a PostgreSQL URL means one database per store on it.
     database_url: str = field(default_factory=lambda: _env("DATABASE_URL", ""))
+    # Where the hub routes events: empty means the embedded transport (a store of its own, on database_url's
+    # backend); a nats:// URL means a NATS JetStream server, in the stream events_stream (created if missing).
+    events_url: str = field(default_factory=lambda: _env("EVENTS_URL", ""))
+    events_stream: str = field(default_factory=lambda: _env("EVENTS_STREAM", "PUBLICMESH_EVENTS"))
+    # Seconds the stream remembers an event id, so that a republish is dropped (docs/performance.md).
+    events_duplicate_window_s: float = field(default_factory=lambda: float(_env("EVENTS_DUPLICATE_WINDOW", "3600")))
     host: str = field(default_factory=lambda: _env("HOST", "127.0.0.1"))
     base_port: int = field(default_factory=lambda: int(_env("BASE_PORT", "8700")))
     provider_timeout_s: float = field(default_factory=lambda: float(_env("PROVIDER_TIMEOUT", "2.0")))

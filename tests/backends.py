@@ -1,5 +1,6 @@
 """The storage backends tests run on: SQLite files always, PostgreSQL when PUBLICMESH_TEST_DATABASE_URL is set
-(``eval "$(scripts/postgres.sh)"``). Under CI a PostgreSQL test fails rather than skips without it."""
+(``eval "$(scripts/postgres.sh)"``), and NATS JetStream for events when PUBLICMESH_TEST_NATS_URL is set
+(``eval "$(scripts/nats.sh)"``). Under CI such a test fails rather than skips without its server."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from publicmesh.settings import Settings
 from publicmesh.storage import drop_store, engine_for
 
 DATABASE_URL = os.environ.get("PUBLICMESH_TEST_DATABASE_URL", "")
+NATS_URL = os.environ.get("PUBLICMESH_TEST_NATS_URL", "")
 BACKENDS = ["sqlite", "postgresql"]
 
 
@@ -26,6 +28,15 @@ def require(backend: str) -> str:
             pytest.fail("CI must run the PostgreSQL tests: PUBLICMESH_TEST_DATABASE_URL is not set")
         pytest.skip('PostgreSQL tests need PUBLICMESH_TEST_DATABASE_URL (eval "$(scripts/postgres.sh)")')
     return backend
+
+
+def require_nats() -> str:
+    """The test NATS server's URL; without one the test is skipped (failed under CI)."""
+    if not NATS_URL.startswith("nats://"):
+        if os.environ.get("CI"):
+            pytest.fail("CI must run the JetStream tests: PUBLICMESH_TEST_NATS_URL is not set")
+        pytest.skip('JetStream tests need PUBLICMESH_TEST_NATS_URL (eval "$(scripts/nats.sh)")')
+    return NATS_URL
 
 
 def backend_settings(backend: str, folder: Path) -> Settings:

@@ -9,7 +9,8 @@ from cryptography import x509
 from fastapi import FastAPI
 
 from publicmesh.audit import AsyncAuditAppender, AuditLog, load_or_create_audit_key
-from publicmesh.events import StoreTransport
+from publicmesh.events import EventTransport, StoreTransport
+from publicmesh.events.jetstream import JetStreamTransport
 from publicmesh.hub.app import FastPath, create_app
 from publicmesh.hub.catalog import Catalog
 from publicmesh.hub.deps import HubDeps
@@ -81,10 +82,22 @@ def build(
         audit_log=audit_log,
         audit=audit,
         outbound=outbound,
-        # The embedded event transport has a store of its own, as a broker would: events carry agencies' pseudonyms.
-        events=EventRouter(exchange, engine, StoreTransport(engine_for("events", settings))) if route_events else None,
+        events=EventRouter(exchange, engine, event_transport(settings)) if route_events else None,
         witnesses=Witnesses(audit_log, witness_urls, settings.witness_interval_s) if witness_urls else None,
     )
+
+
+def event_transport(settings: Settings) -> EventTransport:
+    """JetStream when the settings name a NATS server, else the embedded transport.
+
+    The embedded one has a store of its own, as a broker would: events carry agencies' pseudonyms."""
+    if settings.events_url.startswith(("nats://", "tls://")):
+        return JetStreamTransport(
+            settings.events_url, stream=settings.events_stream, duplicate_window=settings.events_duplicate_window_s
+        )
+    if settings.events_url:
+        raise ValueError(f"PUBLICMESH_EVENTS_URL must be a nats:// URL or empty, not {settings.events_url!r}")
+    return StoreTransport(engine_for("events", settings))
 
 
 @asynccontextmanager
@@ -103,6 +116,8 @@ async def lifespan(app: FastAPI):
     finally:
         for task in tasks:
             task.cancel()
+        if hub.events and isinstance(hub.events.transport, JetStreamTransport):
+            await hub.events.transport.close()
         await hub.audit.close()
         await hub.outbound.close()
         if hub.http.nonces is not None:

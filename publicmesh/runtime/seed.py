@@ -5,6 +5,7 @@ Each agency receives only its own pseudonyms; the My Numbers are derived and dro
 
 from __future__ import annotations
 
+import asyncio
 import tempfile
 import time
 from collections.abc import Callable
@@ -14,6 +15,7 @@ import numpy as np
 import polars as pl
 from sqlalchemy import Engine, inspect, text
 
+from publicmesh.events.jetstream import JetStreamTransport
 from publicmesh.numbers.app import metadata as numbers_metadata
 from publicmesh.numbers.app import reserve_serials
 from publicmesh.numbers.keys import load_or_create_master
@@ -46,8 +48,11 @@ def fresh_stores(settings: Settings) -> None:
     """Drop every store: agencies, the number service's counter, the hub's registry, the event stream, the audit log
     and the witness's (a new log starts again from size 0).
 
-    Keys stay; run ``provision`` afterwards to register the members again.
+    Keys stay; run ``provision`` afterwards to register the members again. On JetStream the stream goes too: the
+    outboxes start again from id 1, and its duplicate window would take their events for ones it has seen.
     """
+    if settings.events_url:
+        asyncio.run(JetStreamTransport(settings.events_url, stream=settings.events_stream).delete_stream())
     for store in [
         *AGENCIES,
         "numbers",

@@ -63,6 +63,10 @@ class Supervisor:
         }
         if settings.database_url:
             self.env["PUBLICMESH_DATABASE_URL"] = settings.database_url
+        if settings.events_url:
+            self.env["PUBLICMESH_EVENTS_URL"] = settings.events_url
+            self.env["PUBLICMESH_EVENTS_STREAM"] = settings.events_stream
+            self.env["PUBLICMESH_EVENTS_DUPLICATE_WINDOW"] = str(settings.events_duplicate_window_s)
         self.log_dir = log_dir or settings.data_dir / "logs"
         self.processes: dict[str, subprocess.Popen] = {}
         self.given_up: set[str] = set()
