@@ -99,6 +99,7 @@ def create_app(portal: Portal, templates: Jinja2Templates, hub_link: HubLink) ->
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     app.add_exception_handler(NotFound, not_found)
     app.add_exception_handler(RequestValidationError, invalid)
+    app.add_exception_handler(Problem, upstream)
     app.middleware("http")(server_timing)
     # Added first, so innermost: a failure becomes the portal's own 500 page, which still gets the headers below.
     app.add_middleware(AnswerErrors, handler=failed)
@@ -127,6 +128,16 @@ async def not_found(request: Request, exc: Exception):
     log.warning("refused: %s asked for %s (%s)", session.actor_ref if session else "anonymous", request.url.path, exc)
     render = _render(request)
     return render("error.html", session, 404, title=render.t("not_found"), detail="")
+
+
+async def upstream(request: Request, exc: Exception):
+    """A page that could not be made because a part behind the hub refused or was away (the services part
+    restarting): the error page with the problem's status and "try again later", not a 500; nothing was changed."""
+    status = exc.status if isinstance(exc, Problem) else 502
+    log.warning("%s: %s (%s)", request.url.path, exc, status)
+    render = _render(request)
+    session = session_of(request, request.app.state.portal)
+    return render("error.html", session, status, title=render.t("error"), detail=render.t("try_later"))
 
 
 async def invalid(request: Request, exc: Exception):

@@ -57,11 +57,16 @@ def sent(engine: Engine, row: int) -> None:
         conn.execute(update(announcements).where(announcements.c.id == row).values(sent_at=utc_now()))
 
 
-def unsent(engine: Engine, service_id: str | None = None, older_than: dt.timedelta | None = None) -> list[dict]:
-    """The rows a killed process left, oldest first (of one service, or of all; opened before ``older_than`` ago)."""
+def unsent(
+    engine: Engine, service_id: str | None = None, older_than: dt.timedelta | None = None, tenant: str | None = None
+) -> list[dict]:
+    """The rows a killed process left, oldest first (of one service, or of all; opened before ``older_than`` ago;
+    of one municipality)."""
     query = select(announcements).where(announcements.c.sent_at.is_(None)).order_by(announcements.c.id)
     if service_id is not None:
         query = query.where(announcements.c.service_id == service_id)
+    if tenant is not None:
+        query = query.where(announcements.c.tenant == tenant)
     if older_than is not None:
         query = query.where(announcements.c.created_at < utc_now() - older_than)
     with engine.connect() as conn:
@@ -85,12 +90,16 @@ def covered(engine: Engine, row: dict) -> pl.DataFrame:
 
 
 def resume(
-    engine: Engine, announce: Announce, service_id: str | None = None, older_than: dt.timedelta | None = None
+    engine: Engine,
+    announce: Announce,
+    service_id: str | None = None,
+    older_than: dt.timedelta | None = None,
+    tenant: str | None = None,
 ) -> dict:
     """Announces what killed processes left unsent (``announce(doc, offers)``, as a publish does); how many rows,
     offers and applications of prior intents."""
     done = {"batches": 0, "offers": 0, "prior_intent_applications": 0}
-    for row in unsent(engine, service_id, older_than):
+    for row in unsent(engine, service_id, older_than, tenant):
         found = covered(engine, row)
         if found.height:
             done["prior_intent_applications"] += announce(row["definition"], found)

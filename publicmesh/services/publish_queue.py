@@ -46,6 +46,9 @@ log = logging.getLogger(__name__)
 def publish_one(engine: Engine, client: MeshClient, doc: dict, code: str) -> dict:
     """One municipality of a publish: its residents' data through the hub, the rules, the offers of the eligible
     and their notices (through the outbox). Its figures, as Summary.by_municipality has them, and more."""
+    # A worker that died on this job may have written offers it never announced: a redo writes none of them again
+    # (they exist), so their announcement (notices, prior-intent applications) is finished here first.
+    announcements.resume(engine, lambda d, fresh: announce(engine, client, d, fresh), doc["id"], tenant=code)
     compiled = rules_of(doc)
     fetch = plan(doc, compiled)
     fields = {k: v for k, v in form_sources(doc).items() if k not in fetch.detail_fields}

@@ -45,6 +45,8 @@ def _definition(directory, service_id: str):
     with open(os.path.join(DEFINITIONS, "emergency-benefit.yaml"), encoding="utf-8") as f:
         doc = yaml.safe_load(f)
     doc["id"], doc["rules"]["eligible"] = service_id, 'person.status == "resident"'
+    # a title of its own: other tests find their offers by the shipped benefit's title
+    doc["title"] = {"ja": f"障害試験給付金（{service_id}）", "en": f"Fault trial benefit ({service_id})"}
     doc["workflow"] = {"automatic": True, "review_over": 10_000_000}
     path = directory / f"{service_id}.yaml"
     path.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")

@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 from publicmesh.portal import bootstrap
 from publicmesh.portal.deps import current_session
 from publicmesh.portal.sessions import Session
+from publicmesh.problems import Problem
 
 ME = "P" * 22
 SETTINGS_POSTS = [
@@ -162,3 +163,17 @@ def test_the_openapi_document_says_a_422_is_a_problem():
     documented = [op["responses"]["422"] for ops in paths.values() for op in ops.values() if "422" in op["responses"]]
     assert documented and all(list(r["content"]) == [PROBLEM] for r in documented)
     assert set(documented[0]["content"][PROBLEM]["schema"]["required"]) == {"type", "title", "status"}
+
+
+class AwayMesh(FakeMesh):
+    async def benefits(self, subject):
+        raise Problem("bad-provider-answer", "GOV/digital/services answered HTTP 503")
+
+
+def test_a_page_whose_part_is_away_is_the_error_page_with_its_status_not_a_500():
+    """The services part restarting while a person applies: 502 and "try again later", nothing changed."""
+    parts = SimpleNamespace(sessions=FakeSessions(), mesh=AwayMesh(), people=SimpleNamespace())
+    client = TestClient(app_for(parts, own_session()), follow_redirects=False)
+    answer = client.post("/applications/offers/o1", data={"csrf": "token", "password": "ABC123"})
+    assert answer.status_code == 502 and "エラー" in answer.text
+    assert client.get("/applications").status_code == 502

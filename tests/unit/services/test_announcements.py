@@ -81,3 +81,14 @@ def test_the_periodic_resume_leaves_a_live_publish_alone(engine):
     assert announcements.unsent(engine, older_than=dt.timedelta(minutes=10)) == []
     assert [r["id"] for r in announcements.unsent(engine)] == [row]
     assert [r["id"] for r in announcements.unsent(engine, older_than=dt.timedelta(seconds=-1))] == [row]
+
+
+def test_a_redone_job_finishes_only_its_own_municipality(engine):
+    metadata.create_all(engine)
+    for tenant, start in (("012084", 0), ("012025", 10)):
+        row = announcements.opened(engine, DOC, tenant)
+        announcements.written(engine, row, publish.store_offers(engine, DOC, tenant, rows(2, start)))
+    announcer = Announcer()
+    assert announcements.resume(engine, announcer, DOC["id"], tenant="012025")["batches"] == 1
+    assert set(announcer.calls[0][1]["tenant"]) == {"012025"}
+    assert [r["tenant"] for r in announcements.unsent(engine)] == ["012084"]
