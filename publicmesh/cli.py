@@ -293,8 +293,14 @@ def audit_verify(
             continue
         witnessed.append(found)
         console.print(f"witness {escape(source)}: cosigned size {found.tree_size:,} ({found.timestamp})")
-    with console.status("Verifying the exchange record log…"):
-        report = verify_store(settings, witnessed=witnessed)
+    try:
+        with console.status("Verifying the exchange record log…"):
+            report = verify_store(settings, witnessed=witnessed)
+    except FileNotFoundError as missing:  # a mesh seeded but never started: the hub makes the log's key
+        console.print(
+            f"[red]No audit log to verify[/red] ({escape(str(missing))}): start the mesh once (publicmesh up)."
+        )
+        raise typer.Exit(2) from None
     if report.ok and not failed:
         held = f"; the log holds the {len(witnessed)} witnessed checkpoint(s)" if witnessed else ""
         console.print(f"[green]OK[/green]: {report.tree_size:,} records; every checkpoint verifies{held}.")
