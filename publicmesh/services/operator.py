@@ -3,9 +3,12 @@ with a progress bar and a summary by municipality."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from rich.table import Table
+from sqlalchemy import Engine
 
 from publicmesh.population.places import served_codes
 from publicmesh.protocol.client import MeshClient
@@ -16,53 +19,37 @@ from publicmesh.settings import Settings
 from publicmesh.storage import engine_for
 
 
-def publish_file(settings: Settings, path: Path, progress=None, **options) -> Summary:
+@contextmanager
+def _as_services(settings: Settings) -> Iterator[tuple[Engine, MeshClient]]:
+    """The services part's store and a client of the hub as its member (long calls: a publish's may take minutes)."""
     engine = engine_for("services", settings)
     client = MeshClient.for_member(settings, SERVICES_MEMBER, settings.hub_url)
     client.timeout_s = 600
     try:
-        return publish(
-            engine,
-            client,
-            path,
-            list(served_codes(settings)),
-            settings.data_dir / "payouts",
-            progress=progress,
-            **options,
-        )
+        yield engine, client
     finally:
         engine.dispose()
+
+
+def publish_file(settings: Settings, path: Path, progress=None, **options) -> Summary:
+    with _as_services(settings) as (engine, client):
+        municipalities, payouts = list(served_codes(settings)), settings.data_dir / "payouts"
+        return publish(engine, client, path, municipalities, payouts, progress=progress, **options)
 
 
 def publish_file_queued(settings: Settings, path: Path, progress=None, **options) -> Summary:
     """The publish as one job per municipality for the publisher workers (`publicmesh services worker`)."""
-    engine = engine_for("services", settings)
-    client = MeshClient.for_member(settings, SERVICES_MEMBER, settings.hub_url)
-    client.timeout_s = 600
-    try:
+    with _as_services(settings) as (engine, client):
+        municipalities, payouts = list(served_codes(settings)), settings.data_dir / "payouts"
         return publish_queued(
-            engine,
-            client,
-            StoreJobs(engine),
-            path,
-            list(served_codes(settings)),
-            settings.data_dir / "payouts",
-            progress=progress,
-            **options,
+            engine, client, StoreJobs(engine), path, municipalities, payouts, progress=progress, **options
         )
-    finally:
-        engine.dispose()
 
 
 def run_worker(settings: Settings, until_idle: bool = False) -> int:
     """A publisher worker on this machine's mesh: takes municipalities' jobs until stopped (or none is left)."""
-    engine = engine_for("services", settings)
-    client = MeshClient.for_member(settings, SERVICES_MEMBER, settings.hub_url)
-    client.timeout_s = 600
-    try:
+    with _as_services(settings) as (engine, client):
         return Worker(engine, client, StoreJobs(engine), lease_s=settings.publish_lease_s).run(until_idle=until_idle)
-    finally:
-        engine.dispose()
 
 
 def print_summary(summary: Summary, console) -> None:
